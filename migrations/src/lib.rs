@@ -1,0 +1,23 @@
+//! Database schema of Herald, as sea-orm migrations.
+//!
+//! The statements are plain SQL: partial indexes, GIN indexes and array columns are clearer
+//! in SQL than in a schema builder, and they are what a DBA reviews.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261125_000001_tenants_and_api_keys;
+mod m20261125_000002_users;
+mod m20261125_000003_notifications_and_outbox;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261125_000001_tenants_and_api_keys::Migration),
+            Box::new(m20261125_000002_users::Migration),
+            Box::new(m20261125_000003_notifications_and_outbox::Migration),
+        ]
+    }
+}

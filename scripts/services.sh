@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# Installs and starts what Herald needs on this machine: PostgreSQL and Redis (Debian packages)
+# and the tansu Kafka-protocol broker (crates.io). Services already listening on their ports are
+# reused. Everything runs from $HERALD_RUN_DIR (default /tmp/herald-run).
+#
+#   scripts/services.sh install      install what is missing
+#   scripts/services.sh start        start what is not running (background), wait until ready
+#   scripts/services.sh stop         stop what `start` started
+#   scripts/services.sh env          print the connection settings as shell exports
+set -euo pipefail
+
+RUN_DIR="${HERALD_RUN_DIR:-/tmp/herald-run}"
+PG_PORT="${HERALD_PG_PORT:-55432}"
+REDIS_PORT="${HERALD_REDIS_PORT:-56379}"
+KAFKA_PORT="${HERALD_KAFKA_PORT:-59092}"
+TANSU_VERSION="0.6.0"
+export PATH="$HOME/.cargo/bin:$PATH"
+
+log() { printf '[services] %s\n' "$*" >&2; }
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+pg_bin_dir() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_for_port() {
+  local port=$1 name=$2
+  for _ in $(seq 1 100); do
+    if port_open "$port"; then return 0; fi
+    sleep 0.1
+  done
+  log "$name did not open port $port; see $RUN_DIR/$name.log"
+  tail -n 20 "$RUN_DIR/$name.log" >&2 || true
+  return 1
+}
+
+install() {
+  local packages=()
+  [ -n "$(pg_bin_dir)" ] || packages+=(postgresql)
+  command -v redis-server >/dev/null || packages+=(redis-server)
+  if [ ${#packages[@]} -gt 0 ]; then
+    log "installing ${packages[*]} from Debian"
+    as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${packages[@]}" >/dev/null
+  fi
+  if ! command -v tansu >/dev/null; then
+    log "installing tansu $TANSU_VERSION from crates.io (about 12 minutes, once)"
+    cargo install tansu --version "$TANSU_VERSION" --locked --features libsql
+  fi
+}
+
+# PostgreSQL refuses to run as root: run it as the `postgres` system user when we are root.
+pg_user_cmd() {
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+start_postgres() {
+  if port_open "$PG_PORT"; then log "PostgreSQL already on $PG_PORT"; return; fi
+  local bin data="$RUN_DIR/pg"
+  bin="$(pg_bin_dir)"
+  mkdir -p "$RUN_DIR"
+  if [ ! -s "$data/PG_VERSION" ]; then
+    mkdir -p "$data"
+    [ "$(id -u)" = 0 ] && chown postgres:postgres "$data"
+    chmod 700 "$data"
+    pg_user_cmd "$bin/initdb" -D "$data" -U postgres --auth=trust -E UTF8 >/dev/null
+  fi
+  touch "$RUN_DIR/postgres.log"
+  [ "$(id -u)" = 0 ] && chown postgres:postgres "$RUN_DIR/postgres.log"
+  pg_user_cmd "$bin/pg_ctl" -D "$data" -l "$RUN_DIR/postgres.log" -w start \
+    -o "-p $PG_PORT -k $data -c listen_addresses=127.0.0.1 -c max_connections=300 -c shared_buffers=256MB -c synchronous_commit=on" >/dev/null
+  echo "$data" > "$RUN_DIR/postgres.started"
+  psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -qtAc \
+    "DO \$\$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'herald') THEN CREATE ROLE herald LOGIN SUPERUSER; END IF; END \$\$;"
+  psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -qtAc "SELECT 1 FROM pg_database WHERE datname = 'herald'" | grep -q 1 \
+    || psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc "CREATE DATABASE herald OWNER herald"
+  log "PostgreSQL on 127.0.0.1:$PG_PORT (data $data)"
+}
+
+start_redis() {
+  if port_open "$REDIS_PORT"; then log "Redis already on $REDIS_PORT"; return; fi
+  mkdir -p "$RUN_DIR"
+  # A cache only: no persistence.
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+    --dir "$RUN_DIR" > "$RUN_DIR/redis.log" 2>&1 &
+  echo $! > "$RUN_DIR/redis.pid"
+  wait_for_port "$REDIS_PORT" redis
+  log "Redis on 127.0.0.1:$REDIS_PORT"
+}
+
+start_tansu() {
+  if port_open "$KAFKA_PORT"; then log "Kafka broker already on $KAFKA_PORT"; return; fi
+  mkdir -p "$RUN_DIR/tansu"
+  # SQLite storage: records and committed offsets survive kill -9.
+  # tansu resolves sqlite:// paths relative to its working directory.
+  (cd "$RUN_DIR/tansu" && exec tansu broker \
+    --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+    --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+    --storage-engine "sqlite://tansu.db") > "$RUN_DIR/tansu.log" 2>&1 &
+  echo $! > "$RUN_DIR/tansu.pid"
+  wait_for_port "$KAFKA_PORT" tansu
+  log "tansu (Kafka protocol) on 127.0.0.1:$KAFKA_PORT"
+}
+
+stop() {
+  for name in tansu redis; do
+    if [ -f "$RUN_DIR/$name.pid" ]; then
+      kill "$(cat "$RUN_DIR/$name.pid")" 2>/dev/null || true
+      rm -f "$RUN_DIR/$name.pid"
+    fi
+  done
+  if [ -f "$RUN_DIR/postgres.started" ]; then
+    pg_user_cmd "$(pg_bin_dir)/pg_ctl" -D "$(cat "$RUN_DIR/postgres.started")" -m fast stop >/dev/null || true
+    rm -f "$RUN_DIR/postgres.started"
+  fi
+}
+
+print_env() {
+  cat <<ENV
+export HERALD_DATABASE__URL=postgres://herald@127.0.0.1:$PG_PORT/herald
+export HERALD_REDIS__URL=redis://127.0.0.1:$REDIS_PORT/0
+export HERALD_KAFKA__BROKERS=127.0.0.1:$KAFKA_PORT
+ENV
+}
+
+case "${1:-}" in
+  install) install ;;
+  start) install; start_postgres; start_redis; start_tansu ;;
+  stop) stop ;;
+  env) print_env ;;
+  *) echo "usage: $0 install|start|stop|env" >&2; exit 2 ;;
+esac

@@ -1,0 +1,148 @@
+//! The API's one error type and its one mapping to HTTP. Every error body has the shape
+//! `{"error": {"code", "message", "details"}}`; 5xx causes are logged, never shown.
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use herald_domain::FieldError;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// Seconds a client should wait after a 503.
+const RETRY_AFTER_SECONDS: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("the request body is not valid JSON: {0}")]
+    MalformedJson(String),
+    #[error("the request is invalid")]
+    Validation(Vec<FieldError>),
+    #[error("{0}")]
+    InvalidQuery(String),
+    #[error("missing `Authorization: Bearer <api key>` header")]
+    MissingApiKey,
+    #[error("the API key is not valid")]
+    InvalidApiKey,
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("the idempotency key was already used with a different request")]
+    IdempotencyConflict { existing_id: uuid::Uuid },
+    #[error("the request body exceeds {limit_bytes} bytes")]
+    PayloadTooLarge { limit_bytes: usize },
+    #[error("the request body must be `application/json`")]
+    UnsupportedMediaType,
+    #[error("{0}; retry later")]
+    Overloaded(&'static str),
+    #[error("a dependency is unavailable; retry later")]
+    Unavailable(#[source] anyhow::Error),
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable: `malformed_json`, `validation_failed`, `invalid_query`,
+    /// `unauthorized`, `not_found`, `method_not_allowed`, `idempotency_conflict`,
+    /// `payload_too_large`, `unsupported_media_type`, `overloaded`, `unavailable`, `internal`.
+    pub code: &'static str,
+    pub message: String,
+    #[schema(value_type = Object)]
+    pub details: serde_json::Value,
+}
+
+impl ApiError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::MalformedJson(_) => "malformed_json",
+            ApiError::Validation(_) => "validation_failed",
+            ApiError::InvalidQuery(_) => "invalid_query",
+            ApiError::MissingApiKey | ApiError::InvalidApiKey => "unauthorized",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::IdempotencyConflict { .. } => "idempotency_conflict",
+            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::Overloaded(_) => "overloaded",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    pub fn details(&self) -> serde_json::Value {
+        match self {
+            ApiError::Validation(errors) => serde_json::json!(errors),
+            ApiError::IdempotencyConflict { existing_id } => {
+                serde_json::json!({ "existing_id": existing_id })
+            }
+            ApiError::PayloadTooLarge { limit_bytes } => {
+                serde_json::json!({ "limit_bytes": limit_bytes })
+            }
+            _ => serde_json::Value::Null,
+        }
+    }
+
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            error: ErrorDetail {
+                code: self.code(),
+                message: self.to_string(),
+                details: self.details(),
+            },
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::MalformedJson(_) | ApiError::InvalidQuery(_) => StatusCode::BAD_REQUEST,
+            ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::MissingApiKey | ApiError::InvalidApiKey => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::IdempotencyConflict { .. } => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Overloaded(_) | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            ApiError::Unavailable(cause) => {
+                tracing::warn!(error = ?cause, "request failed: dependency unavailable")
+            }
+            ApiError::Internal(cause) => tracing::error!(error = ?cause, "request failed"),
+            _ => {}
+        }
+        let mut response = HttpResponse::build(self.status_code());
+        if self.status_code() == StatusCode::SERVICE_UNAVAILABLE {
+            response.insert_header((header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS)));
+        }
+        if matches!(self, ApiError::MissingApiKey | ApiError::InvalidApiKey) {
+            response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+        }
+        response.json(self.body())
+    }
+}
+
+impl From<sea_orm::DbErr> for ApiError {
+    fn from(error: sea_orm::DbErr) -> ApiError {
+        // A database that cannot be reached or answers too slowly is a 503 the client may retry;
+        // anything else is a bug on our side.
+        match error {
+            sea_orm::DbErr::ConnectionAcquire(_) | sea_orm::DbErr::Conn(_) => {
+                ApiError::Unavailable(error.into())
+            }
+            other => ApiError::Internal(other.into()),
+        }
+    }
+}

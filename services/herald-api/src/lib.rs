@@ -1,0 +1,17 @@
+//! The Herald ingest API: authenticate, validate, group-commit to PostgreSQL, publish to Kafka.
+//! `main.rs` is a thin CLI over this library; tests build the same `Application`.
+
+pub mod auth;
+pub mod cli;
+pub mod error;
+pub mod ingest;
+pub mod json_body;
+pub mod kafka;
+pub mod metrics;
+pub mod routes;
+pub mod startup;
+pub mod state;
+pub mod telemetry;
+pub mod timing;
+
+pub use startup::Application;

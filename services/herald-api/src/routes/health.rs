@@ -1,0 +1,78 @@
+use std::time::Duration;
+
+use actix_web::{web, HttpResponse};
+use prometheus::{Encoder, TextEncoder};
+use sea_orm::ConnectionTrait;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::kafka;
+use crate::metrics::REGISTRY;
+use crate::state::AppState;
+
+const READINESS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "alive")))]
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Readiness {
+    pub ready: bool,
+    pub postgres: bool,
+    pub redis: bool,
+    pub kafka: bool,
+}
+
+/// Readiness: PostgreSQL, Redis and the broker answer.
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses(
+    (status = 200, body = Readiness, description = "every dependency reachable"),
+    (status = 503, body = Readiness, description = "some dependency unreachable"),
+))]
+pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let postgres = async {
+        tokio::time::timeout(
+            READINESS_TIMEOUT,
+            state.database.execute_unprepared("SELECT 1"),
+        )
+        .await
+        .is_ok_and(|result| result.is_ok())
+    };
+    let redis = async {
+        let mut connection = state.redis.clone();
+        tokio::time::timeout(
+            state.redis_timeout,
+            redis::cmd("PING").query_async::<String>(&mut connection),
+        )
+        .await
+        .is_ok_and(|reply| reply.is_ok())
+    };
+    let broker = kafka::broker_reachable(&state.producer, &state.topic, READINESS_TIMEOUT);
+    let (postgres, redis, kafka) = tokio::join!(postgres, redis, broker);
+    let readiness = Readiness {
+        ready: postgres && redis && kafka,
+        postgres,
+        redis,
+        kafka,
+    };
+    if readiness.ready {
+        HttpResponse::Ok().json(readiness)
+    } else {
+        HttpResponse::ServiceUnavailable().json(readiness)
+    }
+}
+
+/// Prometheus metrics in the text exposition format.
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format")))]
+pub async fn metrics() -> HttpResponse {
+    let mut buffer = Vec::new();
+    if let Err(error) = TextEncoder::new().encode(&REGISTRY.gather(), &mut buffer) {
+        tracing::error!(%error, "encoding metrics failed");
+        return HttpResponse::InternalServerError().finish();
+    }
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(buffer)
+}

@@ -1,0 +1,267 @@
+//! `POST /v1/notifications` and `POST /v1/notifications/batch`.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::Utc;
+use herald_domain::{FieldError, NotificationRequest};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::auth::Tenant;
+use crate::error::{ApiError, ErrorBody, ErrorDetail};
+use crate::ingest::{CommitOutcome, IngestError, PreparedNotification};
+use crate::json_body::{parse_json, parse_json_at, read_body, JsonProblem};
+use crate::metrics;
+use crate::state::AppState;
+
+const IDEMPOTENCY_KEY_HEADER: &str = "Idempotency-Key";
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AcceptedResponse {
+    pub id: Uuid,
+    /// `accepted`, or `scheduled` when `scheduled_for` is in the future.
+    pub status: &'static str,
+}
+
+/// Accepts one notification. `202` means it is stored durably and will be delivered.
+#[utoipa::path(post, path = "/v1/notifications", tag = "notifications",
+    request_body = NotificationRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "same as `idempotency_key`")),
+    responses(
+        (status = 202, body = AcceptedResponse),
+        (status = 400, body = ErrorBody, description = "malformed JSON"),
+        (status = 401, body = ErrorBody, description = "missing or invalid API key"),
+        (status = 409, body = ErrorBody, description = "idempotency key reused with another request"),
+        (status = 413, body = ErrorBody, description = "body over the size limit"),
+        (status = 415, body = ErrorBody, description = "body is not JSON"),
+        (status = 422, body = ErrorBody, description = "validation failed; details name each field"),
+        (status = 503, body = ErrorBody, description = "durability cannot be guaranteed now; see Retry-After"),
+    ),
+    security(("api_key" = [])))]
+pub async fn create_notification(
+    tenant: Tenant,
+    request: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let body = read_body(&request, payload, state.limits.max_body_bytes).await?;
+    let notification_request: NotificationRequest = parse_json(&body)?;
+    let now = Utc::now();
+    let validated = notification_request
+        .validate(
+            state.limits.validation,
+            idempotency_key_header(&request)?,
+            now,
+        )
+        .map_err(ApiError::Validation)?;
+    let prepared = PreparedNotification::new(tenant.id, validated, now);
+    let outcome = state
+        .ingest
+        .commit(vec![prepared])
+        .await
+        .map_err(ingest_error_to_api)?
+        .pop()
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("commit returned no outcome")))?;
+    let accepted = match outcome {
+        CommitOutcome::Created { id, status } => {
+            metrics::NOTIFICATIONS_ACCEPTED.inc();
+            AcceptedResponse { id, status }
+        }
+        CommitOutcome::AlreadyAccepted { id } => AcceptedResponse {
+            id,
+            status: "accepted",
+        },
+        CommitOutcome::IdempotencyConflict { existing_id } => {
+            return Err(ApiError::IdempotencyConflict { existing_id })
+        }
+    };
+    Ok(HttpResponse::Accepted().json(accepted))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchRequest {
+    /// Up to 1000 notifications; each is validated on its own.
+    #[schema(value_type = Vec<NotificationRequest>)]
+    pub notifications: Vec<Box<RawValue>>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct BatchResponse {
+    pub accepted: usize,
+    pub rejected: usize,
+    /// One entry per submitted notification, in order.
+    pub results: Vec<BatchItemResult>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct BatchItemResult {
+    pub index: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorDetail>,
+}
+
+impl BatchItemResult {
+    fn rejected(index: usize, error: ApiError) -> BatchItemResult {
+        BatchItemResult {
+            index,
+            id: None,
+            status: None,
+            error: Some(error.body().error),
+        }
+    }
+}
+
+/// Accepts up to 1000 notifications in one request. Each gets its own result; an invalid one does
+/// not keep the others from being accepted. `202` when at least one was accepted.
+#[utoipa::path(post, path = "/v1/notifications/batch", tag = "notifications",
+    request_body = BatchRequest,
+    responses(
+        (status = 202, body = BatchResponse),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 422, body = ErrorBody, description = "empty, over 1000 items, or every item invalid"),
+        (status = 503, body = ErrorBody),
+    ),
+    security(("api_key" = [])))]
+pub async fn create_notification_batch(
+    tenant: Tenant,
+    request: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let body = read_body(&request, payload, state.limits.max_body_bytes).await?;
+    let batch: BatchRequest = parse_json(&body)?;
+    let item_count = batch.notifications.len();
+    if item_count == 0 {
+        return Err(ApiError::Validation(vec![FieldError::new(
+            "notifications",
+            "must contain at least one notification",
+        )]));
+    }
+    if item_count > state.limits.max_batch_items {
+        return Err(ApiError::Validation(vec![FieldError::new(
+            "notifications",
+            format!(
+                "at most {} notifications per batch, got {item_count}",
+                state.limits.max_batch_items
+            ),
+        )]));
+    }
+
+    let now = Utc::now();
+    let mut results: Vec<Option<BatchItemResult>> = (0..item_count).map(|_| None).collect();
+    let mut prepared = Vec::with_capacity(item_count);
+    let mut prepared_indexes = Vec::with_capacity(item_count);
+    for (index, raw_item) in batch.notifications.iter().enumerate() {
+        let path = format!("notifications[{index}]");
+        let parsed: Result<NotificationRequest, ApiError> =
+            parse_json_at(raw_item.get().as_bytes(), &path).map_err(|problem| match problem {
+                JsonProblem::Syntax(message) => ApiError::MalformedJson(message),
+                JsonProblem::Shape(field_error) => ApiError::Validation(vec![field_error]),
+            });
+        let validated = parsed.and_then(|item| {
+            item.validate(state.limits.validation, None, now)
+                .map_err(|errors| ApiError::Validation(prefix_fields(&path, errors)))
+        });
+        match validated {
+            Ok(validated) => {
+                prepared.push(PreparedNotification::new(tenant.id, validated, now));
+                prepared_indexes.push(index);
+            }
+            Err(error) => results[index] = Some(BatchItemResult::rejected(index, error)),
+        }
+    }
+
+    if !prepared.is_empty() {
+        let outcomes = state
+            .ingest
+            .commit(prepared)
+            .await
+            .map_err(ingest_error_to_api)?;
+        for (index, outcome) in prepared_indexes.into_iter().zip(outcomes) {
+            results[index] = Some(match outcome {
+                CommitOutcome::Created { id, status } => {
+                    metrics::NOTIFICATIONS_ACCEPTED.inc();
+                    BatchItemResult {
+                        index,
+                        id: Some(id),
+                        status: Some(status),
+                        error: None,
+                    }
+                }
+                CommitOutcome::AlreadyAccepted { id } => BatchItemResult {
+                    index,
+                    id: Some(id),
+                    status: Some("accepted"),
+                    error: None,
+                },
+                CommitOutcome::IdempotencyConflict { existing_id } => {
+                    BatchItemResult::rejected(index, ApiError::IdempotencyConflict { existing_id })
+                }
+            });
+        }
+    }
+
+    let results: Vec<BatchItemResult> = results.into_iter().flatten().collect();
+    debug_assert_eq!(
+        results.len(),
+        item_count,
+        "every item has exactly one result"
+    );
+    let accepted = results.iter().filter(|result| result.id.is_some()).count();
+    let response = BatchResponse {
+        accepted,
+        rejected: item_count - accepted,
+        results,
+    };
+    if accepted == 0 {
+        return Ok(HttpResponse::UnprocessableEntity().json(serde_json::json!({
+            "error": {
+                "code": "validation_failed",
+                "message": "no notification of the batch was accepted",
+                "details": response.results,
+            }
+        })));
+    }
+    Ok(HttpResponse::Accepted().json(response))
+}
+
+fn prefix_fields(prefix: &str, errors: Vec<FieldError>) -> Vec<FieldError> {
+    errors
+        .into_iter()
+        .map(|error| FieldError::new(format!("{prefix}.{}", error.field), error.problem))
+        .collect()
+}
+
+fn idempotency_key_header(request: &HttpRequest) -> Result<Option<&str>, ApiError> {
+    match request.headers().get(IDEMPOTENCY_KEY_HEADER) {
+        None => Ok(None),
+        Some(value) => value.to_str().map(Some).map_err(|_| {
+            ApiError::Validation(vec![FieldError::new(
+                "Idempotency-Key",
+                "must be visible ASCII",
+            )])
+        }),
+    }
+}
+
+fn ingest_error_to_api(error: IngestError) -> ApiError {
+    match error {
+        IngestError::QueueFull => {
+            ApiError::Overloaded("too many notifications are waiting to be stored")
+        }
+        IngestError::OutboxFull => {
+            ApiError::Overloaded("the broker is behind and the outbox is full")
+        }
+        IngestError::ShuttingDown => ApiError::Overloaded("the service is shutting down"),
+        IngestError::CommitFailed(cause) => {
+            ApiError::Unavailable(anyhow::anyhow!("commit failed: {cause:#}"))
+        }
+    }
+}

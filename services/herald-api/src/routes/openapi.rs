@@ -1,0 +1,37 @@
+//! The OpenAPI document, generated from the handlers' annotations.
+
+use actix_web::HttpResponse;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::{health, notification_reads, notifications, users};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Herald API", version = "1", description = "Notification ingest and status."),
+    paths(
+        health::healthz, health::readyz, health::metrics,
+        users::put_user,
+        notifications::create_notification, notifications::create_notification_batch,
+        notification_reads::get_notification, notification_reads::list_notifications,
+    ),
+    components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail, herald_domain::FieldError)),
+    modifiers(&BearerApiKey)
+)]
+pub struct ApiDoc;
+
+struct BearerApiKey;
+
+impl Modify for BearerApiKey {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+pub async fn openapi_json() -> HttpResponse {
+    HttpResponse::Ok().json(ApiDoc::openapi())
+}

@@ -1,0 +1,178 @@
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::{DateTime, Utc};
+use herald_domain::validation::MAX_USER_ID_CHARS;
+use herald_domain::FieldError;
+use herald_store::users::{upsert_user, UserContact};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::auth::Tenant;
+use crate::error::{ApiError, ErrorBody};
+use crate::json_body::{parse_json, read_body};
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserRequest {
+    #[schema(example = "ops@example.com")]
+    pub email: Option<String>,
+    /// E.164, e.g. `+14155550100`.
+    #[schema(example = "+14155550100")]
+    pub phone: Option<String>,
+    #[schema(example = "en-US")]
+    pub locale: Option<String>,
+    #[schema(example = "Europe/Berlin")]
+    pub timezone: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserResponse {
+    pub id: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub locale: Option<String>,
+    pub timezone: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Creates or replaces a recipient's contact data.
+#[utoipa::path(put, path = "/v1/users/{user_id}", tag = "users",
+    params(("user_id" = String, Path, description = "the tenant's id for the user")),
+    request_body = UserRequest,
+    responses(
+        (status = 200, body = UserResponse),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 422, body = ErrorBody),
+    ),
+    security(("api_key" = [])))]
+pub async fn put_user(
+    tenant: Tenant,
+    user_id: web::Path<String>,
+    request: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let body = read_body(&request, payload, state.limits.max_body_bytes).await?;
+    let user: UserRequest = parse_json(&body)?;
+    let problems = user_problems(&user_id, &user);
+    if !problems.is_empty() {
+        return Err(ApiError::Validation(problems));
+    }
+    let contact = UserContact {
+        email: user.email,
+        phone: user.phone,
+        locale: user.locale,
+        timezone: user.timezone,
+    };
+    let stored = upsert_user(&state.database, tenant.id, &user_id, contact).await?;
+    Ok(HttpResponse::Ok().json(UserResponse {
+        id: stored.id,
+        email: stored.email,
+        phone: stored.phone,
+        locale: stored.locale,
+        timezone: stored.timezone,
+        created_at: stored.created_at,
+        updated_at: stored.updated_at,
+    }))
+}
+
+fn user_problems(user_id: &str, user: &UserRequest) -> Vec<FieldError> {
+    let mut problems = Vec::new();
+    if user_id.is_empty() || user_id.chars().count() > MAX_USER_ID_CHARS {
+        problems.push(FieldError::new(
+            "user_id",
+            format!("must be 1 to {MAX_USER_ID_CHARS} characters"),
+        ));
+    }
+    if let Some(email) = &user.email {
+        if !is_plausible_email(email) {
+            problems.push(FieldError::new(
+                "email",
+                format!("`{email}` is not an email address"),
+            ));
+        }
+    }
+    if let Some(phone) = &user.phone {
+        if !is_e164(phone) {
+            problems.push(FieldError::new(
+                "phone",
+                format!("`{phone}` is not an E.164 number (`+` then 2 to 15 digits, no leading 0)"),
+            ));
+        }
+    }
+    if let Some(locale) = &user.locale {
+        let well_formed = !locale.is_empty()
+            && locale.len() <= 35
+            && locale
+                .split('-')
+                .all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric()));
+        if !well_formed {
+            problems.push(FieldError::new(
+                "locale",
+                format!("`{locale}` is not a BCP 47 language tag"),
+            ));
+        }
+    }
+    if let Some(timezone) = &user.timezone {
+        let well_formed = !timezone.is_empty()
+            && timezone.len() <= 64
+            && timezone
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "/_+-".contains(c));
+        if !well_formed {
+            problems.push(FieldError::new(
+                "timezone",
+                format!("`{timezone}` is not an IANA time zone name"),
+            ));
+        }
+    }
+    problems
+}
+
+/// E.164: `+`, a non-zero digit, then 1 to 14 more digits.
+pub fn is_e164(phone: &str) -> bool {
+    let Some(digits) = phone.strip_prefix('+') else {
+        return false;
+    };
+    (2..=15).contains(&digits.len())
+        && digits.chars().all(|c| c.is_ascii_digit())
+        && !digits.starts_with('0')
+}
+
+/// The syntax check the providers apply: one `@`, a non-empty local part, a dotted domain, no
+/// whitespace. Deliverability is the provider's business.
+pub fn is_plausible_email(email: &str) -> bool {
+    let Some((local, domain)) = email.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && email.len() <= 254
+        && !domain.contains('@')
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !email.chars().any(char::is_whitespace)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn e164_numbers() {
+        assert!(is_e164("+14155550100"));
+        assert!(!is_e164("14155550100"));
+        assert!(!is_e164("+0123"));
+        assert!(!is_e164("+1415555010012345"));
+        assert!(!is_e164("+1 415"));
+    }
+
+    #[test]
+    fn email_syntax() {
+        assert!(is_plausible_email("ops@example.com"));
+        assert!(!is_plausible_email("ops@example"));
+        assert!(!is_plausible_email("@example.com"));
+        assert!(!is_plausible_email("a b@example.com"));
+    }
+}

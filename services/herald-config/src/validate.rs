@@ -1,0 +1,109 @@
+//! Start-up validation: every rule names the setting it rejects.
+
+use crate::Settings;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration could not be loaded: {0}")]
+    Load(#[source] config::ConfigError),
+    #[error("invalid setting `{setting}`: {problem}")]
+    Invalid {
+        setting: &'static str,
+        problem: String,
+    },
+}
+
+fn invalid(setting: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        setting,
+        problem: problem.into(),
+    }
+}
+
+impl Settings {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.server.max_body_bytes < 1024 {
+            return Err(invalid("server.max_body_bytes", "must be at least 1024"));
+        }
+        if self.database.max_connections == 0 {
+            return Err(invalid("database.max_connections", "must be at least 1"));
+        }
+        if self.kafka.brokers.trim().is_empty() {
+            return Err(invalid("kafka.brokers", "must not be empty"));
+        }
+        if self.kafka.topic.trim().is_empty() {
+            return Err(invalid("kafka.topic", "must not be empty"));
+        }
+        if self.kafka.partitions < 1 {
+            return Err(invalid("kafka.partitions", "must be at least 1"));
+        }
+        if !["none", "gzip", "snappy", "lz4", "zstd"].contains(&self.kafka.compression.as_str()) {
+            return Err(invalid(
+                "kafka.compression",
+                format!(
+                    "`{}` is not one of none, gzip, snappy, lz4, zstd",
+                    self.kafka.compression
+                ),
+            ));
+        }
+        if self.ingest.max_batch_rows == 0 {
+            return Err(invalid("ingest.max_batch_rows", "must be at least 1"));
+        }
+        if self.ingest.max_concurrent_writes == 0 {
+            return Err(invalid(
+                "ingest.max_concurrent_writes",
+                "must be at least 1",
+            ));
+        }
+        if self.ingest.queue_capacity == 0 {
+            return Err(invalid("ingest.queue_capacity", "must be at least 1"));
+        }
+        if self.ingest.max_batch_items == 0
+            || self.ingest.max_batch_items > self.ingest.max_batch_rows
+        {
+            return Err(invalid(
+                "ingest.max_batch_items",
+                "must be between 1 and ingest.max_batch_rows",
+            ));
+        }
+        if self.outbox.grace_ms <= self.kafka.message_timeout_ms {
+            return Err(invalid(
+                "outbox.grace_ms",
+                "must exceed kafka.message_timeout_ms, or the relay races the fast path",
+            ));
+        }
+        if self.outbox.relay_batch_limit == 0 {
+            return Err(invalid("outbox.relay_batch_limit", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        Settings::load(None).expect("the built-in defaults must validate");
+    }
+
+    #[test]
+    fn grace_shorter_than_message_timeout_is_rejected_by_name() {
+        let mut settings = Settings::load(None).unwrap();
+        settings.outbox.grace_ms = settings.kafka.message_timeout_ms;
+        let error = settings.validate().unwrap_err().to_string();
+        assert!(error.contains("outbox.grace_ms"), "{error}");
+    }
+
+    #[test]
+    fn unknown_compression_is_rejected_by_name() {
+        let mut settings = Settings::load(None).unwrap();
+        settings.kafka.compression = "brotli".into();
+        let error = settings.validate().unwrap_err().to_string();
+        assert!(
+            error.contains("kafka.compression") && error.contains("brotli"),
+            "{error}"
+        );
+    }
+}

@@ -1,0 +1,54 @@
+//! `{{name}}` placeholders in notification content. The API checks at ingest that every
+//! placeholder has a value in `data`; the worker renders with the same parser.
+
+/// The placeholder names in `text`, in order of appearance, or an error describing the first
+/// malformed one (an unclosed `{{` or an empty or non-identifier name).
+pub fn placeholder_names(text: &str) -> Result<Vec<&str>, String> {
+    let mut names = Vec::new();
+    let mut rest = text;
+    while let Some(open) = rest.find("{{") {
+        let after_open = &rest[open + 2..];
+        let Some(close) = after_open.find("}}") else {
+            return Err("`{{` without a closing `}}`".to_string());
+        };
+        let name = after_open[..close].trim();
+        let is_identifier = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-');
+        if !is_identifier {
+            return Err(format!(
+                "`{{{{{}}}}}` is not a placeholder name (letters, digits, `_`, `.`, `-`)",
+                &after_open[..close]
+            ));
+        }
+        names.push(name);
+        rest = &after_open[close + 2..];
+    }
+    Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_names_in_order_and_trims_spaces() {
+        assert_eq!(
+            placeholder_names("Pressure {{value}} on {{ machine }}").unwrap(),
+            vec!["value", "machine"]
+        );
+    }
+
+    #[test]
+    fn text_without_placeholders_has_none() {
+        assert!(placeholder_names("plain { text }").unwrap().is_empty());
+    }
+
+    #[test]
+    fn unclosed_and_empty_placeholders_are_errors() {
+        assert!(placeholder_names("a {{value").is_err());
+        assert!(placeholder_names("a {{ }} b").is_err());
+        assert!(placeholder_names("a {{x y}} b").is_err());
+    }
+}

@@ -1,0 +1,77 @@
+//! The notification request as clients send it, and as it is after validation.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
+
+use crate::{Channel, Priority};
+
+/// A notification as submitted. Channels and priority are strings here so that an unknown value
+/// is reported as a validation error naming the field, not as a parse error.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationRequest {
+    /// Recipients: the tenant's user ids (see `PUT /v1/users/{user_id}`).
+    pub user_ids: Vec<String>,
+    /// Any of `email`, `sms`.
+    #[schema(example = json!(["email", "sms"]))]
+    pub channels: Vec<String>,
+    pub content: ContentRequest,
+    /// Values for the `{{placeholders}}` of the content.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub data: Option<serde_json::Map<String, serde_json::Value>>,
+    /// `high`, `normal` (default) or `low`.
+    #[serde(default)]
+    pub priority: Option<String>,
+    /// RFC 3339 time; the notification is held until then.
+    #[serde(default)]
+    pub scheduled_for: Option<String>,
+    /// Retrying with the same key returns the same id and creates nothing new.
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContentRequest {
+    /// Required when `channels` contains `email`.
+    #[serde(default)]
+    pub subject: Option<String>,
+    #[schema(example = "Pressure {{value}} on {{machine}}")]
+    pub body: String,
+}
+
+/// A request that passed every rule. Only this type reaches storage.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ValidatedNotification {
+    pub user_ids: Vec<String>,
+    pub channels: Vec<Channel>,
+    pub subject: Option<String>,
+    pub body: String,
+    pub data: serde_json::Map<String, serde_json::Value>,
+    pub priority: Priority,
+    pub scheduled_for: Option<DateTime<Utc>>,
+    #[serde(skip)]
+    pub idempotency_key: Option<String>,
+}
+
+impl ValidatedNotification {
+    /// SHA-256 of the canonical JSON of everything but the idempotency key. Two requests with the
+    /// same key are the same request exactly when their hashes are equal. `data` is a BTreeMap, so
+    /// the JSON (and the hash) does not depend on the client's key order.
+    pub fn request_hash(&self) -> [u8; 32] {
+        let canonical =
+            serde_json::to_vec(self).expect("a validated notification always serializes");
+        Sha256::digest(canonical).into()
+    }
+
+    /// `scheduled` when the notification is to be held, otherwise `accepted`.
+    pub fn initial_status(&self, now: DateTime<Utc>) -> &'static str {
+        match self.scheduled_for {
+            Some(due) if due > now => "scheduled",
+            _ => "accepted",
+        }
+    }
+}

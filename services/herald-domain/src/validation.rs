@@ -1,0 +1,335 @@
+//! The rules a notification request must satisfy. All problems are collected, each naming its
+//! field, so a client fixes a request in one round trip.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::placeholders::placeholder_names;
+use crate::{Channel, NotificationRequest, Priority, ValidatedNotification};
+
+pub const MAX_USER_ID_CHARS: usize = 128;
+pub const MAX_SUBJECT_CHARS: usize = 998;
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
+pub const MAX_SCHEDULE_AHEAD_DAYS: i64 = 366;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct FieldError {
+    /// JSON path of the offending value, e.g. `channels[1]`.
+    pub field: String,
+    pub problem: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, problem: impl Into<String>) -> FieldError {
+        FieldError {
+            field: field.into(),
+            problem: problem.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct ValidationLimits {
+    pub max_recipients: usize,
+}
+
+impl NotificationRequest {
+    /// Checks every rule; `header_idempotency_key` is the `Idempotency-Key` header, if any.
+    pub fn validate(
+        self,
+        limits: ValidationLimits,
+        header_idempotency_key: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<ValidatedNotification, Vec<FieldError>> {
+        let mut errors = Vec::new();
+
+        if self.user_ids.is_empty() {
+            errors.push(FieldError::new(
+                "user_ids",
+                "must name at least one recipient",
+            ));
+        }
+        if self.user_ids.len() > limits.max_recipients {
+            errors.push(FieldError::new(
+                "user_ids",
+                format!(
+                    "at most {} recipients per notification",
+                    limits.max_recipients
+                ),
+            ));
+        }
+        let mut seen_user_ids = HashSet::with_capacity(self.user_ids.len());
+        for (index, user_id) in self.user_ids.iter().enumerate() {
+            if let Some(problem) = user_id_problem(user_id) {
+                errors.push(FieldError::new(format!("user_ids[{index}]"), problem));
+            } else if !seen_user_ids.insert(user_id.as_str()) {
+                errors.push(FieldError::new(
+                    format!("user_ids[{index}]"),
+                    format!("`{user_id}` is listed twice"),
+                ));
+            }
+        }
+
+        let mut channels = Vec::with_capacity(self.channels.len());
+        if self.channels.is_empty() {
+            errors.push(FieldError::new(
+                "channels",
+                "must name at least one channel",
+            ));
+        }
+        for (index, name) in self.channels.iter().enumerate() {
+            match Channel::parse(name) {
+                Some(channel) if !channels.contains(&channel) => channels.push(channel),
+                Some(_) => {}
+                None => errors.push(FieldError::new(
+                    format!("channels[{index}]"),
+                    format!("unknown channel `{name}` (known: email, sms)"),
+                )),
+            }
+        }
+
+        let subject = self
+            .content
+            .subject
+            .filter(|subject| !subject.trim().is_empty());
+        match &subject {
+            None if channels.contains(&Channel::Email) => errors.push(FieldError::new(
+                "content.subject",
+                "is required when channels include email",
+            )),
+            Some(subject) if subject.chars().count() > MAX_SUBJECT_CHARS => {
+                errors.push(FieldError::new(
+                    "content.subject",
+                    format!("at most {MAX_SUBJECT_CHARS} characters"),
+                ))
+            }
+            _ => {}
+        }
+        let body = self.content.body;
+        if body.trim().is_empty() {
+            errors.push(FieldError::new("content.body", "must not be empty"));
+        }
+        if body.len() > MAX_BODY_BYTES {
+            errors.push(FieldError::new(
+                "content.body",
+                format!("at most {MAX_BODY_BYTES} bytes"),
+            ));
+        }
+
+        let data = self.data.unwrap_or_default();
+        let content_fields = [
+            ("content.subject", subject.as_deref()),
+            ("content.body", Some(&body)),
+        ];
+        for (field, text) in content_fields {
+            let Some(text) = text else { continue };
+            match placeholder_names(text) {
+                Err(problem) => errors.push(FieldError::new(field, problem)),
+                Ok(names) => {
+                    for name in names.into_iter().filter(|name| !data.contains_key(*name)) {
+                        errors.push(FieldError::new(
+                            field,
+                            format!("placeholder `{{{{{name}}}}}` has no value in `data`"),
+                        ));
+                    }
+                }
+            }
+        }
+
+        let priority = match self.priority.as_deref() {
+            None => Priority::Normal,
+            Some(name) => Priority::parse(name).unwrap_or_else(|| {
+                errors.push(FieldError::new(
+                    "priority",
+                    format!("unknown priority `{name}` (known: high, normal, low)"),
+                ));
+                Priority::Normal
+            }),
+        };
+
+        let scheduled_for = match self.scheduled_for.as_deref() {
+            None => None,
+            Some(text) => match DateTime::parse_from_rfc3339(text) {
+                Ok(due)
+                    if due.with_timezone(&Utc) > now + Duration::days(MAX_SCHEDULE_AHEAD_DAYS) =>
+                {
+                    errors.push(FieldError::new(
+                        "scheduled_for",
+                        format!("at most {MAX_SCHEDULE_AHEAD_DAYS} days ahead"),
+                    ));
+                    None
+                }
+                Ok(due) => Some(due.with_timezone(&Utc)),
+                Err(parse_error) => {
+                    errors.push(FieldError::new(
+                        "scheduled_for",
+                        format!("`{text}` is not an RFC 3339 time: {parse_error}"),
+                    ));
+                    None
+                }
+            },
+        };
+
+        let idempotency_key = match (self.idempotency_key, header_idempotency_key) {
+            (Some(body_key), Some(header_key)) if body_key != header_key => {
+                errors.push(FieldError::new(
+                    "idempotency_key",
+                    "differs from the Idempotency-Key header",
+                ));
+                None
+            }
+            (Some(key), _) => Some(key),
+            (None, header_key) => header_key.map(str::to_owned),
+        };
+        if let Some(key) = &idempotency_key {
+            if key.is_empty() || key.chars().count() > MAX_IDEMPOTENCY_KEY_CHARS {
+                errors.push(FieldError::new(
+                    "idempotency_key",
+                    format!("must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} characters"),
+                ));
+            }
+        }
+
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(ValidatedNotification {
+            user_ids: self.user_ids,
+            channels,
+            subject,
+            body,
+            data,
+            priority,
+            scheduled_for,
+            idempotency_key,
+        })
+    }
+}
+
+fn user_id_problem(user_id: &str) -> Option<String> {
+    if user_id.is_empty() {
+        return Some("must not be empty".into());
+    }
+    if user_id.chars().count() > MAX_USER_ID_CHARS {
+        return Some(format!("at most {MAX_USER_ID_CHARS} characters"));
+    }
+    if user_id.chars().any(char::is_control) {
+        return Some("must not contain control characters".into());
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    const LIMITS: ValidationLimits = ValidationLimits { max_recipients: 3 };
+
+    fn request(value: serde_json::Value) -> NotificationRequest {
+        serde_json::from_value(value).unwrap()
+    }
+
+    fn valid() -> serde_json::Value {
+        json!({
+            "user_ids": ["u1", "u2"],
+            "channels": ["email", "sms"],
+            "content": {"subject": "Alert", "body": "Pressure {{value}} on {{machine}}"},
+            "data": {"value": 7, "machine": "press-4"},
+            "priority": "high",
+            "scheduled_for": "2030-01-01T00:00:00Z"
+        })
+    }
+
+    fn problems(value: serde_json::Value) -> Vec<FieldError> {
+        request(value)
+            .validate(LIMITS, None, Utc::now())
+            .unwrap_err()
+    }
+
+    #[test]
+    fn a_complete_request_validates() {
+        let now = "2029-06-01T00:00:00Z".parse().unwrap();
+        let validated = request(valid())
+            .validate(LIMITS, Some("key-1"), now)
+            .unwrap();
+        assert_eq!(validated.channels, vec![Channel::Email, Channel::Sms]);
+        assert_eq!(validated.priority, Priority::High);
+        assert_eq!(validated.idempotency_key.as_deref(), Some("key-1"));
+        assert_eq!(validated.initial_status(now), "scheduled");
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_field() {
+        let errors = problems(json!({
+            "user_ids": ["u1", "u1", ""],
+            "channels": ["email", "fax"],
+            "content": {"body": "{{missing}}"},
+            "priority": "urgent",
+            "scheduled_for": "tomorrow"
+        }));
+        let fields: Vec<&str> = errors.iter().map(|error| error.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            vec![
+                "user_ids[1]",
+                "user_ids[2]",
+                "channels[1]",
+                "content.subject",
+                "content.body",
+                "priority",
+                "scheduled_for"
+            ],
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn empty_recipients_and_channels_are_rejected() {
+        let mut value = valid();
+        value["user_ids"] = json!([]);
+        value["channels"] = json!([]);
+        let fields: Vec<String> = problems(value)
+            .into_iter()
+            .map(|error| error.field)
+            .collect();
+        assert_eq!(fields, vec!["user_ids", "channels"]);
+    }
+
+    #[test]
+    fn too_many_recipients_are_rejected() {
+        let mut value = valid();
+        value["user_ids"] = json!(["a", "b", "c", "d"]);
+        assert_eq!(problems(value)[0].field, "user_ids");
+    }
+
+    #[test]
+    fn header_and_body_idempotency_keys_must_agree() {
+        let mut value = valid();
+        value["idempotency_key"] = json!("body-key");
+        let errors = request(value)
+            .validate(LIMITS, Some("header-key"), Utc::now())
+            .unwrap_err();
+        assert_eq!(errors[0].field, "idempotency_key");
+    }
+
+    #[test]
+    fn request_hash_ignores_data_key_order_and_the_idempotency_key() {
+        let now = Utc::now();
+        let first = request(valid()).validate(LIMITS, Some("a"), now).unwrap();
+        let mut reordered = valid();
+        reordered["data"] = json!({"machine": "press-4", "value": 7});
+        let second = request(reordered).validate(LIMITS, Some("b"), now).unwrap();
+        assert_eq!(first.request_hash(), second.request_hash());
+
+        let mut changed = valid();
+        changed["data"]["value"] = json!(8);
+        let third = request(changed).validate(LIMITS, Some("a"), now).unwrap();
+        assert_ne!(first.request_hash(), third.request_hash());
+    }
+}

@@ -1,0 +1,3 @@
+pub mod api_keys;
+pub mod tenants;
+pub mod users;
