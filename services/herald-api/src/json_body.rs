@@ -128,7 +128,7 @@ mod tests {
             Err(ApiError::MalformedJson(_))
         ));
         assert!(matches!(
-            parse_json::<Sample>(b"{} trailing"),
+            parse_json::<Sample>(br#"{"items": []} trailing"#),
             Err(ApiError::MalformedJson(_))
         ));
     }

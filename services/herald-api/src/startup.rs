@@ -92,12 +92,12 @@ impl Application {
         unpublished.set(herald_store::outbox::count_unpublished(&database).await?);
         let (cleaner, published_batches) = OutboxCleaner::new(OUTBOX_CLEANER_CAPACITY);
         let fast_path_tasks = TaskTracker::new();
-        let publisher = Publisher::new(
+        let publisher = Publisher::start(
             producer.clone(),
             &settings.kafka.topic,
             cleaner,
             MAX_FAST_PATH_BATCHES,
-            fast_path_tasks.clone(),
+            &fast_path_tasks,
         );
         let cleaner = tokio::spawn(run_outbox_cleaner(
             published_batches,

@@ -30,6 +30,23 @@ pub struct NotificationEnvelope<'a> {
 }
 
 impl NotificationEnvelope<'_> {
+    /// Detaches the envelope from the buffer it was decoded from.
+    pub fn into_owned(self) -> NotificationEnvelope<'static> {
+        NotificationEnvelope {
+            version: self.version,
+            notification_id: self.notification_id,
+            tenant_id: self.tenant_id,
+            user_id: Cow::Owned(self.user_id.into_owned()),
+            channels: Cow::Owned(self.channels.into_owned()),
+            subject: self.subject.map(|subject| Cow::Owned(subject.into_owned())),
+            body: Cow::Owned(self.body.into_owned()),
+            data: Cow::Owned(self.data.into_owned()),
+            priority: self.priority,
+            scheduled_for: self.scheduled_for,
+            accepted_at: self.accepted_at,
+        }
+    }
+
     /// The record key: one recipient's records share it, so they share a partition and stay in order.
     pub fn partition_key(tenant_id: Uuid, user_id: &str) -> String {
         format!("{tenant_id}:{user_id}")

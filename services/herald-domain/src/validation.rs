@@ -241,8 +241,7 @@ mod tests {
             "channels": ["email", "sms"],
             "content": {"subject": "Alert", "body": "Pressure {{value}} on {{machine}}"},
             "data": {"value": 7, "machine": "press-4"},
-            "priority": "high",
-            "scheduled_for": "2030-01-01T00:00:00Z"
+            "priority": "high"
         })
     }
 
@@ -255,9 +254,13 @@ mod tests {
     #[test]
     fn a_complete_request_validates() {
         let now = "2029-06-01T00:00:00Z".parse().unwrap();
-        let validated = request(valid())
-            .validate(LIMITS, Some("key-1"), now)
-            .unwrap();
+        let mut value = valid();
+        value["scheduled_for"] = json!("2030-01-01T00:00:00+01:00");
+        let validated = request(value).validate(LIMITS, Some("key-1"), now).unwrap();
+        assert_eq!(
+            validated.scheduled_for,
+            Some("2029-12-31T23:00:00Z".parse().unwrap())
+        );
         assert_eq!(validated.channels, vec![Channel::Email, Channel::Sms]);
         assert_eq!(validated.priority, Priority::High);
         assert_eq!(validated.idempotency_key.as_deref(), Some("key-1"));

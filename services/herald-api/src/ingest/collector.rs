@@ -131,8 +131,10 @@ async fn write_batch(
         }
     };
 
+    // Split the outcomes per submission; take the committed notifications to publish.
     let mut outcomes = outcomes.into_iter();
     let mut to_publish = Vec::new();
+    let mut replies = Vec::with_capacity(batch.len());
     for submission in batch {
         let submission_outcomes: Vec<CommitOutcome> = outcomes
             .by_ref()
@@ -153,14 +155,18 @@ async fn write_batch(
                 to_publish.push(OutgoingNotification::from(prepared));
             }
         }
+        replies.push((submission.reply, submission_outcomes));
+    }
+    // Hand over to the publisher before answering: a client's next request then always enters
+    // the producer after this one (per-recipient order).
+    if !to_publish.is_empty() {
+        unpublished.add(to_publish.len() as u64);
+        publisher.publish_fast_path(outbox_batch_id, to_publish);
+    }
+    for (reply, submission_outcomes) in replies {
         // A handler that gave up waiting is not an error: the batch is committed regardless.
-        let _ = submission.reply.send(Ok(submission_outcomes));
+        let _ = reply.send(Ok(submission_outcomes));
     }
-    if to_publish.is_empty() {
-        return;
-    }
-    unpublished.add(to_publish.len() as u64);
-    publisher.publish_fast_path(outbox_batch_id, to_publish);
 }
 
 /// Inserts the rows and turns the result into one outcome per row, resolving idempotency-key

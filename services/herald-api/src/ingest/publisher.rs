@@ -1,5 +1,9 @@
 //! Produces committed notifications to Kafka: one record per (notification, recipient), keyed by
-//! recipient. `publish` resolves only when the broker acknowledged every record (or one failed).
+//! recipient.
+//!
+//! Fast-path batches go through one enqueuing task, in the order the writers handed them over
+//! (which is before the clients got their 202), so one recipient's records enter the producer,
+//! and therefore its partition, in acceptance order. Acknowledgements are awaited concurrently.
 
 use std::sync::Arc;
 
@@ -7,8 +11,8 @@ use futures::future::join_all;
 use herald_domain::NotificationEnvelope;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use tokio::sync::Semaphore;
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use tokio::sync::{mpsc, Semaphore};
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
@@ -32,54 +36,90 @@ pub enum PublishError {
     Cancelled,
 }
 
+struct FastPathBatch {
+    outbox_batch_id: Uuid,
+    notifications: Vec<OutgoingNotification>,
+}
+
 #[derive(Clone)]
 pub struct Publisher {
-    producer: FutureProducer,
-    topic: Arc<str>,
-    cleaner: OutboxCleaner,
-    /// Fast-path batches in flight; when none is free the batch is left to the relay, so a slow
-    /// or absent broker costs no memory beyond this bound.
-    fast_path_slots: Arc<Semaphore>,
-    /// Lets shutdown wait for fast-path publishes in flight.
-    tasks: TaskTracker,
+    records: RecordProducer,
+    fast_path: mpsc::Sender<FastPathBatch>,
 }
 
 impl Publisher {
-    pub fn new(
+    /// Starts the fast-path enqueuer on `tasks`; it ends when the last `Publisher` is dropped and
+    /// its queue is drained. At most `max_fast_path_batches` batches wait or await acknowledgement:
+    /// beyond that a batch is left to the relay, so a slow or absent broker costs bounded memory.
+    pub fn start(
         producer: FutureProducer,
         topic: &str,
         cleaner: OutboxCleaner,
         max_fast_path_batches: usize,
-        tasks: TaskTracker,
+        tasks: &TaskTracker,
     ) -> Publisher {
-        Publisher {
+        let records = RecordProducer {
             producer,
             topic: topic.into(),
+        };
+        let (fast_path, queue) = mpsc::channel(max_fast_path_batches);
+        tasks.spawn(run_fast_path(
+            queue,
+            records.clone(),
             cleaner,
-            fast_path_slots: Arc::new(Semaphore::new(max_fast_path_batches)),
-            tasks,
-        }
+            Arc::new(Semaphore::new(max_fast_path_batches)),
+            tasks.clone(),
+        ));
+        Publisher { records, fast_path }
     }
 
-    /// Publishes a freshly committed batch in the background; on success its outbox entry is
-    /// deleted, on failure it stays for the relay.
+    /// Hands a freshly committed batch to the fast path. Call it before answering the clients.
     pub fn publish_fast_path(
         &self,
         outbox_batch_id: Uuid,
         notifications: Vec<OutgoingNotification>,
     ) {
-        let Ok(slot) = self.fast_path_slots.clone().try_acquire_owned() else {
+        let batch = FastPathBatch {
+            outbox_batch_id,
+            notifications,
+        };
+        if self.fast_path.try_send(batch).is_err() {
             metrics::KAFKA_PUBLISH
                 .with_label_values(&["fast_path", "deferred_to_relay"])
                 .inc();
+        }
+    }
+
+    /// Publishes and waits until the broker acknowledged every record (or one failed).
+    pub async fn publish(
+        &self,
+        notifications: &[OutgoingNotification],
+    ) -> Result<(), PublishError> {
+        let enqueued = self.records.enqueue(notifications).await;
+        await_acknowledgements(enqueued).await
+    }
+}
+
+async fn run_fast_path(
+    mut queue: mpsc::Receiver<FastPathBatch>,
+    records: RecordProducer,
+    cleaner: OutboxCleaner,
+    in_flight: Arc<Semaphore>,
+    tasks: TaskTracker,
+) {
+    while let Some(batch) = queue.recv().await {
+        let Ok(slot) = in_flight.clone().acquire_owned().await else {
             return;
         };
-        let publisher = self.clone();
-        self.tasks.spawn(async move {
-            match publisher.publish(&notifications).await {
+        let enqueued = records.enqueue(&batch.notifications).await;
+        drop(batch.notifications);
+        let cleaner = cleaner.clone();
+        let outbox_batch_id = batch.outbox_batch_id;
+        tasks.spawn(async move {
+            match await_acknowledgements(enqueued).await {
                 Ok(()) => {
                     metrics::KAFKA_PUBLISH.with_label_values(&["fast_path", "ok"]).inc();
-                    publisher.cleaner.batch_published(outbox_batch_id);
+                    cleaner.batch_published(outbox_batch_id);
                 }
                 Err(error) => {
                     metrics::KAFKA_PUBLISH.with_label_values(&["fast_path", "failed"]).inc();
@@ -89,14 +129,24 @@ impl Publisher {
             drop(slot);
         });
     }
+}
 
-    pub async fn publish(
-        &self,
-        notifications: &[OutgoingNotification],
-    ) -> Result<(), PublishError> {
+struct Enqueued {
+    deliveries: Vec<DeliveryFuture>,
+    error: Option<KafkaError>,
+}
+
+#[derive(Clone)]
+struct RecordProducer {
+    producer: FutureProducer,
+    topic: Arc<str>,
+}
+
+impl RecordProducer {
+    /// Enqueues one record per recipient; stops at the first refusal (e.g. queue full).
+    async fn enqueue(&self, notifications: &[OutgoingNotification]) -> Enqueued {
         let mut deliveries = Vec::new();
-        let mut enqueue_error = None;
-        'enqueue: for notification in notifications {
+        for notification in notifications {
             let notification_id = notification.id.to_string();
             for envelope in notification.envelopes() {
                 let key =
@@ -114,8 +164,10 @@ impl Publisher {
                 match self.producer.send_result(record) {
                     Ok(delivery) => deliveries.push(delivery),
                     Err((error, _record)) => {
-                        enqueue_error = Some(error);
-                        break 'enqueue;
+                        return Enqueued {
+                            deliveries,
+                            error: Some(error),
+                        }
                     }
                 }
                 if deliveries.len() % RECORDS_PER_YIELD == 0 {
@@ -123,18 +175,25 @@ impl Publisher {
                 }
             }
         }
-        // Await what was enqueued even after a failure, so no report is left dangling.
-        let reports = join_all(deliveries).await;
-        if let Some(error) = enqueue_error {
-            return Err(PublishError::Enqueue(error));
+        Enqueued {
+            deliveries,
+            error: None,
         }
-        for report in reports {
-            match report {
-                Ok(Ok(_delivery)) => {}
-                Ok(Err((error, _message))) => return Err(PublishError::Delivery(error)),
-                Err(_cancelled) => return Err(PublishError::Cancelled),
-            }
-        }
-        Ok(())
     }
+}
+
+/// Awaits every enqueued record, even after a failure, so no report is left dangling.
+async fn await_acknowledgements(enqueued: Enqueued) -> Result<(), PublishError> {
+    let reports = join_all(enqueued.deliveries).await;
+    if let Some(error) = enqueued.error {
+        return Err(PublishError::Enqueue(error));
+    }
+    for report in reports {
+        match report {
+            Ok(Ok(_delivery)) => {}
+            Ok(Err((error, _message))) => return Err(PublishError::Delivery(error)),
+            Err(_cancelled) => return Err(PublishError::Cancelled),
+        }
+    }
+    Ok(())
 }

@@ -1,0 +1,28 @@
+# Herald: the two commands a new machine needs are `make run` and `make test`.
+.PHONY: run test bench services services-stop lint fmt
+
+## Install what is missing, start PostgreSQL, Redis, tansu and the API in the foreground (Ctrl-C stops all).
+run:
+	scripts/run-local.sh
+
+## Run every test (unit and integration) against real PostgreSQL, Redis and tansu, started as needed.
+test:
+	scripts/test.sh
+
+## Load benchmark: starts the stack, drives it over loopback with oha, prints and writes bench-results/*.json.
+bench:
+	scripts/bench.sh
+
+## Start only the backing services (PostgreSQL, Redis, tansu) in the background.
+services:
+	scripts/services.sh start
+
+services-stop:
+	scripts/services.sh stop
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	cargo fmt --all
