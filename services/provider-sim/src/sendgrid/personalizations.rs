@@ -1,0 +1,176 @@
+//! The `personalizations` array: who receives each copy of the message, and the per-copy
+//! subject and `custom_args` (where Herald puts its delivery id).
+
+use std::collections::HashSet;
+
+use serde_json::{Map, Value};
+
+use super::addresses::{
+    validate_address, validate_address_list, INVALID_FROM_ADDRESS, MAX_RECIPIENTS,
+};
+use super::problems::{
+    member, optional_integer, optional_object, optional_string, optional_string_map, Problems,
+};
+use super::validation::validate_send_at;
+
+/// Most personalizations one request may carry.
+pub const MAX_PERSONALIZATIONS: usize = 1000;
+/// The `custom_args` key Herald stores its delivery id under.
+pub const REFERENCE_ARGUMENT: &str = "herald_delivery_id";
+
+const PERSONALIZATIONS_REQUIRED: &str =
+    "The personalizations field is required and must have at least one personalization.";
+const TO_REQUIRED: &str = "The to array is required for all personalization objects, and must \
+                           have at least one email object with a valid email address.";
+
+/// What the simulator keeps of one valid personalization.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Personalization<'a> {
+    pub recipients: Vec<&'a str>,
+    pub subject: Option<&'a str>,
+    /// `custom_args.herald_delivery_id` of this personalization, if set.
+    pub reference: Option<&'a str>,
+}
+
+pub fn validate_personalizations<'a>(
+    root: &'a Map<String, Value>,
+    now_unix: i64,
+    problems: &mut Problems,
+) -> Vec<Personalization<'a>> {
+    let items = match member(root, "personalizations") {
+        None => {
+            problems.add("personalizations", PERSONALIZATIONS_REQUIRED);
+            return Vec::new();
+        }
+        Some(Value::Array(items)) if items.is_empty() => {
+            problems.add("personalizations", PERSONALIZATIONS_REQUIRED);
+            return Vec::new();
+        }
+        Some(Value::Array(items)) => items,
+        Some(other) => {
+            problems.wrong_type("personalizations", "array", other);
+            return Vec::new();
+        }
+    };
+    if items.len() > MAX_PERSONALIZATIONS {
+        problems.add(
+            "personalizations",
+            format!("The personalizations array may contain at most {MAX_PERSONALIZATIONS} personalizations."),
+        );
+        return Vec::new();
+    }
+    let mut total_recipients = 0;
+    let personalizations: Vec<Personalization<'a>> = items
+        .iter()
+        .enumerate()
+        .filter_map(|(index, item)| {
+            let path = format!("personalizations.{index}");
+            let Value::Object(object) = item else {
+                problems.wrong_type(path, "object", item);
+                return None;
+            };
+            let (personalization, recipients) =
+                validate_personalization(object, &path, now_unix, problems);
+            total_recipients += recipients;
+            Some(personalization)
+        })
+        .collect();
+    if total_recipients > MAX_RECIPIENTS {
+        problems.add(
+            "personalizations",
+            format!(
+                "The total number of recipients must be no more than {MAX_RECIPIENTS}. This \
+                 includes all recipients defined within the to, cc, and bcc parameters, across \
+                 each object that you include in the personalizations array."
+            ),
+        );
+    }
+    personalizations
+}
+
+/// Validates one personalization; returns what to keep of it and its recipient count.
+fn validate_personalization<'a>(
+    object: &'a Map<String, Value>,
+    path: &str,
+    now_unix: i64,
+    problems: &mut Problems,
+) -> (Personalization<'a>, usize) {
+    let to_path = format!("{path}.to");
+    let to = match member(object, "to") {
+        None => {
+            problems.add(&to_path, TO_REQUIRED);
+            Vec::new()
+        }
+        Some(Value::Array(items)) if items.is_empty() => {
+            problems.add(&to_path, TO_REQUIRED);
+            Vec::new()
+        }
+        Some(value) => validate_address_list(value, &to_path, problems),
+    };
+    let cc = optional_address_list(object, "cc", path, problems);
+    let bcc = optional_address_list(object, "bcc", path, problems);
+    reject_repeated_addresses(path, [("to", &to), ("cc", &cc), ("bcc", &bcc)], problems);
+
+    if let Some(from) = member(object, "from") {
+        validate_address(from, &format!("{path}.from"), INVALID_FROM_ADDRESS, problems);
+    }
+    let subject = optional_string(object, "subject", path, problems);
+    optional_object(object, "headers", path, problems);
+    optional_string_map(object, "substitutions", path, problems);
+    optional_object(object, "dynamic_template_data", path, problems);
+    let custom_args = optional_string_map(object, "custom_args", path, problems);
+    if let Some(send_at) = optional_integer(object, "send_at", path, problems) {
+        validate_send_at(send_at, &format!("{path}.send_at"), now_unix, problems);
+    }
+
+    let recipient_count = to.len() + cc.len() + bcc.len();
+    let personalization = Personalization {
+        recipients: to.into_iter().map(|(_, email)| email).collect(),
+        subject,
+        reference: custom_args
+            .and_then(|arguments| arguments.get(REFERENCE_ARGUMENT))
+            .and_then(Value::as_str),
+    };
+    (personalization, recipient_count)
+}
+
+fn optional_address_list<'a>(
+    object: &'a Map<String, Value>,
+    key: &str,
+    path: &str,
+    problems: &mut Problems,
+) -> Vec<(usize, &'a str)> {
+    match member(object, key) {
+        None => Vec::new(),
+        Some(value) => validate_address_list(value, &format!("{path}.{key}"), problems),
+    }
+}
+
+/// SendGrid refuses a personalization that names one address twice across `to`, `cc` and `bcc`
+/// (compared case-insensitively); it reports the first repetition only.
+fn reject_repeated_addresses(
+    path: &str,
+    lists: [(&str, &Vec<(usize, &str)>); 3],
+    problems: &mut Problems,
+) {
+    let total: usize = lists.iter().map(|(_, list)| list.len()).sum();
+    if total < 2 {
+        return;
+    }
+    let mut seen = HashSet::with_capacity(total);
+    for (list_name, list) in lists {
+        for (index, email) in list {
+            if !seen.insert(email.to_lowercase()) {
+                problems.add(
+                    format!("{path}.{list_name}.{index}.email"),
+                    format!(
+                        "Each email address in the personalization block should be unique \
+                         between to, cc, and bcc. We found the first duplicate instance of \
+                         [{email}] in the {path}.{list_name} field."
+                    ),
+                );
+                return;
+            }
+        }
+    }
+}
