@@ -8,6 +8,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261125_000001_tenants_and_api_keys;
 mod m20261125_000002_users;
 mod m20261125_000003_notifications_and_outbox;
+mod m20261125_000004_deliveries;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000001_tenants_and_api_keys::Migration),
             Box::new(m20261125_000002_users::Migration),
             Box::new(m20261125_000003_notifications_and_outbox::Migration),
+            Box::new(m20261125_000004_deliveries::Migration),
         ]
     }
 }

@@ -12,7 +12,6 @@ use herald_config::Settings;
 use herald_domain::ValidationLimits;
 use herald_store::DatabaseConnection;
 use rdkafka::producer::{FutureProducer, Producer};
-use sea_orm::{ConnectOptions, Database};
 use secrecy::ExposeSecret;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -53,22 +52,7 @@ struct BackgroundTasks {
 }
 
 pub async fn connect_database(settings: &Settings) -> anyhow::Result<DatabaseConnection> {
-    let mut url = settings.database.url.expose_secret().to_owned();
-    if !url.contains("statement_timeout") {
-        let separator = if url.contains('?') { '&' } else { '?' };
-        url.push_str(&format!(
-            "{separator}options=-c%20statement_timeout%3D{}",
-            settings.database.statement_timeout_ms
-        ));
-    }
-    let mut options = ConnectOptions::new(url);
-    options
-        .max_connections(settings.database.max_connections)
-        .min_connections(1)
-        .connect_timeout(Duration::from_millis(settings.database.connect_timeout_ms))
-        .acquire_timeout(Duration::from_millis(settings.database.connect_timeout_ms))
-        .sqlx_logging(false);
-    Ok(Database::connect(options).await?)
+    Ok(herald_store::connect(&settings.database).await?)
 }
 
 impl Application {

@@ -1,20 +1,3 @@
-//! Logging: JSON lines when `HERALD_LOG_FORMAT=json`, human-readable otherwise; level from
-//! `RUST_LOG` (default `info`).
+//! Logging set-up, shared with the worker.
 
-use tracing_subscriber::EnvFilter;
-
-pub fn init_logging() {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,rdkafka=warn,sqlx=warn,sea_orm=warn"));
-    let json = std::env::var("HERALD_LOG_FORMAT").is_ok_and(|format| format == "json");
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(true);
-    let result = if json {
-        builder.json().try_init()
-    } else {
-        builder.try_init()
-    };
-    // A second initialisation (several apps in one test binary) is harmless.
-    let _ = result;
-}
+pub use herald_telemetry::init_logging;

@@ -20,6 +20,9 @@ pub struct Settings {
     pub kafka: KafkaSettings,
     pub ingest: IngestSettings,
     pub outbox: OutboxSettings,
+    pub worker: WorkerSettings,
+    pub sendgrid: SendGridSettings,
+    pub twilio: TwilioSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -85,6 +88,53 @@ pub struct OutboxSettings {
     pub max_unpublished: u64,
 }
 
+#[derive(Debug, Clone, Deserialize)]
+pub struct WorkerSettings {
+    pub group_id: String,
+    pub batch_size: usize,
+    pub batch_linger_ms: u64,
+    pub max_in_flight_sends: usize,
+    pub partition_buffer: usize,
+    pub lease_ms: u64,
+    pub max_attempts: i32,
+    pub retry_base_ms: u64,
+    pub retry_max_ms: u64,
+    pub sweep_interval_ms: u64,
+    pub drain_timeout_ms: u64,
+    pub metrics_port: u16,
+    pub user_cache_ttl_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SendGridSettings {
+    pub base_url: String,
+    pub api_key: SecretString,
+    pub from: String,
+    pub timeout_ms: u64,
+    pub requests_per_second: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TwilioSettings {
+    pub base_url: String,
+    pub account_sid: String,
+    pub auth_token: SecretString,
+    pub from: String,
+    pub timeout_ms: u64,
+    pub requests_per_second: u32,
+}
+
+/// Provider settings also answer to the flat names operators know from the providers' docs.
+const FLAT_ENVIRONMENT_ALIASES: [(&str, &str); 7] = [
+    ("HERALD_SENDGRID_BASE_URL", "sendgrid.base_url"),
+    ("HERALD_SENDGRID_API_KEY", "sendgrid.api_key"),
+    ("HERALD_SENDGRID_FROM", "sendgrid.from"),
+    ("HERALD_TWILIO_BASE_URL", "twilio.base_url"),
+    ("HERALD_TWILIO_ACCOUNT_SID", "twilio.account_sid"),
+    ("HERALD_TWILIO_AUTH_TOKEN", "twilio.auth_token"),
+    ("HERALD_TWILIO_FROM", "twilio.from"),
+];
+
 const DEFAULTS: &str = include_str!("../../../config/herald.toml");
 
 impl Settings {
@@ -94,13 +144,18 @@ impl Settings {
         if let Some(path) = config_file {
             builder = builder.add_source(File::from(path).required(true));
         }
+        builder = builder.add_source(
+            Environment::with_prefix("HERALD")
+                .prefix_separator("_")
+                .separator("__")
+                .try_parsing(true),
+        );
+        for (variable, key) in FLAT_ENVIRONMENT_ALIASES {
+            builder = builder
+                .set_override_option(key, std::env::var(variable).ok())
+                .map_err(ConfigError::Load)?;
+        }
         let settings: Settings = builder
-            .add_source(
-                Environment::with_prefix("HERALD")
-                    .prefix_separator("_")
-                    .separator("__")
-                    .try_parsing(true),
-            )
             .build()
             .and_then(|layered| layered.try_deserialize())
             .map_err(ConfigError::Load)?;

@@ -72,6 +72,39 @@ impl Settings {
                 "must exceed kafka.message_timeout_ms, or the relay races the fast path",
             ));
         }
+        let longest_provider_timeout = self.sendgrid.timeout_ms.max(self.twilio.timeout_ms);
+        if self.worker.lease_ms <= longest_provider_timeout {
+            return Err(invalid(
+                "worker.lease_ms",
+                "must exceed the provider timeouts, or a live worker's claim could expire mid-send",
+            ));
+        }
+        if self.worker.batch_size == 0
+            || self.worker.max_in_flight_sends == 0
+            || self.worker.partition_buffer == 0
+        {
+            return Err(invalid(
+                "worker.batch_size",
+                "worker.batch_size, max_in_flight_sends and partition_buffer must be at least 1",
+            ));
+        }
+        if self.worker.max_attempts < 1 {
+            return Err(invalid("worker.max_attempts", "must be at least 1"));
+        }
+        for (setting, url) in [
+            ("sendgrid.base_url", &self.sendgrid.base_url),
+            ("twilio.base_url", &self.twilio.base_url),
+        ] {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(invalid(setting, format!("`{url}` is not an http(s) URL")));
+            }
+        }
+        if self.sendgrid.requests_per_second == 0 || self.twilio.requests_per_second == 0 {
+            return Err(invalid(
+                "sendgrid.requests_per_second",
+                "provider rate limits must be at least 1/s",
+            ));
+        }
         if self.outbox.relay_batch_limit == 0 {
             return Err(invalid("outbox.relay_batch_limit", "must be at least 1"));
         }

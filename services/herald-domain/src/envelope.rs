@@ -11,6 +11,11 @@ use crate::{Channel, Priority};
 
 pub const ENVELOPE_VERSION: u16 = 1;
 
+/// Where deliveries that failed for good are reported, beside the notifications topic.
+pub fn dead_letter_topic(topic: &str) -> String {
+    format!("{topic}.dead-letter")
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NotificationEnvelope<'a> {
     pub version: u16,

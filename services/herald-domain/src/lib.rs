@@ -1,6 +1,7 @@
 //! Herald's domain vocabulary, shared by the API and the worker: what a notification request is,
 //! the rules it must satisfy, the record that travels through Kafka, and the placeholder syntax.
 
+pub mod cache_keys;
 pub mod channel;
 pub mod envelope;
 pub mod placeholders;

@@ -28,9 +28,46 @@ pub fn placeholder_names(text: &str) -> Result<Vec<&str>, String> {
     Ok(names)
 }
 
+/// `text` with every `{{name}}` replaced by `data[name]`: strings as they are, other values as
+/// JSON, missing names as nothing (the API rejects those at ingest; old rows are rendered anyway).
+pub fn render(text: &str, data: &serde_json::Map<String, serde_json::Value>) -> String {
+    let mut rendered = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find("{{") {
+        let after_open = &rest[open + 2..];
+        let Some(close) = after_open.find("}}") else {
+            break;
+        };
+        rendered.push_str(&rest[..open]);
+        match data.get(after_open[..close].trim()) {
+            Some(serde_json::Value::String(value)) => rendered.push_str(value),
+            Some(serde_json::Value::Null) | None => {}
+            Some(other) => rendered.push_str(&other.to_string()),
+        }
+        rest = &after_open[close + 2..];
+    }
+    rendered.push_str(rest);
+    rendered
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn renders_strings_numbers_and_missing_values() {
+        let data = serde_json::json!({"value": 7, "machine": "press-4", "none": null});
+        let data = data.as_object().unwrap();
+        assert_eq!(
+            render(
+                "Pressure {{value}} on {{ machine }}{{none}}{{missing}}!",
+                data
+            ),
+            "Pressure 7 on press-4!"
+        );
+        assert_eq!(render("no placeholders", data), "no placeholders");
+        assert_eq!(render("open {{value", data), "open {{value");
+    }
 
     #[test]
     fn finds_names_in_order_and_trims_spaces() {

@@ -165,8 +165,7 @@ pub struct NotificationRow {
     pub updated_at: DateTime<Utc>,
 }
 
-pub(crate) const NOTIFICATION_COLUMNS: &str =
-    "id, tenant_id, user_ids, channels, subject, body, data, \
+const NOTIFICATION_COLUMNS: &str = "id, tenant_id, user_ids, channels, subject, body, data, \
      priority, status, scheduled_for, idempotency_key, created_at, updated_at";
 
 pub async fn find_notification(
@@ -220,6 +219,20 @@ pub async fn list_notifications(
         DatabaseBackend::Postgres,
         sql,
         values,
+    ))
+    .all(database)
+    .await
+}
+
+/// Notifications by id, in acceptance order (the outbox relay, the worker's retry sweeper).
+pub async fn load_by_ids(
+    database: &DatabaseConnection,
+    notification_ids: &[Uuid],
+) -> Result<Vec<NotificationRow>, DbErr> {
+    NotificationRow::find_by_statement(Statement::from_sql_and_values(
+        DatabaseBackend::Postgres,
+        format!("SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE id = ANY($1) ORDER BY id"),
+        [Value::from(notification_ids.to_vec())],
     ))
     .all(database)
     .await

@@ -6,8 +6,6 @@ use std::time::Duration;
 use sea_orm::{DatabaseBackend, DatabaseConnection, DbErr, FromQueryResult, Statement, Value};
 use uuid::Uuid;
 
-use crate::notifications::{NotificationRow, NOTIFICATION_COLUMNS};
-
 /// Deletes the batches; returns how many notifications they listed (those now published).
 pub async fn delete_batches(
     database: &DatabaseConnection,
@@ -65,20 +63,6 @@ RETURNING id, notification_ids
             Value::from(lease.as_millis() as i64),
             Value::from(limit as i64),
         ],
-    ))
-    .all(database)
-    .await
-}
-
-/// The notifications to publish, in acceptance order.
-pub async fn load_notifications(
-    database: &DatabaseConnection,
-    notification_ids: &[Uuid],
-) -> Result<Vec<NotificationRow>, DbErr> {
-    NotificationRow::find_by_statement(Statement::from_sql_and_values(
-        DatabaseBackend::Postgres,
-        format!("SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE id = ANY($1) ORDER BY id"),
-        [Value::from(notification_ids.to_vec())],
     ))
     .all(database)
     .await

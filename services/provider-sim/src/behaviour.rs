@@ -45,6 +45,11 @@ pub struct ProviderBehaviour {
     /// The next `fail_next` valid requests get `fail_next_kind`, whatever the rates say.
     pub fail_next: u32,
     pub fail_next_kind: FaultKind,
+    /// Answer a request whose reference was already accepted with the original answer and
+    /// deliver nothing new, as a provider with an idempotency-key API would. Off by default:
+    /// neither SendGrid's mail/send nor Twilio's Messages API deduplicates, and the simulator is
+    /// faithful unless a test asks for the idempotent model.
+    pub honour_idempotency_reference: bool,
 }
 
 impl Default for ProviderBehaviour {
@@ -58,6 +63,7 @@ impl Default for ProviderBehaviour {
             timeout_hold_ms: DEFAULT_TIMEOUT_HOLD_MS,
             fail_next: 0,
             fail_next_kind: FaultKind::ServerError,
+            honour_idempotency_reference: false,
         }
     }
 }

@@ -44,12 +44,17 @@ pub struct ProviderStats {
     pub duplicates: u64,
     /// References with at least one accepted send.
     pub distinct_references: u64,
+    /// Repeats of an accepted reference answered with the original result and not delivered
+    /// (only with `honour_idempotency_reference`).
+    pub idempotent_replays: u64,
 }
 
 pub struct ProviderRecords {
     capacity: usize,
     recent: VecDeque<DeliveryRecord>,
     accepted_per_reference: HashMap<String, u64>,
+    /// The provider message id first given to each reference, for idempotent replays.
+    first_message_id: HashMap<String, String>,
     stats: ProviderStats,
 }
 
@@ -59,6 +64,7 @@ impl ProviderRecords {
             capacity,
             recent: VecDeque::new(),
             accepted_per_reference: HashMap::new(),
+            first_message_id: HashMap::new(),
             stats: ProviderStats::default(),
         }
     }
@@ -85,9 +91,28 @@ impl ProviderRecords {
             self.stats.messages += 1;
             if let Some(reference) = &delivery.reference {
                 self.count_reference(reference);
+                if !self.first_message_id.contains_key(reference) {
+                    self.first_message_id
+                        .insert(reference.clone(), delivery.provider_message_id.clone());
+                }
             }
             self.remember(delivery);
         }
+    }
+
+    /// The original message id when every send of the request repeats an accepted reference;
+    /// counts the request as an idempotent replay.
+    pub fn replay(&mut self, deliveries: &[DeliveryRecord]) -> Option<String> {
+        let mut original = None;
+        for delivery in deliveries {
+            let reference = delivery.reference.as_ref()?;
+            original = Some(self.first_message_id.get(reference)?.clone());
+        }
+        let original = original?;
+        self.stats.requests += 1;
+        self.stats.accepted += 1;
+        self.stats.idempotent_replays += 1;
+        Some(original)
     }
 
     fn count_reference(&mut self, reference: &str) {

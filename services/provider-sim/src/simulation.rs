@@ -8,6 +8,17 @@ use std::time::Duration;
 use crate::behaviour::{BehaviourError, FaultKind, ProviderBehaviour};
 use crate::records::{DeliveryRecord, ProviderRecords, ProviderStats};
 
+/// How the provider answers a valid request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admission {
+    Accepted,
+    /// An idempotent repeat: answer as the first time, with the original message id.
+    Replayed {
+        original_message_id: String,
+    },
+    Fault(FaultKind),
+}
+
 pub struct ProviderSimulation {
     behaviour: Mutex<ProviderBehaviour>,
     records: Mutex<ProviderRecords>,
@@ -51,22 +62,40 @@ impl ProviderSimulation {
     /// Decides a valid request's fate and counts it; an accepted request's sends (built by
     /// `deliveries`, only when accepted) are recorded before the wait, as a real provider has
     /// taken a message before its answer reaches the client: a client that gives up early has
-    /// still sent it. Returns the fault to answer with, if any, after the wait.
-    pub async fn admit(
-        &self,
-        deliveries: impl FnOnce() -> Vec<DeliveryRecord>,
-    ) -> Option<FaultKind> {
+    /// still sent it. Returns how to answer, after the wait.
+    pub async fn admit(&self, deliveries: impl FnOnce() -> Vec<DeliveryRecord>) -> Admission {
         let (fault_roll, jitter_roll) = (roll(), roll());
-        let fate = lock(&self.behaviour).decide_fate(fault_roll, jitter_roll);
-        match fate.fault {
-            Some(fault) => lock(&self.records).count_fault(fault),
+        let (fate, honour_references) = {
+            let mut behaviour = lock(&self.behaviour);
+            let fate = behaviour.decide_fate(fault_roll, jitter_roll);
+            (fate, behaviour.honour_idempotency_reference)
+        };
+        let admission = match fate.fault {
+            Some(fault) => {
+                lock(&self.records).count_fault(fault);
+                Admission::Fault(fault)
+            }
             None => {
                 let deliveries = deliveries();
-                lock(&self.records).accept(deliveries);
+                let mut records = lock(&self.records);
+                let replayed = if honour_references {
+                    records.replay(&deliveries)
+                } else {
+                    None
+                };
+                match replayed {
+                    Some(original_message_id) => Admission::Replayed {
+                        original_message_id,
+                    },
+                    None => {
+                        records.accept(deliveries);
+                        Admission::Accepted
+                    }
+                }
             }
-        }
+        };
         wait(fate.delay).await;
-        fate.fault
+        admission
     }
 
     pub fn behaviour(&self) -> ProviderBehaviour {

@@ -25,9 +25,9 @@ fn is_valid_local_part(local: &str) -> bool {
     if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
         return false;
     }
-    local.chars().all(|character| {
-        character.is_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(character)
-    })
+    local
+        .chars()
+        .all(|character| character.is_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(character))
 }
 
 fn is_valid_domain(domain: &str) -> bool {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use herald_store::{outbox, DatabaseConnection};
+use herald_store::{notifications, outbox, DatabaseConnection};
 use tokio_util::sync::CancellationToken;
 
 use super::outgoing::OutgoingNotification;
@@ -68,7 +68,7 @@ async fn relay_pass(
             break;
         }
         for batch in batches {
-            let rows = outbox::load_notifications(database, &batch.notification_ids).await?;
+            let rows = notifications::load_by_ids(database, &batch.notification_ids).await?;
             let outgoing: Vec<OutgoingNotification> = rows.into_iter().map(Into::into).collect();
             if let Err(error) = publisher.publish(&outgoing).await {
                 // The broker is still away: stop here, the lease expires and a later pass retries.

@@ -2,6 +2,7 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
+use herald_store::deliveries::{self, DeliveryRow};
 use herald_store::notifications::{self, ListFilter, NotificationRow};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -28,12 +29,33 @@ pub struct ContentView {
     pub body: String,
 }
 
-/// One delivery (recipient × channel); filled in by the worker (part 2).
+/// One delivery (recipient × channel), as the worker recorded it.
 #[derive(Serialize, ToSchema)]
 pub struct DeliveryView {
     pub user_id: String,
     pub channel: String,
+    /// `sending`, `pending` (retry scheduled), `sent`, `failed`, `skipped`.
     pub status: String,
+    pub attempts: i32,
+    pub provider: Option<String>,
+    pub provider_message_id: Option<String>,
+    pub last_error: Option<String>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<DeliveryRow> for DeliveryView {
+    fn from(row: DeliveryRow) -> DeliveryView {
+        DeliveryView {
+            user_id: row.user_id,
+            channel: row.channel,
+            status: row.status,
+            attempts: row.attempts,
+            provider: row.provider,
+            provider_message_id: row.provider_message_id,
+            last_error: row.last_error,
+            updated_at: row.updated_at,
+        }
+    }
 }
 
 #[derive(Serialize, ToSchema)]
@@ -94,7 +116,13 @@ pub async fn get_notification(
     let row = notifications::find_notification(&state.database, tenant.id, id)
         .await?
         .ok_or(ApiError::NotFound("notification"))?;
-    Ok(HttpResponse::Ok().json(NotificationView::from(row)))
+    let mut view = NotificationView::from(row);
+    view.deliveries = deliveries::deliveries_of(&state.database, id)
+        .await?
+        .into_iter()
+        .map(DeliveryView::from)
+        .collect();
+    Ok(HttpResponse::Ok().json(view))
 }
 
 #[derive(Deserialize, IntoParams)]

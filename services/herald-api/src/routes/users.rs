@@ -66,6 +66,7 @@ pub async fn put_user(
         timezone: user.timezone,
     };
     let stored = upsert_user(&state.database, tenant.id, &user_id, contact).await?;
+    invalidate_cached_user(&state, tenant.id, &user_id).await;
     Ok(HttpResponse::Ok().json(UserResponse {
         id: stored.id,
         email: stored.email,
@@ -75,6 +76,21 @@ pub async fn put_user(
         created_at: stored.created_at,
         updated_at: stored.updated_at,
     }))
+}
+
+/// The worker caches contact data; a changed user must not be served stale. If Redis is away the
+/// cache entry's TTL bounds the staleness, so this is logged, not failed.
+async fn invalidate_cached_user(state: &AppState, tenant_id: uuid::Uuid, user_id: &str) {
+    let mut connection = state.redis.clone();
+    let key = herald_domain::cache_keys::user_key(tenant_id, user_id);
+    let mut command = redis::cmd("DEL");
+    command.arg(&key);
+    let delete = command.query_async::<i64>(&mut connection);
+    match tokio::time::timeout(state.redis_timeout, delete).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(error)) => tracing::warn!(%error, "could not invalidate the cached user"),
+        Err(_) => tracing::warn!("invalidating the cached user timed out"),
+    }
 }
 
 fn user_problems(user_id: &str, user: &UserRequest) -> Vec<FieldError> {

@@ -87,7 +87,7 @@ pub fn unreadable_body(error: &actix_web::Error) -> HttpResponse {
     ))])
 }
 
-pub fn method_not_allowed() -> HttpResponse {
+pub async fn method_not_allowed() -> HttpResponse {
     error_response(
         StatusCode::METHOD_NOT_ALLOWED,
         &[FieldError::general("Method Not Allowed")],

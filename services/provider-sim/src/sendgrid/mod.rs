@@ -24,6 +24,7 @@ use validation::{validate_mail, ValidatedMail};
 
 use crate::provider::Provider;
 use crate::records::DeliveryRecord;
+use crate::simulation::Admission;
 use crate::state::SimulatorState;
 
 pub const MAIL_SEND_PATH: &str = "/v3/mail/send";
@@ -76,13 +77,18 @@ async fn send_mail(
         }
     };
     let message_id = generate_message_id();
-    let fault = simulation
+    let admission = simulation
         .admit(|| delivery_records(&mail, &message_id, now))
         .await;
-    match fault {
-        Some(fault) => errors::fault(fault),
-        None => HttpResponse::Accepted()
+    match admission {
+        Admission::Fault(fault) => errors::fault(fault),
+        Admission::Accepted => HttpResponse::Accepted()
             .insert_header(("X-Message-Id", message_id))
+            .finish(),
+        Admission::Replayed {
+            original_message_id,
+        } => HttpResponse::Accepted()
+            .insert_header(("X-Message-Id", original_message_id))
             .finish(),
     }
 }

@@ -112,7 +112,12 @@ fn validate_personalization<'a>(
     reject_repeated_addresses(path, [("to", &to), ("cc", &cc), ("bcc", &bcc)], problems);
 
     if let Some(from) = member(object, "from") {
-        validate_address(from, &format!("{path}.from"), INVALID_FROM_ADDRESS, problems);
+        validate_address(
+            from,
+            &format!("{path}.from"),
+            INVALID_FROM_ADDRESS,
+            problems,
+        );
     }
     let subject = optional_string(object, "subject", path, problems);
     optional_object(object, "headers", path, problems);

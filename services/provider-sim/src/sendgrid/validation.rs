@@ -54,7 +54,10 @@ impl<'a> ValidatedMail<'a> {
 }
 
 /// `now_unix` is the current Unix time, to check that `send_at` is not too far ahead.
-pub fn validate_mail(document: &Value, now_unix: i64) -> Result<ValidatedMail<'_>, Vec<FieldError>> {
+pub fn validate_mail(
+    document: &Value,
+    now_unix: i64,
+) -> Result<ValidatedMail<'_>, Vec<FieldError>> {
     let Value::Object(root) = document else {
         let given = super::problems::json_type_name(document);
         return Err(vec![FieldError::general(format!(

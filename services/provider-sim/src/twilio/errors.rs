@@ -67,7 +67,7 @@ pub fn unreadable_body(error: &actix_web::Error) -> HttpResponse {
     .response()
 }
 
-pub fn method_not_allowed() -> HttpResponse {
+pub async fn method_not_allowed() -> HttpResponse {
     TwilioError {
         status: StatusCode::METHOD_NOT_ALLOWED,
         code: 20004,

@@ -148,7 +148,11 @@ pub fn validate_message_request(body: Option<&[u8]>) -> Result<MessageRequest, T
 impl MessageRequest {
     /// SMS segments: one per started 160 characters, at least one.
     pub fn segment_count(&self) -> usize {
-        self.body.chars().count().div_ceil(SEGMENT_CHARACTERS).max(1)
+        self.body
+            .chars()
+            .count()
+            .div_ceil(SEGMENT_CHARACTERS)
+            .max(1)
     }
 }
 

@@ -19,6 +19,7 @@ use message_resource::{generate_message_sid, MessageResource};
 
 use crate::provider::Provider;
 use crate::records::DeliveryRecord;
+use crate::simulation::Admission;
 use crate::state::SimulatorState;
 
 pub const MESSAGES_PATH: &str = "/2010-04-01/Accounts/{account_sid}/Messages.json";
@@ -71,7 +72,7 @@ async fn create_message(
     let sid = generate_message_sid(!message.media_urls.is_empty());
     let created_at = Utc::now();
     let reference = idempotency_token(&request);
-    let fault = simulation
+    let admission = simulation
         .admit(|| {
             vec![DeliveryRecord {
                 provider: Provider::Twilio,
@@ -84,9 +85,13 @@ async fn create_message(
             }]
         })
         .await;
-    if let Some(fault) = fault {
-        return errors::fault(fault);
-    }
+    let sid = match admission {
+        Admission::Fault(fault) => return errors::fault(fault),
+        Admission::Accepted => sid,
+        Admission::Replayed {
+            original_message_id,
+        } => original_message_id,
+    };
     HttpResponse::Created().json(MessageResource::queued(
         account_sid,
         &sid,

@@ -1,0 +1,42 @@
+//! Provider clients. Each turns a message into one HTTP request shaped like the provider's API
+//! and classifies the answer: sent, worth retrying, or not.
+
+mod classify;
+pub mod sendgrid;
+pub mod twilio;
+
+use std::time::Duration;
+
+use uuid::Uuid;
+
+pub use classify::classify_transport_error;
+
+/// A rendered message for one delivery.
+#[derive(Debug, Clone)]
+pub struct OutgoingMessage {
+    /// The stable reference passed to the provider (see docs/DESIGN.md).
+    pub delivery_id: Uuid,
+    /// Email address or E.164 number.
+    pub to: String,
+    pub subject: Option<String>,
+    pub body: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum SendOutcome {
+    Sent {
+        provider_message_id: Option<String>,
+        http_status: u16,
+    },
+    /// Timeout, connection failure, 5xx, 429: the same request may succeed later.
+    Retryable {
+        error: String,
+        http_status: Option<u16>,
+        retry_after: Option<Duration>,
+    },
+    /// The provider rejected the request itself; repeating it cannot help.
+    Permanent {
+        error: String,
+        http_status: Option<u16>,
+    },
+}

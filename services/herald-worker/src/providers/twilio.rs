@@ -1,0 +1,100 @@
+//! Twilio Messages: `POST /2010-04-01/Accounts/{AccountSid}/Messages.json`, Basic auth,
+//! form-encoded `To`, `From`, `Body`; `201` + JSON with `sid`.
+
+use std::time::Duration;
+
+use herald_config::TwilioSettings;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+use super::classify::classify_error_response;
+use super::{classify_transport_error, OutgoingMessage, SendOutcome};
+
+pub const PROVIDER: &str = "twilio";
+/// Twilio's idempotency header: a repeat with the same token is not sent again.
+pub const IDEMPOTENCY_HEADER: &str = "I-Twilio-Idempotency-Token";
+
+pub struct Twilio {
+    client: reqwest::Client,
+    endpoint: String,
+    account_sid: String,
+    auth_token: SecretString,
+    from: String,
+}
+
+#[derive(Serialize)]
+struct MessageForm<'a> {
+    #[serde(rename = "To")]
+    to: &'a str,
+    #[serde(rename = "From")]
+    from: &'a str,
+    #[serde(rename = "Body")]
+    body: &'a str,
+}
+
+#[derive(Deserialize)]
+struct MessageResource {
+    sid: String,
+}
+
+impl Twilio {
+    pub fn new(settings: &TwilioSettings, client: reqwest::Client) -> Twilio {
+        Twilio {
+            client,
+            endpoint: format!(
+                "{}/2010-04-01/Accounts/{}/Messages.json",
+                settings.base_url.trim_end_matches('/'),
+                settings.account_sid
+            ),
+            account_sid: settings.account_sid.clone(),
+            auth_token: settings.auth_token.clone(),
+            from: settings.from.clone(),
+        }
+    }
+
+    pub async fn send(&self, message: &OutgoingMessage, timeout: Duration) -> SendOutcome {
+        let form = MessageForm {
+            to: &message.to,
+            from: &self.from,
+            body: &message.body,
+        };
+        let form = match serde_urlencoded::to_string(&form) {
+            Ok(form) => form,
+            Err(error) => {
+                return SendOutcome::Permanent {
+                    error: format!("the message cannot be form-encoded: {error}"),
+                    http_status: None,
+                }
+            }
+        };
+        let response = self
+            .client
+            .post(&self.endpoint)
+            .basic_auth(&self.account_sid, Some(self.auth_token.expose_secret()))
+            .header(IDEMPOTENCY_HEADER, message.delivery_id.to_string())
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .timeout(timeout)
+            .body(form)
+            .send()
+            .await;
+        let response = match response {
+            Ok(response) => response,
+            Err(error) => return classify_transport_error(PROVIDER, error),
+        };
+        if response.status() == reqwest::StatusCode::CREATED {
+            let provider_message_id = response
+                .json::<MessageResource>()
+                .await
+                .ok()
+                .map(|resource| resource.sid);
+            return SendOutcome::Sent {
+                provider_message_id,
+                http_status: 201,
+            };
+        }
+        classify_error_response(PROVIDER, response).await
+    }
+}

@@ -1,0 +1,137 @@
+//! `spawn_simulator()`: a simulator on a free port with the default local credentials, and
+//! request helpers for each provider and the inspection API.
+
+use std::net::TcpListener;
+
+use herald_provider_sim::config::{
+    DEFAULT_SENDGRID_API_KEY, DEFAULT_TWILIO_ACCOUNT_SID, DEFAULT_TWILIO_AUTH_TOKEN,
+};
+use herald_provider_sim::SimulatorConfig;
+use serde_json::{json, Value};
+
+pub const API_KEY: &str = DEFAULT_SENDGRID_API_KEY;
+pub const ACCOUNT_SID: &str = DEFAULT_TWILIO_ACCOUNT_SID;
+pub const AUTH_TOKEN: &str = DEFAULT_TWILIO_AUTH_TOKEN;
+
+pub struct TestSimulator {
+    pub address: String,
+    pub client: reqwest::Client,
+    server: actix_web::dev::ServerHandle,
+}
+
+impl Drop for TestSimulator {
+    fn drop(&mut self) {
+        // Stop the workers without waiting: each test has its own server.
+        let server = self.server.clone();
+        drop(tokio::spawn(async move { server.stop(false).await }));
+    }
+}
+
+pub async fn spawn_simulator() -> TestSimulator {
+    spawn_simulator_with(|_| {}).await
+}
+
+pub async fn spawn_simulator_with(configure: impl FnOnce(&mut SimulatorConfig)) -> TestSimulator {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("binding a free port");
+    let port = listener.local_addr().unwrap().port();
+    let mut config = SimulatorConfig {
+        workers: 1,
+        ..SimulatorConfig::default()
+    };
+    configure(&mut config);
+    let server = herald_provider_sim::run(listener, config).expect("starting the simulator");
+    let handle = server.handle();
+    tokio::spawn(server);
+    TestSimulator {
+        address: format!("http://127.0.0.1:{port}"),
+        client: reqwest::Client::new(),
+        server: handle,
+    }
+}
+
+/// A Mail Send body Herald's worker would send: one recipient, its delivery id in the
+/// personalization's `custom_args`.
+pub fn mail_with_reference(reference: &str) -> Value {
+    json!({
+        "personalizations": [{
+            "to": [{"email": "alex@example.com", "name": "Alex"}],
+            "custom_args": {"herald_delivery_id": reference}
+        }],
+        "from": {"email": "notifications@herald.example", "name": "Herald"},
+        "subject": "Your order shipped",
+        "content": [
+            {"type": "text/plain", "value": "It is on its way."},
+            {"type": "text/html", "value": "<p>It is on its way.</p>"}
+        ]
+    })
+}
+
+pub fn sms_form(body: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("To", "+14155552345".to_owned()),
+        ("From", "+14155550000".to_owned()),
+        ("Body", body.to_owned()),
+    ]
+}
+
+impl TestSimulator {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn send_mail(&self, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url("/v3/mail/send"))
+            .bearer_auth(API_KEY)
+            .json(body)
+            .send()
+            .await
+            .expect("calling the simulated SendGrid")
+    }
+
+    pub fn messages_url(&self, account_sid: &str) -> String {
+        self.url(&format!("/2010-04-01/Accounts/{account_sid}/Messages.json"))
+    }
+
+    /// Sends an SMS as the default account, with `reference` as the idempotency token.
+    pub async fn send_sms(
+        &self,
+        form: &[(&'static str, String)],
+        reference: Option<&str>,
+    ) -> reqwest::Response {
+        let mut request = self
+            .client
+            .post(self.messages_url(ACCOUNT_SID))
+            .basic_auth(ACCOUNT_SID, Some(AUTH_TOKEN))
+            .form(form);
+        if let Some(reference) = reference {
+            request = request.header("I-Twilio-Idempotency-Token", reference);
+        }
+        request.send().await.expect("calling the simulated Twilio")
+    }
+
+    pub async fn set_behaviour(&self, provider: &str, behaviour: Value) -> reqwest::Response {
+        self.client
+            .put(self.url(&format!("/_sim/config/{provider}")))
+            .json(&behaviour)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Like `set_behaviour`, asserting it was accepted.
+    pub async fn configure(&self, provider: &str, behaviour: Value) {
+        let response = self.set_behaviour(provider, behaviour).await;
+        assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    }
+
+    pub async fn get_json(&self, path: &str) -> Value {
+        let response = self.client.get(self.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 200, "GET {path}");
+        response.json().await.unwrap()
+    }
+
+    pub async fn stats(&self) -> Value {
+        self.get_json("/_sim/stats").await
+    }
+}

@@ -1,0 +1,10 @@
+//! Integration tests of the provider simulator: each test starts its own server on port 0 and
+//! talks to it over HTTP, as Herald's worker and tests do.
+
+mod faults;
+mod helpers;
+mod inspection;
+mod runtime_config;
+mod schema;
+mod sendgrid;
+mod twilio;
