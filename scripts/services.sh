@@ -121,6 +121,9 @@ print_env() {
 export HERALD_DATABASE__URL=postgres://herald@127.0.0.1:$PG_PORT/herald
 export HERALD_REDIS__URL=redis://127.0.0.1:$REDIS_PORT/0
 export HERALD_KAFKA__BROKERS=127.0.0.1:$KAFKA_PORT
+# tansu 0.6 panics in its idempotent-producer check under concurrent load (lite.rs:503), so the
+# local broker gets a non-idempotent producer with one request in flight (docs/DESIGN.md).
+export HERALD_KAFKA__ENABLE_IDEMPOTENCE=false
 ENV
 }
 

@@ -23,7 +23,19 @@ pub fn create_producer(settings: &KafkaSettings) -> anyhow::Result<FutureProduce
     let producer = base_config(settings)
         .set("client.id", "herald-api")
         // Durability: every in-sync replica has the record; retries cannot duplicate or reorder.
-        .set("enable.idempotence", "true")
+        .set(
+            "enable.idempotence",
+            settings.enable_idempotence.to_string(),
+        )
+        // Without idempotence only one request in flight keeps retries from reordering a key.
+        .set(
+            "max.in.flight.requests.per.connection",
+            if settings.enable_idempotence {
+                "5"
+            } else {
+                "1"
+            },
+        )
         .set("acks", "all")
         .set("compression.type", &settings.compression)
         .set("linger.ms", settings.linger_ms.to_string())

@@ -56,6 +56,9 @@ pub struct KafkaSettings {
     /// Partitions used by `create-topics`; producers read the real count from the broker.
     pub partitions: i32,
     pub compression: String,
+    /// Idempotent producer: broker-side deduplication and order across retries. On for Kafka;
+    /// can be turned off for brokers whose implementation of it is incomplete.
+    pub enable_idempotence: bool,
     pub linger_ms: u64,
     pub message_timeout_ms: u64,
     pub queue_max_messages: u64,
@@ -91,6 +94,10 @@ pub struct OutboxSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct WorkerSettings {
     pub group_id: String,
+    /// Static group membership (Kafka `group.instance.id`), e.g. the pod name of a StatefulSet:
+    /// a restarted worker takes its partitions back at once instead of after a session timeout.
+    #[serde(default)]
+    pub instance_id: Option<String>,
     pub batch_size: usize,
     pub batch_linger_ms: u64,
     pub max_in_flight_sends: usize,

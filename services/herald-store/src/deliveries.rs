@@ -212,15 +212,17 @@ pub async fn claim_due(
     SweptDelivery::find_by_statement(Statement::from_sql_and_values(
         DatabaseBackend::Postgres,
         r#"
+WITH due AS (
+    SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= now()
+    ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED
+), expired AS (
+    SELECT id FROM deliveries WHERE status = 'sending' AND lease_until < now()
+    ORDER BY lease_until LIMIT $2 FOR UPDATE SKIP LOCKED
+)
 UPDATE deliveries d
 SET status = 'sending', lease_until = now() + $1 * interval '1 millisecond',
     attempts = d.attempts + 1, next_attempt_at = NULL, updated_at = now()
-WHERE d.id IN (
-    (SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= now()
-     ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED)
-    UNION
-    (SELECT id FROM deliveries WHERE status = 'sending' AND lease_until < now()
-     ORDER BY lease_until LIMIT $2 FOR UPDATE SKIP LOCKED))
+WHERE d.id IN (SELECT id FROM due UNION SELECT id FROM expired)
 RETURNING d.id, d.notification_id, d.tenant_id, d.user_id, d.channel, d.attempts AS attempt
 "#,
         [millis(lease), Value::from(limit as i64)],

@@ -58,7 +58,11 @@ pub fn create_consumer(
     settings: &Settings,
 ) -> anyhow::Result<(Arc<WorkerConsumer>, PartitionChannels)> {
     let partitions: PartitionChannels = Arc::default();
-    let consumer: WorkerConsumer = ClientConfig::new()
+    let mut config = ClientConfig::new();
+    if let Some(instance_id) = &settings.worker.instance_id {
+        config.set("group.instance.id", instance_id);
+    }
+    let consumer: WorkerConsumer = config
         .set("bootstrap.servers", &settings.kafka.brokers)
         .set("group.id", &settings.worker.group_id)
         .set("client.id", "herald-worker")
@@ -66,8 +70,9 @@ pub fn create_consumer(
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
-        .set("session.timeout.ms", "10000")
-        .set("heartbeat.interval.ms", "2000")
+        // Generous: a busy broker answering heartbeats late must not cost a rebalance.
+        .set("session.timeout.ms", "30000")
+        .set("heartbeat.interval.ms", "3000")
         .set("max.poll.interval.ms", "300000")
         .set("fetch.wait.max.ms", "50")
         .create_with_context(RebalanceContext {
@@ -87,6 +92,7 @@ pub struct PartitionSettings {
 pub async fn run_dispatcher(
     consumer: Arc<WorkerConsumer>,
     partitions: PartitionChannels,
+    offsets: Arc<OffsetTracker>,
     context: Arc<WorkerContext>,
     settings: Arc<PartitionSettings>,
     tasks: TaskTracker,
@@ -115,7 +121,7 @@ pub async fn run_dispatcher(
                     tasks.spawn(run_partition(
                         key.clone(),
                         receiver,
-                        consumer.clone(),
+                        offsets.clone(),
                         context.clone(),
                         settings.clone(),
                         shutdown.clone(),
@@ -137,7 +143,7 @@ pub async fn run_dispatcher(
 async fn run_partition(
     (topic, partition): PartitionKey,
     mut records: mpsc::Receiver<OwnedMessage>,
-    consumer: Arc<WorkerConsumer>,
+    offsets: Arc<OffsetTracker>,
     context: Arc<WorkerContext>,
     settings: Arc<PartitionSettings>,
     shutdown: CancellationToken,
@@ -188,40 +194,68 @@ async fn run_partition(
             .last()
             .map(|record| record.offset() + 1)
             .unwrap_or_default();
-        commit(
-            &consumer,
-            &topic,
-            partition,
-            next_offset,
-            shutdown.is_cancelled(),
-        );
+        offsets.processed(&topic, partition, next_offset);
         metrics::BATCH_SECONDS.observe(started.elapsed().as_secs_f64());
         batch.clear();
     }
     tracing::debug!(%topic, partition, "partition task stopped");
 }
 
-fn commit(
-    consumer: &WorkerConsumer,
-    topic: &str,
-    partition: i32,
-    next_offset: i64,
-    synchronous: bool,
+/// Offsets of recorded batches, committed together every `commit_interval`: one commit request
+/// per interval rather than one per batch, so commits never crowd out the group heartbeats.
+#[derive(Default)]
+pub struct OffsetTracker {
+    processed: Mutex<HashMap<PartitionKey, i64>>,
+}
+
+impl OffsetTracker {
+    /// Everything before `next_offset` in this partition is recorded in PostgreSQL.
+    pub fn processed(&self, topic: &str, partition: i32, next_offset: i64) {
+        let mut processed = self.processed.lock().expect("offset map poisoned");
+        let entry = processed
+            .entry((topic.to_owned(), partition))
+            .or_insert(next_offset);
+        *entry = (*entry).max(next_offset);
+    }
+
+    /// Commits what was processed since the last call.
+    pub fn commit(&self, consumer: &WorkerConsumer, mode: CommitMode) {
+        let processed = std::mem::take(&mut *self.processed.lock().expect("offset map poisoned"));
+        if processed.is_empty() {
+            return;
+        }
+        let mut offsets = TopicPartitionList::new();
+        for ((topic, partition), next_offset) in &processed {
+            if let Err(error) =
+                offsets.add_partition_offset(topic, *partition, Offset::Offset(*next_offset))
+            {
+                tracing::warn!(%error, "building the offset commit failed");
+            }
+        }
+        // A failed commit (e.g. a partition was just revoked) only means redelivery, which the
+        // delivery claims make harmless.
+        if let Err(error) = consumer.commit(&offsets, mode) {
+            tracing::debug!(%error, "offset commit failed");
+        }
+    }
+}
+
+/// Commits processed offsets every `interval` until `shutdown`, then once more, synchronously,
+/// after the partition tasks in `tasks` have finished.
+pub async fn run_committer(
+    consumer: Arc<WorkerConsumer>,
+    offsets: Arc<OffsetTracker>,
+    interval: Duration,
+    tasks: TaskTracker,
+    shutdown: CancellationToken,
 ) {
-    let mut offsets = TopicPartitionList::new();
-    if let Err(error) = offsets.add_partition_offset(topic, partition, Offset::Offset(next_offset))
-    {
-        tracing::warn!(%error, "building the offset commit failed");
-        return;
+    let mut ticks = tokio::time::interval(interval);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => offsets.commit(&consumer, CommitMode::Async),
+            _ = shutdown.cancelled() => break,
+        }
     }
-    let mode = if synchronous {
-        CommitMode::Sync
-    } else {
-        CommitMode::Async
-    };
-    // A failed commit (e.g. the partition was just revoked) only means redelivery, which the
-    // delivery claims make harmless.
-    if let Err(error) = consumer.commit(&offsets, mode) {
-        tracing::debug!(%topic, partition, %error, "offset commit failed");
-    }
+    tasks.wait().await;
+    let _ = tokio::task::spawn_blocking(move || offsets.commit(&consumer, CommitMode::Sync)).await;
 }

@@ -17,13 +17,17 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::backoff::RetryPolicy;
-use crate::consumer::{create_consumer, run_dispatcher, PartitionSettings};
+use crate::consumer::{
+    create_consumer, run_committer, run_dispatcher, OffsetTracker, PartitionSettings,
+};
 use crate::context::WorkerContext;
 use crate::dead_letter::DeadLetters;
 use crate::metrics;
 use crate::recipients::Recipients;
 use crate::sender::Sender;
 use crate::sweeper::run_sweeper;
+
+const OFFSET_COMMIT_INTERVAL: Duration = Duration::from_secs(1);
 
 pub struct Worker {
     settings: Settings,
@@ -48,7 +52,10 @@ impl Worker {
         let dead_letter_producer: FutureProducer = ClientConfig::new()
             .set("bootstrap.servers", &settings.kafka.brokers)
             .set("client.id", "herald-worker-dead-letters")
-            .set("enable.idempotence", "true")
+            .set(
+                "enable.idempotence",
+                settings.kafka.enable_idempotence.to_string(),
+            )
             .set("acks", "all")
             .set("message.timeout.ms", "10000")
             .create()?;
@@ -111,11 +118,20 @@ impl Worker {
             batch_linger: Duration::from_millis(self.settings.worker.batch_linger_ms),
             buffer: self.settings.worker.partition_buffer,
         });
+        let offsets = Arc::new(OffsetTracker::default());
         let dispatcher = tokio::spawn(run_dispatcher(
             consumer.clone(),
             partitions,
+            offsets.clone(),
             self.context.clone(),
             partition_settings,
+            tasks.clone(),
+            stop.clone(),
+        ));
+        let committer = tokio::spawn(run_committer(
+            consumer.clone(),
+            offsets,
+            OFFSET_COMMIT_INTERVAL,
             tasks.clone(),
             stop.clone(),
         ));
@@ -142,6 +158,8 @@ impl Worker {
                 "partitions still busy at the drain deadline; their records will be redelivered"
             );
         }
+        // The last, synchronous commit of what the partitions recorded.
+        let _ = tokio::time::timeout(Duration::from_secs(10), committer).await;
         drop(consumer);
         metrics_handle.stop(true).await;
         let _ = metrics_server.await;

@@ -74,6 +74,10 @@ fn api_process(settings: &Settings, port: u16) -> Child {
         )
         .env("HERALD_REDIS__URL", settings.redis.url.expose_secret())
         .env("HERALD_KAFKA__BROKERS", &settings.kafka.brokers)
+        .env(
+            "HERALD_KAFKA__ENABLE_IDEMPOTENCE",
+            settings.kafka.enable_idempotence.to_string(),
+        )
         .env("HERALD_KAFKA__TOPIC", &settings.kafka.topic)
         .env(
             "HERALD_KAFKA__MESSAGE_TIMEOUT_MS",

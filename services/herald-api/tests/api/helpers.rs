@@ -57,6 +57,8 @@ pub async fn fresh_settings(brokers: &str) -> Settings {
     settings.kafka.brokers = brokers.to_owned();
     settings.kafka.topic = format!("notifications-{}", Uuid::new_v4().simple());
     settings.kafka.partitions = 4;
+    // See scripts/services.sh: tansu's idempotent-producer support is not reliable under load.
+    settings.kafka.enable_idempotence = false;
     settings.kafka.message_timeout_ms = 1500;
     settings.outbox.grace_ms = 2000;
     settings.outbox.relay_interval_ms = 200;

@@ -11,7 +11,8 @@ use super::classify::classify_error_response;
 use super::{classify_transport_error, OutgoingMessage, SendOutcome};
 
 pub const PROVIDER: &str = "twilio";
-/// Twilio's idempotency header: a repeat with the same token is not sent again.
+/// Carries the delivery's stable reference. Twilio's Messages API does not deduplicate on it;
+/// it identifies a repeat (see "in doubt" in docs/DESIGN.md), and the simulator can honour it.
 pub const IDEMPOTENCY_HEADER: &str = "I-Twilio-Idempotency-Token";
 
 pub struct Twilio {

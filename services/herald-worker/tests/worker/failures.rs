@@ -1,0 +1,106 @@
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn a_provider_error_then_a_timeout_are_retried_until_sent() {
+    let stack = start_stack(None).await;
+    stack
+        .put_user("u1", json!({"email": "ops@example.com"}))
+        .await;
+    stack
+        .configure_provider(
+            "sendgrid",
+            json!({"fail_next": 1, "fail_next_kind": "server_error"}),
+        )
+        .await;
+    let (stop_worker, worker) = start_worker(&stack.settings).await;
+
+    let id = stack.notify(alert(&["u1"], &["email"])).await;
+    let view = stack.wait_until_final(&id, Duration::from_secs(30)).await;
+    assert_eq!(view["status"], "delivered");
+    assert_eq!(view["deliveries"][0]["attempts"], 2, "{view}");
+    let attempts = stack
+        .count(&format!(
+            "SELECT count(*) FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id \
+             WHERE d.notification_id = '{id}' AND a.outcome = 'retryable_error' AND a.http_status = 500"
+        ))
+        .await;
+    assert_eq!(
+        attempts, 1,
+        "the failed attempt is recorded with its status"
+    );
+
+    // The provider holds the request past the worker's 1 s timeout, then recovers.
+    stack
+        .configure_provider(
+            "sendgrid",
+            json!({"fail_next": 1, "fail_next_kind": "timeout", "timeout_hold_ms": 2500}),
+        )
+        .await;
+    let id = stack.notify(alert(&["u1"], &["email"])).await;
+    let view = stack.wait_until_final(&id, Duration::from_secs(30)).await;
+    assert_eq!(view["status"], "delivered");
+    assert_eq!(view["deliveries"][0]["attempts"], 2);
+    let timed_out = stack
+        .count(&format!(
+            "SELECT count(*) FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id \
+             WHERE d.notification_id = '{id}' AND a.error LIKE '%timed out%'"
+        ))
+        .await;
+    assert_eq!(timed_out, 1);
+
+    stop_worker.cancel();
+    worker.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_provider_that_keeps_failing_ends_in_failed_and_a_dead_letter() {
+    let mut stack = start_stack(None).await;
+    stack.settings.worker.max_attempts = 2;
+    stack.put_user("u1", json!({"phone": "+14155550100"})).await;
+    stack
+        .configure_provider("twilio", json!({"failure_rate": 1.0}))
+        .await;
+    let (stop_worker, worker) = start_worker(&stack.settings).await;
+
+    let id = stack.notify(alert(&["u1"], &["sms"])).await;
+    let view = stack.wait_until_final(&id, Duration::from_secs(30)).await;
+    assert_eq!(view["status"], "failed");
+    let delivery = &view["deliveries"][0];
+    assert_eq!(delivery["status"], "failed");
+    assert_eq!(delivery["attempts"], 2);
+    assert!(
+        delivery["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("gave up after 2 attempts"),
+        "{delivery}"
+    );
+
+    stop_worker.cancel();
+    worker.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_rejected_request_is_not_retried() {
+    let stack = start_stack(None).await;
+    // A number the API accepts as E.164 but the provider refuses (To equals From).
+    let from = stack.settings.twilio.from.clone();
+    stack.put_user("self", json!({"phone": from})).await;
+    let (stop_worker, worker) = start_worker(&stack.settings).await;
+
+    let id = stack.notify(alert(&["self"], &["sms"])).await;
+    let view = stack.wait_until_final(&id, Duration::from_secs(30)).await;
+    assert_eq!(view["status"], "failed");
+    assert_eq!(view["deliveries"][0]["attempts"], 1);
+    assert!(view["deliveries"][0]["last_error"]
+        .as_str()
+        .unwrap()
+        .contains("400"));
+
+    stop_worker.cancel();
+    worker.await.unwrap().unwrap();
+}

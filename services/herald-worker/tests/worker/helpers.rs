@@ -1,0 +1,365 @@
+//! A whole Herald per test: API and simulator in process, the worker in process or as a child
+//! process (for `kill -9`), a fresh database, topic and consumer group.
+
+use std::net::TcpListener;
+use std::process::Stdio;
+use std::time::Duration;
+
+use herald_api::Application;
+use herald_config::Settings;
+use herald_migrations::{Migrator, MigratorTrait};
+use herald_provider_sim::SimulatorConfig;
+use herald_worker::Worker;
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{json, Value};
+use tokio::process::{Child, Command};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+pub fn env(name: &str) -> String {
+    std::env::var(name)
+        .unwrap_or_else(|_| panic!("{name} is not set: run the tests with `make test`"))
+}
+
+pub struct Stack {
+    pub settings: Settings,
+    pub database: DatabaseConnection,
+    pub api: String,
+    pub simulator: String,
+    pub api_key: String,
+    pub client: reqwest::Client,
+    stop: CancellationToken,
+}
+
+pub async fn fresh_settings(brokers: &str, simulator: &str) -> Settings {
+    let mut settings = Settings::load(None).expect("default settings");
+    let admin_url = env("HERALD_TEST_DATABASE_URL");
+    let database_name = format!("herald_test_{}", Uuid::new_v4().simple());
+    let admin = Database::connect(&admin_url).await.unwrap();
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {database_name}"))
+        .await
+        .unwrap();
+    let base = admin_url.rsplit_once('/').unwrap().0;
+    settings.database.url = SecretString::from(format!("{base}/{database_name}"));
+    settings.database.max_connections = 8;
+    settings.redis.url = SecretString::from(env("HERALD_TEST_REDIS_URL"));
+    settings.kafka.brokers = brokers.to_owned();
+    settings.kafka.topic = format!("notifications-{}", Uuid::new_v4().simple());
+    settings.kafka.partitions = 4;
+    // See scripts/services.sh: tansu's idempotent-producer support is not reliable under load.
+    settings.kafka.enable_idempotence = false;
+    settings.kafka.message_timeout_ms = 1500;
+    settings.outbox.grace_ms = 2000;
+    settings.outbox.relay_interval_ms = 200;
+    settings.server.port = 0;
+    settings.server.workers = 2;
+    settings.worker.group_id = format!("workers-{}", Uuid::new_v4().simple());
+    settings.worker.metrics_port = 0;
+    settings.worker.batch_linger_ms = 10;
+    settings.worker.lease_ms = 3000;
+    settings.worker.retry_base_ms = 200;
+    settings.worker.retry_max_ms = 1000;
+    settings.worker.sweep_interval_ms = 200;
+    settings.worker.drain_timeout_ms = 5000;
+    settings.sendgrid.base_url = simulator.to_owned();
+    settings.twilio.base_url = simulator.to_owned();
+    settings.sendgrid.timeout_ms = 1000;
+    settings.twilio.timeout_ms = 1000;
+    let database = herald_store::connect(&settings.database).await.unwrap();
+    Migrator::up(&database, None).await.unwrap();
+    herald_api::cli::create_topics(&settings).await.unwrap();
+    settings
+}
+
+pub async fn start_simulator() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let server = herald_provider_sim::run(listener, SimulatorConfig::default()).unwrap();
+    tokio::spawn(server);
+    address
+}
+
+/// API and simulator running; the worker is started by the test.
+pub async fn start_stack(brokers: Option<&str>) -> Stack {
+    herald_telemetry::init_logging();
+    let simulator = start_simulator().await;
+    let brokers = brokers
+        .map(str::to_owned)
+        .unwrap_or_else(|| env("HERALD_TEST_KAFKA_BROKERS"));
+    let settings = fresh_settings(&brokers, &simulator).await;
+    let database = herald_store::connect(&settings.database).await.unwrap();
+    let name = format!("tenant-{}", Uuid::new_v4().simple());
+    let api_key = herald_api::cli::create_tenant(&settings, &name)
+        .await
+        .unwrap();
+    let application = Application::build(settings.clone()).await.unwrap();
+    let api = format!("http://127.0.0.1:{}", application.port());
+    let stop = CancellationToken::new();
+    tokio::spawn(application.run_until_stopped(stop.clone().cancelled_owned()));
+    Stack {
+        settings,
+        database,
+        api,
+        simulator,
+        api_key,
+        client: reqwest::Client::new(),
+        stop,
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// A worker running in this process until the returned token is cancelled.
+pub async fn start_worker(
+    settings: &Settings,
+) -> (
+    CancellationToken,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
+    let worker = Worker::build(settings.clone()).await.unwrap();
+    let stop = CancellationToken::new();
+    let handle = tokio::spawn(worker.run_until_stopped(stop.clone().cancelled_owned()));
+    (stop, handle)
+}
+
+/// A worker as a child process (so a test can `kill -9` it); its metrics on `metrics_port`.
+pub fn worker_process(settings: &Settings, metrics_port: u16) -> Child {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_herald-worker"));
+    if let Some(instance_id) = &settings.worker.instance_id {
+        command.env("HERALD_WORKER__INSTANCE_ID", instance_id);
+    }
+    command
+        .env(
+            "HERALD_DATABASE__URL",
+            settings.database.url.expose_secret(),
+        )
+        .env("HERALD_REDIS__URL", settings.redis.url.expose_secret())
+        .env("HERALD_KAFKA__BROKERS", &settings.kafka.brokers)
+        .env(
+            "HERALD_KAFKA__ENABLE_IDEMPOTENCE",
+            settings.kafka.enable_idempotence.to_string(),
+        )
+        .env("HERALD_KAFKA__TOPIC", &settings.kafka.topic)
+        .env("HERALD_WORKER__GROUP_ID", &settings.worker.group_id)
+        .env("HERALD_WORKER__METRICS_PORT", metrics_port.to_string())
+        .env(
+            "HERALD_WORKER__LEASE_MS",
+            settings.worker.lease_ms.to_string(),
+        )
+        .env(
+            "HERALD_WORKER__SWEEP_INTERVAL_MS",
+            settings.worker.sweep_interval_ms.to_string(),
+        )
+        .env(
+            "HERALD_WORKER__RETRY_BASE_MS",
+            settings.worker.retry_base_ms.to_string(),
+        )
+        .env(
+            "HERALD_WORKER__BATCH_LINGER_MS",
+            settings.worker.batch_linger_ms.to_string(),
+        )
+        .env("HERALD_SENDGRID_BASE_URL", &settings.sendgrid.base_url)
+        .env("HERALD_TWILIO_BASE_URL", &settings.twilio.base_url)
+        .env(
+            "HERALD_SENDGRID__TIMEOUT_MS",
+            settings.sendgrid.timeout_ms.to_string(),
+        )
+        .env(
+            "HERALD_TWILIO__TIMEOUT_MS",
+            settings.twilio.timeout_ms.to_string(),
+        )
+        .stdout(worker_log(metrics_port))
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("starting herald-worker")
+}
+
+/// Worker logs go to `$HERALD_TEST_LOG_DIR/worker-<port>.log` when that is set.
+fn worker_log(metrics_port: u16) -> Stdio {
+    match std::env::var("HERALD_TEST_LOG_DIR") {
+        Ok(directory) => std::fs::File::create(format!("{directory}/worker-{metrics_port}.log"))
+            .map(Stdio::from)
+            .unwrap_or_else(|_| Stdio::null()),
+        Err(_) => Stdio::null(),
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Stack {
+    pub async fn put_user(&self, user_id: &str, body: Value) {
+        let response = self
+            .client
+            .put(format!("{}/v1/users/{user_id}", self.api))
+            .bearer_auth(&self.api_key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+
+    /// Inserts `count` users `user-0..` with email and phone straight into PostgreSQL.
+    pub async fn insert_users(&self, count: usize) {
+        let tenant_id = herald_store::tenants::find_tenant_id_by_key_hash(
+            &self.database,
+            &herald_api::auth::hash_api_key(&self.api_key),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        self.database
+            .execute_unprepared(&format!(
+                "INSERT INTO users (tenant_id, id, email, phone) \
+                 SELECT '{tenant_id}', 'user-' || i, 'user' || i || '@example.com', '+1415555' || lpad(i::text, 4, '0') \
+                 FROM generate_series(0, {}) AS i",
+                count - 1
+            ))
+            .await
+            .unwrap();
+    }
+
+    pub async fn notify(&self, body: Value) -> String {
+        let response = self
+            .client
+            .post(format!("{}/v1/notifications", self.api))
+            .bearer_auth(&self.api_key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 202);
+        response.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    pub async fn notify_batch(&self, items: Vec<Value>) {
+        let response = self
+            .client
+            .post(format!("{}/v1/notifications/batch", self.api))
+            .bearer_auth(&self.api_key)
+            .json(&json!({ "notifications": items }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 202);
+    }
+
+    pub async fn notification(&self, id: &str) -> Value {
+        self.client
+            .get(format!("{}/v1/notifications/{id}", self.api))
+            .bearer_auth(&self.api_key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Polls until the notification reaches one of the final statuses.
+    pub async fn wait_until_final(&self, id: &str, timeout: Duration) -> Value {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let view = self.notification(id).await;
+            let status = view["status"].as_str().unwrap_or_default();
+            if ["delivered", "partially_delivered", "failed"].contains(&status) {
+                return view;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "still {status} after {timeout:?}: {view}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn count(&self, sql: &str) -> i64 {
+        let row = self
+            .database
+            .query_one(sea_orm::Statement::from_string(
+                sea_orm::DatabaseBackend::Postgres,
+                sql.to_owned(),
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        row.try_get_by_index::<i64>(0).unwrap()
+    }
+
+    /// Waits until `sql` (a count) reaches `expected`.
+    pub async fn wait_for_count(&self, sql: &str, expected: i64, timeout: Duration) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let count = self.count(sql).await;
+            if count >= expected {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{sql}: {count} of {expected} after {timeout:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    pub async fn simulator_stats(&self) -> Value {
+        self.client
+            .get(format!("{}/_sim/stats", self.simulator))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    pub async fn configure_provider(&self, provider: &str, behaviour: Value) {
+        let response = self
+            .client
+            .put(format!("{}/_sim/config/{provider}", self.simulator))
+            .json(&behaviour)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{:?}", response.text().await);
+    }
+
+    pub async fn received(&self, provider: &str) -> Value {
+        self.client
+            .get(format!(
+                "{}/_sim/received?provider={provider}&limit=100",
+                self.simulator
+            ))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
+pub fn alert(user_ids: &[&str], channels: &[&str]) -> Value {
+    json!({
+        "user_ids": user_ids,
+        "channels": channels,
+        "content": {"subject": "Pressure alert", "body": "Pressure {{value}} on {{machine}}"},
+        "data": {"value": 7, "machine": "press-4"},
+    })
+}
