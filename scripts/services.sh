@@ -5,7 +5,10 @@
 #
 #   scripts/services.sh install      install what is missing
 #   scripts/services.sh start        start what is not running (background), wait until ready
-#   scripts/services.sh stop         stop what `start` started
+#   scripts/services.sh stop [names] stop what `start` started (all, or: postgres redis tansu)
+#
+# With HERALD_STARTED_FILE set, `start` appends the names of the services it started (not those it
+# reused) to that file, so a caller can stop exactly those.
 #   scripts/services.sh env          print the connection settings as shell exports
 set -euo pipefail
 
@@ -17,6 +20,8 @@ TANSU_VERSION="0.6.0"
 export PATH="$HOME/.cargo/bin:$PATH"
 
 log() { printf '[services] %s\n' "$*" >&2; }
+
+started() { if [ -n "${HERALD_STARTED_FILE:-}" ]; then echo "$1" >> "$HERALD_STARTED_FILE"; fi; }
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
@@ -71,6 +76,7 @@ start_postgres() {
   pg_user_cmd "$bin/pg_ctl" -D "$data" -l "$RUN_DIR/postgres.log" -w start \
     -o "-p $PG_PORT -k $data -c listen_addresses=127.0.0.1 -c max_connections=300 -c shared_buffers=256MB -c synchronous_commit=on" >/dev/null
   echo "$data" > "$RUN_DIR/postgres.started"
+  started postgres
   psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -qtAc \
     "DO \$\$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'herald') THEN CREATE ROLE herald LOGIN SUPERUSER; END IF; END \$\$;"
   psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -qtAc "SELECT 1 FROM pg_database WHERE datname = 'herald'" | grep -q 1 \
@@ -85,6 +91,7 @@ start_redis() {
   redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
     --dir "$RUN_DIR" > "$RUN_DIR/redis.log" 2>&1 &
   echo $! > "$RUN_DIR/redis.pid"
+  started redis
   wait_for_port "$REDIS_PORT" redis
   log "Redis on 127.0.0.1:$REDIS_PORT"
 }
@@ -99,21 +106,28 @@ start_tansu() {
     --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
     --storage-engine "sqlite://tansu.db") > "$RUN_DIR/tansu.log" 2>&1 &
   echo $! > "$RUN_DIR/tansu.pid"
+  started tansu
   wait_for_port "$KAFKA_PORT" tansu
   log "tansu (Kafka protocol) on 127.0.0.1:$KAFKA_PORT"
 }
 
 stop() {
-  for name in tansu redis; do
-    if [ -f "$RUN_DIR/$name.pid" ]; then
-      kill "$(cat "$RUN_DIR/$name.pid")" 2>/dev/null || true
-      rm -f "$RUN_DIR/$name.pid"
-    fi
+  local names=("$@")
+  [ ${#names[@]} -gt 0 ] || names=(tansu redis postgres)
+  for name in "${names[@]}"; do
+    case "$name" in
+      tansu|redis)
+        if [ -f "$RUN_DIR/$name.pid" ]; then
+          kill "$(cat "$RUN_DIR/$name.pid")" 2>/dev/null || true
+          rm -f "$RUN_DIR/$name.pid"
+        fi ;;
+      postgres)
+        if [ -f "$RUN_DIR/postgres.started" ]; then
+          pg_user_cmd "$(pg_bin_dir)/pg_ctl" -D "$(cat "$RUN_DIR/postgres.started")" -m fast stop >/dev/null || true
+          rm -f "$RUN_DIR/postgres.started"
+        fi ;;
+    esac
   done
-  if [ -f "$RUN_DIR/postgres.started" ]; then
-    pg_user_cmd "$(pg_bin_dir)/pg_ctl" -D "$(cat "$RUN_DIR/postgres.started")" -m fast stop >/dev/null || true
-    rm -f "$RUN_DIR/postgres.started"
-  fi
 }
 
 print_env() {
@@ -130,7 +144,7 @@ ENV
 case "${1:-}" in
   install) install ;;
   start) install; start_postgres; start_redis; start_tansu ;;
-  stop) stop ;;
+  stop) shift; stop "$@" ;;
   env) print_env ;;
   *) echo "usage: $0 install|start|stop|env" >&2; exit 2 ;;
 esac

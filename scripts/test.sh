@@ -6,11 +6,9 @@ cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 
 export HERALD_RUN_DIR="${HERALD_RUN_DIR:-/tmp/herald-test-run}"
-scripts/services.sh install
-already_running=1
-(exec 3<>/dev/tcp/127.0.0.1/"${HERALD_PG_PORT:-55432}") 2>/dev/null || already_running=0
-scripts/services.sh start
-if [ "$already_running" = 0 ]; then trap 'scripts/services.sh stop' EXIT; fi
+started_services="$(mktemp)"
+trap 'scripts/services.sh stop $(cat "$started_services"); rm -f "$started_services"' EXIT
+HERALD_STARTED_FILE="$started_services" scripts/services.sh start
 eval "$(scripts/services.sh env)"
 
 # Tests create their own databases and topics from these.
@@ -19,4 +17,6 @@ export HERALD_TEST_REDIS_URL="$HERALD_REDIS__URL"
 export HERALD_TEST_KAFKA_BROKERS="$HERALD_KAFKA__BROKERS"
 export HERALD_TEST_TANSU_BIN="$(command -v tansu)"
 
-cargo test --workspace --all-targets --no-fail-fast "$@"
+# One test at a time: each end-to-end test runs an API, workers, a simulator and sometimes its own
+# broker; on a 2-core machine, two of them at once starve the group heartbeats of both.
+cargo test --workspace --all-targets --no-fail-fast "$@" -- --test-threads=1
