@@ -80,6 +80,75 @@ run_oha() { # name url rate body auth
   oha "${args[@]}" "$url" > "$OUT_DIR/oha-$name.json"
 }
 
+run_delivery_scenario() (
+  # A database, topic and group of its own, so nothing of earlier runs (an outbox backlog, old
+  # records) is counted or competes. It runs before the ingest scenarios fill the broker.
+  run_id="$(date +%s)"
+  psql "$HERALD_DATABASE__URL" -qc "CREATE DATABASE herald_bench_$run_id"
+  export HERALD_DATABASE__URL="${HERALD_DATABASE__URL%/*}/herald_bench_$run_id"
+  export HERALD_KAFKA__TOPIC="bench-delivery-$run_id"
+  # BENCH_KAFKA_BROKERS points the scenario at another broker (e.g. tansu with memory:// storage,
+  # to see the system without the SQLite broker's write cost).
+  export HERALD_KAFKA__BROKERS="${BENCH_KAFKA_BROKERS:-$HERALD_KAFKA__BROKERS}"
+  export HERALD_WORKER__GROUP_ID="bench-workers-$run_id"
+  $api migrate >/dev/null
+  $api create-topics >/dev/null
+  API_KEY="$(HERALD_API_KEY="${HERALD_BENCH_API_KEY:-hk_bench_local_key}" $api ensure-tenant --name bench)"
+  batch_rate=$(( DELIVERY_RATE / BATCH_SIZE ))
+  python3 - "$OUT_DIR" "$BATCH_SIZE" <<'PY'
+import json, sys
+out, batch_size = sys.argv[1], int(sys.argv[2])
+items = [{"user_ids": [f"bench-recipient-{i}"], "channels": ["sms"], "content": {"body": "Pressure {{value}}"}, "data": {"value": 7}} for i in range(batch_size)]
+json.dump({"notifications": items}, open(f"{out}/delivery-body.json", "w"))
+PY
+  psql "$HERALD_DATABASE__URL" -qc "INSERT INTO users (tenant_id, id, phone)
+    SELECT t.id, 'bench-recipient-' || i, '+1415556' || lpad(i::text, 4, '0') FROM tenants t, generate_series(0, $BATCH_SIZE - 1) i
+    WHERE t.name = 'bench' ON CONFLICT DO NOTHING"
+  HERALD_SIM_LISTEN=127.0.0.1:19090 HERALD_SIM_TWILIO_LATENCY_MS=20 HERALD_SIM_SENDGRID_LATENCY_MS=20 \
+    target/release/herald-provider-sim > "$OUT_DIR/simulator.log" 2>&1 &
+  pids+=($!)
+  wait_http "http://127.0.0.1:19090/_sim/stats"
+  # The delivery API instance publishes to the scenario's topic.
+  HERALD_SERVER__PORT=18082 RUST_LOG=warn $api serve > "$OUT_DIR/api-delivery.log" 2>&1 &
+  pids+=($!)
+  HERALD_SENDGRID_BASE_URL=http://127.0.0.1:19090 HERALD_TWILIO_BASE_URL=http://127.0.0.1:19090 \
+    HERALD_WORKER__METRICS_PORT=19464 RUST_LOG=warn target/release/herald-worker > "$OUT_DIR/worker.log" 2>&1 &
+  pids+=($!)
+  wait_http "http://127.0.0.1:18082/healthz"
+  sleep 3 # the worker joins its group
+  started_at="$(date -u +%Y-%m-%dT%H:%M:%S.%NZ)"
+  run_oha delivery "http://127.0.0.1:18082/v1/notifications/batch" "$batch_rate" "$OUT_DIR/delivery-body.json" yes
+  accepted=$(python3 -c "import json; d=json.load(open('$OUT_DIR/oha-delivery.json')); print(d['statusCodeDistribution'].get('202', 0) * $BATCH_SIZE)")
+  echo "[bench] waiting for $accepted deliveries" >&2
+  for _ in $(seq 1 120); do
+    sent=$(psql "$HERALD_DATABASE__URL" -qtAc "SELECT count(*) FROM deliveries d JOIN notifications n ON n.id = d.notification_id WHERE n.created_at >= '$started_at' AND d.status = 'sent'")
+    [ "$sent" -ge "$accepted" ] && break
+    sleep 1
+  done
+  psql "$HERALD_DATABASE__URL" -qtAc "
+    WITH run AS (
+      SELECT n.created_at AS accepted_at, d.updated_at AS sent_at
+      FROM deliveries d JOIN notifications n ON n.id = d.notification_id
+      WHERE n.created_at >= '$started_at' AND d.status = 'sent')
+    SELECT json_build_object(
+      'deliveries_sent', count(*),
+      'deliveries_accepted', $accepted,
+      'offered_deliveries_per_second', $DELIVERY_RATE,
+      'window_seconds', round(extract(epoch FROM max(sent_at) - min(accepted_at))::numeric, 2),
+      'deliveries_per_second', round((count(*) / nullif(extract(epoch FROM max(sent_at) - min(accepted_at)), 0))::numeric, 1),
+      'accept_to_delivery_ms', json_build_object(
+        'p50', round((percentile_cont(0.50) WITHIN GROUP (ORDER BY extract(epoch FROM sent_at - accepted_at)) * 1000)::numeric, 1),
+        'p95', round((percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM sent_at - accepted_at)) * 1000)::numeric, 1),
+        'p99', round((percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM sent_at - accepted_at)) * 1000)::numeric, 1)))
+    FROM run" > "$OUT_DIR/delivery.json"
+  curl -fsS http://127.0.0.1:19090/_sim/stats > "$OUT_DIR/simulator-stats.json"
+  echo "delivery: $(cat "$OUT_DIR/delivery.json")"
+  kill "${pids[@]}" 2>/dev/null || true
+  echo "simulator: $(python3 -c "import json; d=json.load(open('$OUT_DIR/simulator-stats.json'))['twilio']; print({k: d[k] for k in ('messages', 'duplicates')})")"
+)
+
+if [[ " $SCENARIOS " == *" delivery "* ]]; then run_delivery_scenario; fi
+
 if [[ " $SCENARIOS " == *" ingest "* ]]; then
 before=$(stored)
 run_oha bare-handler "http://127.0.0.1:18081/v1/notifications" "$SINGLE_RATE" "$OUT_DIR/single-body.json" no
@@ -132,60 +201,3 @@ print(f"written to {out}/ingest.json")
 PY
 fi
 
-if [[ " $SCENARIOS " == *" delivery "* ]]; then
-  # A topic, group and users of its own, so earlier runs' backlog does not count.
-  run_id="$(date +%s)"
-  export HERALD_KAFKA__TOPIC="bench-delivery-$run_id"
-  export HERALD_WORKER__GROUP_ID="bench-workers-$run_id"
-  $api create-topics >/dev/null
-  batch_rate=$(( DELIVERY_RATE / BATCH_SIZE ))
-  python3 - "$OUT_DIR" "$BATCH_SIZE" <<'PY'
-import json, sys
-out, batch_size = sys.argv[1], int(sys.argv[2])
-items = [{"user_ids": [f"bench-recipient-{i}"], "channels": ["sms"], "content": {"body": "Pressure {{value}}"}, "data": {"value": 7}} for i in range(batch_size)]
-json.dump({"notifications": items}, open(f"{out}/delivery-body.json", "w"))
-PY
-  psql "$HERALD_DATABASE__URL" -qc "INSERT INTO users (tenant_id, id, phone)
-    SELECT t.id, 'bench-recipient-' || i, '+1415556' || lpad(i::text, 4, '0') FROM tenants t, generate_series(0, $BATCH_SIZE - 1) i
-    WHERE t.name = 'bench' ON CONFLICT DO NOTHING"
-  HERALD_SIM_LISTEN=127.0.0.1:19090 HERALD_SIM_TWILIO_LATENCY_MS=20 HERALD_SIM_SENDGRID_LATENCY_MS=20 \
-    target/release/herald-provider-sim > "$OUT_DIR/simulator.log" 2>&1 &
-  pids+=($!)
-  wait_http "http://127.0.0.1:19090/_sim/stats"
-  # The delivery API instance publishes to the scenario's topic.
-  HERALD_SERVER__PORT=18082 RUST_LOG=warn $api serve > "$OUT_DIR/api-delivery.log" 2>&1 &
-  pids+=($!)
-  HERALD_SENDGRID_BASE_URL=http://127.0.0.1:19090 HERALD_TWILIO_BASE_URL=http://127.0.0.1:19090 \
-    HERALD_WORKER__METRICS_PORT=19464 RUST_LOG=warn target/release/herald-worker > "$OUT_DIR/worker.log" 2>&1 &
-  pids+=($!)
-  wait_http "http://127.0.0.1:18082/healthz"
-  sleep 3 # the worker joins its group
-  started_at="$(date -u +%Y-%m-%dT%H:%M:%S.%NZ)"
-  run_oha delivery "http://127.0.0.1:18082/v1/notifications/batch" "$batch_rate" "$OUT_DIR/delivery-body.json" yes
-  accepted=$(python3 -c "import json; d=json.load(open('$OUT_DIR/oha-delivery.json')); print(d['statusCodeDistribution'].get('202', 0) * $BATCH_SIZE)")
-  echo "[bench] waiting for $accepted deliveries" >&2
-  for _ in $(seq 1 120); do
-    sent=$(psql "$HERALD_DATABASE__URL" -qtAc "SELECT count(*) FROM deliveries d JOIN notifications n ON n.id = d.notification_id WHERE n.created_at >= '$started_at' AND d.status = 'sent'")
-    [ "$sent" -ge "$accepted" ] && break
-    sleep 1
-  done
-  psql "$HERALD_DATABASE__URL" -qtAc "
-    WITH run AS (
-      SELECT n.created_at AS accepted_at, d.updated_at AS sent_at
-      FROM deliveries d JOIN notifications n ON n.id = d.notification_id
-      WHERE n.created_at >= '$started_at' AND d.status = 'sent')
-    SELECT json_build_object(
-      'deliveries_sent', count(*),
-      'deliveries_accepted', $accepted,
-      'offered_deliveries_per_second', $DELIVERY_RATE,
-      'window_seconds', round(extract(epoch FROM max(sent_at) - min(accepted_at))::numeric, 2),
-      'deliveries_per_second', round((count(*) / nullif(extract(epoch FROM max(sent_at) - min(accepted_at)), 0))::numeric, 1),
-      'accept_to_delivery_ms', json_build_object(
-        'p50', round((percentile_cont(0.50) WITHIN GROUP (ORDER BY extract(epoch FROM sent_at - accepted_at)) * 1000)::numeric, 1),
-        'p95', round((percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM sent_at - accepted_at)) * 1000)::numeric, 1),
-        'p99', round((percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM sent_at - accepted_at)) * 1000)::numeric, 1)))
-    FROM run" > "$OUT_DIR/delivery.json"
-  curl -fsS http://127.0.0.1:19090/_sim/stats > "$OUT_DIR/simulator-stats.json"
-  echo "delivery: $(cat "$OUT_DIR/delivery.json")"
-  echo "simulator: $(python3 -c "import json; d=json.load(open('$OUT_DIR/simulator-stats.json'))['twilio']; print({k: d[k] for k in ('messages', 'duplicates')})")"
-fi
