@@ -1,11 +1,8 @@
 //! Crashes, restarts and scale-out: nothing lost, nothing sent twice.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tokio::process::{Child, Command};
-use uuid::Uuid;
 
 use crate::helpers::*;
 
@@ -66,74 +63,10 @@ async fn a_worker_killed_mid_batch_delivers_every_delivery_exactly_once_after_re
     assert_eq!(stack.count("SELECT count(*) FROM deliveries").await, 10_000);
 }
 
-struct TansuBroker {
-    port: u16,
-    directory: std::path::PathBuf,
-    process: Option<Child>,
-}
-
-impl TansuBroker {
-    async fn start() -> TansuBroker {
-        let directory =
-            std::env::temp_dir().join(format!("herald-tansu-{}", Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&directory).unwrap();
-        let mut broker = TansuBroker {
-            port: free_port(),
-            directory,
-            process: None,
-        };
-        broker.restart().await;
-        broker
-    }
-
-    async fn restart(&mut self) {
-        let listener = format!("tcp://127.0.0.1:{}", self.port);
-        self.process = Some(
-            Command::new(env("HERALD_TEST_TANSU_BIN"))
-                .args([
-                    "broker",
-                    "--listener-url",
-                    &listener,
-                    "--advertised-listener-url",
-                    &listener,
-                ])
-                .args(["--storage-engine", "sqlite://tansu.db"])
-                .current_dir(&self.directory)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .kill_on_drop(true)
-                .spawn()
-                .unwrap(),
-        );
-        for _ in 0..200 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-                .await
-                .is_ok()
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("tansu did not start");
-    }
-
-    async fn kill(&mut self) {
-        if let Some(mut process) = self.process.take() {
-            process.kill().await.unwrap();
-        }
-    }
-}
-
-impl Drop for TansuBroker {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.directory);
-    }
-}
-
 #[tokio::test]
 async fn a_broker_restart_mid_run_loses_nothing() {
     let mut broker = TansuBroker::start().await;
-    let stack = start_stack(Some(&format!("127.0.0.1:{}", broker.port))).await;
+    let stack = start_stack(Some(&broker.brokers())).await;
     stack.insert_users(600).await;
     let (stop_worker, worker) = start_worker(&stack.settings).await;
 

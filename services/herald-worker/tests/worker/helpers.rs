@@ -7,20 +7,16 @@ use std::time::Duration;
 
 use herald_api::Application;
 use herald_config::Settings;
-use herald_migrations::{Migrator, MigratorTrait};
 use herald_provider_sim::SimulatorConfig;
 use herald_worker::Worker;
-use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
-use secrecy::{ExposeSecret, SecretString};
+use sea_orm::{ConnectionTrait, DatabaseConnection};
+use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-pub fn env(name: &str) -> String {
-    std::env::var(name)
-        .unwrap_or_else(|_| panic!("{name} is not set: run the tests with `make test`"))
-}
+pub use herald_testing::{count, env, free_port, TansuBroker};
 
 pub struct Stack {
     pub settings: Settings,
@@ -32,44 +28,11 @@ pub struct Stack {
     stop: CancellationToken,
 }
 
+/// Fresh database, topics and group, with both providers pointed at the simulator.
 pub async fn fresh_settings(brokers: &str, simulator: &str) -> Settings {
-    let mut settings = Settings::load(None).expect("default settings");
-    let admin_url = env("HERALD_TEST_DATABASE_URL");
-    let database_name = format!("herald_test_{}", Uuid::new_v4().simple());
-    let admin = Database::connect(&admin_url).await.unwrap();
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE {database_name}"))
-        .await
-        .unwrap();
-    let base = admin_url.rsplit_once('/').unwrap().0;
-    settings.database.url = SecretString::from(format!("{base}/{database_name}"));
-    settings.database.max_connections = 8;
-    settings.redis.url = SecretString::from(env("HERALD_TEST_REDIS_URL"));
-    settings.kafka.brokers = brokers.to_owned();
-    settings.kafka.topic = format!("notifications-{}", Uuid::new_v4().simple());
-    settings.kafka.partitions = 4;
-    // See scripts/services.sh: tansu's idempotent-producer support is not reliable under load.
-    settings.kafka.enable_idempotence = false;
-    settings.kafka.message_timeout_ms = 1500;
-    settings.outbox.grace_ms = 2000;
-    settings.outbox.relay_interval_ms = 200;
-    settings.server.port = 0;
-    settings.server.workers = 2;
-    settings.worker.group_id = format!("workers-{}", Uuid::new_v4().simple());
-    settings.worker.metrics_port = 0;
-    settings.worker.batch_linger_ms = 10;
-    settings.worker.lease_ms = 3000;
-    settings.worker.retry_base_ms = 200;
-    settings.worker.retry_max_ms = 1000;
-    settings.worker.sweep_interval_ms = 200;
-    settings.worker.drain_timeout_ms = 5000;
+    let mut settings = herald_testing::fresh_settings(brokers).await;
     settings.sendgrid.base_url = simulator.to_owned();
     settings.twilio.base_url = simulator.to_owned();
-    settings.sendgrid.timeout_ms = 1000;
-    settings.twilio.timeout_ms = 1000;
-    let database = herald_store::connect(&settings.database).await.unwrap();
-    Migrator::up(&database, None).await.unwrap();
-    herald_api::cli::create_topics(&settings).await.unwrap();
     settings
 }
 
@@ -191,14 +154,6 @@ fn worker_log(metrics_port: u16) -> Stdio {
     }
 }
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl Stack {
     pub async fn put_user(&self, user_id: &str, body: Value) {
         let response = self
@@ -290,16 +245,7 @@ impl Stack {
     }
 
     pub async fn count(&self, sql: &str) -> i64 {
-        let row = self
-            .database
-            .query_one(sea_orm::Statement::from_string(
-                sea_orm::DatabaseBackend::Postgres,
-                sql.to_owned(),
-            ))
-            .await
-            .unwrap()
-            .unwrap();
-        row.try_get_by_index::<i64>(0).unwrap()
+        count(&self.database, sql).await
     }
 
     /// Waits until `sql` (a count) reaches `expected`.

@@ -1,0 +1,162 @@
+//! Test support for Herald's integration tests (see scripts/test.sh for the environment).
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use herald_config::Settings;
+use herald_migrations::{Migrator, MigratorTrait};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
+use secrecy::SecretString;
+use tokio::process::{Child, Command};
+use uuid::Uuid;
+
+/// A variable `scripts/test.sh` sets.
+pub fn env(name: &str) -> String {
+    std::env::var(name)
+        .unwrap_or_else(|_| panic!("{name} is not set: run the tests with `make test`"))
+}
+
+/// Settings for a fresh, migrated database and fresh topics (4 partitions) on `brokers`, with
+/// short timeouts so failure paths run in seconds, and a consumer group of their own.
+pub async fn fresh_settings(brokers: &str) -> Settings {
+    let mut settings = Settings::load(None).expect("default settings");
+    let admin_url = env("HERALD_TEST_DATABASE_URL");
+    let database_name = format!("herald_test_{}", Uuid::new_v4().simple());
+    let admin = Database::connect(&admin_url)
+        .await
+        .expect("connecting to the test PostgreSQL");
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {database_name}"))
+        .await
+        .expect("creating the test database");
+    let base = admin_url.rsplit_once('/').unwrap().0;
+    settings.database.url = SecretString::from(format!("{base}/{database_name}"));
+    settings.database.max_connections = 8;
+    settings.redis.url = SecretString::from(env("HERALD_TEST_REDIS_URL"));
+    settings.kafka.brokers = brokers.to_owned();
+    settings.kafka.topic = format!("notifications-{}", Uuid::new_v4().simple());
+    settings.kafka.partitions = 4;
+    // See scripts/services.sh: tansu's idempotent-producer support is not reliable under load.
+    settings.kafka.enable_idempotence = false;
+    settings.kafka.message_timeout_ms = 1500;
+    settings.outbox.grace_ms = 2000;
+    settings.outbox.relay_interval_ms = 200;
+    settings.server.port = 0;
+    settings.server.workers = 2;
+    settings.worker.group_id = format!("workers-{}", Uuid::new_v4().simple());
+    settings.worker.metrics_port = 0;
+    settings.worker.batch_linger_ms = 10;
+    settings.worker.lease_ms = 3000;
+    settings.worker.retry_base_ms = 200;
+    settings.worker.retry_max_ms = 1000;
+    settings.worker.sweep_interval_ms = 200;
+    settings.worker.drain_timeout_ms = 5000;
+    settings.sendgrid.timeout_ms = 1000;
+    settings.twilio.timeout_ms = 1000;
+
+    let database = herald_store::connect(&settings.database).await.unwrap();
+    Migrator::up(&database, None)
+        .await
+        .expect("migrating the test database");
+    herald_api::cli::create_topics(&settings)
+        .await
+        .expect("creating the test topics");
+    settings
+}
+
+/// `SELECT count(*) ...` as a number.
+pub async fn count(database: &DatabaseConnection, sql: &str) -> i64 {
+    let row = database
+        .query_one(sea_orm::Statement::from_string(
+            sea_orm::DatabaseBackend::Postgres,
+            sql.to_owned(),
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get_by_index::<i64>(0).unwrap()
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub async fn wait_for_port(port: u16) {
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("nothing listens on port {port}");
+}
+
+/// A tansu broker of the test's own, which the test may kill and restart (same port, same data).
+pub struct TansuBroker {
+    pub port: u16,
+    directory: PathBuf,
+    process: Option<Child>,
+}
+
+impl TansuBroker {
+    pub async fn start() -> TansuBroker {
+        let directory =
+            std::env::temp_dir().join(format!("herald-tansu-{}", Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&directory).unwrap();
+        let mut broker = TansuBroker {
+            port: free_port(),
+            directory,
+            process: None,
+        };
+        broker.restart().await;
+        broker
+    }
+
+    pub fn brokers(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub async fn restart(&mut self) {
+        assert!(self.process.is_none(), "the broker is running");
+        let listener = format!("tcp://127.0.0.1:{}", self.port);
+        let process = Command::new(env("HERALD_TEST_TANSU_BIN"))
+            .args([
+                "broker",
+                "--listener-url",
+                &listener,
+                "--advertised-listener-url",
+                &listener,
+            ])
+            .args(["--storage-engine", "sqlite://tansu.db"])
+            .current_dir(&self.directory)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("starting tansu");
+        self.process = Some(process);
+        wait_for_port(self.port).await;
+    }
+
+    /// `kill -9`: the broker disappears without a goodbye.
+    pub async fn kill(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            process.kill().await.unwrap();
+        }
+    }
+}
+
+impl Drop for TansuBroker {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.directory);
+    }
+}
