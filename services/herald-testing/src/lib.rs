@@ -7,6 +7,9 @@ use std::time::Duration;
 
 use herald_config::Settings;
 use herald_migrations::{Migrator, MigratorTrait};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use rdkafka::ClientConfig;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use secrecy::SecretString;
 use tokio::process::{Child, Command};
@@ -159,4 +162,35 @@ impl Drop for TansuBroker {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.directory);
     }
+}
+
+/// Reads `topic` from the beginning until `expected` records arrived or `timeout` passed;
+/// returns each record's key and payload.
+pub async fn consume_raw(
+    brokers: &str,
+    topic: &str,
+    expected: usize,
+    timeout: Duration,
+) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("test-{}", Uuid::new_v4().simple()))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let mut records = Vec::new();
+    let deadline = tokio::time::Instant::now() + timeout;
+    while records.len() < expected {
+        let Ok(received) = tokio::time::timeout_at(deadline, consumer.recv()).await else {
+            break;
+        };
+        let message = received.expect("consuming");
+        records.push((
+            message.key().unwrap_or_default().to_vec(),
+            message.payload().unwrap_or_default().to_vec(),
+        ));
+    }
+    records
 }

@@ -74,12 +74,13 @@ pub async fn attempt_and_record(
     let results: Vec<AttemptResult> =
         join_all(work.iter().map(|item| attempt(context, item))).await;
     deliveries::record(&context.database, &results).await?;
+    let mut letters = Vec::new();
     for (item, result) in work.iter().zip(&results) {
         metrics::DELIVERIES
             .with_label_values(&[item.channel.as_str(), result.status])
             .inc();
         if result.status == "failed" {
-            let letter = DeadLetter {
+            letters.push(DeadLetter {
                 delivery_id: item.delivery_id,
                 notification_id: item.notification_id,
                 tenant_id: item.tenant_id,
@@ -87,10 +88,17 @@ pub async fn attempt_and_record(
                 channel: item.channel.as_str(),
                 attempts: item.attempt,
                 error: result.error.as_deref().unwrap_or(""),
-            };
-            context.dead_letters.publish(&letter).await;
+            });
         }
     }
+    // Concurrently, each bounded by its produce timeout: a broker outage costs one timeout, not
+    // one per failed delivery.
+    join_all(
+        letters
+            .iter()
+            .map(|letter| context.dead_letters.publish(letter)),
+    )
+    .await;
     Ok(results)
 }
 
