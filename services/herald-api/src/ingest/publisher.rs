@@ -10,7 +10,6 @@ use std::sync::Arc;
 use futures::future::join_all;
 use herald_domain::NotificationEnvelope;
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::task::TaskTracker;
@@ -23,8 +22,6 @@ use crate::metrics;
 /// Records enqueued between two yields to the scheduler: enqueueing copies into librdkafka, and an
 /// async task must not hold its thread for long.
 const RECORDS_PER_YIELD: usize = 256;
-
-pub const NOTIFICATION_ID_HEADER: &str = "herald-notification-id";
 
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
@@ -147,20 +144,12 @@ impl RecordProducer {
     async fn enqueue(&self, notifications: &[OutgoingNotification]) -> Enqueued {
         let mut deliveries = Vec::new();
         for notification in notifications {
-            let notification_id = notification.id.to_string();
             for envelope in notification.envelopes() {
                 let key =
                     NotificationEnvelope::partition_key(envelope.tenant_id, &envelope.user_id);
                 let payload =
                     serde_json::to_vec(&envelope).expect("an envelope always serializes to JSON");
-                let headers = OwnedHeaders::new().insert(Header {
-                    key: NOTIFICATION_ID_HEADER,
-                    value: Some(notification_id.as_bytes()),
-                });
-                let record = FutureRecord::to(&self.topic)
-                    .key(&key)
-                    .payload(&payload)
-                    .headers(headers);
+                let record = FutureRecord::to(&self.topic).key(&key).payload(&payload);
                 match self.producer.send_result(record) {
                     Ok(delivery) => deliveries.push(delivery),
                     Err((error, _record)) => {

@@ -8,7 +8,7 @@ use herald_api::Application;
 use herald_config::Settings;
 use herald_domain::NotificationEnvelope;
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::{Headers, Message, OwnedMessage};
+use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::ClientConfig;
 use sea_orm::DatabaseConnection;
 use serde_json::Value;
@@ -136,7 +136,6 @@ pub struct ConsumedRecord {
     pub key: String,
     pub partition: i32,
     pub envelope: NotificationEnvelope<'static>,
-    pub notification_id_header: Option<String>,
 }
 
 /// Reads `topic` from the beginning until `expected` records arrived or `timeout` passed.
@@ -163,21 +162,10 @@ pub async fn consume(
         let message: OwnedMessage = received.expect("consuming").detach();
         let envelope: NotificationEnvelope =
             serde_json::from_slice(message.payload().unwrap()).unwrap();
-        let notification_id_header = message.headers().and_then(|headers| {
-            headers
-                .iter()
-                .find(|header| header.key == "herald-notification-id")
-                .and_then(|header| {
-                    header
-                        .value
-                        .map(|value| String::from_utf8_lossy(value).into_owned())
-                })
-        });
         records.push(ConsumedRecord {
             key: String::from_utf8(message.key().unwrap().to_vec()).unwrap(),
             partition: message.partition(),
             envelope: envelope.into_owned(),
-            notification_id_header,
         });
     }
     records
