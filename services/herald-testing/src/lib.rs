@@ -69,6 +69,74 @@ pub async fn fresh_settings(brokers: &str) -> Settings {
     settings
 }
 
+/// The environment that makes a `herald-api` or `herald-worker` child process use `settings`
+/// (the parts tests change).
+pub fn process_environment(settings: &Settings) -> Vec<(&'static str, String)> {
+    use secrecy::ExposeSecret;
+    let mut environment = vec![
+        (
+            "HERALD_DATABASE__URL",
+            settings.database.url.expose_secret().to_owned(),
+        ),
+        (
+            "HERALD_REDIS__URL",
+            settings.redis.url.expose_secret().to_owned(),
+        ),
+        ("HERALD_KAFKA__BROKERS", settings.kafka.brokers.clone()),
+        ("HERALD_KAFKA__TOPIC", settings.kafka.topic.clone()),
+        (
+            "HERALD_KAFKA__ENABLE_IDEMPOTENCE",
+            settings.kafka.enable_idempotence.to_string(),
+        ),
+        (
+            "HERALD_KAFKA__MESSAGE_TIMEOUT_MS",
+            settings.kafka.message_timeout_ms.to_string(),
+        ),
+        (
+            "HERALD_OUTBOX__GRACE_MS",
+            settings.outbox.grace_ms.to_string(),
+        ),
+        (
+            "HERALD_OUTBOX__RELAY_INTERVAL_MS",
+            settings.outbox.relay_interval_ms.to_string(),
+        ),
+        ("HERALD_WORKER__GROUP_ID", settings.worker.group_id.clone()),
+        (
+            "HERALD_WORKER__LEASE_MS",
+            settings.worker.lease_ms.to_string(),
+        ),
+        (
+            "HERALD_WORKER__SWEEP_INTERVAL_MS",
+            settings.worker.sweep_interval_ms.to_string(),
+        ),
+        (
+            "HERALD_WORKER__RETRY_BASE_MS",
+            settings.worker.retry_base_ms.to_string(),
+        ),
+        (
+            "HERALD_WORKER__BATCH_LINGER_MS",
+            settings.worker.batch_linger_ms.to_string(),
+        ),
+        (
+            "HERALD_SENDGRID_BASE_URL",
+            settings.sendgrid.base_url.clone(),
+        ),
+        ("HERALD_TWILIO_BASE_URL", settings.twilio.base_url.clone()),
+        (
+            "HERALD_SENDGRID__TIMEOUT_MS",
+            settings.sendgrid.timeout_ms.to_string(),
+        ),
+        (
+            "HERALD_TWILIO__TIMEOUT_MS",
+            settings.twilio.timeout_ms.to_string(),
+        ),
+    ];
+    if let Some(instance_id) = &settings.worker.instance_id {
+        environment.push(("HERALD_WORKER__INSTANCE_ID", instance_id.clone()));
+    }
+    environment
+}
+
 /// `SELECT count(*) ...` as a number.
 pub async fn count(database: &DatabaseConnection, sql: &str) -> i64 {
     let row = database
@@ -164,14 +232,19 @@ impl Drop for TansuBroker {
     }
 }
 
-/// Reads `topic` from the beginning until `expected` records arrived or `timeout` passed;
-/// returns each record's key and payload.
+pub struct RawRecord {
+    pub key: Vec<u8>,
+    pub partition: i32,
+    pub payload: Vec<u8>,
+}
+
+/// Reads `topic` from the beginning until `expected` records arrived or `timeout` passed.
 pub async fn consume_raw(
     brokers: &str,
     topic: &str,
     expected: usize,
     timeout: Duration,
-) -> Vec<(Vec<u8>, Vec<u8>)> {
+) -> Vec<RawRecord> {
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", format!("test-{}", Uuid::new_v4().simple()))
@@ -187,10 +260,11 @@ pub async fn consume_raw(
             break;
         };
         let message = received.expect("consuming");
-        records.push((
-            message.key().unwrap_or_default().to_vec(),
-            message.payload().unwrap_or_default().to_vec(),
-        ));
+        records.push(RawRecord {
+            key: message.key().unwrap_or_default().to_vec(),
+            partition: message.partition(),
+            payload: message.payload().unwrap_or_default().to_vec(),
+        });
     }
     records
 }

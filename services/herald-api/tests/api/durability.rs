@@ -5,7 +5,6 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use herald_config::Settings;
-use secrecy::ExposeSecret;
 use tokio::process::{Child, Command};
 use uuid::Uuid;
 
@@ -68,29 +67,7 @@ async fn a_broker_stopped_while_requests_arrive_loses_nothing() {
 fn api_process(settings: &Settings, port: u16) -> Child {
     Command::new(env!("CARGO_BIN_EXE_herald-api"))
         .arg("serve")
-        .env(
-            "HERALD_DATABASE__URL",
-            settings.database.url.expose_secret(),
-        )
-        .env("HERALD_REDIS__URL", settings.redis.url.expose_secret())
-        .env("HERALD_KAFKA__BROKERS", &settings.kafka.brokers)
-        .env(
-            "HERALD_KAFKA__ENABLE_IDEMPOTENCE",
-            settings.kafka.enable_idempotence.to_string(),
-        )
-        .env("HERALD_KAFKA__TOPIC", &settings.kafka.topic)
-        .env(
-            "HERALD_KAFKA__MESSAGE_TIMEOUT_MS",
-            settings.kafka.message_timeout_ms.to_string(),
-        )
-        .env(
-            "HERALD_OUTBOX__GRACE_MS",
-            settings.outbox.grace_ms.to_string(),
-        )
-        .env(
-            "HERALD_OUTBOX__RELAY_INTERVAL_MS",
-            settings.outbox.relay_interval_ms.to_string(),
-        )
+        .envs(herald_testing::process_environment(settings))
         .env("HERALD_SERVER__PORT", port.to_string())
         .env("HERALD_SERVER__WORKERS", "1")
         .stdout(Stdio::null())

@@ -7,9 +7,6 @@ use std::time::Duration;
 use herald_api::Application;
 use herald_config::Settings;
 use herald_domain::NotificationEnvelope;
-use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::{Message, OwnedMessage};
-use rdkafka::ClientConfig;
 use sea_orm::DatabaseConnection;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -145,30 +142,17 @@ pub async fn consume(
     expected: usize,
     timeout: Duration,
 ) -> Vec<ConsumedRecord> {
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", format!("test-{}", Uuid::new_v4().simple()))
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    consumer.subscribe(&[topic]).unwrap();
-    let mut records = Vec::new();
-    let deadline = tokio::time::Instant::now() + timeout;
-    while records.len() < expected {
-        let Ok(received) = tokio::time::timeout_at(deadline, consumer.recv()).await else {
-            break;
-        };
-        let message: OwnedMessage = received.expect("consuming").detach();
-        let envelope: NotificationEnvelope =
-            serde_json::from_slice(message.payload().unwrap()).unwrap();
-        records.push(ConsumedRecord {
-            key: String::from_utf8(message.key().unwrap().to_vec()).unwrap(),
-            partition: message.partition(),
-            envelope: envelope.into_owned(),
-        });
-    }
-    records
+    herald_testing::consume_raw(brokers, topic, expected, timeout)
+        .await
+        .into_iter()
+        .map(|record| ConsumedRecord {
+            key: String::from_utf8(record.key).unwrap(),
+            partition: record.partition,
+            envelope: serde_json::from_slice::<NotificationEnvelope>(&record.payload)
+                .unwrap()
+                .into_owned(),
+        })
+        .collect()
 }
 
 /// Notification ids seen on the topic, with how often each appeared.

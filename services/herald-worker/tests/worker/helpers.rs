@@ -10,7 +10,6 @@ use herald_config::Settings;
 use herald_provider_sim::SimulatorConfig;
 use herald_worker::Worker;
 use sea_orm::{ConnectionTrait, DatabaseConnection};
-use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
@@ -93,50 +92,9 @@ pub async fn start_worker(
 
 /// A worker as a child process (so a test can `kill -9` it); its metrics on `metrics_port`.
 pub fn worker_process(settings: &Settings, metrics_port: u16) -> Child {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_herald-worker"));
-    if let Some(instance_id) = &settings.worker.instance_id {
-        command.env("HERALD_WORKER__INSTANCE_ID", instance_id);
-    }
-    command
-        .env(
-            "HERALD_DATABASE__URL",
-            settings.database.url.expose_secret(),
-        )
-        .env("HERALD_REDIS__URL", settings.redis.url.expose_secret())
-        .env("HERALD_KAFKA__BROKERS", &settings.kafka.brokers)
-        .env(
-            "HERALD_KAFKA__ENABLE_IDEMPOTENCE",
-            settings.kafka.enable_idempotence.to_string(),
-        )
-        .env("HERALD_KAFKA__TOPIC", &settings.kafka.topic)
-        .env("HERALD_WORKER__GROUP_ID", &settings.worker.group_id)
+    Command::new(env!("CARGO_BIN_EXE_herald-worker"))
+        .envs(herald_testing::process_environment(settings))
         .env("HERALD_WORKER__METRICS_PORT", metrics_port.to_string())
-        .env(
-            "HERALD_WORKER__LEASE_MS",
-            settings.worker.lease_ms.to_string(),
-        )
-        .env(
-            "HERALD_WORKER__SWEEP_INTERVAL_MS",
-            settings.worker.sweep_interval_ms.to_string(),
-        )
-        .env(
-            "HERALD_WORKER__RETRY_BASE_MS",
-            settings.worker.retry_base_ms.to_string(),
-        )
-        .env(
-            "HERALD_WORKER__BATCH_LINGER_MS",
-            settings.worker.batch_linger_ms.to_string(),
-        )
-        .env("HERALD_SENDGRID_BASE_URL", &settings.sendgrid.base_url)
-        .env("HERALD_TWILIO_BASE_URL", &settings.twilio.base_url)
-        .env(
-            "HERALD_SENDGRID__TIMEOUT_MS",
-            settings.sendgrid.timeout_ms.to_string(),
-        )
-        .env(
-            "HERALD_TWILIO__TIMEOUT_MS",
-            settings.twilio.timeout_ms.to_string(),
-        )
         .stdout(worker_log(metrics_port))
         .stderr(Stdio::null())
         .kill_on_drop(true)
