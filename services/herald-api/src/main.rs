@@ -49,7 +49,9 @@ async fn main() -> anyhow::Result<()> {
                 address = %format!("http://{}:{}", settings.server.host, application.port()),
                 "herald-api listening"
             );
-            application.run_until_stopped(shutdown_signal()).await?;
+            application
+                .run_until_stopped(herald_telemetry::shutdown_signal())
+                .await?;
         }
         Command::Migrate => {
             cli::migrate(&settings).await?;
@@ -72,15 +74,4 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("installing the SIGTERM handler");
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = terminate.recv() => {}
-    }
 }

@@ -113,6 +113,8 @@ pub struct IdempotencyHolder {
     pub tenant_id: Uuid,
     pub idempotency_key: String,
     pub request_hash: Vec<u8>,
+    /// Its current status, which a repeat of the request is answered with.
+    pub status: String,
 }
 
 /// Looks up the holders of `(tenant_id, idempotency_key)` pairs in one query.
@@ -138,7 +140,7 @@ pub async fn find_idempotency_holders(
     IdempotencyHolder::find_by_statement(Statement::from_sql_and_values(
         DatabaseBackend::Postgres,
         r#"
-SELECT n.id, n.tenant_id, n.idempotency_key, n.request_hash
+SELECT n.id, n.tenant_id, n.idempotency_key, n.request_hash, n.status
 FROM jsonb_to_recordset($1::jsonb) AS key(tenant_id uuid, idempotency_key text)
 JOIN notifications n ON n.tenant_id = key.tenant_id AND n.idempotency_key = key.idempotency_key
 "#,

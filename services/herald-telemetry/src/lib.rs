@@ -1,4 +1,4 @@
-//! Logging for every Herald binary: JSON lines when `HERALD_LOG_FORMAT=json`, human-readable otherwise; level from
+//! Process plumbing shared by every Herald binary: the shutdown signal, and logging: JSON lines when `HERALD_LOG_FORMAT=json`, human-readable otherwise; level from
 //! `RUST_LOG` (default `info`).
 
 use tracing_subscriber::EnvFilter;
@@ -17,4 +17,14 @@ pub fn init_logging() {
     };
     // A second initialisation (several apps in one test binary) is harmless.
     let _ = result;
+}
+
+/// Resolves on Ctrl-C or SIGTERM: the `shutdown` every binary's `run_until_stopped` is given.
+pub async fn shutdown_signal() {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
 }

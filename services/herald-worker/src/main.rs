@@ -25,15 +25,7 @@ async fn main() -> anyhow::Result<()> {
         metrics = %format!("http://{}:{}/metrics", settings.server.host, worker.metrics_port()),
         "herald-worker started"
     );
-    worker.run_until_stopped(shutdown_signal()).await
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("installing the SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate.recv() => {}
-    }
+    worker
+        .run_until_stopped(herald_telemetry::shutdown_signal())
+        .await
 }

@@ -216,7 +216,10 @@ async fn commit_and_resolve(
                 )
             })?;
             Ok(if holder.request_hash == row.request_hash {
-                CommitOutcome::AlreadyAccepted { id: holder.id }
+                CommitOutcome::AlreadyAccepted {
+                    id: holder.id,
+                    status: holder.status.clone(),
+                }
             } else {
                 CommitOutcome::IdempotencyConflict {
                     existing_id: holder.id,

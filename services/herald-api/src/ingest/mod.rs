@@ -53,7 +53,7 @@ pub enum CommitOutcome {
     /// Stored now, with this id and status.
     Created { id: Uuid, status: &'static str },
     /// Its idempotency key already named an identical request: that one's id.
-    AlreadyAccepted { id: Uuid },
+    AlreadyAccepted { id: Uuid, status: String },
     /// Its idempotency key already named a different request.
     IdempotencyConflict { existing_id: Uuid },
 }

@@ -21,7 +21,9 @@ const IDEMPOTENCY_KEY_HEADER: &str = "Idempotency-Key";
 pub struct AcceptedResponse {
     pub id: Uuid,
     /// `accepted`, or `scheduled` when `scheduled_for` is in the future.
-    pub status: &'static str,
+    /// `accepted` or `scheduled`; a repeat with an idempotency key gets the original's
+    /// current status.
+    pub status: String,
 }
 
 /// Accepts one notification. `202` means it is stored durably and will be delivered.
@@ -66,12 +68,12 @@ pub async fn create_notification(
     let accepted = match outcome {
         CommitOutcome::Created { id, status } => {
             metrics::NOTIFICATIONS_ACCEPTED.inc();
-            AcceptedResponse { id, status }
+            AcceptedResponse {
+                id,
+                status: status.to_owned(),
+            }
         }
-        CommitOutcome::AlreadyAccepted { id } => AcceptedResponse {
-            id,
-            status: "accepted",
-        },
+        CommitOutcome::AlreadyAccepted { id, status } => AcceptedResponse { id, status },
         CommitOutcome::IdempotencyConflict { existing_id } => {
             return Err(ApiError::IdempotencyConflict { existing_id })
         }
@@ -101,7 +103,7 @@ pub struct BatchItemResult {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<Uuid>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub status: Option<&'static str>,
+    pub status: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorDetail>,
 }
@@ -191,14 +193,14 @@ pub async fn create_notification_batch(
                     BatchItemResult {
                         index,
                         id: Some(id),
-                        status: Some(status),
+                        status: Some(status.to_owned()),
                         error: None,
                     }
                 }
-                CommitOutcome::AlreadyAccepted { id } => BatchItemResult {
+                CommitOutcome::AlreadyAccepted { id, status } => BatchItemResult {
                     index,
                     id: Some(id),
-                    status: Some("accepted"),
+                    status: Some(status),
                     error: None,
                 },
                 CommitOutcome::IdempotencyConflict { existing_id } => {
