@@ -16,6 +16,7 @@ export HERALD_TEST_DATABASE_URL="${HERALD_DATABASE__URL%/*}/postgres"
 export HERALD_TEST_REDIS_URL="$HERALD_REDIS__URL"
 export HERALD_TEST_KAFKA_BROKERS="$HERALD_KAFKA__BROKERS"
 export HERALD_TEST_TANSU_BIN="$(command -v tansu)"
+export HERALD_TEST_PG_BIN_DIR="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"
 
 # One test at a time: each end-to-end test runs an API, workers, a simulator and sometimes its own
 # broker; on a 2-core machine, two of them at once starve the group heartbeats of both.

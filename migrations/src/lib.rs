@@ -9,6 +9,7 @@ mod m20261125_000001_tenants_and_api_keys;
 mod m20261125_000002_users;
 mod m20261125_000003_notifications_and_outbox;
 mod m20261125_000004_deliveries;
+mod m20261126_000005_typed_partitioned_state;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000002_users::Migration),
             Box::new(m20261125_000003_notifications_and_outbox::Migration),
             Box::new(m20261125_000004_deliveries::Migration),
+            Box::new(m20261126_000005_typed_partitioned_state::Migration),
         ]
     }
 }

@@ -1,25 +1,38 @@
-//! Administrative commands: migrations, topics, tenants and keys.
+//! Administrative commands: migrations, topics, tenants and keys, parked records.
+
+use std::time::Duration;
 
 use herald_config::Settings;
 use herald_migrations::{Migrator, MigratorTrait};
+use herald_store::outbox::{self, ParkedPublication};
+use uuid::Uuid;
 
 use crate::auth::{describe_api_key, generate_api_key, hash_api_key};
-use crate::kafka;
+use crate::ingest::maintain_once;
+use crate::ingest::MaintenanceSettings;
 use crate::startup::connect_database;
 
+/// Applies the migrations, then makes the partitions for the coming days right away.
 pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
     let database = connect_database(settings).await?;
-    Migrator::up(&database, None).await?;
+    Migrator::up(database.connection(), None).await?;
+    maintain_once(
+        &MaintenanceSettings {
+            interval: Duration::from_millis(settings.retention.maintenance_interval_ms),
+            retention_days: settings.retention.days,
+            premake_days: settings.retention.premake_days,
+            idempotency_window: Duration::from_secs(
+                u64::from(settings.idempotency.window_hours) * 3600,
+            ),
+        },
+        &database,
+    )
+    .await;
     Ok(())
 }
 
 pub async fn create_topics(settings: &Settings) -> anyhow::Result<()> {
-    kafka::create_topic(
-        &settings.kafka,
-        &settings.kafka.topic,
-        settings.kafka.partitions,
-    )
-    .await
+    herald_kafka::create_topics(&settings.kafka, &settings.retention).await
 }
 
 /// Creates a tenant and its first key; returns the key, which is shown once and never stored.
@@ -64,4 +77,26 @@ pub async fn ensure_tenant_with_key(
         }
     }
     Ok(key.key)
+}
+
+/// Revokes a key; every API replica stops accepting it at once. Returns whether it was active.
+pub async fn revoke_key(settings: &Settings, key: &str) -> anyhow::Result<bool> {
+    let database = connect_database(settings).await?;
+    Ok(herald_store::tenants::revoke_api_key(&database, &hash_api_key(key)).await?)
+}
+
+/// The parked records (refused by the broker for good), oldest first.
+pub async fn parked(settings: &Settings, limit: u64) -> anyhow::Result<Vec<ParkedPublication>> {
+    let database = connect_database(settings).await?;
+    Ok(outbox::parked_publications(&database, limit).await?)
+}
+
+/// Queues the notifications of parked records for publishing again; returns how many.
+pub async fn replay_parked(
+    settings: &Settings,
+    notification_id: Option<Uuid>,
+) -> anyhow::Result<u64> {
+    let database = connect_database(settings).await?;
+    let grace = Duration::from_millis(settings.outbox.grace_ms);
+    Ok(outbox::replay_parked(&database, notification_id, grace).await?)
 }

@@ -35,6 +35,10 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("{0}; retry later")]
     Overloaded(&'static str),
+    #[error("too many requests with unknown API keys from this client; retry later")]
+    TooManyRequests,
+    #[error("the database refused this notification: {0}")]
+    RefusedByDatabase(String),
     #[error("a dependency is unavailable; retry later")]
     Unavailable(#[source] anyhow::Error),
     #[error("internal error")]
@@ -50,7 +54,8 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     /// Stable, machine-readable: `malformed_json`, `validation_failed`, `invalid_query`,
     /// `unauthorized`, `not_found`, `method_not_allowed`, `idempotency_conflict`,
-    /// `payload_too_large`, `unsupported_media_type`, `overloaded`, `unavailable`, `internal`.
+    /// `payload_too_large`, `unsupported_media_type`, `rate_limited`, `overloaded`, `unavailable`,
+    /// `internal`.
     pub code: &'static str,
     pub message: String,
     #[schema(value_type = Object)]
@@ -70,6 +75,8 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::Overloaded(_) => "overloaded",
+            ApiError::TooManyRequests => "rate_limited",
+            ApiError::RefusedByDatabase(_) => "validation_failed",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
         }
@@ -83,6 +90,9 @@ impl ApiError {
             }
             ApiError::PayloadTooLarge { limit_bytes } => {
                 serde_json::json!({ "limit_bytes": limit_bytes })
+            }
+            ApiError::RefusedByDatabase(reason) => {
+                serde_json::json!([{ "field": "$", "problem": format!("the database refused it: {reason}") }])
             }
             _ => serde_json::Value::Null,
         }
@@ -103,7 +113,10 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::MalformedJson(_) | ApiError::InvalidQuery(_) => StatusCode::BAD_REQUEST,
-            ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Validation(_) | ApiError::RefusedByDatabase(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            ApiError::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             ApiError::MissingApiKey | ApiError::InvalidApiKey => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -124,7 +137,10 @@ impl ResponseError for ApiError {
             _ => {}
         }
         let mut response = HttpResponse::build(self.status_code());
-        if self.status_code() == StatusCode::SERVICE_UNAVAILABLE {
+        if matches!(
+            self.status_code(),
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS
+        ) {
             response.insert_header((header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS)));
         }
         if matches!(self, ApiError::MissingApiKey | ApiError::InvalidApiKey) {
@@ -134,15 +150,16 @@ impl ResponseError for ApiError {
     }
 }
 
-impl From<sea_orm::DbErr> for ApiError {
-    fn from(error: sea_orm::DbErr) -> ApiError {
-        // A database that cannot be reached or answers too slowly is a 503 the client may retry;
-        // anything else is a bug on our side.
+impl From<herald_store::StoreError> for ApiError {
+    fn from(error: herald_store::StoreError) -> ApiError {
+        use herald_store::StoreError;
+        // A database that cannot be reached, answers too slowly or cancels a slow statement is a
+        // 503 the client may retry; anything else is a bug on our side.
         match error {
-            sea_orm::DbErr::ConnectionAcquire(_) | sea_orm::DbErr::Conn(_) => {
+            StoreError::Unavailable(_) | StoreError::StatementTimeout => {
                 ApiError::Unavailable(error.into())
             }
-            other => ApiError::Internal(other.into()),
+            StoreError::Refused { .. } | StoreError::Other(_) => ApiError::Internal(error.into()),
         }
     }
 }

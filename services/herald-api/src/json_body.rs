@@ -7,6 +7,38 @@ use herald_domain::FieldError;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
+use crate::ingest::BytesPermit;
+use crate::routes::notifications::ingest_error_to_api;
+use crate::state::AppState;
+
+/// The request body, with its bytes taken from the ingest byte budget before it is read (the
+/// declared length, or the largest body allowed when none is declared) and held until the caller
+/// drops the permit: request bytes in memory stay bounded, in bytes, not requests.
+pub async fn read_body_within_budget(
+    request: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+) -> Result<(web::Bytes, BytesPermit), ApiError> {
+    let limit_bytes = state.limits.max_body_bytes;
+    let reserved = declared_length(request)
+        .unwrap_or(limit_bytes)
+        .min(limit_bytes);
+    let mut permit = state
+        .request_bytes
+        .take(reserved)
+        .map_err(ingest_error_to_api)?;
+    let body = read_body(request, payload, limit_bytes).await?;
+    permit.shrink_to(body.len());
+    Ok((body, permit))
+}
+
+fn declared_length(request: &HttpRequest) -> Option<usize> {
+    request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<usize>().ok())
+}
 
 /// The request body, at most `limit_bytes` long.
 pub async fn read_body(
@@ -31,11 +63,7 @@ pub async fn read_body(
             return Err(ApiError::UnsupportedMediaType);
         }
     }
-    let declared_length = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<usize>().ok());
+    let declared_length = declared_length(request);
     if declared_length.is_some_and(|length| length > limit_bytes) {
         return Err(ApiError::PayloadTooLarge { limit_bytes });
     }

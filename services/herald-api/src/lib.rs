@@ -6,7 +6,6 @@ pub mod cli;
 pub mod error;
 pub mod ingest;
 pub mod json_body;
-pub mod kafka;
 pub mod metrics;
 pub mod routes;
 pub mod startup;

@@ -19,9 +19,9 @@ struct Arguments {
 enum Command {
     /// Serve the HTTP API (the default).
     Serve,
-    /// Apply pending database migrations.
+    /// Apply pending database migrations and make the coming days' partitions.
     Migrate,
-    /// Create the Kafka topic(s) with the configured partition count.
+    /// Create the Kafka topics with the configured partition count and retention.
     CreateTopics,
     /// Create a tenant and print its first API key.
     CreateTenant {
@@ -35,12 +35,33 @@ enum Command {
         #[arg(long, env = "HERALD_API_KEY", hide_env_values = true)]
         api_key: Option<String>,
     },
+    /// Revoke an API key (read from `HERALD_REVOKE_KEY`, never from the command line).
+    RevokeKey {
+        #[arg(long, env = "HERALD_REVOKE_KEY", hide_env_values = true)]
+        key: String,
+    },
+    /// List records the broker refused for good (JSON lines).
+    Parked {
+        #[arg(long, default_value_t = 100)]
+        limit: u64,
+    },
+    /// Publish the notifications of parked records again (all, or one notification's).
+    ReplayParked {
+        #[arg(long)]
+        notification_id: Option<uuid::Uuid>,
+    },
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() {
     telemetry::init_logging();
     let arguments = Arguments::parse();
+    if let Err(error) = run(arguments).await {
+        herald_telemetry::exit_with_error(&format!("{error:#}"));
+    }
+}
+
+async fn run(arguments: Arguments) -> anyhow::Result<()> {
     let settings = Settings::load(arguments.config.as_deref())?;
     match arguments.command.unwrap_or(Command::Serve) {
         Command::Serve => {
@@ -71,6 +92,26 @@ async fn main() -> anyhow::Result<()> {
         Command::EnsureTenant { name, api_key } => {
             let key = cli::ensure_tenant_with_key(&settings, &name, api_key).await?;
             println!("{key}");
+        }
+        Command::RevokeKey { key } => {
+            let revoked = cli::revoke_key(&settings, &key).await?;
+            println!(
+                "{}",
+                if revoked {
+                    "revoked"
+                } else {
+                    "no active key matched"
+                }
+            );
+        }
+        Command::Parked { limit } => {
+            for record in cli::parked(&settings, limit).await? {
+                println!("{}", serde_json::to_string(&record)?);
+            }
+        }
+        Command::ReplayParked { notification_id } => {
+            let replayed = cli::replay_parked(&settings, notification_id).await?;
+            println!("{replayed} notifications queued for publishing again");
         }
     }
     Ok(())

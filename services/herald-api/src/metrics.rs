@@ -1,14 +1,15 @@
-//! Prometheus metrics of the API, as statics registered in one registry.
+//! Prometheus metrics of the API, as statics registered in the process's one registry.
 
+use herald_telemetry::metrics::REGISTRY;
 use once_cell::sync::Lazy;
 use prometheus::{
-    register_histogram_vec_with_registry, register_histogram_with_registry,
-    register_int_counter_vec_with_registry, register_int_counter_with_registry,
-    register_int_gauge_with_registry, Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    Registry,
+    register_gauge_with_registry, register_histogram_vec_with_registry,
+    register_histogram_with_registry, register_int_counter_vec_with_registry,
+    register_int_counter_with_registry, register_int_gauge_with_registry, Gauge, Histogram,
+    HistogramVec, IntCounter, IntCounterVec, IntGauge,
 };
 
-pub static REGISTRY: Lazy<Registry> = Lazy::new(Registry::new);
+use crate::ingest::CommitOutcome;
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
@@ -47,8 +48,18 @@ pub static NOTIFICATIONS_ACCEPTED: Lazy<IntCounter> = Lazy::new(|| {
 pub static INGEST_REJECTED: Lazy<IntCounterVec> = Lazy::new(|| {
     register_int_counter_vec_with_registry!(
         "herald_ingest_rejected_total",
-        "Submissions refused with 503, by reason (queue_full, outbox_full, commit_failed).",
+        "Notifications or requests refused after validation, by reason (queue_full, outbox_full, \
+         bytes_in_flight, refused_by_database, unavailable, idempotency_conflict).",
         &["reason"],
+        REGISTRY
+    )
+    .unwrap()
+});
+
+pub static INGEST_BISECTIONS: Lazy<IntCounter> = Lazy::new(|| {
+    register_int_counter_with_registry!(
+        "herald_ingest_bisections_total",
+        "Commit batches split in two because PostgreSQL refused them for a reason tied to rows.",
         REGISTRY
     )
     .unwrap()
@@ -67,7 +78,7 @@ pub static INGEST_BATCH_ROWS: Lazy<Histogram> = Lazy::new(|| {
 pub static INGEST_COMMIT_SECONDS: Lazy<Histogram> = Lazy::new(|| {
     register_histogram_with_registry!(
         "herald_ingest_commit_duration_seconds",
-        "Time to write one group-commit batch to PostgreSQL.",
+        "Time to write one group-commit batch to PostgreSQL (bisections included).",
         LATENCY_BUCKETS.to_vec(),
         REGISTRY
     )
@@ -93,24 +104,104 @@ pub static RELAY_REPUBLISHED: Lazy<IntCounter> = Lazy::new(|| {
     .unwrap()
 });
 
-pub static OUTBOX_UNPUBLISHED: Lazy<IntGauge> = Lazy::new(|| {
+pub static OUTBOX_BACKLOG: Lazy<IntGauge> = Lazy::new(|| {
     register_int_gauge_with_registry!(
-        "herald_outbox_unpublished",
-        "Notifications committed but not yet acknowledged by the broker.",
+        "herald_outbox_backlog",
+        "Notifications committed but not yet acknowledged by the broker, all replicas (true count).",
         REGISTRY
     )
     .unwrap()
 });
 
+pub static OUTBOX_OLDEST_AGE_SECONDS: Lazy<Gauge> = Lazy::new(|| {
+    register_gauge_with_registry!(
+        "herald_outbox_oldest_age_seconds",
+        "Age of the oldest outbox entry.",
+        REGISTRY
+    )
+    .unwrap()
+});
+
+pub static OUTBOX_PARKED: Lazy<IntCounter> = Lazy::new(|| {
+    register_int_counter_with_registry!(
+        "herald_outbox_parked_total",
+        "Records the broker refused for good, parked instead of published.",
+        REGISTRY
+    )
+    .unwrap()
+});
+
+pub static OUTBOX_PARKED_WAITING: Lazy<IntGauge> = Lazy::new(|| {
+    register_int_gauge_with_registry!(
+        "herald_outbox_parked",
+        "Parked records not replayed yet.",
+        REGISTRY
+    )
+    .unwrap()
+});
+
+pub static SCHEDULED_RELEASED: Lazy<IntCounter> = Lazy::new(|| {
+    register_int_counter_with_registry!(
+        "herald_scheduled_released_total",
+        "Scheduled notifications released into the outbox when due.",
+        REGISTRY
+    )
+    .unwrap()
+});
+
+pub static RETENTION_BLOCKED_DAYS: Lazy<IntGauge> = Lazy::new(|| {
+    register_int_gauge_with_registry!(
+        "herald_retention_blocked_partitions",
+        "Days past the retention not dropped because they hold unfinished notifications.",
+        REGISTRY
+    )
+    .unwrap()
+});
+
+pub static AUTH_THROTTLED: Lazy<IntCounter> = Lazy::new(|| {
+    register_int_counter_with_registry!(
+        "herald_auth_throttled_total",
+        "Requests refused with 429 because their client sent too many unknown API keys.",
+        REGISTRY
+    )
+    .unwrap()
+});
+
+/// Counts what became of one submitted notification.
+pub fn record_commit_outcome(outcome: &CommitOutcome) {
+    match outcome {
+        CommitOutcome::Created { .. } => NOTIFICATIONS_ACCEPTED.inc(),
+        CommitOutcome::AlreadyAccepted { .. } => {}
+        CommitOutcome::IdempotencyConflict { .. } => INGEST_REJECTED
+            .with_label_values(&["idempotency_conflict"])
+            .inc(),
+        CommitOutcome::Refused { .. } => INGEST_REJECTED
+            .with_label_values(&["refused_by_database"])
+            .inc(),
+        CommitOutcome::Undetermined | CommitOutcome::Unavailable { .. } => {
+            INGEST_REJECTED.with_label_values(&["unavailable"]).inc()
+        }
+    }
+}
+
 /// Registers every metric, so `/metrics` lists them before their first use.
 pub fn register_all() {
+    herald_telemetry::metrics::register_all();
+    herald_store::metrics::register_all();
     Lazy::force(&HTTP_REQUESTS);
     Lazy::force(&HTTP_REQUEST_SECONDS);
     Lazy::force(&NOTIFICATIONS_ACCEPTED);
     Lazy::force(&INGEST_REJECTED);
+    Lazy::force(&INGEST_BISECTIONS);
     Lazy::force(&INGEST_BATCH_ROWS);
     Lazy::force(&INGEST_COMMIT_SECONDS);
     Lazy::force(&KAFKA_PUBLISH);
     Lazy::force(&RELAY_REPUBLISHED);
-    Lazy::force(&OUTBOX_UNPUBLISHED);
+    Lazy::force(&OUTBOX_BACKLOG);
+    Lazy::force(&OUTBOX_OLDEST_AGE_SECONDS);
+    Lazy::force(&OUTBOX_PARKED);
+    Lazy::force(&OUTBOX_PARKED_WAITING);
+    Lazy::force(&SCHEDULED_RELEASED);
+    Lazy::force(&RETENTION_BLOCKED_DAYS);
+    Lazy::force(&AUTH_THROTTLED);
 }

@@ -1,5 +1,6 @@
-//! Building and running the API: connections, background tasks, the HTTP server, and an orderly
-//! shutdown that commits what was accepted and flushes what was committed.
+//! Building and running the API: connections, background tasks (each supervised: a panic is
+//! counted and the task restarted), the HTTP server, and an orderly shutdown that commits what was
+//! accepted and flushes what was committed.
 
 use std::future::Future;
 use std::net::TcpListener;
@@ -10,30 +11,31 @@ use actix_web::dev::Server;
 use actix_web::{middleware, web, App, HttpServer};
 use herald_config::Settings;
 use herald_domain::ValidationLimits;
-use herald_store::DatabaseConnection;
+use herald_store::Database;
+use herald_telemetry::supervise::supervise;
 use rdkafka::producer::{FutureProducer, Producer};
-use secrecy::ExposeSecret;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::auth::TenantAuthenticator;
-use crate::ingest::collector_settings;
+use crate::auth::{run_revocation_listener, TenantAuthenticator};
 use crate::ingest::{
-    run_collector, run_outbox_cleaner, run_relay, IngestHandle, OutboxCleaner, Publisher,
-    UnpublishedGauge,
+    collector_settings, relay_settings, run_collector, run_maintenance, run_outbox_cleaner,
+    run_relay, run_scheduler, IngestHandle, MaintenanceSettings, OutboxBacklog, OutboxCleaner,
+    Publisher, RequestBytes,
 };
 use crate::state::{AppState, RequestLimits};
-use crate::{kafka, metrics, routes, timing};
+use crate::{metrics, routes, timing};
 
 /// How long shutdown waits for the broker to acknowledge what is in flight; the rest is
 /// published by the relay after the restart.
 const SHUTDOWN_FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a handler waits for its batch to commit before answering 503.
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Fast-path batches published concurrently; beyond that the relay takes over.
-const MAX_FAST_PATH_BATCHES: usize = 64;
+/// Bytes of committed notifications the fast path holds while the broker acknowledges them;
+/// beyond that the relay takes over.
+const MAX_FAST_PATH_BYTES: usize = 64 * 1024 * 1024;
 const OUTBOX_CLEANER_CAPACITY: usize = 16_384;
 
 pub struct Application {
@@ -45,87 +47,121 @@ pub struct Application {
 struct BackgroundTasks {
     shutdown: CancellationToken,
     collector: JoinHandle<()>,
-    relay: JoinHandle<()>,
+    supervised: TaskTracker,
     cleaner: JoinHandle<()>,
     fast_path_tasks: TaskTracker,
     producer: FutureProducer,
 }
 
-pub async fn connect_database(settings: &Settings) -> anyhow::Result<DatabaseConnection> {
-    Ok(herald_store::connect(&settings.database).await?)
+pub async fn connect_database(settings: &Settings) -> anyhow::Result<Database> {
+    Ok(Database::connect(&settings.database).await?)
 }
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         metrics::register_all();
         let database = connect_database(&settings).await?;
-        let redis_client = redis::Client::open(settings.redis.url.expose_secret())?;
-        let redis_timeout = Duration::from_millis(settings.redis.timeout_ms);
-        let redis = redis::aio::ConnectionManager::new_with_config(
-            redis_client,
-            redis::aio::ConnectionManagerConfig::new()
-                .set_connection_timeout(redis_timeout)
-                .set_response_timeout(redis_timeout)
-                .set_number_of_retries(2),
-        )
-        .await?;
-        let producer = kafka::create_producer(&settings.kafka)?;
+        let redis = herald_store::cache::connect_redis(&settings.redis).await?;
+        let producer = herald_kafka::create_producer(&settings.kafka, "herald-api")?;
 
         let shutdown = CancellationToken::new();
-        let unpublished = Arc::new(UnpublishedGauge::default());
-        unpublished.set(herald_store::outbox::count_unpublished(&database).await?);
-        let (cleaner, published_batches) = OutboxCleaner::new(OUTBOX_CLEANER_CAPACITY);
+        let supervised = TaskTracker::new();
+        let backlog = Arc::new(OutboxBacklog::default());
+        backlog.refresh(herald_store::outbox::backlog(&database).await?);
+        let (cleaner, publish_reports) = OutboxCleaner::new(OUTBOX_CLEANER_CAPACITY);
         let fast_path_tasks = TaskTracker::new();
         let publisher = Publisher::start(
             producer.clone(),
             &settings.kafka.topic,
             cleaner,
-            MAX_FAST_PATH_BATCHES,
+            MAX_FAST_PATH_BYTES,
             &fast_path_tasks,
         );
-        let cleaner = tokio::spawn(run_outbox_cleaner(
-            published_batches,
-            database.clone(),
-            unpublished.clone(),
-        ));
+        let cleaner = tokio::spawn(run_outbox_cleaner(publish_reports, database.clone()));
         let (submissions, submission_queue) = mpsc::channel(settings.ingest.queue_capacity);
         let collector = tokio::spawn(run_collector(
             submission_queue,
             collector_settings(&settings.ingest),
             database.clone(),
             publisher.clone(),
-            unpublished.clone(),
+            backlog.clone(),
             shutdown.clone(),
         ));
-        let relay = tokio::spawn(run_relay(
-            crate::ingest::relay_settings(&settings.outbox),
-            database.clone(),
-            publisher,
-            unpublished.clone(),
-            shutdown.clone(),
-        ));
+        {
+            let relay_settings = Arc::new(relay_settings(&settings.outbox));
+            let (database, publisher, backlog, shutdown) = (
+                database.clone(),
+                publisher.clone(),
+                backlog.clone(),
+                shutdown.clone(),
+            );
+            supervised.spawn(supervise("relay", move || {
+                run_relay(
+                    relay_settings.clone(),
+                    database.clone(),
+                    publisher.clone(),
+                    backlog.clone(),
+                    shutdown.clone(),
+                )
+            }));
+        }
+        {
+            let grace = Duration::from_millis(settings.outbox.grace_ms);
+            let (database, shutdown) = (database.clone(), shutdown.clone());
+            supervised.spawn(supervise("scheduler", move || {
+                run_scheduler(database.clone(), grace, shutdown.clone())
+            }));
+        }
+        {
+            let retention = settings.retention.clone();
+            let window = Duration::from_secs(u64::from(settings.idempotency.window_hours) * 3600);
+            let (database, shutdown) = (database.clone(), shutdown.clone());
+            supervised.spawn(supervise("maintenance", move || {
+                run_maintenance(
+                    MaintenanceSettings {
+                        interval: Duration::from_millis(retention.maintenance_interval_ms),
+                        retention_days: retention.days,
+                        premake_days: retention.premake_days,
+                        idempotency_window: window,
+                    },
+                    database.clone(),
+                    shutdown.clone(),
+                )
+            }));
+        }
+        let authenticator = Arc::new(TenantAuthenticator::new(database.clone()));
+        {
+            let (authenticator, shutdown) = (authenticator.clone(), shutdown.clone());
+            supervised.spawn(supervise("key_revocations", move || {
+                run_revocation_listener(authenticator.clone(), shutdown.clone())
+            }));
+        }
 
         let state = web::Data::new(AppState {
-            database: database.clone(),
+            database,
             redis,
-            redis_timeout,
+            redis_timeout: Duration::from_millis(settings.redis.timeout_ms),
             producer: producer.clone(),
             topic: settings.kafka.topic.clone(),
             ingest: IngestHandle::new(
                 submissions,
-                unpublished,
+                backlog,
                 settings.outbox.max_unpublished,
                 COMMIT_TIMEOUT,
             ),
+            request_bytes: RequestBytes::new(settings.ingest.max_bytes_in_flight),
             limits: RequestLimits {
                 max_body_bytes: settings.server.max_body_bytes,
                 max_batch_items: settings.ingest.max_batch_items,
                 validation: ValidationLimits {
                     max_recipients: settings.ingest.max_recipients,
+                    max_record_bytes: settings.kafka.max_record_bytes,
+                    max_schedule_ahead_days: settings.retention.max_schedule_ahead_days(),
                 },
             },
+            user_cache_ttl_seconds: settings.worker.user_cache_ttl_seconds,
         });
-        let authenticator = web::Data::new(Arc::new(TenantAuthenticator::new(database)));
+        let authenticator = web::Data::new(authenticator);
 
         let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))?;
         let port = listener.local_addr()?.port();
@@ -152,7 +188,7 @@ impl Application {
             background: BackgroundTasks {
                 shutdown,
                 collector,
-                relay,
+                supervised,
                 cleaner,
                 fast_path_tasks,
                 producer,
@@ -186,7 +222,8 @@ impl BackgroundTasks {
     async fn stop(self) {
         self.shutdown.cancel();
         let _ = self.collector.await;
-        let _ = self.relay.await;
+        self.supervised.close();
+        self.supervised.wait().await;
         self.fast_path_tasks.close();
         if tokio::time::timeout(SHUTDOWN_FLUSH_TIMEOUT, self.fast_path_tasks.wait())
             .await

@@ -3,19 +3,22 @@
 use std::time::Duration;
 
 use herald_domain::ValidationLimits;
-use herald_store::DatabaseConnection;
+use herald_store::Database;
 use rdkafka::producer::FutureProducer;
 
-use crate::ingest::IngestHandle;
+use crate::ingest::{IngestHandle, RequestBytes};
 
 pub struct AppState {
-    pub database: DatabaseConnection,
+    pub database: Database,
     pub redis: redis::aio::ConnectionManager,
     pub redis_timeout: Duration,
     pub producer: FutureProducer,
     pub topic: String,
     pub ingest: IngestHandle,
+    pub request_bytes: RequestBytes,
     pub limits: RequestLimits,
+    /// How long the recipient cache keeps an entry the API writes through.
+    pub user_cache_ttl_seconds: u64,
 }
 
 #[derive(Clone, Copy)]

@@ -20,7 +20,17 @@ pub async fn time_requests(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let started = Instant::now();
-    let method = request.method().clone();
+    // A fixed set: a client can send any method name, and labels must stay bounded.
+    let method: &'static str = match request.method().as_str() {
+        "GET" => "GET",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "PATCH" => "PATCH",
+        "HEAD" => "HEAD",
+        "OPTIONS" => "OPTIONS",
+        _ => "other",
+    };
     let mut response = next.call(request).await?;
     let elapsed = started.elapsed();
     let route = response
@@ -29,10 +39,10 @@ pub async fn time_requests(
         .unwrap_or_else(|| "unmatched".to_owned());
     let status = response.status();
     metrics::HTTP_REQUEST_SECONDS
-        .with_label_values(&[method.as_str(), &route])
+        .with_label_values(&[method, &route])
         .observe(elapsed.as_secs_f64());
     metrics::HTTP_REQUESTS
-        .with_label_values(&[method.as_str(), &route, status.as_str()])
+        .with_label_values(&[method, &route, status.as_str()])
         .inc();
     if elapsed > SLOW_ERROR {
         tracing::error!(%method, %route, status = status.as_u16(), elapsed_ms = elapsed.as_millis() as u64, "very slow request");

@@ -20,6 +20,8 @@ pub struct Settings {
     pub kafka: KafkaSettings,
     pub ingest: IngestSettings,
     pub outbox: OutboxSettings,
+    pub retention: RetentionSettings,
+    pub idempotency: IdempotencySettings,
     pub worker: WorkerSettings,
     pub sendgrid: SendGridSettings,
     pub twilio: TwilioSettings,
@@ -41,6 +43,7 @@ pub struct DatabaseSettings {
     pub max_connections: u32,
     pub connect_timeout_ms: u64,
     pub statement_timeout_ms: u64,
+    pub query_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -62,6 +65,15 @@ pub struct KafkaSettings {
     pub linger_ms: u64,
     pub message_timeout_ms: u64,
     pub queue_max_messages: u64,
+    /// Largest record (key + value) the API will produce.
+    pub max_record_bytes: usize,
+}
+
+impl KafkaSettings {
+    /// The producer's `message.max.bytes`: the record limit plus room for the batch framing.
+    pub fn producer_message_max_bytes(&self) -> usize {
+        self.max_record_bytes + 4096
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -74,6 +86,8 @@ pub struct IngestSettings {
     pub max_concurrent_writes: usize,
     /// Submissions waiting for a commit batch; beyond this the API answers 503.
     pub queue_capacity: usize,
+    /// Request bytes held by requests in progress; beyond this the API answers 503.
+    pub max_bytes_in_flight: usize,
     /// Most notifications in one `POST /v1/notifications/batch`.
     pub max_batch_items: usize,
     /// Most `user_ids` in one notification.
@@ -92,6 +106,31 @@ pub struct OutboxSettings {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+pub struct RetentionSettings {
+    pub days: u32,
+    pub premake_days: u32,
+    pub maintenance_interval_ms: u64,
+}
+
+impl RetentionSettings {
+    /// How far ahead a notification may be scheduled: it must be final before its day is dropped.
+    pub fn max_schedule_ahead_days(&self) -> i64 {
+        i64::from(self.days) - 2
+    }
+
+    /// Kafka's `retention.ms`: a day less than PostgreSQL keeps notifications, so a replayed record
+    /// always finds its notification.
+    pub fn kafka_retention_ms(&self) -> i64 {
+        (i64::from(self.days) - 1) * 24 * 3600 * 1000
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct IdempotencySettings {
+    pub window_hours: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
 pub struct WorkerSettings {
     pub group_id: String,
     /// Static group membership (Kafka `group.instance.id`), e.g. the pod name of a StatefulSet:
@@ -100,8 +139,7 @@ pub struct WorkerSettings {
     pub instance_id: Option<String>,
     pub batch_size: usize,
     pub batch_linger_ms: u64,
-    pub max_in_flight_sends: usize,
-    pub partition_buffer: usize,
+    pub partition_buffer_kbytes: usize,
     pub lease_ms: u64,
     pub max_attempts: i32,
     pub retry_base_ms: u64,
@@ -110,6 +148,25 @@ pub struct WorkerSettings {
     pub drain_timeout_ms: u64,
     pub metrics_port: u16,
     pub user_cache_ttl_seconds: u64,
+    pub content_cache_bytes: u64,
+}
+
+impl WorkerSettings {
+    /// How often a worker session renews its heartbeat.
+    pub fn heartbeat_interval_ms(&self) -> u64 {
+        (self.lease_ms / 10).max(50)
+    }
+}
+
+/// What every provider lane (bulkhead) is configured with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LaneSettings {
+    pub timeout_ms: u64,
+    pub requests_per_second: u32,
+    /// Provider requests in flight at once.
+    pub max_in_flight: usize,
+    /// Deliveries this worker holds for the provider: waiting in memory or in flight.
+    pub max_held: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -119,6 +176,19 @@ pub struct SendGridSettings {
     pub from: String,
     pub timeout_ms: u64,
     pub requests_per_second: u32,
+    pub max_in_flight: usize,
+    pub max_held: usize,
+}
+
+impl SendGridSettings {
+    pub fn lane(&self) -> LaneSettings {
+        LaneSettings {
+            timeout_ms: self.timeout_ms,
+            requests_per_second: self.requests_per_second,
+            max_in_flight: self.max_in_flight,
+            max_held: self.max_held,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -129,6 +199,19 @@ pub struct TwilioSettings {
     pub from: String,
     pub timeout_ms: u64,
     pub requests_per_second: u32,
+    pub max_in_flight: usize,
+    pub max_held: usize,
+}
+
+impl TwilioSettings {
+    pub fn lane(&self) -> LaneSettings {
+        LaneSettings {
+            timeout_ms: self.timeout_ms,
+            requests_per_second: self.requests_per_second,
+            max_in_flight: self.max_in_flight,
+            max_held: self.max_held,
+        }
+    }
 }
 
 /// Provider settings also answer to the flat names operators know from the providers' docs.

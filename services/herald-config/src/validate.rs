@@ -28,6 +28,41 @@ impl Settings {
         if self.database.max_connections == 0 {
             return Err(invalid("database.max_connections", "must be at least 1"));
         }
+        if self.database.query_timeout_ms <= self.database.statement_timeout_ms {
+            return Err(invalid(
+                "database.query_timeout_ms",
+                "must exceed database.statement_timeout_ms, so the server cancels a slow statement before the client gives up on it",
+            ));
+        }
+        if !(1024..=900_000).contains(&self.kafka.max_record_bytes) {
+            return Err(invalid(
+                "kafka.max_record_bytes",
+                "must be between 1024 and 900000 (brokers refuse records over about 1 MB by default)",
+            ));
+        }
+        if self.ingest.max_bytes_in_flight < self.server.max_body_bytes {
+            return Err(invalid(
+                "ingest.max_bytes_in_flight",
+                "must be at least server.max_body_bytes, or the largest request could never be taken",
+            ));
+        }
+        if self.retention.days < 3 {
+            return Err(invalid(
+                "retention.days",
+                "must be at least 3 (scheduling is allowed up to days - 2 ahead)",
+            ));
+        }
+        if self.retention.premake_days < 1 {
+            return Err(invalid("retention.premake_days", "must be at least 1"));
+        }
+        if self.idempotency.window_hours == 0
+            || u64::from(self.idempotency.window_hours) >= u64::from(self.retention.days) * 24
+        {
+            return Err(invalid(
+                "idempotency.window_hours",
+                "must be at least 1 and shorter than the retention",
+            ));
+        }
         if self.kafka.brokers.trim().is_empty() {
             return Err(invalid("kafka.brokers", "must not be empty"));
         }
@@ -73,20 +108,31 @@ impl Settings {
             ));
         }
         let longest_provider_timeout = self.sendgrid.timeout_ms.max(self.twilio.timeout_ms);
-        if self.worker.lease_ms <= longest_provider_timeout {
+        if self.worker.lease_ms < 2 * longest_provider_timeout {
             return Err(invalid(
                 "worker.lease_ms",
-                "must exceed the provider timeouts, or a live worker's claim could expire mid-send",
+                format!(
+                    "must be at least twice the longest provider timeout ({longest_provider_timeout} ms): \
+                     a worker stops starting calls well before its claims can be taken over"
+                ),
             ));
         }
-        if self.worker.batch_size == 0
-            || self.worker.max_in_flight_sends == 0
-            || self.worker.partition_buffer == 0
-        {
+        if self.worker.batch_size == 0 || self.worker.partition_buffer_kbytes == 0 {
             return Err(invalid(
                 "worker.batch_size",
-                "worker.batch_size, max_in_flight_sends and partition_buffer must be at least 1",
+                "worker.batch_size and worker.partition_buffer_kbytes must be at least 1",
             ));
+        }
+        for (setting, lane) in [
+            ("sendgrid.max_in_flight", self.sendgrid.lane()),
+            ("twilio.max_in_flight", self.twilio.lane()),
+        ] {
+            if lane.max_in_flight == 0 || lane.max_held < lane.max_in_flight {
+                return Err(invalid(
+                    setting,
+                    "max_in_flight must be at least 1 and max_held at least max_in_flight",
+                ));
+            }
         }
         if self.worker.max_attempts < 1 {
             return Err(invalid("worker.max_attempts", "must be at least 1"));
@@ -127,6 +173,17 @@ mod tests {
         settings.outbox.grace_ms = settings.kafka.message_timeout_ms;
         let error = settings.validate().unwrap_err().to_string();
         assert!(error.contains("outbox.grace_ms"), "{error}");
+    }
+
+    #[test]
+    fn a_lease_shorter_than_two_provider_timeouts_is_rejected_by_name() {
+        let mut settings = Settings::load(None).unwrap();
+        settings.worker.lease_ms = settings.twilio.timeout_ms;
+        let error = settings.validate().unwrap_err().to_string();
+        assert!(
+            error.starts_with("invalid setting `worker.lease_ms`"),
+            "{error}"
+        );
     }
 
     #[test]

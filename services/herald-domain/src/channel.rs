@@ -1,13 +1,32 @@
+//! Delivery channels and priorities: closed sets, the same in Rust, in JSON and in PostgreSQL (enum
+//! types `channel` and `priority`).
+
+use sea_orm::{DeriveActiveEnum, EnumIter};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-/// A delivery channel. Part 1 knows the two channels whose providers part 2 delivers through.
+/// A delivery channel.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    ToSchema,
+    EnumIter,
+    DeriveActiveEnum,
 )]
 #[serde(rename_all = "lowercase")]
+#[sea_orm(rs_type = "String", db_type = "Enum", enum_name = "channel")]
 pub enum Channel {
+    #[sea_orm(string_value = "email")]
     Email,
+    #[sea_orm(string_value = "sms")]
     Sms,
 }
 
@@ -26,18 +45,42 @@ impl Channel {
             .into_iter()
             .find(|channel| channel.as_str() == name)
     }
+
+    /// The names, for error messages: `email, sms`.
+    pub fn known_names() -> String {
+        Channel::ALL.map(Channel::as_str).join(", ")
+    }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Default,
+    Serialize,
+    Deserialize,
+    ToSchema,
+    EnumIter,
+    DeriveActiveEnum,
+)]
 #[serde(rename_all = "lowercase")]
+#[sea_orm(rs_type = "String", db_type = "Enum", enum_name = "priority")]
 pub enum Priority {
+    #[sea_orm(string_value = "high")]
     High,
     #[default]
+    #[sea_orm(string_value = "normal")]
     Normal,
+    #[sea_orm(string_value = "low")]
     Low,
 }
 
 impl Priority {
+    pub const ALL: [Priority; 3] = [Priority::High, Priority::Normal, Priority::Low];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Priority::High => "high",
@@ -47,7 +90,7 @@ impl Priority {
     }
 
     pub fn parse(name: &str) -> Option<Priority> {
-        [Priority::High, Priority::Normal, Priority::Low]
+        Priority::ALL
             .into_iter()
             .find(|priority| priority.as_str() == name)
     }

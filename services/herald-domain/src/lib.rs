@@ -1,14 +1,18 @@
 //! Herald's domain vocabulary, shared by the API and the worker: what a notification request is,
 //! the rules it must satisfy, the record that travels through Kafka, and the placeholder syntax.
 
-pub mod cache_keys;
 pub mod channel;
 pub mod envelope;
 pub mod placeholders;
 pub mod request;
+pub mod status;
 pub mod validation;
 
 pub use channel::{Channel, Priority};
 pub use envelope::NotificationEnvelope;
 pub use request::{ContentRequest, NotificationRequest, ValidatedNotification};
+pub use status::{
+    AttemptOutcome, DeliveryEvent, DeliveryProgress, DeliveryStatus, InvalidTransition,
+    NotificationEvent, NotificationStatus,
+};
 pub use validation::{FieldError, ValidationLimits};

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
-use crate::{Channel, Priority};
+use crate::{Channel, NotificationStatus, Priority};
 
 /// A notification as submitted. Channels and priority are strings here so that an unknown value
 /// is reported as a validation error naming the field, not as a parse error.
@@ -68,10 +68,14 @@ impl ValidatedNotification {
     }
 
     /// `scheduled` when the notification is to be held, otherwise `accepted`.
-    pub fn initial_status(&self, now: DateTime<Utc>) -> &'static str {
-        match self.scheduled_for {
-            Some(due) if due > now => "scheduled",
-            _ => "accepted",
-        }
+    pub fn initial_status(&self, now: DateTime<Utc>) -> NotificationStatus {
+        NotificationStatus::initial(self.scheduled_for.is_some_and(|due| due > now))
+    }
+
+    /// Recipients × channels: the deliveries this notification will have.
+    pub fn deliveries_expected(&self) -> i32 {
+        let expected = self.user_ids.len() * self.channels.len();
+        debug_assert!(expected <= i32::MAX as usize, "bounded by max_recipients");
+        expected.min(i32::MAX as usize) as i32
     }
 }

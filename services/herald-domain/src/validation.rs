@@ -7,14 +7,16 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::envelope::NotificationEnvelope;
 use crate::placeholders::placeholder_names;
 use crate::{Channel, NotificationRequest, Priority, ValidatedNotification};
 
 pub const MAX_USER_ID_CHARS: usize = 128;
 pub const MAX_SUBJECT_CHARS: usize = 998;
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// `data` as compact JSON: it is stored in `jsonb` and rendered into every message.
+pub const MAX_DATA_BYTES: usize = 64 * 1024;
 pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
-pub const MAX_SCHEDULE_AHEAD_DAYS: i64 = 366;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct FieldError {
@@ -35,6 +37,39 @@ impl FieldError {
 #[derive(Debug, Clone, Copy)]
 pub struct ValidationLimits {
     pub max_recipients: usize,
+    /// Largest Kafka record (key + value) the producer and broker take; see `kafka.max_record_bytes`.
+    pub max_record_bytes: usize,
+    /// How far ahead `scheduled_for` may be: less than the retention, so a notification is final
+    /// before its partition is dropped.
+    pub max_schedule_ahead_days: i64,
+}
+
+/// U+0000 is valid JSON but PostgreSQL's `text` and `jsonb` cannot hold it: refused up front, so
+/// that one request cannot fail the commit batch it shares with others.
+const NUL: char = '\u{0}';
+
+fn nul_problem(field: &str, text: &str) -> Option<FieldError> {
+    text.contains(NUL)
+        .then(|| FieldError::new(field, "must not contain the NUL character (U+0000)"))
+}
+
+/// The first NUL in `data`, keys included, as a JSON path below `data`.
+fn nul_in_json(path: &str, value: &serde_json::Value) -> Option<String> {
+    match value {
+        serde_json::Value::String(text) if text.contains(NUL) => Some(path.to_owned()),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(index, item)| nul_in_json(&format!("{path}[{index}]"), item)),
+        serde_json::Value::Object(map) => map.iter().find_map(|(key, item)| {
+            if key.contains(NUL) {
+                Some(path.to_owned())
+            } else {
+                nul_in_json(&format!("{path}.{key}"), item)
+            }
+        }),
+        _ => None,
+    }
 }
 
 impl NotificationRequest {
@@ -75,6 +110,7 @@ impl NotificationRequest {
         }
 
         let mut channels = Vec::with_capacity(self.channels.len());
+        let channel_names = Channel::known_names();
         if self.channels.is_empty() {
             errors.push(FieldError::new(
                 "channels",
@@ -87,7 +123,7 @@ impl NotificationRequest {
                 Some(_) => {}
                 None => errors.push(FieldError::new(
                     format!("channels[{index}]"),
-                    format!("unknown channel `{name}` (known: email, sms)"),
+                    format!("unknown channel `{name}` (known: {channel_names})"),
                 )),
             }
         }
@@ -110,6 +146,12 @@ impl NotificationRequest {
             _ => {}
         }
         let body = self.content.body;
+        errors.extend(
+            subject
+                .as_deref()
+                .and_then(|subject| nul_problem("content.subject", subject)),
+        );
+        errors.extend(nul_problem("content.body", &body));
         if body.trim().is_empty() {
             errors.push(FieldError::new("content.body", "must not be empty"));
         }
@@ -121,6 +163,23 @@ impl NotificationRequest {
         }
 
         let data = self.data.unwrap_or_default();
+        let data_value = serde_json::Value::Object(data);
+        if let Some(path) = nul_in_json("data", &data_value) {
+            errors.push(FieldError::new(
+                path,
+                "must not contain the NUL character (U+0000), in keys or values",
+            ));
+        }
+        let data_bytes = serde_json::to_vec(&data_value).map_or(0, |json| json.len());
+        if data_bytes > MAX_DATA_BYTES {
+            errors.push(FieldError::new(
+                "data",
+                format!("at most {MAX_DATA_BYTES} bytes as JSON, got {data_bytes}"),
+            ));
+        }
+        let serde_json::Value::Object(data) = data_value else {
+            unreachable!("built from a map")
+        };
         let content_fields = [
             ("content.subject", subject.as_deref()),
             ("content.body", Some(&body)),
@@ -155,11 +214,12 @@ impl NotificationRequest {
             None => None,
             Some(text) => match DateTime::parse_from_rfc3339(text) {
                 Ok(due)
-                    if due.with_timezone(&Utc) > now + Duration::days(MAX_SCHEDULE_AHEAD_DAYS) =>
+                    if due.with_timezone(&Utc)
+                        > now + Duration::days(limits.max_schedule_ahead_days) =>
                 {
                     errors.push(FieldError::new(
                         "scheduled_for",
-                        format!("at most {MAX_SCHEDULE_AHEAD_DAYS} days ahead"),
+                        format!("at most {} days ahead", limits.max_schedule_ahead_days),
                     ));
                     None
                 }
@@ -192,6 +252,25 @@ impl NotificationRequest {
                     format!("must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} characters"),
                 ));
             }
+            if key.chars().any(char::is_control) {
+                errors.push(FieldError::new(
+                    "idempotency_key",
+                    "must not contain control characters",
+                ));
+            }
+        }
+
+        if let Some(record_bytes) = largest_record_bytes(&self.user_ids) {
+            if record_bytes > limits.max_record_bytes {
+                errors.push(FieldError::new(
+                    "user_ids",
+                    format!(
+                        "the Kafka record for the longest user id would be {record_bytes} bytes; \
+                         at most {} (kafka.max_record_bytes)",
+                        limits.max_record_bytes
+                    ),
+                ));
+            }
         }
 
         if !errors.is_empty() {
@@ -208,6 +287,22 @@ impl NotificationRequest {
             idempotency_key,
         })
     }
+}
+
+/// The size of the record for the recipient whose record is largest (the longest id once escaped).
+fn largest_record_bytes(user_ids: &[String]) -> Option<usize> {
+    let escaped_len = |user_id: &String| {
+        user_id.len() + user_id.chars().filter(|c| matches!(c, '"' | '\\')).count()
+    };
+    let longest = user_ids.iter().max_by_key(|user_id| escaped_len(user_id))?;
+    let envelope = NotificationEnvelope::new(
+        uuid::Uuid::max(),
+        uuid::Uuid::max(),
+        longest,
+        Priority::Normal,
+        DateTime::<Utc>::MAX_UTC,
+    );
+    Some(envelope.record_bytes())
 }
 
 fn user_id_problem(user_id: &str) -> Option<String> {
@@ -229,7 +324,11 @@ mod tests {
 
     use super::*;
 
-    const LIMITS: ValidationLimits = ValidationLimits { max_recipients: 3 };
+    const LIMITS: ValidationLimits = ValidationLimits {
+        max_recipients: 3,
+        max_record_bytes: 65536,
+        max_schedule_ahead_days: 28,
+    };
 
     fn request(value: serde_json::Value) -> NotificationRequest {
         serde_json::from_value(value).unwrap()
@@ -253,7 +352,7 @@ mod tests {
 
     #[test]
     fn a_complete_request_validates() {
-        let now = "2029-06-01T00:00:00Z".parse().unwrap();
+        let now = "2029-12-15T00:00:00Z".parse().unwrap();
         let mut value = valid();
         value["scheduled_for"] = json!("2030-01-01T00:00:00+01:00");
         let validated = request(value).validate(LIMITS, Some("key-1"), now).unwrap();
@@ -264,7 +363,10 @@ mod tests {
         assert_eq!(validated.channels, vec![Channel::Email, Channel::Sms]);
         assert_eq!(validated.priority, Priority::High);
         assert_eq!(validated.idempotency_key.as_deref(), Some("key-1"));
-        assert_eq!(validated.initial_status(now), "scheduled");
+        assert_eq!(
+            validated.initial_status(now),
+            crate::NotificationStatus::Scheduled
+        );
     }
 
     #[test]
@@ -334,5 +436,72 @@ mod tests {
         changed["data"]["value"] = json!(8);
         let third = request(changed).validate(LIMITS, Some("a"), now).unwrap();
         assert_ne!(first.request_hash(), third.request_hash());
+    }
+}
+
+#[cfg(test)]
+mod hostile_input_tests {
+    use serde_json::json;
+
+    use super::*;
+
+    const LIMITS: ValidationLimits = ValidationLimits {
+        max_recipients: 10,
+        max_record_bytes: 1024,
+        max_schedule_ahead_days: 28,
+    };
+
+    fn problems(value: serde_json::Value) -> Vec<FieldError> {
+        serde_json::from_value::<NotificationRequest>(value)
+            .unwrap()
+            .validate(LIMITS, None, Utc::now())
+            .unwrap_err()
+    }
+
+    fn base() -> serde_json::Value {
+        json!({"user_ids": ["u1"], "channels": ["sms"], "content": {"body": "hello"}})
+    }
+
+    #[test]
+    fn nul_is_refused_wherever_postgresql_would_refuse_it() {
+        let mut body = base();
+        body["content"]["body"] = json!("a\u{0}b");
+        assert_eq!(problems(body)[0].field, "content.body");
+
+        let mut subject = base();
+        subject["content"]["subject"] = json!("x\u{0}");
+        assert_eq!(problems(subject)[0].field, "content.subject");
+
+        let mut nested = base();
+        nested["data"] = json!({"machine": {"tags": ["ok", "bad\u{0}"]}});
+        assert_eq!(problems(nested)[0].field, "data.machine.tags[1]");
+
+        let mut key = base();
+        key["data"] = json!({"k\u{0}": 1});
+        assert_eq!(problems(key)[0].field, "data");
+
+        let mut idempotency = base();
+        idempotency["idempotency_key"] = json!("key\u{0}");
+        assert_eq!(problems(idempotency)[0].field, "idempotency_key");
+    }
+
+    #[test]
+    fn data_over_its_limit_is_refused_naming_the_limit() {
+        let mut value = base();
+        value["data"] = json!({"blob": "x".repeat(MAX_DATA_BYTES)});
+        let errors = problems(value);
+        assert_eq!(errors[0].field, "data");
+        assert!(errors[0].problem.contains("65536"), "{}", errors[0].problem);
+    }
+
+    #[test]
+    fn a_record_over_the_kafka_limit_is_refused() {
+        let mut value = base();
+        // 128 characters of 4-byte UTF-8: 512 bytes of user id, over a 1024-byte record limit
+        // once the key repeats it.
+        value["user_ids"] = json!(["\u{1F600}".repeat(128)]);
+        let errors = problems(value);
+        assert_eq!(errors[0].field, "user_ids", "{errors:?}");
+        assert!(errors[0].problem.contains("kafka.max_record_bytes"));
     }
 }

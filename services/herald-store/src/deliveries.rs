@@ -1,104 +1,230 @@
-//! Deliveries: claiming (the worker's exactly-once gate), recording results, summarising a
-//! notification's status, and the reads of the API. The protocol is in docs/DESIGN.md.
+//! Deliveries: the worker's admission, claims, outcome records, releases and in-doubt takeovers,
+//! and the reads of the API. The protocol is "Delivery (worker)" in docs/DESIGN.md.
+//!
+//! Every statement that changes a delivery names the state it expects (and, for an owned delivery,
+//! the owner session and attempt), so a stale worker can never overwrite a newer owner; the
+//! database's trigger refuses any move the domain's transition function refuses.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{DatabaseBackend, DatabaseConnection, DbErr, FromQueryResult, Statement, Value};
+use herald_domain::{
+    AttemptOutcome, Channel, DeliveryProgress, DeliveryStatus, NotificationEvent,
+    NotificationStatus,
+};
+use sea_orm::{
+    ConnectionTrait, DatabaseBackend, DatabaseTransaction, DbErr, FromQueryResult, Statement,
+    TransactionTrait, Value,
+};
 use serde::Serialize;
 use uuid::Uuid;
 
-/// A delivery the worker derived from a record: `status` is `sending` (to be claimed and sent)
-/// or `skipped` (nothing to send; `last_error` says why).
+use crate::database::{Database, StoreError};
+use crate::json_parameter;
+
+/// The key of a delivery row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, FromQueryResult)]
+pub struct DeliveryKey {
+    pub notification_id: Uuid,
+    pub id: Uuid,
+}
+
+/// A delivery derived from a Kafka record, as the worker admits it.
 #[derive(Debug, Clone, Serialize)]
 pub struct NewDelivery {
-    pub id: Uuid,
     pub notification_id: Uuid,
+    pub id: Uuid,
     pub tenant_id: Uuid,
     pub user_id: String,
-    pub channel: &'static str,
-    pub status: &'static str,
+    pub channel: Channel,
+    pub provider: &'static str,
+    /// `Sending` (claimed by this session now), `Queued` (its lane had no room) or `Skipped`.
+    pub status: DeliveryStatus,
+    /// Why it was skipped.
     pub last_error: Option<String>,
 }
 
-/// A delivery this worker now owns, with the number of the attempt it is about to make.
 #[derive(Debug, Clone, FromQueryResult)]
-pub struct Claimed {
-    pub id: Uuid,
-    pub attempt: i32,
+struct InsertedRow {
+    notification_id: Uuid,
+    id: Uuid,
+    status: String,
 }
 
-fn to_json<T: Serialize>(value: &T) -> Result<String, DbErr> {
-    serde_json::to_string(value).map_err(|error| DbErr::Custom(error.to_string()))
-}
-
-fn millis(duration: Duration) -> Value {
-    Value::from(duration.as_millis() as i64)
-}
-
-const CLAIM_SQL: &str = r#"
+const ADMIT_SQL: &str = r#"
 WITH input AS (
     SELECT * FROM jsonb_to_recordset($1::jsonb) AS row(
-        id uuid, notification_id uuid, tenant_id uuid, user_id text, channel text, status text,
-        last_error text)
+        notification_id uuid, id uuid, tenant_id uuid, user_id text, channel channel,
+        provider text, status delivery_status, last_error text)
 ), inserted AS (
-    INSERT INTO deliveries (id, notification_id, tenant_id, user_id, channel, status, last_error,
-                            lease_until, attempts)
-    SELECT id, notification_id, tenant_id, user_id, channel, status, last_error,
-           CASE WHEN status = 'sending' THEN now() + $2 * interval '1 millisecond' END,
-           CASE WHEN status = 'sending' THEN 1 ELSE 0 END
+    -- A redelivered record never touches an existing delivery, whatever its state.
+    INSERT INTO deliveries (notification_id, id, tenant_id, user_id, channel, provider, status,
+                            attempts, owner_session, last_error)
+    SELECT notification_id, id, tenant_id, user_id, channel, provider, status,
+           CASE WHEN status = 'sending' THEN 1 ELSE 0 END,
+           CASE WHEN status = 'sending' THEN $2::uuid END,
+           last_error
     FROM input
-    ON CONFLICT (id) DO NOTHING
-    RETURNING id, status
-), reclaimed AS (
-    -- Redelivered records: only in-doubt (lease expired) or due retries are claimed again.
-    UPDATE deliveries d
-    SET status = 'sending', lease_until = now() + $2 * interval '1 millisecond',
-        attempts = d.attempts + 1, next_attempt_at = NULL, updated_at = now()
-    FROM input
-    WHERE d.id = input.id AND input.status = 'sending'
-      AND ((d.status = 'sending' AND d.lease_until < now())
-        OR (d.status = 'pending' AND d.next_attempt_at <= now()))
-    RETURNING d.id, d.attempts
+    ON CONFLICT (notification_id, id) DO NOTHING
+    RETURNING notification_id, id, status, provider
+), queued AS (
+    INSERT INTO delivery_queue (delivery_id, notification_id, provider, due_at)
+    SELECT id, notification_id, provider, now() FROM inserted WHERE status = 'queued'
+), batch AS (
+    INSERT INTO send_batches (id, session_id, notification_ids, delivery_ids)
+    SELECT $3, $2, array_agg(notification_id), array_agg(id) FROM inserted
+    WHERE status = 'sending' HAVING count(*) > 0
 )
-SELECT id, 1 AS attempt FROM inserted WHERE status = 'sending'
-UNION ALL
-SELECT id, attempts AS attempt FROM reclaimed
+SELECT notification_id, id, status::text AS status FROM inserted
 "#;
 
-/// Inserts the deliveries (claimed for `lease` when `sending`) and re-claims existing ones that
-/// are in doubt or due; returns what this worker must now send. Everything else is left alone.
-pub async fn claim(
-    database: &DatabaseConnection,
-    deliveries: &[NewDelivery],
-    lease: Duration,
-) -> Result<Vec<Claimed>, DbErr> {
-    if deliveries.is_empty() {
-        return Ok(Vec::new());
-    }
-    Claimed::find_by_statement(Statement::from_sql_and_values(
-        DatabaseBackend::Postgres,
-        CLAIM_SQL,
-        [Value::from(to_json(&deliveries)?), millis(lease)],
-    ))
-    .all(database)
-    .await
+/// What admission inserted: the deliveries now claimed by the session (attempt 1) and how many were
+/// queued or skipped. Deliveries that already existed are in none of these.
+#[derive(Debug, Default)]
+pub struct Admitted {
+    pub sending: Vec<DeliveryKey>,
+    pub queued: usize,
+    pub skipped: usize,
 }
 
-/// The outcome of one attempt.
+/// Inserts the deliveries of a batch of records in one transaction: `sending` ones claimed by
+/// `session` and listed in the send batch `send_batch_id`, `queued` ones in the delivery queue, and
+/// the `skipped` ones counted into their notifications' states.
+pub async fn admit(
+    database: &Database,
+    session: Uuid,
+    send_batch_id: Uuid,
+    deliveries: &[NewDelivery],
+) -> Result<Admitted, StoreError> {
+    if deliveries.is_empty() {
+        return Ok(Admitted::default());
+    }
+    debug_assert!(deliveries.iter().all(|delivery| matches!(
+        delivery.status,
+        DeliveryStatus::Sending | DeliveryStatus::Queued | DeliveryStatus::Skipped
+    )));
+    let input = json_parameter(&deliveries)?;
+    database
+        .run("deliveries.admit", async {
+            let transaction = database.connection().begin().await?;
+            let inserted = InsertedRow::find_by_statement(Statement::from_sql_and_values(
+                DatabaseBackend::Postgres,
+                ADMIT_SQL,
+                [input, Value::from(session), Value::from(send_batch_id)],
+            ))
+            .all(&transaction)
+            .await?;
+            let mut admitted = Admitted::default();
+            let mut progress = ProgressDeltas::default();
+            for row in &inserted {
+                match row.status.as_str() {
+                    "sending" => admitted.sending.push(DeliveryKey {
+                        notification_id: row.notification_id,
+                        id: row.id,
+                    }),
+                    "queued" => admitted.queued += 1,
+                    _ => {
+                        admitted.skipped += 1;
+                        progress.add(row.notification_id, DeliveryStatus::Skipped);
+                    }
+                }
+            }
+            apply_progress(&transaction, &progress).await?;
+            transaction.commit().await?;
+            Ok(admitted)
+        })
+        .await
+}
+
+/// A delivery a session now owns, with what is needed to render and send it.
+#[derive(Debug, Clone, FromQueryResult)]
+pub struct ClaimedDelivery {
+    pub notification_id: Uuid,
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub user_id: String,
+    pub channel: String,
+    pub attempts: i32,
+}
+
+impl ClaimedDelivery {
+    pub fn key(&self) -> DeliveryKey {
+        DeliveryKey {
+            notification_id: self.notification_id,
+            id: self.id,
+        }
+    }
+
+    pub fn channel(&self) -> Option<Channel> {
+        Channel::parse(&self.channel)
+    }
+}
+
+/// Claims up to `limit` due entries of `provider`'s delivery queue for `session`, as the send batch
+/// `send_batch_id`. Queue entries whose delivery is no longer waiting are dropped.
+pub async fn claim_queued(
+    database: &Database,
+    session: Uuid,
+    provider: &str,
+    limit: usize,
+    send_batch_id: Uuid,
+) -> Result<Vec<ClaimedDelivery>, StoreError> {
+    let statement = Statement::from_sql_and_values(
+        DatabaseBackend::Postgres,
+        r#"
+WITH due AS (
+    DELETE FROM delivery_queue WHERE delivery_id IN (
+        SELECT delivery_id FROM delivery_queue
+        WHERE provider = $1 AND due_at <= now()
+        ORDER BY due_at
+        LIMIT $2
+        FOR UPDATE SKIP LOCKED)
+    RETURNING notification_id, delivery_id
+), claimed AS (
+    UPDATE deliveries d
+    SET status = 'sending', owner_session = $3, attempts = d.attempts + 1,
+        next_attempt_at = NULL, updated_at = now()
+    FROM due
+    WHERE d.notification_id = due.notification_id AND d.id = due.delivery_id
+      AND d.status IN ('queued', 'retrying')
+    RETURNING d.notification_id, d.id, d.tenant_id, d.user_id, d.channel::text AS channel, d.attempts
+), batch AS (
+    INSERT INTO send_batches (id, session_id, notification_ids, delivery_ids)
+    SELECT $4, $3, array_agg(notification_id), array_agg(id) FROM claimed HAVING count(*) > 0
+)
+SELECT * FROM claimed
+"#,
+        [
+            Value::from(provider),
+            Value::from(limit as i64),
+            Value::from(session),
+            Value::from(send_batch_id),
+        ],
+    );
+    database
+        .run(
+            "deliveries.claim_queued",
+            ClaimedDelivery::find_by_statement(statement).all(database.connection()),
+        )
+        .await
+}
+
+/// The outcome of one provider call, to record.
 #[derive(Debug, Clone, Serialize)]
-pub struct AttemptResult {
+pub struct RecordedAttempt {
+    pub notification_id: Uuid,
     pub id: Uuid,
     pub attempt: i32,
-    /// The delivery's new status: `sent`, `pending` (retry at `next_attempt_at`) or `failed`.
-    pub status: &'static str,
-    /// What happened on this attempt: `sent`, `retryable_error`, `permanent_error`, `gave_up`.
-    pub outcome: &'static str,
+    /// The delivery's new status: `Sent`, `Retrying` or `Failed`.
+    pub status: DeliveryStatus,
+    pub outcome: AttemptOutcome,
     pub provider: &'static str,
     pub provider_message_id: Option<String>,
-    pub http_status: Option<u16>,
+    pub http_status: Option<i32>,
     pub error: Option<String>,
-    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// For `Retrying`: how long from now (database clock) the retry is due.
+    pub retry_delay_ms: Option<i64>,
     pub started_at: DateTime<Utc>,
     pub finished_at: DateTime<Utc>,
 }
@@ -106,155 +232,395 @@ pub struct AttemptResult {
 const RECORD_SQL: &str = r#"
 WITH input AS (
     SELECT * FROM jsonb_to_recordset($1::jsonb) AS row(
-        id uuid, attempt integer, status text, outcome text, provider text,
-        provider_message_id text, http_status integer, error text, next_attempt_at timestamptz,
-        started_at timestamptz, finished_at timestamptz)
+        notification_id uuid, id uuid, attempt integer, status delivery_status,
+        outcome attempt_outcome, provider text, provider_message_id text, http_status integer,
+        error text, retry_delay_ms bigint, started_at timestamptz, finished_at timestamptz)
 ), updated AS (
-    -- `attempts = attempt`: a worker whose lease was taken over does not overwrite the new owner.
+    -- Only the owner, on the attempt it made: a session whose claim was taken over changes nothing.
     UPDATE deliveries d
-    SET status = input.status, provider = input.provider,
+    SET status = input.status,
         provider_message_id = coalesce(input.provider_message_id, d.provider_message_id),
-        last_error = input.error, lease_until = NULL, next_attempt_at = input.next_attempt_at,
+        last_error = input.error, owner_session = NULL,
+        next_attempt_at = CASE WHEN input.status = 'retrying'
+                               THEN now() + input.retry_delay_ms * interval '1 millisecond' END,
         updated_at = now()
     FROM input
-    WHERE d.id = input.id AND d.attempts = input.attempt
-    RETURNING d.id
+    WHERE d.notification_id = input.notification_id AND d.id = input.id
+      AND d.status = 'sending' AND d.owner_session = $2 AND d.attempts = input.attempt
+    RETURNING d.notification_id, d.id, d.status, d.provider, d.next_attempt_at
 ), attempts AS (
-    INSERT INTO delivery_attempts (delivery_id, attempt, outcome, http_status, error,
-                                   provider_message_id, started_at, finished_at)
-    SELECT id, attempt, outcome, http_status, error, provider_message_id, started_at, finished_at
+    -- Every call that happened is history, whoever owns the delivery now.
+    INSERT INTO delivery_attempts (notification_id, delivery_id, attempt, outcome, provider,
+                                   http_status, error, provider_message_id, started_at, finished_at)
+    SELECT notification_id, id, attempt, outcome, provider, http_status, error,
+           provider_message_id, started_at, finished_at
     FROM input
     ON CONFLICT DO NOTHING
+), requeued AS (
+    INSERT INTO delivery_queue (delivery_id, notification_id, provider, due_at)
+    SELECT id, notification_id, provider, next_attempt_at FROM updated WHERE status = 'retrying'
+    ON CONFLICT (delivery_id) DO UPDATE SET due_at = excluded.due_at
+), finished AS (
+    DELETE FROM send_batches WHERE id = ANY($3)
 )
-SELECT count(*)::bigint AS recorded FROM updated
+SELECT notification_id, id, status::text AS status FROM updated
 "#;
 
-/// Records the attempts and the deliveries' new states in one statement.
+/// What a record transaction changed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct RecordSummary {
+    /// Deliveries moved by this record; the others had been taken over by another session.
+    pub applied: Vec<DeliveryKey>,
+    /// Notifications that became final.
+    pub notifications_finished: usize,
+}
+
+/// Records attempts made by `session` in one transaction: the deliveries' new states, the attempt
+/// rows, retries back into the queue, the send batches that are now complete, and the counters and
+/// statuses of the notifications concerned.
 pub async fn record(
-    database: &DatabaseConnection,
-    results: &[AttemptResult],
-) -> Result<u64, DbErr> {
-    #[derive(FromQueryResult)]
-    struct Recorded {
-        recorded: i64,
+    database: &Database,
+    session: Uuid,
+    attempts: &[RecordedAttempt],
+    completed_send_batches: &[Uuid],
+) -> Result<RecordSummary, StoreError> {
+    if attempts.is_empty() && completed_send_batches.is_empty() {
+        return Ok(RecordSummary::default());
     }
-    if results.is_empty() {
-        return Ok(0);
-    }
-    let recorded = Recorded::find_by_statement(Statement::from_sql_and_values(
-        DatabaseBackend::Postgres,
-        RECORD_SQL,
-        [Value::from(to_json(&results)?)],
-    ))
-    .one(database)
-    .await?;
-    Ok(recorded.map_or(0, |recorded| recorded.recorded as u64))
-}
-
-const STATUS_SQL: &str = r#"
-WITH summary AS (
-    SELECT n.id,
-           cardinality(n.user_ids) * cardinality(n.channels) AS expected,
-           count(d.id) AS total,
-           count(d.id) FILTER (WHERE d.status IN ('sending', 'pending')) AS open,
-           count(d.id) FILTER (WHERE d.status = 'sent') AS sent,
-           count(d.id) FILTER (WHERE d.status = 'failed') AS failed
-    FROM notifications n LEFT JOIN deliveries d ON d.notification_id = n.id
-    WHERE n.id = ANY($1)
-    GROUP BY n.id
-), decided AS (
-    SELECT id, CASE
-        WHEN total < expected OR open > 0 THEN 'processing'
-        WHEN sent > 0 AND failed = 0 THEN 'delivered'
-        WHEN sent > 0 THEN 'partially_delivered'
-        ELSE 'failed' END AS status
-    FROM summary
-)
-UPDATE notifications n SET status = decided.status, updated_at = now()
-FROM decided WHERE n.id = decided.id AND n.status <> decided.status
-"#;
-
-/// Sets each notification's status from its deliveries (see docs/DESIGN.md).
-pub async fn refresh_notification_statuses(
-    database: &DatabaseConnection,
-    notification_ids: &[Uuid],
-) -> Result<(), DbErr> {
-    use sea_orm::ConnectionTrait;
-    if notification_ids.is_empty() {
-        return Ok(());
-    }
+    let input = json_parameter(&attempts)?;
     database
-        .execute(Statement::from_sql_and_values(
-            DatabaseBackend::Postgres,
-            STATUS_SQL,
-            [Value::from(notification_ids.to_vec())],
-        ))
-        .await?;
-    Ok(())
+        .run("deliveries.record", async {
+            let transaction = database.connection().begin().await?;
+            let updated = InsertedRow::find_by_statement(Statement::from_sql_and_values(
+                DatabaseBackend::Postgres,
+                RECORD_SQL,
+                [
+                    input,
+                    Value::from(session),
+                    Value::from(completed_send_batches.to_vec()),
+                ],
+            ))
+            .all(&transaction)
+            .await?;
+            let mut progress = ProgressDeltas::default();
+            for row in &updated {
+                match row.status.as_str() {
+                    "sent" => progress.add(row.notification_id, DeliveryStatus::Sent),
+                    "failed" => progress.add(row.notification_id, DeliveryStatus::Failed),
+                    _ => {}
+                }
+            }
+            let notifications_finished = apply_progress(&transaction, &progress).await?;
+            transaction.commit().await?;
+            Ok(RecordSummary {
+                applied: updated
+                    .iter()
+                    .map(|row| DeliveryKey {
+                        notification_id: row.notification_id,
+                        id: row.id,
+                    })
+                    .collect(),
+                notifications_finished,
+            })
+        })
+        .await
 }
 
-/// A delivery the retry sweeper claimed: due retries and expired leases.
-#[derive(Debug, Clone, FromQueryResult)]
-pub struct SweptDelivery {
-    pub id: Uuid,
-    pub notification_id: Uuid,
-    pub tenant_id: Uuid,
-    pub user_id: String,
-    pub channel: String,
-    pub attempt: i32,
-}
-
-pub async fn claim_due(
-    database: &DatabaseConnection,
-    lease: Duration,
-    limit: u64,
-) -> Result<Vec<SweptDelivery>, DbErr> {
-    SweptDelivery::find_by_statement(Statement::from_sql_and_values(
+/// Returns unsent claims of `session` to the queue (graceful shutdown, or a lane that must drop what
+/// it holds), and deletes the send batches that are then complete. Returns how many were released.
+pub async fn release_unsent(
+    database: &Database,
+    session: Uuid,
+    claims: &[(DeliveryKey, i32)],
+    completed_send_batches: &[Uuid],
+) -> Result<u64, StoreError> {
+    #[derive(Serialize)]
+    struct Claim {
+        notification_id: Uuid,
+        id: Uuid,
+        attempt: i32,
+    }
+    #[derive(FromQueryResult)]
+    struct Released {
+        released: i64,
+    }
+    let claims: Vec<Claim> = claims
+        .iter()
+        .map(|(key, attempt)| Claim {
+            notification_id: key.notification_id,
+            id: key.id,
+            attempt: *attempt,
+        })
+        .collect();
+    let statement = Statement::from_sql_and_values(
         DatabaseBackend::Postgres,
         r#"
-WITH due AS (
-    SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= now()
-    ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED
-), expired AS (
-    SELECT id FROM deliveries WHERE status = 'sending' AND lease_until < now()
-    ORDER BY lease_until LIMIT $2 FOR UPDATE SKIP LOCKED
+WITH input AS (
+    SELECT * FROM jsonb_to_recordset($1::jsonb) AS row(notification_id uuid, id uuid, attempt integer)
+), released AS (
+    -- Never sent: the claim does not count as an attempt.
+    UPDATE deliveries d
+    SET status = 'queued', owner_session = NULL, attempts = d.attempts - 1, updated_at = now()
+    FROM input
+    WHERE d.notification_id = input.notification_id AND d.id = input.id
+      AND d.status = 'sending' AND d.owner_session = $2 AND d.attempts = input.attempt
+    RETURNING d.notification_id, d.id, d.provider
+), queued AS (
+    INSERT INTO delivery_queue (delivery_id, notification_id, provider, due_at)
+    SELECT id, notification_id, provider, now() FROM released
+    ON CONFLICT (delivery_id) DO NOTHING
+), finished AS (
+    DELETE FROM send_batches WHERE id = ANY($3)
 )
-UPDATE deliveries d
-SET status = 'sending', lease_until = now() + $1 * interval '1 millisecond',
-    attempts = d.attempts + 1, next_attempt_at = NULL, updated_at = now()
-WHERE d.id IN (SELECT id FROM due UNION SELECT id FROM expired)
-RETURNING d.id, d.notification_id, d.tenant_id, d.user_id, d.channel, d.attempts AS attempt
+SELECT count(*)::bigint AS released FROM released
 "#,
-        [millis(lease), Value::from(limit as i64)],
-    ))
-    .all(database)
-    .await
+        [
+            json_parameter(&claims)?,
+            Value::from(session),
+            Value::from(completed_send_batches.to_vec()),
+        ],
+    );
+    let released = database
+        .run(
+            "deliveries.release_unsent",
+            Released::find_by_statement(statement).one(database.connection()),
+        )
+        .await?;
+    Ok(released.map_or(0, |row| row.released.max(0) as u64))
 }
 
+/// Takes over the claims of sessions whose heartbeat is older than `lease` (database clock), up to
+/// `limit` send batches: deliveries still `sending` for the dead owner become `queued` again, each
+/// with an `in_doubt` attempt (the call may or may not have reached the provider), and are sent again
+/// with the same reference. Dead sessions without batches are deleted. Returns the deliveries put
+/// back in the queue.
+pub async fn take_over_dead_sessions(
+    database: &Database,
+    lease: Duration,
+    limit: u64,
+) -> Result<u64, StoreError> {
+    #[derive(FromQueryResult)]
+    struct TakenOver {
+        in_doubt: i64,
+    }
+    let statement = Statement::from_sql_and_values(
+        DatabaseBackend::Postgres,
+        r#"
+WITH dead AS (
+    -- Locked: a heartbeat racing this statement either lands first (and the row is no longer
+    -- dead when re-checked) or finds the session expired and gives it up.
+    SELECT id FROM worker_sessions WHERE heartbeat_at < now() - $1 * interval '1 millisecond'
+    FOR UPDATE SKIP LOCKED
+), batches AS (
+    DELETE FROM send_batches WHERE id IN (
+        SELECT id FROM send_batches WHERE session_id IN (SELECT id FROM dead)
+        LIMIT $2 FOR UPDATE SKIP LOCKED)
+    RETURNING session_id, notification_ids, delivery_ids
+), claims AS (
+    SELECT session_id, unnest(notification_ids) AS notification_id, unnest(delivery_ids) AS id
+    FROM batches
+), released AS (
+    UPDATE deliveries d
+    SET status = 'queued', owner_session = NULL, updated_at = now(),
+        last_error = 'in doubt: the worker sending it stopped before recording the outcome'
+    FROM claims
+    WHERE d.notification_id = claims.notification_id AND d.id = claims.id
+      AND d.status = 'sending' AND d.owner_session = claims.session_id
+    RETURNING d.notification_id, d.id, d.provider, d.attempts
+), attempts AS (
+    INSERT INTO delivery_attempts (notification_id, delivery_id, attempt, outcome, provider, error,
+                                   started_at, finished_at)
+    SELECT notification_id, id, attempts, 'in_doubt', provider,
+           'the worker sending it stopped before recording the outcome', now(), now()
+    FROM released
+    ON CONFLICT DO NOTHING
+), queued AS (
+    INSERT INTO delivery_queue (delivery_id, notification_id, provider, due_at)
+    SELECT id, notification_id, provider, now() FROM released
+    ON CONFLICT (delivery_id) DO NOTHING
+)
+SELECT count(*)::bigint AS in_doubt FROM released
+"#,
+        [
+            Value::from(lease.as_millis() as i64),
+            Value::from(limit as i64),
+        ],
+    );
+    let taken_over = database
+        .run(
+            "deliveries.take_over_dead_sessions",
+            TakenOver::find_by_statement(statement).one(database.connection()),
+        )
+        .await?;
+    let forget = Statement::from_sql_and_values(
+        DatabaseBackend::Postgres,
+        r#"
+DELETE FROM worker_sessions s
+WHERE s.heartbeat_at < now() - $1 * interval '1 millisecond'
+  AND NOT EXISTS (SELECT 1 FROM send_batches b WHERE b.session_id = s.id)
+"#,
+        [Value::from(lease.as_millis() as i64)],
+    );
+    database
+        .run(
+            "deliveries.forget_dead_sessions",
+            database.connection().execute(forget),
+        )
+        .await?;
+    Ok(taken_over.map_or(0, |row| row.in_doubt.max(0) as u64))
+}
+
+/// Per notification, how many deliveries became final in one transaction, and how.
+#[derive(Debug, Default)]
+struct ProgressDeltas(BTreeMap<Uuid, DeliveryProgress>);
+
+impl ProgressDeltas {
+    fn add(&mut self, notification_id: Uuid, status: DeliveryStatus) {
+        let delta = self.0.entry(notification_id).or_default();
+        match status {
+            DeliveryStatus::Sent => delta.sent += 1,
+            DeliveryStatus::Failed => delta.failed += 1,
+            DeliveryStatus::Skipped => delta.skipped += 1,
+            other => debug_assert!(false, "{other:?} is not final"),
+        }
+    }
+}
+
+/// Adds the deltas to the notifications' counters and moves their statuses with the domain's
+/// transition function. Rows are locked in id order first, so two transactions never deadlock.
+/// Returns how many notifications became final.
+async fn apply_progress(
+    transaction: &DatabaseTransaction,
+    deltas: &ProgressDeltas,
+) -> Result<usize, DbErr> {
+    #[derive(FromQueryResult)]
+    struct StateRow {
+        id: Uuid,
+        status: String,
+        deliveries_expected: i32,
+        deliveries_sent: i32,
+        deliveries_failed: i32,
+        deliveries_skipped: i32,
+    }
+    #[derive(Serialize)]
+    struct NewState {
+        id: Uuid,
+        status: NotificationStatus,
+        sent: i32,
+        failed: i32,
+        skipped: i32,
+    }
+    if deltas.0.is_empty() {
+        return Ok(0);
+    }
+    // BTreeMap keys are sorted: the lock order.
+    let ids: Vec<Uuid> = deltas.0.keys().copied().collect();
+    let current = StateRow::find_by_statement(Statement::from_sql_and_values(
+        DatabaseBackend::Postgres,
+        r#"
+SELECT id, status::text AS status, deliveries_expected, deliveries_sent, deliveries_failed,
+       deliveries_skipped
+FROM notification_states WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE
+"#,
+        [Value::from(ids)],
+    ))
+    .all(transaction)
+    .await?;
+    let mut finished = 0;
+    let mut updates = Vec::with_capacity(current.len());
+    for row in current {
+        let delta = deltas.0[&row.id];
+        let progress = DeliveryProgress {
+            expected: row.deliveries_expected,
+            sent: row.deliveries_sent + delta.sent,
+            failed: row.deliveries_failed + delta.failed,
+            skipped: row.deliveries_skipped + delta.skipped,
+        };
+        if progress.finished() > progress.expected {
+            // Cannot happen while each delivery becomes final once. If it did, the CHECK constraint
+            // would fail this transaction on every retry: leave this notification alone, loudly.
+            tracing::error!(notification_id = %row.id, ?progress, "more final deliveries than expected");
+            debug_assert!(false, "more final deliveries than expected: {progress:?}");
+            continue;
+        }
+        let old_status =
+            NotificationStatus::parse(&row.status).unwrap_or(NotificationStatus::Accepted);
+        let status = match old_status.transition(NotificationEvent::Progressed(progress)) {
+            Ok(status) => status,
+            Err(refused) => {
+                tracing::error!(notification_id = %row.id, %refused, "status transition refused");
+                old_status
+            }
+        };
+        if status.is_final() && !old_status.is_final() {
+            finished += 1;
+        }
+        updates.push(NewState {
+            id: row.id,
+            status,
+            sent: progress.sent,
+            failed: progress.failed,
+            skipped: progress.skipped,
+        });
+    }
+    transaction
+        .execute(Statement::from_sql_and_values(
+            DatabaseBackend::Postgres,
+            r#"
+UPDATE notification_states s
+SET status = new.status, deliveries_sent = new.sent, deliveries_failed = new.failed,
+    deliveries_skipped = new.skipped, updated_at = now()
+FROM jsonb_to_recordset($1::jsonb) AS new(id uuid, status notification_status, sent integer,
+                                          failed integer, skipped integer)
+WHERE s.id = new.id
+"#,
+            [json_parameter(&updates).map_err(|error| DbErr::Json(error.to_string()))?],
+        ))
+        .await?;
+    Ok(finished)
+}
+
+/// One delivery as the API shows it.
 #[derive(Debug, Clone, FromQueryResult, Serialize)]
 pub struct DeliveryRow {
+    pub id: Uuid,
     pub user_id: String,
     pub channel: String,
     pub status: String,
     pub attempts: i32,
-    pub provider: Option<String>,
+    pub provider: String,
     pub provider_message_id: Option<String>,
     pub last_error: Option<String>,
+    pub next_attempt_at: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
 }
 
+/// A page of a notification's deliveries in id order, after the delivery `after_id`.
 pub async fn deliveries_of(
-    database: &DatabaseConnection,
+    database: &Database,
     notification_id: Uuid,
-) -> Result<Vec<DeliveryRow>, DbErr> {
-    DeliveryRow::find_by_statement(Statement::from_sql_and_values(
+    after_id: Option<Uuid>,
+    limit: u64,
+) -> Result<Vec<DeliveryRow>, StoreError> {
+    let statement = Statement::from_sql_and_values(
         DatabaseBackend::Postgres,
         r#"
-SELECT user_id, channel, status, attempts, provider, provider_message_id, last_error, updated_at
-FROM deliveries WHERE notification_id = $1 ORDER BY user_id, channel
+SELECT id, user_id, channel::text AS channel, status::text AS status, attempts, provider,
+       provider_message_id, last_error, next_attempt_at, updated_at
+FROM deliveries
+WHERE notification_id = $1 AND ($2::uuid IS NULL OR id > $2)
+ORDER BY id LIMIT $3
 "#,
-        [Value::from(notification_id)],
-    ))
-    .all(database)
-    .await
+        [
+            Value::from(notification_id),
+            Value::from(after_id),
+            Value::from(limit as i64),
+        ],
+    );
+    database
+        .run(
+            "deliveries.page",
+            DeliveryRow::find_by_statement(statement).all(database.connection()),
+        )
+        .await
 }

@@ -1,13 +1,28 @@
-//! PostgreSQL access for Herald: sea-orm entities for the simple tables and hand-written SQL where
-//! one statement must do the work of many (the group-committed insert, the outbox lease).
+//! PostgreSQL access for Herald: sea-orm entities for every table, and hand-written SQL where one
+//! statement must do the work of many (the group commit, admission, recording, the outbox lease),
+//! with rows mapped into typed structs. Every call goes through [`Database::run`]: a client-side
+//! deadline, a duration metric, and a [`StoreError`] that says what the caller can do.
 
-pub mod connect;
+pub mod cache;
+pub mod database;
 pub mod deliveries;
 pub mod entities;
+pub mod maintenance;
+pub mod metrics;
 pub mod notifications;
 pub mod outbox;
+pub mod parked_records;
+pub mod sessions;
 pub mod tenants;
 pub mod users;
 
-pub use connect::connect;
-pub use sea_orm::{DatabaseConnection, DbErr};
+pub use database::{Database, StoreError};
+
+/// A value serialized as one JSON parameter (for `jsonb_to_recordset`).
+pub(crate) fn json_parameter<T: serde::Serialize + ?Sized>(
+    value: &T,
+) -> Result<sea_orm::Value, StoreError> {
+    serde_json::to_string(value)
+        .map(sea_orm::Value::from)
+        .map_err(|error| StoreError::Other(sea_orm::DbErr::Json(error.to_string())))
+}

@@ -1,20 +1,21 @@
-//! Notifications: the group-committed insert and the reads of the API.
+//! Notifications: the group-committed insert, the reads of the API, and the loads of the publisher
+//! and the worker.
 
 use chrono::{DateTime, Utc};
-use herald_domain::ValidatedNotification;
-use sea_orm::{
-    ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, FromQueryResult, JsonValue,
-    Statement, Value,
-};
+use herald_domain::{Channel, NotificationStatus, Priority, ValidatedNotification};
+use sea_orm::{ConnectionTrait, DatabaseBackend, FromQueryResult, JsonValue, Statement, Value};
 use serde::Serialize;
 use uuid::Uuid;
+
+use crate::database::{Database, StoreError};
+use crate::json_parameter;
 
 /// One notification of a commit batch.
 pub struct NewNotification<'a> {
     pub id: Uuid,
     pub tenant_id: Uuid,
     pub notification: &'a ValidatedNotification,
-    pub status: &'static str,
+    pub status: NotificationStatus,
     pub request_hash: [u8; 32],
     pub created_at: DateTime<Utc>,
 }
@@ -26,12 +27,13 @@ struct InsertRow<'a> {
     id: Uuid,
     tenant_id: Uuid,
     user_ids: &'a [String],
-    channels: Vec<&'static str>,
+    channels: &'a [Channel],
     subject: Option<&'a str>,
     body: &'a str,
     data: &'a serde_json::Map<String, serde_json::Value>,
-    priority: &'static str,
-    status: &'static str,
+    priority: Priority,
+    status: NotificationStatus,
+    deliveries_expected: i32,
     scheduled_for: Option<DateTime<Utc>>,
     idempotency_key: Option<&'a str>,
     request_hash: String,
@@ -41,115 +43,140 @@ struct InsertRow<'a> {
 const INSERT_BATCH_SQL: &str = r#"
 WITH input AS (
     SELECT * FROM jsonb_to_recordset($1::jsonb) AS row(
-        id uuid, tenant_id uuid, user_ids text[], channels text[], subject text, body text,
-        data jsonb, priority text, status text, scheduled_for timestamptz, idempotency_key text,
-        request_hash text, created_at timestamptz)
-), inserted AS (
+        id uuid, tenant_id uuid, user_ids text[], channels channel[], subject text, body text,
+        data jsonb, priority priority, status notification_status, deliveries_expected integer,
+        scheduled_for timestamptz, idempotency_key text, request_hash text, created_at timestamptz)
+), claimed_keys AS (
+    -- A key already held (or held twice within this batch) is not claimed: its row is not inserted.
+    INSERT INTO idempotency_keys (tenant_id, key, notification_id, request_hash, created_at)
+    SELECT tenant_id, idempotency_key, id, decode(request_hash, 'hex'), created_at
+    FROM input WHERE idempotency_key IS NOT NULL
+    ON CONFLICT (tenant_id, key) DO NOTHING
+    RETURNING notification_id
+), accepted AS (
+    SELECT * FROM input
+    WHERE idempotency_key IS NULL OR id IN (SELECT notification_id FROM claimed_keys)
+), content AS (
     INSERT INTO notifications (id, tenant_id, user_ids, channels, subject, body, data, priority,
-                               status, scheduled_for, idempotency_key, request_hash, created_at,
-                               updated_at)
-    SELECT id, tenant_id, user_ids, channels, subject, body, data, priority, status, scheduled_for,
-           idempotency_key, decode(request_hash, 'hex'), created_at, created_at
-    FROM input
-    ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-    RETURNING id, status
+                               scheduled_for, idempotency_key, request_hash, created_at)
+    SELECT id, tenant_id, user_ids, channels, subject, body, data, priority, scheduled_for,
+           idempotency_key, decode(request_hash, 'hex'), created_at
+    FROM accepted
+), states AS (
+    INSERT INTO notification_states (id, tenant_id, status, deliveries_expected, updated_at)
+    SELECT id, tenant_id, status, deliveries_expected, created_at FROM accepted
+), scheduled AS (
+    INSERT INTO scheduled_notifications (notification_id, due_at)
+    SELECT id, scheduled_for FROM accepted WHERE status = 'scheduled'
 ), outbox AS (
-    INSERT INTO outbox_batches (id, notification_ids, created_at)
-    SELECT $2, array_agg(id), now() FROM inserted WHERE status = 'accepted' HAVING count(*) > 0
+    INSERT INTO outbox_batches (id, notification_ids, notification_count, created_at)
+    SELECT $2, array_agg(id), count(*), now() FROM accepted WHERE status = 'accepted'
+    HAVING count(*) > 0
 )
-SELECT id FROM inserted
+SELECT id FROM accepted
 "#;
 
-/// Inserts the batch and, in the same statement, its outbox entry (id `outbox_batch_id`) listing
-/// the inserted notifications that are due now (scheduled ones enter the outbox when due).
+/// Inserts the batch and, in the same statement, its idempotency keys, states, schedule entries and
+/// outbox entry (id `outbox_batch_id`) listing the inserted notifications that are due now.
 /// Returns the ids actually inserted: a missing id lost an idempotency-key conflict.
 pub async fn insert_batch(
-    database: &DatabaseConnection,
+    database: &Database,
     rows: &[NewNotification<'_>],
     outbox_batch_id: Uuid,
-) -> Result<Vec<Uuid>, DbErr> {
+) -> Result<Vec<Uuid>, StoreError> {
+    #[derive(FromQueryResult)]
+    struct Inserted {
+        id: Uuid,
+    }
     let json_rows: Vec<InsertRow> = rows
         .iter()
         .map(|row| InsertRow {
             id: row.id,
             tenant_id: row.tenant_id,
             user_ids: &row.notification.user_ids,
-            channels: row
-                .notification
-                .channels
-                .iter()
-                .map(|channel| channel.as_str())
-                .collect(),
+            channels: &row.notification.channels,
             subject: row.notification.subject.as_deref(),
             body: &row.notification.body,
             data: &row.notification.data,
-            priority: row.notification.priority.as_str(),
+            priority: row.notification.priority,
             status: row.status,
+            deliveries_expected: row.notification.deliveries_expected(),
             scheduled_for: row.notification.scheduled_for,
             idempotency_key: row.notification.idempotency_key.as_deref(),
             request_hash: hex::encode(row.request_hash),
             created_at: row.created_at,
         })
         .collect();
-    let batch_json =
-        serde_json::to_string(&json_rows).map_err(|error| DbErr::Custom(error.to_string()))?;
+    let statement = Statement::from_sql_and_values(
+        DatabaseBackend::Postgres,
+        INSERT_BATCH_SQL,
+        [json_parameter(&json_rows)?, Value::from(outbox_batch_id)],
+    );
     let inserted = database
-        .query_all(Statement::from_sql_and_values(
-            DatabaseBackend::Postgres,
-            INSERT_BATCH_SQL,
-            [Value::from(batch_json), Value::from(outbox_batch_id)],
-        ))
+        .run(
+            "notifications.insert_batch",
+            Inserted::find_by_statement(statement).all(database.connection()),
+        )
         .await?;
-    inserted
-        .iter()
-        .map(|row| row.try_get::<Uuid>("", "id"))
-        .collect()
+    Ok(inserted.into_iter().map(|row| row.id).collect())
 }
 
 /// The notification already holding an idempotency key.
 #[derive(Debug, Clone, FromQueryResult)]
 pub struct IdempotencyHolder {
-    pub id: Uuid,
+    pub notification_id: Uuid,
     pub tenant_id: Uuid,
-    pub idempotency_key: String,
+    pub key: String,
     pub request_hash: Vec<u8>,
     /// Its current status, which a repeat of the request is answered with.
-    pub status: String,
+    pub status: Option<String>,
+}
+
+impl IdempotencyHolder {
+    pub fn status(&self) -> NotificationStatus {
+        self.status
+            .as_deref()
+            .and_then(NotificationStatus::parse)
+            .unwrap_or(NotificationStatus::Accepted)
+    }
 }
 
 /// Looks up the holders of `(tenant_id, idempotency_key)` pairs in one query.
 pub async fn find_idempotency_holders(
-    database: &DatabaseConnection,
+    database: &Database,
     keys: &[(Uuid, &str)],
-) -> Result<Vec<IdempotencyHolder>, DbErr> {
+) -> Result<Vec<IdempotencyHolder>, StoreError> {
     #[derive(Serialize)]
     struct Key<'a> {
         tenant_id: Uuid,
-        idempotency_key: &'a str,
+        key: &'a str,
     }
-    let keys_json = serde_json::to_string(
-        &keys
-            .iter()
-            .map(|(tenant_id, idempotency_key)| Key {
-                tenant_id: *tenant_id,
-                idempotency_key,
-            })
-            .collect::<Vec<_>>(),
-    )
-    .map_err(|error| DbErr::Custom(error.to_string()))?;
-    IdempotencyHolder::find_by_statement(Statement::from_sql_and_values(
+    let keys: Vec<Key> = keys
+        .iter()
+        .map(|(tenant_id, key)| Key {
+            tenant_id: *tenant_id,
+            key,
+        })
+        .collect();
+    let statement = Statement::from_sql_and_values(
         DatabaseBackend::Postgres,
         r#"
-SELECT n.id, n.tenant_id, n.idempotency_key, n.request_hash, n.status
-FROM jsonb_to_recordset($1::jsonb) AS key(tenant_id uuid, idempotency_key text)
-JOIN notifications n ON n.tenant_id = key.tenant_id AND n.idempotency_key = key.idempotency_key
+SELECT k.notification_id, k.tenant_id, k.key, k.request_hash, s.status::text AS status
+FROM jsonb_to_recordset($1::jsonb) AS wanted(tenant_id uuid, key text)
+JOIN idempotency_keys k ON k.tenant_id = wanted.tenant_id AND k.key = wanted.key
+LEFT JOIN notification_states s ON s.id = k.notification_id
 "#,
-        [Value::from(keys_json)],
-    ))
-    .all(database)
-    .await
+        [json_parameter(&keys)?],
+    );
+    database
+        .run(
+            "notifications.find_idempotency_holders",
+            IdempotencyHolder::find_by_statement(statement).all(database.connection()),
+        )
+        .await
 }
 
+/// A notification as the API shows it: content, status and delivery counters.
 #[derive(Debug, Clone, FromQueryResult)]
 pub struct NotificationRow {
     pub id: Uuid,
@@ -163,79 +190,207 @@ pub struct NotificationRow {
     pub status: String,
     pub scheduled_for: Option<DateTime<Utc>>,
     pub idempotency_key: Option<String>,
+    pub deliveries_expected: i32,
+    pub deliveries_sent: i32,
+    pub deliveries_failed: i32,
+    pub deliveries_skipped: i32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
-const NOTIFICATION_COLUMNS: &str = "id, tenant_id, user_ids, channels, subject, body, data, \
-     priority, status, scheduled_for, idempotency_key, created_at, updated_at";
+const NOTIFICATION_COLUMNS: &str =
+    "n.id, n.tenant_id, n.user_ids, n.channels::text[] AS channels, \
+     n.subject, n.body, n.data, n.priority::text AS priority, s.status::text AS status, \
+     n.scheduled_for, n.idempotency_key, s.deliveries_expected, s.deliveries_sent, \
+     s.deliveries_failed, s.deliveries_skipped, n.created_at, s.updated_at";
 
 pub async fn find_notification(
-    database: &DatabaseConnection,
+    database: &Database,
     tenant_id: Uuid,
     notification_id: Uuid,
-) -> Result<Option<NotificationRow>, DbErr> {
-    NotificationRow::find_by_statement(Statement::from_sql_and_values(
+) -> Result<Option<NotificationRow>, StoreError> {
+    let statement = Statement::from_sql_and_values(
         DatabaseBackend::Postgres,
         format!(
-            "SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE tenant_id = $1 AND id = $2"
+            "SELECT {NOTIFICATION_COLUMNS} FROM notifications n JOIN notification_states s ON s.id = n.id \
+             WHERE n.id = $1 AND n.tenant_id = $2"
         ),
-        [Value::from(tenant_id), Value::from(notification_id)],
-    ))
-    .one(database)
-    .await
+        [Value::from(notification_id), Value::from(tenant_id)],
+    );
+    database
+        .run(
+            "notifications.find",
+            NotificationRow::find_by_statement(statement).one(database.connection()),
+        )
+        .await
 }
 
 pub struct ListFilter<'a> {
     pub tenant_id: Uuid,
     pub user_id: Option<&'a str>,
-    pub status: Option<&'a str>,
+    pub status: Option<NotificationStatus>,
     /// Keyset cursor: only notifications with a smaller (older) id.
     pub before_id: Option<Uuid>,
     pub limit: u64,
 }
 
-/// A page of the tenant's notifications, newest first. Only the predicates that are set appear in
-/// the SQL, so each combination gets its own plan.
+/// A page of the tenant's notifications, newest first. A status filter is served by the
+/// `(tenant_id, status, id)` index of the states, a recipient by the tenant-scoped GIN index, the
+/// rest by `(tenant_id, id)`. Only the predicates that are set appear in the SQL.
 pub async fn list_notifications(
-    database: &DatabaseConnection,
+    database: &Database,
     filter: ListFilter<'_>,
-) -> Result<Vec<NotificationRow>, DbErr> {
-    let mut sql = format!("SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE tenant_id = $1");
+) -> Result<Vec<NotificationRow>, StoreError> {
+    let mut sql = format!(
+        "SELECT {NOTIFICATION_COLUMNS} FROM notifications n JOIN notification_states s ON s.id = n.id \
+         WHERE n.tenant_id = $1 AND s.tenant_id = $1"
+    );
     let mut values = vec![Value::from(filter.tenant_id)];
+    let order_column = if filter.status.is_some() {
+        "s.id"
+    } else {
+        "n.id"
+    };
     if let Some(user_id) = filter.user_id {
         values.push(Value::from(vec![user_id.to_owned()]));
-        sql.push_str(&format!(" AND user_ids @> ${}", values.len()));
+        sql.push_str(&format!(" AND n.user_ids @> ${}", values.len()));
     }
     if let Some(status) = filter.status {
-        values.push(Value::from(status.to_owned()));
-        sql.push_str(&format!(" AND status = ${}", values.len()));
+        values.push(Value::from(status.as_str()));
+        sql.push_str(&format!(
+            " AND s.status = ${}::notification_status",
+            values.len()
+        ));
     }
     if let Some(before_id) = filter.before_id {
         values.push(Value::from(before_id));
-        sql.push_str(&format!(" AND id < ${}", values.len()));
+        sql.push_str(&format!(" AND {order_column} < ${}", values.len()));
     }
     values.push(Value::from(filter.limit as i64));
-    sql.push_str(&format!(" ORDER BY id DESC LIMIT ${}", values.len()));
-    NotificationRow::find_by_statement(Statement::from_sql_and_values(
-        DatabaseBackend::Postgres,
-        sql,
-        values,
-    ))
-    .all(database)
-    .await
+    sql.push_str(&format!(
+        " ORDER BY {order_column} DESC LIMIT ${}",
+        values.len()
+    ));
+    let statement = Statement::from_sql_and_values(DatabaseBackend::Postgres, sql, values);
+    database
+        .run(
+            "notifications.list",
+            NotificationRow::find_by_statement(statement).all(database.connection()),
+        )
+        .await
 }
 
-/// Notifications by id, in acceptance order (the outbox relay, the worker's retry sweeper).
-pub async fn load_by_ids(
-    database: &DatabaseConnection,
+/// What the publisher needs to build a notification's records.
+#[derive(Debug, Clone, FromQueryResult)]
+pub struct PublishableNotification {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub user_ids: Vec<String>,
+    pub priority: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl PublishableNotification {
+    pub fn priority(&self) -> Priority {
+        Priority::parse(&self.priority).unwrap_or_default()
+    }
+}
+
+/// The notifications to publish, by id, in acceptance order (the outbox relay).
+pub async fn load_publishable(
+    database: &Database,
     notification_ids: &[Uuid],
-) -> Result<Vec<NotificationRow>, DbErr> {
-    NotificationRow::find_by_statement(Statement::from_sql_and_values(
+) -> Result<Vec<PublishableNotification>, StoreError> {
+    let statement = Statement::from_sql_and_values(
         DatabaseBackend::Postgres,
-        format!("SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE id = ANY($1) ORDER BY id"),
+        r#"
+SELECT n.id, n.tenant_id, n.user_ids, n.priority::text AS priority, n.created_at
+FROM unnest($1::uuid[]) AS wanted(id) JOIN notifications n ON n.id = wanted.id
+ORDER BY n.id
+"#,
         [Value::from(notification_ids.to_vec())],
-    ))
-    .all(database)
-    .await
+    );
+    database
+        .run(
+            "notifications.load_publishable",
+            PublishableNotification::find_by_statement(statement).all(database.connection()),
+        )
+        .await
+}
+
+/// What a worker renders deliveries from.
+#[derive(Debug, Clone, FromQueryResult)]
+pub struct NotificationContent {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub channels: Vec<String>,
+    pub subject: Option<String>,
+    pub body: String,
+    pub data: JsonValue,
+    pub created_at: DateTime<Utc>,
+}
+
+impl NotificationContent {
+    pub fn channels(&self) -> Vec<Channel> {
+        self.channels
+            .iter()
+            .filter_map(|name| Channel::parse(name))
+            .collect()
+    }
+
+    /// Bytes this content takes in a cache.
+    pub fn weight(&self) -> usize {
+        self.body.len()
+            + self.subject.as_ref().map_or(0, String::len)
+            + self.data.to_string().len()
+            + 128
+    }
+}
+
+/// The content of the notifications that still exist among `notification_ids`.
+pub async fn load_content(
+    database: &Database,
+    notification_ids: &[Uuid],
+) -> Result<Vec<NotificationContent>, StoreError> {
+    let statement = Statement::from_sql_and_values(
+        DatabaseBackend::Postgres,
+        r#"
+SELECT n.id, n.tenant_id, n.channels::text[] AS channels, n.subject, n.body, n.data, n.created_at
+FROM unnest($1::uuid[]) AS wanted(id) JOIN notifications n ON n.id = wanted.id
+"#,
+        [Value::from(notification_ids.to_vec())],
+    );
+    database
+        .run(
+            "notifications.load_content",
+            NotificationContent::find_by_statement(statement).all(database.connection()),
+        )
+        .await
+}
+
+/// Deletes idempotency keys older than `window`, at most `limit` per call; returns how many.
+pub async fn expire_idempotency_keys(
+    database: &Database,
+    window: std::time::Duration,
+    limit: u64,
+) -> Result<u64, StoreError> {
+    let statement = Statement::from_sql_and_values(
+        DatabaseBackend::Postgres,
+        r#"
+DELETE FROM idempotency_keys WHERE ctid IN (
+    SELECT ctid FROM idempotency_keys
+    WHERE created_at < now() - $1 * interval '1 millisecond' LIMIT $2)
+"#,
+        [
+            Value::from(window.as_millis() as i64),
+            Value::from(limit as i64),
+        ],
+    );
+    let result = database
+        .run(
+            "notifications.expire_idempotency_keys",
+            database.connection().execute(statement),
+        )
+        .await?;
+    Ok(result.rows_affected())
 }

@@ -1,14 +1,12 @@
-//! Recipients.
+//! Recipients, versioned: every change increments `version`, so a cached copy can be replaced only
+//! by a newer one (see the worker's recipient cache).
 
-use chrono::Utc;
-use sea_orm::sea_query::OnConflict;
-use sea_orm::{
-    DatabaseBackend, DatabaseConnection, DbErr, EntityTrait, FromQueryResult, Set, Statement, Value,
-};
+use sea_orm::{DatabaseBackend, FromQueryResult, Statement, Value};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::entities::users;
+use crate::database::{Database, StoreError};
+use crate::json_parameter;
 
 pub struct UserContact {
     pub email: Option<String>,
@@ -17,41 +15,7 @@ pub struct UserContact {
     pub timezone: Option<String>,
 }
 
-/// Inserts or replaces the user's contact data; returns the stored row.
-pub async fn upsert_user(
-    database: &DatabaseConnection,
-    tenant_id: Uuid,
-    user_id: &str,
-    contact: UserContact,
-) -> Result<users::Model, DbErr> {
-    let now = Utc::now();
-    let row = users::ActiveModel {
-        tenant_id: Set(tenant_id),
-        id: Set(user_id.to_owned()),
-        email: Set(contact.email),
-        phone: Set(contact.phone),
-        locale: Set(contact.locale),
-        timezone: Set(contact.timezone),
-        created_at: Set(now),
-        updated_at: Set(now),
-    };
-    users::Entity::insert(row)
-        .on_conflict(
-            OnConflict::columns([users::Column::TenantId, users::Column::Id])
-                .update_columns([
-                    users::Column::Email,
-                    users::Column::Phone,
-                    users::Column::Locale,
-                    users::Column::Timezone,
-                    users::Column::UpdatedAt,
-                ])
-                .to_owned(),
-        )
-        .exec_with_returning(database)
-        .await
-}
-
-/// What the worker needs to reach a recipient.
+/// What the worker needs to reach a recipient, at one version.
 #[derive(Debug, Clone, PartialEq, Eq, FromQueryResult, Serialize, Deserialize)]
 pub struct Recipient {
     pub tenant_id: Uuid,
@@ -60,13 +24,77 @@ pub struct Recipient {
     pub phone: Option<String>,
     pub locale: Option<String>,
     pub timezone: Option<String>,
+    pub version: i64,
+}
+
+/// A stored user as the API answers it.
+#[derive(Debug, Clone, FromQueryResult)]
+pub struct StoredUser {
+    pub tenant_id: Uuid,
+    pub id: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub locale: Option<String>,
+    pub timezone: Option<String>,
+    pub version: i64,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl StoredUser {
+    pub fn recipient(&self) -> Recipient {
+        Recipient {
+            tenant_id: self.tenant_id,
+            id: self.id.clone(),
+            email: self.email.clone(),
+            phone: self.phone.clone(),
+            locale: self.locale.clone(),
+            timezone: self.timezone.clone(),
+            version: self.version,
+        }
+    }
+}
+
+/// Inserts or replaces the user's contact data, with a new version; returns the stored row.
+pub async fn upsert_user(
+    database: &Database,
+    tenant_id: Uuid,
+    user_id: &str,
+    contact: UserContact,
+) -> Result<StoredUser, StoreError> {
+    let statement = Statement::from_sql_and_values(
+        DatabaseBackend::Postgres,
+        r#"
+INSERT INTO users (tenant_id, id, email, phone, locale, timezone, version, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, 1, now(), now())
+ON CONFLICT (tenant_id, id) DO UPDATE
+SET email = excluded.email, phone = excluded.phone, locale = excluded.locale,
+    timezone = excluded.timezone, version = users.version + 1, updated_at = now()
+RETURNING tenant_id, id, email, phone, locale, timezone, version, created_at, updated_at
+"#,
+        [
+            Value::from(tenant_id),
+            Value::from(user_id),
+            Value::from(contact.email),
+            Value::from(contact.phone),
+            Value::from(contact.locale),
+            Value::from(contact.timezone),
+        ],
+    );
+    let stored = database
+        .run(
+            "users.upsert",
+            StoredUser::find_by_statement(statement).one(database.connection()),
+        )
+        .await?;
+    stored.ok_or_else(|| StoreError::Other(sea_orm::DbErr::RecordNotInserted))
 }
 
 /// The recipients that exist among `(tenant_id, user_id)` pairs, in one query.
 pub async fn find_recipients(
-    database: &DatabaseConnection,
+    database: &Database,
     keys: &[(Uuid, &str)],
-) -> Result<Vec<Recipient>, DbErr> {
+) -> Result<Vec<Recipient>, StoreError> {
     #[derive(Serialize)]
     struct Key<'a> {
         tenant_id: Uuid,
@@ -82,17 +110,19 @@ pub async fn find_recipients(
             id,
         })
         .collect();
-    let keys_json =
-        serde_json::to_string(&keys).map_err(|error| DbErr::Custom(error.to_string()))?;
-    Recipient::find_by_statement(Statement::from_sql_and_values(
+    let statement = Statement::from_sql_and_values(
         DatabaseBackend::Postgres,
         r#"
-SELECT u.tenant_id, u.id, u.email, u.phone, u.locale, u.timezone
+SELECT u.tenant_id, u.id, u.email, u.phone, u.locale, u.timezone, u.version
 FROM jsonb_to_recordset($1::jsonb) AS key(tenant_id uuid, id text)
 JOIN users u ON u.tenant_id = key.tenant_id AND u.id = key.id
 "#,
-        [Value::from(keys_json)],
-    ))
-    .all(database)
-    .await
+        [json_parameter(&keys)?],
+    );
+    database
+        .run(
+            "users.find_recipients",
+            Recipient::find_by_statement(statement).all(database.connection()),
+        )
+        .await
 }

@@ -1,8 +1,13 @@
-//! Process plumbing shared by every Herald binary: the shutdown signal, and logging: JSON lines when `HERALD_LOG_FORMAT=json`, human-readable otherwise; level from
-//! `RUST_LOG` (default `info`).
+//! Process plumbing shared by every Herald binary: logging, the shutdown signal, the Prometheus
+//! registry, and supervision of long-running tasks.
+
+pub mod metrics;
+pub mod supervise;
 
 use tracing_subscriber::EnvFilter;
 
+/// Logging: JSON lines when `HERALD_LOG_FORMAT=json`, human-readable otherwise; level from
+/// `RUST_LOG` (default `info`).
 pub fn init_logging() {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,rdkafka=warn,sqlx=warn,sea_orm=warn"));
@@ -27,4 +32,11 @@ pub async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate.recv() => {}
     }
+}
+
+/// What a binary's `main` does with an error: one line naming the problem (with its causes), no
+/// backtrace, and a non-zero exit status.
+pub fn exit_with_error(error: &dyn std::fmt::Display) -> ! {
+    eprintln!("error: {error}");
+    std::process::exit(2)
 }

@@ -1,19 +1,22 @@
-//! Test support for Herald's integration tests (see scripts/test.sh for the environment).
+//! Test support for Herald's integration tests (see scripts/test.sh for the environment): fresh
+//! databases and topics, and servers of a test's own (tansu, PostgreSQL, Redis) that it may kill
+//! and restart.
+
+mod servers;
 
 use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
 use herald_config::Settings;
-use herald_migrations::{Migrator, MigratorTrait};
+use herald_store::Database;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::ClientConfig;
-use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
-use secrecy::SecretString;
-use tokio::process::{Child, Command};
+use sea_orm::ConnectionTrait;
+use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
+
+pub use servers::{PostgresServer, RedisServer, TansuBroker};
 
 /// A variable `scripts/test.sh` sets.
 pub fn env(name: &str) -> String {
@@ -24,20 +27,30 @@ pub fn env(name: &str) -> String {
 /// Settings for a fresh, migrated database and fresh topics (4 partitions) on `brokers`, with
 /// short timeouts so failure paths run in seconds, and a consumer group of their own.
 pub async fn fresh_settings(brokers: &str) -> Settings {
+    fresh_settings_on(
+        &env("HERALD_TEST_DATABASE_URL"),
+        &env("HERALD_TEST_REDIS_URL"),
+        brokers,
+    )
+    .await
+}
+
+/// Like [`fresh_settings`], on the PostgreSQL server of `admin_url` and the Redis of `redis_url`.
+pub async fn fresh_settings_on(admin_url: &str, redis_url: &str, brokers: &str) -> Settings {
     let mut settings = Settings::load(None).expect("default settings");
-    let admin_url = env("HERALD_TEST_DATABASE_URL");
     let database_name = format!("herald_test_{}", Uuid::new_v4().simple());
-    let admin = Database::connect(&admin_url)
+    let admin = sea_orm::Database::connect(admin_url)
         .await
         .expect("connecting to the test PostgreSQL");
     admin
         .execute_unprepared(&format!("CREATE DATABASE {database_name}"))
         .await
         .expect("creating the test database");
+    admin.close().await.ok();
     let base = admin_url.rsplit_once('/').unwrap().0;
     settings.database.url = SecretString::from(format!("{base}/{database_name}"));
     settings.database.max_connections = 8;
-    settings.redis.url = SecretString::from(env("HERALD_TEST_REDIS_URL"));
+    settings.redis.url = SecretString::from(redis_url.to_owned());
     settings.kafka.brokers = brokers.to_owned();
     settings.kafka.topic = format!("notifications-{}", Uuid::new_v4().simple());
     settings.kafka.partitions = 4;
@@ -59,8 +72,7 @@ pub async fn fresh_settings(brokers: &str) -> Settings {
     settings.sendgrid.timeout_ms = 1000;
     settings.twilio.timeout_ms = 1000;
 
-    let database = herald_store::connect(&settings.database).await.unwrap();
-    Migrator::up(&database, None)
+    herald_api::cli::migrate(&settings)
         .await
         .expect("migrating the test database");
     herald_api::cli::create_topics(&settings)
@@ -72,7 +84,6 @@ pub async fn fresh_settings(brokers: &str) -> Settings {
 /// The environment that makes a `herald-api` or `herald-worker` child process use `settings`
 /// (the parts tests change).
 pub fn process_environment(settings: &Settings) -> Vec<(&'static str, String)> {
-    use secrecy::ExposeSecret;
     let mut environment = vec![
         (
             "HERALD_DATABASE__URL",
@@ -91,6 +102,10 @@ pub fn process_environment(settings: &Settings) -> Vec<(&'static str, String)> {
         (
             "HERALD_KAFKA__MESSAGE_TIMEOUT_MS",
             settings.kafka.message_timeout_ms.to_string(),
+        ),
+        (
+            "HERALD_KAFKA__MAX_RECORD_BYTES",
+            settings.kafka.max_record_bytes.to_string(),
         ),
         (
             "HERALD_OUTBOX__GRACE_MS",
@@ -114,8 +129,20 @@ pub fn process_environment(settings: &Settings) -> Vec<(&'static str, String)> {
             settings.worker.retry_base_ms.to_string(),
         ),
         (
+            "HERALD_WORKER__RETRY_MAX_MS",
+            settings.worker.retry_max_ms.to_string(),
+        ),
+        (
+            "HERALD_WORKER__MAX_ATTEMPTS",
+            settings.worker.max_attempts.to_string(),
+        ),
+        (
             "HERALD_WORKER__BATCH_LINGER_MS",
             settings.worker.batch_linger_ms.to_string(),
+        ),
+        (
+            "HERALD_WORKER__DRAIN_TIMEOUT_MS",
+            settings.worker.drain_timeout_ms.to_string(),
         ),
         (
             "HERALD_SENDGRID_BASE_URL",
@@ -130,6 +157,30 @@ pub fn process_environment(settings: &Settings) -> Vec<(&'static str, String)> {
             "HERALD_TWILIO__TIMEOUT_MS",
             settings.twilio.timeout_ms.to_string(),
         ),
+        (
+            "HERALD_SENDGRID__REQUESTS_PER_SECOND",
+            settings.sendgrid.requests_per_second.to_string(),
+        ),
+        (
+            "HERALD_TWILIO__REQUESTS_PER_SECOND",
+            settings.twilio.requests_per_second.to_string(),
+        ),
+        (
+            "HERALD_TWILIO__MAX_IN_FLIGHT",
+            settings.twilio.max_in_flight.to_string(),
+        ),
+        (
+            "HERALD_TWILIO__MAX_HELD",
+            settings.twilio.max_held.to_string(),
+        ),
+        (
+            "HERALD_SENDGRID__MAX_IN_FLIGHT",
+            settings.sendgrid.max_in_flight.to_string(),
+        ),
+        (
+            "HERALD_SENDGRID__MAX_HELD",
+            settings.sendgrid.max_held.to_string(),
+        ),
     ];
     if let Some(instance_id) = &settings.worker.instance_id {
         environment.push(("HERALD_WORKER__INSTANCE_ID", instance_id.clone()));
@@ -137,17 +188,33 @@ pub fn process_environment(settings: &Settings) -> Vec<(&'static str, String)> {
     environment
 }
 
-/// `SELECT count(*) ...` as a number.
-pub async fn count(database: &DatabaseConnection, sql: &str) -> i64 {
+pub async fn connect(settings: &Settings) -> Database {
+    Database::connect(&settings.database)
+        .await
+        .expect("connecting to the test database")
+}
+
+/// `SELECT count(*) ...` (or any single bigint) as a number.
+pub async fn count(database: &Database, sql: &str) -> i64 {
     let row = database
+        .connection()
         .query_one(sea_orm::Statement::from_string(
             sea_orm::DatabaseBackend::Postgres,
             sql.to_owned(),
         ))
         .await
-        .unwrap()
+        .unwrap_or_else(|error| panic!("{sql}: {error}"))
         .unwrap();
     row.try_get_by_index::<i64>(0).unwrap()
+}
+
+/// Runs SQL written by a test.
+pub async fn execute(database: &Database, sql: &str) {
+    database
+        .connection()
+        .execute_unprepared(sql)
+        .await
+        .unwrap_or_else(|error| panic!("{sql}: {error}"));
 }
 
 pub fn free_port() -> u16 {
@@ -159,7 +226,7 @@ pub fn free_port() -> u16 {
 }
 
 pub async fn wait_for_port(port: u16) {
-    for _ in 0..200 {
+    for _ in 0..400 {
         if tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
             .is_ok()
@@ -171,65 +238,20 @@ pub async fn wait_for_port(port: u16) {
     panic!("nothing listens on port {port}");
 }
 
-/// A tansu broker of the test's own, which the test may kill and restart (same port, same data).
-pub struct TansuBroker {
-    pub port: u16,
-    directory: PathBuf,
-    process: Option<Child>,
-}
-
-impl TansuBroker {
-    pub async fn start() -> TansuBroker {
-        let directory =
-            std::env::temp_dir().join(format!("herald-tansu-{}", Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&directory).unwrap();
-        let mut broker = TansuBroker {
-            port: free_port(),
-            directory,
-            process: None,
-        };
-        broker.restart().await;
-        broker
-    }
-
-    pub fn brokers(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    pub async fn restart(&mut self) {
-        assert!(self.process.is_none(), "the broker is running");
-        let listener = format!("tcp://127.0.0.1:{}", self.port);
-        let process = Command::new(env("HERALD_TEST_TANSU_BIN"))
-            .args([
-                "broker",
-                "--listener-url",
-                &listener,
-                "--advertised-listener-url",
-                &listener,
-            ])
-            .args(["--storage-engine", "sqlite://tansu.db"])
-            .current_dir(&self.directory)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("starting tansu");
-        self.process = Some(process);
-        wait_for_port(self.port).await;
-    }
-
-    /// `kill -9`: the broker disappears without a goodbye.
-    pub async fn kill(&mut self) {
-        if let Some(mut process) = self.process.take() {
-            process.kill().await.unwrap();
+/// Polls `condition` until it holds or `timeout` passes.
+pub async fn eventually<F, Fut>(timeout: Duration, mut condition: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    while tokio::time::Instant::now() < deadline {
+        if condition().await {
+            return true;
         }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-impl Drop for TansuBroker {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.directory);
-    }
+    false
 }
 
 pub struct RawRecord {

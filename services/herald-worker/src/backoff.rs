@@ -14,7 +14,8 @@ pub struct RetryPolicy {
 
 impl RetryPolicy {
     /// The delay before attempt `attempt + 1`, or `None` when `attempt` was the last allowed.
-    /// A provider's `Retry-After` is a floor.
+    /// A provider's `Retry-After` is a floor; `max` caps everything, so no arithmetic downstream
+    /// can overflow.
     pub fn delay_after(&self, attempt: i32, retry_after: Option<Duration>) -> Option<Duration> {
         debug_assert!(attempt >= 1, "attempts are numbered from 1");
         if attempt >= self.max_attempts {
@@ -26,7 +27,7 @@ impl RetryPolicy {
             .saturating_mul(2u32.saturating_pow(exponent))
             .min(self.max);
         let jittered = ceiling.mul_f64(rand::rng().random_range(0.5..=1.0));
-        Some(jittered.max(retry_after.unwrap_or_default()))
+        Some(jittered.max(retry_after.unwrap_or_default()).min(self.max))
     }
 }
 
@@ -58,10 +59,13 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_is_a_floor() {
-        let delay = POLICY
-            .delay_after(1, Some(Duration::from_secs(30)))
-            .unwrap();
-        assert_eq!(delay, Duration::from_secs(30));
+    fn retry_after_is_a_floor_within_the_cap() {
+        let delay = POLICY.delay_after(1, Some(Duration::from_secs(3))).unwrap();
+        assert_eq!(delay, Duration::from_secs(3));
+        let huge = POLICY.delay_after(1, Some(Duration::MAX)).unwrap();
+        assert_eq!(
+            huge, POLICY.max,
+            "a huge Retry-After is capped, never overflows"
+        );
     }
 }

@@ -1,216 +1,508 @@
-//! The Kafka side of the worker: one dispatcher reads the consumer group's records and hands each
-//! to its partition's task through a bounded channel (order within a partition, parallelism across
-//! partitions, backpressure on the consumer). Offsets are committed by the partition tasks, after
-//! their batch is recorded. Rebalance callbacks only drop channels: they never wait.
+//! The Kafka side of the worker (docs/DESIGN.md, "Records and partitions").
+//!
+//! Each assigned partition gets its own librdkafka queue (split in the rebalance callback, so its
+//! records never pass through a shared dispatcher) and its own task: one partition's trouble never
+//! stalls another. Rebalance callbacks only split queues and send events: they never wait. Offsets
+//! are stored after a batch's admission is committed and committed every second.
+//!
+//! A worker that holds no partition while the group's committed offsets stand still under lag
+//! leaves and rejoins the group: tansu 0.6 can form a group that assigns a member replacing a
+//! killed one nothing, and no rebalance ever follows.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::{Duration, Instant};
 
 use herald_config::Settings;
+use rdkafka::consumer::stream_consumer::StreamPartitionQueue;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
 use rdkafka::message::{Message, OwnedMessage};
-use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::batch::process_records;
+use crate::admission::admit_records;
 use crate::context::WorkerContext;
 use crate::metrics;
 
 type PartitionKey = (String, i32);
-type PartitionChannels = Arc<Mutex<HashMap<PartitionKey, mpsc::Sender<OwnedMessage>>>>;
+pub type WorkerConsumer = StreamConsumer<RebalanceContext>;
+type PartitionQueue = StreamPartitionQueue<RebalanceContext>;
 
-/// Pause before retrying a batch whose database work failed (the batch is never skipped).
-const BATCH_RETRY_PAUSE: Duration = Duration::from_secs(1);
+/// Pause before admitting a batch again after the database was unavailable.
+const RETRY_PAUSE: Duration = Duration::from_secs(1);
+const SESSION_TIMEOUT: Duration = Duration::from_secs(30);
+const WATCH_INTERVAL: Duration = Duration::from_secs(5);
+const COMMIT_INTERVAL: Duration = Duration::from_secs(1);
 
-pub struct RebalanceContext {
-    partitions: PartitionChannels,
+enum RebalanceEvent {
+    Assigned(Vec<(PartitionKey, Option<PartitionQueue>)>),
+    Revoked(Vec<PartitionKey>),
 }
 
-impl ClientContext for RebalanceContext {}
+pub struct RebalanceContext {
+    consumer: OnceLock<Weak<WorkerConsumer>>,
+    events: mpsc::UnboundedSender<RebalanceEvent>,
+}
+
+impl ClientContext for RebalanceContext {
+    /// Lag per assigned partition, from the consumer's own watermarks (librdkafka statistics).
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        for topic in statistics.topics.values() {
+            for partition in topic.partitions.values() {
+                if partition.partition < 0 {
+                    continue; // librdkafka's internal "unassigned" partition
+                }
+                let label = partition.partition.to_string();
+                if partition.consumer_lag >= 0 {
+                    metrics::CONSUMER_LAG
+                        .with_label_values(&[&label])
+                        .set(partition.consumer_lag);
+                } else {
+                    let _ = metrics::CONSUMER_LAG.remove_label_values(&[&label]);
+                }
+            }
+        }
+    }
+}
 
 impl ConsumerContext for RebalanceContext {
     fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(revoked) = rebalance {
-            // Dropping a sender lets that partition's task finish its batch and stop.
-            let mut partitions = self.partitions.lock().expect("partition map poisoned");
-            for element in revoked.elements() {
-                partitions.remove(&(element.topic().to_owned(), element.partition()));
-            }
-            tracing::info!(revoked = revoked.count(), "partitions revoked");
+            let partitions = revoked
+                .elements()
+                .iter()
+                .map(|element| (element.topic().to_owned(), element.partition()))
+                .collect();
+            let _ = self.events.send(RebalanceEvent::Revoked(partitions));
         }
     }
 
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Assign(assigned) = rebalance {
-            tracing::info!(assigned = assigned.count(), "partitions assigned");
+        match rebalance {
+            Rebalance::Assign(assigned) => {
+                // Split each partition's queue right after the assignment, before its first fetch
+                // can reach the shared queue.
+                let consumer = self.consumer.get().and_then(Weak::upgrade);
+                let partitions = assigned
+                    .elements()
+                    .iter()
+                    .map(|element| {
+                        let queue = consumer.as_ref().and_then(|consumer| {
+                            consumer.split_partition_queue(element.topic(), element.partition())
+                        });
+                        ((element.topic().to_owned(), element.partition()), queue)
+                    })
+                    .collect();
+                let _ = self.events.send(RebalanceEvent::Assigned(partitions));
+            }
+            Rebalance::Error(error) => tracing::warn!(%error, "rebalance error"),
+            Rebalance::Revoke(_) => {}
         }
     }
 }
 
-pub type WorkerConsumer = StreamConsumer<RebalanceContext>;
+pub struct ConsumerSettings {
+    pub batch_size: usize,
+    pub batch_linger: Duration,
+}
 
-pub fn create_consumer(
+/// What readiness and the watchdog know about the consumer.
+#[derive(Default)]
+pub struct ConsumerStatus {
+    pub assigned: AtomicUsize,
+    pub stuck: AtomicBool,
+}
+
+fn create_consumer(
     settings: &Settings,
-) -> anyhow::Result<(Arc<WorkerConsumer>, PartitionChannels)> {
-    let partitions: PartitionChannels = Arc::default();
-    let mut config = ClientConfig::new();
+) -> anyhow::Result<(Arc<WorkerConsumer>, mpsc::UnboundedReceiver<RebalanceEvent>)> {
+    let (events, receiver) = mpsc::unbounded_channel();
+    let mut config = herald_kafka::base_config(&settings.kafka);
     if let Some(instance_id) = &settings.worker.instance_id {
         config.set("group.instance.id", instance_id);
     }
     let consumer: WorkerConsumer = config
-        .set("bootstrap.servers", &settings.kafka.brokers)
         .set("group.id", &settings.worker.group_id)
         .set("client.id", "herald-worker")
-        // Offsets move only when a batch's outcome is in PostgreSQL.
+        // Offsets move only when a batch's admission is in PostgreSQL.
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         // Generous: a busy broker answering heartbeats late must not cost a rebalance.
-        .set("session.timeout.ms", "30000")
+        .set(
+            "session.timeout.ms",
+            SESSION_TIMEOUT.as_millis().to_string(),
+        )
         .set("heartbeat.interval.ms", "3000")
         .set("max.poll.interval.ms", "300000")
         .set("fetch.wait.max.ms", "50")
+        .set("statistics.interval.ms", "5000")
+        // Per partition (partition queues are split): bytes buffered between fetch and admission.
+        .set(
+            "queued.max.messages.kbytes",
+            settings.worker.partition_buffer_kbytes.to_string(),
+        )
         .create_with_context(RebalanceContext {
-            partitions: partitions.clone(),
+            consumer: OnceLock::new(),
+            events,
         })?;
+    let consumer = Arc::new(consumer);
+    let _ = consumer.context().consumer.set(Arc::downgrade(&consumer));
     consumer.subscribe(&[&settings.kafka.topic])?;
-    Ok((Arc::new(consumer), partitions))
+    Ok((consumer, receiver))
 }
 
-pub struct PartitionSettings {
-    pub batch_size: usize,
-    pub batch_linger: Duration,
-    pub buffer: usize,
-}
-
-/// Reads records until `shutdown`, routing them to per-partition tasks spawned on `tasks`.
-pub async fn run_dispatcher(
-    consumer: Arc<WorkerConsumer>,
-    partitions: PartitionChannels,
-    offsets: Arc<OffsetTracker>,
+/// Consumes until `stop`: joins the group, runs a task per assigned partition, commits offsets,
+/// and rejoins when stuck. Returns after the last offsets are committed and the consumer has left
+/// its group.
+pub async fn run_consumer(
+    settings: Settings,
     context: Arc<WorkerContext>,
-    settings: Arc<PartitionSettings>,
-    tasks: TaskTracker,
-    shutdown: CancellationToken,
+    status: Arc<ConsumerStatus>,
+    stop: CancellationToken,
 ) {
-    loop {
-        let received = tokio::select! {
-            received = consumer.recv() => received,
-            _ = shutdown.cancelled() => break,
-        };
-        let record = match received {
-            Ok(record) => record.detach(),
+    let consumer_settings = Arc::new(ConsumerSettings {
+        batch_size: settings.worker.batch_size,
+        batch_linger: Duration::from_millis(settings.worker.batch_linger_ms),
+    });
+    while !stop.is_cancelled() {
+        let (consumer, events) = match create_consumer(&settings) {
+            Ok(created) => created,
             Err(error) => {
-                tracing::warn!(%error, "consumer error");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                continue;
+                tracing::error!(%error, "creating the Kafka consumer failed; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(RETRY_PAUSE) => continue,
+                    _ = stop.cancelled() => return,
+                }
             }
         };
-        let key = (record.topic().to_owned(), record.partition());
-        let channel = {
-            let mut channels = partitions.lock().expect("partition map poisoned");
-            channels
-                .entry(key.clone())
-                .or_insert_with(|| {
-                    let (sender, receiver) = mpsc::channel(settings.buffer);
-                    tasks.spawn(run_partition(
-                        key.clone(),
-                        receiver,
-                        offsets.clone(),
-                        context.clone(),
-                        settings.clone(),
-                        shutdown.clone(),
-                    ));
-                    sender
-                })
-                .clone()
-        };
-        tokio::select! {
-            // A closed channel means the partition was revoked: the new owner reads it again.
-            _ = channel.send(record) => {}
-            _ = shutdown.cancelled() => break,
+        let offsets = Arc::new(OffsetTracker::default());
+        let partitions = TaskTracker::new();
+        let exit = consume_until_stopped_or_stuck(
+            &consumer,
+            events,
+            &settings.kafka.topic,
+            &context,
+            &consumer_settings,
+            &offsets,
+            &partitions,
+            &status,
+            &stop,
+        )
+        .await;
+        // Every partition task finishes its batch; then the last commit, synchronously.
+        partitions.close();
+        partitions.wait().await;
+        let committer = consumer.clone();
+        let _ =
+            tokio::task::spawn_blocking(move || offsets.commit(&committer, CommitMode::Sync)).await;
+        status.assigned.store(0, Ordering::Relaxed);
+        metrics::ASSIGNED_PARTITIONS.set(0);
+        // Dropping the last reference closes the consumer, which leaves the group: blocking work.
+        let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
+        if exit == Exit::Stopped {
+            return;
         }
+        metrics::GROUP_REJOINS.inc();
     }
-    // Stop every partition task after its current batch.
-    partitions.lock().expect("partition map poisoned").clear();
 }
 
+#[derive(Debug, PartialEq, Eq)]
+enum Exit {
+    Stopped,
+    Rejoin,
+}
+
+struct RunningPartition {
+    stop: CancellationToken,
+    stragglers: mpsc::UnboundedSender<OwnedMessage>,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn consume_until_stopped_or_stuck(
+    consumer: &Arc<WorkerConsumer>,
+    mut events: mpsc::UnboundedReceiver<RebalanceEvent>,
+    topic: &str,
+    context: &Arc<WorkerContext>,
+    settings: &Arc<ConsumerSettings>,
+    offsets: &Arc<OffsetTracker>,
+    partitions: &TaskTracker,
+    status: &ConsumerStatus,
+    stop: &CancellationToken,
+) -> Exit {
+    let mut running: HashMap<PartitionKey, RunningPartition> = HashMap::new();
+    let mut commits = tokio::time::interval(COMMIT_INTERVAL);
+    let mut watch = tokio::time::interval(WATCH_INTERVAL);
+    let mut watchdog = GroupWatchdog::default();
+    let exit = loop {
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => break Exit::Stopped,
+            Some(event) = events.recv() => {
+                apply(event, &mut running, context, settings, offsets, partitions, stop);
+            }
+            received = consumer.recv() => {
+                // The rebalance callbacks run inside `recv`: apply their events before routing.
+                while let Ok(event) = events.try_recv() {
+                    apply(event, &mut running, context, settings, offsets, partitions, stop);
+                }
+                match received {
+                    Ok(message) => {
+                        let message = message.detach();
+                        let key = (message.topic().to_owned(), message.partition());
+                        match running.get(&key) {
+                            Some(partition) => { let _ = partition.stragglers.send(message); }
+                            None => tracing::debug!(partition = key.1, "record of an unassigned partition dropped; it is read again"),
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "consumer error");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
+            }
+            _ = commits.tick() => {
+                let (consumer, offsets) = (consumer.clone(), offsets.clone());
+                let _ = tokio::task::spawn_blocking(move || offsets.commit(&consumer, CommitMode::Async)).await;
+            }
+            _ = watch.tick() => {
+                running.retain(|_, partition| !partition.stop.is_cancelled());
+                status.assigned.store(running.len(), Ordering::Relaxed);
+                metrics::ASSIGNED_PARTITIONS.set(running.len() as i64);
+                let stuck = watchdog.check(consumer, topic, running.len()).await;
+                status.stuck.store(stuck, Ordering::Relaxed);
+                metrics::GROUP_STUCK.set(i64::from(stuck));
+                if stuck {
+                    tracing::error!(
+                        "this worker holds no partition while the group's committed offsets stand still under lag; rejoining the group"
+                    );
+                    break Exit::Rejoin;
+                }
+            }
+        }
+    };
+    for partition in running.values() {
+        partition.stop.cancel();
+    }
+    exit
+}
+
+fn apply(
+    event: RebalanceEvent,
+    running: &mut HashMap<PartitionKey, RunningPartition>,
+    context: &Arc<WorkerContext>,
+    settings: &Arc<ConsumerSettings>,
+    offsets: &Arc<OffsetTracker>,
+    partitions: &TaskTracker,
+    stop: &CancellationToken,
+) {
+    match event {
+        RebalanceEvent::Assigned(assigned) => {
+            tracing::info!(assigned = assigned.len(), "partitions assigned");
+            for (key, queue) in assigned {
+                if let Some(previous) = running.remove(&key) {
+                    previous.stop.cancel();
+                }
+                let partition_stop = stop.child_token();
+                let (stragglers, straggler_queue) = mpsc::unbounded_channel();
+                partitions.spawn(run_partition(
+                    key.clone(),
+                    queue,
+                    straggler_queue,
+                    context.clone(),
+                    settings.clone(),
+                    offsets.clone(),
+                    partition_stop.clone(),
+                ));
+                running.insert(
+                    key,
+                    RunningPartition {
+                        stop: partition_stop,
+                        stragglers,
+                    },
+                );
+            }
+        }
+        RebalanceEvent::Revoked(revoked) => {
+            tracing::info!(revoked = revoked.len(), "partitions revoked");
+            for key in revoked {
+                if let Some(partition) = running.remove(&key) {
+                    // It finishes the batch in hand and stops; the new owner reads on from the
+                    // last commit, and admission ignores deliveries that already exist.
+                    partition.stop.cancel();
+                }
+                offsets.forget(&key);
+            }
+        }
+    }
+}
+
+/// One partition: batches of records, admitted in offset order.
 async fn run_partition(
     (topic, partition): PartitionKey,
-    mut records: mpsc::Receiver<OwnedMessage>,
-    offsets: Arc<OffsetTracker>,
+    queue: Option<PartitionQueue>,
+    mut stragglers: mpsc::UnboundedReceiver<OwnedMessage>,
     context: Arc<WorkerContext>,
-    settings: Arc<PartitionSettings>,
-    shutdown: CancellationToken,
+    settings: Arc<ConsumerSettings>,
+    offsets: Arc<OffsetTracker>,
+    stop: CancellationToken,
 ) {
     tracing::debug!(%topic, partition, "partition task started");
-    let mut batch = Vec::with_capacity(settings.batch_size);
+    let mut batch: Vec<OwnedMessage> = Vec::with_capacity(settings.batch_size);
     loop {
-        let first = tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => break,
-            received = records.recv() => match received {
-                Some(record) => record,
-                None => break,
-            },
+        let Some(first) = next_record(&queue, &mut stragglers, &stop).await else {
+            break;
         };
         batch.push(first);
         let deadline = tokio::time::Instant::now() + settings.batch_linger;
         while batch.len() < settings.batch_size {
-            let next = match records.try_recv() {
-                Ok(record) => Some(record),
-                Err(mpsc::error::TryRecvError::Disconnected) => None,
-                Err(mpsc::error::TryRecvError::Empty) => {
-                    tokio::time::timeout_at(deadline, records.recv())
-                        .await
-                        .ok()
-                        .flatten()
-                }
-            };
-            let Some(record) = next else { break };
-            batch.push(record);
+            let next =
+                tokio::time::timeout_at(deadline, next_record(&queue, &mut stragglers, &stop));
+            match next.await {
+                Ok(Some(record)) => batch.push(record),
+                _ => break,
+            }
         }
-
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         loop {
-            match process_records(&context, &batch).await {
+            match admit_records(&context, &batch).await {
                 Ok(()) => break,
                 Err(error) => {
-                    tracing::warn!(%topic, partition, error = ?error, "batch failed; retrying it");
+                    tracing::warn!(%topic, partition, %error, "admission failed; retrying the batch");
                     tokio::select! {
-                        _ = tokio::time::sleep(BATCH_RETRY_PAUSE) => {}
-                        // Uncommitted: the batch is read again after the restart.
-                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(RETRY_PAUSE) => {}
+                        // Not stored: the batch is read again by whoever owns the partition next.
+                        _ = stop.cancelled() => return,
                     }
                 }
             }
         }
-        let next_offset = batch
-            .last()
-            .map(|record| record.offset() + 1)
-            .unwrap_or_default();
-        offsets.processed(&topic, partition, next_offset);
+        if let Some(last) = batch.iter().map(|record| record.offset()).max() {
+            offsets.processed(&topic, partition, last + 1);
+        }
         metrics::BATCH_SECONDS.observe(started.elapsed().as_secs_f64());
         batch.clear();
     }
     tracing::debug!(%topic, partition, "partition task stopped");
 }
 
-/// Offsets of recorded batches, committed together every `commit_interval`: one commit request
-/// per interval rather than one per batch, so commits never crowd out the group heartbeats.
+async fn next_record(
+    queue: &Option<PartitionQueue>,
+    stragglers: &mut mpsc::UnboundedReceiver<OwnedMessage>,
+    stop: &CancellationToken,
+) -> Option<OwnedMessage> {
+    loop {
+        if let Ok(straggler) = stragglers.try_recv() {
+            return Some(straggler);
+        }
+        let received = tokio::select! {
+            biased;
+            _ = stop.cancelled() => return None,
+            straggler = stragglers.recv() => return straggler,
+            received = async {
+                match queue {
+                    Some(queue) => queue.recv().await.map(|message| message.detach()),
+                    None => std::future::pending().await,
+                }
+            } => received,
+        };
+        match received {
+            Ok(record) => return Some(record),
+            Err(error) => {
+                tracing::warn!(%error, "partition queue error");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
+
+/// Notices a group that assigns this worker nothing while its work stands still.
+#[derive(Default)]
+struct GroupWatchdog {
+    last_committed: Option<Vec<i64>>,
+    standing_since: Option<Instant>,
+}
+
+impl GroupWatchdog {
+    /// Whether the group has been stuck (no assignment here, lag, committed offsets unchanged) for
+    /// longer than the session timeout.
+    async fn check(
+        &mut self,
+        consumer: &Arc<WorkerConsumer>,
+        topic: &str,
+        assigned: usize,
+    ) -> bool {
+        if assigned > 0 {
+            *self = GroupWatchdog::default();
+            return false;
+        }
+        let consumer = consumer.clone();
+        let topic = topic.to_owned();
+        let progress = tokio::task::spawn_blocking(move || group_progress(&consumer, &topic))
+            .await
+            .ok()
+            .flatten();
+        let Some((committed, lag)) = progress else {
+            return false;
+        };
+        if lag == 0 || self.last_committed.as_ref() != Some(&committed) {
+            self.last_committed = Some(committed);
+            self.standing_since = (lag > 0).then(Instant::now);
+            return false;
+        }
+        let since = *self.standing_since.get_or_insert_with(Instant::now);
+        since.elapsed() >= SESSION_TIMEOUT
+    }
+}
+
+/// The group's committed offset per partition and the total lag behind the high watermarks.
+fn group_progress(consumer: &WorkerConsumer, topic: &str) -> Option<(Vec<i64>, i64)> {
+    let timeout = Duration::from_secs(3);
+    let metadata = consumer.fetch_metadata(Some(topic), timeout).ok()?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .first()?
+        .partitions()
+        .iter()
+        .map(|partition| partition.id())
+        .collect();
+    let mut wanted = TopicPartitionList::new();
+    for partition in &partitions {
+        wanted.add_partition(topic, *partition);
+    }
+    let committed = consumer.committed_offsets(wanted, timeout).ok()?;
+    let mut offsets = Vec::with_capacity(partitions.len());
+    let mut lag = 0;
+    for partition in partitions {
+        let (low, high) = consumer.fetch_watermarks(topic, partition, timeout).ok()?;
+        let position = match committed
+            .find_partition(topic, partition)
+            .map(|element| element.offset())
+        {
+            Some(Offset::Offset(offset)) => offset,
+            _ => low,
+        };
+        offsets.push(position);
+        lag += (high - position).max(0);
+    }
+    Some((offsets, lag))
+}
+
+/// Offsets of admitted batches, committed together every second: one commit request per interval
+/// rather than one per batch, so commits never crowd out the group heartbeats.
 #[derive(Default)]
 pub struct OffsetTracker {
     processed: Mutex<HashMap<PartitionKey, i64>>,
 }
 
 impl OffsetTracker {
-    /// Everything before `next_offset` in this partition is recorded in PostgreSQL.
-    pub fn processed(&self, topic: &str, partition: i32, next_offset: i64) {
+    /// Everything before `next_offset` in this partition is admitted.
+    fn processed(&self, topic: &str, partition: i32, next_offset: i64) {
         let mut processed = self.processed.lock().expect("offset map poisoned");
         let entry = processed
             .entry((topic.to_owned(), partition))
@@ -218,8 +510,16 @@ impl OffsetTracker {
         *entry = (*entry).max(next_offset);
     }
 
+    /// A revoked partition's pending offset belongs to its new owner's reading now.
+    fn forget(&self, key: &PartitionKey) {
+        self.processed
+            .lock()
+            .expect("offset map poisoned")
+            .remove(key);
+    }
+
     /// Commits what was processed since the last call.
-    pub fn commit(&self, consumer: &WorkerConsumer, mode: CommitMode) {
+    fn commit(&self, consumer: &WorkerConsumer, mode: CommitMode) {
         let processed = std::mem::take(&mut *self.processed.lock().expect("offset map poisoned"));
         if processed.is_empty() {
             return;
@@ -232,30 +532,10 @@ impl OffsetTracker {
                 tracing::warn!(%error, "building the offset commit failed");
             }
         }
-        // A failed commit (e.g. a partition was just revoked) only means redelivery, which the
-        // delivery claims make harmless.
+        // A failed commit (a partition was just revoked) only means redelivery, which admission
+        // makes harmless.
         if let Err(error) = consumer.commit(&offsets, mode) {
             tracing::debug!(%error, "offset commit failed");
         }
     }
-}
-
-/// Commits processed offsets every `interval` until `shutdown`, then once more, synchronously,
-/// after the partition tasks in `tasks` have finished.
-pub async fn run_committer(
-    consumer: Arc<WorkerConsumer>,
-    offsets: Arc<OffsetTracker>,
-    interval: Duration,
-    tasks: TaskTracker,
-    shutdown: CancellationToken,
-) {
-    let mut ticks = tokio::time::interval(interval);
-    loop {
-        tokio::select! {
-            _ = ticks.tick() => offsets.commit(&consumer, CommitMode::Async),
-            _ = shutdown.cancelled() => break,
-        }
-    }
-    tasks.wait().await;
-    let _ = tokio::task::spawn_blocking(move || offsets.commit(&consumer, CommitMode::Sync)).await;
 }

@@ -1,20 +1,45 @@
-//! What every part of the worker shares.
+//! What the worker's tasks share.
 
-use std::time::Duration;
+use std::sync::Arc;
 
-use herald_store::DatabaseConnection;
+use herald_domain::Channel;
+use herald_store::Database;
 
 use crate::backoff::RetryPolicy;
-use crate::dead_letter::DeadLetters;
+use crate::content::ContentCache;
+use crate::lane::Lane;
 use crate::recipients::Recipients;
-use crate::sender::Sender;
+use crate::recorder::RecorderHandle;
+use crate::session::Session;
 
 pub struct WorkerContext {
-    pub database: DatabaseConnection,
+    pub database: Database,
+    pub session: Arc<Session>,
+    pub recorder: RecorderHandle,
+    pub lanes: Lanes,
+    pub contents: ContentCache,
     pub recipients: Recipients,
-    pub sender: Sender,
     pub retry_policy: RetryPolicy,
-    /// How long a claimed delivery belongs to this worker.
-    pub lease: Duration,
-    pub dead_letters: DeadLetters,
+}
+
+/// One lane per provider; each channel is served by one of them.
+#[derive(Clone)]
+pub struct Lanes(Vec<Arc<Lane>>);
+
+impl Lanes {
+    pub fn new(lanes: Vec<Arc<Lane>>) -> Lanes {
+        Lanes(lanes)
+    }
+
+    pub fn for_channel(&self, channel: Channel) -> Option<&Arc<Lane>> {
+        self.0.iter().find(|lane| lane.channel() == channel)
+    }
+
+    pub fn for_provider(&self, provider: &str) -> Option<&Arc<Lane>> {
+        self.0.iter().find(|lane| lane.provider() == provider)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Lane>> {
+        self.0.iter()
+    }
 }

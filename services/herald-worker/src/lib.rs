@@ -1,15 +1,22 @@
 //! The Herald worker: consumes accepted notifications from Kafka and delivers them through the
-//! providers exactly once per delivery (see docs/DESIGN.md). `main.rs` is a thin CLI.
+//! providers, once per delivery outside the documented in-doubt set (see docs/DESIGN.md).
+//! `main.rs` is a thin CLI.
 
+pub mod admission;
 pub mod backoff;
-pub mod batch;
+pub mod cli;
 pub mod consumer;
+pub mod content;
 pub mod context;
 pub mod dead_letter;
+pub mod lane;
 pub mod metrics;
+pub mod parking;
 pub mod providers;
+pub mod pump;
 pub mod recipients;
-pub mod sender;
+pub mod recorder;
+pub mod session;
 pub mod startup;
 pub mod sweeper;
 pub mod work;

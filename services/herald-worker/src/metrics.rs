@@ -1,38 +1,69 @@
-//! Prometheus metrics of the worker, as statics registered in one registry.
+//! Prometheus metrics of the worker, as statics registered in the process's one registry.
 
+use herald_telemetry::metrics::REGISTRY;
 use once_cell::sync::Lazy;
 use prometheus::{
     register_histogram_vec_with_registry, register_histogram_with_registry,
-    register_int_counter_vec_with_registry, register_int_counter_with_registry, Histogram,
-    HistogramVec, IntCounter, IntCounterVec, Registry,
+    register_int_counter_vec_with_registry, register_int_counter_with_registry,
+    register_int_gauge_vec_with_registry, register_int_gauge_with_registry, Histogram,
+    HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
 };
-
-pub static REGISTRY: Lazy<Registry> = Lazy::new(Registry::new);
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
+const LONG_BUCKETS: &[f64] = &[
+    0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0,
+];
 
-pub static DELIVERIES: Lazy<IntCounterVec> = Lazy::new(|| {
-    register_int_counter_vec_with_registry!(
-        "herald_deliveries_total",
-        "Delivery attempts by channel and resulting status (sent, pending, failed, skipped).",
-        &["channel", "status"],
-        REGISTRY
-    )
-    .unwrap()
-});
+macro_rules! counter_vec {
+    ($name:ident, $metric:literal, $help:literal, $labels:expr) => {
+        pub static $name: Lazy<IntCounterVec> = Lazy::new(|| {
+            register_int_counter_vec_with_registry!($metric, $help, $labels, REGISTRY)
+                .expect(concat!("registering ", $metric))
+        });
+    };
+}
 
-pub static PROVIDER_REQUESTS: Lazy<IntCounterVec> = Lazy::new(|| {
-    register_int_counter_vec_with_registry!(
-        "herald_provider_requests_total",
-        "Provider requests by provider and outcome.",
-        &["provider", "outcome"],
-        REGISTRY
-    )
-    .unwrap()
-});
+macro_rules! counter {
+    ($name:ident, $metric:literal, $help:literal) => {
+        pub static $name: Lazy<IntCounter> = Lazy::new(|| {
+            register_int_counter_with_registry!($metric, $help, REGISTRY)
+                .expect(concat!("registering ", $metric))
+        });
+    };
+}
 
+macro_rules! gauge_vec {
+    ($name:ident, $metric:literal, $help:literal, $labels:expr) => {
+        pub static $name: Lazy<IntGaugeVec> = Lazy::new(|| {
+            register_int_gauge_vec_with_registry!($metric, $help, $labels, REGISTRY)
+                .expect(concat!("registering ", $metric))
+        });
+    };
+}
+
+macro_rules! gauge {
+    ($name:ident, $metric:literal, $help:literal) => {
+        pub static $name: Lazy<IntGauge> = Lazy::new(|| {
+            register_int_gauge_with_registry!($metric, $help, REGISTRY)
+                .expect(concat!("registering ", $metric))
+        });
+    };
+}
+
+counter_vec!(
+    DELIVERIES,
+    "herald_deliveries_total",
+    "Deliveries by channel, provider and the status an attempt or admission gave them (sent, retrying, failed, skipped).",
+    &["channel", "provider", "status"]
+);
+counter_vec!(
+    PROVIDER_REQUESTS,
+    "herald_provider_requests_total",
+    "Provider requests by provider and outcome (sent, retryable_error, permanent_error).",
+    &["provider", "outcome"]
+);
 pub static PROVIDER_REQUEST_SECONDS: Lazy<HistogramVec> = Lazy::new(|| {
     register_histogram_vec_with_registry!(
         "herald_provider_request_duration_seconds",
@@ -41,53 +72,159 @@ pub static PROVIDER_REQUEST_SECONDS: Lazy<HistogramVec> = Lazy::new(|| {
         LATENCY_BUCKETS.to_vec(),
         REGISTRY
     )
-    .unwrap()
+    .expect("registering herald_provider_request_duration_seconds")
 });
-
-pub static BATCH_SECONDS: Lazy<Histogram> = Lazy::new(|| {
-    register_histogram_with_registry!(
-        "herald_worker_batch_duration_seconds",
-        "Time to process one partition batch, from claim to offset commit.",
+pub static RATE_LIMIT_WAIT_SECONDS: Lazy<HistogramVec> = Lazy::new(|| {
+    register_histogram_vec_with_registry!(
+        "herald_rate_limit_wait_seconds",
+        "Time a send waited for its provider's rate limiter.",
+        &["provider"],
         LATENCY_BUCKETS.to_vec(),
         REGISTRY
     )
-    .unwrap()
+    .expect("registering herald_rate_limit_wait_seconds")
 });
-
+gauge_vec!(
+    LANE_HELD,
+    "herald_lane_held_deliveries",
+    "Deliveries a provider lane holds: waiting in memory or in flight.",
+    &["provider"]
+);
+gauge_vec!(
+    LANE_IN_FLIGHT,
+    "herald_lane_in_flight_requests",
+    "Provider requests in flight.",
+    &["provider"]
+);
+counter_vec!(
+    QUEUE_CLAIMED,
+    "herald_delivery_queue_claimed_total",
+    "Deliveries claimed from the delivery queue (overflow and retries), by provider.",
+    &["provider"]
+);
+pub static BATCH_SECONDS: Lazy<Histogram> = Lazy::new(|| {
+    register_histogram_with_registry!(
+        "herald_worker_batch_duration_seconds",
+        "Time to admit one partition batch, from its records to its deliveries in PostgreSQL.",
+        LATENCY_BUCKETS.to_vec(),
+        REGISTRY
+    )
+    .expect("registering herald_worker_batch_duration_seconds")
+});
+counter_vec!(
+    ADMITTED,
+    "herald_deliveries_admitted_total",
+    "Deliveries admitted from records, by how (sending, queued, skipped, existing).",
+    &["as"]
+);
 pub static ACCEPT_TO_SENT_SECONDS: Lazy<Histogram> = Lazy::new(|| {
     register_histogram_with_registry!(
         "herald_accept_to_sent_seconds",
         "From the API's 202 to the provider's acceptance.",
-        LATENCY_BUCKETS.to_vec(),
+        LONG_BUCKETS.to_vec(),
         REGISTRY
     )
-    .unwrap()
+    .expect("registering herald_accept_to_sent_seconds")
 });
-
-pub static UNDECODABLE_RECORDS: Lazy<IntCounter> = Lazy::new(|| {
-    register_int_counter_with_registry!(
-        "herald_worker_undecodable_records_total",
-        "Kafka records that are not notification envelopes (skipped).",
-        REGISTRY
-    )
-    .unwrap()
-});
-
-pub static DEAD_LETTERS: Lazy<IntCounter> = Lazy::new(|| {
-    register_int_counter_with_registry!(
-        "herald_dead_letters_total",
-        "Deliveries that failed for good and were produced to the dead-letter topic.",
-        REGISTRY
-    )
-    .unwrap()
-});
+counter_vec!(
+    PARKED_RECORDS,
+    "herald_worker_parked_records_total",
+    "Kafka records parked instead of processed, by reason (undecodable, unknown_version, notification_missing, refused, panicked).",
+    &["reason"]
+);
+gauge!(
+    PARKED_WAITING,
+    "herald_worker_parked_records",
+    "Parked records not replayed yet."
+);
+counter!(
+    DEAD_LETTERS,
+    "herald_dead_letters_total",
+    "Deliveries that failed for good and were produced to the dead-letter topic."
+);
+counter!(
+    DEAD_LETTERS_UNPRODUCED,
+    "herald_dead_letters_unproduced_total",
+    "Dead letters that could not be produced (the failed delivery row remains the record)."
+);
+counter!(
+    IN_DOUBT,
+    "herald_deliveries_in_doubt_total",
+    "Deliveries taken over from a dead worker session, to be sent again with the same reference."
+);
+counter!(
+    RECORD_FAILURES,
+    "herald_outcome_record_failures_total",
+    "Failed attempts to write outcomes to PostgreSQL (the outcomes are kept and retried)."
+);
+gauge!(
+    RECORD_PENDING,
+    "herald_outcomes_pending",
+    "Outcomes of provider calls not yet written to PostgreSQL."
+);
+gauge!(
+    ASSIGNED_PARTITIONS,
+    "herald_worker_assigned_partitions",
+    "Partitions this worker holds."
+);
+gauge_vec!(
+    CONSUMER_LAG,
+    "herald_consumer_lag",
+    "Records behind the high watermark, per assigned partition (the consumer's own watermarks).",
+    &["partition"]
+);
+gauge!(
+    GROUP_STUCK,
+    "herald_worker_group_stuck",
+    "1 while this worker holds no partition and the group's committed offsets do not move under lag."
+);
+counter!(
+    GROUP_REJOINS,
+    "herald_worker_group_rejoins_total",
+    "Times the worker left and rejoined its group because it held nothing while the group was stuck."
+);
+gauge!(
+    SESSION_FENCED,
+    "herald_worker_session_fenced",
+    "1 while the worker starts no provider call because its heartbeat could not be renewed."
+);
+counter!(
+    SESSIONS_LOST,
+    "herald_worker_sessions_lost_total",
+    "Sessions given up because their heartbeat lapsed past the lease; their claims are someone else's."
+);
+counter_vec!(
+    CACHE_LOOKUPS,
+    "herald_cache_lookups_total",
+    "Cache lookups by kind (recipient, content) and result (hit, miss, error).",
+    &["kind", "result"]
+);
 
 pub fn register_all() {
+    herald_telemetry::metrics::register_all();
+    herald_store::metrics::register_all();
     Lazy::force(&DELIVERIES);
     Lazy::force(&PROVIDER_REQUESTS);
     Lazy::force(&PROVIDER_REQUEST_SECONDS);
+    Lazy::force(&RATE_LIMIT_WAIT_SECONDS);
+    Lazy::force(&LANE_HELD);
+    Lazy::force(&LANE_IN_FLIGHT);
+    Lazy::force(&QUEUE_CLAIMED);
     Lazy::force(&BATCH_SECONDS);
+    Lazy::force(&ADMITTED);
     Lazy::force(&ACCEPT_TO_SENT_SECONDS);
-    Lazy::force(&UNDECODABLE_RECORDS);
+    Lazy::force(&PARKED_RECORDS);
+    Lazy::force(&PARKED_WAITING);
     Lazy::force(&DEAD_LETTERS);
+    Lazy::force(&DEAD_LETTERS_UNPRODUCED);
+    Lazy::force(&IN_DOUBT);
+    Lazy::force(&RECORD_FAILURES);
+    Lazy::force(&RECORD_PENDING);
+    Lazy::force(&ASSIGNED_PARTITIONS);
+    Lazy::force(&CONSUMER_LAG);
+    Lazy::force(&GROUP_STUCK);
+    Lazy::force(&GROUP_REJOINS);
+    Lazy::force(&SESSION_FENCED);
+    Lazy::force(&SESSIONS_LOST);
+    Lazy::force(&CACHE_LOOKUPS);
 }

@@ -1,37 +1,54 @@
-//! Building and running the worker: connections, the consumer dispatcher, the retry sweeper, the
-//! metrics endpoint, and a shutdown that lets every partition finish its batch within a deadline.
+//! Building and running the worker: its session, lanes, recorder, consumer, queue pumps and
+//! sweeper (each supervised: a panic is counted and the task restarted), the metrics and readiness
+//! endpoint, and a shutdown that leaves nothing in doubt.
+//!
+//! Shutdown order: stop taking records and claims → commit offsets and leave the group → let the
+//! lanes send what they hold, up to `worker.drain_timeout_ms` → wait for the calls in flight →
+//! write every outcome → return what was never sent to the queue → end the session.
 
 use std::future::Future;
 use std::net::TcpListener;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use herald_config::Settings;
-use prometheus::{Encoder, TextEncoder};
-use rdkafka::producer::FutureProducer;
-use rdkafka::ClientConfig;
-use secrecy::ExposeSecret;
+use herald_store::cache::RecipientCache;
+use herald_store::deliveries::{self, DeliveryKey};
+use herald_store::Database;
+use herald_telemetry::supervise::supervise;
+use sea_orm::ConnectionTrait;
+use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::backoff::RetryPolicy;
-use crate::consumer::{
-    create_consumer, run_committer, run_dispatcher, OffsetTracker, PartitionSettings,
-};
-use crate::context::WorkerContext;
+use crate::consumer::{run_consumer, ConsumerStatus};
+use crate::content::ContentCache;
+use crate::context::{Lanes, WorkerContext};
 use crate::dead_letter::DeadLetters;
+use crate::lane::{HeldDelivery, Lane};
 use crate::metrics;
+use crate::providers::sendgrid::SendGrid;
+use crate::providers::twilio::Twilio;
+use crate::providers::Provider;
+use crate::pump::run_pump;
 use crate::recipients::Recipients;
-use crate::sender::Sender;
+use crate::recorder::{self, run_recorder};
+use crate::session::Session;
 use crate::sweeper::run_sweeper;
 
-const OFFSET_COMMIT_INTERVAL: Duration = Duration::from_secs(1);
+/// Outcomes waiting for the recorder before the lanes stop sending.
+const RECORDER_CAPACITY: usize = 8192;
 
 pub struct Worker {
     settings: Settings,
     context: Arc<WorkerContext>,
+    recorder_inbox: recorder::RecorderInbox,
+    dead_letters: DeadLetters,
+    status: Arc<ConsumerStatus>,
     metrics_server: Server,
     metrics_port: u16,
 }
@@ -39,50 +56,83 @@ pub struct Worker {
 impl Worker {
     pub async fn build(settings: Settings) -> anyhow::Result<Worker> {
         metrics::register_all();
-        let database = herald_store::connect(&settings.database).await?;
-        let redis_timeout = Duration::from_millis(settings.redis.timeout_ms);
-        let redis = redis::aio::ConnectionManager::new_with_config(
-            redis::Client::open(settings.redis.url.expose_secret())?,
-            redis::aio::ConnectionManagerConfig::new()
-                .set_connection_timeout(redis_timeout)
-                .set_response_timeout(redis_timeout)
-                .set_number_of_retries(2),
-        )
-        .await?;
-        let dead_letter_producer: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", &settings.kafka.brokers)
-            .set("client.id", "herald-worker-dead-letters")
-            .set(
-                "enable.idempotence",
-                settings.kafka.enable_idempotence.to_string(),
+        let database = Database::connect(&settings.database).await?;
+        let redis = herald_store::cache::connect_redis(&settings.redis).await?;
+        let recipient_cache = RecipientCache::new(
+            redis,
+            Duration::from_millis(settings.redis.timeout_ms),
+            settings.worker.user_cache_ttl_seconds,
+        );
+        let dead_letters = DeadLetters::new(
+            herald_kafka::create_producer(&settings.kafka, "herald-worker-dead-letters")?,
+            &settings.kafka.topic,
+        );
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(
+                settings
+                    .sendgrid
+                    .max_in_flight
+                    .max(settings.twilio.max_in_flight),
             )
-            .set("acks", "all")
-            .set("message.timeout.ms", "10000")
-            .create()?;
-        let context = Arc::new(WorkerContext {
-            recipients: Recipients::new(
-                database.clone(),
-                redis,
-                redis_timeout,
-                settings.worker.user_cache_ttl_seconds,
+            .connect_timeout(Duration::from_secs(5))
+            .tcp_nodelay(true)
+            .build()?;
+        let providers: Vec<(Arc<dyn Provider>, herald_config::LaneSettings)> = vec![
+            (
+                Arc::new(SendGrid::new(&settings.sendgrid, client.clone())),
+                settings.sendgrid.lane(),
             ),
+            (
+                Arc::new(Twilio::new(&settings.twilio, client)),
+                settings.twilio.lane(),
+            ),
+        ];
+        let longest_send = providers
+            .iter()
+            .map(|(_, lane)| Duration::from_millis(lane.timeout_ms))
+            .max()
+            .unwrap_or_default();
+        let lanes = Lanes::new(
+            providers
+                .into_iter()
+                .map(|(provider, lane)| Arc::new(Lane::new(provider, lane)))
+                .collect(),
+        );
+        let lease = Duration::from_millis(settings.worker.lease_ms);
+        let session = Arc::new(
+            Session::register(
+                database.clone(),
+                lease,
+                Duration::from_millis(settings.worker.heartbeat_interval_ms()),
+                longest_send,
+            )
+            .await?,
+        );
+        let (recorder, recorder_inbox) = recorder::start(RECORDER_CAPACITY);
+        let context = Arc::new(WorkerContext {
+            contents: ContentCache::new(database.clone(), settings.worker.content_cache_bytes),
+            recipients: Recipients::new(database.clone(), recipient_cache),
             database,
-            sender: Sender::new(&settings)?,
+            session,
+            recorder,
+            lanes,
             retry_policy: RetryPolicy {
                 max_attempts: settings.worker.max_attempts,
                 base: Duration::from_millis(settings.worker.retry_base_ms),
                 max: Duration::from_millis(settings.worker.retry_max_ms),
             },
-            lease: Duration::from_millis(settings.worker.lease_ms),
-            dead_letters: DeadLetters::new(dead_letter_producer, &settings.kafka.topic),
         });
 
+        let status = Arc::new(ConsumerStatus::default());
         let listener =
             TcpListener::bind((settings.server.host.as_str(), settings.worker.metrics_port))?;
         let metrics_port = listener.local_addr()?.port();
-        let metrics_server = HttpServer::new(|| {
+        let readiness = web::Data::new((context.clone(), status.clone()));
+        let metrics_server = HttpServer::new(move || {
             App::new()
+                .app_data(readiness.clone())
                 .route("/metrics", web::get().to(metrics_text))
+                .route("/readyz", web::get().to(readyz))
                 .route(
                     "/healthz",
                     web::get().to(|| async {
@@ -98,6 +148,9 @@ impl Worker {
         Ok(Worker {
             settings,
             context,
+            recorder_inbox,
+            dead_letters,
+            status,
             metrics_server,
             metrics_port,
         })
@@ -107,60 +160,113 @@ impl Worker {
         self.metrics_port
     }
 
-    /// Consumes and delivers until `shutdown` resolves; then every partition finishes the batch in
-    /// hand (within `worker.drain_timeout_ms`) and commits its offsets.
+    /// Consumes and delivers until `shutdown` resolves; then shuts down in order (module docs).
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-        let (consumer, partitions) = create_consumer(&self.settings)?;
-        let stop = CancellationToken::new();
-        let tasks = TaskTracker::new();
-        let partition_settings = Arc::new(PartitionSettings {
-            batch_size: self.settings.worker.batch_size,
-            batch_linger: Duration::from_millis(self.settings.worker.batch_linger_ms),
-            buffer: self.settings.worker.partition_buffer,
-        });
-        let offsets = Arc::new(OffsetTracker::default());
-        let dispatcher = tokio::spawn(run_dispatcher(
-            consumer.clone(),
-            partitions,
-            offsets.clone(),
-            self.context.clone(),
-            partition_settings,
-            tasks.clone(),
-            stop.clone(),
+        let context = self.context;
+        let settings = self.settings;
+        let heartbeat_stop = CancellationToken::new();
+        let intake_stop = CancellationToken::new();
+        let drain = CancellationToken::new();
+        let abandon = CancellationToken::new();
+        let intake = TaskTracker::new();
+        let sends = TaskTracker::new();
+
+        let heartbeat = {
+            let (session, stop) = (context.session.clone(), heartbeat_stop.clone());
+            tokio::spawn(supervise("heartbeat", move || {
+                let (session, stop) = (session.clone(), stop.clone());
+                async move { session.run_heartbeat(stop).await }
+            }))
+        };
+        let recorder_finish = CancellationToken::new();
+        let recorder = tokio::spawn(run_recorder(
+            context.database.clone(),
+            self.dead_letters,
+            self.recorder_inbox,
+            recorder_finish.clone(),
         ));
-        let committer = tokio::spawn(run_committer(
-            consumer.clone(),
-            offsets,
-            OFFSET_COMMIT_INTERVAL,
-            tasks.clone(),
-            stop.clone(),
-        ));
-        let sweeper = tokio::spawn(run_sweeper(
-            self.context.clone(),
-            Duration::from_millis(self.settings.worker.sweep_interval_ms),
-            stop.clone(),
-        ));
+        let mut lane_runs = Vec::new();
+        for lane in context.lanes.iter() {
+            lane_runs.push(tokio::spawn(lane.clone().run(
+                context.session.clone(),
+                context.recorder.clone(),
+                context.retry_policy,
+                sends.clone(),
+                drain.clone(),
+                abandon.clone(),
+            )));
+            let (context, lane, stop) = (context.clone(), lane.clone(), intake_stop.clone());
+            let interval = Duration::from_millis(settings.worker.sweep_interval_ms);
+            intake.spawn(supervise("queue_pump", move || {
+                run_pump(context.clone(), lane.clone(), interval, stop.clone())
+            }));
+        }
+        {
+            let (context, stop) = (context.clone(), intake_stop.clone());
+            let lease = Duration::from_millis(settings.worker.lease_ms);
+            let interval = Duration::from_millis(settings.worker.sweep_interval_ms);
+            intake.spawn(supervise("sweeper", move || {
+                run_sweeper(context.clone(), lease, interval, stop.clone())
+            }));
+        }
+        {
+            let (context, status, stop) =
+                (context.clone(), self.status.clone(), intake_stop.clone());
+            let settings = settings.clone();
+            intake.spawn(supervise("consumer", move || {
+                run_consumer(
+                    settings.clone(),
+                    context.clone(),
+                    status.clone(),
+                    stop.clone(),
+                )
+            }));
+        }
         let metrics_handle = self.metrics_server.handle();
         let metrics_server = tokio::spawn(self.metrics_server);
 
         shutdown.await;
-        tracing::info!("shutting down: finishing the batches in hand");
-        stop.cancel();
-        let _ = dispatcher.await;
-        let _ = sweeper.await;
-        tasks.close();
-        let drain_timeout = Duration::from_millis(self.settings.worker.drain_timeout_ms);
-        if tokio::time::timeout(drain_timeout, tasks.wait())
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                "partitions still busy at the drain deadline; their records will be redelivered"
-            );
+        tracing::info!("shutting down: no new records or claims; sending what is held");
+        intake_stop.cancel();
+        intake.close();
+        intake.wait().await;
+
+        drain.cancel();
+        let drain_timeout = Duration::from_millis(settings.worker.drain_timeout_ms);
+        let abandon_at_deadline = {
+            let abandon = abandon.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(drain_timeout).await;
+                abandon.cancel();
+            })
+        };
+        let mut unsent: Vec<HeldDelivery> = Vec::new();
+        for run in lane_runs {
+            if let Ok(rest) = run.await {
+                unsent.extend(rest);
+            }
         }
-        // The last, synchronous commit of what the partitions recorded.
-        let _ = tokio::time::timeout(Duration::from_secs(10), committer).await;
-        drop(consumer);
+        abandon_at_deadline.abort();
+        sends.close();
+        sends.wait().await;
+
+        // Every outcome is submitted: the recorder writes them all and stops.
+        let session = context.session.id();
+        let database = context.database.clone();
+        recorder_finish.cancel();
+        let outstanding = match tokio::time::timeout(Duration::from_secs(60), recorder).await {
+            Ok(Ok(outstanding)) => outstanding,
+            _ => {
+                tracing::error!("the recorder did not finish; unrecorded calls are in doubt");
+                Default::default()
+            }
+        };
+        release_unsent(&database, session, unsent, outstanding).await;
+        heartbeat_stop.cancel();
+        let _ = heartbeat.await;
+        if let Err(error) = herald_store::sessions::end(&database, session).await {
+            tracing::warn!(%error, "ending the worker session failed; it will expire");
+        }
         metrics_handle.stop(true).await;
         let _ = metrics_server.await;
         tracing::info!("worker stopped");
@@ -168,13 +274,82 @@ impl Worker {
     }
 }
 
-async fn metrics_text() -> HttpResponse {
-    let mut buffer = Vec::new();
-    if let Err(error) = TextEncoder::new().encode(&metrics::REGISTRY.gather(), &mut buffer) {
-        tracing::error!(%error, "encoding metrics failed");
-        return HttpResponse::InternalServerError().finish();
+/// Returns claims that were never sent to the queue: nothing of them is in doubt.
+async fn release_unsent(
+    database: &Database,
+    session: uuid::Uuid,
+    unsent: Vec<HeldDelivery>,
+    mut outstanding: recorder::Outstanding,
+) {
+    if unsent.is_empty() {
+        return;
     }
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4")
-        .body(buffer)
+    let claims: Vec<(DeliveryKey, i32)> = unsent
+        .iter()
+        .filter(|delivery| delivery.session == session)
+        .map(|delivery| (delivery.key, delivery.attempt))
+        .collect();
+    for delivery in &unsent {
+        if let Some(left) = outstanding.get_mut(&delivery.send_batch) {
+            *left = left.saturating_sub(1);
+        }
+    }
+    let completed: Vec<uuid::Uuid> = outstanding
+        .iter()
+        .filter(|(_, left)| **left == 0)
+        .map(|(batch, _)| *batch)
+        .collect();
+    match deliveries::release_unsent(database, session, &claims, &completed).await {
+        Ok(released) => tracing::info!(released, "unsent deliveries returned to the queue"),
+        Err(error) => {
+            tracing::warn!(%error, "returning unsent deliveries failed; they will be taken over after the lease")
+        }
+    }
+}
+
+async fn metrics_text() -> HttpResponse {
+    match herald_telemetry::metrics::encode_text() {
+        Ok(text) => HttpResponse::Ok()
+            .content_type(herald_telemetry::metrics::TEXT_CONTENT_TYPE)
+            .body(text),
+        Err(error) => {
+            tracing::error!(%error, "encoding metrics failed");
+            HttpResponse::InternalServerError().finish()
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Readiness {
+    ready: bool,
+    database: bool,
+    /// The worker starts no provider call: its heartbeat could not be renewed.
+    session_fenced: bool,
+    assigned_partitions: usize,
+    /// No partition here while the group's committed offsets stand still under lag.
+    group_stuck: bool,
+}
+
+async fn readyz(state: web::Data<(Arc<WorkerContext>, Arc<ConsumerStatus>)>) -> HttpResponse {
+    let (context, status) = state.get_ref();
+    let database = tokio::time::timeout(
+        Duration::from_secs(2),
+        context.database.connection().execute_unprepared("SELECT 1"),
+    )
+    .await
+    .is_ok_and(|result| result.is_ok());
+    let readiness = Readiness {
+        database,
+        session_fenced: context.session.is_fenced(),
+        assigned_partitions: status.assigned.load(Ordering::Relaxed),
+        group_stuck: status.stuck.load(Ordering::Relaxed),
+        ready: false,
+    };
+    let ready = readiness.database && !readiness.session_fenced && !readiness.group_stuck;
+    let readiness = Readiness { ready, ..readiness };
+    if ready {
+        HttpResponse::Ok().json(readiness)
+    } else {
+        HttpResponse::ServiceUnavailable().json(readiness)
+    }
 }

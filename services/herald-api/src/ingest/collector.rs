@@ -1,18 +1,24 @@
 //! Group commit: collect submissions into batches (by size or linger time), write each batch in
 //! one statement, answer the waiting handlers, then hand the batch to the publisher.
+//!
+//! A batch that PostgreSQL refuses for a reason tied to its rows is bisected, so that only the
+//! guilty rows are refused and every other submission of the batch, whatever its tenant, commits.
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use herald_domain::NotificationStatus;
 use herald_store::notifications::{self, NewNotification};
-use herald_store::DatabaseConnection;
+use herald_store::{Database, StoreError};
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::outgoing::OutgoingNotification;
-use super::{CommitOutcome, IngestError, Publisher, Submission, UnpublishedGauge};
+use super::{CommitOutcome, OutboxBacklog, PreparedNotification, Publisher, Submission};
 use crate::metrics;
 
 pub struct CollectorSettings {
@@ -26,9 +32,9 @@ pub struct CollectorSettings {
 pub async fn run_collector(
     mut submissions: mpsc::Receiver<Submission>,
     settings: CollectorSettings,
-    database: DatabaseConnection,
+    database: Database,
     publisher: Publisher,
-    unpublished: Arc<UnpublishedGauge>,
+    backlog: Arc<OutboxBacklog>,
     shutdown: CancellationToken,
 ) {
     let write_slots = Arc::new(Semaphore::new(settings.max_concurrent_writes));
@@ -39,7 +45,7 @@ pub async fn run_collector(
                 Some(submission) => submission,
                 None => break,
             },
-            _ = shutdown.cancelled() => {
+            _ = shutdown.cancelled(), if !submissions.is_closed() => {
                 // Refuse new submissions, but commit those already accepted into the queue.
                 submissions.close();
                 continue;
@@ -51,9 +57,9 @@ pub async fn run_collector(
         };
         let database = database.clone();
         let publisher = publisher.clone();
-        let unpublished = unpublished.clone();
+        let backlog = backlog.clone();
         tokio::spawn(async move {
-            write_batch(batch, &database, &publisher, &unpublished).await;
+            write_batch(batch, &database, &publisher, &backlog).await;
             drop(write_slot);
         });
     }
@@ -89,142 +95,210 @@ async fn collect_batch(
     batch
 }
 
+/// A part of a batch that committed as one statement, with its outbox entry.
+struct CommittedPart {
+    outbox_batch_id: Uuid,
+    /// Indexes (into the batch's rows) of the notifications the part put into the outbox.
+    published_rows: Vec<usize>,
+}
+
 async fn write_batch(
     batch: Vec<Submission>,
-    database: &DatabaseConnection,
+    database: &Database,
     publisher: &Publisher,
-    unpublished: &UnpublishedGauge,
+    backlog: &OutboxBacklog,
 ) {
     let started = Instant::now();
-    let outbox_batch_id = Uuid::now_v7();
-    let rows: Vec<NewNotification> = batch
+    let prepared: Vec<&PreparedNotification> = batch
         .iter()
         .flat_map(|submission| &submission.notifications)
-        .map(|prepared| NewNotification {
-            id: prepared.id,
-            tenant_id: prepared.tenant_id,
-            notification: &prepared.notification,
-            status: prepared.status,
-            request_hash: prepared.request_hash,
-            created_at: prepared.accepted_at,
-        })
         .collect();
-    metrics::INGEST_BATCH_ROWS.observe(rows.len() as f64);
-
-    let committed = commit_and_resolve(database, &rows, outbox_batch_id).await;
-    drop(rows);
+    metrics::INGEST_BATCH_ROWS.observe(prepared.len() as f64);
+    let all_rows: Vec<usize> = (0..prepared.len()).collect();
+    let mut outcomes: Vec<Option<CommitOutcome>> = vec![None; prepared.len()];
+    let mut parts = Vec::new();
+    commit_bisecting(database, &prepared, all_rows, &mut outcomes, &mut parts).await;
     metrics::INGEST_COMMIT_SECONDS.observe(started.elapsed().as_secs_f64());
-    let outcomes = match committed {
-        Ok(outcomes) => outcomes,
-        Err(error) => {
-            tracing::error!(error = ?error, "commit of an ingest batch failed");
-            metrics::INGEST_REJECTED
-                .with_label_values(&["commit_failed"])
-                .inc();
-            let error = Arc::new(error);
-            for submission in batch {
-                let _ = submission
-                    .reply
-                    .send(Err(IngestError::CommitFailed(error.clone())));
-            }
-            return;
-        }
-    };
 
-    // Split the outcomes per submission; take the committed notifications to publish.
-    let mut outcomes = outcomes.into_iter();
-    let mut to_publish = Vec::new();
-    let mut replies = Vec::with_capacity(batch.len());
+    // Hand over to the publisher before answering: a client's next request then always enters
+    // the producer after this one (per-recipient order, see docs/DESIGN.md).
+    for part in parts {
+        let to_publish: Vec<OutgoingNotification> = part
+            .published_rows
+            .iter()
+            .map(|&row| OutgoingNotification::from(prepared[row]))
+            .collect();
+        backlog.committed(to_publish.len() as u64);
+        publisher.publish_fast_path(part.outbox_batch_id, to_publish);
+    }
+    drop(prepared);
+    let mut outcomes = outcomes.into_iter().map(|outcome| {
+        debug_assert!(outcome.is_some(), "every row has an outcome");
+        outcome.unwrap_or(CommitOutcome::Undetermined)
+    });
     for submission in batch {
         let submission_outcomes: Vec<CommitOutcome> = outcomes
             .by_ref()
             .take(submission.notifications.len())
             .collect();
-        for (prepared, outcome) in submission
-            .notifications
-            .into_iter()
-            .zip(&submission_outcomes)
-        {
-            if matches!(
-                outcome,
-                CommitOutcome::Created {
-                    status: "accepted",
-                    ..
-                }
-            ) {
-                to_publish.push(OutgoingNotification::from(prepared));
-            }
+        for outcome in &submission_outcomes {
+            metrics::record_commit_outcome(outcome);
         }
-        replies.push((submission.reply, submission_outcomes));
-    }
-    // Hand over to the publisher before answering: a client's next request then always enters
-    // the producer after this one (per-recipient order).
-    if !to_publish.is_empty() {
-        unpublished.add(to_publish.len() as u64);
-        publisher.publish_fast_path(outbox_batch_id, to_publish);
-    }
-    for (reply, submission_outcomes) in replies {
         // A handler that gave up waiting is not an error: the batch is committed regardless.
-        let _ = reply.send(Ok(submission_outcomes));
+        let _ = submission.reply.send(Ok(submission_outcomes));
     }
 }
 
+/// Commits `rows` (indexes into `prepared`) as one statement; if PostgreSQL refuses it for a reason
+/// that may lie in the rows, commits each half on its own, down to single rows.
+fn commit_bisecting<'a>(
+    database: &'a Database,
+    prepared: &'a [&'a PreparedNotification],
+    rows: Vec<usize>,
+    outcomes: &'a mut Vec<Option<CommitOutcome>>,
+    parts: &'a mut Vec<CommittedPart>,
+) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+    Box::pin(async move {
+        let outbox_batch_id = Uuid::now_v7();
+        match commit_and_resolve(database, prepared, &rows, outbox_batch_id).await {
+            Ok(resolved) => {
+                let mut published_rows = Vec::new();
+                for (row, outcome) in rows.iter().zip(resolved) {
+                    if matches!(
+                        outcome,
+                        CommitOutcome::Created {
+                            status: NotificationStatus::Accepted,
+                            ..
+                        }
+                    ) {
+                        published_rows.push(*row);
+                    }
+                    outcomes[*row] = Some(outcome);
+                }
+                if !published_rows.is_empty() {
+                    parts.push(CommittedPart {
+                        outbox_batch_id,
+                        published_rows,
+                    });
+                }
+            }
+            Err(error) if error.may_be_caused_by_rows() && rows.len() > 1 => {
+                metrics::INGEST_BISECTIONS.inc();
+                tracing::warn!(rows = rows.len(), %error, "commit batch refused; bisecting it");
+                let mut first_half = rows;
+                let second_half = first_half.split_off(first_half.len() / 2);
+                commit_bisecting(database, prepared, first_half, outcomes, parts).await;
+                commit_bisecting(database, prepared, second_half, outcomes, parts).await;
+            }
+            Err(error) => {
+                let outcome = match &error {
+                    StoreError::Refused { message, .. } => {
+                        tracing::warn!(notification_id = %prepared[rows[0]].id, %error, "the database refused a notification");
+                        CommitOutcome::Refused {
+                            reason: message.clone(),
+                        }
+                    }
+                    StoreError::StatementTimeout => CommitOutcome::Unavailable {
+                        reason: "storing this notification timed out".into(),
+                    },
+                    StoreError::Unavailable(reason) => {
+                        tracing::warn!(%reason, rows = rows.len(), "commit failed: database unavailable");
+                        CommitOutcome::Unavailable {
+                            reason: "the database is unavailable".into(),
+                        }
+                    }
+                    StoreError::Other(_) => {
+                        tracing::error!(error = ?error, rows = rows.len(), "commit of an ingest batch failed");
+                        CommitOutcome::Unavailable {
+                            reason: "the commit failed".into(),
+                        }
+                    }
+                };
+                for row in rows {
+                    outcomes[row] = Some(outcome.clone());
+                }
+            }
+        }
+    })
+}
+
 /// Inserts the rows and turns the result into one outcome per row, resolving idempotency-key
-/// conflicts against the stored requests.
+/// conflicts against the stored requests. A failed look-up affects only the conflicting rows: the
+/// inserted ones are committed, whatever happens next.
 async fn commit_and_resolve(
-    database: &DatabaseConnection,
-    rows: &[NewNotification<'_>],
+    database: &Database,
+    prepared: &[&PreparedNotification],
+    rows: &[usize],
     outbox_batch_id: Uuid,
-) -> anyhow::Result<Vec<CommitOutcome>> {
-    let inserted: HashSet<Uuid> = notifications::insert_batch(database, rows, outbox_batch_id)
+) -> Result<Vec<CommitOutcome>, StoreError> {
+    let new_rows: Vec<NewNotification> = rows
+        .iter()
+        .map(|&row| {
+            let prepared = prepared[row];
+            NewNotification {
+                id: prepared.id,
+                tenant_id: prepared.tenant_id,
+                notification: &prepared.notification,
+                status: prepared.status,
+                request_hash: prepared.request_hash,
+                created_at: prepared.accepted_at,
+            }
+        })
+        .collect();
+    let inserted: HashSet<Uuid> = notifications::insert_batch(database, &new_rows, outbox_batch_id)
         .await?
         .into_iter()
         .collect();
-    let conflicting_keys: Vec<(Uuid, &str)> = rows
+    let conflicting_keys: Vec<(Uuid, &str)> = new_rows
         .iter()
         .filter(|row| !inserted.contains(&row.id))
         .filter_map(|row| Some((row.tenant_id, row.notification.idempotency_key.as_deref()?)))
         .collect();
-    let holders: HashMap<(Uuid, String), notifications::IdempotencyHolder> =
-        if conflicting_keys.is_empty() {
-            HashMap::new()
-        } else {
-            notifications::find_idempotency_holders(database, &conflicting_keys)
-                .await?
-                .into_iter()
-                .map(|holder| ((holder.tenant_id, holder.idempotency_key.clone()), holder))
-                .collect()
-        };
-    rows.iter()
+    let holders = if conflicting_keys.is_empty() {
+        Ok(HashMap::new())
+    } else {
+        notifications::find_idempotency_holders(database, &conflicting_keys)
+            .await
+            .map(|holders| {
+                holders
+                    .into_iter()
+                    .map(|holder| ((holder.tenant_id, holder.key.clone()), holder))
+                    .collect::<HashMap<_, _>>()
+            })
+    };
+    if let Err(error) = &holders {
+        tracing::warn!(%error, "looking up idempotency keys after a commit failed");
+    }
+    Ok(new_rows
+        .iter()
         .map(|row| {
             if inserted.contains(&row.id) {
-                return Ok(CommitOutcome::Created {
+                return CommitOutcome::Created {
                     id: row.id,
                     status: row.status,
-                });
+                };
             }
-            let key = row.notification.idempotency_key.clone().ok_or_else(|| {
-                anyhow::anyhow!(
-                    "notification {} without idempotency key was not inserted",
-                    row.id
-                )
-            })?;
-            let holder = holders.get(&(row.tenant_id, key)).ok_or_else(|| {
-                anyhow::anyhow!(
-                    "idempotency key of {} conflicts, but no holder was found",
-                    row.id
-                )
-            })?;
-            Ok(if holder.request_hash == row.request_hash {
-                CommitOutcome::AlreadyAccepted {
-                    id: holder.id,
-                    status: holder.status.clone(),
+            let Some(key) = row.notification.idempotency_key.as_ref() else {
+                // Only a key conflict keeps a row out; anything else is a bug worth hearing about.
+                tracing::error!(notification_id = %row.id, "a notification without idempotency key was not inserted");
+                return CommitOutcome::Undetermined;
+            };
+            let Ok(holders) = &holders else {
+                return CommitOutcome::Undetermined;
+            };
+            match holders.get(&(row.tenant_id, key.clone())) {
+                Some(holder) if holder.request_hash == row.request_hash => {
+                    CommitOutcome::AlreadyAccepted {
+                        id: holder.notification_id,
+                        status: holder.status(),
+                    }
                 }
-            } else {
-                CommitOutcome::IdempotencyConflict {
-                    existing_id: holder.id,
-                }
-            })
+                Some(holder) => CommitOutcome::IdempotencyConflict {
+                    existing_id: holder.notification_id,
+                },
+                // The holder expired between the insert and the look-up: a retry will claim it.
+                None => CommitOutcome::Undetermined,
+            }
         })
-        .collect()
+        .collect())
 }

@@ -1,26 +1,32 @@
 //! The ingest path (docs/DESIGN.md): handlers submit validated notifications to the commit queue;
 //! the collector group-commits them to PostgreSQL with their outbox entry; the publisher produces
-//! them to Kafka; the relay re-publishes what the fast path could not.
+//! them to Kafka; the relay re-publishes what the fast path could not; the scheduler releases due
+//! scheduled notifications; maintenance keeps the tables bounded.
 
+mod admission;
 mod collector;
+mod maintenance;
 mod outbox_cleaner;
 mod outgoing;
 mod publisher;
 mod relay;
+mod scheduler;
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use herald_domain::ValidatedNotification;
-use tokio::sync::{mpsc, oneshot};
+use herald_domain::{NotificationStatus, ValidatedNotification};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 use uuid::Uuid;
 
+pub use admission::{OutboxBacklog, RequestBytes};
 pub use collector::{run_collector, CollectorSettings};
+pub use maintenance::{maintain_once, run_maintenance, MaintenanceSettings};
 pub use outbox_cleaner::{run_outbox_cleaner, OutboxCleaner};
-pub use publisher::Publisher;
+pub use publisher::{PublishReport, Publisher};
 pub use relay::{run_relay, RelaySettings};
+pub use scheduler::run_scheduler;
 
 use crate::metrics;
 
@@ -30,7 +36,7 @@ pub struct PreparedNotification {
     pub tenant_id: Uuid,
     pub notification: ValidatedNotification,
     pub request_hash: [u8; 32],
-    pub status: &'static str,
+    pub status: NotificationStatus,
     pub accepted_at: DateTime<Utc>,
 }
 
@@ -47,15 +53,27 @@ impl PreparedNotification {
     }
 }
 
-/// What became of one submitted notification once its batch committed.
+/// What became of one submitted notification.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CommitOutcome {
     /// Stored now, with this id and status.
-    Created { id: Uuid, status: &'static str },
-    /// Its idempotency key already named an identical request: that one's id.
-    AlreadyAccepted { id: Uuid, status: String },
+    Created {
+        id: Uuid,
+        status: NotificationStatus,
+    },
+    /// Its idempotency key already named an identical request: that one's id and current status.
+    AlreadyAccepted {
+        id: Uuid,
+        status: NotificationStatus,
+    },
     /// Its idempotency key already named a different request.
     IdempotencyConflict { existing_id: Uuid },
+    /// Stored by nobody: PostgreSQL refused this submission's data (found by bisecting its batch).
+    Refused { reason: String },
+    /// Its idempotency key is held, but the holder could not be looked up; retrying is safe.
+    Undetermined,
+    /// Not stored: the database is unavailable or too slow; retrying is safe.
+    Unavailable { reason: String },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -64,54 +82,26 @@ pub enum IngestError {
     QueueFull,
     #[error("too many notifications are waiting for the broker")]
     OutboxFull,
+    #[error("too many request bytes are in progress")]
+    BytesExhausted,
     #[error("the service is shutting down")]
     ShuttingDown,
-    #[error("the commit failed")]
-    CommitFailed(#[source] Arc<anyhow::Error>),
+    #[error("storing the submission timed out")]
+    CommitTimedOut,
 }
 
-/// A group of notifications from one request; they commit in the same batch.
+/// A group of notifications from one request; they commit in the same batch (or, if the batch is
+/// bisected, together in one part of it).
 pub struct Submission {
     pub notifications: Vec<PreparedNotification>,
     pub reply: oneshot::Sender<Result<Vec<CommitOutcome>, IngestError>>,
-}
-
-/// Notifications committed but not yet acknowledged by the broker (this replica's view,
-/// resynchronised with the outbox table by the relay).
-#[derive(Default)]
-pub struct UnpublishedGauge(AtomicU64);
-
-impl UnpublishedGauge {
-    pub fn add(&self, count: u64) {
-        let now = self.0.fetch_add(count, Ordering::Relaxed) + count;
-        metrics::OUTBOX_UNPUBLISHED.set(now as i64);
-    }
-
-    pub fn subtract(&self, count: u64) {
-        let previous = self
-            .0
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |value| {
-                Some(value.saturating_sub(count))
-            })
-            .unwrap_or(0);
-        metrics::OUTBOX_UNPUBLISHED.set(previous.saturating_sub(count) as i64);
-    }
-
-    pub fn set(&self, count: u64) {
-        self.0.store(count, Ordering::Relaxed);
-        metrics::OUTBOX_UNPUBLISHED.set(count as i64);
-    }
-
-    pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
-    }
 }
 
 /// The handlers' side of the ingest path.
 #[derive(Clone)]
 pub struct IngestHandle {
     sender: mpsc::Sender<Submission>,
-    unpublished: Arc<UnpublishedGauge>,
+    backlog: Arc<OutboxBacklog>,
     max_unpublished: u64,
     commit_timeout: Duration,
 }
@@ -119,13 +109,13 @@ pub struct IngestHandle {
 impl IngestHandle {
     pub fn new(
         sender: mpsc::Sender<Submission>,
-        unpublished: Arc<UnpublishedGauge>,
+        backlog: Arc<OutboxBacklog>,
         max_unpublished: u64,
         commit_timeout: Duration,
     ) -> IngestHandle {
         IngestHandle {
             sender,
-            unpublished,
+            backlog,
             max_unpublished,
             commit_timeout,
         }
@@ -138,7 +128,7 @@ impl IngestHandle {
         notifications: Vec<PreparedNotification>,
     ) -> Result<Vec<CommitOutcome>, IngestError> {
         debug_assert!(!notifications.is_empty());
-        if self.unpublished.get() >= self.max_unpublished {
+        if self.backlog.estimate() >= self.max_unpublished {
             metrics::INGEST_REJECTED
                 .with_label_values(&["outbox_full"])
                 .inc();
@@ -163,13 +153,13 @@ impl IngestHandle {
         match tokio::time::timeout(self.commit_timeout, outcome).await {
             Ok(Ok(result)) => result,
             Ok(Err(_dropped)) => Err(IngestError::ShuttingDown),
-            Err(_elapsed) => Err(IngestError::CommitFailed(Arc::new(anyhow::anyhow!(
-                "no commit within {:?}",
-                self.commit_timeout
-            )))),
+            Err(_elapsed) => Err(IngestError::CommitTimedOut),
         }
     }
 }
+
+/// Held by a handler from before it reads its body until it answers: request bytes in progress.
+pub struct BytesPermit(#[allow(dead_code)] OwnedSemaphorePermit);
 
 pub fn collector_settings(settings: &herald_config::IngestSettings) -> CollectorSettings {
     CollectorSettings {

@@ -1,59 +1,67 @@
-//! Deletes the outbox entries of published batches, many per statement.
+//! Completes the outbox entries of published fast-path batches, many per statement: deletes the
+//! batches whose records are all acknowledged or parked, and parks the refused records.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use herald_store::{outbox, DatabaseConnection};
+use herald_store::outbox::{self, ParkedRecord};
+use herald_store::Database;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use super::UnpublishedGauge;
+use super::PublishReport;
 
-const MAX_IDS_PER_DELETE: usize = 1000;
-const DELETE_LINGER: Duration = Duration::from_millis(10);
+const MAX_BATCHES_PER_STATEMENT: usize = 1000;
+const LINGER: Duration = Duration::from_millis(10);
 
-/// The publisher's side: reports published batches. If the cleaner is behind, the report is
-/// dropped: the relay will publish that batch again (at least once) and delete it then.
+/// The publisher's side. If the cleaner is behind, a report is dropped: the relay publishes that
+/// batch again (at least once) and completes it then.
 #[derive(Clone)]
 pub struct OutboxCleaner {
-    sender: mpsc::Sender<Uuid>,
+    sender: mpsc::Sender<(Uuid, PublishReport)>,
 }
 
 impl OutboxCleaner {
-    pub fn new(capacity: usize) -> (OutboxCleaner, mpsc::Receiver<Uuid>) {
+    pub fn new(capacity: usize) -> (OutboxCleaner, mpsc::Receiver<(Uuid, PublishReport)>) {
         let (sender, receiver) = mpsc::channel(capacity);
         (OutboxCleaner { sender }, receiver)
     }
 
-    pub fn batch_published(&self, outbox_batch_id: Uuid) {
-        if self.sender.try_send(outbox_batch_id).is_err() {
-            tracing::debug!(%outbox_batch_id, "outbox cleaner busy; the relay will handle the batch");
+    pub fn report(&self, outbox_batch_id: Uuid, report: PublishReport) {
+        if report.is_complete() || !report.parked.is_empty() {
+            if self.sender.try_send((outbox_batch_id, report)).is_err() {
+                tracing::debug!(%outbox_batch_id, "outbox cleaner busy; the relay will handle the batch");
+            }
         }
     }
 }
 
 /// Runs until every `OutboxCleaner` is dropped and the queue is drained.
 pub async fn run_outbox_cleaner(
-    mut published: mpsc::Receiver<Uuid>,
-    database: DatabaseConnection,
-    unpublished: Arc<UnpublishedGauge>,
+    mut reports: mpsc::Receiver<(Uuid, PublishReport)>,
+    database: Database,
 ) {
-    let mut batch_ids = Vec::with_capacity(MAX_IDS_PER_DELETE);
-    while let Some(first) = published.recv().await {
-        batch_ids.push(first);
-        let deadline = tokio::time::Instant::now() + DELETE_LINGER;
-        while batch_ids.len() < MAX_IDS_PER_DELETE {
-            match tokio::time::timeout_at(deadline, published.recv()).await {
-                Ok(Some(batch_id)) => batch_ids.push(batch_id),
-                _ => break,
+    let mut completed: Vec<Uuid> = Vec::with_capacity(MAX_BATCHES_PER_STATEMENT);
+    let mut parked: Vec<ParkedRecord> = Vec::new();
+    while let Some(first) = reports.recv().await {
+        let deadline = tokio::time::Instant::now() + LINGER;
+        let mut next = Some(first);
+        while let Some((batch_id, report)) = next.take() {
+            if report.is_complete() {
+                completed.push(batch_id);
             }
-        }
-        match outbox::delete_batches(&database, &batch_ids).await {
-            Ok(deleted_notifications) => unpublished.subtract(deleted_notifications),
-            Err(error) => {
-                tracing::warn!(error = %error, "deleting published outbox batches failed; the relay will re-publish them")
+            parked.extend(report.parked);
+            if completed.len() >= MAX_BATCHES_PER_STATEMENT {
+                break;
             }
+            next = tokio::time::timeout_at(deadline, reports.recv())
+                .await
+                .ok()
+                .flatten();
         }
-        batch_ids.clear();
+        if let Err(error) = outbox::complete_batches(&database, &completed, &parked).await {
+            tracing::warn!(%error, "completing published outbox batches failed; the relay will re-publish them");
+        }
+        completed.clear();
+        parked.clear();
     }
 }

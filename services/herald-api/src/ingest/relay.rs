@@ -1,33 +1,41 @@
-//! The outbox relay: publishes what the fast path did not (broker down, process killed), releases
-//! due scheduled notifications, and resynchronises the unpublished count.
+//! The outbox relay: publishes what the fast path did not (broker down, process killed, fast path
+//! full), many batches at a time, renewing its lease while it works; and keeps the true outbox
+//! backlog for admission control and the metrics.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use herald_store::{notifications, outbox, DatabaseConnection};
+use herald_store::outbox::{self, LeasedBatch, ParkedRecord};
+use herald_store::{notifications, Database, StoreError};
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 use super::outgoing::OutgoingNotification;
-use super::{Publisher, UnpublishedGauge};
+use super::{OutboxBacklog, Publisher};
 use crate::metrics;
 
 pub struct RelaySettings {
     pub interval: Duration,
     pub grace: Duration,
     pub lease: Duration,
+    /// Outbox batches leased per round.
     pub batch_limit: u64,
 }
 
-/// Most due scheduled notifications released per pass.
-const SCHEDULED_RELEASE_LIMIT: u64 = 5000;
+/// Records in flight at once while the relay publishes.
+const RELAY_CHUNK_RECORDS: usize = 50_000;
+/// Notifications loaded per query.
+const LOAD_CHUNK: usize = 10_000;
 
 pub async fn run_relay(
-    settings: RelaySettings,
-    database: DatabaseConnection,
+    settings: Arc<RelaySettings>,
+    database: Database,
     publisher: Publisher,
-    unpublished: Arc<UnpublishedGauge>,
+    backlog: Arc<OutboxBacklog>,
     shutdown: CancellationToken,
 ) {
+    // One owner per relay process: its leases can be renewed, and a second replica's cannot.
+    let owner = Uuid::now_v7();
     let mut ticks = tokio::time::interval(settings.interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -35,57 +43,113 @@ pub async fn run_relay(
             _ = ticks.tick() => {}
             _ = shutdown.cancelled() => return,
         }
-        let pass = relay_pass(&settings, &database, &publisher, &unpublished);
+        let pass = relay_pass(&settings, owner, &database, &publisher);
         tokio::select! {
             result = pass => if let Err(error) = result {
-                tracing::warn!(error = ?error, "outbox relay pass failed");
+                tracing::warn!(%error, "outbox relay pass failed");
             },
             _ = shutdown.cancelled() => return,
+        }
+        match outbox::backlog(&database).await {
+            Ok(true_backlog) => backlog.refresh(true_backlog),
+            Err(error) => tracing::warn!(%error, "reading the outbox backlog failed"),
+        }
+        match outbox::count_parked(&database).await {
+            Ok(parked) => metrics::OUTBOX_PARKED_WAITING.set(parked as i64),
+            Err(error) => tracing::debug!(%error, "counting parked records failed"),
         }
     }
 }
 
+/// Publishes leased batches round after round until none is stale or the broker fails.
 async fn relay_pass(
     settings: &RelaySettings,
-    database: &DatabaseConnection,
+    owner: Uuid,
+    database: &Database,
     publisher: &Publisher,
-    unpublished: &UnpublishedGauge,
-) -> anyhow::Result<()> {
-    let released =
-        outbox::release_due_scheduled(database, settings.grace, SCHEDULED_RELEASE_LIMIT).await?;
-    if released > 0 {
-        tracing::info!(released, "released due scheduled notifications");
-    }
+) -> Result<(), StoreError> {
     loop {
         let batches = outbox::lease_stale_batches(
             database,
+            owner,
             settings.grace,
             settings.lease,
             settings.batch_limit,
         )
         .await?;
         if batches.is_empty() {
-            break;
+            return Ok(());
         }
-        for batch in batches {
-            let rows = notifications::load_by_ids(database, &batch.notification_ids).await?;
-            let outgoing: Vec<OutgoingNotification> = rows.into_iter().map(Into::into).collect();
-            if let Err(error) = publisher.publish(&outgoing).await {
-                // The broker is still away: stop here, the lease expires and a later pass retries.
-                metrics::KAFKA_PUBLISH
-                    .with_label_values(&["relay", "failed"])
-                    .inc();
-                tracing::warn!(outbox_batch_id = %batch.id, error = %error, "relay could not publish");
-                unpublished.set(outbox::count_unpublished(database).await?);
-                return Ok(());
-            }
-            metrics::KAFKA_PUBLISH
-                .with_label_values(&["relay", "ok"])
-                .inc();
-            metrics::RELAY_REPUBLISHED.inc_by(outgoing.len() as u64);
-            outbox::delete_batches(database, &[batch.id]).await?;
+        let renewal = tokio::spawn(renew_while_publishing(
+            database.clone(),
+            owner,
+            batches.iter().map(|batch| batch.id).collect(),
+            settings.lease,
+        ));
+        let round = publish_round(database, publisher, &batches).await;
+        renewal.abort();
+        let all_published = round?;
+        if !all_published {
+            // The broker is away: give the leases back so the next tick tries again.
+            let ids: Vec<Uuid> = batches.iter().map(|batch| batch.id).collect();
+            outbox::renew_leases(database, owner, &ids, Duration::ZERO).await?;
+            return Ok(());
         }
     }
-    unpublished.set(outbox::count_unpublished(database).await?);
-    Ok(())
+}
+
+/// Publishes one round of leased batches; completes those fully published or parked. Returns
+/// whether every batch completed.
+async fn publish_round(
+    database: &Database,
+    publisher: &Publisher,
+    batches: &[LeasedBatch],
+) -> Result<bool, StoreError> {
+    let mut outgoing: Vec<Vec<OutgoingNotification>> = Vec::with_capacity(batches.len());
+    for batch in batches {
+        let mut notifications_of_batch = Vec::with_capacity(batch.notification_ids.len());
+        for ids in batch.notification_ids.chunks(LOAD_CHUNK) {
+            notifications_of_batch.extend(
+                notifications::load_publishable(database, ids)
+                    .await?
+                    .into_iter()
+                    .map(OutgoingNotification::from),
+            );
+        }
+        outgoing.push(notifications_of_batch);
+    }
+    let reports = publisher
+        .publish_batches(&outgoing, RELAY_CHUNK_RECORDS)
+        .await;
+    let mut completed = Vec::new();
+    let mut parked: Vec<ParkedRecord> = Vec::new();
+    for ((batch, report), notifications) in batches.iter().zip(reports).zip(&outgoing) {
+        parked.extend(report.parked.iter().cloned());
+        if report.is_complete() {
+            completed.push(batch.id);
+            metrics::RELAY_REPUBLISHED.inc_by(notifications.len() as u64);
+        }
+    }
+    let all_completed = completed.len() == batches.len();
+    metrics::KAFKA_PUBLISH
+        .with_label_values(&["relay", if all_completed { "ok" } else { "failed" }])
+        .inc();
+    outbox::complete_batches(database, &completed, &parked).await?;
+    Ok(all_completed)
+}
+
+async fn renew_while_publishing(
+    database: Database,
+    owner: Uuid,
+    batch_ids: Vec<Uuid>,
+    lease: Duration,
+) {
+    let mut ticks = tokio::time::interval(lease / 3);
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        if let Err(error) = outbox::renew_leases(&database, owner, &batch_ids, lease).await {
+            tracing::warn!(%error, "renewing the relay's outbox leases failed");
+        }
+    }
 }

@@ -1,13 +1,10 @@
 use std::time::Duration;
 
 use actix_web::{web, HttpResponse};
-use prometheus::{Encoder, TextEncoder};
 use sea_orm::ConnectionTrait;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::kafka;
-use crate::metrics::REGISTRY;
 use crate::state::AppState;
 
 const READINESS_TIMEOUT: Duration = Duration::from_secs(2);
@@ -35,7 +32,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let postgres = async {
         tokio::time::timeout(
             READINESS_TIMEOUT,
-            state.database.execute_unprepared("SELECT 1"),
+            state.database.connection().execute_unprepared("SELECT 1"),
         )
         .await
         .is_ok_and(|result| result.is_ok())
@@ -49,7 +46,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         .await
         .is_ok_and(|reply| reply.is_ok())
     };
-    let broker = kafka::broker_reachable(&state.producer, &state.topic, READINESS_TIMEOUT);
+    let broker = herald_kafka::broker_reachable(&state.producer, &state.topic, READINESS_TIMEOUT);
     let (postgres, redis, kafka) = tokio::join!(postgres, redis, broker);
     let readiness = Readiness {
         ready: postgres && redis && kafka,
@@ -67,12 +64,13 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 /// Prometheus metrics in the text exposition format.
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format")))]
 pub async fn metrics() -> HttpResponse {
-    let mut buffer = Vec::new();
-    if let Err(error) = TextEncoder::new().encode(&REGISTRY.gather(), &mut buffer) {
-        tracing::error!(%error, "encoding metrics failed");
-        return HttpResponse::InternalServerError().finish();
+    match herald_telemetry::metrics::encode_text() {
+        Ok(text) => HttpResponse::Ok()
+            .content_type(herald_telemetry::metrics::TEXT_CONTENT_TYPE)
+            .body(text),
+        Err(error) => {
+            tracing::error!(%error, "encoding metrics failed");
+            HttpResponse::InternalServerError().finish()
+        }
     }
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4")
-        .body(buffer)
 }

@@ -2,6 +2,7 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
+use herald_domain::NotificationStatus;
 use herald_store::deliveries::{self, DeliveryRow};
 use herald_store::notifications::{self, ListFilter, NotificationRow};
 use serde::{Deserialize, Serialize};
@@ -12,16 +13,10 @@ use crate::auth::Tenant;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
-pub const KNOWN_STATUSES: [&str; 6] = [
-    "accepted",
-    "scheduled",
-    "processing",
-    "delivered",
-    "partially_delivered",
-    "failed",
-];
 const DEFAULT_PAGE_SIZE: u64 = 50;
 const MAX_PAGE_SIZE: u64 = 500;
+const DEFAULT_DELIVERIES_PAGE_SIZE: u64 = 100;
+const MAX_DELIVERIES_PAGE_SIZE: u64 = 1000;
 
 #[derive(Serialize, ToSchema)]
 pub struct ContentView {
@@ -32,20 +27,24 @@ pub struct ContentView {
 /// One delivery (recipient × channel), as the worker recorded it.
 #[derive(Serialize, ToSchema)]
 pub struct DeliveryView {
+    /// Also the reference given to the provider.
+    pub id: Uuid,
     pub user_id: String,
     pub channel: String,
-    /// `sending`, `pending` (retry scheduled), `sent`, `failed`, `skipped`.
+    /// `queued`, `sending`, `retrying` (at `next_attempt_at`), `sent`, `failed`, `skipped`.
     pub status: String,
     pub attempts: i32,
-    pub provider: Option<String>,
+    pub provider: String,
     pub provider_message_id: Option<String>,
     pub last_error: Option<String>,
+    pub next_attempt_at: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
 }
 
 impl From<DeliveryRow> for DeliveryView {
     fn from(row: DeliveryRow) -> DeliveryView {
         DeliveryView {
+            id: row.id,
             user_id: row.user_id,
             channel: row.channel,
             status: row.status,
@@ -53,9 +52,20 @@ impl From<DeliveryRow> for DeliveryView {
             provider: row.provider,
             provider_message_id: row.provider_message_id,
             last_error: row.last_error,
+            next_attempt_at: row.next_attempt_at,
             updated_at: row.updated_at,
         }
     }
+}
+
+/// How many of the notification's deliveries are final, and how.
+#[derive(Serialize, ToSchema)]
+pub struct DeliverySummary {
+    /// Recipients × channels.
+    pub expected: i32,
+    pub sent: i32,
+    pub failed: i32,
+    pub skipped: i32,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -72,7 +82,13 @@ pub struct NotificationView {
     pub idempotency_key: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-    pub deliveries: Vec<DeliveryView>,
+    pub delivery_summary: DeliverySummary,
+    /// Present on `GET /v1/notifications/{id}`: one page of deliveries, in delivery id order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deliveries: Option<Vec<DeliveryView>>,
+    /// Pass as `deliveries_cursor` for the next page of deliveries; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deliveries_next_cursor: Option<String>,
 }
 
 impl From<NotificationRow> for NotificationView {
@@ -92,16 +108,33 @@ impl From<NotificationRow> for NotificationView {
             idempotency_key: row.idempotency_key,
             created_at: row.created_at,
             updated_at: row.updated_at,
-            deliveries: Vec::new(),
+            delivery_summary: DeliverySummary {
+                expected: row.deliveries_expected,
+                sent: row.deliveries_sent,
+                failed: row.deliveries_failed,
+                skipped: row.deliveries_skipped,
+            },
+            deliveries: None,
+            deliveries_next_cursor: None,
         }
     }
 }
 
-/// A notification of the authenticated tenant, with its deliveries.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveriesQuery {
+    /// Deliveries per page, 1 to 1000 (default 100).
+    pub deliveries_limit: Option<String>,
+    /// `deliveries_next_cursor` of the previous page.
+    pub deliveries_cursor: Option<String>,
+}
+
+/// A notification of the authenticated tenant, with a page of its deliveries.
 #[utoipa::path(get, path = "/v1/notifications/{id}", tag = "notifications",
-    params(("id" = Uuid, Path)),
+    params(("id" = Uuid, Path), DeliveriesQuery),
     responses(
         (status = 200, body = NotificationView),
+        (status = 400, body = ErrorBody, description = "bad query parameter"),
         (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody, description = "no such notification for this tenant"),
     ),
@@ -109,20 +142,55 @@ impl From<NotificationRow> for NotificationView {
 pub async fn get_notification(
     tenant: Tenant,
     id: web::Path<String>,
+    request: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let query = web::Query::<DeliveriesQuery>::from_query(request.query_string())
+        .map_err(|error| ApiError::InvalidQuery(format!("invalid query string: {error}")))?
+        .into_inner();
+    let limit = page_size(
+        query.deliveries_limit.as_deref(),
+        "deliveries_limit",
+        DEFAULT_DELIVERIES_PAGE_SIZE,
+        MAX_DELIVERIES_PAGE_SIZE,
+    )?;
+    let after_id = parse_cursor(query.deliveries_cursor.as_deref(), "deliveries_cursor")?;
     // A malformed id names no notification: 404, like an unknown one.
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound("notification"))?;
     let row = notifications::find_notification(&state.database, tenant.id, id)
         .await?
         .ok_or(ApiError::NotFound("notification"))?;
     let mut view = NotificationView::from(row);
-    view.deliveries = deliveries::deliveries_of(&state.database, id)
-        .await?
-        .into_iter()
-        .map(DeliveryView::from)
-        .collect();
+    let mut page = deliveries::deliveries_of(&state.database, id, after_id, limit + 1).await?;
+    let has_more = page.len() as u64 > limit;
+    page.truncate(limit as usize);
+    view.deliveries_next_cursor = has_more
+        .then(|| page.last().map(|delivery| delivery.id.simple().to_string()))
+        .flatten();
+    view.deliveries = Some(page.into_iter().map(DeliveryView::from).collect());
     Ok(HttpResponse::Ok().json(view))
+}
+
+fn page_size(text: Option<&str>, name: &str, default: u64, max: u64) -> Result<u64, ApiError> {
+    match text {
+        None => Ok(default),
+        Some(text) => text
+            .parse::<u64>()
+            .ok()
+            .filter(|limit| (1..=max).contains(limit))
+            .ok_or_else(|| {
+                ApiError::InvalidQuery(format!("`{name}` must be an integer from 1 to {max}"))
+            }),
+    }
+}
+
+fn parse_cursor(text: Option<&str>, name: &str) -> Result<Option<Uuid>, ApiError> {
+    text.map(|cursor| {
+        Uuid::try_parse(cursor).map_err(|_| {
+            ApiError::InvalidQuery(format!("`{name}` is not a cursor this API returned"))
+        })
+    })
+    .transpose()
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -162,38 +230,34 @@ pub async fn list_notifications(
     let query = web::Query::<ListQuery>::from_query(request.query_string())
         .map_err(|error| ApiError::InvalidQuery(format!("invalid query string: {error}")))?
         .into_inner();
-    let limit = match query.limit.as_deref() {
-        None => DEFAULT_PAGE_SIZE,
-        Some(text) => text
-            .parse::<u64>()
-            .ok()
-            .filter(|limit| (1..=MAX_PAGE_SIZE).contains(limit))
-            .ok_or_else(|| {
+    let limit = page_size(
+        query.limit.as_deref(),
+        "limit",
+        DEFAULT_PAGE_SIZE,
+        MAX_PAGE_SIZE,
+    )?;
+    let status = query
+        .status
+        .as_deref()
+        .map(|name| {
+            NotificationStatus::parse(name).ok_or_else(|| {
+                let known: Vec<&str> = NotificationStatus::ALL
+                    .map(NotificationStatus::as_str)
+                    .to_vec();
                 ApiError::InvalidQuery(format!(
-                    "`limit` must be an integer from 1 to {MAX_PAGE_SIZE}"
+                    "unknown `status` `{name}` (known: {})",
+                    known.join(", ")
                 ))
-            })?,
-    };
-    if let Some(status) = query.status.as_deref() {
-        if !KNOWN_STATUSES.contains(&status) {
-            return Err(ApiError::InvalidQuery(format!(
-                "unknown `status` `{status}` (known: {})",
-                KNOWN_STATUSES.join(", ")
-            )));
-        }
-    }
-    let before_id = match query.cursor.as_deref() {
-        None => None,
-        Some(cursor) => Some(Uuid::try_parse(cursor).map_err(|_| {
-            ApiError::InvalidQuery("`cursor` is not a cursor this API returned".into())
-        })?),
-    };
+            })
+        })
+        .transpose()?;
+    let before_id = parse_cursor(query.cursor.as_deref(), "cursor")?;
     let mut rows = notifications::list_notifications(
         &state.database,
         ListFilter {
             tenant_id: tenant.id,
             user_id: query.user_id.as_deref(),
-            status: query.status.as_deref(),
+            status,
             before_id,
             limit: limit + 1,
         },

@@ -2,7 +2,7 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
-use herald_domain::{FieldError, NotificationRequest};
+use herald_domain::{FieldError, NotificationRequest, NotificationStatus};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
@@ -11,8 +11,7 @@ use uuid::Uuid;
 use crate::auth::Tenant;
 use crate::error::{ApiError, ErrorBody, ErrorDetail};
 use crate::ingest::{CommitOutcome, IngestError, PreparedNotification};
-use crate::json_body::{parse_json, parse_json_at, read_body, JsonProblem};
-use crate::metrics;
+use crate::json_body::{parse_json, parse_json_at, read_body_within_budget, JsonProblem};
 use crate::state::AppState;
 
 const IDEMPOTENCY_KEY_HEADER: &str = "Idempotency-Key";
@@ -20,10 +19,28 @@ const IDEMPOTENCY_KEY_HEADER: &str = "Idempotency-Key";
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AcceptedResponse {
     pub id: Uuid,
-    /// `accepted`, or `scheduled` when `scheduled_for` is in the future.
-    /// `accepted` or `scheduled`; a repeat with an idempotency key gets the original's
-    /// current status.
-    pub status: String,
+    /// `accepted`, or `scheduled` when `scheduled_for` is in the future; a repeat with an
+    /// idempotency key gets the original's current status.
+    pub status: NotificationStatus,
+}
+
+/// The answer to one notification, or the error that stands for it.
+fn accepted_or_error(outcome: CommitOutcome) -> Result<AcceptedResponse, ApiError> {
+    match outcome {
+        CommitOutcome::Created { id, status } | CommitOutcome::AlreadyAccepted { id, status } => {
+            Ok(AcceptedResponse { id, status })
+        }
+        CommitOutcome::IdempotencyConflict { existing_id } => {
+            Err(ApiError::IdempotencyConflict { existing_id })
+        }
+        CommitOutcome::Refused { reason } => Err(ApiError::RefusedByDatabase(reason)),
+        CommitOutcome::Undetermined => Err(ApiError::Overloaded(
+            "the idempotency key could not be resolved now",
+        )),
+        CommitOutcome::Unavailable { reason } => {
+            Err(ApiError::Unavailable(anyhow::anyhow!(reason)))
+        }
+    }
 }
 
 /// Accepts one notification. `202` means it is stored durably and will be delivered.
@@ -38,6 +55,7 @@ pub struct AcceptedResponse {
         (status = 413, body = ErrorBody, description = "body over the size limit"),
         (status = 415, body = ErrorBody, description = "body is not JSON"),
         (status = 422, body = ErrorBody, description = "validation failed; details name each field"),
+        (status = 429, body = ErrorBody, description = "too many unknown API keys from this client; see Retry-After"),
         (status = 503, body = ErrorBody, description = "durability cannot be guaranteed now; see Retry-After"),
     ),
     security(("api_key" = [])))]
@@ -47,7 +65,7 @@ pub async fn create_notification(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_body(&request, payload, state.limits.max_body_bytes).await?;
+    let (body, _bytes) = read_body_within_budget(&request, payload, &state).await?;
     let notification_request: NotificationRequest = parse_json(&body)?;
     let now = Utc::now();
     let validated = notification_request
@@ -65,20 +83,7 @@ pub async fn create_notification(
         .map_err(ingest_error_to_api)?
         .pop()
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("commit returned no outcome")))?;
-    let accepted = match outcome {
-        CommitOutcome::Created { id, status } => {
-            metrics::NOTIFICATIONS_ACCEPTED.inc();
-            AcceptedResponse {
-                id,
-                status: status.to_owned(),
-            }
-        }
-        CommitOutcome::AlreadyAccepted { id, status } => AcceptedResponse { id, status },
-        CommitOutcome::IdempotencyConflict { existing_id } => {
-            return Err(ApiError::IdempotencyConflict { existing_id })
-        }
-    };
-    Ok(HttpResponse::Accepted().json(accepted))
+    Ok(HttpResponse::Accepted().json(accepted_or_error(outcome)?))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -103,7 +108,7 @@ pub struct BatchItemResult {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<Uuid>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub status: Option<String>,
+    pub status: Option<NotificationStatus>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorDetail>,
 }
@@ -120,14 +125,17 @@ impl BatchItemResult {
 }
 
 /// Accepts up to 1000 notifications in one request. Each gets its own result; an invalid one does
-/// not keep the others from being accepted. `202` when at least one was accepted.
+/// not keep the others from being accepted. `202` when at least one was accepted. An
+/// `Idempotency-Key` header gives item *i* without its own key the key `"{header}:{i}"`.
 #[utoipa::path(post, path = "/v1/notifications/batch", tag = "notifications",
     request_body = BatchRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "item i without its own key gets `{key}:{i}`")),
     responses(
         (status = 202, body = BatchResponse),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
         (status = 422, body = ErrorBody, description = "empty, over 1000 items, or every item invalid"),
+        (status = 429, body = ErrorBody),
         (status = 503, body = ErrorBody),
     ),
     security(("api_key" = [])))]
@@ -137,8 +145,9 @@ pub async fn create_notification_batch(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_body(&request, payload, state.limits.max_body_bytes).await?;
+    let (body, _bytes) = read_body_within_budget(&request, payload, &state).await?;
     let batch: BatchRequest = parse_json(&body)?;
+    let batch_key = idempotency_key_header(&request)?;
     let item_count = batch.notifications.len();
     if item_count == 0 {
         return Err(ApiError::Validation(vec![FieldError::new(
@@ -167,7 +176,10 @@ pub async fn create_notification_batch(
                 JsonProblem::Syntax(message) => ApiError::MalformedJson(message),
                 JsonProblem::Shape(field_error) => ApiError::Validation(vec![field_error]),
             });
-        let validated = parsed.and_then(|item| {
+        let validated = parsed.and_then(|mut item| {
+            if item.idempotency_key.is_none() {
+                item.idempotency_key = batch_key.map(|key| format!("{key}:{index}"));
+            }
             item.validate(state.limits.validation, None, now)
                 .map_err(|errors| ApiError::Validation(prefix_fields(&path, errors)))
         });
@@ -187,25 +199,14 @@ pub async fn create_notification_batch(
             .await
             .map_err(ingest_error_to_api)?;
         for (index, outcome) in prepared_indexes.into_iter().zip(outcomes) {
-            results[index] = Some(match outcome {
-                CommitOutcome::Created { id, status } => {
-                    metrics::NOTIFICATIONS_ACCEPTED.inc();
-                    BatchItemResult {
-                        index,
-                        id: Some(id),
-                        status: Some(status.to_owned()),
-                        error: None,
-                    }
-                }
-                CommitOutcome::AlreadyAccepted { id, status } => BatchItemResult {
+            results[index] = Some(match accepted_or_error(outcome) {
+                Ok(accepted) => BatchItemResult {
                     index,
-                    id: Some(id),
-                    status: Some(status),
+                    id: Some(accepted.id),
+                    status: Some(accepted.status),
                     error: None,
                 },
-                CommitOutcome::IdempotencyConflict { existing_id } => {
-                    BatchItemResult::rejected(index, ApiError::IdempotencyConflict { existing_id })
-                }
+                Err(error) => BatchItemResult::rejected(index, error),
             });
         }
     }
@@ -253,7 +254,7 @@ fn idempotency_key_header(request: &HttpRequest) -> Result<Option<&str>, ApiErro
     }
 }
 
-fn ingest_error_to_api(error: IngestError) -> ApiError {
+pub fn ingest_error_to_api(error: IngestError) -> ApiError {
     match error {
         IngestError::QueueFull => {
             ApiError::Overloaded("too many notifications are waiting to be stored")
@@ -261,9 +262,12 @@ fn ingest_error_to_api(error: IngestError) -> ApiError {
         IngestError::OutboxFull => {
             ApiError::Overloaded("the broker is behind and the outbox is full")
         }
+        IngestError::BytesExhausted => {
+            ApiError::Overloaded("too many request bytes are being processed")
+        }
         IngestError::ShuttingDown => ApiError::Overloaded("the service is shutting down"),
-        IngestError::CommitFailed(cause) => {
-            ApiError::Unavailable(anyhow::anyhow!("commit failed: {cause:#}"))
+        IngestError::CommitTimedOut => {
+            ApiError::Unavailable(anyhow::anyhow!("no commit within the commit timeout"))
         }
     }
 }

@@ -1,3 +1,5 @@
+use std::time::Duration;
+
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use herald_domain::validation::MAX_USER_ID_CHARS;
@@ -8,7 +10,7 @@ use utoipa::ToSchema;
 
 use crate::auth::Tenant;
 use crate::error::{ApiError, ErrorBody};
-use crate::json_body::{parse_json, read_body};
+use crate::json_body::{parse_json, read_body_within_budget};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -53,7 +55,7 @@ pub async fn put_user(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_body(&request, payload, state.limits.max_body_bytes).await?;
+    let (body, _bytes) = read_body_within_budget(&request, payload, &state).await?;
     let user: UserRequest = parse_json(&body)?;
     let problems = user_problems(&user_id, &user);
     if !problems.is_empty() {
@@ -66,7 +68,7 @@ pub async fn put_user(
         timezone: user.timezone,
     };
     let stored = upsert_user(&state.database, tenant.id, &user_id, contact).await?;
-    invalidate_cached_user(&state, tenant.id, &user_id).await;
+    write_through(&state, stored.recipient()).await;
     Ok(HttpResponse::Ok().json(UserResponse {
         id: stored.id,
         email: stored.email,
@@ -78,19 +80,42 @@ pub async fn put_user(
     }))
 }
 
-/// The worker caches contact data; a changed user must not be served stale. If Redis is away the
-/// cache entry's TTL bounds the staleness, so this is logged, not failed.
-async fn invalidate_cached_user(state: &AppState, tenant_id: uuid::Uuid, user_id: &str) {
-    let mut connection = state.redis.clone();
-    let key = herald_domain::cache_keys::user_key(tenant_id, user_id);
-    let mut command = redis::cmd("DEL");
-    command.arg(&key);
-    let delete = command.query_async::<i64>(&mut connection);
-    match tokio::time::timeout(state.redis_timeout, delete).await {
-        Ok(Ok(_)) => {}
-        Ok(Err(error)) => tracing::warn!(%error, "could not invalidate the cached user"),
-        Err(_) => tracing::warn!("invalidating the cached user timed out"),
-    }
+/// Background retries of cache writes at once; beyond that the entry's TTL bounds the staleness.
+static CACHE_WRITE_RETRIES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1000);
+
+/// Puts the new version into the recipient cache, so the very next notification sees it; the
+/// cache only ever takes a newer version, so a worker filling a miss with the old one cannot undo
+/// this. If Redis is away the write is retried in the background until it lands or the entry it
+/// would replace has expired.
+async fn write_through(state: &AppState, recipient: herald_store::users::Recipient) {
+    let cache = herald_store::cache::RecipientCache::new(
+        state.redis.clone(),
+        state.redis_timeout,
+        state.user_cache_ttl_seconds,
+    );
+    let Err(error) = cache.put_if_newer(std::slice::from_ref(&recipient)).await else {
+        return;
+    };
+    let Ok(retry_slot) = CACHE_WRITE_RETRIES.try_acquire() else {
+        tracing::warn!(%error, "writing a changed user to the cache failed; too many retries pending");
+        return;
+    };
+    tracing::warn!(%error, "writing a changed user to the cache failed; retrying in the background");
+    let retry_for = Duration::from_secs(state.user_cache_ttl_seconds);
+    tokio::spawn(async move {
+        let _retry_slot = retry_slot;
+        let deadline = tokio::time::Instant::now() + retry_for;
+        while tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            if cache
+                .put_if_newer(std::slice::from_ref(&recipient))
+                .await
+                .is_ok()
+            {
+                return;
+            }
+        }
+    });
 }
 
 fn user_problems(user_id: &str, user: &UserRequest) -> Vec<FieldError> {

@@ -7,18 +7,20 @@ use std::time::Duration;
 use herald_api::Application;
 use herald_config::Settings;
 use herald_domain::NotificationEnvelope;
-use sea_orm::DatabaseConnection;
+use herald_store::Database;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-pub use herald_testing::{count, env, free_port, fresh_settings, wait_for_port, TansuBroker};
+pub use herald_testing::{
+    count, env, eventually, execute, free_port, fresh_settings, wait_for_port, TansuBroker,
+};
 
 pub struct TestApp {
     pub address: String,
     pub api_key: String,
     pub tenant_id: Uuid,
-    pub database: DatabaseConnection,
+    pub database: Database,
     pub settings: Settings,
     pub client: reqwest::Client,
     shutdown: CancellationToken,
@@ -63,11 +65,7 @@ pub async fn start_app(settings: Settings, tenant: Option<(Uuid, String)>) -> Te
     }
 }
 
-pub async fn create_tenant(
-    settings: &Settings,
-    database: &DatabaseConnection,
-    name: &str,
-) -> (Uuid, String) {
+pub async fn create_tenant(settings: &Settings, database: &Database, name: &str) -> (Uuid, String) {
     let name = format!("{name}-{}", Uuid::new_v4().simple());
     let key = herald_api::cli::create_tenant(settings, &name)
         .await
@@ -162,20 +160,4 @@ pub fn ids_on_topic(records: &[ConsumedRecord]) -> HashMap<Uuid, usize> {
         *seen.entry(record.envelope.notification_id).or_insert(0) += 1;
     }
     seen
-}
-
-/// Polls `condition` until it holds or `timeout` passes.
-pub async fn eventually<F, Fut>(timeout: Duration, mut condition: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    while tokio::time::Instant::now() < deadline {
-        if condition().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    false
 }

@@ -45,9 +45,17 @@ async fn an_accepted_notification_is_in_postgres_and_on_the_topic_keyed_by_recip
     for record in &records {
         assert_eq!(record.envelope.notification_id, id);
         assert_eq!(record.envelope.tenant_id, app.tenant_id);
-        assert_eq!(record.envelope.body, "Pressure {{value}} on {{machine}}");
-        assert_eq!(record.envelope.data["machine"], "press-4");
+        assert_eq!(record.envelope.version, 2);
+        assert_eq!(record.envelope.priority, herald_domain::Priority::Normal);
     }
+    // Thin records: the content is read from PostgreSQL, not copied per recipient.
+    let with_content = app
+        .count(&format!(
+            "SELECT count(*) FROM notifications WHERE id = '{id}' \
+             AND body = 'Pressure {{{{value}}}} on {{{{machine}}}}' AND data->>'machine' = 'press-4'"
+        ))
+        .await;
+    assert_eq!(with_content, 1);
 
     let outbox_emptied = eventually(Duration::from_secs(10), || async {
         app.count("SELECT count(*) FROM outbox_batches").await == 0

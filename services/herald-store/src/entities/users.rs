@@ -11,6 +11,8 @@ pub struct Model {
     pub phone: Option<String>,
     pub locale: Option<String>,
     pub timezone: Option<String>,
+    /// Incremented on every change: a cache entry is only replaced by a newer version.
+    pub version: i64,
     pub created_at: ChronoDateTimeUtc,
     pub updated_at: ChronoDateTimeUtc,
 }

@@ -1,5 +1,5 @@
-//! Provider clients. Each turns a message into one HTTP request shaped like the provider's API
-//! and classifies the answer: sent, worth retrying, or not.
+//! Provider clients. Each turns a message into one HTTP request shaped like the provider's API and
+//! classifies the answer: sent, worth retrying, or not.
 
 mod classify;
 pub mod sendgrid;
@@ -7,9 +7,11 @@ pub mod twilio;
 
 use std::time::Duration;
 
+use futures::future::BoxFuture;
+use herald_domain::Channel;
 use uuid::Uuid;
 
-pub use classify::classify_transport_error;
+pub use classify::{classify_transport_error, parse_retry_after, MAX_RETRY_AFTER};
 
 /// A rendered message for one delivery.
 #[derive(Debug, Clone)]
@@ -39,4 +41,26 @@ pub enum SendOutcome {
         error: String,
         http_status: Option<u16>,
     },
+}
+
+impl SendOutcome {
+    pub fn label(&self) -> &'static str {
+        match self {
+            SendOutcome::Sent { .. } => "sent",
+            SendOutcome::Retryable { .. } => "retryable_error",
+            SendOutcome::Permanent { .. } => "permanent_error",
+        }
+    }
+}
+
+/// One provider: the channel it serves and how to send through it.
+pub trait Provider: Send + Sync {
+    /// The provider's name, as metrics and the `deliveries.provider` column show it.
+    fn name(&self) -> &'static str;
+    fn channel(&self) -> Channel;
+    fn send<'a>(
+        &'a self,
+        message: &'a OutgoingMessage,
+        timeout: Duration,
+    ) -> BoxFuture<'a, SendOutcome>;
 }

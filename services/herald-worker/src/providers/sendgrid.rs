@@ -7,7 +7,10 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
 use super::classify::classify_error_response;
-use super::{classify_transport_error, OutgoingMessage, SendOutcome};
+use futures::future::BoxFuture;
+use herald_domain::Channel;
+
+use super::{classify_transport_error, OutgoingMessage, Provider, SendOutcome};
 
 pub const PROVIDER: &str = "sendgrid";
 
@@ -60,7 +63,7 @@ impl SendGrid {
         }
     }
 
-    pub async fn send(&self, message: &OutgoingMessage, timeout: Duration) -> SendOutcome {
+    async fn send_message(&self, message: &OutgoingMessage, timeout: Duration) -> SendOutcome {
         let request = MailSend {
             personalizations: [Personalization {
                 to: [Address { email: &message.to }],
@@ -99,5 +102,23 @@ impl SendGrid {
             };
         }
         classify_error_response(PROVIDER, response).await
+    }
+}
+
+impl Provider for SendGrid {
+    fn name(&self) -> &'static str {
+        PROVIDER
+    }
+
+    fn channel(&self) -> Channel {
+        Channel::Email
+    }
+
+    fn send<'a>(
+        &'a self,
+        message: &'a OutgoingMessage,
+        timeout: Duration,
+    ) -> BoxFuture<'a, SendOutcome> {
+        Box::pin(self.send_message(message, timeout))
     }
 }

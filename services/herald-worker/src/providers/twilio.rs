@@ -7,10 +7,14 @@ use herald_config::TwilioSettings;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-use super::classify::classify_error_response;
-use super::{classify_transport_error, OutgoingMessage, SendOutcome};
+use super::classify::{classify_error_response, read_capped};
+use futures::future::BoxFuture;
+use herald_domain::Channel;
+
+use super::{classify_transport_error, OutgoingMessage, Provider, SendOutcome};
 
 pub const PROVIDER: &str = "twilio";
+const MAX_RESOURCE_BYTES: usize = 64 * 1024;
 /// Carries the delivery's stable reference. Twilio's Messages API does not deduplicate on it;
 /// it identifies a repeat (see "in doubt" in docs/DESIGN.md), and the simulator can honour it.
 pub const IDEMPOTENCY_HEADER: &str = "I-Twilio-Idempotency-Token";
@@ -53,7 +57,7 @@ impl Twilio {
         }
     }
 
-    pub async fn send(&self, message: &OutgoingMessage, timeout: Duration) -> SendOutcome {
+    async fn send_message(&self, message: &OutgoingMessage, timeout: Duration) -> SendOutcome {
         let form = MessageForm {
             to: &message.to,
             from: &self.from,
@@ -86,9 +90,9 @@ impl Twilio {
             Err(error) => return classify_transport_error(PROVIDER, error),
         };
         if response.status() == reqwest::StatusCode::CREATED {
-            let provider_message_id = response
-                .json::<MessageResource>()
-                .await
+            // A Message resource is about a kilobyte; a provider sending more is not believed.
+            let body = read_capped(response, MAX_RESOURCE_BYTES).await;
+            let provider_message_id = serde_json::from_slice::<MessageResource>(&body)
                 .ok()
                 .map(|resource| resource.sid);
             return SendOutcome::Sent {
@@ -97,5 +101,23 @@ impl Twilio {
             };
         }
         classify_error_response(PROVIDER, response).await
+    }
+}
+
+impl Provider for Twilio {
+    fn name(&self) -> &'static str {
+        PROVIDER
+    }
+
+    fn channel(&self) -> Channel {
+        Channel::Sms
+    }
+
+    fn send<'a>(
+        &'a self,
+        message: &'a OutgoingMessage,
+        timeout: Duration,
+    ) -> BoxFuture<'a, SendOutcome> {
+        Box::pin(self.send_message(message, timeout))
     }
 }

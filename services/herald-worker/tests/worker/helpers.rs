@@ -8,18 +8,18 @@ use std::time::Duration;
 use herald_api::Application;
 use herald_config::Settings;
 use herald_provider_sim::SimulatorConfig;
+use herald_store::Database;
 use herald_worker::Worker;
-use sea_orm::{ConnectionTrait, DatabaseConnection};
 use serde_json::{json, Value};
 use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-pub use herald_testing::{count, env, free_port, TansuBroker};
+pub use herald_testing::{count, env, eventually, execute, free_port, TansuBroker};
 
 pub struct Stack {
     pub settings: Settings,
-    pub database: DatabaseConnection,
+    pub database: Database,
     pub api: String,
     pub simulator: String,
     pub api_key: String,
@@ -51,7 +51,7 @@ pub async fn start_stack(brokers: Option<&str>) -> Stack {
         .map(str::to_owned)
         .unwrap_or_else(|| env("HERALD_TEST_KAFKA_BROKERS"));
     let settings = fresh_settings(&brokers, &simulator).await;
-    let database = herald_store::connect(&settings.database).await.unwrap();
+    let database = herald_testing::connect(&settings).await;
     let name = format!("tenant-{}", Uuid::new_v4().simple());
     let api_key = herald_api::cli::create_tenant(&settings, &name)
         .await
@@ -134,15 +134,16 @@ impl Stack {
         .await
         .unwrap()
         .unwrap();
-        self.database
-            .execute_unprepared(&format!(
+        execute(
+            &self.database,
+            &format!(
                 "INSERT INTO users (tenant_id, id, email, phone) \
                  SELECT '{tenant_id}', 'user-' || i, 'user' || i || '@example.com', '+1415555' || lpad(i::text, 4, '0') \
                  FROM generate_series(0, {}) AS i",
                 count - 1
-            ))
-            .await
-            .unwrap();
+            ),
+        )
+        .await;
     }
 
     pub async fn notify(&self, body: Value) -> String {

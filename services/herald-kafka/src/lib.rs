@@ -1,16 +1,17 @@
-//! Kafka clients of the API: the producer (durability settings live here, in one place) and the
-//! admin operations `create-topics` and `/readyz` need.
+//! Kafka client set-up, once for every Herald process: the producer's durability settings, the
+//! consumer's base configuration, the topics and their retention, and broker reachability.
 
 use std::time::Duration;
 
-use herald_config::KafkaSettings;
+use herald_config::{KafkaSettings, RetentionSettings};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::{FutureProducer, Producer};
 use rdkafka::ClientConfig;
 
-fn base_config(settings: &KafkaSettings) -> ClientConfig {
+/// What every client of the cluster shares: brokers and bounded network waits.
+pub fn base_config(settings: &KafkaSettings) -> ClientConfig {
     let mut config = ClientConfig::new();
     config
         .set("bootstrap.servers", &settings.brokers)
@@ -19,9 +20,13 @@ fn base_config(settings: &KafkaSettings) -> ClientConfig {
     config
 }
 
-pub fn create_producer(settings: &KafkaSettings) -> anyhow::Result<FutureProducer> {
+/// A producer with Herald's durability settings; `client_id` names it in the broker's logs.
+pub fn create_producer(
+    settings: &KafkaSettings,
+    client_id: &str,
+) -> anyhow::Result<FutureProducer> {
     let producer = base_config(settings)
-        .set("client.id", "herald-api")
+        .set("client.id", client_id)
         // Durability: every in-sync replica has the record; retries cannot duplicate or reorder.
         .set(
             "enable.idempotence",
@@ -40,6 +45,12 @@ pub fn create_producer(settings: &KafkaSettings) -> anyhow::Result<FutureProduce
         .set("compression.type", &settings.compression)
         .set("linger.ms", settings.linger_ms.to_string())
         .set("batch.num.messages", "10000")
+        // The API refuses a notification whose record would exceed `max_record_bytes`, so no valid
+        // record is ever refused for its size.
+        .set(
+            "message.max.bytes",
+            settings.producer_message_max_bytes().to_string(),
+        )
         .set(
             "message.timeout.ms",
             settings.message_timeout_ms.to_string(),
@@ -55,16 +66,27 @@ pub fn create_producer(settings: &KafkaSettings) -> anyhow::Result<FutureProduce
     Ok(producer)
 }
 
-/// Creates `topic` with `partitions` partitions; an existing topic is fine.
-pub async fn create_topic(
+/// Creates the notifications topic (`settings.partitions` partitions) and its dead-letter topic,
+/// with Kafka's retention a day shorter than PostgreSQL's; existing topics are fine.
+pub async fn create_topics(
     settings: &KafkaSettings,
-    topic: &str,
-    partitions: i32,
+    retention: &RetentionSettings,
 ) -> anyhow::Result<()> {
     let admin: AdminClient<DefaultClientContext> = base_config(settings).create()?;
-    let new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let retention_ms = retention.kafka_retention_ms().to_string();
+    let dead_letters = herald_domain::envelope::dead_letter_topic(&settings.topic);
+    let topics = [
+        NewTopic::new(
+            &settings.topic,
+            settings.partitions,
+            TopicReplication::Fixed(1),
+        )
+        .set("retention.ms", &retention_ms),
+        NewTopic::new(&dead_letters, 1, TopicReplication::Fixed(1))
+            .set("retention.ms", &retention_ms),
+    ];
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-    for result in admin.create_topics([&new_topic], &options).await? {
+    for result in admin.create_topics(&topics, &options).await? {
         match result {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((name, code)) => anyhow::bail!("creating topic {name} failed: {code}"),

@@ -1,0 +1,425 @@
+//! The state machines of notifications and deliveries. Each status type has **one transition
+//! function**; PostgreSQL holds the same sets as enum types and its triggers allow exactly the moves
+//! `may_become` allows (a test compares them pair by pair). See docs/DESIGN.md, "Typed states".
+
+use sea_orm::{DeriveActiveEnum, EnumIter};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a {kind} cannot move from `{from}` to `{to}`")]
+pub struct InvalidTransition {
+    pub kind: &'static str,
+    pub from: &'static str,
+    pub to: &'static str,
+}
+
+/// Where a notification stands, as the API shows it.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    ToSchema,
+    EnumIter,
+    DeriveActiveEnum,
+)]
+#[serde(rename_all = "snake_case")]
+#[sea_orm(
+    rs_type = "String",
+    db_type = "Enum",
+    enum_name = "notification_status"
+)]
+pub enum NotificationStatus {
+    #[sea_orm(string_value = "scheduled")]
+    Scheduled,
+    #[sea_orm(string_value = "accepted")]
+    Accepted,
+    #[sea_orm(string_value = "processing")]
+    Processing,
+    #[sea_orm(string_value = "delivered")]
+    Delivered,
+    #[sea_orm(string_value = "partially_delivered")]
+    PartiallyDelivered,
+    #[sea_orm(string_value = "failed")]
+    Failed,
+}
+
+/// What happens to a notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotificationEvent {
+    /// A scheduled notification became due.
+    Released,
+    /// Some of its deliveries became final; the counts are the new totals.
+    Progressed(DeliveryProgress),
+}
+
+/// How many of a notification's deliveries are final, and how.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DeliveryProgress {
+    /// Recipients × channels, fixed when the notification is accepted.
+    pub expected: i32,
+    pub sent: i32,
+    pub failed: i32,
+    pub skipped: i32,
+}
+
+impl DeliveryProgress {
+    pub fn finished(&self) -> i32 {
+        self.sent + self.failed + self.skipped
+    }
+
+    /// The status these counts mean.
+    fn status(&self) -> NotificationStatus {
+        debug_assert!(
+            self.finished() <= self.expected,
+            "more final deliveries than expected: {self:?}"
+        );
+        if self.finished() == 0 {
+            return NotificationStatus::Accepted;
+        }
+        if self.finished() < self.expected {
+            return NotificationStatus::Processing;
+        }
+        match (self.sent > 0, self.failed > 0) {
+            (true, false) => NotificationStatus::Delivered,
+            (true, true) => NotificationStatus::PartiallyDelivered,
+            (false, _) => NotificationStatus::Failed,
+        }
+    }
+}
+
+impl NotificationStatus {
+    pub const ALL: [NotificationStatus; 6] = [
+        NotificationStatus::Scheduled,
+        NotificationStatus::Accepted,
+        NotificationStatus::Processing,
+        NotificationStatus::Delivered,
+        NotificationStatus::PartiallyDelivered,
+        NotificationStatus::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotificationStatus::Scheduled => "scheduled",
+            NotificationStatus::Accepted => "accepted",
+            NotificationStatus::Processing => "processing",
+            NotificationStatus::Delivered => "delivered",
+            NotificationStatus::PartiallyDelivered => "partially_delivered",
+            NotificationStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<NotificationStatus> {
+        NotificationStatus::ALL
+            .into_iter()
+            .find(|status| status.as_str() == name)
+    }
+
+    pub fn is_final(self) -> bool {
+        self.rank() == 3
+    }
+
+    /// Forward order; equal ranks are alternatives (the three final outcomes).
+    fn rank(self) -> u8 {
+        match self {
+            NotificationStatus::Scheduled => 0,
+            NotificationStatus::Accepted => 1,
+            NotificationStatus::Processing => 2,
+            NotificationStatus::Delivered
+            | NotificationStatus::PartiallyDelivered
+            | NotificationStatus::Failed => 3,
+        }
+    }
+
+    /// The moves the database allows too: forward only; staying is no move.
+    pub fn may_become(self, next: NotificationStatus) -> bool {
+        next == self || next.rank() > self.rank()
+    }
+
+    /// The one transition function.
+    pub fn transition(
+        self,
+        event: NotificationEvent,
+    ) -> Result<NotificationStatus, InvalidTransition> {
+        let next = match event {
+            NotificationEvent::Released => NotificationStatus::Accepted,
+            NotificationEvent::Progressed(progress) => progress.status(),
+        };
+        if self.may_become(next) {
+            Ok(next)
+        } else {
+            Err(InvalidTransition {
+                kind: "notification",
+                from: self.as_str(),
+                to: next.as_str(),
+            })
+        }
+    }
+
+    /// The status a freshly accepted notification starts in.
+    pub fn initial(scheduled_in_future: bool) -> NotificationStatus {
+        if scheduled_in_future {
+            NotificationStatus::Scheduled
+        } else {
+            NotificationStatus::Accepted
+        }
+    }
+}
+
+/// Where one delivery (notification × recipient × channel) stands.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    ToSchema,
+    EnumIter,
+    DeriveActiveEnum,
+)]
+#[serde(rename_all = "snake_case")]
+#[sea_orm(rs_type = "String", db_type = "Enum", enum_name = "delivery_status")]
+pub enum DeliveryStatus {
+    /// Waiting in `delivery_queue` for a provider lane with room.
+    #[sea_orm(string_value = "queued")]
+    Queued,
+    /// Owned by one worker session; a provider call may be in flight.
+    #[sea_orm(string_value = "sending")]
+    Sending,
+    /// An attempt failed and may succeed later; due at `next_attempt_at`.
+    #[sea_orm(string_value = "retrying")]
+    Retrying,
+    #[sea_orm(string_value = "sent")]
+    Sent,
+    #[sea_orm(string_value = "failed")]
+    Failed,
+    /// Nothing to send: unknown recipient or no address for the channel.
+    #[sea_orm(string_value = "skipped")]
+    Skipped,
+}
+
+/// What happens to a delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryEvent {
+    /// A worker session claims it to send it.
+    Claimed,
+    /// The provider accepted it.
+    Sent,
+    /// The attempt failed in a way that may pass; `will_retry` is false on the last allowed attempt.
+    RetryableFailure { will_retry: bool },
+    /// The provider refused it, or there is nothing left to render it from.
+    PermanentFailure,
+    /// The claim returns unsent (graceful shutdown) or in doubt (its owner died).
+    Released,
+}
+
+impl DeliveryStatus {
+    pub const ALL: [DeliveryStatus; 6] = [
+        DeliveryStatus::Queued,
+        DeliveryStatus::Sending,
+        DeliveryStatus::Retrying,
+        DeliveryStatus::Sent,
+        DeliveryStatus::Failed,
+        DeliveryStatus::Skipped,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Queued => "queued",
+            DeliveryStatus::Sending => "sending",
+            DeliveryStatus::Retrying => "retrying",
+            DeliveryStatus::Sent => "sent",
+            DeliveryStatus::Failed => "failed",
+            DeliveryStatus::Skipped => "skipped",
+        }
+    }
+
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            DeliveryStatus::Sent | DeliveryStatus::Failed | DeliveryStatus::Skipped
+        )
+    }
+
+    /// The moves the database allows too. Staying is no move.
+    pub fn may_become(self, next: DeliveryStatus) -> bool {
+        use DeliveryStatus::*;
+        next == self
+            || matches!(
+                (self, next),
+                (Queued | Retrying, Sending) | (Sending, Sent | Retrying | Failed | Queued)
+            )
+    }
+
+    /// The one transition function.
+    pub fn transition(self, event: DeliveryEvent) -> Result<DeliveryStatus, InvalidTransition> {
+        let next = match event {
+            DeliveryEvent::Claimed => DeliveryStatus::Sending,
+            DeliveryEvent::Sent => DeliveryStatus::Sent,
+            DeliveryEvent::RetryableFailure { will_retry: true } => DeliveryStatus::Retrying,
+            DeliveryEvent::RetryableFailure { will_retry: false }
+            | DeliveryEvent::PermanentFailure => DeliveryStatus::Failed,
+            DeliveryEvent::Released => DeliveryStatus::Queued,
+        };
+        // Every event moves: claiming or releasing twice would mean two owners, not a no-op.
+        if next != self && self.may_become(next) {
+            return Ok(next);
+        }
+        Err(InvalidTransition {
+            kind: "delivery",
+            from: self.as_str(),
+            to: next.as_str(),
+        })
+    }
+}
+
+/// What one provider call came to.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    ToSchema,
+    EnumIter,
+    DeriveActiveEnum,
+)]
+#[serde(rename_all = "snake_case")]
+#[sea_orm(rs_type = "String", db_type = "Enum", enum_name = "attempt_outcome")]
+pub enum AttemptOutcome {
+    #[sea_orm(string_value = "sent")]
+    Sent,
+    #[sea_orm(string_value = "retryable_error")]
+    RetryableError,
+    #[sea_orm(string_value = "permanent_error")]
+    PermanentError,
+    /// A retryable error on the last allowed attempt.
+    #[sea_orm(string_value = "gave_up")]
+    GaveUp,
+    /// The worker making the call died before recording its outcome.
+    #[sea_orm(string_value = "in_doubt")]
+    InDoubt,
+}
+
+impl AttemptOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptOutcome::Sent => "sent",
+            AttemptOutcome::RetryableError => "retryable_error",
+            AttemptOutcome::PermanentError => "permanent_error",
+            AttemptOutcome::GaveUp => "gave_up",
+            AttemptOutcome::InDoubt => "in_doubt",
+        }
+    }
+
+    /// The delivery event this outcome is.
+    pub fn event(self, will_retry: bool) -> DeliveryEvent {
+        match self {
+            AttemptOutcome::Sent => DeliveryEvent::Sent,
+            AttemptOutcome::RetryableError | AttemptOutcome::GaveUp => {
+                DeliveryEvent::RetryableFailure { will_retry }
+            }
+            AttemptOutcome::PermanentError => DeliveryEvent::PermanentFailure,
+            AttemptOutcome::InDoubt => DeliveryEvent::Released,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn progress(expected: i32, sent: i32, failed: i32, skipped: i32) -> NotificationEvent {
+        NotificationEvent::Progressed(DeliveryProgress {
+            expected,
+            sent,
+            failed,
+            skipped,
+        })
+    }
+
+    #[test]
+    fn notifications_move_forward_to_the_status_their_counts_mean() {
+        use NotificationStatus::*;
+        assert_eq!(Accepted.transition(progress(3, 1, 0, 0)), Ok(Processing));
+        assert_eq!(Processing.transition(progress(3, 2, 0, 1)), Ok(Delivered));
+        assert_eq!(
+            Processing.transition(progress(3, 2, 1, 0)),
+            Ok(PartiallyDelivered)
+        );
+        assert_eq!(Accepted.transition(progress(2, 0, 1, 1)), Ok(Failed));
+        assert_eq!(Accepted.transition(progress(1, 0, 0, 1)), Ok(Failed));
+        assert_eq!(
+            Scheduled.transition(NotificationEvent::Released),
+            Ok(Accepted)
+        );
+        assert_eq!(Processing.transition(progress(3, 2, 0, 0)), Ok(Processing));
+    }
+
+    #[test]
+    fn notifications_never_move_back_or_between_final_outcomes() {
+        use NotificationStatus::*;
+        assert!(Delivered.transition(progress(3, 1, 0, 0)).is_err());
+        assert!(Processing.transition(NotificationEvent::Released).is_err());
+        assert!(!Failed.may_become(Delivered));
+        assert!(!Delivered.may_become(Accepted));
+        assert!(Accepted.may_become(Delivered));
+    }
+
+    #[test]
+    fn deliveries_follow_their_state_machine() {
+        use DeliveryStatus::*;
+        assert_eq!(Queued.transition(DeliveryEvent::Claimed), Ok(Sending));
+        assert_eq!(Retrying.transition(DeliveryEvent::Claimed), Ok(Sending));
+        assert_eq!(Sending.transition(DeliveryEvent::Sent), Ok(Sent));
+        assert_eq!(
+            Sending.transition(DeliveryEvent::RetryableFailure { will_retry: true }),
+            Ok(Retrying)
+        );
+        assert_eq!(
+            Sending.transition(DeliveryEvent::RetryableFailure { will_retry: false }),
+            Ok(Failed)
+        );
+        assert_eq!(Sending.transition(DeliveryEvent::Released), Ok(Queued));
+        assert!(
+            Sending.transition(DeliveryEvent::Claimed).is_err(),
+            "two owners"
+        );
+        assert!(Sent.transition(DeliveryEvent::Claimed).is_err());
+        assert!(Skipped.transition(DeliveryEvent::Sent).is_err());
+        assert!(Queued.transition(DeliveryEvent::Sent).is_err());
+        assert!(Failed.transition(DeliveryEvent::Released).is_err());
+    }
+
+    #[test]
+    fn every_allowed_transition_is_reachable_through_an_event_and_no_other() {
+        use DeliveryStatus::*;
+        let events = [
+            DeliveryEvent::Claimed,
+            DeliveryEvent::Sent,
+            DeliveryEvent::RetryableFailure { will_retry: true },
+            DeliveryEvent::RetryableFailure { will_retry: false },
+            DeliveryEvent::PermanentFailure,
+            DeliveryEvent::Released,
+        ];
+        for from in DeliveryStatus::ALL {
+            for to in DeliveryStatus::ALL {
+                let by_event = events.iter().any(|event| from.transition(*event) == Ok(to));
+                let allowed = from != to && from.may_become(to);
+                assert_eq!(by_event, allowed, "{from:?} -> {to:?}");
+            }
+        }
+        assert!(!Sent.may_become(Queued) && !Skipped.may_become(Sending));
+    }
+}

@@ -1,0 +1,103 @@
+//! Storage bounds (docs/DESIGN.md, "Storage bounds and retention"): daily partitions made ahead
+//! and dropped whole after the retention, and expired idempotency keys. Run by one replica at a
+//! time, under a session-level advisory lock.
+
+use chrono::NaiveDate;
+use sea_orm::{
+    ConnectionTrait, DatabaseBackend, FromQueryResult, Statement, TransactionTrait, Value,
+};
+
+use crate::database::{Database, StoreError};
+
+/// Any number unique to Herald's maintenance, for `pg_try_advisory_xact_lock`.
+const MAINTENANCE_LOCK: i64 = 0x4845_5241_4c44_0001;
+
+/// What one maintenance pass did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct MaintenanceReport {
+    /// Another replica held the lock: nothing was done.
+    pub skipped: bool,
+    pub partitions_created: i32,
+    pub days_dropped: Vec<NaiveDate>,
+    /// Days past the retention that still hold a notification that is not final.
+    pub days_blocked: Vec<NaiveDate>,
+}
+
+/// Creates the partitions for `[today - 1, today + premake_days]` and drops the days before
+/// `today - retention_days`, in one transaction that holds the maintenance lock. Waits at most
+/// `lock_timeout_ms` for a table lock, so ingest never queues behind maintenance for long.
+pub async fn maintain_partitions(
+    database: &Database,
+    today: NaiveDate,
+    premake_days: u32,
+    retention_days: u32,
+) -> Result<MaintenanceReport, StoreError> {
+    #[derive(FromQueryResult)]
+    struct Locked {
+        locked: bool,
+    }
+    #[derive(FromQueryResult)]
+    struct Created {
+        created: i32,
+    }
+    #[derive(FromQueryResult)]
+    struct Day {
+        day: NaiveDate,
+        dropped: bool,
+    }
+    let first_day = today - chrono::Days::new(1);
+    let last_day = today + chrono::Days::new(u64::from(premake_days));
+    let keep_from = today - chrono::Days::new(u64::from(retention_days));
+    database
+        .run("maintenance.partitions", async {
+            let transaction = database.connection().begin().await?;
+            let locked = Locked::find_by_statement(Statement::from_sql_and_values(
+                DatabaseBackend::Postgres,
+                "SELECT pg_try_advisory_xact_lock($1) AS locked",
+                [Value::from(MAINTENANCE_LOCK)],
+            ))
+            .one(&transaction)
+            .await?
+            .is_some_and(|row| row.locked);
+            if !locked {
+                return Ok(MaintenanceReport {
+                    skipped: true,
+                    ..MaintenanceReport::default()
+                });
+            }
+            transaction
+                .execute_unprepared("SET LOCAL lock_timeout = '2s'")
+                .await?;
+            let created = Created::find_by_statement(Statement::from_sql_and_values(
+                DatabaseBackend::Postgres,
+                "SELECT herald_ensure_partitions($1, $2) AS created",
+                [Value::from(first_day), Value::from(last_day)],
+            ))
+            .one(&transaction)
+            .await?
+            .map_or(0, |row| row.created);
+            let days = Day::find_by_statement(Statement::from_sql_and_values(
+                DatabaseBackend::Postgres,
+                "SELECT day, dropped FROM herald_drop_expired_partitions($1)",
+                [Value::from(keep_from)],
+            ))
+            .all(&transaction)
+            .await?;
+            transaction.commit().await?;
+            Ok(MaintenanceReport {
+                skipped: false,
+                partitions_created: created,
+                days_dropped: days
+                    .iter()
+                    .filter(|day| day.dropped)
+                    .map(|day| day.day)
+                    .collect(),
+                days_blocked: days
+                    .iter()
+                    .filter(|day| !day.dropped)
+                    .map(|day| day.day)
+                    .collect(),
+            })
+        })
+        .await
+}

@@ -1,0 +1,52 @@
+//! The one Prometheus registry of a process. Every crate registers its metrics here, as statics
+//! forced at start-up, so `/metrics` lists each of them before its first use.
+
+use once_cell::sync::Lazy;
+use prometheus::{
+    register_int_counter_vec_with_registry, Encoder, IntCounterVec, Registry, TextEncoder,
+};
+
+pub static REGISTRY: Lazy<Registry> = Lazy::new(|| {
+    let registry = Registry::new();
+    #[cfg(target_os = "linux")]
+    {
+        let process = prometheus::process_collector::ProcessCollector::for_self();
+        let _ = registry.register(Box::new(process));
+    }
+    registry
+});
+
+pub static TASK_RESTARTS: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec_with_registry!(
+        "herald_task_restarts_total",
+        "Long-running tasks restarted after a panic, by task.",
+        &["task"],
+        REGISTRY
+    )
+    .expect("registering herald_task_restarts_total")
+});
+
+pub static PANICS_CAUGHT: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec_with_registry!(
+        "herald_panics_caught_total",
+        "Panics caught around one unit of work (a record, a send, a flush), by where.",
+        &["site"],
+        REGISTRY
+    )
+    .expect("registering herald_panics_caught_total")
+});
+
+pub fn register_all() {
+    Lazy::force(&TASK_RESTARTS);
+    Lazy::force(&PANICS_CAUGHT);
+}
+
+/// The registry in the text exposition format.
+pub fn encode_text() -> Result<Vec<u8>, prometheus::Error> {
+    let mut buffer = Vec::new();
+    TextEncoder::new().encode(&REGISTRY.gather(), &mut buffer)?;
+    Ok(buffer)
+}
+
+/// The content type of [`encode_text`].
+pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4";

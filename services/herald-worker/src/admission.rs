@@ -1,0 +1,271 @@
+//! Admission of a partition batch (docs/DESIGN.md, "Admission"): records → deliveries in
+//! PostgreSQL, claimed for a lane with room or queued, in one statement per batch.
+//!
+//! A record that cannot be processed (undecodable, unknown version, notification gone, refused by
+//! the database, or panicking the code that processes it) is parked, found by bisecting the batch,
+//! so it never stops its partition. Only an unavailable database makes the batch wait and retry.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use herald_domain::{DeliveryStatus, NotificationEnvelope};
+use herald_store::deliveries::{self, DeliveryKey, NewDelivery};
+use herald_store::StoreError;
+use herald_telemetry::supervise::catch_panic;
+use rdkafka::message::{Message, OwnedMessage};
+use uuid::Uuid;
+
+use crate::context::WorkerContext;
+use crate::lane::{HeldDelivery, Lane, Reservation};
+use crate::metrics;
+use crate::parking::{park, ParkReason, Parking};
+use crate::recipients::RecipientKey;
+use crate::work::{address_for, delivery_id};
+
+enum BatchError {
+    /// Retry the same batch later.
+    Unavailable(StoreError),
+    /// The database refused something in the batch: bisect.
+    Refused(StoreError),
+}
+
+/// Admits the records; parks those that cannot be processed. An error means the database is
+/// unavailable: retry the same records later.
+pub async fn admit_records(
+    context: &WorkerContext,
+    records: &[OwnedMessage],
+) -> Result<(), StoreError> {
+    admit_bisecting(context, records.iter().collect()).await
+}
+
+fn admit_bisecting<'a>(
+    context: &'a WorkerContext,
+    records: Vec<&'a OwnedMessage>,
+) -> Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send + 'a>> {
+    Box::pin(async move {
+        let (reason, detail) = match catch_panic("admission", admit_batch(context, &records)).await
+        {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(BatchError::Unavailable(error))) => return Err(error),
+            Ok(Err(BatchError::Refused(error))) => (ParkReason::Refused, error.to_string()),
+            Err(panic) => (
+                ParkReason::Panicked,
+                format!("processing it panicked: {panic}"),
+            ),
+        };
+        if records.len() > 1 {
+            tracing::warn!(records = records.len(), %detail, "admission failed on some record; bisecting the batch");
+            let mut first_half = records;
+            let second_half = first_half.split_off(first_half.len() / 2);
+            admit_bisecting(context, first_half).await?;
+            return admit_bisecting(context, second_half).await;
+        }
+        park(
+            &context.database,
+            vec![Parking::new(records[0], reason, detail)],
+        )
+        .await
+    })
+}
+
+/// A sendable delivery of the batch, with the lane room reserved for it (if there was any).
+struct Planned {
+    lane: Arc<Lane>,
+    reservation: Option<Reservation>,
+    tenant_id: Uuid,
+    user_id: String,
+    accepted_at: chrono::DateTime<chrono::Utc>,
+    content: Arc<herald_store::notifications::NotificationContent>,
+    address: String,
+}
+
+async fn admit_batch(context: &WorkerContext, records: &[&OwnedMessage]) -> Result<(), BatchError> {
+    let mut parkings = Vec::new();
+    let mut envelopes: Vec<(&OwnedMessage, NotificationEnvelope)> =
+        Vec::with_capacity(records.len());
+    for record in records {
+        match NotificationEnvelope::decode(record.payload().unwrap_or_default()) {
+            Ok(envelope) => envelopes.push((record, envelope)),
+            Err(error) => {
+                let reason = match error {
+                    herald_domain::envelope::EnvelopeError::UnknownVersion(_) => {
+                        ParkReason::UnknownVersion
+                    }
+                    herald_domain::envelope::EnvelopeError::Undecodable(_) => {
+                        ParkReason::Undecodable
+                    }
+                };
+                parkings.push(Parking::new(record, reason, error.to_string()));
+            }
+        }
+    }
+
+    let notification_ids: Vec<Uuid> = envelopes
+        .iter()
+        .map(|(_, envelope)| envelope.notification_id)
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let contents = context
+        .contents
+        .load(&notification_ids)
+        .await
+        .map_err(BatchError::Unavailable)?;
+    envelopes.retain(|(record, envelope)| {
+        if contents.contains_key(&envelope.notification_id) {
+            return true;
+        }
+        parkings.push(Parking::new(
+            record,
+            ParkReason::NotificationMissing,
+            format!(
+                "notification {} does not exist (past the retention, or another database)",
+                envelope.notification_id
+            ),
+        ));
+        false
+    });
+    park(&context.database, parkings)
+        .await
+        .map_err(BatchError::Unavailable)?;
+
+    let keys: Vec<RecipientKey> = envelopes
+        .iter()
+        .map(|(_, envelope)| (envelope.tenant_id, envelope.user_id.to_string()))
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let recipients = context
+        .recipients
+        .resolve(&keys)
+        .await
+        .map_err(BatchError::Unavailable)?;
+
+    let mut new_deliveries = Vec::new();
+    let mut planned: HashMap<DeliveryKey, Planned> = HashMap::new();
+    let mut lanes_with_queued_work: Vec<Arc<Lane>> = Vec::new();
+    for (_, envelope) in &envelopes {
+        let content = &contents[&envelope.notification_id];
+        let recipient = recipients.get(&(envelope.tenant_id, envelope.user_id.to_string()));
+        for channel in content.channels() {
+            let key = DeliveryKey {
+                notification_id: envelope.notification_id,
+                id: delivery_id(envelope.notification_id, &envelope.user_id, channel),
+            };
+            if planned.contains_key(&key) {
+                // The same record twice in one batch (a republished outbox batch).
+                continue;
+            }
+            let Some(lane) = context.lanes.for_channel(channel) else {
+                tracing::error!(
+                    channel = channel.as_str(),
+                    "no provider serves this channel"
+                );
+                continue;
+            };
+            let (status, last_error, address) = match address_for(recipient, channel) {
+                Err(reason) => (DeliveryStatus::Skipped, Some(reason), None),
+                Ok(address) => {
+                    let reservation = lane.try_reserve(content.weight());
+                    let status = if reservation.is_some() {
+                        DeliveryStatus::Sending
+                    } else {
+                        DeliveryStatus::Queued
+                    };
+                    if status == DeliveryStatus::Queued
+                        && !lanes_with_queued_work
+                            .iter()
+                            .any(|queued| Arc::ptr_eq(queued, lane))
+                    {
+                        lanes_with_queued_work.push(lane.clone());
+                    }
+                    planned.insert(
+                        key,
+                        Planned {
+                            lane: lane.clone(),
+                            reservation,
+                            tenant_id: envelope.tenant_id,
+                            user_id: envelope.user_id.to_string(),
+                            accepted_at: envelope.accepted_at,
+                            content: content.clone(),
+                            address: address.clone(),
+                        },
+                    );
+                    (status, None, Some(address))
+                }
+            };
+            debug_assert_eq!(address.is_some(), status != DeliveryStatus::Skipped);
+            new_deliveries.push(NewDelivery {
+                notification_id: key.notification_id,
+                id: key.id,
+                tenant_id: envelope.tenant_id,
+                user_id: envelope.user_id.to_string(),
+                channel,
+                provider: lane.provider(),
+                status,
+                last_error,
+            });
+        }
+    }
+
+    let session = context.session.id();
+    let send_batch = Uuid::now_v7();
+    let admitted = deliveries::admit(&context.database, session, send_batch, &new_deliveries)
+        .await
+        .map_err(|error| {
+            if error.may_be_caused_by_rows() {
+                BatchError::Refused(error)
+            } else {
+                BatchError::Unavailable(error)
+            }
+        })?;
+    let existing =
+        new_deliveries.len() - admitted.sending.len() - admitted.queued - admitted.skipped;
+    metrics::ADMITTED
+        .with_label_values(&["sending"])
+        .inc_by(admitted.sending.len() as u64);
+    metrics::ADMITTED
+        .with_label_values(&["queued"])
+        .inc_by(admitted.queued as u64);
+    metrics::ADMITTED
+        .with_label_values(&["skipped"])
+        .inc_by(admitted.skipped as u64);
+    metrics::ADMITTED
+        .with_label_values(&["existing"])
+        .inc_by(existing as u64);
+
+    context
+        .recorder
+        .expect(send_batch, admitted.sending.len())
+        .await;
+    for key in admitted.sending {
+        let Some(plan) = planned.remove(&key) else {
+            continue;
+        };
+        let Some(reservation) = plan.reservation else {
+            debug_assert!(false, "a sending delivery always has its reservation");
+            continue;
+        };
+        plan.lane.hand_over(HeldDelivery {
+            key,
+            attempt: 1,
+            session,
+            send_batch,
+            tenant_id: plan.tenant_id,
+            user_id: plan.user_id,
+            channel: plan.lane.channel(),
+            accepted_at: plan.accepted_at,
+            content: plan.content,
+            address: plan.address,
+            reservation,
+        });
+    }
+    // What is left in `planned` already existed or was queued: its reservations are given back here.
+    drop(planned);
+    for lane in lanes_with_queued_work {
+        lane.note_queued_work();
+    }
+    Ok(())
+}

@@ -1,0 +1,68 @@
+//! Notification content, read once from PostgreSQL and cached in process (bounded in bytes): a
+//! notification to 10,000 recipients is rendered from one read.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use herald_store::notifications::{self, NotificationContent};
+use herald_store::{Database, StoreError};
+use moka::future::Cache;
+use uuid::Uuid;
+
+use crate::metrics;
+
+const CONTENT_TTL: Duration = Duration::from_secs(600);
+
+#[derive(Clone)]
+pub struct ContentCache {
+    database: Database,
+    cache: Cache<Uuid, Arc<NotificationContent>>,
+}
+
+impl ContentCache {
+    pub fn new(database: Database, max_bytes: u64) -> ContentCache {
+        ContentCache {
+            database,
+            cache: Cache::builder()
+                .max_capacity(max_bytes)
+                .weigher(|_id, content: &Arc<NotificationContent>| {
+                    u32::try_from(content.weight()).unwrap_or(u32::MAX)
+                })
+                .time_to_live(CONTENT_TTL)
+                .build(),
+        }
+    }
+
+    /// The content of the notifications that exist among `ids`; missing ones are absent.
+    pub async fn load(
+        &self,
+        ids: &[Uuid],
+    ) -> Result<HashMap<Uuid, Arc<NotificationContent>>, StoreError> {
+        let mut found = HashMap::with_capacity(ids.len());
+        let mut misses = Vec::new();
+        for id in ids {
+            match self.cache.get(id).await {
+                Some(content) => {
+                    found.insert(*id, content);
+                }
+                None => misses.push(*id),
+            }
+        }
+        metrics::CACHE_LOOKUPS
+            .with_label_values(&["content", "hit"])
+            .inc_by(found.len() as u64);
+        metrics::CACHE_LOOKUPS
+            .with_label_values(&["content", "miss"])
+            .inc_by(misses.len() as u64);
+        if misses.is_empty() {
+            return Ok(found);
+        }
+        for content in notifications::load_content(&self.database, &misses).await? {
+            let content = Arc::new(content);
+            self.cache.insert(content.id, content.clone()).await;
+            found.insert(content.id, content);
+        }
+        Ok(found)
+    }
+}

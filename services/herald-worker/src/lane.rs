@@ -1,0 +1,365 @@
+//! A provider lane: the bulkhead of one provider (docs/DESIGN.md, "Provider lanes").
+//!
+//! Its own bounds: deliveries held (waiting in memory or in flight, in number and in bytes), requests
+//! in flight, a token-bucket rate limit and a timeout. Admission reserves room without waiting; what
+//! finds no room is queued in PostgreSQL and pumped in when room frees up. So a slow, rate-limited or
+//! failing provider holds only its own lane, and a claim is taken only when it can be sent soon.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use herald_config::LaneSettings;
+use herald_domain::{AttemptOutcome, Channel, DeliveryEvent, DeliveryStatus};
+use herald_store::deliveries::{DeliveryKey, RecordedAttempt};
+use herald_store::notifications::NotificationContent;
+use herald_telemetry::supervise::catch_panic;
+use tokio::sync::{mpsc, Mutex, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use uuid::Uuid;
+
+use crate::backoff::RetryPolicy;
+use crate::metrics;
+use crate::providers::{Provider, SendOutcome};
+use crate::recorder::{Outcome, RecorderHandle};
+use crate::session::{SendPermission, Session};
+use crate::work::render_message;
+
+/// Bytes of content one lane's held deliveries may pin in memory (each delivery counts its
+/// notification's content, shared or not: a conservative bound).
+const MAX_HELD_BYTES: usize = 64 * 1024 * 1024;
+
+/// Room in a lane, taken before a delivery is claimed for it and given back when its send is over.
+pub struct Reservation {
+    _held: OwnedSemaphorePermit,
+    _bytes: OwnedSemaphorePermit,
+}
+
+/// A delivery this worker owns and will send through a lane.
+pub struct HeldDelivery {
+    pub key: DeliveryKey,
+    pub attempt: i32,
+    /// The session it was claimed under: if that session is lost, it is never sent.
+    pub session: Uuid,
+    pub send_batch: Uuid,
+    pub tenant_id: Uuid,
+    pub user_id: String,
+    pub channel: Channel,
+    pub accepted_at: DateTime<Utc>,
+    pub content: Arc<NotificationContent>,
+    pub address: String,
+    pub reservation: Reservation,
+}
+
+pub struct Lane {
+    provider: Arc<dyn Provider>,
+    timeout: Duration,
+    capacity: usize,
+    held: Arc<Semaphore>,
+    held_bytes: Arc<Semaphore>,
+    in_flight: Arc<Semaphore>,
+    max_in_flight: usize,
+    rate: DefaultDirectRateLimiter,
+    intake: mpsc::UnboundedSender<HeldDelivery>,
+    waiting: Mutex<mpsc::UnboundedReceiver<HeldDelivery>>,
+    /// Admission queued deliveries in PostgreSQL for this lane: the pump should look now.
+    queued_work: Notify,
+}
+
+impl Lane {
+    pub fn new(provider: Arc<dyn Provider>, settings: LaneSettings) -> Lane {
+        let (intake, waiting) = mpsc::unbounded_channel();
+        let per_second = NonZeroU32::new(settings.requests_per_second).unwrap_or(NonZeroU32::MIN);
+        Lane {
+            provider,
+            timeout: Duration::from_millis(settings.timeout_ms),
+            capacity: settings.max_held,
+            held: Arc::new(Semaphore::new(settings.max_held)),
+            held_bytes: Arc::new(Semaphore::new(MAX_HELD_BYTES)),
+            in_flight: Arc::new(Semaphore::new(settings.max_in_flight)),
+            max_in_flight: settings.max_in_flight,
+            rate: RateLimiter::direct(Quota::per_second(per_second)),
+            intake,
+            waiting: Mutex::new(waiting),
+            queued_work: Notify::new(),
+        }
+    }
+
+    pub fn provider(&self) -> &'static str {
+        self.provider.name()
+    }
+
+    pub fn channel(&self) -> Channel {
+        self.provider.channel()
+    }
+
+    /// How many more deliveries the lane can hold now.
+    pub fn room(&self) -> usize {
+        self.held.available_permits()
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Room for one delivery whose content weighs `bytes`, without waiting.
+    pub fn try_reserve(&self, bytes: usize) -> Option<Reservation> {
+        let held = self.held.clone().try_acquire_owned().ok()?;
+        let bytes = self
+            .held_bytes
+            .clone()
+            .try_acquire_many_owned(bytes_permits(bytes))
+            .ok()?;
+        self.publish_gauges();
+        Some(Reservation {
+            _held: held,
+            _bytes: bytes,
+        })
+    }
+
+    /// Room for up to `count` deliveries, without waiting; their bytes are taken once known, with
+    /// [`Lane::complete_reservation`].
+    pub fn try_reserve_held(&self, count: usize) -> Vec<OwnedSemaphorePermit> {
+        let mut permits = Vec::with_capacity(count);
+        for _ in 0..count {
+            match self.held.clone().try_acquire_owned() {
+                Ok(permit) => permits.push(permit),
+                Err(_) => break,
+            }
+        }
+        self.publish_gauges();
+        permits
+    }
+
+    /// Completes a reservation made with [`Lane::try_reserve_held`] once the content's weight is
+    /// known (waiting for bytes: only the queue pump does this).
+    pub async fn complete_reservation(
+        &self,
+        held: OwnedSemaphorePermit,
+        bytes: usize,
+    ) -> Reservation {
+        let bytes = self
+            .held_bytes
+            .clone()
+            .acquire_many_owned(bytes_permits(bytes))
+            .await
+            .expect("the lane's byte budget is never closed");
+        Reservation {
+            _held: held,
+            _bytes: bytes,
+        }
+    }
+
+    pub fn hand_over(&self, delivery: HeldDelivery) {
+        // The receiver lives as long as the lane: a send cannot fail.
+        let _ = self.intake.send(delivery);
+    }
+
+    pub fn note_queued_work(&self) {
+        self.queued_work.notify_one();
+    }
+
+    pub async fn queued_work(&self) {
+        self.queued_work.notified().await;
+    }
+
+    fn publish_gauges(&self) {
+        let provider = self.provider.name();
+        metrics::LANE_HELD
+            .with_label_values(&[provider])
+            .set((self.capacity - self.held.available_permits()) as i64);
+        metrics::LANE_IN_FLIGHT
+            .with_label_values(&[provider])
+            .set((self.max_in_flight - self.in_flight.available_permits()) as i64);
+    }
+
+    /// Sends what the lane holds until `drain` is cancelled and nothing is waiting, or until
+    /// `abandon` is cancelled; returns what was never sent (to release). Sends run on `sends`.
+    pub async fn run(
+        self: Arc<Self>,
+        session: Arc<Session>,
+        recorder: RecorderHandle,
+        retry_policy: RetryPolicy,
+        sends: TaskTracker,
+        drain: CancellationToken,
+        abandon: CancellationToken,
+    ) -> Vec<HeldDelivery> {
+        let mut waiting = self.waiting.lock().await;
+        loop {
+            let next = tokio::select! {
+                biased;
+                _ = abandon.cancelled() => break,
+                next = waiting.recv() => next,
+                _ = drain.cancelled(), if waiting.is_empty() => break,
+            };
+            let Some(delivery) = next else { break };
+            // Wait for a slot and a token; then make sure the session still allows the call.
+            let slot = tokio::select! {
+                slot = self.in_flight.clone().acquire_owned() => slot.expect("never closed"),
+                _ = abandon.cancelled() => { return leftovers(delivery, &mut waiting); }
+            };
+            let waited = Instant::now();
+            tokio::select! {
+                _ = self.rate.until_ready() => {}
+                _ = abandon.cancelled() => { return leftovers(delivery, &mut waiting); }
+            }
+            metrics::RATE_LIMIT_WAIT_SECONDS
+                .with_label_values(&[self.provider.name()])
+                .observe(waited.elapsed().as_secs_f64());
+            match session.wait_for_permission(delivery.session).await {
+                SendPermission::Yes => {}
+                _ => {
+                    // Claimed under a lost session: someone else will send it; never us.
+                    tracing::warn!(delivery_id = %delivery.key.id, "dropping a delivery of a lost session");
+                    continue;
+                }
+            }
+            self.publish_gauges();
+            let lane = self.clone();
+            let recorder = recorder.clone();
+            sends.spawn(async move {
+                let outcome = lane.send(delivery, retry_policy).await;
+                drop(slot);
+                recorder.submit(outcome).await;
+                lane.publish_gauges();
+            });
+        }
+        let mut rest = Vec::new();
+        while let Ok(delivery) = waiting.try_recv() {
+            rest.push(delivery);
+        }
+        rest
+    }
+
+    /// One provider call and what it means for the delivery.
+    async fn send(&self, delivery: HeldDelivery, retry_policy: RetryPolicy) -> Outcome {
+        let provider = self.provider.name();
+        let message = render_message(delivery.key.id, &delivery.address, &delivery.content);
+        let started_at = Utc::now();
+        let started = Instant::now();
+        let outcome = catch_panic("provider_send", self.provider.send(&message, self.timeout))
+            .await
+            .unwrap_or_else(|panic| SendOutcome::Retryable {
+                error: format!("the {provider} client panicked: {panic}"),
+                http_status: None,
+                retry_after: None,
+            });
+        metrics::PROVIDER_REQUEST_SECONDS
+            .with_label_values(&[provider])
+            .observe(started.elapsed().as_secs_f64());
+        metrics::PROVIDER_REQUESTS
+            .with_label_values(&[provider, outcome.label()])
+            .inc();
+        let attempt = attempt_record(&delivery, provider, outcome, retry_policy, started_at);
+        metrics::DELIVERIES
+            .with_label_values(&[delivery.channel.as_str(), provider, attempt.status.as_str()])
+            .inc();
+        if attempt.status == DeliveryStatus::Sent {
+            let since_accept = (Utc::now() - delivery.accepted_at)
+                .to_std()
+                .unwrap_or_default();
+            metrics::ACCEPT_TO_SENT_SECONDS.observe(since_accept.as_secs_f64());
+        }
+        Outcome {
+            session: delivery.session,
+            send_batch: delivery.send_batch,
+            tenant_id: delivery.tenant_id,
+            user_id: delivery.user_id,
+            channel: delivery.channel,
+            attempt,
+        }
+    }
+}
+
+fn leftovers(
+    first: HeldDelivery,
+    waiting: &mut mpsc::UnboundedReceiver<HeldDelivery>,
+) -> Vec<HeldDelivery> {
+    let mut rest = vec![first];
+    while let Ok(delivery) = waiting.try_recv() {
+        rest.push(delivery);
+    }
+    rest
+}
+
+fn bytes_permits(bytes: usize) -> u32 {
+    u32::try_from(bytes.clamp(1, MAX_HELD_BYTES)).unwrap_or(u32::MAX)
+}
+
+/// The attempt to record for a provider's answer, with the delivery's next status from the
+/// domain's transition function.
+pub fn attempt_record(
+    delivery: &HeldDelivery,
+    provider: &'static str,
+    outcome: SendOutcome,
+    retry_policy: RetryPolicy,
+    started_at: DateTime<Utc>,
+) -> RecordedAttempt {
+    let (outcome_kind, event, provider_message_id, http_status, error, retry_delay) = match outcome
+    {
+        SendOutcome::Sent {
+            provider_message_id,
+            http_status,
+        } => (
+            AttemptOutcome::Sent,
+            DeliveryEvent::Sent,
+            provider_message_id,
+            Some(i32::from(http_status)),
+            None,
+            None,
+        ),
+        SendOutcome::Permanent { error, http_status } => (
+            AttemptOutcome::PermanentError,
+            DeliveryEvent::PermanentFailure,
+            None,
+            http_status.map(i32::from),
+            Some(error),
+            None,
+        ),
+        SendOutcome::Retryable {
+            error,
+            http_status,
+            retry_after,
+        } => match retry_policy.delay_after(delivery.attempt, retry_after) {
+            Some(delay) => (
+                AttemptOutcome::RetryableError,
+                DeliveryEvent::RetryableFailure { will_retry: true },
+                None,
+                http_status.map(i32::from),
+                Some(error),
+                Some(delay),
+            ),
+            None => (
+                AttemptOutcome::GaveUp,
+                DeliveryEvent::RetryableFailure { will_retry: false },
+                None,
+                http_status.map(i32::from),
+                Some(format!(
+                    "gave up after {} attempts: {error}",
+                    delivery.attempt
+                )),
+                None,
+            ),
+        },
+    };
+    let status = DeliveryStatus::Sending
+        .transition(event)
+        .expect("every attempt outcome moves a sending delivery");
+    RecordedAttempt {
+        notification_id: delivery.key.notification_id,
+        id: delivery.key.id,
+        attempt: delivery.attempt,
+        status,
+        outcome: outcome_kind,
+        provider,
+        provider_message_id,
+        http_status,
+        error,
+        retry_delay_ms: retry_delay.map(|delay| delay.as_millis().min(i64::MAX as u128) as i64),
+        started_at,
+        finished_at: Utc::now(),
+    }
+}

@@ -1,0 +1,207 @@
+//! The queue pump of a lane: claims due `delivery_queue` entries (overflow from admission, retries,
+//! in-doubt takeovers) for the lane's provider, only as far as the lane has room, so a claim is
+//! never taken that cannot be sent soon.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use herald_domain::{AttemptOutcome, DeliveryEvent, DeliveryStatus};
+use herald_store::deliveries::{self, ClaimedDelivery, RecordedAttempt};
+use herald_store::StoreError;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::context::WorkerContext;
+use crate::lane::{HeldDelivery, Lane};
+use crate::metrics;
+use crate::recipients::RecipientKey;
+use crate::recorder::Outcome;
+use crate::session::SendPermission;
+use crate::work::address_for;
+
+/// Deliveries claimed per statement, at most.
+const CLAIM_BATCH: usize = 500;
+const RELOAD_PAUSE: Duration = Duration::from_millis(500);
+
+pub async fn run_pump(
+    context: Arc<WorkerContext>,
+    lane: Arc<Lane>,
+    interval: Duration,
+    stop: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = lane.queued_work() => {}
+            _ = stop.cancelled() => return,
+        }
+        while !stop.is_cancelled() {
+            match pump_once(&context, &lane, &stop).await {
+                Ok(true) => continue,
+                Ok(false) => break,
+                Err(error) => {
+                    tracing::warn!(%error, provider = lane.provider(), "claiming queued deliveries failed");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Claims one batch; returns whether more may be waiting (the claim was full).
+async fn pump_once(
+    context: &WorkerContext,
+    lane: &Arc<Lane>,
+    stop: &CancellationToken,
+) -> Result<bool, StoreError> {
+    let session = context.session.id();
+    if context.session.permission(session) != SendPermission::Yes {
+        return Ok(false);
+    }
+    let mut held = lane.try_reserve_held(lane.room().min(CLAIM_BATCH));
+    if held.is_empty() {
+        return Ok(false);
+    }
+    let wanted = held.len();
+    let send_batch = Uuid::now_v7();
+    let claimed = deliveries::claim_queued(
+        &context.database,
+        session,
+        lane.provider(),
+        wanted,
+        send_batch,
+    )
+    .await?;
+    if claimed.is_empty() {
+        return Ok(false);
+    }
+    metrics::QUEUE_CLAIMED
+        .with_label_values(&[lane.provider()])
+        .inc_by(claimed.len() as u64);
+    context.recorder.expect(send_batch, claimed.len()).await;
+
+    // These deliveries are ours now: keep trying to load what they need (the heartbeat keeps them
+    // ours meanwhile), unless the worker stops (then the session's takeover returns them).
+    let (contents, recipients) = loop {
+        match load_for(context, &claimed).await {
+            Ok(loaded) => break loaded,
+            Err(error) if !stop.is_cancelled() => {
+                tracing::warn!(%error, "loading claimed deliveries failed; retrying");
+                tokio::time::sleep(RELOAD_PAUSE).await;
+            }
+            Err(error) => return Err(error),
+        }
+    };
+    for delivery in claimed {
+        let Some(held_slot) = held.pop() else { break };
+        let content = contents.get(&delivery.notification_id);
+        let recipient = recipients.get(&(delivery.tenant_id, delivery.user_id.clone()));
+        let (Some(content), Some(channel)) = (content, delivery.channel()) else {
+            fail_without_call(
+                context,
+                lane,
+                &delivery,
+                session,
+                send_batch,
+                "the notification no longer exists",
+            )
+            .await;
+            continue;
+        };
+        let address = match address_for(recipient, channel) {
+            Ok(address) => address,
+            Err(reason) => {
+                fail_without_call(context, lane, &delivery, session, send_batch, &reason).await;
+                continue;
+            }
+        };
+        let reservation = lane.complete_reservation(held_slot, content.weight()).await;
+        lane.hand_over(HeldDelivery {
+            key: delivery.key(),
+            attempt: delivery.attempts,
+            session,
+            send_batch,
+            tenant_id: delivery.tenant_id,
+            user_id: delivery.user_id,
+            channel,
+            accepted_at: content.created_at,
+            content: content.clone(),
+            address,
+            reservation,
+        });
+    }
+    Ok(wanted == CLAIM_BATCH)
+}
+
+type Loaded = (
+    std::collections::HashMap<Uuid, Arc<herald_store::notifications::NotificationContent>>,
+    std::collections::HashMap<RecipientKey, herald_store::users::Recipient>,
+);
+
+async fn load_for(
+    context: &WorkerContext,
+    claimed: &[ClaimedDelivery],
+) -> Result<Loaded, StoreError> {
+    let ids: Vec<Uuid> = claimed
+        .iter()
+        .map(|delivery| delivery.notification_id)
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let keys: Vec<RecipientKey> = claimed
+        .iter()
+        .map(|delivery| (delivery.tenant_id, delivery.user_id.clone()))
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let contents = context.contents.load(&ids).await?;
+    let recipients = context.recipients.resolve(&keys).await?;
+    Ok((contents, recipients))
+}
+
+/// A claimed delivery with nothing left to send it from: failed, without a provider call.
+async fn fail_without_call(
+    context: &WorkerContext,
+    lane: &Lane,
+    delivery: &ClaimedDelivery,
+    session: Uuid,
+    send_batch: Uuid,
+    reason: &str,
+) {
+    let now = Utc::now();
+    let status = DeliveryStatus::Sending
+        .transition(DeliveryEvent::PermanentFailure)
+        .unwrap_or(DeliveryStatus::Failed);
+    let Some(channel) = delivery.channel() else {
+        return;
+    };
+    metrics::DELIVERIES
+        .with_label_values(&[channel.as_str(), lane.provider(), status.as_str()])
+        .inc();
+    context
+        .recorder
+        .submit(Outcome {
+            session,
+            send_batch,
+            tenant_id: delivery.tenant_id,
+            user_id: delivery.user_id.clone(),
+            channel,
+            attempt: RecordedAttempt {
+                notification_id: delivery.notification_id,
+                id: delivery.id,
+                attempt: delivery.attempts,
+                status,
+                outcome: AttemptOutcome::PermanentError,
+                provider: lane.provider(),
+                provider_message_id: None,
+                http_status: None,
+                error: Some(format!("nothing to send: {reason}")),
+                retry_delay_ms: None,
+                started_at: now,
+                finished_at: now,
+            },
+        })
+        .await;
+}
