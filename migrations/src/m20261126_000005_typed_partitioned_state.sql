@@ -242,9 +242,10 @@ BEGIN
                                       'delivery_attempts'] LOOP
             partition_name := parent || '_' || to_char(day, 'YYYYMMDD');
             CONTINUE WHEN to_regclass(partition_name) IS NOT NULL;
-            -- Room on every page for updated row versions (HOT updates).
+            -- Room on every page for updated row versions (HOT updates): a delivery is updated
+            -- about once after its insert, so half of each page is kept free for that.
             storage := CASE parent WHEN 'notification_states' THEN ' WITH (fillfactor = 70)'
-                                   WHEN 'deliveries' THEN ' WITH (fillfactor = 80)'
+                                   WHEN 'deliveries' THEN ' WITH (fillfactor = 50)'
                                    ELSE '' END;
             BEGIN
                 EXECUTE format('CREATE TABLE %I PARTITION OF %I FOR VALUES FROM (%L) TO (%L)%s',
@@ -305,7 +306,7 @@ $$;
 -- Rows outside every premade day (a clock far off) land here rather than fail.
 CREATE TABLE notifications_default PARTITION OF notifications DEFAULT;
 CREATE TABLE notification_states_default PARTITION OF notification_states DEFAULT WITH (fillfactor = 70);
-CREATE TABLE deliveries_default PARTITION OF deliveries DEFAULT WITH (fillfactor = 80);
+CREATE TABLE deliveries_default PARTITION OF deliveries DEFAULT WITH (fillfactor = 50);
 CREATE TABLE delivery_attempts_default PARTITION OF delivery_attempts DEFAULT;
 
 SELECT herald_ensure_partitions(current_date - 1, current_date + 7);

@@ -403,6 +403,25 @@ pub async fn take_over_dead_sessions(
     struct TakenOver {
         in_doubt: i64,
     }
+    #[derive(FromQueryResult)]
+    struct Dead {
+        dead: bool,
+    }
+    // The takeover touches every partition of `deliveries`; ask the small table first.
+    let any_dead = Dead::find_by_statement(Statement::from_sql_and_values(
+        DatabaseBackend::Postgres,
+        "SELECT EXISTS (SELECT 1 FROM worker_sessions WHERE heartbeat_at < now() - $1 * interval '1 millisecond') AS dead",
+        [Value::from(lease.as_millis() as i64)],
+    ));
+    let any_dead = database
+        .run(
+            "deliveries.any_dead_session",
+            any_dead.one(database.connection()),
+        )
+        .await?;
+    if !any_dead.is_some_and(|row| row.dead) {
+        return Ok(0);
+    }
     let statement = Statement::from_sql_and_values(
         DatabaseBackend::Postgres,
         r#"

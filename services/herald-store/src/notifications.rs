@@ -328,6 +328,8 @@ pub struct NotificationContent {
     pub body: String,
     pub data: JsonValue,
     pub created_at: DateTime<Utc>,
+    /// Recipients × channels.
+    pub deliveries: i32,
 }
 
 impl NotificationContent {
@@ -355,7 +357,8 @@ pub async fn load_content(
     let statement = Statement::from_sql_and_values(
         DatabaseBackend::Postgres,
         r#"
-SELECT n.id, n.tenant_id, n.channels::text[] AS channels, n.subject, n.body, n.data, n.created_at
+SELECT n.id, n.tenant_id, n.channels::text[] AS channels, n.subject, n.body, n.data, n.created_at,
+       cardinality(n.user_ids) * cardinality(n.channels) AS deliveries
 FROM unnest($1::uuid[]) AS wanted(id) JOIN notifications n ON n.id = wanted.id
 "#,
         [Value::from(notification_ids.to_vec())],

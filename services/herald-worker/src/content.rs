@@ -60,7 +60,10 @@ impl ContentCache {
         }
         for content in notifications::load_content(&self.database, &misses).await? {
             let content = Arc::new(content);
-            self.cache.insert(content.id, content.clone()).await;
+            // A notification with one delivery is read once: caching it would only cost.
+            if content.deliveries > 1 {
+                self.cache.insert(content.id, content.clone()).await;
+            }
             found.insert(content.id, content);
         }
         Ok(found)
