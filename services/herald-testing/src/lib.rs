@@ -254,6 +254,18 @@ where
     false
 }
 
+/// The sum of a metric's samples in a Prometheus text exposition (all label sets).
+pub fn metric_value(exposition: &str, name: &str) -> f64 {
+    exposition
+        .lines()
+        .filter(|line| {
+            line.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 pub struct RawRecord {
     pub key: Vec<u8>,
     pub partition: i32,

@@ -19,7 +19,7 @@ pub enum FaultKind {
     /// 500 in the provider's error shape.
     #[default]
     ServerError,
-    /// 429 with `Retry-After: 1`.
+    /// 429 with `Retry-After` (`retry_after`, default `1`).
     RateLimit,
     /// Hold the request for `timeout_hold_ms`, then 504.
     Timeout,
@@ -50,6 +50,9 @@ pub struct ProviderBehaviour {
     /// neither SendGrid's mail/send nor Twilio's Messages API deduplicates, and the simulator is
     /// faithful unless a test asks for the idempotent model.
     pub honour_idempotency_reference: bool,
+    /// The `Retry-After` a rate limit answers with, verbatim: seconds, an HTTP-date, or anything a
+    /// misbehaving provider might send.
+    pub retry_after: String,
 }
 
 impl Default for ProviderBehaviour {
@@ -64,6 +67,7 @@ impl Default for ProviderBehaviour {
             fail_next: 0,
             fail_next_kind: FaultKind::ServerError,
             honour_idempotency_reference: false,
+            retry_after: "1".to_owned(),
         }
     }
 }

@@ -16,7 +16,11 @@ pub enum Admission {
     Replayed {
         original_message_id: String,
     },
-    Fault(FaultKind),
+    /// A fault; `retry_after` is the `Retry-After` a rate limit answers with.
+    Fault {
+        kind: FaultKind,
+        retry_after: String,
+    },
 }
 
 pub struct ProviderSimulation {
@@ -65,15 +69,22 @@ impl ProviderSimulation {
     /// still sent it. Returns how to answer, after the wait.
     pub async fn admit(&self, deliveries: impl FnOnce() -> Vec<DeliveryRecord>) -> Admission {
         let (fault_roll, jitter_roll) = (roll(), roll());
-        let (fate, honour_references) = {
+        let (fate, honour_references, retry_after) = {
             let mut behaviour = lock(&self.behaviour);
             let fate = behaviour.decide_fate(fault_roll, jitter_roll);
-            (fate, behaviour.honour_idempotency_reference)
+            (
+                fate,
+                behaviour.honour_idempotency_reference,
+                behaviour.retry_after.clone(),
+            )
         };
         let admission = match fate.fault {
             Some(fault) => {
                 lock(&self.records).count_fault(fault);
-                Admission::Fault(fault)
+                Admission::Fault {
+                    kind: fault,
+                    retry_after,
+                }
             }
             None => {
                 let deliveries = deliveries();

@@ -13,7 +13,8 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 pub use herald_testing::{
-    count, env, eventually, execute, free_port, fresh_settings, wait_for_port, TansuBroker,
+    count, env, eventually, execute, free_port, fresh_settings, metric_value, wait_for_port,
+    TansuBroker,
 };
 
 pub struct TestApp {

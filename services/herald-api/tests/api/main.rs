@@ -4,6 +4,9 @@
 mod durability;
 mod errors;
 mod helpers;
+mod hostile;
+mod relay;
+mod storage;
 mod idempotency;
 mod ingest;
 mod reads;

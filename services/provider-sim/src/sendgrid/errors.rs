@@ -95,14 +95,14 @@ pub async fn method_not_allowed() -> HttpResponse {
 }
 
 /// The answer to a simulated fault.
-pub fn fault(kind: FaultKind) -> HttpResponse {
+pub fn fault(kind: FaultKind, retry_after: &str) -> HttpResponse {
     match kind {
         FaultKind::ServerError => error_response(
             StatusCode::INTERNAL_SERVER_ERROR,
             &[FieldError::general("Internal server error")],
         ),
         FaultKind::RateLimit => HttpResponse::TooManyRequests()
-            .insert_header((RETRY_AFTER, "1"))
+            .insert_header((RETRY_AFTER, retry_after))
             .json(ErrorBody {
                 errors: &[FieldError::general("too many requests")],
             }),

@@ -81,7 +81,7 @@ async fn send_mail(
         .admit(|| delivery_records(&mail, &message_id, now))
         .await;
     match admission {
-        Admission::Fault(fault) => errors::fault(fault),
+        Admission::Fault { kind, retry_after } => errors::fault(kind, &retry_after),
         Admission::Accepted => HttpResponse::Accepted()
             .insert_header(("X-Message-Id", message_id))
             .finish(),

@@ -77,7 +77,7 @@ pub async fn method_not_allowed() -> HttpResponse {
 }
 
 /// The answer to a simulated fault.
-pub fn fault(kind: FaultKind) -> HttpResponse {
+pub fn fault(kind: FaultKind, retry_after: &str) -> HttpResponse {
     match kind {
         FaultKind::ServerError => TwilioError {
             status: StatusCode::INTERNAL_SERVER_ERROR,
@@ -92,10 +92,9 @@ pub fn fault(kind: FaultKind) -> HttpResponse {
                 message: "Too Many Requests".to_owned(),
             }
             .response();
-            response.headers_mut().insert(
-                RETRY_AFTER,
-                actix_web::http::header::HeaderValue::from_static("1"),
-            );
+            if let Ok(value) = actix_web::http::header::HeaderValue::from_str(retry_after) {
+                response.headers_mut().insert(RETRY_AFTER, value);
+            }
             response
         }
         FaultKind::Timeout => TwilioError {

@@ -86,7 +86,7 @@ async fn create_message(
         })
         .await;
     let sid = match admission {
-        Admission::Fault(fault) => return errors::fault(fault),
+        Admission::Fault { kind, retry_after } => return errors::fault(kind, &retry_after),
         Admission::Accepted => sid,
         Admission::Replayed {
             original_message_id,

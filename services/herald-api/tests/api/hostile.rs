@@ -1,0 +1,284 @@
+//! A hostile or careless client must get a clear error and cost nobody else anything: the input
+//! PostgreSQL or Kafka would refuse is refused up front, and what the database still refuses fails
+//! only its own request.
+
+use std::time::Duration;
+
+use futures::future::join_all;
+use serde_json::{json, Value};
+use tokio::io::AsyncWriteExt;
+
+use crate::helpers::*;
+
+fn items_of(count: usize) -> Vec<Value> {
+    (0..count)
+        .map(|index| notification(&[&format!("batch-user-{index}")]))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_megabyte_of_data_is_refused_on_its_own_and_the_rest_of_its_batch_is_published() {
+    let app = spawn_app().await;
+    let mut items = items_of(6);
+    items[3]["data"]["blob"] = json!("x".repeat(1_200_000));
+
+    let response = app
+        .post_json("/v1/notifications/batch", &json!({ "notifications": items }))
+        .await;
+    assert_eq!(response.status(), 202);
+    let body = json(response).await;
+    assert_eq!(body["accepted"], 5, "{}", body["results"][3]);
+    let refused = &body["results"][3]["error"];
+    assert_eq!(refused["code"], "validation_failed");
+    assert_eq!(refused["details"][0]["field"], "notifications[3].data");
+    assert!(refused["details"][0]["problem"]
+        .as_str()
+        .unwrap()
+        .contains("65536"));
+
+    let records = consume(
+        &app.settings.kafka.brokers,
+        &app.settings.kafka.topic,
+        5,
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(ids_on_topic(&records).len(), 5, "every accepted item reaches the topic");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn nul_anywhere_postgresql_would_refuse_it_is_a_422_naming_the_field() {
+    let app = spawn_app().await;
+    let cases: [(&str, Value); 5] = [
+        ("content.body", json!({"content": {"subject": "s", "body": "a\u{0}b"}})),
+        ("content.subject", json!({"content": {"subject": "s\u{0}", "body": "b"}})),
+        ("data.machine", json!({"data": {"value": 1, "machine": "press\u{0}4"}})),
+        ("data", json!({"data": {"value": 1, "machine": "m", "k\u{0}": 1}})),
+        ("idempotency_key", json!({"idempotency_key": "key\u{0}"})),
+    ];
+    for (field, overrides) in cases {
+        let mut body = notification(&["u1"]);
+        for (key, value) in overrides.as_object().unwrap() {
+            body[key] = value.clone();
+        }
+        let response = app.post_notification(&body).await;
+        assert_eq!(response.status(), 422, "{field}");
+        let error = json(response).await;
+        assert!(
+            error["error"]["details"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|detail| detail["field"] == field),
+            "{field}: {error}"
+        );
+    }
+    assert_eq!(app.count("SELECT count(*) FROM notifications").await, 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_row_the_database_refuses_fails_only_its_own_request_whatever_shares_its_commit() {
+    let app = spawn_app_with(|settings| {
+        // A long linger puts everyone's submissions into the same commit batches.
+        settings.ingest.linger_ms = 50;
+    })
+    .await;
+    // A refusal validation cannot foresee, standing in for whatever PostgreSQL may refuse next.
+    execute(
+        &app.database,
+        "ALTER TABLE notifications ADD CONSTRAINT no_poison CHECK (body NOT LIKE '%poison%')",
+    )
+    .await;
+    let (_, other_key) = create_tenant(&app.settings, &app.database, "other").await;
+    let poisoned = json!({"user_ids": ["p"], "channels": ["sms"], "content": {"body": "poison"}});
+
+    let good_bodies: Vec<Value> = (0..40)
+        .map(|index| notification(&[&format!("good-{index}")]))
+        .collect();
+    let good = good_bodies.iter().map(|body| app.post_notification(body));
+    let bad = (0..5).map(|_| {
+        app.client
+            .post(format!("{}/v1/notifications", app.address))
+            .bearer_auth(&other_key)
+            .json(&poisoned)
+            .send()
+    });
+    let (good, bad) = tokio::join!(join_all(good), join_all(bad));
+    for response in good {
+        assert_eq!(response.status(), 202, "another tenant's refused row cost nothing");
+    }
+    for response in bad {
+        let response = response.unwrap();
+        assert_eq!(response.status(), 422);
+        let error = json(response).await;
+        assert!(error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("database refused"));
+    }
+
+    // In a batch request, only the refused item.
+    let mut items = items_of(9);
+    items.insert(4, poisoned.clone());
+    let response = app
+        .post_json("/v1/notifications/batch", &json!({ "notifications": items }))
+        .await;
+    let body = json(response).await;
+    assert_eq!(body["accepted"], 9, "{body}");
+    assert_eq!(body["results"][4]["error"]["code"], "validation_failed");
+
+    assert_eq!(app.count("SELECT count(*) FROM notifications").await, 49);
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metric_value(&metrics, "herald_ingest_bisections_total") >= 1.0,
+        "the shared batches were bisected"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_idempotency_key_on_a_batch_names_each_item_and_makes_the_batch_safe_to_retry() {
+    let app = spawn_app().await;
+    let mut items = items_of(3);
+    items[2]["idempotency_key"] = json!("own-key");
+    let send = || {
+        app.client
+            .post(format!("{}/v1/notifications/batch", app.address))
+            .bearer_auth(&app.api_key)
+            .header("Idempotency-Key", "batch-7")
+            .json(&json!({ "notifications": items }))
+            .send()
+    };
+    let first = json(send().await.unwrap()).await;
+    let second = json(send().await.unwrap()).await;
+    for index in 0..3 {
+        assert_eq!(first["results"][index]["id"], second["results"][index]["id"]);
+    }
+    assert_eq!(app.count("SELECT count(*) FROM notifications").await, 3);
+    let keys = app
+        .count(
+            "SELECT count(*) FROM idempotency_keys WHERE key IN ('batch-7:0', 'batch-7:1', 'own-key')",
+        )
+        .await;
+    assert_eq!(keys, 3);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_statement_timeout_is_a_503_with_retry_after() {
+    let app = spawn_app_with(|settings| settings.database.statement_timeout_ms = 300).await;
+    // Another session holds the table, so the list query runs into the statement timeout.
+    let blocker = herald_testing::connect(&app.settings).await;
+    let transaction = sea_orm::TransactionTrait::begin(blocker.connection()).await.unwrap();
+    sea_orm::ConnectionTrait::execute_unprepared(
+        &transaction,
+        "LOCK TABLE notification_states IN ACCESS EXCLUSIVE MODE",
+    )
+    .await
+    .unwrap();
+
+    let response = app.get("/v1/notifications").await;
+    assert_eq!(response.status(), 503);
+    assert!(response.headers().contains_key("retry-after"));
+    assert_eq!(json(response).await["error"]["code"], "unavailable");
+    transaction.rollback().await.unwrap();
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_revoked_key_stops_working_at_once() {
+    let app = spawn_app().await;
+    assert_eq!(app.get("/v1/notifications").await.status(), 200);
+    assert!(herald_api::cli::revoke_key(&app.settings, &app.api_key)
+        .await
+        .unwrap());
+    let refused = eventually(Duration::from_secs(2), || async {
+        app.get("/v1/notifications").await.status() == 401
+    })
+    .await;
+    assert!(refused, "the key's cached acceptance is forgotten on revocation");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_guessing_keys_is_throttled_while_known_keys_keep_working() {
+    let app = spawn_app().await;
+    // Known before the guessing starts, as a busy client's key would be.
+    assert_eq!(app.get("/v1/notifications").await.status(), 200);
+    let mut statuses = Vec::new();
+    for guess in 0..40 {
+        let response = app
+            .client
+            .get(format!("{}/v1/notifications", app.address))
+            .bearer_auth(format!("hk_guess_{guess}"))
+            .send()
+            .await
+            .unwrap();
+        if response.status() == 429 {
+            assert!(response.headers().contains_key("retry-after"));
+        }
+        statuses.push(response.status().as_u16());
+    }
+    assert_eq!(statuses[0], 401);
+    assert_eq!(*statuses.last().unwrap(), 429, "{statuses:?}");
+    assert_eq!(app.get("/v1/notifications").await.status(), 200);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn request_bytes_in_flight_are_bounded_in_bytes() {
+    let app = spawn_app_with(|settings| {
+        settings.server.max_body_bytes = 32 * 1024;
+        settings.ingest.max_bytes_in_flight = 64 * 1024;
+    })
+    .await;
+    // Two clients announce 30 KB bodies and send them slowly: 60 of the 64 KiB are held.
+    let port: u16 = app.address.rsplit(':').next().unwrap().parse().unwrap();
+    let mut slow_clients = Vec::new();
+    for _ in 0..2 {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let head = format!(
+            "POST /v1/notifications HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {}\r\n\
+             Content-Type: application/json\r\nContent-Length: 30000\r\n\r\n{{\"user_ids\"",
+            app.api_key
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        slow_clients.push(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // 8 KB more than the 5.5 KB left.
+    let mut probe = notification(&["u1"]);
+    probe["data"]["padding"] = json!("p".repeat(8000));
+    let response = app.post_notification(&probe).await;
+    assert_eq!(response.status(), 503, "the byte budget is spent");
+    assert!(response.headers().contains_key("retry-after"));
+    drop(slow_clients);
+    let accepted = eventually(Duration::from_secs(5), || async {
+        app.post_notification(&probe).await.status() == 202
+    })
+    .await;
+    assert!(accepted, "the budget comes back when those requests end");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_bad_setting_stops_the_binary_with_one_line_naming_it() {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_herald-api"))
+        .arg("serve")
+        .env("HERALD_WORKER__LEASE_MS", "10")
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|line| !line.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(
+        lines[0].starts_with("error: invalid setting `worker.lease_ms`"),
+        "{stderr}"
+    );
+}

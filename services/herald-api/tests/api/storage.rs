@@ -1,0 +1,171 @@
+//! The database holds the domain's state machines and stays bounded: its triggers allow exactly the
+//! moves the Rust transition functions allow, whole days are dropped after the retention, and
+//! idempotency keys expire.
+
+use std::time::Duration;
+
+use chrono::{Days, NaiveDate, Utc};
+use herald_domain::{DeliveryStatus, NotificationStatus};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::helpers::*;
+
+/// Whether an UPDATE is accepted.
+async fn accepted(app: &TestApp, sql: &str) -> bool {
+    sea_orm::ConnectionTrait::execute_unprepared(app.database.connection(), sql)
+        .await
+        .is_ok()
+}
+
+#[tokio::test]
+async fn the_database_allows_exactly_the_moves_the_domain_allows() {
+    let app = spawn_app().await;
+    for from in DeliveryStatus::ALL {
+        for to in DeliveryStatus::ALL {
+            let notification_id = Uuid::now_v7();
+            let id = Uuid::new_v4();
+            execute(
+                &app.database,
+                &format!(
+                    "INSERT INTO deliveries (notification_id, id, tenant_id, user_id, channel, provider, status) \
+                     VALUES ('{notification_id}', '{id}', '{}', 'u', 'sms', 'twilio', '{}')",
+                    app.tenant_id,
+                    from.as_str()
+                ),
+            )
+            .await;
+            let update = format!(
+                "UPDATE deliveries SET status = '{}' WHERE notification_id = '{notification_id}' AND id = '{id}'",
+                to.as_str()
+            );
+            assert_eq!(
+                accepted(&app, &update).await,
+                from.may_become(to),
+                "delivery {from:?} -> {to:?}"
+            );
+        }
+    }
+    for from in NotificationStatus::ALL {
+        for to in NotificationStatus::ALL {
+            let id = Uuid::now_v7();
+            execute(
+                &app.database,
+                &format!(
+                    "INSERT INTO notification_states (id, tenant_id, status, deliveries_expected, updated_at) \
+                     VALUES ('{id}', '{}', '{}', 1, now())",
+                    app.tenant_id,
+                    from.as_str()
+                ),
+            )
+            .await;
+            let update = format!(
+                "UPDATE notification_states SET status = '{}' WHERE id = '{id}'",
+                to.as_str()
+            );
+            assert_eq!(
+                accepted(&app, &update).await,
+                from.may_become(to),
+                "notification {from:?} -> {to:?}"
+            );
+        }
+    }
+    // Counters can never claim more final deliveries than there are.
+    let id = Uuid::now_v7();
+    execute(
+        &app.database,
+        &format!(
+            "INSERT INTO notification_states (id, tenant_id, status, deliveries_expected, updated_at) \
+             VALUES ('{id}', '{}', 'accepted', 2, now())",
+            app.tenant_id
+        ),
+    )
+    .await;
+    assert!(
+        !accepted(
+            &app,
+            &format!("UPDATE notification_states SET deliveries_sent = 3 WHERE id = '{id}'")
+        )
+        .await
+    );
+    app.stop().await;
+}
+
+fn id_on(day: NaiveDate) -> Uuid {
+    let millis = day.and_hms_opt(12, 0, 0).unwrap().and_utc().timestamp_millis() as u64;
+    Uuid::new_v7(uuid::Timestamp::from_unix(
+        uuid::NoContext,
+        millis / 1000,
+        ((millis % 1000) * 1_000_000) as u32,
+    ))
+}
+
+#[tokio::test]
+async fn days_past_the_retention_are_dropped_whole_unless_they_hold_unfinished_notifications() {
+    let app = spawn_app().await;
+    let today = Utc::now().date_naive();
+    let (finished_day, unfinished_day, empty_day) = (
+        today - Days::new(40),
+        today - Days::new(39),
+        today - Days::new(38),
+    );
+    execute(
+        &app.database,
+        &format!("SELECT herald_ensure_partitions('{finished_day}', '{empty_day}')"),
+    )
+    .await;
+    for (day, status) in [(finished_day, "delivered"), (unfinished_day, "processing")] {
+        let id = id_on(day);
+        execute(
+            &app.database,
+            &format!(
+                "INSERT INTO notifications (id, tenant_id, user_ids, channels, body, priority, request_hash, created_at) \
+                 VALUES ('{id}', '{tenant}', ARRAY['u'], '{{sms}}', 'b', 'normal', '\\x00', '{day}'); \
+                 INSERT INTO notification_states (id, tenant_id, status, deliveries_expected, updated_at) \
+                 VALUES ('{id}', '{tenant}', '{status}', 1, now())",
+                tenant = app.tenant_id
+            ),
+        )
+        .await;
+    }
+
+    let report = herald_store::maintenance::maintain_partitions(&app.database, today, 7, 30)
+        .await
+        .unwrap();
+    assert!(!report.skipped);
+    assert_eq!(report.days_dropped, vec![finished_day, empty_day]);
+    assert_eq!(report.days_blocked, vec![unfinished_day]);
+    let remaining = |day: NaiveDate| format!("SELECT count(*) FROM pg_class WHERE relname LIKE '%\\_{}'", day.format("%Y%m%d"));
+    assert_eq!(app.count(&remaining(finished_day)).await, 0, "all four tables' partitions dropped");
+    assert_eq!(app.count(&remaining(unfinished_day)).await, 4);
+    assert_eq!(app.count(&remaining(today + Days::new(7))).await, 4, "premade ahead");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_idempotency_key_can_be_used_again_after_its_window() {
+    let app = spawn_app().await;
+    let mut first = notification(&["u1"]);
+    first["idempotency_key"] = json!("weekly-report");
+    assert_eq!(app.post_notification(&first).await.status(), 202);
+    let mut changed = first.clone();
+    changed["data"]["value"] = json!(8);
+    assert_eq!(app.post_notification(&changed).await.status(), 409);
+
+    execute(
+        &app.database,
+        "UPDATE idempotency_keys SET created_at = now() - interval '2 days'",
+    )
+    .await;
+    let expired = herald_store::notifications::expire_idempotency_keys(
+        &app.database,
+        Duration::from_secs(24 * 3600),
+        100,
+    )
+    .await
+    .unwrap();
+    assert_eq!(expired, 1);
+    assert_eq!(app.post_notification(&changed).await.status(), 202);
+    assert_eq!(app.count("SELECT count(*) FROM notifications").await, 2);
+    app.stop().await;
+}
