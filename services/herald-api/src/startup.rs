@@ -61,7 +61,7 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         metrics::register_all();
         let database = connect_database(&settings).await?;
-        let redis = herald_store::cache::connect_redis(&settings.redis).await?;
+        let redis = herald_store::cache::Redis::new(&settings.redis)?;
         let producer = herald_kafka::create_producer(&settings.kafka, "herald-api")?;
 
         let shutdown = CancellationToken::new();
@@ -140,7 +140,6 @@ impl Application {
         let state = web::Data::new(AppState {
             database,
             redis,
-            redis_timeout: Duration::from_millis(settings.redis.timeout_ms),
             producer: producer.clone(),
             topic: settings.kafka.topic.clone(),
             ingest: IngestHandle::new(

@@ -1,7 +1,5 @@
 //! What handlers share.
 
-use std::time::Duration;
-
 use herald_domain::ValidationLimits;
 use herald_store::Database;
 use rdkafka::producer::FutureProducer;
@@ -10,8 +8,7 @@ use crate::ingest::{IngestHandle, RequestBytes};
 
 pub struct AppState {
     pub database: Database,
-    pub redis: redis::aio::ConnectionManager,
-    pub redis_timeout: Duration,
+    pub redis: herald_store::cache::Redis,
     pub producer: FutureProducer,
     pub topic: String,
     pub ingest: IngestHandle,

@@ -139,6 +139,7 @@ pub struct WorkerSettings {
     pub instance_id: Option<String>,
     pub batch_size: usize,
     pub batch_linger_ms: u64,
+    pub session_timeout_ms: u64,
     pub partition_buffer_kbytes: usize,
     pub lease_ms: u64,
     pub max_attempts: i32,

@@ -117,6 +117,12 @@ impl Settings {
                 ),
             ));
         }
+        if !(6000..=300_000).contains(&self.worker.session_timeout_ms) {
+            return Err(invalid(
+                "worker.session_timeout_ms",
+                "must be between 6000 and 300000 (the brokers' usual group limits)",
+            ));
+        }
         if self.worker.batch_size == 0 || self.worker.partition_buffer_kbytes == 0 {
             return Err(invalid(
                 "worker.batch_size",

@@ -5,7 +5,8 @@
 //! version, atomically in Redis. So a worker that read a user just before it changed can never
 //! write the old version back over the new one.
 
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use herald_config::RedisSettings;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -14,19 +15,119 @@ use uuid::Uuid;
 
 use crate::users::Recipient;
 
-/// Every Herald process opens Redis the same way: bounded connect and response times, a few
-/// reconnection attempts.
-pub async fn connect_redis(settings: &RedisSettings) -> redis::RedisResult<ConnectionManager> {
-    let timeout = Duration::from_millis(settings.timeout_ms);
-    let client = redis::Client::open(settings.url.expose_secret())?;
-    ConnectionManager::new_with_config(
-        client,
-        ConnectionManagerConfig::new()
-            .set_connection_timeout(timeout)
-            .set_response_timeout(timeout)
-            .set_number_of_retries(2),
-    )
-    .await
+/// Rebuilds of the connection at most this often.
+const REBUILD_PAUSE: Duration = Duration::from_secs(1);
+
+/// Redis as every Herald process uses it: bounded connect and response times, and a connection
+/// that heals itself. The process starts without Redis and connects in the background; a call that
+/// fails or times out has the connection rebuilt (redis-rs's manager was seen to stay broken after
+/// a Redis restart). Callers get an error, never a wait beyond the timeout.
+#[derive(Clone)]
+pub struct Redis {
+    inner: Arc<RedisInner>,
+}
+
+struct RedisInner {
+    client: redis::Client,
+    timeout: Duration,
+    state: Mutex<ConnectionState>,
+}
+
+struct ConnectionState {
+    connection: Option<ConnectionManager>,
+    rebuilding: bool,
+    last_rebuild: Option<Instant>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("redis is unavailable: {0}")]
+pub struct RedisUnavailable(pub String);
+
+impl Redis {
+    /// A handle that connects in the background; only an unusable URL is an error. Call it from
+    /// within a Tokio runtime.
+    pub fn new(settings: &RedisSettings) -> redis::RedisResult<Redis> {
+        let redis = Redis {
+            inner: Arc::new(RedisInner {
+                client: redis::Client::open(settings.url.expose_secret())?,
+                timeout: Duration::from_millis(settings.timeout_ms),
+                state: Mutex::new(ConnectionState {
+                    connection: None,
+                    rebuilding: false,
+                    last_rebuild: None,
+                }),
+            }),
+        };
+        redis.rebuild();
+        Ok(redis)
+    }
+
+    /// Runs one call within the timeout; a failure has the connection rebuilt.
+    pub async fn call<T, F, Fut>(&self, call: F) -> Result<T, RedisUnavailable>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        let connection = self
+            .inner
+            .state
+            .lock()
+            .expect("redis state poisoned")
+            .connection
+            .clone();
+        let Some(connection) = connection else {
+            self.rebuild();
+            return Err(RedisUnavailable("not connected".into()));
+        };
+        match tokio::time::timeout(self.inner.timeout, call(connection)).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => {
+                self.rebuild();
+                Err(RedisUnavailable(error.to_string()))
+            }
+            Err(_) => {
+                self.rebuild();
+                Err(RedisUnavailable(format!(
+                    "no answer within {:?}",
+                    self.inner.timeout
+                )))
+            }
+        }
+    }
+
+    /// Replaces the connection in the background, at most once per pause.
+    fn rebuild(&self) {
+        {
+            let mut state = self.inner.state.lock().expect("redis state poisoned");
+            let too_soon = state
+                .last_rebuild
+                .is_some_and(|last| last.elapsed() < REBUILD_PAUSE);
+            if state.rebuilding || too_soon {
+                return;
+            }
+            state.rebuilding = true;
+            state.last_rebuild = Some(Instant::now());
+        }
+        let inner = self.inner.clone();
+        tokio::spawn(async move {
+            let config = ConnectionManagerConfig::new()
+                .set_connection_timeout(inner.timeout)
+                .set_response_timeout(inner.timeout)
+                .set_number_of_retries(1);
+            let connected = tokio::time::timeout(
+                inner.timeout * 3,
+                ConnectionManager::new_with_config(inner.client.clone(), config),
+            )
+            .await;
+            let mut state = inner.state.lock().expect("redis state poisoned");
+            state.rebuilding = false;
+            match connected {
+                Ok(Ok(connection)) => state.connection = Some(connection),
+                Ok(Err(error)) => tracing::debug!(%error, "connecting to redis failed"),
+                Err(_) => tracing::debug!("connecting to redis timed out"),
+            }
+        });
+    }
 }
 
 /// A recipient's contact data: cached by the worker, written through by the API.
@@ -55,21 +156,15 @@ return 0
 
 #[derive(Clone)]
 pub struct RecipientCache {
-    redis: ConnectionManager,
-    timeout: Duration,
+    redis: Redis,
     ttl_seconds: u64,
     set_if_newer: redis::Script,
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("the recipient cache is unavailable: {0}")]
-pub struct CacheUnavailable(String);
-
 impl RecipientCache {
-    pub fn new(redis: ConnectionManager, timeout: Duration, ttl_seconds: u64) -> RecipientCache {
+    pub fn new(redis: Redis, ttl_seconds: u64) -> RecipientCache {
         RecipientCache {
             redis,
-            timeout,
             ttl_seconds,
             set_if_newer: redis::Script::new(SET_IF_NEWER),
         }
@@ -79,7 +174,7 @@ impl RecipientCache {
     pub async fn get_many(
         &self,
         keys: &[(Uuid, &str)],
-    ) -> Result<Vec<Option<Recipient>>, CacheUnavailable> {
+    ) -> Result<Vec<Option<Recipient>>, RedisUnavailable> {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
@@ -87,16 +182,19 @@ impl RecipientCache {
             .iter()
             .map(|(tenant_id, user_id)| recipient_key(*tenant_id, user_id))
             .collect();
-        let mut connection = self.redis.clone();
-        let mut command = redis::cmd("MGET");
-        command.arg(&cache_keys);
-        let lookup = command.query_async::<Vec<Option<String>>>(&mut connection);
-        let values = match tokio::time::timeout(self.timeout, lookup).await {
-            Ok(Ok(values)) if values.len() == keys.len() => values,
-            Ok(Ok(_)) => return Err(CacheUnavailable("MGET answered the wrong count".into())),
-            Ok(Err(error)) => return Err(CacheUnavailable(error.to_string())),
-            Err(_) => return Err(CacheUnavailable("MGET timed out".into())),
-        };
+        let values = self
+            .redis
+            .call(|mut connection| async move {
+                let mut command = redis::cmd("MGET");
+                command.arg(&cache_keys);
+                command
+                    .query_async::<Vec<Option<String>>>(&mut connection)
+                    .await
+            })
+            .await?;
+        if values.len() != keys.len() {
+            return Err(RedisUnavailable("MGET answered the wrong count".into()));
+        }
         Ok(values
             .into_iter()
             .map(|value| {
@@ -108,7 +206,7 @@ impl RecipientCache {
     }
 
     /// Writes the recipients, each only over an older version, in one script call.
-    pub async fn put_if_newer(&self, recipients: &[Recipient]) -> Result<(), CacheUnavailable> {
+    pub async fn put_if_newer(&self, recipients: &[Recipient]) -> Result<(), RedisUnavailable> {
         if recipients.is_empty() {
             return Ok(());
         }
@@ -123,12 +221,11 @@ impl RecipientCache {
                 .arg(recipient.version)
                 .arg(format!("{}:{json}", recipient.version));
         }
-        let mut connection = self.redis.clone();
-        let write = invocation.invoke_async::<i64>(&mut connection);
-        match tokio::time::timeout(self.timeout, write).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(error)) => Err(CacheUnavailable(error.to_string())),
-            Err(_) => Err(CacheUnavailable("the cache write timed out".into())),
-        }
+        self.redis
+            .call(|mut connection| async move {
+                invocation.invoke_async::<i64>(&mut connection).await
+            })
+            .await
+            .map(|_| ())
     }
 }

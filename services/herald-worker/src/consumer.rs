@@ -35,7 +35,6 @@ type PartitionQueue = StreamPartitionQueue<RebalanceContext>;
 
 /// Pause before admitting a batch again after the database was unavailable.
 const RETRY_PAUSE: Duration = Duration::from_secs(1);
-const SESSION_TIMEOUT: Duration = Duration::from_secs(30);
 const WATCH_INTERVAL: Duration = Duration::from_secs(5);
 const COMMIT_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -109,6 +108,7 @@ impl ConsumerContext for RebalanceContext {
 pub struct ConsumerSettings {
     pub batch_size: usize,
     pub batch_linger: Duration,
+    pub session_timeout: Duration,
 }
 
 /// What readiness and the watchdog know about the consumer.
@@ -133,12 +133,15 @@ fn create_consumer(
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
-        // Generous: a busy broker answering heartbeats late must not cost a rebalance.
+        // Generous by default: a busy broker answering heartbeats late must not cost a rebalance.
         .set(
             "session.timeout.ms",
-            SESSION_TIMEOUT.as_millis().to_string(),
+            settings.worker.session_timeout_ms.to_string(),
         )
-        .set("heartbeat.interval.ms", "3000")
+        .set(
+            "heartbeat.interval.ms",
+            (settings.worker.session_timeout_ms / 10).to_string(),
+        )
         .set("max.poll.interval.ms", "300000")
         .set("fetch.wait.max.ms", "50")
         .set("statistics.interval.ms", "5000")
@@ -169,6 +172,7 @@ pub async fn run_consumer(
     let consumer_settings = Arc::new(ConsumerSettings {
         batch_size: settings.worker.batch_size,
         batch_linger: Duration::from_millis(settings.worker.batch_linger_ms),
+        session_timeout: Duration::from_millis(settings.worker.session_timeout_ms),
     });
     while !stop.is_cancelled() {
         let (consumer, events) = match create_consumer(&settings) {
@@ -238,18 +242,20 @@ async fn consume_until_stopped_or_stuck(
     let mut running: HashMap<PartitionKey, RunningPartition> = HashMap::new();
     let mut commits = tokio::time::interval(COMMIT_INTERVAL);
     let mut watch = tokio::time::interval(WATCH_INTERVAL);
-    let mut watchdog = GroupWatchdog::default();
+    let mut watchdog = GroupWatchdog::new(settings.session_timeout);
     let exit = loop {
         tokio::select! {
             biased;
             _ = stop.cancelled() => break Exit::Stopped,
             Some(event) = events.recv() => {
                 apply(event, &mut running, context, settings, offsets, partitions, stop);
+                publish_assignment(status, &running);
             }
             received = consumer.recv() => {
                 // The rebalance callbacks run inside `recv`: apply their events before routing.
                 while let Ok(event) = events.try_recv() {
                     apply(event, &mut running, context, settings, offsets, partitions, stop);
+                    publish_assignment(status, &running);
                 }
                 match received {
                     Ok(message) => {
@@ -272,8 +278,7 @@ async fn consume_until_stopped_or_stuck(
             }
             _ = watch.tick() => {
                 running.retain(|_, partition| !partition.stop.is_cancelled());
-                status.assigned.store(running.len(), Ordering::Relaxed);
-                metrics::ASSIGNED_PARTITIONS.set(running.len() as i64);
+                publish_assignment(status, &running);
                 let stuck = watchdog.check(consumer, topic, running.len()).await;
                 status.stuck.store(stuck, Ordering::Relaxed);
                 metrics::GROUP_STUCK.set(i64::from(stuck));
@@ -290,6 +295,11 @@ async fn consume_until_stopped_or_stuck(
         partition.stop.cancel();
     }
     exit
+}
+
+fn publish_assignment(status: &ConsumerStatus, running: &HashMap<PartitionKey, RunningPartition>) {
+    status.assigned.store(running.len(), Ordering::Relaxed);
+    metrics::ASSIGNED_PARTITIONS.set(running.len() as i64);
 }
 
 fn apply(
@@ -422,15 +432,27 @@ async fn next_record(
 }
 
 /// Notices a group that assigns this worker nothing while its work stands still.
-#[derive(Default)]
 struct GroupWatchdog {
+    /// When this consumer joined: a stale member of the group expires a session timeout after its
+    /// last heartbeat, so rejoining earlier cannot help.
+    joined: Instant,
+    session_timeout: Duration,
     last_committed: Option<Vec<i64>>,
     standing_since: Option<Instant>,
 }
 
 impl GroupWatchdog {
-    /// Whether the group has been stuck (no assignment here, lag, committed offsets unchanged) for
-    /// longer than the session timeout.
+    fn new(session_timeout: Duration) -> GroupWatchdog {
+        GroupWatchdog {
+            joined: Instant::now(),
+            session_timeout,
+            last_committed: None,
+            standing_since: None,
+        }
+    }
+
+    /// Whether the group is stuck: no assignment here a session timeout after joining, lag, and the
+    /// committed offsets unchanged over at least two checks.
     async fn check(
         &mut self,
         consumer: &Arc<WorkerConsumer>,
@@ -438,7 +460,8 @@ impl GroupWatchdog {
         assigned: usize,
     ) -> bool {
         if assigned > 0 {
-            *self = GroupWatchdog::default();
+            self.last_committed = None;
+            self.standing_since = None;
             return false;
         }
         let consumer = consumer.clone();
@@ -455,8 +478,11 @@ impl GroupWatchdog {
             self.standing_since = (lag > 0).then(Instant::now);
             return false;
         }
-        let since = *self.standing_since.get_or_insert_with(Instant::now);
-        since.elapsed() >= SESSION_TIMEOUT
+        let standing = self
+            .standing_since
+            .get_or_insert_with(Instant::now)
+            .elapsed();
+        standing >= WATCH_INTERVAL && self.joined.elapsed() >= self.session_timeout
     }
 }
 

@@ -57,10 +57,8 @@ impl Worker {
     pub async fn build(settings: Settings) -> anyhow::Result<Worker> {
         metrics::register_all();
         let database = Database::connect(&settings.database).await?;
-        let redis = herald_store::cache::connect_redis(&settings.redis).await?;
         let recipient_cache = RecipientCache::new(
-            redis,
-            Duration::from_millis(settings.redis.timeout_ms),
+            herald_store::cache::Redis::new(&settings.redis)?,
             settings.worker.user_cache_ttl_seconds,
         );
         let dead_letters = DeadLetters::new(

@@ -37,17 +37,14 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         .await
         .is_ok_and(|result| result.is_ok())
     };
-    let redis = async {
-        let mut connection = state.redis.clone();
-        tokio::time::timeout(
-            state.redis_timeout,
-            redis::cmd("PING").query_async::<String>(&mut connection),
-        )
-        .await
-        .is_ok_and(|reply| reply.is_ok())
-    };
+    let redis = state.redis.call(|mut connection| async move {
+        redis::cmd("PING")
+            .query_async::<String>(&mut connection)
+            .await
+    });
     let broker = herald_kafka::broker_reachable(&state.producer, &state.topic, READINESS_TIMEOUT);
     let (postgres, redis, kafka) = tokio::join!(postgres, redis, broker);
+    let redis = redis.is_ok();
     let readiness = Readiness {
         ready: postgres && redis && kafka,
         postgres,

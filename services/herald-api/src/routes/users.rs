@@ -88,11 +88,8 @@ static CACHE_WRITE_RETRIES: tokio::sync::Semaphore = tokio::sync::Semaphore::con
 /// this. If Redis is away the write is retried in the background until it lands or the entry it
 /// would replace has expired.
 async fn write_through(state: &AppState, recipient: herald_store::users::Recipient) {
-    let cache = herald_store::cache::RecipientCache::new(
-        state.redis.clone(),
-        state.redis_timeout,
-        state.user_cache_ttl_seconds,
-    );
+    let cache =
+        herald_store::cache::RecipientCache::new(state.redis.clone(), state.user_cache_ttl_seconds);
     let Err(error) = cache.put_if_newer(std::slice::from_ref(&recipient)).await else {
         return;
     };

@@ -23,7 +23,10 @@ async fn a_megabyte_of_data_is_refused_on_its_own_and_the_rest_of_its_batch_is_p
     items[3]["data"]["blob"] = json!("x".repeat(1_200_000));
 
     let response = app
-        .post_json("/v1/notifications/batch", &json!({ "notifications": items }))
+        .post_json(
+            "/v1/notifications/batch",
+            &json!({ "notifications": items }),
+        )
         .await;
     assert_eq!(response.status(), 202);
     let body = json(response).await;
@@ -43,7 +46,11 @@ async fn a_megabyte_of_data_is_refused_on_its_own_and_the_rest_of_its_batch_is_p
         Duration::from_secs(20),
     )
     .await;
-    assert_eq!(ids_on_topic(&records).len(), 5, "every accepted item reaches the topic");
+    assert_eq!(
+        ids_on_topic(&records).len(),
+        5,
+        "every accepted item reaches the topic"
+    );
     app.stop().await;
 }
 
@@ -51,10 +58,22 @@ async fn a_megabyte_of_data_is_refused_on_its_own_and_the_rest_of_its_batch_is_p
 async fn nul_anywhere_postgresql_would_refuse_it_is_a_422_naming_the_field() {
     let app = spawn_app().await;
     let cases: [(&str, Value); 5] = [
-        ("content.body", json!({"content": {"subject": "s", "body": "a\u{0}b"}})),
-        ("content.subject", json!({"content": {"subject": "s\u{0}", "body": "b"}})),
-        ("data.machine", json!({"data": {"value": 1, "machine": "press\u{0}4"}})),
-        ("data", json!({"data": {"value": 1, "machine": "m", "k\u{0}": 1}})),
+        (
+            "content.body",
+            json!({"content": {"subject": "s", "body": "a\u{0}b"}}),
+        ),
+        (
+            "content.subject",
+            json!({"content": {"subject": "s\u{0}", "body": "b"}}),
+        ),
+        (
+            "data.machine",
+            json!({"data": {"value": 1, "machine": "press\u{0}4"}}),
+        ),
+        (
+            "data",
+            json!({"data": {"value": 1, "machine": "m", "k\u{0}": 1}}),
+        ),
         ("idempotency_key", json!({"idempotency_key": "key\u{0}"})),
     ];
     for (field, overrides) in cases {
@@ -107,7 +126,11 @@ async fn a_row_the_database_refuses_fails_only_its_own_request_whatever_shares_i
     });
     let (good, bad) = tokio::join!(join_all(good), join_all(bad));
     for response in good {
-        assert_eq!(response.status(), 202, "another tenant's refused row cost nothing");
+        assert_eq!(
+            response.status(),
+            202,
+            "another tenant's refused row cost nothing"
+        );
     }
     for response in bad {
         let response = response.unwrap();
@@ -123,7 +146,10 @@ async fn a_row_the_database_refuses_fails_only_its_own_request_whatever_shares_i
     let mut items = items_of(9);
     items.insert(4, poisoned.clone());
     let response = app
-        .post_json("/v1/notifications/batch", &json!({ "notifications": items }))
+        .post_json(
+            "/v1/notifications/batch",
+            &json!({ "notifications": items }),
+        )
         .await;
     let body = json(response).await;
     assert_eq!(body["accepted"], 9, "{body}");
@@ -154,7 +180,10 @@ async fn an_idempotency_key_on_a_batch_names_each_item_and_makes_the_batch_safe_
     let first = json(send().await.unwrap()).await;
     let second = json(send().await.unwrap()).await;
     for index in 0..3 {
-        assert_eq!(first["results"][index]["id"], second["results"][index]["id"]);
+        assert_eq!(
+            first["results"][index]["id"],
+            second["results"][index]["id"]
+        );
     }
     assert_eq!(app.count("SELECT count(*) FROM notifications").await, 3);
     let keys = app
@@ -171,7 +200,9 @@ async fn a_statement_timeout_is_a_503_with_retry_after() {
     let app = spawn_app_with(|settings| settings.database.statement_timeout_ms = 300).await;
     // Another session holds the table, so the list query runs into the statement timeout.
     let blocker = herald_testing::connect(&app.settings).await;
-    let transaction = sea_orm::TransactionTrait::begin(blocker.connection()).await.unwrap();
+    let transaction = sea_orm::TransactionTrait::begin(blocker.connection())
+        .await
+        .unwrap();
     sea_orm::ConnectionTrait::execute_unprepared(
         &transaction,
         "LOCK TABLE notification_states IN ACCESS EXCLUSIVE MODE",
@@ -198,7 +229,10 @@ async fn a_revoked_key_stops_working_at_once() {
         app.get("/v1/notifications").await.status() == 401
     })
     .await;
-    assert!(refused, "the key's cached acceptance is forgotten on revocation");
+    assert!(
+        refused,
+        "the key's cached acceptance is forgotten on revocation"
+    );
     app.stop().await;
 }
 
@@ -238,7 +272,9 @@ async fn request_bytes_in_flight_are_bounded_in_bytes() {
     let port: u16 = app.address.rsplit(':').next().unwrap().parse().unwrap();
     let mut slow_clients = Vec::new();
     for _ in 0..2 {
-        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
         let head = format!(
             "POST /v1/notifications HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {}\r\n\
              Content-Type: application/json\r\nContent-Length: 30000\r\n\r\n{{\"user_ids\"",
@@ -275,7 +311,10 @@ async fn a_bad_setting_stops_the_binary_with_one_line_naming_it() {
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    let lines: Vec<&str> = stderr.lines().filter(|line| !line.trim().is_empty()).collect();
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .collect();
     assert_eq!(lines.len(), 1, "{stderr}");
     assert!(
         lines[0].starts_with("error: invalid setting `worker.lease_ms`"),

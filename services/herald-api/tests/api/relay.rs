@@ -61,7 +61,11 @@ async fn a_record_the_broker_refuses_is_parked_and_never_holds_back_the_rest_of_
     )
     .await;
     let published = ids_on_topic(&records);
-    assert_eq!(published.len(), 3, "the records before and after it are published");
+    assert_eq!(
+        published.len(),
+        3,
+        "the records before and after it are published"
+    );
     assert!(!published.contains_key(&ids[2]));
 
     let parked_and_done = eventually(Duration::from_secs(10), || async {
@@ -76,7 +80,10 @@ async fn a_record_the_broker_refuses_is_parked_and_never_holds_back_the_rest_of_
                 == 1
     })
     .await;
-    assert!(parked_and_done, "the batch is complete: three published, one parked");
+    assert!(
+        parked_and_done,
+        "the batch is complete: three published, one parked"
+    );
     let metrics = app.get("/metrics").await.text().await.unwrap();
     assert!(metric_value(&metrics, "herald_outbox_parked_total") >= 1.0);
     assert!(
@@ -119,14 +126,18 @@ async fn two_replicas_drain_a_backlog_without_publishing_any_batch_twice() {
     for request in 0..20 {
         let items: Vec<_> = (0..100)
             .map(|index| {
-                let recipients: Vec<String> =
-                    (0..100).map(|user| format!("user-{request}-{index}-{user}")).collect();
+                let recipients: Vec<String> = (0..100)
+                    .map(|user| format!("user-{request}-{index}-{user}"))
+                    .collect();
                 let recipients: Vec<&str> = recipients.iter().map(String::as_str).collect();
                 notification(&recipients)
             })
             .collect();
         let response = first
-            .post_json("/v1/notifications/batch", &json!({ "notifications": items }))
+            .post_json(
+                "/v1/notifications/batch",
+                &json!({ "notifications": items }),
+            )
             .await;
         assert_eq!(response.status(), 202);
     }
@@ -149,7 +160,11 @@ async fn two_replicas_drain_a_backlog_without_publishing_any_batch_twice() {
     );
     // Longer than the producer's message timeout: nothing of the fast path is still retrying.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let second = start_app(settings.clone(), Some((first.tenant_id, first.api_key.clone()))).await;
+    let second = start_app(
+        settings.clone(),
+        Some((first.tenant_id, first.api_key.clone())),
+    )
+    .await;
     broker.restart().await;
 
     let drained = eventually(Duration::from_secs(90), || async {
@@ -186,7 +201,10 @@ async fn two_replicas_drain_a_backlog_without_publishing_any_batch_twice() {
     let mut seen: HashMap<(Uuid, String), usize> = HashMap::new();
     for record in &records {
         *seen
-            .entry((record.envelope.notification_id, record.envelope.user_id.to_string()))
+            .entry((
+                record.envelope.notification_id,
+                record.envelope.user_id.to_string(),
+            ))
             .or_default() += 1;
     }
     let twice = seen.values().filter(|count| **count > 1).count();

@@ -92,7 +92,11 @@ async fn the_database_allows_exactly_the_moves_the_domain_allows() {
 }
 
 fn id_on(day: NaiveDate) -> Uuid {
-    let millis = day.and_hms_opt(12, 0, 0).unwrap().and_utc().timestamp_millis() as u64;
+    let millis = day
+        .and_hms_opt(12, 0, 0)
+        .unwrap()
+        .and_utc()
+        .timestamp_millis() as u64;
     Uuid::new_v7(uuid::Timestamp::from_unix(
         uuid::NoContext,
         millis / 1000,
@@ -135,10 +139,23 @@ async fn days_past_the_retention_are_dropped_whole_unless_they_hold_unfinished_n
     assert!(!report.skipped);
     assert_eq!(report.days_dropped, vec![finished_day, empty_day]);
     assert_eq!(report.days_blocked, vec![unfinished_day]);
-    let remaining = |day: NaiveDate| format!("SELECT count(*) FROM pg_class WHERE relname LIKE '%\\_{}'", day.format("%Y%m%d"));
-    assert_eq!(app.count(&remaining(finished_day)).await, 0, "all four tables' partitions dropped");
+    let remaining = |day: NaiveDate| {
+        format!(
+            "SELECT count(*) FROM pg_class WHERE relname LIKE '%\\_{}'",
+            day.format("%Y%m%d")
+        )
+    };
+    assert_eq!(
+        app.count(&remaining(finished_day)).await,
+        0,
+        "all four tables' partitions dropped"
+    );
     assert_eq!(app.count(&remaining(unfinished_day)).await, 4);
-    assert_eq!(app.count(&remaining(today + Days::new(7))).await, 4, "premade ahead");
+    assert_eq!(
+        app.count(&remaining(today + Days::new(7))).await,
+        4,
+        "premade ahead"
+    );
     app.stop().await;
 }
 

@@ -104,3 +104,39 @@ async fn a_rejected_request_is_not_retried() {
     stop_worker.cancel();
     worker.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn a_huge_or_dated_retry_after_is_capped_and_the_delivery_still_goes_out() {
+    let stack = start_stack(None).await;
+    stack.put_user("u1", json!({"phone": "+14155550100"})).await;
+    let (stop_worker, worker) = start_worker(&stack.settings).await;
+    let in_two_seconds =
+        httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(2));
+    for retry_after in [
+        "99999999999999999999999999999999".to_owned(),
+        "18446744073709551615".to_owned(),
+        in_two_seconds,
+        "Fri, 31 Dec 9999 23:59:59 GMT".to_owned(),
+    ] {
+        stack
+            .configure_provider(
+                "twilio",
+                json!({"fail_next": 1, "fail_next_kind": "rate_limit", "retry_after": retry_after}),
+            )
+            .await;
+        let id = stack.notify(alert(&["u1"], &["sms"])).await;
+        // retry_max_ms caps any Retry-After, so the retry comes within seconds.
+        let view = stack.wait_until_final(&id, Duration::from_secs(15)).await;
+        assert_eq!(
+            view["status"], "delivered",
+            "Retry-After {retry_after}: {view}"
+        );
+        assert_eq!(view["deliveries"][0]["attempts"], 2);
+    }
+    let metrics = herald_telemetry::metrics::encode_text().unwrap();
+    let metrics = String::from_utf8(metrics).unwrap();
+    assert_eq!(metric_value(&metrics, "herald_task_restarts_total"), 0.0);
+    assert_eq!(metric_value(&metrics, "herald_panics_caught_total"), 0.0);
+    stop_worker.cancel();
+    worker.await.unwrap().unwrap();
+}

@@ -15,7 +15,10 @@ use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-pub use herald_testing::{count, env, eventually, execute, free_port, TansuBroker};
+pub use herald_testing::{
+    count, env, execute, free_port, metric_value, wait_for_port, PostgresServer, RedisServer,
+    TansuBroker,
+};
 
 pub struct Stack {
     pub settings: Settings,
@@ -23,13 +26,24 @@ pub struct Stack {
     pub api: String,
     pub simulator: String,
     pub api_key: String,
+    pub tenant_id: Uuid,
     pub client: reqwest::Client,
     stop: CancellationToken,
 }
 
 /// Fresh database, topics and group, with both providers pointed at the simulator.
-pub async fn fresh_settings(brokers: &str, simulator: &str) -> Settings {
-    let mut settings = herald_testing::fresh_settings(brokers).await;
+async fn fresh_settings_on(servers: Option<&Servers>, brokers: &str, simulator: &str) -> Settings {
+    let mut settings = match servers {
+        Some(servers) => {
+            herald_testing::fresh_settings_on(
+                &servers.postgres_admin_url,
+                &servers.redis_url,
+                brokers,
+            )
+            .await
+        }
+        None => herald_testing::fresh_settings(brokers).await,
+    };
     settings.sendgrid.base_url = simulator.to_owned();
     settings.twilio.base_url = simulator.to_owned();
     settings
@@ -43,32 +57,90 @@ pub async fn start_simulator() -> String {
     address
 }
 
-/// API and simulator running; the worker is started by the test.
+/// Where a stack's PostgreSQL and Redis are, when a test runs its own.
+pub struct Servers {
+    pub postgres_admin_url: String,
+    pub redis_url: String,
+}
+
+/// API (in process) and simulator running; the worker is started by the test.
 pub async fn start_stack(brokers: Option<&str>) -> Stack {
+    start_stack_with(brokers, None, |_| {}).await
+}
+
+/// Like [`start_stack`], on the test's own servers if given, with `configure` applied to the
+/// settings before anything starts.
+pub async fn start_stack_with(
+    brokers: Option<&str>,
+    servers: Option<&Servers>,
+    configure: impl FnOnce(&mut Settings),
+) -> Stack {
+    let mut stack = prepare_stack(brokers, servers, configure).await;
+    let application = Application::build(stack.settings.clone()).await.unwrap();
+    stack.api = format!("http://127.0.0.1:{}", application.port());
+    tokio::spawn(application.run_until_stopped(stack.stop.clone().cancelled_owned()));
+    stack
+}
+
+/// Settings, database, tenant and simulator, but no API: the test runs it (as a process, say).
+pub async fn prepare_stack(
+    brokers: Option<&str>,
+    servers: Option<&Servers>,
+    configure: impl FnOnce(&mut Settings),
+) -> Stack {
     herald_telemetry::init_logging();
     let simulator = start_simulator().await;
     let brokers = brokers
         .map(str::to_owned)
         .unwrap_or_else(|| env("HERALD_TEST_KAFKA_BROKERS"));
-    let settings = fresh_settings(&brokers, &simulator).await;
+    let mut settings = fresh_settings_on(servers, &brokers, &simulator).await;
+    configure(&mut settings);
     let database = herald_testing::connect(&settings).await;
     let name = format!("tenant-{}", Uuid::new_v4().simple());
     let api_key = herald_api::cli::create_tenant(&settings, &name)
         .await
         .unwrap();
-    let application = Application::build(settings.clone()).await.unwrap();
-    let api = format!("http://127.0.0.1:{}", application.port());
-    let stop = CancellationToken::new();
-    tokio::spawn(application.run_until_stopped(stop.clone().cancelled_owned()));
+    let tenant_id = herald_store::tenants::find_tenant_id_by_key_hash(
+        &database,
+        &herald_api::auth::hash_api_key(&api_key),
+    )
+    .await
+    .unwrap()
+    .unwrap();
     Stack {
         settings,
         database,
-        api,
+        api: String::new(),
         simulator,
         api_key,
-        client: reqwest::Client::new(),
-        stop,
+        tenant_id,
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap(),
+        stop: CancellationToken::new(),
     }
+}
+
+/// The API as a child process on `port` (so a test can `kill -9` it).
+pub fn api_process(settings: &Settings, port: u16) -> Child {
+    let binary =
+        std::path::Path::new(env!("CARGO_BIN_EXE_herald-worker")).with_file_name("herald-api");
+    assert!(
+        binary.exists(),
+        "{} is built by `cargo test --workspace`",
+        binary.display()
+    );
+    Command::new(binary)
+        .arg("serve")
+        .envs(herald_testing::process_environment(settings))
+        .env("HERALD_SERVER__PORT", port.to_string())
+        .env("HERALD_SERVER__WORKERS", "2")
+        .stdout(process_log("api", port))
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("starting herald-api")
 }
 
 impl Drop for Stack {
@@ -95,20 +167,31 @@ pub fn worker_process(settings: &Settings, metrics_port: u16) -> Child {
     Command::new(env!("CARGO_BIN_EXE_herald-worker"))
         .envs(herald_testing::process_environment(settings))
         .env("HERALD_WORKER__METRICS_PORT", metrics_port.to_string())
-        .stdout(worker_log(metrics_port))
+        .stdout(process_log("worker", metrics_port))
         .stderr(Stdio::null())
         .kill_on_drop(true)
         .spawn()
         .expect("starting herald-worker")
 }
 
-/// Worker logs go to `$HERALD_TEST_LOG_DIR/worker-<port>.log` when that is set.
-fn worker_log(metrics_port: u16) -> Stdio {
+/// Child process logs go to `$HERALD_TEST_LOG_DIR/<name>-<port>.log` when that is set.
+fn process_log(name: &str, port: u16) -> Stdio {
     match std::env::var("HERALD_TEST_LOG_DIR") {
-        Ok(directory) => std::fs::File::create(format!("{directory}/worker-{metrics_port}.log"))
+        Ok(directory) => std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(format!("{directory}/{name}-{port}.log"))
             .map(Stdio::from)
             .unwrap_or_else(|_| Stdio::null()),
         Err(_) => Stdio::null(),
+    }
+}
+
+/// Metrics of a worker process, as text.
+pub async fn worker_metrics(metrics_port: u16) -> String {
+    match reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics")).await {
+        Ok(response) => response.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
     }
 }
 
@@ -127,13 +210,7 @@ impl Stack {
 
     /// Inserts `count` users `user-0..` with email and phone straight into PostgreSQL.
     pub async fn insert_users(&self, count: usize) {
-        let tenant_id = herald_store::tenants::find_tenant_id_by_key_hash(
-            &self.database,
-            &herald_api::auth::hash_api_key(&self.api_key),
-        )
-        .await
-        .unwrap()
-        .unwrap();
+        let tenant_id = self.tenant_id;
         execute(
             &self.database,
             &format!(

@@ -1,7 +1,12 @@
 //! End-to-end tests of delivery: the API, the worker and the provider simulator against real
 //! PostgreSQL, Redis and tansu (see scripts/test.sh). One database, topic and group per test.
 
+mod consistency;
 mod crashes;
 mod delivery;
 mod failures;
+mod faults;
 mod helpers;
+mod no_duplicates;
+mod no_stall;
+mod restarts;

@@ -13,7 +13,8 @@ async fn config_shows_both_behaviours_with_their_defaults() {
         json!({
             "latency_ms": 0, "latency_jitter_ms": 0, "failure_rate": 0.0,
             "rate_limit_rate": 0.0, "timeout_rate": 0.0, "timeout_hold_ms": 30000,
-            "fail_next": 0, "fail_next_kind": "server_error", "honour_idempotency_reference": false
+            "fail_next": 0, "fail_next_kind": "server_error", "honour_idempotency_reference": false,
+            "retry_after": "1"
         })
     );
     assert_eq!(config["twilio"]["latency_ms"], 7);

@@ -1,0 +1,84 @@
+//! What the API shows is what happened: a notification's status only moves forward, to the final
+//! status its counters mean, however many workers finish its deliveries; a changed recipient is
+//! seen by the very next notification, whatever a worker was caching at that moment.
+
+use std::time::Duration;
+
+use herald_store::cache::RecipientCache;
+use herald_worker::recipients::Recipients;
+use serde_json::json;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn a_notification_finished_by_two_workers_at_once_ends_final_with_exact_counts() {
+    let stack = start_stack(None).await;
+    stack
+        .configure_provider("twilio", json!({"latency_ms": 5}))
+        .await;
+    stack.insert_users(3000).await;
+    let (first_port, second_port) = (free_port(), free_port());
+    let _first = worker_process(&stack.settings, first_port);
+    let _second = worker_process(&stack.settings, second_port);
+    // Both members of the group hold partitions before the records arrive.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let user_ids: Vec<String> = (0..3000).map(|index| format!("user-{index}")).collect();
+        let user_ids: Vec<&str> = user_ids.iter().map(String::as_str).collect();
+        ids.push(stack.notify(alert(&user_ids, &["sms", "email"])).await);
+    }
+    for id in &ids {
+        let view = stack.wait_until_final(id, Duration::from_secs(120)).await;
+        assert_eq!(view["status"], "delivered", "{}", view["delivery_summary"]);
+        assert_eq!(view["delivery_summary"]["expected"], 6000);
+        assert_eq!(view["delivery_summary"]["sent"], 6000);
+    }
+    // Each notification's deliveries were finished by both workers, concurrently.
+    for port in [first_port, second_port] {
+        let sent = metric_value(&worker_metrics(port).await, "herald_deliveries_total");
+        assert!(sent > 0.0, "the worker on {port} delivered nothing");
+    }
+}
+
+#[tokio::test]
+async fn an_old_version_cannot_overwrite_a_newer_one_in_the_recipient_cache() {
+    let stack = start_stack(None).await;
+    stack
+        .put_user("mover", json!({"phone": "+14155550101"}))
+        .await;
+    let redis = herald_store::cache::Redis::new(&stack.settings.redis).unwrap();
+    let cache = RecipientCache::new(redis, 600);
+    let recipients = Recipients::new(stack.database.clone(), cache.clone());
+
+    // The race, forced: a worker reads version 1 from PostgreSQL (its cache missed)...
+    let stale =
+        herald_store::users::find_recipients(&stack.database, &[(stack.tenant_id, "mover")])
+            .await
+            .unwrap();
+    assert_eq!(stale[0].version, 1);
+    // ...the user changes (and the API writes version 2 through)...
+    stack
+        .put_user("mover", json!({"phone": "+14155550102"}))
+        .await;
+    // ...and only then does the worker fill the cache with what it read.
+    recipients.fill(&stale).await;
+
+    let resolved = recipients
+        .resolve(&[(stack.tenant_id, "mover".to_owned())])
+        .await
+        .unwrap();
+    let mover = &resolved[&(stack.tenant_id, "mover".to_owned())];
+    assert_eq!(mover.phone.as_deref(), Some("+14155550102"));
+    assert_eq!(mover.version, 2);
+
+    // And the very next notification goes to the new number.
+    let (stop_worker, worker) = start_worker(&stack.settings).await;
+    let id = stack.notify(alert(&["mover"], &["sms"])).await;
+    stack.wait_until_final(&id, Duration::from_secs(30)).await;
+    let received = stack.received("twilio").await;
+    assert_eq!(received["messages"][0]["recipient"], "+14155550102");
+    stop_worker.cancel();
+    worker.await.unwrap().unwrap();
+}

@@ -1,0 +1,80 @@
+//! The README's commands run twice: a worker that stops together with its broker, or one killed
+//! and replaced, gets its partitions back within the group's session timeout and delivers.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::helpers::*;
+
+/// SIGTERM, as Ctrl-C or Kubernetes would send.
+fn terminate(child: &tokio::process::Child) {
+    let pid = child.id().expect("the child runs");
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+async fn delivered_within(stack: &Stack, timeout: Duration) -> Duration {
+    let started = Instant::now();
+    let id = stack.notify(alert(&["u1"], &["sms"])).await;
+    let view = stack.wait_until_final(&id, timeout).await;
+    assert_eq!(view["status"], "delivered", "{view}");
+    started.elapsed()
+}
+
+#[tokio::test]
+async fn a_worker_stopped_together_with_its_broker_delivers_again_after_both_restart() {
+    let mut broker = TansuBroker::start().await;
+    let stack = start_stack(Some(&broker.brokers())).await;
+    stack.put_user("u1", json!({"phone": "+14155550100"})).await;
+    let mut worker = worker_process(&stack.settings, free_port());
+    delivered_within(&stack, Duration::from_secs(60)).await;
+
+    // Both at once, as Ctrl-C in a terminal used to stop them: the worker cannot leave its group.
+    terminate(&worker);
+    broker.kill().await;
+    let _ = tokio::time::timeout(Duration::from_secs(30), worker.wait()).await;
+    broker.restart().await;
+    let _replacement = worker_process(&stack.settings, free_port());
+
+    let took = delivered_within(&stack, Duration::from_secs(90)).await;
+    let session_timeout = Duration::from_millis(stack.settings.worker.session_timeout_ms);
+    assert!(
+        took < session_timeout + Duration::from_secs(10),
+        "took {took:?} (session timeout {session_timeout:?})"
+    );
+}
+
+#[tokio::test]
+async fn a_replacement_for_a_killed_worker_gets_its_partitions_and_delivers() {
+    let mut broker = TansuBroker::start().await;
+    let stack = start_stack(Some(&broker.brokers())).await;
+    stack.put_user("u1", json!({"phone": "+14155550100"})).await;
+    let mut worker = worker_process(&stack.settings, free_port());
+    delivered_within(&stack, Duration::from_secs(60)).await;
+
+    worker.kill().await.unwrap(); // kill -9: no goodbye to the group
+    let metrics_port = free_port();
+    let _replacement = worker_process(&stack.settings, metrics_port);
+    let took = delivered_within(&stack, Duration::from_secs(90)).await;
+    let session_timeout = Duration::from_millis(stack.settings.worker.session_timeout_ms);
+    assert!(
+        took < session_timeout + Duration::from_secs(10),
+        "a replacement worker took {took:?} to deliver (session timeout {session_timeout:?})"
+    );
+    let readiness: serde_json::Value =
+        reqwest::get(format!("http://127.0.0.1:{metrics_port}/readyz"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    assert!(
+        readiness["assigned_partitions"].as_u64().unwrap() > 0,
+        "{readiness}"
+    );
+    broker.kill().await;
+}
