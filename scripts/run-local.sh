@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # `make run`: the whole system on this machine, in the foreground. Ctrl-C or SIGTERM stops
-# everything this script started (services that were already running are left alone).
+# everything this script started (services that were already running are left alone), in order:
+# the API and the worker drain first (the worker leaves its consumer group), then the simulator,
+# then the broker and the databases. Every process runs in a session of its own (setsid), so the
+# terminal's Ctrl-C reaches only this script, which stops them in that order.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -8,17 +11,24 @@ export PATH="$HOME/.cargo/bin:$PATH"
 started_services="$(mktemp)"
 HERALD_STARTED_FILE="$started_services" scripts/services.sh start
 eval "$(scripts/services.sh env)"
-started_pids=()
+herald_pids=()
+simulator_pids=()
+stop_and_wait() {
+  local pid
+  for pid in "$@"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "$@"; do wait "$pid" 2>/dev/null || true; done
+}
 cleanup() {
-  trap - INT TERM EXIT
-  echo "[run] stopping"
-  for pid in "${started_pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${started_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  trap - INT TERM HUP EXIT
+  echo "[run] stopping: API and worker first"
+  stop_and_wait "${herald_pids[@]}"
+  stop_and_wait "${simulator_pids[@]}"
+  echo "[run] stopping the services this run started"
   # Only what this run started; services that were already running stay up.
   scripts/services.sh stop $(cat "$started_services")
   rm -f "$started_services"
 }
-trap cleanup INT TERM EXIT
+trap cleanup INT TERM HUP EXIT
 
 cargo build --release --bin herald-api --bin herald-worker --bin herald-provider-sim
 api=target/release/herald-api
@@ -29,15 +39,15 @@ api_key="$($api ensure-tenant --name dev)"
 # The provider simulator stands in for SendGrid and Twilio; the worker's defaults point at it.
 simulator_address="${HERALD_SIM_LISTEN:-127.0.0.1:9090}"
 HERALD_SIM_LISTEN="$simulator_address" HERALD_SIM_SENDGRID_LATENCY_MS="${HERALD_SIM_SENDGRID_LATENCY_MS:-20}" \
-  HERALD_SIM_TWILIO_LATENCY_MS="${HERALD_SIM_TWILIO_LATENCY_MS:-20}" target/release/herald-provider-sim &
-started_pids+=($!)
+  HERALD_SIM_TWILIO_LATENCY_MS="${HERALD_SIM_TWILIO_LATENCY_MS:-20}" setsid target/release/herald-provider-sim &
+simulator_pids+=($!)
 export HERALD_SENDGRID_BASE_URL="${HERALD_SENDGRID_BASE_URL:-http://$simulator_address}"
 export HERALD_TWILIO_BASE_URL="${HERALD_TWILIO_BASE_URL:-http://$simulator_address}"
 
-$api serve &
-started_pids+=($!)
-target/release/herald-worker &
-started_pids+=($!)
+setsid $api serve &
+herald_pids+=($!)
+setsid target/release/herald-worker &
+herald_pids+=($!)
 port="${HERALD_SERVER__PORT:-8080}"
 for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 
@@ -63,5 +73,5 @@ Herald is running:
 Ctrl-C stops everything.
 INFO
 # Runs until Ctrl-C, SIGTERM, or one of the parts exits (then everything stops).
-wait -n "${started_pids[@]}"
+wait -n "${herald_pids[@]}" "${simulator_pids[@]}"
 echo "[run] a component exited; stopping the rest"

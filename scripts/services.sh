@@ -73,7 +73,9 @@ start_postgres() {
   fi
   touch "$RUN_DIR/postgres.log"
   [ "$(id -u)" = 0 ] && chown postgres:postgres "$RUN_DIR/postgres.log"
-  pg_user_cmd "$bin/pg_ctl" -D "$data" -l "$RUN_DIR/postgres.log" -w start \
+  # setsid: in a session of its own, so Ctrl-C in the terminal does not stop it before the Herald
+  # processes that use it have drained (`make run` stops it last).
+  pg_user_cmd setsid -w "$bin/pg_ctl" -D "$data" -l "$RUN_DIR/postgres.log" -w start \
     -o "-p $PG_PORT -k $data -c listen_addresses=127.0.0.1 -c max_connections=300 -c shared_buffers=256MB -c synchronous_commit=on" >/dev/null
   echo "$data" > "$RUN_DIR/postgres.started"
   started postgres
@@ -88,7 +90,7 @@ start_redis() {
   if port_open "$REDIS_PORT"; then log "Redis already on $REDIS_PORT"; return; fi
   mkdir -p "$RUN_DIR"
   # A cache only: no persistence.
-  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+  setsid redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
     --dir "$RUN_DIR" > "$RUN_DIR/redis.log" 2>&1 &
   echo $! > "$RUN_DIR/redis.pid"
   started redis
@@ -101,7 +103,7 @@ start_tansu() {
   mkdir -p "$RUN_DIR/tansu"
   # SQLite storage: records and committed offsets survive kill -9.
   # tansu resolves sqlite:// paths relative to its working directory.
-  (cd "$RUN_DIR/tansu" && exec tansu broker \
+  (cd "$RUN_DIR/tansu" && exec setsid tansu broker \
     --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
     --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
     --storage-engine "sqlite://tansu.db") > "$RUN_DIR/tansu.log" 2>&1 &

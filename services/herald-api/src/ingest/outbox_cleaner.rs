@@ -27,10 +27,9 @@ impl OutboxCleaner {
     }
 
     pub fn report(&self, outbox_batch_id: Uuid, report: PublishReport) {
-        if report.is_complete() || !report.parked.is_empty() {
-            if self.sender.try_send((outbox_batch_id, report)).is_err() {
-                tracing::debug!(%outbox_batch_id, "outbox cleaner busy; the relay will handle the batch");
-            }
+        let worth_a_statement = report.is_complete() || !report.parked.is_empty();
+        if worth_a_statement && self.sender.try_send((outbox_batch_id, report)).is_err() {
+            tracing::debug!(%outbox_batch_id, "outbox cleaner busy; the relay will handle the batch");
         }
     }
 }
