@@ -61,7 +61,7 @@ async fn main() {
     telemetry::init_logging();
     let arguments = Arguments::parse();
     if let Err(error) = run(arguments).await {
-        herald_telemetry::exit_with_error(&format!("{error:#}"));
+        herald_telemetry::exit_with_error(error.as_ref());
     }
 }
 
