@@ -186,7 +186,39 @@ pub fn record_commit_outcome(outcome: &CommitOutcome) {
 
 /// Registers every metric, so `/metrics` lists them before their first use.
 pub fn register_all() {
+    use herald_telemetry::metrics::{declare, PANICS_CAUGHT, TASK_RESTARTS};
     herald_telemetry::metrics::register_all();
+    declare(
+        &TASK_RESTARTS,
+        &[
+            &["relay"],
+            &["scheduler"],
+            &["maintenance"],
+            &["key_revocations"],
+        ],
+    );
+    declare(&PANICS_CAUGHT, &[&["group_commit"]]);
+    declare(
+        &INGEST_REJECTED,
+        &[
+            &["queue_full"],
+            &["outbox_full"],
+            &["bytes_in_flight"],
+            &["refused_by_database"],
+            &["unavailable"],
+            &["idempotency_conflict"],
+        ],
+    );
+    declare(
+        &KAFKA_PUBLISH,
+        &[
+            &["fast_path", "ok"],
+            &["fast_path", "failed"],
+            &["fast_path", "deferred_to_relay"],
+            &["relay", "ok"],
+            &["relay", "failed"],
+        ],
+    );
     herald_store::metrics::register_all();
     Lazy::force(&HTTP_REQUESTS);
     Lazy::force(&HTTP_REQUEST_SECONDS);

@@ -41,6 +41,14 @@ pub fn register_all() {
     Lazy::force(&PANICS_CAUGHT);
 }
 
+/// Shows a labelled counter's series from the start (at zero), so that `/metrics` lists it before
+/// its first increment and an alert on it can be evaluated.
+pub fn declare(counter: &IntCounterVec, label_values: &[&[&str]]) {
+    for values in label_values {
+        let _ = counter.with_label_values(values);
+    }
+}
+
 /// The registry in the text exposition format.
 pub fn encode_text() -> Result<Vec<u8>, prometheus::Error> {
     let mut buffer = Vec::new();

@@ -201,7 +201,30 @@ counter_vec!(
 );
 
 pub fn register_all() {
+    use herald_telemetry::metrics::{declare, PANICS_CAUGHT, TASK_RESTARTS};
     herald_telemetry::metrics::register_all();
+    declare(
+        &TASK_RESTARTS,
+        &[&["heartbeat"], &["queue_pump"], &["sweeper"], &["consumer"]],
+    );
+    declare(
+        &PANICS_CAUGHT,
+        &[&["admission"], &["provider_send"], &["record_outcomes"]],
+    );
+    declare(
+        &PARKED_RECORDS,
+        &[
+            &["undecodable"],
+            &["unknown_version"],
+            &["notification_missing"],
+            &["refused"],
+            &["panicked"],
+        ],
+    );
+    declare(
+        &ADMITTED,
+        &[&["sending"], &["queued"], &["skipped"], &["existing"]],
+    );
     herald_store::metrics::register_all();
     Lazy::force(&DELIVERIES);
     Lazy::force(&PROVIDER_REQUESTS);

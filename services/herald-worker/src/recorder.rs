@@ -9,6 +9,7 @@ use std::time::Duration;
 use herald_domain::{Channel, DeliveryStatus};
 use herald_store::deliveries::{self, DeliveryKey, RecordedAttempt};
 use herald_store::Database;
+use herald_telemetry::supervise::catch_panic;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -146,7 +147,18 @@ async fn write_until_done(
         let (of_session, others): (Vec<Outcome>, Vec<Outcome>) = pending
             .drain(..)
             .partition(|outcome| outcome.session == session);
-        match write(database, session, outstanding, &of_session).await {
+        // A panic while writing must not lose the outcomes: it counts as a failed write.
+        let written = catch_panic(
+            "record_outcomes",
+            write(database, session, outstanding, &of_session),
+        )
+        .await
+        .unwrap_or_else(|panic| {
+            Err(herald_store::StoreError::Unavailable(format!(
+                "writing outcomes panicked: {panic}"
+            )))
+        });
+        match written {
             Ok(failed) => {
                 dead_letters.publish_in_background(failed);
                 *pending = others;

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use herald_domain::NotificationStatus;
 use herald_store::notifications::{self, NewNotification};
 use herald_store::{Database, StoreError};
+use herald_telemetry::supervise::catch_panic;
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -59,7 +60,12 @@ pub async fn run_collector(
         let publisher = publisher.clone();
         let backlog = backlog.clone();
         tokio::spawn(async move {
-            write_batch(batch, &database, &publisher, &backlog).await;
+            // Counted and logged; the batch's handlers then answer 503 and their clients retry.
+            let _ = catch_panic(
+                "group_commit",
+                write_batch(batch, &database, &publisher, &backlog),
+            )
+            .await;
             drop(write_slot);
         });
     }

@@ -145,3 +145,55 @@ mod tests {
         assert_eq!(parse_retry_after("1.5", now), None);
     }
 }
+
+#[cfg(test)]
+mod body_tests {
+    use std::time::{Duration, Instant};
+
+    use actix_web::{web, App, HttpResponse, HttpServer};
+    use futures::stream;
+
+    use super::*;
+
+    /// A provider answering 500 with an endless body: the worker reads 4 KiB of it and moves on.
+    #[tokio::test]
+    async fn an_endless_error_body_is_cut_off_and_classified() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        let server = HttpServer::new(|| {
+            App::new().default_service(web::to(|| async {
+                let chunk = web::Bytes::from(vec![b'x'; 64 * 1024]);
+                let endless = stream::repeat_with(move || Ok::<_, std::io::Error>(chunk.clone()));
+                HttpResponse::InternalServerError().streaming(endless)
+            }))
+        })
+        .workers(1)
+        .listen(listener)
+        .unwrap()
+        .run();
+        let handle = server.handle();
+        tokio::spawn(server);
+
+        let started = Instant::now();
+        let response = reqwest::Client::new()
+            .get(format!("http://{address}/"))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .unwrap();
+        let outcome = classify_error_response("test", response).await;
+        let SendOutcome::Retryable {
+            error, http_status, ..
+        } = outcome
+        else {
+            panic!("a 500 is retryable: {outcome:?}");
+        };
+        assert_eq!(http_status, Some(500));
+        assert!(error.len() < 700, "{} bytes kept", error.len());
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "did not read the endless body"
+        );
+        handle.stop(false).await;
+    }
+}

@@ -1,6 +1,7 @@
 //! End-to-end tests of delivery: the API, the worker and the provider simulator against real
 //! PostgreSQL, Redis and tansu (see scripts/test.sh). One database, topic and group per test.
 
+mod alerts;
 mod consistency;
 mod crashes;
 mod delivery;
