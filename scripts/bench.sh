@@ -9,6 +9,9 @@
 #   ingest    the bare handler, the single endpoint and the batch endpoint: req/s, notifications/s,
 #             P50/P95/P99, and a check that every 2xx notification is in PostgreSQL
 #             (bench-results/ingest.json).
+#   relay     a backlog of BENCH_RELAY_NOTIFICATIONS (default 1,000,000) notifications left in the
+#             outbox, as an API that died with the broker away leaves them; one API's relay drains it
+#             (bench-results/relay.json). Not in the defaults: it takes minutes.
 #
 # Knobs (env): BENCH_DURATION (default 20s), BENCH_SINGLE_RATE (req/s, default 15000),
 # BENCH_BATCH_RATE (req/s, default 600), BENCH_BATCH_SIZE (notifications per request, default 100),
@@ -259,10 +262,58 @@ sys.exit(1 if lost else 0)
 PY
 }
 
+run_relay_scenario() {
+  local run_id database_url topic backlog started left seconds
+  backlog="${BENCH_RELAY_NOTIFICATIONS:-1000000}"
+  run_id="$(date +%s)"
+  database_url="${HERALD_DATABASE__URL%/*}/herald_relay_$run_id"
+  topic="bench-relay-$run_id"
+  psql "$HERALD_DATABASE__URL" -qc "CREATE DATABASE herald_relay_$run_id"
+  local -a scenario_env=(HERALD_DATABASE__URL="$database_url" HERALD_KAFKA__TOPIC="$topic")
+  env "${scenario_env[@]}" $api migrate >/dev/null
+  env "${scenario_env[@]}" $api create-topics >/dev/null
+  env "${scenario_env[@]}" $api ensure-tenant --name relay-bench >/dev/null
+  log "relay: writing a backlog of $backlog notifications into the outbox"
+  # UUIDv7 ids of now (the hex of the Unix milliseconds, then version 7), one recipient each,
+  # in outbox batches of 1000 an hour old.
+  psql "$database_url" -q <<SQL
+INSERT INTO notifications (id, tenant_id, user_ids, channels, body, data, priority, request_hash, created_at)
+SELECT (lpad(to_hex((extract(epoch FROM now()) * 1000)::bigint), 12, '0') || '7' || lpad(to_hex(i), 19, '0'))::uuid,
+       t.id, ARRAY['relay-user-' || (i % 10000)], '{sms}', 'relay', '{}', 'normal', '\x00', now()
+FROM tenants t, generate_series(1, $backlog) AS i WHERE t.name = 'relay-bench';
+INSERT INTO notification_states (id, tenant_id, status, deliveries_expected, updated_at)
+SELECT id, tenant_id, 'accepted', 1, now() FROM notifications;
+INSERT INTO outbox_batches (id, notification_ids, notification_count, created_at)
+SELECT gen_random_uuid(), array_agg(id ORDER BY id), count(*), now() - interval '1 hour'
+FROM (SELECT id, (row_number() OVER (ORDER BY id) - 1) / 1000 AS batch FROM notifications) numbered
+GROUP BY batch;
+SQL
+  started=$(date +%s.%N)
+  env "${scenario_env[@]}" HERALD_SERVER__PORT=18083 RUST_LOG=warn $api serve > "$OUT_DIR/api-relay.log" 2>&1 &
+  started_pids+=($!)
+  for _ in $(seq 1 1800); do
+    left=$(psql "$database_url" -qtAc "SELECT coalesce(sum(notification_count), 0) FROM outbox_batches")
+    [ "$left" -eq 0 ] && break
+    sleep 1
+  done
+  [ "$left" -eq 0 ] || fail "relay: $left notifications still in the outbox after 30 minutes"
+  seconds=$(python3 -c "import time; print(round(time.time() - $started, 1))")
+  stop_started
+  python3 - "$OUT_DIR" "$backlog" "$seconds" <<'PY'
+import json, sys
+out, backlog, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+result = {"backlog_notifications": backlog, "drain_seconds": seconds,
+          "notifications_per_second": round(backlog / seconds, 1)}
+json.dump(result, open(f"{out}/relay.json", "w"), indent=2)
+print(f"relay: {result}")
+PY
+}
+
 for scenario in $SCENARIOS; do
   case "$scenario" in
     delivery) run_delivery_scenario ;;
     ingest) run_ingest_scenario ;;
-    *) fail "unknown scenario $scenario (known: delivery ingest)" ;;
+    relay) run_relay_scenario ;;
+    *) fail "unknown scenario $scenario (known: delivery ingest relay)" ;;
   esac
 done
