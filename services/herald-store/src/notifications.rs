@@ -296,19 +296,32 @@ impl PublishableNotification {
     }
 }
 
-/// The notifications to publish, by id, in acceptance order (the outbox relay).
+/// The next notifications to publish among `notification_ids`, in acceptance order, after the id
+/// `after` (if given), as many as fit in `max_records` recipients (at least one): the relay's memory
+/// stays bounded whatever the notifications' sizes.
 pub async fn load_publishable(
     database: &Database,
     notification_ids: &[Uuid],
+    after: Option<Uuid>,
+    max_records: usize,
 ) -> Result<Vec<PublishableNotification>, StoreError> {
     let statement = Statement::from_sql_and_values(
         DatabaseBackend::Postgres,
         r#"
-SELECT n.id, n.tenant_id, n.user_ids, n.priority::text AS priority, n.created_at
-FROM unnest($1::uuid[]) AS wanted(id) JOIN notifications n ON n.id = wanted.id
-ORDER BY n.id
+SELECT id, tenant_id, user_ids, priority, created_at FROM (
+    SELECT n.id, n.tenant_id, n.user_ids, n.priority::text AS priority, n.created_at,
+           sum(cardinality(n.user_ids)) OVER (ORDER BY n.id) - cardinality(n.user_ids) AS before
+    FROM unnest($1::uuid[]) AS wanted(id) JOIN notifications n ON n.id = wanted.id
+    WHERE $2::uuid IS NULL OR n.id > $2
+) numbered
+WHERE before < $3
+ORDER BY id
 "#,
-        [Value::from(notification_ids.to_vec())],
+        [
+            Value::from(notification_ids.to_vec()),
+            Value::from(after),
+            Value::from(max_records.max(1) as i64),
+        ],
     );
     database
         .run(
@@ -330,6 +343,8 @@ pub struct NotificationContent {
     pub created_at: DateTime<Utc>,
     /// Recipients × channels.
     pub deliveries: i32,
+    /// About the bytes it holds in memory (computed by PostgreSQL from the stored sizes).
+    pub weight: i32,
 }
 
 impl NotificationContent {
@@ -340,12 +355,9 @@ impl NotificationContent {
             .collect()
     }
 
-    /// Bytes this content takes in a cache.
+    /// Bytes this content takes in memory, about.
     pub fn weight(&self) -> usize {
-        self.body.len()
-            + self.subject.as_ref().map_or(0, String::len)
-            + self.data.to_string().len()
-            + 128
+        usize::try_from(self.weight).unwrap_or(0)
     }
 }
 
@@ -358,7 +370,8 @@ pub async fn load_content(
         DatabaseBackend::Postgres,
         r#"
 SELECT n.id, n.tenant_id, n.channels::text[] AS channels, n.subject, n.body, n.data, n.created_at,
-       cardinality(n.user_ids) * cardinality(n.channels) AS deliveries
+       cardinality(n.user_ids) * cardinality(n.channels) AS deliveries,
+       (octet_length(n.body) + coalesce(octet_length(n.subject), 0) + pg_column_size(n.data) + 128)::int4 AS weight
 FROM unnest($1::uuid[]) AS wanted(id) JOIN notifications n ON n.id = wanted.id
 "#,
         [Value::from(notification_ids.to_vec())],

@@ -22,10 +22,8 @@ pub struct RelaySettings {
     pub batch_limit: u64,
 }
 
-/// Records in flight at once while the relay publishes.
+/// Records loaded and in flight at once while the relay publishes.
 const RELAY_CHUNK_RECORDS: usize = 50_000;
-/// Notifications loaded per query.
-const LOAD_CHUNK: usize = 10_000;
 
 pub async fn run_relay(
     settings: Arc<RelaySettings>,
@@ -98,37 +96,50 @@ async fn relay_pass(
     }
 }
 
-/// Publishes one round of leased batches; completes those fully published or parked. Returns
-/// whether every batch completed.
+/// Publishes one round of leased batches, oldest first, each in chunks of at most
+/// `RELAY_CHUNK_RECORDS` records (memory stays bounded whatever a notification's fan-out);
+/// completes those fully published or parked. Stops at the first batch that fails. Returns whether
+/// every batch completed.
 async fn publish_round(
     database: &Database,
     publisher: &Publisher,
     batches: &[LeasedBatch],
 ) -> Result<bool, StoreError> {
-    let mut outgoing: Vec<Vec<OutgoingNotification>> = Vec::with_capacity(batches.len());
-    for batch in batches {
-        let mut notifications_of_batch = Vec::with_capacity(batch.notification_ids.len());
-        for ids in batch.notification_ids.chunks(LOAD_CHUNK) {
-            notifications_of_batch.extend(
-                notifications::load_publishable(database, ids)
-                    .await?
-                    .into_iter()
-                    .map(OutgoingNotification::from),
-            );
-        }
-        outgoing.push(notifications_of_batch);
-    }
-    let reports = publisher
-        .publish_batches(&outgoing, RELAY_CHUNK_RECORDS)
-        .await;
     let mut completed = Vec::new();
     let mut parked: Vec<ParkedRecord> = Vec::new();
-    for ((batch, report), notifications) in batches.iter().zip(reports).zip(&outgoing) {
-        parked.extend(report.parked.iter().cloned());
-        if report.is_complete() {
-            completed.push(batch.id);
-            metrics::RELAY_REPUBLISHED.inc_by(notifications.len() as u64);
+    for batch in batches {
+        let mut failed = false;
+        let mut published = 0;
+        let mut after = None;
+        loop {
+            let rows = notifications::load_publishable(
+                database,
+                &batch.notification_ids,
+                after,
+                RELAY_CHUNK_RECORDS,
+            )
+            .await?;
+            let Some(last) = rows.last() else { break };
+            after = Some(last.id);
+            let chunk: Vec<OutgoingNotification> = rows.into_iter().map(Into::into).collect();
+            published += chunk.len();
+            let report = publisher
+                .publish_batches(std::slice::from_ref(&chunk), RELAY_CHUNK_RECORDS)
+                .await
+                .pop()
+                .unwrap_or_default();
+            parked.extend(report.parked.iter().cloned());
+            if let Some(failure) = report.transient_failure {
+                tracing::warn!(outbox_batch_id = %batch.id, %failure, "relay could not publish");
+                failed = true;
+                break;
+            }
         }
+        if failed {
+            break;
+        }
+        completed.push(batch.id);
+        metrics::RELAY_REPUBLISHED.inc_by(published as u64);
     }
     let all_completed = completed.len() == batches.len();
     metrics::KAFKA_PUBLISH
