@@ -73,7 +73,12 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn round(database: &Database, tenant_id: Uuid, session: Uuid, batch: usize) -> anyhow::Result<()> {
+async fn round(
+    database: &Database,
+    tenant_id: Uuid,
+    session: Uuid,
+    batch: usize,
+) -> anyhow::Result<()> {
     let now = Utc::now();
     let requests: Vec<(Uuid, ValidatedNotification)> = (0..batch)
         .map(|index| {

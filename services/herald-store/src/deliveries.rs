@@ -49,7 +49,7 @@ pub struct NewDelivery {
 struct InsertedRow {
     notification_id: Uuid,
     id: Uuid,
-    status: String,
+    status: DeliveryStatus,
 }
 
 const ADMIT_SQL: &str = r#"
@@ -118,16 +118,17 @@ pub async fn admit(
             let mut admitted = Admitted::default();
             let mut progress = ProgressDeltas::default();
             for row in &inserted {
-                match row.status.as_str() {
-                    "sending" => admitted.sending.push(DeliveryKey {
+                match row.status {
+                    DeliveryStatus::Sending => admitted.sending.push(DeliveryKey {
                         notification_id: row.notification_id,
                         id: row.id,
                     }),
-                    "queued" => admitted.queued += 1,
-                    _ => {
+                    DeliveryStatus::Queued => admitted.queued += 1,
+                    DeliveryStatus::Skipped => {
                         admitted.skipped += 1;
                         progress.add(row.notification_id, DeliveryStatus::Skipped);
                     }
+                    other => debug_assert!(false, "admission inserted a {other:?} delivery"),
                 }
             }
             apply_progress(&transaction, &progress).await?;
@@ -144,7 +145,7 @@ pub struct ClaimedDelivery {
     pub id: Uuid,
     pub tenant_id: Uuid,
     pub user_id: String,
-    pub channel: String,
+    pub channel: Channel,
     pub attempts: i32,
 }
 
@@ -154,10 +155,6 @@ impl ClaimedDelivery {
             notification_id: self.notification_id,
             id: self.id,
         }
-    }
-
-    pub fn channel(&self) -> Option<Channel> {
-        Channel::parse(&self.channel)
     }
 }
 
@@ -304,10 +301,8 @@ pub async fn record(
             .await?;
             let mut progress = ProgressDeltas::default();
             for row in &updated {
-                match row.status.as_str() {
-                    "sent" => progress.add(row.notification_id, DeliveryStatus::Sent),
-                    "failed" => progress.add(row.notification_id, DeliveryStatus::Failed),
-                    _ => {}
+                if row.status.is_final() {
+                    progress.add(row.notification_id, row.status);
                 }
             }
             let notifications_finished = apply_progress(&transaction, &progress).await?;
@@ -515,7 +510,7 @@ async fn apply_progress(
     #[derive(FromQueryResult)]
     struct StateRow {
         id: Uuid,
-        status: String,
+        status: NotificationStatus,
         deliveries_expected: i32,
         deliveries_sent: i32,
         deliveries_failed: i32,
@@ -562,8 +557,7 @@ FROM notification_states WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE
             debug_assert!(false, "more final deliveries than expected: {progress:?}");
             continue;
         }
-        let old_status =
-            NotificationStatus::parse(&row.status).unwrap_or(NotificationStatus::Accepted);
+        let old_status = row.status;
         let status = match old_status.transition(NotificationEvent::Progressed(progress)) {
             Ok(status) => status,
             Err(refused) => {
@@ -604,8 +598,8 @@ WHERE s.id = new.id
 pub struct DeliveryRow {
     pub id: Uuid,
     pub user_id: String,
-    pub channel: String,
-    pub status: String,
+    pub channel: Channel,
+    pub status: DeliveryStatus,
     pub attempts: i32,
     pub provider: String,
     pub provider_message_id: Option<String>,

@@ -129,15 +129,12 @@ pub struct IdempotencyHolder {
     pub key: String,
     pub request_hash: Vec<u8>,
     /// Its current status, which a repeat of the request is answered with.
-    pub status: Option<String>,
+    pub status: Option<NotificationStatus>,
 }
 
 impl IdempotencyHolder {
     pub fn status(&self) -> NotificationStatus {
-        self.status
-            .as_deref()
-            .and_then(NotificationStatus::parse)
-            .unwrap_or(NotificationStatus::Accepted)
+        self.status.unwrap_or(NotificationStatus::Accepted)
     }
 }
 
@@ -182,12 +179,12 @@ pub struct NotificationRow {
     pub id: Uuid,
     pub tenant_id: Uuid,
     pub user_ids: Vec<String>,
-    pub channels: Vec<String>,
+    pub channels: Vec<Channel>,
     pub subject: Option<String>,
     pub body: String,
     pub data: JsonValue,
-    pub priority: String,
-    pub status: String,
+    pub priority: Priority,
+    pub status: NotificationStatus,
     pub scheduled_for: Option<DateTime<Utc>>,
     pub idempotency_key: Option<String>,
     pub deliveries_expected: i32,
@@ -286,14 +283,8 @@ pub struct PublishableNotification {
     pub id: Uuid,
     pub tenant_id: Uuid,
     pub user_ids: Vec<String>,
-    pub priority: String,
+    pub priority: Priority,
     pub created_at: DateTime<Utc>,
-}
-
-impl PublishableNotification {
-    pub fn priority(&self) -> Priority {
-        Priority::parse(&self.priority).unwrap_or_default()
-    }
 }
 
 /// The next notifications to publish among `notification_ids`, in acceptance order, after the id
@@ -336,7 +327,7 @@ ORDER BY id
 pub struct NotificationContent {
     pub id: Uuid,
     pub tenant_id: Uuid,
-    pub channels: Vec<String>,
+    pub channels: Vec<Channel>,
     pub subject: Option<String>,
     pub body: String,
     pub data: JsonValue,
@@ -348,13 +339,6 @@ pub struct NotificationContent {
 }
 
 impl NotificationContent {
-    pub fn channels(&self) -> Vec<Channel> {
-        self.channels
-            .iter()
-            .filter_map(|name| Channel::parse(name))
-            .collect()
-    }
-
     /// Bytes this content takes in memory, about.
     pub fn weight(&self) -> usize {
         usize::try_from(self.weight).unwrap_or(0)

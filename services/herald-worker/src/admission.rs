@@ -149,7 +149,7 @@ async fn admit_batch(context: &WorkerContext, records: &[&OwnedMessage]) -> Resu
     for (_, envelope) in &envelopes {
         let content = &contents[&envelope.notification_id];
         let recipient = recipients.get(&(envelope.tenant_id, envelope.user_id.to_string()));
-        for channel in content.channels() {
+        for &channel in &content.channels {
             let key = DeliveryKey {
                 notification_id: envelope.notification_id,
                 id: delivery_id(envelope.notification_id, &envelope.user_id, channel),

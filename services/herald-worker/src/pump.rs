@@ -98,7 +98,8 @@ async fn pump_once(
         let Some(held_slot) = held.pop() else { break };
         let content = contents.get(&delivery.notification_id);
         let recipient = recipients.get(&(delivery.tenant_id, delivery.user_id.clone()));
-        let (Some(content), Some(channel)) = (content, delivery.channel()) else {
+        let channel = delivery.channel;
+        let Some(content) = content else {
             fail_without_call(
                 context,
                 lane,
@@ -174,9 +175,7 @@ async fn fail_without_call(
     let status = DeliveryStatus::Sending
         .transition(DeliveryEvent::PermanentFailure)
         .unwrap_or(DeliveryStatus::Failed);
-    let Some(channel) = delivery.channel() else {
-        return;
-    };
+    let channel = delivery.channel;
     metrics::DELIVERIES
         .with_label_values(&[channel.as_str(), lane.provider(), status.as_str()])
         .inc();

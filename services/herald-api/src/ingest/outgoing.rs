@@ -55,7 +55,7 @@ impl From<PublishableNotification> for OutgoingNotification {
         OutgoingNotification {
             id: row.id,
             tenant_id: row.tenant_id,
-            priority: row.priority(),
+            priority: row.priority,
             user_ids: row.user_ids,
             accepted_at: row.created_at,
         }

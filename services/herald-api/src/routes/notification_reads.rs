@@ -2,7 +2,7 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
-use herald_domain::NotificationStatus;
+use herald_domain::{Channel, DeliveryStatus, NotificationStatus, Priority};
 use herald_store::deliveries::{self, DeliveryRow};
 use herald_store::notifications::{self, ListFilter, NotificationRow};
 use serde::{Deserialize, Serialize};
@@ -30,9 +30,9 @@ pub struct DeliveryView {
     /// Also the reference given to the provider.
     pub id: Uuid,
     pub user_id: String,
-    pub channel: String,
+    pub channel: Channel,
     /// `queued`, `sending`, `retrying` (at `next_attempt_at`), `sent`, `failed`, `skipped`.
-    pub status: String,
+    pub status: DeliveryStatus,
     pub attempts: i32,
     pub provider: String,
     pub provider_message_id: Option<String>,
@@ -71,13 +71,13 @@ pub struct DeliverySummary {
 #[derive(Serialize, ToSchema)]
 pub struct NotificationView {
     pub id: Uuid,
-    pub status: String,
+    pub status: NotificationStatus,
     pub user_ids: Vec<String>,
-    pub channels: Vec<String>,
+    pub channels: Vec<Channel>,
     pub content: ContentView,
     #[schema(value_type = Object)]
     pub data: serde_json::Value,
-    pub priority: String,
+    pub priority: Priority,
     pub scheduled_for: Option<DateTime<Utc>>,
     pub idempotency_key: Option<String>,
     pub created_at: DateTime<Utc>,
