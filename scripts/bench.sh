@@ -2,13 +2,17 @@
 # `make bench`: load benchmarks, driven from a second process (oha) over loopback at fixed arrival
 # rates (--latency-correction), beside a bare actix handler measured the same way in the same run.
 #
-# Scenarios (BENCH_SCENARIOS, default "delivery ingest"):
+# Scenarios (BENCH_SCENARIOS, default "delivery capacity ingest"):
 #   delivery  notifications accepted through the batch endpoint and delivered by one worker to the
 #             provider simulator (20 ms latency): deliveries/s and accept-to-delivery P50/P95/P99
 #             (bench-results/delivery.json). Its own database, topic and group.
 #   ingest    the bare handler, the single endpoint and the batch endpoint: req/s, notifications/s,
 #             P50/P95/P99, and a check that every 2xx notification is in PostgreSQL
 #             (bench-results/ingest.json).
+#   capacity  PostgreSQL's own capacity for the delivery write path: the same statements (group
+#             commit, content load, admission, outcome record with counters) through herald-store,
+#             8 concurrent callers in batches of 250, nothing else running; the delivery figure is
+#             quoted as a ratio of it (bench-results/capacity.json).
 #   relay     a backlog of BENCH_RELAY_NOTIFICATIONS (default 1,000,000) notifications left in the
 #             outbox, as an API that died with the broker away leaves them; one API's relay drains it
 #             (bench-results/relay.json). Not in the defaults: it takes minutes.
@@ -34,9 +38,10 @@ CONNECTIONS="${BENCH_CONNECTIONS:-256}"
 DELIVERY_RATE="${BENCH_DELIVERY_RATE:-20000}"
 DELIVERY_RECIPIENTS="${BENCH_DELIVERY_RECIPIENTS:-1}"
 DRAIN_SECONDS="${BENCH_DRAIN_SECONDS:-120}"
-SCENARIOS="${BENCH_SCENARIOS:-delivery ingest}"
+SCENARIOS="${BENCH_SCENARIOS:-delivery capacity ingest}"
 OUT_DIR=bench-results
 mkdir -p "$OUT_DIR"
+rm -f "$OUT_DIR"/*.json  # figures of an earlier run must never be mistaken for this one's
 
 log() { printf '[bench] %s\n' "$*" >&2; }
 fail() { log "FAILED: $*"; exit 1; }
@@ -45,7 +50,8 @@ command -v oha >/dev/null || cargo install oha --version 1.16.0 --locked
 started_services="$(mktemp)"
 HERALD_STARTED_FILE="$started_services" scripts/services.sh start
 eval "$(scripts/services.sh env)"
-cargo build --release --bin herald-api --bin herald-bare-handler --bin herald-worker --bin herald-provider-sim
+cargo build --release --bin herald-api --bin herald-bare-handler --bin herald-worker --bin herald-provider-sim \
+  --bin herald-store-capacity
 api=target/release/herald-api
 
 # Every process a scenario starts is listed here and stopped (SIGTERM, then waited for) by
@@ -309,11 +315,33 @@ print(f"relay: {result}")
 PY
 }
 
+run_capacity_scenario() {
+  local run_id database_url seconds
+  run_id="$(date +%s)"
+  seconds="${DURATION%s}"
+  database_url="${HERALD_DATABASE__URL%/*}/herald_capacity_$run_id"
+  psql "$HERALD_DATABASE__URL" -qc "CREATE DATABASE herald_capacity_$run_id"
+  log "capacity: PostgreSQL alone, the delivery write path, for ${seconds}s"
+  HERALD_DATABASE__URL="$database_url" target/release/herald-store-capacity "$seconds" 8 250 \
+    > "$OUT_DIR/capacity.json" || fail "capacity: the driver failed"
+  python3 - "$OUT_DIR" <<'PY'
+import json, os, sys
+out = sys.argv[1]
+capacity = json.load(open(f"{out}/capacity.json"))
+print(f"capacity: {capacity}")
+if os.path.exists(f"{out}/delivery.json"):
+    delivery = json.load(open(f"{out}/delivery.json"))
+    ratio = delivery["deliveries_per_second"] / capacity["deliveries_per_second"]
+    print(f"end to end {delivery['deliveries_per_second']}/s = {ratio:.2f} of PostgreSQL's own capacity")
+PY
+}
+
 for scenario in $SCENARIOS; do
   case "$scenario" in
     delivery) run_delivery_scenario ;;
+    capacity) run_capacity_scenario ;;
     ingest) run_ingest_scenario ;;
     relay) run_relay_scenario ;;
-    *) fail "unknown scenario $scenario (known: delivery ingest relay)" ;;
+    *) fail "unknown scenario $scenario (known: delivery capacity ingest relay)" ;;
   esac
 done
