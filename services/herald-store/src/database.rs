@@ -6,7 +6,7 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use herald_config::DatabaseSettings;
-use sea_orm::{ConnectOptions, DatabaseConnection, DbErr, RuntimeErr};
+use sea_orm::{ConnectOptions, ConnectionTrait, DatabaseConnection, DbErr, RuntimeErr, Statement};
 use secrecy::ExposeSecret;
 
 use crate::metrics;
@@ -156,6 +156,23 @@ impl Database {
                     self.query_timeout
                 )))
             }
+        }
+    }
+}
+
+impl Database {
+    /// Runs a statement whose answer is one bigint (a count, a sum); no row counts as 0.
+    pub async fn scalar(
+        &self,
+        operation: &'static str,
+        statement: Statement,
+    ) -> Result<i64, StoreError> {
+        let row = self
+            .run(operation, self.connection.query_one(statement))
+            .await?;
+        match row {
+            Some(row) => row.try_get_by_index::<i64>(0).map_err(StoreError::from),
+            None => Ok(0),
         }
     }
 }

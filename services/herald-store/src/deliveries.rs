@@ -335,10 +335,6 @@ pub async fn release_unsent(
         id: Uuid,
         attempt: i32,
     }
-    #[derive(FromQueryResult)]
-    struct Released {
-        released: i64,
-    }
     let claims: Vec<Claim> = claims
         .iter()
         .map(|(key, attempt)| Claim {
@@ -376,12 +372,9 @@ SELECT count(*)::bigint AS released FROM released
         ],
     );
     let released = database
-        .run(
-            "deliveries.release_unsent",
-            Released::find_by_statement(statement).one(database.connection()),
-        )
+        .scalar("deliveries.release_unsent", statement)
         .await?;
-    Ok(released.map_or(0, |row| row.released.max(0) as u64))
+    Ok(released.max(0) as u64)
 }
 
 /// Takes over the claims of sessions whose heartbeat is older than `lease` (database clock), up to
@@ -394,27 +387,18 @@ pub async fn take_over_dead_sessions(
     lease: Duration,
     limit: u64,
 ) -> Result<u64, StoreError> {
-    #[derive(FromQueryResult)]
-    struct TakenOver {
-        in_doubt: i64,
-    }
-    #[derive(FromQueryResult)]
-    struct Dead {
-        dead: bool,
-    }
     // The takeover touches every partition of `deliveries`; ask the small table first.
-    let any_dead = Dead::find_by_statement(Statement::from_sql_and_values(
-        DatabaseBackend::Postgres,
-        "SELECT EXISTS (SELECT 1 FROM worker_sessions WHERE heartbeat_at < now() - $1 * interval '1 millisecond') AS dead",
-        [Value::from(lease.as_millis() as i64)],
-    ));
-    let any_dead = database
-        .run(
-            "deliveries.any_dead_session",
-            any_dead.one(database.connection()),
+    let dead_sessions = database
+        .scalar(
+            "deliveries.count_dead_sessions",
+            Statement::from_sql_and_values(
+                DatabaseBackend::Postgres,
+                "SELECT count(*) FROM worker_sessions WHERE heartbeat_at < now() - $1 * interval '1 millisecond'",
+                [Value::from(lease.as_millis() as i64)],
+            ),
         )
         .await?;
-    if !any_dead.is_some_and(|row| row.dead) {
+    if dead_sessions == 0 {
         return Ok(0);
     }
     let statement = Statement::from_sql_and_values(
@@ -461,10 +445,7 @@ SELECT count(*)::bigint AS in_doubt FROM released
         ],
     );
     let taken_over = database
-        .run(
-            "deliveries.take_over_dead_sessions",
-            TakenOver::find_by_statement(statement).one(database.connection()),
-        )
+        .scalar("deliveries.take_over_dead_sessions", statement)
         .await?;
     let forget = Statement::from_sql_and_values(
         DatabaseBackend::Postgres,
@@ -481,7 +462,7 @@ WHERE s.heartbeat_at < now() - $1 * interval '1 millisecond'
             database.connection().execute(forget),
         )
         .await?;
-    Ok(taken_over.map_or(0, |row| row.in_doubt.max(0) as u64))
+    Ok(taken_over.max(0) as u64)
 }
 
 /// Per notification, how many deliveries became final in one transaction, and how.

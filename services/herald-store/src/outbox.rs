@@ -31,10 +31,6 @@ pub async fn complete_batches(
     completed: &[Uuid],
     parked: &[ParkedRecord],
 ) -> Result<u64, StoreError> {
-    #[derive(FromQueryResult)]
-    struct Completed {
-        notifications: i64,
-    }
     if completed.is_empty() && parked.is_empty() {
         return Ok(0);
     }
@@ -55,12 +51,9 @@ SELECT coalesce(sum(notification_count), 0)::bigint AS notifications FROM delete
         [Value::from(completed.to_vec()), json_parameter(&parked)?],
     );
     let completed = database
-        .run(
-            "outbox.complete_batches",
-            Completed::find_by_statement(statement).one(database.connection()),
-        )
+        .scalar("outbox.complete_batches", statement)
         .await?;
-    Ok(completed.map_or(0, |row| row.notifications.max(0) as u64))
+    Ok(completed.max(0) as u64)
 }
 
 #[derive(Debug, Clone, FromQueryResult)]
@@ -179,10 +172,6 @@ pub async fn release_due_scheduled(
     grace: Duration,
     limit: u64,
 ) -> Result<u64, StoreError> {
-    #[derive(FromQueryResult)]
-    struct Released {
-        released: i64,
-    }
     let statement = Statement::from_sql_and_values(
         DatabaseBackend::Postgres,
         r#"
@@ -212,12 +201,9 @@ SELECT count(*)::bigint AS released FROM released
         ],
     );
     let released = database
-        .run(
-            "outbox.release_due_scheduled",
-            Released::find_by_statement(statement).one(database.connection()),
-        )
+        .scalar("outbox.release_due_scheduled", statement)
         .await?;
-    Ok(released.map_or(0, |row| row.released.max(0) as u64))
+    Ok(released.max(0) as u64)
 }
 
 /// A parked record, as `herald-api parked` lists it.
@@ -251,21 +237,12 @@ WHERE replayed_at IS NULL ORDER BY parked_at LIMIT $1
 
 /// Parked records not replayed yet (the gauge operators alert on).
 pub async fn count_parked(database: &Database) -> Result<u64, StoreError> {
-    #[derive(FromQueryResult)]
-    struct Count {
-        parked: i64,
-    }
     let statement = Statement::from_string(
         DatabaseBackend::Postgres,
         "SELECT count(*)::bigint AS parked FROM parked_publications WHERE replayed_at IS NULL",
     );
-    let count = database
-        .run(
-            "outbox.count_parked",
-            Count::find_by_statement(statement).one(database.connection()),
-        )
-        .await?;
-    Ok(count.map_or(0, |row| row.parked.max(0) as u64))
+    let count = database.scalar("outbox.count_parked", statement).await?;
+    Ok(count.max(0) as u64)
 }
 
 /// Puts the notifications of parked records (all of them, or those of `notification_id`) back into
@@ -277,10 +254,6 @@ pub async fn replay_parked(
     notification_id: Option<Uuid>,
     grace: Duration,
 ) -> Result<u64, StoreError> {
-    #[derive(FromQueryResult)]
-    struct Replayed {
-        notifications: i64,
-    }
     let statement = Statement::from_sql_and_values(
         DatabaseBackend::Postgres,
         r#"
@@ -303,11 +276,6 @@ SELECT count(*)::bigint AS notifications FROM notifications
             Value::from(grace.as_millis() as i64 + 1),
         ],
     );
-    let replayed = database
-        .run(
-            "outbox.replay_parked",
-            Replayed::find_by_statement(statement).one(database.connection()),
-        )
-        .await?;
-    Ok(replayed.map_or(0, |row| row.notifications.max(0) as u64))
+    let replayed = database.scalar("outbox.replay_parked", statement).await?;
+    Ok(replayed.max(0) as u64)
 }

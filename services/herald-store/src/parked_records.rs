@@ -99,21 +99,14 @@ WHERE replayed_at IS NULL ORDER BY id LIMIT $1
 }
 
 pub async fn count_pending(database: &Database) -> Result<u64, StoreError> {
-    #[derive(FromQueryResult)]
-    struct Count {
-        parked: i64,
-    }
     let statement = Statement::from_string(
         DatabaseBackend::Postgres,
         "SELECT count(*)::bigint AS parked FROM parked_records WHERE replayed_at IS NULL",
     );
     let count = database
-        .run(
-            "parked_records.count_pending",
-            Count::find_by_statement(statement).one(database.connection()),
-        )
+        .scalar("parked_records.count_pending", statement)
         .await?;
-    Ok(count.map_or(0, |row| row.parked.max(0) as u64))
+    Ok(count.max(0) as u64)
 }
 
 pub async fn mark_replayed(database: &Database, ids: &[i64]) -> Result<(), StoreError> {

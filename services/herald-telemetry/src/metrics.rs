@@ -56,5 +56,15 @@ pub fn encode_text() -> Result<Vec<u8>, prometheus::Error> {
     Ok(buffer)
 }
 
-/// The content type of [`encode_text`].
-pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4";
+/// `GET /metrics` of every Herald process: the registry in the text exposition format.
+pub async fn endpoint() -> actix_web::HttpResponse {
+    match encode_text() {
+        Ok(text) => actix_web::HttpResponse::Ok()
+            .content_type("text/plain; version=0.0.4")
+            .body(text),
+        Err(error) => {
+            tracing::error!(%error, "encoding metrics failed");
+            actix_web::HttpResponse::InternalServerError().finish()
+        }
+    }
+}

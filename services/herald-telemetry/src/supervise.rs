@@ -6,6 +6,7 @@ use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
 use futures::FutureExt;
+use tokio_util::sync::CancellationToken;
 
 use crate::metrics::{PANICS_CAUGHT, TASK_RESTARTS};
 
@@ -29,6 +30,30 @@ where
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(LONGEST_PAUSE);
             }
+        }
+    }
+}
+
+/// Runs `pass` every `interval` until `shutdown` is cancelled: the first at once, a late one
+/// delaying the next rather than bunching them, one in progress abandoned at shutdown.
+pub async fn every<Pass, PassFuture>(
+    interval: Duration,
+    shutdown: &CancellationToken,
+    mut pass: Pass,
+) where
+    Pass: FnMut() -> PassFuture,
+    PassFuture: Future<Output = ()>,
+{
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = shutdown.cancelled() => return,
+        }
+        tokio::select! {
+            _ = pass() => {}
+            _ = shutdown.cancelled() => return,
         }
     }
 }

@@ -129,7 +129,10 @@ impl Worker {
         let metrics_server = HttpServer::new(move || {
             App::new()
                 .app_data(readiness.clone())
-                .route("/metrics", web::get().to(metrics_text))
+                .route(
+                    "/metrics",
+                    web::get().to(herald_telemetry::metrics::endpoint),
+                )
                 .route("/readyz", web::get().to(readyz))
                 .route(
                     "/healthz",
@@ -301,18 +304,6 @@ async fn release_unsent(
         Ok(released) => tracing::info!(released, "unsent deliveries returned to the queue"),
         Err(error) => {
             tracing::warn!(%error, "returning unsent deliveries failed; they will be taken over after the lease")
-        }
-    }
-}
-
-async fn metrics_text() -> HttpResponse {
-    match herald_telemetry::metrics::encode_text() {
-        Ok(text) => HttpResponse::Ok()
-            .content_type(herald_telemetry::metrics::TEXT_CONTENT_TYPE)
-            .body(text),
-        Err(error) => {
-            tracing::error!(%error, "encoding metrics failed");
-            HttpResponse::InternalServerError().finish()
         }
     }
 }

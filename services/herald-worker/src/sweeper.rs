@@ -1,10 +1,12 @@
 //! The sweeper: takes over the claims of dead worker sessions (the in-doubt set: queued again and
 //! sent again with the same reference) and keeps the parked-records gauge current.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use herald_store::{deliveries, parked_records};
+use herald_telemetry::supervise::every;
 use tokio_util::sync::CancellationToken;
 
 use crate::context::WorkerContext;
@@ -21,42 +23,42 @@ pub async fn run_sweeper(
     interval: Duration,
     stop: CancellationToken,
 ) {
-    let mut ticks = tokio::time::interval(interval);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut sweeps: u32 = 0;
-    loop {
-        tokio::select! {
-            _ = ticks.tick() => {}
-            _ = stop.cancelled() => return,
-        }
-        loop {
-            match deliveries::take_over_dead_sessions(&context.database, lease, TAKEOVER_LIMIT)
-                .await
-            {
-                Ok(0) => break,
-                Ok(in_doubt) => {
-                    metrics::IN_DOUBT.inc_by(in_doubt);
-                    tracing::warn!(
-                        in_doubt,
-                        "took over deliveries of a dead worker session; sending them again"
-                    );
-                    for lane in context.lanes.iter() {
-                        lane.note_queued_work();
-                    }
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "taking over dead sessions failed");
-                    break;
-                }
-            }
-            if stop.is_cancelled() {
-                return;
-            }
-        }
-        sweeps = sweeps.wrapping_add(1);
-        if sweeps % PARKED_COUNT_EVERY == 1 {
+    let sweeps = AtomicU32::new(0);
+    every(interval, &stop, || async {
+        take_over_dead_sessions(&context, lease, &stop).await;
+        if sweeps
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(PARKED_COUNT_EVERY)
+        {
             if let Ok(parked) = parked_records::count_pending(&context.database).await {
                 metrics::PARKED_WAITING.set(parked as i64);
+            }
+        }
+    })
+    .await
+}
+
+async fn take_over_dead_sessions(
+    context: &WorkerContext,
+    lease: Duration,
+    stop: &CancellationToken,
+) {
+    while !stop.is_cancelled() {
+        match deliveries::take_over_dead_sessions(&context.database, lease, TAKEOVER_LIMIT).await {
+            Ok(0) => return,
+            Ok(in_doubt) => {
+                metrics::IN_DOUBT.inc_by(in_doubt);
+                tracing::warn!(
+                    in_doubt,
+                    "took over deliveries of a dead worker session; sending them again"
+                );
+                for lane in context.lanes.iter() {
+                    lane.note_queued_work();
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "taking over dead sessions failed");
+                return;
             }
         }
     }

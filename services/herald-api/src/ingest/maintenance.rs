@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use herald_store::{maintenance, notifications, Database};
+use herald_telemetry::supervise::every;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics;
@@ -22,15 +23,10 @@ pub async fn run_maintenance(
     database: Database,
     shutdown: CancellationToken,
 ) {
-    let mut ticks = tokio::time::interval(settings.interval);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticks.tick() => {}
-            _ = shutdown.cancelled() => return,
-        }
-        maintain_once(&settings, &database).await;
-    }
+    every(settings.interval, &shutdown, || {
+        maintain_once(&settings, &database)
+    })
+    .await
 }
 
 pub async fn maintain_once(settings: &MaintenanceSettings, database: &Database) {

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use herald_store::outbox::{self, LeasedBatch, ParkedRecord};
 use herald_store::{notifications, Database, StoreError};
+use herald_telemetry::supervise::every;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -34,19 +35,9 @@ pub async fn run_relay(
 ) {
     // One owner per relay process: its leases can be renewed, and a second replica's cannot.
     let owner = Uuid::now_v7();
-    let mut ticks = tokio::time::interval(settings.interval);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticks.tick() => {}
-            _ = shutdown.cancelled() => return,
-        }
-        let pass = relay_pass(&settings, owner, &database, &publisher);
-        tokio::select! {
-            result = pass => if let Err(error) = result {
-                tracing::warn!(%error, "outbox relay pass failed");
-            },
-            _ = shutdown.cancelled() => return,
+    every(settings.interval, &shutdown, || async {
+        if let Err(error) = relay_pass(&settings, owner, &database, &publisher).await {
+            tracing::warn!(%error, "outbox relay pass failed");
         }
         match outbox::backlog(&database).await {
             Ok(true_backlog) => backlog.refresh(true_backlog),
@@ -56,7 +47,8 @@ pub async fn run_relay(
             Ok(parked) => metrics::OUTBOX_PARKED_WAITING.set(parked as i64),
             Err(error) => tracing::debug!(%error, "counting parked records failed"),
         }
-    }
+    })
+    .await
 }
 
 /// Publishes leased batches round after round until none is stale or the broker fails.

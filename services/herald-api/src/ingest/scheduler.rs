@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use herald_store::{outbox, Database};
+use herald_telemetry::supervise::every;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics;
@@ -12,28 +13,27 @@ const RELEASE_LIMIT: u64 = 5000;
 const INTERVAL: Duration = Duration::from_secs(1);
 
 pub async fn run_scheduler(database: Database, grace: Duration, shutdown: CancellationToken) {
-    let mut ticks = tokio::time::interval(INTERVAL);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    every(INTERVAL, &shutdown, || {
+        release_due(&database, grace, &shutdown)
+    })
+    .await
+}
+
+async fn release_due(database: &Database, grace: Duration, shutdown: &CancellationToken) {
     loop {
-        tokio::select! {
-            _ = ticks.tick() => {}
-            _ = shutdown.cancelled() => return,
-        }
-        loop {
-            match outbox::release_due_scheduled(&database, grace, RELEASE_LIMIT).await {
-                Ok(released) => {
-                    if released > 0 {
-                        metrics::SCHEDULED_RELEASED.inc_by(released);
-                        tracing::info!(released, "released due scheduled notifications");
-                    }
-                    if released < RELEASE_LIMIT || shutdown.is_cancelled() {
-                        break;
-                    }
+        match outbox::release_due_scheduled(database, grace, RELEASE_LIMIT).await {
+            Ok(released) => {
+                if released > 0 {
+                    metrics::SCHEDULED_RELEASED.inc_by(released);
+                    tracing::info!(released, "released due scheduled notifications");
                 }
-                Err(error) => {
-                    tracing::warn!(%error, "releasing scheduled notifications failed");
-                    break;
+                if released < RELEASE_LIMIT || shutdown.is_cancelled() {
+                    return;
                 }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "releasing scheduled notifications failed");
+                return;
             }
         }
     }

@@ -61,13 +61,5 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 /// Prometheus metrics in the text exposition format.
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format")))]
 pub async fn metrics() -> HttpResponse {
-    match herald_telemetry::metrics::encode_text() {
-        Ok(text) => HttpResponse::Ok()
-            .content_type(herald_telemetry::metrics::TEXT_CONTENT_TYPE)
-            .body(text),
-        Err(error) => {
-            tracing::error!(%error, "encoding metrics failed");
-            HttpResponse::InternalServerError().finish()
-        }
-    }
+    herald_telemetry::metrics::endpoint().await
 }
