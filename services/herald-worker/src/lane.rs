@@ -209,7 +209,12 @@ impl Lane {
             metrics::RATE_LIMIT_WAIT_SECONDS
                 .with_label_values(&[self.provider.name()])
                 .observe(waited.elapsed().as_secs_f64());
-            match session.wait_for_permission(delivery.session).await {
+            let permission = tokio::select! {
+                permission = session.wait_for_permission(delivery.session) => permission,
+                // A fenced session at shutdown: what is held goes back unsent.
+                _ = abandon.cancelled() => { return leftovers(delivery, &mut waiting); }
+            };
+            match permission {
                 SendPermission::Yes => {}
                 _ => {
                     // Claimed under a lost session: someone else will send it; never us.

@@ -249,7 +249,11 @@ impl Worker {
         }
         abandon_at_deadline.abort();
         sends.close();
-        sends.wait().await;
+        // Calls in flight end within their provider timeout; handing their outcomes over can wait on
+        // a recorder that cannot write (the database away): bounded, then they are in doubt.
+        if tokio::time::timeout(drain_timeout, sends.wait()).await.is_err() {
+            tracing::error!("calls in flight did not hand over their outcomes; they are in doubt");
+        }
 
         // Every outcome is submitted: the recorder writes them all and stops.
         let session = context.session.id();
