@@ -251,7 +251,10 @@ impl Worker {
         sends.close();
         // Calls in flight end within their provider timeout; handing their outcomes over can wait on
         // a recorder that cannot write (the database away): bounded, then they are in doubt.
-        if tokio::time::timeout(drain_timeout, sends.wait()).await.is_err() {
+        if tokio::time::timeout(drain_timeout, sends.wait())
+            .await
+            .is_err()
+        {
             tracing::error!("calls in flight did not hand over their outcomes; they are in doubt");
         }
 

@@ -123,7 +123,15 @@ async fn write_batch(
     let all_rows: Vec<usize> = (0..prepared.len()).collect();
     let mut outcomes: Vec<Option<CommitOutcome>> = vec![None; prepared.len()];
     let mut parts = Vec::new();
-    commit_bisecting(database, &prepared, all_rows, &mut outcomes, &mut parts).await;
+    commit_bisecting(
+        database,
+        &prepared,
+        all_rows,
+        TIMEOUT_BISECTIONS,
+        &mut outcomes,
+        &mut parts,
+    )
+    .await;
     metrics::INGEST_COMMIT_SECONDS.observe(started.elapsed().as_secs_f64());
 
     // Hand over to the publisher before answering: a client's next request then always enters
@@ -155,12 +163,19 @@ async fn write_batch(
     }
 }
 
+/// How many times a batch that ran into the statement timeout is halved: a timeout may come from
+/// too many or too large rows, or from a slow database, where splitting again and again would only
+/// multiply the wait.
+const TIMEOUT_BISECTIONS: u32 = 2;
+
 /// Commits `rows` (indexes into `prepared`) as one statement; if PostgreSQL refuses it for a reason
-/// that may lie in the rows, commits each half on its own, down to single rows.
+/// that may lie in the rows, commits each half on its own: down to single rows for refused data,
+/// `timeout_bisections` times for statement timeouts.
 fn commit_bisecting<'a>(
     database: &'a Database,
     prepared: &'a [&'a PreparedNotification],
     rows: Vec<usize>,
+    timeout_bisections: u32,
     outcomes: &'a mut Vec<Option<CommitOutcome>>,
     parts: &'a mut Vec<CommittedPart>,
 ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
@@ -188,13 +203,38 @@ fn commit_bisecting<'a>(
                     });
                 }
             }
-            Err(error) if error.may_be_caused_by_rows() && rows.len() > 1 => {
+            Err(error)
+                if rows.len() > 1
+                    && (matches!(error, StoreError::Refused { .. })
+                        || (matches!(error, StoreError::StatementTimeout)
+                            && timeout_bisections > 0)) =>
+            {
                 metrics::INGEST_BISECTIONS.inc();
                 tracing::warn!(rows = rows.len(), %error, "commit batch refused; bisecting it");
+                let timeout_bisections = match error {
+                    StoreError::StatementTimeout => timeout_bisections - 1,
+                    _ => timeout_bisections,
+                };
                 let mut first_half = rows;
                 let second_half = first_half.split_off(first_half.len() / 2);
-                commit_bisecting(database, prepared, first_half, outcomes, parts).await;
-                commit_bisecting(database, prepared, second_half, outcomes, parts).await;
+                commit_bisecting(
+                    database,
+                    prepared,
+                    first_half,
+                    timeout_bisections,
+                    outcomes,
+                    parts,
+                )
+                .await;
+                commit_bisecting(
+                    database,
+                    prepared,
+                    second_half,
+                    timeout_bisections,
+                    outcomes,
+                    parts,
+                )
+                .await;
             }
             Err(error) => {
                 let outcome = match &error {
