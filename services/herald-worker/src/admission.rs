@@ -214,12 +214,11 @@ async fn admit_batch(context: &WorkerContext, records: &[&OwnedMessage]) -> Resu
     let send_batch = Uuid::now_v7();
     let admitted = deliveries::admit(&context.database, session, send_batch, &new_deliveries)
         .await
-        .map_err(|error| {
-            if error.may_be_caused_by_rows() {
-                BatchError::Refused(error)
-            } else {
-                BatchError::Unavailable(error)
-            }
+        .map_err(|error| match error {
+            // Only a refusal of the data is the records' fault; a statement timeout is a slow
+            // database (records are small and batches bounded), never a reason to park a record.
+            herald_store::StoreError::Refused { .. } => BatchError::Refused(error),
+            _ => BatchError::Unavailable(error),
         })?;
     let existing =
         new_deliveries.len() - admitted.sending.len() - admitted.queued - admitted.skipped;
