@@ -27,8 +27,22 @@ use crate::work::{address_for, delivery_id};
 enum BatchError {
     /// Retry the same batch later.
     Unavailable(StoreError),
-    /// The database refused something in the batch: bisect.
+    /// Something in the batch cannot be stored or read (the database refused its data, or an
+    /// answer could not be understood): bisect, and park the record it comes down to.
     Refused(StoreError),
+}
+
+impl From<StoreError> for BatchError {
+    fn from(error: StoreError) -> BatchError {
+        match error {
+            // A statement timeout is a slow database (records are small and batches bounded),
+            // never a reason to park a record.
+            StoreError::Unavailable(_) | StoreError::StatementTimeout => {
+                BatchError::Unavailable(error)
+            }
+            StoreError::Refused { .. } | StoreError::Other(_) => BatchError::Refused(error),
+        }
+    }
 }
 
 /// Admits the records; parks those that cannot be processed. An error means the database is
@@ -108,11 +122,7 @@ async fn admit_batch(context: &WorkerContext, records: &[&OwnedMessage]) -> Resu
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
-    let contents = context
-        .contents
-        .load(&notification_ids)
-        .await
-        .map_err(BatchError::Unavailable)?;
+    let contents = context.contents.load(&notification_ids).await?;
     envelopes.retain(|(record, envelope)| {
         if contents.contains_key(&envelope.notification_id) {
             return true;
@@ -127,9 +137,7 @@ async fn admit_batch(context: &WorkerContext, records: &[&OwnedMessage]) -> Resu
         ));
         false
     });
-    park(&context.database, parkings)
-        .await
-        .map_err(BatchError::Unavailable)?;
+    park(&context.database, parkings).await?;
 
     let keys: Vec<RecipientKey> = envelopes
         .iter()
@@ -137,11 +145,7 @@ async fn admit_batch(context: &WorkerContext, records: &[&OwnedMessage]) -> Resu
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
-    let recipients = context
-        .recipients
-        .resolve(&keys)
-        .await
-        .map_err(BatchError::Unavailable)?;
+    let recipients = context.recipients.resolve(&keys).await?;
 
     let mut new_deliveries = Vec::new();
     let mut planned: HashMap<DeliveryKey, Planned> = HashMap::new();
@@ -212,14 +216,8 @@ async fn admit_batch(context: &WorkerContext, records: &[&OwnedMessage]) -> Resu
 
     let session = context.session.id();
     let send_batch = Uuid::now_v7();
-    let admitted = deliveries::admit(&context.database, session, send_batch, &new_deliveries)
-        .await
-        .map_err(|error| match error {
-            // Only a refusal of the data is the records' fault; a statement timeout is a slow
-            // database (records are small and batches bounded), never a reason to park a record.
-            herald_store::StoreError::Refused { .. } => BatchError::Refused(error),
-            _ => BatchError::Unavailable(error),
-        })?;
+    let admitted =
+        deliveries::admit(&context.database, session, send_batch, &new_deliveries).await?;
     let existing =
         new_deliveries.len() - admitted.sending.len() - admitted.queued - admitted.skipped;
     metrics::ADMITTED
