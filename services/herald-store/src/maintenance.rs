@@ -9,8 +9,9 @@ use sea_orm::{
 
 use crate::database::{Database, StoreError};
 
-/// Any number unique to Herald's maintenance, for `pg_try_advisory_xact_lock`.
-const MAINTENANCE_LOCK: i64 = 0x4845_5241_4c44_0001;
+/// Any number unique to Herald's maintenance, for `pg_try_advisory_xact_lock`: whoever changes
+/// partitions holds it, so two of them never deadlock on the tables' locks.
+pub const MAINTENANCE_LOCK: i64 = 0x4845_5241_4c44_0001;
 
 /// What one maintenance pass did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

@@ -266,6 +266,31 @@ pub fn metric_value(exposition: &str, name: &str) -> f64 {
         .sum()
 }
 
+/// How many records `topic` holds (the sum of its partitions' watermark spans).
+pub async fn topic_record_count(brokers: &str, topic: &str) -> i64 {
+    let consumer: rdkafka::consumer::BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .unwrap();
+    let topic = topic.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let timeout = Duration::from_secs(10);
+        let metadata = consumer.fetch_metadata(Some(&topic), timeout).unwrap();
+        metadata.topics()[0]
+            .partitions()
+            .iter()
+            .map(|partition| {
+                let (low, high) = consumer
+                    .fetch_watermarks(&topic, partition.id(), timeout)
+                    .unwrap();
+                high - low
+            })
+            .sum()
+    })
+    .await
+    .unwrap()
+}
+
 pub struct RawRecord {
     pub key: Vec<u8>,
     pub partition: i32,

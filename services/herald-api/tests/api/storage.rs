@@ -113,9 +113,14 @@ async fn days_past_the_retention_are_dropped_whole_unless_they_hold_unfinished_n
         today - Days::new(39),
         today - Days::new(38),
     );
+    // Under the maintenance lock, as the API's own maintenance task may be running too.
     execute(
         &app.database,
-        &format!("SELECT herald_ensure_partitions('{finished_day}', '{empty_day}')"),
+        &format!(
+            "BEGIN; SELECT pg_advisory_xact_lock({}); \
+             SELECT herald_ensure_partitions('{finished_day}', '{empty_day}'); COMMIT",
+            herald_store::maintenance::MAINTENANCE_LOCK
+        ),
     )
     .await;
     for (day, status) in [(finished_day, "delivered"), (unfinished_day, "processing")] {
