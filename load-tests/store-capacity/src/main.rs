@@ -93,6 +93,7 @@ async fn round(
                 priority: Priority::Normal,
                 scheduled_for: None,
                 idempotency_key: None,
+                data_bytes: 12,
             };
             (Uuid::now_v7(), notification)
         })

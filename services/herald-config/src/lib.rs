@@ -80,6 +80,8 @@ impl KafkaSettings {
 pub struct IngestSettings {
     /// A commit batch is flushed when it holds this many notifications…
     pub max_batch_rows: usize,
+    /// …or this many bytes of content…
+    pub max_batch_bytes: usize,
     /// …or when its first notification has waited this long.
     pub linger_ms: u64,
     /// Commit batches written to PostgreSQL at the same time.

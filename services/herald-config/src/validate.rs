@@ -40,6 +40,12 @@ impl Settings {
                 "must be between 1024 and 900000 (brokers refuse records over about 1 MB by default)",
             ));
         }
+        if self.ingest.max_batch_bytes < self.server.max_body_bytes {
+            return Err(invalid(
+                "ingest.max_batch_bytes",
+                "must be at least server.max_body_bytes, so that any request fits one commit batch",
+            ));
+        }
         if self.ingest.max_bytes_in_flight < self.server.max_body_bytes {
             return Err(invalid(
                 "ingest.max_bytes_in_flight",

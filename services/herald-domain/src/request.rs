@@ -55,6 +55,9 @@ pub struct ValidatedNotification {
     pub scheduled_for: Option<DateTime<Utc>>,
     #[serde(skip)]
     pub idempotency_key: Option<String>,
+    /// `data` as compact JSON, in bytes (measured by validation).
+    #[serde(skip)]
+    pub data_bytes: usize,
 }
 
 impl ValidatedNotification {
@@ -70,6 +73,19 @@ impl ValidatedNotification {
     /// `scheduled` when the notification is to be held, otherwise `accepted`.
     pub fn initial_status(&self, now: DateTime<Utc>) -> NotificationStatus {
         NotificationStatus::initial(self.scheduled_for.is_some_and(|due| due > now))
+    }
+
+    /// About the bytes it takes to store: its content, `data` and recipients.
+    pub fn stored_bytes(&self) -> usize {
+        self.body.len()
+            + self.subject.as_ref().map_or(0, String::len)
+            + self.data_bytes
+            + self
+                .user_ids
+                .iter()
+                .map(|user_id| user_id.len() + 8)
+                .sum::<usize>()
+            + 256
     }
 
     /// Recipients × channels: the deliveries this notification will have.

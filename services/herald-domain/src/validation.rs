@@ -285,6 +285,7 @@ impl NotificationRequest {
             priority,
             scheduled_for,
             idempotency_key,
+            data_bytes,
         })
     }
 }

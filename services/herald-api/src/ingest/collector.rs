@@ -24,6 +24,7 @@ use crate::metrics;
 
 pub struct CollectorSettings {
     pub max_batch_rows: usize,
+    pub max_batch_bytes: usize,
     pub linger: Duration,
     pub max_concurrent_writes: usize,
 }
@@ -81,9 +82,10 @@ async fn collect_batch(
     settings: &CollectorSettings,
 ) -> Vec<Submission> {
     let mut rows = first.notifications.len();
+    let mut bytes = first.stored_bytes();
     let mut batch = vec![first];
     let deadline = tokio::time::Instant::now() + settings.linger;
-    while rows < settings.max_batch_rows {
+    while rows < settings.max_batch_rows && bytes < settings.max_batch_bytes {
         let next = match submissions.try_recv() {
             Ok(submission) => Some(submission),
             Err(mpsc::error::TryRecvError::Disconnected) => None,
@@ -96,6 +98,7 @@ async fn collect_batch(
         };
         let Some(submission) = next else { break };
         rows += submission.notifications.len();
+        bytes += submission.stored_bytes();
         batch.push(submission);
     }
     batch

@@ -97,6 +97,15 @@ pub struct Submission {
     pub reply: oneshot::Sender<Result<Vec<CommitOutcome>, IngestError>>,
 }
 
+impl Submission {
+    fn stored_bytes(&self) -> usize {
+        self.notifications
+            .iter()
+            .map(|prepared| prepared.notification.stored_bytes())
+            .sum()
+    }
+}
+
 /// The handlers' side of the ingest path.
 #[derive(Clone)]
 pub struct IngestHandle {
@@ -164,6 +173,7 @@ pub struct BytesPermit(#[allow(dead_code)] OwnedSemaphorePermit);
 pub fn collector_settings(settings: &herald_config::IngestSettings) -> CollectorSettings {
     CollectorSettings {
         max_batch_rows: settings.max_batch_rows,
+        max_batch_bytes: settings.max_batch_bytes,
         linger: Duration::from_millis(settings.linger_ms),
         max_concurrent_writes: settings.max_concurrent_writes,
     }
