@@ -351,3 +351,60 @@ async fn commit_and_resolve(
         })
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+    use herald_domain::{Channel, Priority, ValidatedNotification};
+    use tokio::sync::oneshot;
+
+    use super::*;
+
+    fn submission(body_bytes: usize) -> Submission {
+        let notification = ValidatedNotification {
+            user_ids: vec!["u1".into()],
+            channels: vec![Channel::Sms],
+            subject: None,
+            body: "x".repeat(body_bytes),
+            data: serde_json::Map::new(),
+            priority: Priority::Normal,
+            scheduled_for: None,
+            idempotency_key: None,
+            data_bytes: 2,
+        };
+        let (reply, _) = oneshot::channel();
+        Submission {
+            notifications: vec![PreparedNotification::new(
+                Uuid::now_v7(),
+                notification,
+                Utc::now(),
+            )],
+            reply,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_commit_batch_stops_at_its_byte_bound_as_well_as_its_row_bound() {
+        let settings = CollectorSettings {
+            max_batch_rows: 1000,
+            max_batch_bytes: 100_000,
+            linger: Duration::from_millis(50),
+            max_concurrent_writes: 1,
+        };
+        let (sender, mut queue) = mpsc::channel(100);
+        for _ in 0..10 {
+            sender.try_send(submission(40_000)).ok().unwrap();
+        }
+        let first = queue.recv().await.unwrap();
+        let batch = collect_batch(first, &mut queue, &settings).await;
+        assert_eq!(batch.len(), 3, "40 KB each: the third reaches 100 KB");
+
+        let rows_bound = CollectorSettings {
+            max_batch_rows: 2,
+            ..settings
+        };
+        let first = queue.recv().await.unwrap();
+        let batch = collect_batch(first, &mut queue, &rows_bound).await;
+        assert_eq!(batch.len(), 2);
+    }
+}
