@@ -1,0 +1,118 @@
+# Herald's own processes (provider simulator, API, worker) on this machine, for the scripts that
+# need a whole running system: `make run`, the dashboards check, the k6 load tests. Sourced, not run.
+#
+# The caller has started the backing services and loaded their settings:
+#   scripts/services.sh start && eval "$(scripts/services.sh env)"
+# and then:
+#   stack_build                       release binaries of the API, the worker and the simulator
+#   stack_isolate NAME                (optional) a database, topic and consumer group of its own
+#   stack_start [LOG_DIR]             migrate, create topics, ensure the tenant, start the three
+#                                     processes and wait until the worker holds partitions; logs go
+#                                     to LOG_DIR/<process>.log, or to this terminal without LOG_DIR
+#   stack_stop                        API and worker first (they drain), then the simulator
+#
+# Ports come from the usual settings, with these defaults: HERALD_SERVER__PORT (8080),
+# HERALD_WORKER__METRICS_PORT (9464), HERALD_SIM_LISTEN (127.0.0.1:9090). After stack_start,
+# STACK_API_URL, STACK_WORKER_URL, STACK_SIMULATOR_URL and STACK_API_KEY (tenant "dev", or
+# HERALD_API_KEY when set) describe the running system. Every process runs in a session of its own
+# (setsid), so a terminal's Ctrl-C reaches only the calling script, which stops them in order.
+
+STACK_HERALD_PIDS=()
+STACK_SIMULATOR_PIDS=()
+STACK_API_BIN=target/release/herald-api
+
+stack_log() { printf '[stack] %s\n' "$*" >&2; }
+
+stack_build() {
+  cargo build --release --bin herald-api --bin herald-worker --bin herald-provider-sim
+}
+
+# A database, topic and consumer group named after NAME and this moment, so that nothing of an
+# earlier run (an outbox backlog, old records, committed offsets) is counted or competes.
+stack_isolate() {
+  local name=$1 run_id
+  run_id="$(date +%s)$$"
+  psql "$HERALD_DATABASE__URL" -qc "CREATE DATABASE herald_${name}_${run_id}"
+  export HERALD_DATABASE__URL="${HERALD_DATABASE__URL%/*}/herald_${name}_${run_id}"
+  export HERALD_KAFKA__TOPIC="${name}-${run_id}"
+  export HERALD_WORKER__GROUP_ID="${name}-workers-${run_id}"
+}
+
+stack_wait_http() {
+  local url=$1 pattern=${2:-} seconds=${3:-30}
+  local attempt
+  for attempt in $(seq 1 $((seconds * 10))); do
+    if [ -z "$pattern" ]; then
+      curl -fsS "$url" >/dev/null 2>&1 && return 0
+    else
+      curl -fsS "$url" 2>/dev/null | grep -q "$pattern" && return 0
+    fi
+    sleep 0.1
+  done
+  stack_log "no answer from $url${pattern:+ matching $pattern} within ${seconds}s"
+  return 1
+}
+
+# stack_spawn LOG_DIR NAME COMMAND...: starts COMMAND in a session of its own, as a child of this
+# shell (so that `wait` works), and leaves its pid in STACK_SPAWNED_PID.
+stack_spawn() {
+  local log_dir=$1 name=$2
+  shift 2
+  if [ -n "$log_dir" ]; then
+    setsid "$@" > "$log_dir/$name.log" 2>&1 &
+  else
+    setsid "$@" &
+  fi
+  STACK_SPAWNED_PID=$!
+}
+
+stack_start() {
+  local log_dir=${1:-}
+  [ -z "$log_dir" ] || mkdir -p "$log_dir"
+  local api_port="${HERALD_SERVER__PORT:-8080}"
+  local worker_port="${HERALD_WORKER__METRICS_PORT:-9464}"
+  local simulator_address="${HERALD_SIM_LISTEN:-127.0.0.1:9090}"
+  export HERALD_SERVER__PORT="$api_port" HERALD_WORKER__METRICS_PORT="$worker_port"
+  export HERALD_SIM_LISTEN="$simulator_address"
+  # The simulator stands in for SendGrid and Twilio, answering in 20 ms unless told otherwise.
+  export HERALD_SIM_SENDGRID_LATENCY_MS="${HERALD_SIM_SENDGRID_LATENCY_MS:-20}"
+  export HERALD_SIM_TWILIO_LATENCY_MS="${HERALD_SIM_TWILIO_LATENCY_MS:-20}"
+  export HERALD_SENDGRID_BASE_URL="${HERALD_SENDGRID_BASE_URL:-http://$simulator_address}"
+  export HERALD_TWILIO_BASE_URL="${HERALD_TWILIO_BASE_URL:-http://$simulator_address}"
+
+  $STACK_API_BIN migrate >/dev/null
+  $STACK_API_BIN create-topics >/dev/null
+  STACK_API_KEY="$($STACK_API_BIN ensure-tenant --name dev)"
+  STACK_API_URL="http://127.0.0.1:$api_port"
+  STACK_WORKER_URL="http://127.0.0.1:$worker_port"
+  STACK_SIMULATOR_URL="http://$simulator_address"
+
+  stack_spawn "$log_dir" simulator target/release/herald-provider-sim
+  STACK_SIMULATOR_PIDS+=("$STACK_SPAWNED_PID")
+  stack_wait_http "$STACK_SIMULATOR_URL/_sim/stats" || return 1
+  stack_spawn "$log_dir" api "$STACK_API_BIN" serve
+  STACK_HERALD_PIDS+=("$STACK_SPAWNED_PID")
+  stack_spawn "$log_dir" worker target/release/herald-worker
+  STACK_HERALD_PIDS+=("$STACK_SPAWNED_PID")
+  stack_wait_http "$STACK_API_URL/healthz" || return 1
+  # The worker is ready once the group has given it partitions (a session timeout at most).
+  stack_wait_http "$STACK_WORKER_URL/readyz" '"assigned_partitions":[1-9]' 60 || return 1
+}
+
+stack_stop_and_wait() {
+  local pid
+  for pid in "$@"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "$@"; do wait "$pid" 2>/dev/null || true; done
+}
+
+stack_stop() {
+  if [ ${#STACK_HERALD_PIDS[@]} -gt 0 ]; then
+    stack_log "stopping the API and the worker (they drain first)"
+    stack_stop_and_wait "${STACK_HERALD_PIDS[@]}"
+  fi
+  if [ ${#STACK_SIMULATOR_PIDS[@]} -gt 0 ]; then
+    stack_stop_and_wait "${STACK_SIMULATOR_PIDS[@]}"
+  fi
+  STACK_HERALD_PIDS=()
+  STACK_SIMULATOR_PIDS=()
+}
