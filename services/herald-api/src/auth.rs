@@ -20,6 +20,8 @@ use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use herald_store::metrics::{count_cache_lookups, CacheKind, CacheResult};
+
 use crate::error::ApiError;
 use crate::metrics;
 
@@ -91,8 +93,10 @@ impl TenantAuthenticator {
     ) -> Result<Uuid, ApiError> {
         let key_hash = hash_api_key(key);
         if let Some(tenant_id) = self.known_keys.get(&key_hash).await {
+            count_cache_lookups(CacheKind::ApiKey, CacheResult::Hit, 1);
             return Ok(tenant_id);
         }
+        count_cache_lookups(CacheKind::ApiKey, CacheResult::Miss, 1);
         if let Some(client) = client {
             let failures = self.failures.get(&client).await;
             if failures

@@ -15,11 +15,17 @@ const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 ];
 
+/// Labels of the HTTP metrics, all from bounded sets: a method from a fixed list, the route
+/// template (never the raw path), and the status class.
+const HTTP_LABELS: &[&str] = &["method", "route", "status_class"];
+/// The status classes declared at start-up for every route.
+const STATUS_CLASSES: &[&str] = &["2xx", "4xx", "5xx"];
+
 pub static HTTP_REQUESTS: Lazy<IntCounterVec> = Lazy::new(|| {
     register_int_counter_vec_with_registry!(
-        "http_requests_total",
-        "HTTP requests by method, route pattern and status.",
-        &["method", "route", "status"],
+        "herald_http_requests_total",
+        "HTTP requests by method, route template and status class.",
+        HTTP_LABELS,
         REGISTRY
     )
     .unwrap()
@@ -27,14 +33,25 @@ pub static HTTP_REQUESTS: Lazy<IntCounterVec> = Lazy::new(|| {
 
 pub static HTTP_REQUEST_SECONDS: Lazy<HistogramVec> = Lazy::new(|| {
     register_histogram_vec_with_registry!(
-        "http_request_duration_seconds",
-        "HTTP request latency by method and route pattern.",
-        &["method", "route"],
+        "herald_http_request_duration_seconds",
+        "HTTP request latency by method, route template and status class.",
+        HTTP_LABELS,
         LATENCY_BUCKETS.to_vec(),
         REGISTRY
     )
     .unwrap()
 });
+
+/// `2xx`, `4xx`...: the status class label of the HTTP metrics.
+pub fn status_class(status: actix_web::http::StatusCode) -> &'static str {
+    match status.as_u16() {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}
 
 pub static NOTIFICATIONS_ACCEPTED: Lazy<IntCounter> = Lazy::new(|| {
     register_int_counter_with_registry!(
@@ -219,9 +236,18 @@ pub fn register_all() {
             &["relay", "failed"],
         ],
     );
+    for (method, route) in crate::routes::API_ROUTES {
+        for status_class in STATUS_CLASSES {
+            let labels = [*method, *route, *status_class];
+            let _ = HTTP_REQUESTS.with_label_values(&labels);
+            let _ = HTTP_REQUEST_SECONDS.with_label_values(&labels);
+        }
+    }
     herald_store::metrics::register_all();
-    Lazy::force(&HTTP_REQUESTS);
-    Lazy::force(&HTTP_REQUEST_SECONDS);
+    herald_store::metrics::declare_caches(&[herald_store::metrics::CacheKind::ApiKey]);
+    herald_kafka::metrics::register_all();
+    herald_kafka::metrics::declare_producer(herald_kafka::ProducerRole::Api);
+    herald_telemetry::metrics::set_build_info("api");
     Lazy::force(&NOTIFICATIONS_ACCEPTED);
     Lazy::force(&INGEST_REJECTED);
     Lazy::force(&INGEST_BISECTIONS);

@@ -11,9 +11,10 @@ use actix_web::dev::Server;
 use actix_web::{middleware, web, App, HttpServer};
 use herald_config::Settings;
 use herald_domain::ValidationLimits;
+use herald_kafka::{HeraldProducer, ProducerRole};
 use herald_store::Database;
 use herald_telemetry::supervise::supervise;
-use rdkafka::producer::{FutureProducer, Producer};
+use rdkafka::producer::Producer;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -50,7 +51,7 @@ struct BackgroundTasks {
     supervised: TaskTracker,
     cleaner: JoinHandle<()>,
     fast_path_tasks: TaskTracker,
-    producer: FutureProducer,
+    producer: HeraldProducer,
 }
 
 pub async fn connect_database(settings: &Settings) -> anyhow::Result<Database> {
@@ -62,7 +63,8 @@ impl Application {
         metrics::register_all();
         let database = connect_database(&settings).await?;
         let redis = herald_store::cache::Redis::new(&settings.redis)?;
-        let producer = herald_kafka::create_producer(&settings.kafka, "herald-api")?;
+        let producer =
+            herald_kafka::create_producer(&settings.kafka, "herald-api", ProducerRole::Api)?;
 
         let shutdown = CancellationToken::new();
         let supervised = TaskTracker::new();

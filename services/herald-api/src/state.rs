@@ -1,15 +1,15 @@
 //! What handlers share.
 
 use herald_domain::ValidationLimits;
+use herald_kafka::HeraldProducer;
 use herald_store::Database;
-use rdkafka::producer::FutureProducer;
 
 use crate::ingest::{IngestHandle, RequestBytes};
 
 pub struct AppState {
     pub database: Database,
     pub redis: herald_store::cache::Redis,
-    pub producer: FutureProducer,
+    pub producer: HeraldProducer,
     pub topic: String,
     pub ingest: IngestHandle,
     pub request_bytes: RequestBytes,

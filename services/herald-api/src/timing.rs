@@ -38,12 +38,11 @@ pub async fn time_requests(
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_owned());
     let status = response.status();
+    let labels = [method, route.as_str(), metrics::status_class(status)];
     metrics::HTTP_REQUEST_SECONDS
-        .with_label_values(&[method, &route])
+        .with_label_values(&labels)
         .observe(elapsed.as_secs_f64());
-    metrics::HTTP_REQUESTS
-        .with_label_values(&[method, &route, status.as_str()])
-        .inc();
+    metrics::HTTP_REQUESTS.with_label_values(&labels).inc();
     if elapsed > SLOW_ERROR {
         tracing::error!(%method, %route, status = status.as_u16(), elapsed_ms = elapsed.as_millis() as u64, "very slow request");
     } else if elapsed > SLOW_WARN {

@@ -1,14 +1,63 @@
 //! Kafka client set-up, once for every Herald process: the producer's durability settings, the
 //! consumer's base configuration, the topics and their retention, and broker reachability.
 
+pub mod metrics;
+
 use std::time::Duration;
 
 use herald_config::{KafkaSettings, RetentionSettings};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::{FutureProducer, Producer};
-use rdkafka::ClientConfig;
+use rdkafka::{ClientConfig, Statistics};
+
+/// How often librdkafka reports its statistics (the producer's queue depth, the consumer's lag).
+pub const STATISTICS_INTERVAL_MS: &str = "1000";
+
+/// Which Herald process a producer belongs to: the `client` label of its metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProducerRole {
+    /// The API's publisher and relay: notifications.
+    Api,
+    /// The worker: dead letters and replayed parked records.
+    Worker,
+}
+
+impl ProducerRole {
+    pub fn as_label(self) -> &'static str {
+        match self {
+            ProducerRole::Api => "api",
+            ProducerRole::Worker => "worker",
+        }
+    }
+
+    /// Counts one record's outcome: acknowledged by the broker, or not.
+    pub fn count_outcome(self, acknowledged: bool) {
+        let counter = if acknowledged {
+            &metrics::PRODUCED
+        } else {
+            &metrics::PRODUCE_ERRORS
+        };
+        counter.with_label_values(&[self.as_label()]).inc();
+    }
+}
+
+/// The producer's client context: turns librdkafka's statistics into the queue-depth gauge.
+pub struct ProducerStatistics {
+    role: ProducerRole,
+}
+
+impl ClientContext for ProducerStatistics {
+    fn stats(&self, statistics: Statistics) {
+        metrics::PRODUCER_QUEUE
+            .with_label_values(&[self.role.as_label()])
+            .set(statistics.msg_cnt as i64);
+    }
+}
+
+/// Every Herald producer: a `FutureProducer` whose statistics feed the metrics.
+pub type HeraldProducer = FutureProducer<ProducerStatistics>;
 
 /// What every client of the cluster shares: brokers and bounded network waits.
 pub fn base_config(settings: &KafkaSettings) -> ClientConfig {
@@ -20,13 +69,17 @@ pub fn base_config(settings: &KafkaSettings) -> ClientConfig {
     config
 }
 
-/// A producer with Herald's durability settings; `client_id` names it in the broker's logs.
+/// A producer with Herald's durability settings; `client_id` names it in the broker's logs, `role`
+/// in the metrics.
 pub fn create_producer(
     settings: &KafkaSettings,
     client_id: &str,
-) -> anyhow::Result<FutureProducer> {
+    role: ProducerRole,
+) -> anyhow::Result<HeraldProducer> {
+    metrics::declare_producer(role);
     let producer = base_config(settings)
         .set("client.id", client_id)
+        .set("statistics.interval.ms", STATISTICS_INTERVAL_MS)
         // Durability: every in-sync replica has the record; retries cannot duplicate or reorder.
         .set(
             "enable.idempotence",
@@ -62,7 +115,7 @@ pub fn create_producer(
         .set("queue.buffering.max.kbytes", "1048576")
         // The Java client's partitioner: the same key lands on the same partition from any client.
         .set("partitioner", "murmur2_random")
-        .create()?;
+        .create_with_context(ProducerStatistics { role })?;
     Ok(producer)
 }
 
@@ -96,7 +149,11 @@ pub async fn create_topics(
 }
 
 /// Whether the broker answers a metadata request for `topic` within `timeout`.
-pub async fn broker_reachable(producer: &FutureProducer, topic: &str, timeout: Duration) -> bool {
+pub async fn broker_reachable<C: ClientContext + 'static>(
+    producer: &FutureProducer<C>,
+    topic: &str,
+    timeout: Duration,
+) -> bool {
     let producer = producer.clone();
     let topic = topic.to_owned();
     tokio::task::spawn_blocking(move || {

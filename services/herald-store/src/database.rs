@@ -142,15 +142,16 @@ impl Database {
     ) -> Result<T, StoreError> {
         let started = Instant::now();
         let result = tokio::time::timeout(self.query_timeout, call).await;
+        // The deadline counter is touched on every call, so an operation's series is listed (at
+        // zero) from its first statement on, not from its first missed deadline.
+        let deadlines = metrics::STATEMENT_DEADLINES.with_label_values(&[operation]);
         metrics::STATEMENT_SECONDS
             .with_label_values(&[operation])
             .observe(started.elapsed().as_secs_f64());
         match result {
             Ok(result) => result.map_err(StoreError::from),
             Err(_) => {
-                metrics::STATEMENT_DEADLINES
-                    .with_label_values(&[operation])
-                    .inc();
+                deadlines.inc();
                 Err(StoreError::Unavailable(format!(
                     "{operation}: no answer within {:?}",
                     self.query_timeout

@@ -7,6 +7,74 @@ use prometheus::{
     IntCounterVec,
 };
 
+/// What a cache lookup looked for: the `kind` label of `herald_cache_lookups_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheKind {
+    /// The API's in-process cache of API keys.
+    ApiKey,
+    /// The worker's Redis cache of recipients.
+    Recipient,
+    /// The worker's in-process cache of notification content.
+    Content,
+}
+
+impl CacheKind {
+    fn as_label(self) -> &'static str {
+        match self {
+            CacheKind::ApiKey => "api_key",
+            CacheKind::Recipient => "recipient",
+            CacheKind::Content => "content",
+        }
+    }
+}
+
+/// How a cache lookup went: the `result` label of `herald_cache_lookups_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheResult {
+    Hit,
+    Miss,
+    /// The cache could not answer (Redis unavailable); the database answered instead.
+    Error,
+}
+
+impl CacheResult {
+    const ALL: [CacheResult; 3] = [CacheResult::Hit, CacheResult::Miss, CacheResult::Error];
+
+    fn as_label(self) -> &'static str {
+        match self {
+            CacheResult::Hit => "hit",
+            CacheResult::Miss => "miss",
+            CacheResult::Error => "error",
+        }
+    }
+}
+
+pub static CACHE_LOOKUPS: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec_with_registry!(
+        "herald_cache_lookups_total",
+        "Cache lookups by kind (api_key, recipient, content) and result (hit, miss, error).",
+        &["kind", "result"],
+        REGISTRY
+    )
+    .expect("registering herald_cache_lookups_total")
+});
+
+/// Counts `lookups` lookups of `kind` that ended in `result`.
+pub fn count_cache_lookups(kind: CacheKind, result: CacheResult, lookups: u64) {
+    CACHE_LOOKUPS
+        .with_label_values(&[kind.as_label(), result.as_label()])
+        .inc_by(lookups);
+}
+
+/// Shows the lookup series of the caches this process has, at zero, from the start.
+pub fn declare_caches(kinds: &[CacheKind]) {
+    for kind in kinds {
+        for result in CacheResult::ALL {
+            count_cache_lookups(*kind, result, 0);
+        }
+    }
+}
+
 pub static STATEMENT_SECONDS: Lazy<HistogramVec> = Lazy::new(|| {
     register_histogram_vec_with_registry!(
         "herald_db_statement_duration_seconds",
@@ -31,4 +99,5 @@ pub static STATEMENT_DEADLINES: Lazy<IntCounterVec> = Lazy::new(|| {
 pub fn register_all() {
     Lazy::force(&STATEMENT_SECONDS);
     Lazy::force(&STATEMENT_DEADLINES);
+    Lazy::force(&CACHE_LOOKUPS);
 }

@@ -3,7 +3,8 @@
 
 use once_cell::sync::Lazy;
 use prometheus::{
-    register_int_counter_vec_with_registry, Encoder, IntCounterVec, Registry, TextEncoder,
+    register_int_counter_vec_with_registry, register_int_gauge_vec_with_registry, Encoder,
+    IntCounterVec, IntGaugeVec, Registry, TextEncoder,
 };
 
 pub static REGISTRY: Lazy<Registry> = Lazy::new(|| {
@@ -36,9 +37,27 @@ pub static PANICS_CAUGHT: Lazy<IntCounterVec> = Lazy::new(|| {
     .expect("registering herald_panics_caught_total")
 });
 
+pub static BUILD_INFO: Lazy<IntGaugeVec> = Lazy::new(|| {
+    register_int_gauge_vec_with_registry!(
+        "herald_build_info",
+        "1 for the running component and its version: how dashboards tell replicas and releases apart.",
+        &["component", "version"],
+        REGISTRY
+    )
+    .expect("registering herald_build_info")
+});
+
 pub fn register_all() {
     Lazy::force(&TASK_RESTARTS);
     Lazy::force(&PANICS_CAUGHT);
+    Lazy::force(&BUILD_INFO);
+}
+
+/// Marks this process as `component` (api, worker) of this release in `herald_build_info`.
+pub fn set_build_info(component: &str) {
+    BUILD_INFO
+        .with_label_values(&[component, env!("CARGO_PKG_VERSION")])
+        .set(1);
 }
 
 /// Shows a labelled counter's series from the start (at zero), so that `/metrics` lists it before

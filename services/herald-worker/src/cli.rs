@@ -18,7 +18,11 @@ pub async fn parked(settings: &Settings, limit: u64) -> anyhow::Result<Vec<Parke
 /// parked again.
 pub async fn replay_parked(settings: &Settings, limit: u64) -> anyhow::Result<usize> {
     let database = Database::connect(&settings.database).await?;
-    let producer = herald_kafka::create_producer(&settings.kafka, "herald-worker-replay")?;
+    let producer = herald_kafka::create_producer(
+        &settings.kafka,
+        "herald-worker-replay",
+        herald_kafka::ProducerRole::Worker,
+    )?;
     let records = parked_records::pending(&database, limit).await?;
     let mut replayed = Vec::with_capacity(records.len());
     for record in &records {

@@ -57,16 +57,40 @@ impl ClientContext for RebalanceContext {
                     continue; // librdkafka's internal "unassigned" partition
                 }
                 let label = partition.partition.to_string();
-                if partition.consumer_lag >= 0 {
-                    metrics::CONSUMER_LAG
-                        .with_label_values(&[&label])
-                        .set(partition.consumer_lag);
-                } else {
-                    let _ = metrics::CONSUMER_LAG.remove_label_values(&[&label]);
+                let lag = partition_lag(
+                    partition.desired,
+                    partition.consumer_lag,
+                    partition.hi_offset,
+                    partition.lo_offset,
+                );
+                match lag {
+                    Some(lag) => metrics::CONSUMER_LAG.with_label_values(&[&label]).set(lag),
+                    None => {
+                        let _ = metrics::CONSUMER_LAG.remove_label_values(&[&label]);
+                    }
                 }
             }
         }
     }
+}
+
+/// Records behind on one partition, from librdkafka's statistics; `None` when the partition is not
+/// this consumer's or its watermarks are not known yet. Before the group's first commit librdkafka
+/// reports no lag (-1), yet every record from the low watermark on is still to be processed
+/// (`auto.offset.reset` is `earliest`): that is the lag then, 0 on an empty partition.
+fn partition_lag(
+    assigned: bool,
+    consumer_lag: i64,
+    high_watermark: i64,
+    low_watermark: i64,
+) -> Option<i64> {
+    if !assigned || high_watermark < 0 {
+        return None;
+    }
+    if consumer_lag >= 0 {
+        return Some(consumer_lag);
+    }
+    Some(high_watermark - low_watermark.max(0))
 }
 
 impl ConsumerContext for RebalanceContext {
@@ -144,7 +168,10 @@ fn create_consumer(
         )
         .set("max.poll.interval.ms", "300000")
         .set("fetch.wait.max.ms", "50")
-        .set("statistics.interval.ms", "5000")
+        .set(
+            "statistics.interval.ms",
+            herald_kafka::STATISTICS_INTERVAL_MS,
+        )
         // Per partition (partition queues are split): bytes buffered between fetch and admission.
         .set(
             "queued.max.messages.kbytes",
@@ -396,6 +423,7 @@ async fn run_partition(
             offsets.processed(&topic, partition, last + 1);
         }
         metrics::BATCH_SECONDS.observe(started.elapsed().as_secs_f64());
+        metrics::CONSUMED.inc_by(batch.len() as u64);
         batch.clear();
     }
     tracing::debug!(%topic, partition, "partition task stopped");
@@ -563,5 +591,22 @@ impl OffsetTracker {
         if let Err(error) = consumer.commit(&offsets, mode) {
             tracing::debug!(%error, "offset commit failed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::partition_lag;
+
+    #[test]
+    fn lag_is_known_from_the_first_statistics_of_an_assigned_partition() {
+        // After a commit: librdkafka's own figure.
+        assert_eq!(partition_lag(true, 7, 100, 0), Some(7));
+        // Before the group's first commit: everything from the low watermark on.
+        assert_eq!(partition_lag(true, -1, 100, 40), Some(60));
+        assert_eq!(partition_lag(true, -1, 0, 0), Some(0));
+        // Watermarks not fetched yet, or not this consumer's partition: no series.
+        assert_eq!(partition_lag(true, -1, -1, -1), None);
+        assert_eq!(partition_lag(false, 5, 100, 0), None);
     }
 }

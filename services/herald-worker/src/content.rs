@@ -5,12 +5,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use herald_store::metrics::{count_cache_lookups, CacheKind, CacheResult};
 use herald_store::notifications::{self, NotificationContent};
 use herald_store::{Database, StoreError};
 use moka::future::Cache;
 use uuid::Uuid;
-
-use crate::metrics;
 
 const CONTENT_TTL: Duration = Duration::from_secs(600);
 
@@ -49,12 +48,8 @@ impl ContentCache {
                 None => misses.push(*id),
             }
         }
-        metrics::CACHE_LOOKUPS
-            .with_label_values(&["content", "hit"])
-            .inc_by(found.len() as u64);
-        metrics::CACHE_LOOKUPS
-            .with_label_values(&["content", "miss"])
-            .inc_by(misses.len() as u64);
+        count_cache_lookups(CacheKind::Content, CacheResult::Hit, found.len() as u64);
+        count_cache_lookups(CacheKind::Content, CacheResult::Miss, misses.len() as u64);
         if misses.is_empty() {
             return Ok(found);
         }

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::join_all;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use herald_kafka::{HeraldProducer, ProducerRole};
+use rdkafka::producer::FutureRecord;
 use serde::Serialize;
 use tokio::sync::Semaphore;
 use uuid::Uuid;
@@ -47,13 +48,13 @@ impl DeadLetter {
 
 #[derive(Clone)]
 pub struct DeadLetters {
-    producer: FutureProducer,
+    producer: HeraldProducer,
     topic: Arc<str>,
     in_flight: Arc<Semaphore>,
 }
 
 impl DeadLetters {
-    pub fn new(producer: FutureProducer, topic: &str) -> DeadLetters {
+    pub fn new(producer: HeraldProducer, topic: &str) -> DeadLetters {
         DeadLetters {
             producer,
             topic: herald_domain::envelope::dead_letter_topic(topic).into(),
@@ -88,7 +89,9 @@ impl DeadLetters {
         };
         let key = letter.delivery_id.to_string();
         let record = FutureRecord::to(&self.topic).key(&key).payload(&payload);
-        match self.producer.send(record, PRODUCE_TIMEOUT).await {
+        let outcome = self.producer.send(record, PRODUCE_TIMEOUT).await;
+        ProducerRole::Worker.count_outcome(outcome.is_ok());
+        match outcome {
             Ok(_) => metrics::DEAD_LETTERS.inc(),
             Err((error, _)) => {
                 metrics::DEAD_LETTERS_UNPRODUCED.inc();

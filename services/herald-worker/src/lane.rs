@@ -71,6 +71,7 @@ pub struct Lane {
 
 impl Lane {
     pub fn new(provider: Arc<dyn Provider>, settings: LaneSettings) -> Lane {
+        metrics::declare_lane(provider.name(), provider.channel(), settings.max_held);
         let (intake, waiting) = mpsc::unbounded_channel();
         let per_second = NonZeroU32::new(settings.requests_per_second).unwrap_or(NonZeroU32::MIN);
         Lane {

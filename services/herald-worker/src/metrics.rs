@@ -1,6 +1,10 @@
 //! Prometheus metrics of the worker, as statics registered in the process's one registry.
 
-use herald_telemetry::metrics::REGISTRY;
+use herald_domain::{Channel, DeliveryStatus};
+use herald_store::metrics::CacheKind;
+use herald_telemetry::metrics::{declare, REGISTRY};
+
+use crate::providers::SendOutcome;
 use once_cell::sync::Lazy;
 use prometheus::{
     register_histogram_vec_with_registry, register_histogram_with_registry,
@@ -88,6 +92,12 @@ gauge_vec!(
     LANE_HELD,
     "herald_lane_held_deliveries",
     "Deliveries a provider lane holds: waiting in memory or in flight.",
+    &["provider"]
+);
+gauge_vec!(
+    LANE_MAX_HELD,
+    "herald_lane_max_held",
+    "Deliveries a provider lane can hold (its capacity): saturation is held / max_held.",
     &["provider"]
 );
 gauge_vec!(
@@ -193,15 +203,14 @@ counter!(
     "herald_worker_sessions_lost_total",
     "Sessions given up because their heartbeat lapsed past the lease; their claims are someone else's."
 );
-counter_vec!(
-    CACHE_LOOKUPS,
-    "herald_cache_lookups_total",
-    "Cache lookups by kind (recipient, content) and result (hit, miss, error).",
-    &["kind", "result"]
+counter!(
+    CONSUMED,
+    "herald_kafka_consumed_records_total",
+    "Records this worker took from its partitions (admitted, skipped or parked)."
 );
 
 pub fn register_all() {
-    use herald_telemetry::metrics::{declare, PANICS_CAUGHT, TASK_RESTARTS};
+    use herald_telemetry::metrics::{PANICS_CAUGHT, TASK_RESTARTS};
     herald_telemetry::metrics::register_all();
     declare(
         &TASK_RESTARTS,
@@ -231,6 +240,7 @@ pub fn register_all() {
     Lazy::force(&PROVIDER_REQUEST_SECONDS);
     Lazy::force(&RATE_LIMIT_WAIT_SECONDS);
     Lazy::force(&LANE_HELD);
+    Lazy::force(&LANE_MAX_HELD);
     Lazy::force(&LANE_IN_FLIGHT);
     Lazy::force(&QUEUE_CLAIMED);
     Lazy::force(&BATCH_SECONDS);
@@ -249,5 +259,38 @@ pub fn register_all() {
     Lazy::force(&GROUP_REJOINS);
     Lazy::force(&SESSION_FENCED);
     Lazy::force(&SESSIONS_LOST);
-    Lazy::force(&CACHE_LOOKUPS);
+    Lazy::force(&CONSUMED);
+    herald_store::metrics::declare_caches(&[CacheKind::Recipient, CacheKind::Content]);
+    herald_kafka::metrics::register_all();
+    herald_kafka::metrics::declare_producer(herald_kafka::ProducerRole::Worker);
+    herald_telemetry::metrics::set_build_info("worker");
+}
+
+/// The statuses a provider call or admission gives a delivery, as counted in `herald_deliveries_total`.
+const COUNTED_DELIVERY_STATUSES: [DeliveryStatus; 4] = [
+    DeliveryStatus::Sent,
+    DeliveryStatus::Retrying,
+    DeliveryStatus::Failed,
+    DeliveryStatus::Skipped,
+];
+
+/// Shows every series of one provider lane from the start, at zero, and its capacity.
+pub fn declare_lane(provider: &str, channel: Channel, max_held: usize) {
+    LANE_MAX_HELD
+        .with_label_values(&[provider])
+        .set(max_held as i64);
+    LANE_HELD.with_label_values(&[provider]).set(0);
+    LANE_IN_FLIGHT.with_label_values(&[provider]).set(0);
+    let _ = PROVIDER_REQUEST_SECONDS.with_label_values(&[provider]);
+    let _ = RATE_LIMIT_WAIT_SECONDS.with_label_values(&[provider]);
+    declare(&QUEUE_CLAIMED, &[&[provider]]);
+    for outcome in SendOutcome::LABELS {
+        declare(&PROVIDER_REQUESTS, &[&[provider, outcome]]);
+    }
+    for status in COUNTED_DELIVERY_STATUSES {
+        declare(
+            &DELIVERIES,
+            &[&[channel.as_str(), provider, status.as_str()]],
+        );
+    }
 }

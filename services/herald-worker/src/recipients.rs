@@ -5,11 +5,10 @@
 use std::collections::HashMap;
 
 use herald_store::cache::RecipientCache;
+use herald_store::metrics::{count_cache_lookups, CacheKind, CacheResult};
 use herald_store::users::{find_recipients, Recipient};
 use herald_store::{Database, StoreError};
 use uuid::Uuid;
-
-use crate::metrics;
 
 pub type RecipientKey = (Uuid, String);
 
@@ -40,9 +39,7 @@ impl Recipients {
         let cached = match self.cache.get_many(&lookup).await {
             Ok(cached) => cached,
             Err(error) => {
-                metrics::CACHE_LOOKUPS
-                    .with_label_values(&["recipient", "error"])
-                    .inc();
+                count_cache_lookups(CacheKind::Recipient, CacheResult::Error, 1);
                 tracing::debug!(%error, "recipient cache unavailable; reading PostgreSQL");
                 vec![None; keys.len()]
             }
@@ -56,12 +53,8 @@ impl Recipients {
                 None => misses.push(*key),
             }
         }
-        metrics::CACHE_LOOKUPS
-            .with_label_values(&["recipient", "hit"])
-            .inc_by(found.len() as u64);
-        metrics::CACHE_LOOKUPS
-            .with_label_values(&["recipient", "miss"])
-            .inc_by(misses.len() as u64);
+        count_cache_lookups(CacheKind::Recipient, CacheResult::Hit, found.len() as u64);
+        count_cache_lookups(CacheKind::Recipient, CacheResult::Miss, misses.len() as u64);
         if misses.is_empty() {
             return Ok(found);
         }

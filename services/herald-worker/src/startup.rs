@@ -62,7 +62,11 @@ impl Worker {
             settings.worker.user_cache_ttl_seconds,
         );
         let dead_letters = DeadLetters::new(
-            herald_kafka::create_producer(&settings.kafka, "herald-worker-dead-letters")?,
+            herald_kafka::create_producer(
+                &settings.kafka,
+                "herald-worker-dead-letters",
+                herald_kafka::ProducerRole::Worker,
+            )?,
             &settings.kafka.topic,
         );
         let client = reqwest::Client::builder()

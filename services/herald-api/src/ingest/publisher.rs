@@ -11,9 +11,10 @@
 use std::sync::Arc;
 
 use herald_domain::NotificationEnvelope;
+use herald_kafka::{HeraldProducer, ProducerRole};
 use herald_store::outbox::ParkedRecord;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::producer::{DeliveryFuture, FutureRecord};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
@@ -126,7 +127,7 @@ impl Publisher {
     /// the fast path: beyond that a batch is left to the relay, so a slow or absent broker costs
     /// bounded memory.
     pub fn start(
-        producer: FutureProducer,
+        producer: HeraldProducer,
         topic: &str,
         cleaner: OutboxCleaner,
         max_fast_path_bytes: usize,
@@ -286,7 +287,9 @@ impl Enqueued {
     async fn await_acknowledgements(self, reports: &mut [PublishReport]) {
         for record in self.pending {
             let report = &mut reports[record.batch];
-            match record.delivery.await {
+            let outcome = record.delivery.await;
+            ProducerRole::Api.count_outcome(matches!(outcome, Ok(Ok(_))));
+            match outcome {
                 Ok(Ok(_delivered)) => report.acknowledged += 1,
                 Ok(Err((error, _message))) if is_permanent(&error) => {
                     park(report, record.notification_id, record.user_id, &error)
@@ -318,7 +321,7 @@ fn park(report: &mut PublishReport, notification_id: Uuid, user_id: String, erro
 
 #[derive(Clone)]
 struct RecordProducer {
-    producer: FutureProducer,
+    producer: HeraldProducer,
     topic: Arc<str>,
 }
 
@@ -342,13 +345,17 @@ impl RecordProducer {
                     user_id: envelope.user_id.into_owned(),
                     delivery,
                 }),
-                Err((error, _record)) if is_permanent(&error) => park(
-                    &mut reports[batch],
-                    envelope.notification_id,
-                    envelope.user_id.into_owned(),
-                    &error,
-                ),
+                Err((error, _record)) if is_permanent(&error) => {
+                    ProducerRole::Api.count_outcome(false);
+                    park(
+                        &mut reports[batch],
+                        envelope.notification_id,
+                        envelope.user_id.into_owned(),
+                        &error,
+                    )
+                }
                 Err((error, _record)) => {
+                    ProducerRole::Api.count_outcome(false);
                     reports[batch]
                         .transient_failure
                         .get_or_insert_with(|| format!("the producer refused a record: {error}"));

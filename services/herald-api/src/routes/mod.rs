@@ -10,6 +10,16 @@ use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 
 use crate::error::ApiError;
 
+/// The API's own routes as (method, route template), the labels their HTTP metrics are declared
+/// with at start-up. A test checks that each is served under exactly this template.
+pub const API_ROUTES: &[(&str, &str)] = &[
+    ("PUT", "/v1/users/{user_id}"),
+    ("POST", "/v1/notifications"),
+    ("GET", "/v1/notifications"),
+    ("POST", "/v1/notifications/batch"),
+    ("GET", "/v1/notifications/{id}"),
+];
+
 pub fn configure(config: &mut web::ServiceConfig) {
     config
         .route("/healthz", web::get().to(health::healthz))

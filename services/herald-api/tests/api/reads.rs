@@ -128,7 +128,7 @@ async fn operations_endpoints_answer() {
         .await
         .unwrap();
     assert!(metrics.contains("herald_notifications_accepted_total"));
-    assert!(metrics.contains("http_request_duration_seconds_bucket"));
+    assert!(metrics.contains("herald_http_request_duration_seconds_bucket"));
 
     let openapi = json(
         app.client
@@ -182,5 +182,81 @@ async fn responses_are_compressed_when_asked() {
         .await
         .unwrap();
     assert_eq!(response.headers().get("content-encoding").unwrap(), "gzip");
+    app.stop().await;
+}
+
+/// `herald_http_requests_total` of one (method, route template, status class), from the exposition.
+fn requests_counted(exposition: &str, method: &str, route: &str, status_class: &str) -> f64 {
+    let labels = format!(
+        "herald_http_requests_total{{method=\"{method}\",route=\"{route}\",status_class=\"{status_class}\"}}"
+    );
+    exposition
+        .lines()
+        .find_map(|line| line.strip_prefix(&labels))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn every_api_route_is_counted_under_the_template_its_metrics_are_declared_with() {
+    let app = spawn_app().await;
+    let metrics = || async {
+        app.client
+            .get(format!("{}/metrics", app.address))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let before = metrics().await;
+    for (method, route) in herald_api::routes::API_ROUTES {
+        // Declared at start-up, before any request.
+        assert!(
+            before.contains(&format!(
+                "herald_http_requests_total{{method=\"{method}\",route=\"{route}\",status_class=\"2xx\"}}"
+            )),
+            "{method} {route} is not declared"
+        );
+    }
+
+    let put = app
+        .client
+        .put(format!("{}/v1/users/metrics-user", app.address))
+        .bearer_auth(&app.api_key)
+        .json(&json!({"phone": "+14155550100"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(put.status().is_success());
+    let created = json(
+        app.post_notification(&notification(&["metrics-user"]))
+            .await,
+    )
+    .await;
+    let batch = json!({"notifications": [notification(&["metrics-user"])]});
+    assert!(app
+        .post_json("/v1/notifications/batch", &batch)
+        .await
+        .status()
+        .is_success());
+    assert!(app.get("/v1/notifications").await.status().is_success());
+    let id = created["id"].as_str().unwrap();
+    assert!(app
+        .get(&format!("/v1/notifications/{id}"))
+        .await
+        .status()
+        .is_success());
+    // A raw path that matches no route must not become a label of its own.
+    assert_eq!(app.get(&format!("/v1/nothing/{id}")).await.status(), 404);
+
+    let after = metrics().await;
+    for (method, route) in herald_api::routes::API_ROUTES {
+        let counted = requests_counted(&after, method, route, "2xx")
+            - requests_counted(&before, method, route, "2xx");
+        assert_eq!(counted, 1.0, "{method} {route}");
+    }
+    assert!(!after.contains(id), "a raw path became a label");
     app.stop().await;
 }

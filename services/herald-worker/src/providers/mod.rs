@@ -44,6 +44,9 @@ pub enum SendOutcome {
 }
 
 impl SendOutcome {
+    /// Every value `label` can take.
+    pub const LABELS: [&'static str; 3] = ["sent", "retryable_error", "permanent_error"];
+
     pub fn label(&self) -> &'static str {
         match self {
             SendOutcome::Sent { .. } => "sent",

@@ -8,6 +8,7 @@ mod delivery;
 mod failures;
 mod faults;
 mod helpers;
+mod metrics;
 mod no_duplicates;
 mod no_stall;
 mod restarts;

@@ -17,7 +17,12 @@ async fn records_that_cannot_be_processed_are_parked_and_their_partition_goes_on
     let (stop_worker, worker) = start_worker(&stack.settings).await;
 
     // Three bad records on the recipient's own partition, ahead of a good notification.
-    let producer = herald_kafka::create_producer(&stack.settings.kafka, "test").unwrap();
+    let producer = herald_kafka::create_producer(
+        &stack.settings.kafka,
+        "test",
+        herald_kafka::ProducerRole::Worker,
+    )
+    .unwrap();
     let key = NotificationEnvelope::partition_key(stack.tenant_id, "u1");
     let mut from_the_future = serde_json::to_value(NotificationEnvelope::new(
         Uuid::now_v7(),
