@@ -10,6 +10,7 @@ mod m20261125_000002_users;
 mod m20261125_000003_notifications_and_outbox;
 mod m20261125_000004_deliveries;
 mod m20261126_000005_typed_partitioned_state;
+mod m20261126_000006_notification_trace_context;
 
 pub struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000003_notifications_and_outbox::Migration),
             Box::new(m20261125_000004_deliveries::Migration),
             Box::new(m20261126_000005_typed_partitioned_state::Migration),
+            Box::new(m20261126_000006_notification_trace_context::Migration),
         ]
     }
 }

@@ -107,6 +107,7 @@ async fn round(
             status: NotificationStatus::Accepted,
             request_hash: notification.request_hash(),
             created_at: now,
+            trace_parent: None,
         })
         .collect();
     let ids = notifications::insert_batch(database, &rows, Uuid::now_v7()).await?;

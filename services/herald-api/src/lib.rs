@@ -7,10 +7,10 @@ pub mod error;
 pub mod ingest;
 pub mod json_body;
 pub mod metrics;
+pub mod request_span;
 pub mod routes;
 pub mod startup;
 pub mod state;
-pub mod telemetry;
 pub mod timing;
 
 pub use startup::Application;

@@ -1,7 +1,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use herald_api::{cli, telemetry, Application};
+use herald_api::{cli, Application};
 use herald_config::Settings;
 
 /// Herald notification API.
@@ -58,9 +58,12 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() {
-    telemetry::init_logging();
     let arguments = Arguments::parse();
-    if let Err(error) = run(arguments).await {
+    let telemetry = herald_telemetry::init("herald-api");
+    let result = run(arguments).await;
+    // The spans still buffered are exported before the process ends, whatever the outcome.
+    telemetry.shutdown().await;
+    if let Err(error) = result {
         herald_telemetry::exit_with_error(error.as_ref());
     }
 }

@@ -26,6 +26,7 @@ use crate::ingest::{
     run_relay, run_scheduler, IngestHandle, MaintenanceSettings, OutboxBacklog, OutboxCleaner,
     Publisher, RequestBytes,
 };
+use crate::request_span::RequestSpan;
 use crate::state::{AppState, RequestLimits};
 use crate::{metrics, routes, timing};
 
@@ -74,7 +75,7 @@ impl Application {
         let fast_path_tasks = TaskTracker::new();
         let publisher = Publisher::start(
             producer.clone(),
-            &settings.kafka.topic,
+            &settings.kafka,
             cleaner,
             MAX_FAST_PATH_BYTES,
             &fast_path_tasks,
@@ -174,8 +175,16 @@ impl Application {
                 .app_data(authenticator.clone())
                 .configure(routes::configure)
                 .default_service(web::to(routes::not_found))
+                // Outermost: every request gets its server span (named by its route template,
+                // continuing an incoming `traceparent`) before anything else runs.
+                .wrap(tracing_actix_web::TracingLogger::<RequestSpan>::new())
         })
         .disable_signals()
+        // Longer than common clients keep an idle connection (Go's net/http: 90 s): a server that
+        // closes first races the client's next request on that connection, and a POST that meets a
+        // closed connection fails with EOF instead of being retried (seen under k6 with actix's
+        // default of 5 s). Idle connections stay bounded by actix's per-worker connection limit.
+        .keep_alive(Duration::from_secs(120))
         .backlog(4096)
         .shutdown_timeout(30);
         if settings.server.workers > 0 {

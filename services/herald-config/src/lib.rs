@@ -67,6 +67,28 @@ pub struct KafkaSettings {
     pub queue_max_messages: u64,
     /// Largest record (key + value) the API will produce.
     pub max_record_bytes: usize,
+    /// Where a record carries the trace context of the span that produced it.
+    pub trace_context_carrier: TraceContextCarrier,
+}
+
+/// Where a Kafka record carries its W3C trace context (docs/DESIGN.md, "Traces").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TraceContextCarrier {
+    /// A `traceparent` record header, as the OpenTelemetry messaging conventions say.
+    Headers,
+    /// A `traceparent` field of the record's JSON envelope, for brokers that handle headers badly.
+    Envelope,
+}
+
+impl TraceContextCarrier {
+    /// The value as configuration spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TraceContextCarrier::Headers => "headers",
+            TraceContextCarrier::Envelope => "envelope",
+        }
+    }
 }
 
 impl KafkaSettings {

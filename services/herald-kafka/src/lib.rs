@@ -2,6 +2,7 @@
 //! consumer's base configuration, the topics and their retention, and broker reachability.
 
 pub mod metrics;
+pub mod trace_context;
 
 use std::time::Duration;
 

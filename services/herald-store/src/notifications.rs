@@ -18,6 +18,8 @@ pub struct NewNotification<'a> {
     pub status: NotificationStatus,
     pub request_hash: [u8; 32],
     pub created_at: DateTime<Utc>,
+    /// The accepting request's W3C trace context, if it was traced.
+    pub trace_parent: Option<&'a str>,
 }
 
 /// The JSON row `jsonb_to_recordset` reads: the whole batch travels as one parameter, so a batch
@@ -38,6 +40,7 @@ struct InsertRow<'a> {
     idempotency_key: Option<&'a str>,
     request_hash: String,
     created_at: DateTime<Utc>,
+    trace_parent: Option<&'a str>,
 }
 
 const INSERT_BATCH_SQL: &str = r#"
@@ -45,7 +48,8 @@ WITH input AS (
     SELECT * FROM jsonb_to_recordset($1::jsonb) AS row(
         id uuid, tenant_id uuid, user_ids text[], channels channel[], subject text, body text,
         data jsonb, priority priority, status notification_status, deliveries_expected integer,
-        scheduled_for timestamptz, idempotency_key text, request_hash text, created_at timestamptz)
+        scheduled_for timestamptz, idempotency_key text, request_hash text, created_at timestamptz,
+        trace_parent text)
 ), claimed_keys AS (
     -- A key already held (or held twice within this batch) is not claimed: its row is not inserted.
     INSERT INTO idempotency_keys (tenant_id, key, notification_id, request_hash, created_at)
@@ -58,9 +62,9 @@ WITH input AS (
     WHERE idempotency_key IS NULL OR id IN (SELECT notification_id FROM claimed_keys)
 ), content AS (
     INSERT INTO notifications (id, tenant_id, user_ids, channels, subject, body, data, priority,
-                               scheduled_for, idempotency_key, request_hash, created_at)
+                               scheduled_for, idempotency_key, request_hash, created_at, trace_parent)
     SELECT id, tenant_id, user_ids, channels, subject, body, data, priority, scheduled_for,
-           idempotency_key, decode(request_hash, 'hex'), created_at
+           idempotency_key, decode(request_hash, 'hex'), created_at, trace_parent
     FROM accepted
 ), states AS (
     INSERT INTO notification_states (id, tenant_id, status, deliveries_expected, updated_at)
@@ -105,6 +109,7 @@ pub async fn insert_batch(
             idempotency_key: row.notification.idempotency_key.as_deref(),
             request_hash: hex::encode(row.request_hash),
             created_at: row.created_at,
+            trace_parent: row.trace_parent,
         })
         .collect();
     let statement = Statement::from_sql_and_values(
@@ -285,6 +290,7 @@ pub struct PublishableNotification {
     pub user_ids: Vec<String>,
     pub priority: Priority,
     pub created_at: DateTime<Utc>,
+    pub trace_parent: Option<String>,
 }
 
 /// The next notifications to publish among `notification_ids`, in acceptance order, after the id
@@ -299,8 +305,8 @@ pub async fn load_publishable(
     let statement = Statement::from_sql_and_values(
         DatabaseBackend::Postgres,
         r#"
-SELECT id, tenant_id, user_ids, priority, created_at FROM (
-    SELECT n.id, n.tenant_id, n.user_ids, n.priority::text AS priority, n.created_at,
+SELECT id, tenant_id, user_ids, priority, created_at, trace_parent FROM (
+    SELECT n.id, n.tenant_id, n.user_ids, n.priority::text AS priority, n.created_at, n.trace_parent,
            sum(cardinality(n.user_ids)) OVER (ORDER BY n.id) - cardinality(n.user_ids) AS before
     FROM unnest($1::uuid[]) AS wanted(id) JOIN notifications n ON n.id = wanted.id
     WHERE $2::uuid IS NULL OR n.id > $2
@@ -336,6 +342,9 @@ pub struct NotificationContent {
     pub deliveries: i32,
     /// About the bytes it holds in memory (computed by PostgreSQL from the stored sizes).
     pub weight: i32,
+    /// The accepting request's W3C trace context: the parent of spans about it that no Kafka record
+    /// leads to (queued and retried deliveries).
+    pub trace_parent: Option<String>,
 }
 
 impl NotificationContent {
@@ -354,7 +363,7 @@ pub async fn load_content(
         DatabaseBackend::Postgres,
         r#"
 SELECT n.id, n.tenant_id, n.channels::text[] AS channels, n.subject, n.body, n.data, n.created_at,
-       cardinality(n.user_ids) * cardinality(n.channels) AS deliveries,
+       n.trace_parent, cardinality(n.user_ids) * cardinality(n.channels) AS deliveries,
        (octet_length(n.body) + coalesce(octet_length(n.subject), 0) + pg_column_size(n.data) + 128)::int4 AS weight
 FROM unnest($1::uuid[]) AS wanted(id) JOIN notifications n ON n.id = wanted.id
 "#,

@@ -1,28 +1,11 @@
-//! Process plumbing shared by every Herald binary: logging, the shutdown signal, the Prometheus
-//! registry, and supervision of long-running tasks.
+//! Process plumbing shared by every Herald binary: logging and traces, the shutdown signal, the
+//! Prometheus registry, and supervision of long-running tasks.
 
 pub mod metrics;
 pub mod supervise;
+pub mod traces;
 
-use tracing_subscriber::EnvFilter;
-
-/// Logging: JSON lines when `HERALD_LOG_FORMAT=json`, human-readable otherwise; level from
-/// `RUST_LOG` (default `info`).
-pub fn init_logging() {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,rdkafka=warn,sqlx=warn,sea_orm=warn"));
-    let json = std::env::var("HERALD_LOG_FORMAT").is_ok_and(|format| format == "json");
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(true);
-    let result = if json {
-        builder.json().try_init()
-    } else {
-        builder.try_init()
-    };
-    // A second initialisation (several apps in one test binary) is harmless.
-    let _ = result;
-}
+pub use traces::{init, init_logging, Telemetry};
 
 /// Resolves on Ctrl-C or SIGTERM: the `shutdown` every binary's `run_until_stopped` is given.
 pub async fn shutdown_signal() {

@@ -2,6 +2,7 @@
 //! databases and topics, and servers of a test's own (tansu, PostgreSQL, Redis) that it may kill
 //! and restart.
 
+pub mod otlp;
 mod servers;
 
 use std::net::TcpListener;
@@ -106,6 +107,10 @@ pub fn process_environment(settings: &Settings) -> Vec<(&'static str, String)> {
         (
             "HERALD_KAFKA__MAX_RECORD_BYTES",
             settings.kafka.max_record_bytes.to_string(),
+        ),
+        (
+            "HERALD_KAFKA__TRACE_CONTEXT_CARRIER",
+            settings.kafka.trace_context_carrier.as_str().to_owned(),
         ),
         (
             "HERALD_OUTBOX__GRACE_MS",

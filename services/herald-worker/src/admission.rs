@@ -15,6 +15,7 @@ use herald_store::deliveries::{self, DeliveryKey, NewDelivery};
 use herald_store::StoreError;
 use herald_telemetry::supervise::catch_panic;
 use rdkafka::message::{Message, OwnedMessage};
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::context::WorkerContext;
@@ -22,6 +23,7 @@ use crate::lane::{HeldDelivery, Lane, Reservation};
 use crate::metrics;
 use crate::parking::{park, ParkReason, Parking};
 use crate::recipients::RecipientKey;
+use crate::traces::{self, RecordSpan};
 use crate::work::{address_for, delivery_id};
 
 enum BatchError {
@@ -51,7 +53,9 @@ pub async fn admit_records(
     context: &WorkerContext,
     records: &[OwnedMessage],
 ) -> Result<(), StoreError> {
-    admit_bisecting(context, records.iter().collect()).await
+    admit_bisecting(context, records.iter().collect())
+        .instrument(traces::batch_span(records, &context.consumer_group))
+        .await
 }
 
 fn admit_bisecting<'a>(
@@ -93,15 +97,31 @@ struct Planned {
     accepted_at: chrono::DateTime<chrono::Utc>,
     content: Arc<herald_store::notifications::NotificationContent>,
     address: String,
+    /// The context of its record's span: the parent of its provider call's span.
+    trace_parent: Option<Arc<str>>,
 }
 
 async fn admit_batch(context: &WorkerContext, records: &[&OwnedMessage]) -> Result<(), BatchError> {
     let mut parkings = Vec::new();
     let mut envelopes: Vec<(&OwnedMessage, NotificationEnvelope)> =
         Vec::with_capacity(records.len());
+    // Open until the batch is admitted; `admit_records` runs this inside the batch's span.
+    let batch_span = tracing::Span::current();
+    let mut record_spans: HashMap<i64, RecordSpan> = HashMap::new();
     for record in records {
         match NotificationEnvelope::decode(record.payload().unwrap_or_default()) {
-            Ok(envelope) => envelopes.push((record, envelope)),
+            Ok(envelope) => {
+                if herald_telemetry::traces::exporting() {
+                    let span = traces::record_span(
+                        record,
+                        &envelope,
+                        &context.consumer_group,
+                        &batch_span,
+                    );
+                    record_spans.insert(record.offset(), span);
+                }
+                envelopes.push((record, envelope))
+            }
             Err(error) => {
                 let reason = match error {
                     herald_domain::envelope::EnvelopeError::UnknownVersion(_) => {
@@ -150,8 +170,11 @@ async fn admit_batch(context: &WorkerContext, records: &[&OwnedMessage]) -> Resu
     let mut new_deliveries = Vec::new();
     let mut planned: HashMap<DeliveryKey, Planned> = HashMap::new();
     let mut lanes_with_queued_work: Vec<Arc<Lane>> = Vec::new();
-    for (_, envelope) in &envelopes {
+    for (record, envelope) in &envelopes {
         let content = &contents[&envelope.notification_id];
+        let trace_parent = record_spans
+            .get(&record.offset())
+            .and_then(|span| span.traceparent.clone());
         let recipient = recipients.get(&(envelope.tenant_id, envelope.user_id.to_string()));
         for &channel in &content.channels {
             let key = DeliveryKey {
@@ -195,6 +218,7 @@ async fn admit_batch(context: &WorkerContext, records: &[&OwnedMessage]) -> Resu
                             accepted_at: envelope.accepted_at,
                             content: content.clone(),
                             address: address.clone(),
+                            trace_parent: trace_parent.clone(),
                         },
                     );
                     (status, None, Some(address))
@@ -257,10 +281,14 @@ async fn admit_batch(context: &WorkerContext, records: &[&OwnedMessage]) -> Resu
             content: plan.content,
             address: plan.address,
             reservation,
+            trace_parent: plan.trace_parent,
         });
     }
     // What is left in `planned` already existed or was queued: its reservations are given back here.
     drop(planned);
+    for lane in context.lanes.iter() {
+        lane.publish_gauges();
+    }
     for lane in lanes_with_queued_work {
         lane.note_queued_work();
     }

@@ -20,6 +20,8 @@ pub struct WorkerContext {
     pub contents: ContentCache,
     pub recipients: Recipients,
     pub retry_policy: RetryPolicy,
+    /// The Kafka consumer group, as spans name it.
+    pub consumer_group: String,
 }
 
 /// One lane per provider; each channel is served by one of them.

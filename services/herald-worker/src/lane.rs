@@ -19,6 +19,7 @@ use herald_telemetry::supervise::catch_panic;
 use tokio::sync::{mpsc, Mutex, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::backoff::RetryPolicy;
@@ -26,6 +27,7 @@ use crate::metrics;
 use crate::providers::{Provider, SendOutcome};
 use crate::recorder::{Outcome, RecorderHandle};
 use crate::session::{SendPermission, Session};
+use crate::traces;
 use crate::work::render_message;
 
 /// Bytes of content one lane's held deliveries may pin in memory (each delivery counts its
@@ -52,6 +54,8 @@ pub struct HeldDelivery {
     pub content: Arc<NotificationContent>,
     pub address: String,
     pub reservation: Reservation,
+    /// The W3C context its provider call's span is the child of.
+    pub trace_parent: Option<Arc<str>>,
 }
 
 pub struct Lane {
@@ -167,7 +171,9 @@ impl Lane {
         self.queued_work.notified().await;
     }
 
-    fn publish_gauges(&self) {
+    /// Sets the held and in-flight gauges from the semaphores. Called wherever room is taken and
+    /// wherever unused room is given back in bulk (after admission, after a pump round).
+    pub fn publish_gauges(&self) {
         let provider = self.provider.name();
         metrics::LANE_HELD
             .with_label_values(&[provider])
@@ -246,13 +252,21 @@ impl Lane {
         let message = render_message(delivery.key.id, &delivery.address, &delivery.content);
         let started_at = Utc::now();
         let started = Instant::now();
+        let span = traces::provider_call_span(
+            provider,
+            self.provider.endpoint(),
+            delivery.attempt,
+            delivery.trace_parent.as_deref(),
+        );
         let outcome = catch_panic("provider_send", self.provider.send(&message, self.timeout))
+            .instrument(span.clone())
             .await
             .unwrap_or_else(|panic| SendOutcome::Retryable {
                 error: format!("the {provider} client panicked: {panic}"),
                 http_status: None,
                 retry_after: None,
             });
+        traces::record_provider_outcome(&span, &outcome);
         metrics::PROVIDER_REQUEST_SECONDS
             .with_label_values(&[provider])
             .observe(started.elapsed().as_secs_f64());

@@ -19,6 +19,7 @@ pub mod recorder;
 pub mod session;
 pub mod startup;
 pub mod sweeper;
+pub mod traces;
 pub mod work;
 
 pub use startup::Worker;

@@ -37,9 +37,12 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() {
-    herald_telemetry::init_logging();
     let arguments = Arguments::parse();
-    if let Err(error) = run(arguments).await {
+    let telemetry = herald_telemetry::init("herald-worker");
+    let result = run(arguments).await;
+    // The spans still buffered are exported before the process ends, whatever the outcome.
+    telemetry.shutdown().await;
+    if let Err(error) = result {
         herald_telemetry::exit_with_error(error.as_ref());
     }
 }

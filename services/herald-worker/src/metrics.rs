@@ -266,12 +266,13 @@ pub fn register_all() {
     herald_telemetry::metrics::set_build_info("worker");
 }
 
-/// The statuses a provider call or admission gives a delivery, as counted in `herald_deliveries_total`.
-const COUNTED_DELIVERY_STATUSES: [DeliveryStatus; 4] = [
+/// The statuses counted in `herald_deliveries_total`: the outcomes of provider calls (and of calls
+/// given up without one). A delivery skipped for want of an address never reaches a lane: it is
+/// counted by `herald_deliveries_admitted_total{as="skipped"}`.
+const COUNTED_DELIVERY_STATUSES: [DeliveryStatus; 3] = [
     DeliveryStatus::Sent,
     DeliveryStatus::Retrying,
     DeliveryStatus::Failed,
-    DeliveryStatus::Skipped,
 ];
 
 /// Shows every series of one provider lane from the start, at zero, and its capacity.

@@ -38,7 +38,10 @@ pub async fn run_pump(
             _ = stop.cancelled() => return,
         }
         while !stop.is_cancelled() {
-            match pump_once(&context, &lane, &stop).await {
+            let pumped = pump_once(&context, &lane, &stop).await;
+            // The room it reserved and did not fill is free again.
+            lane.publish_gauges();
+            match pumped {
                 Ok(true) => continue,
                 Ok(false) => break,
                 Err(error) => {
@@ -131,6 +134,8 @@ async fn pump_once(
             content: content.clone(),
             address,
             reservation,
+            // A queued or retried delivery has no record: its call continues the request's trace.
+            trace_parent: content.trace_parent.as_deref().map(Arc::from),
         });
     }
     Ok(wanted == CLAIM_BATCH)

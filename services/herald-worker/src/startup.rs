@@ -112,6 +112,7 @@ impl Worker {
         );
         let (recorder, recorder_inbox) = recorder::start(RECORDER_CAPACITY);
         let context = Arc::new(WorkerContext {
+            consumer_group: settings.worker.group_id.clone(),
             contents: ContentCache::new(database.clone(), settings.worker.content_cache_bytes),
             recipients: Recipients::new(database.clone(), recipient_cache),
             database,

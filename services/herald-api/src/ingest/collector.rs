@@ -16,6 +16,7 @@ use herald_store::{Database, StoreError};
 use herald_telemetry::supervise::catch_panic;
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::outgoing::OutgoingNotification;
@@ -134,6 +135,7 @@ async fn write_batch(
         &mut outcomes,
         &mut parts,
     )
+    .instrument(commit_batch_span(&batch, prepared.len()))
     .await;
     metrics::INGEST_COMMIT_SECONDS.observe(started.elapsed().as_secs_f64());
 
@@ -164,6 +166,29 @@ async fn write_batch(
         // A handler that gave up waiting is not an error: the batch is committed regardless.
         let _ = submission.reply.send(Ok(submission_outcomes));
     }
+}
+
+/// One span per commit batch, linked to the request of every submission in it (a batch serves many
+/// traces, so it is the child of none of them). No span when nothing is exported.
+fn commit_batch_span(batch: &[Submission], rows: usize) -> tracing::Span {
+    if !herald_telemetry::traces::exporting() {
+        return tracing::Span::none();
+    }
+    let span = tracing::info_span!(
+        "commit_batch",
+        otel.name = "herald.commit_batch",
+        herald.batch.submissions = batch.len(),
+        herald.batch.rows = rows,
+        db.system.name = "postgresql",
+    );
+    for submission in batch {
+        let trace_parent = submission
+            .notifications
+            .first()
+            .and_then(|prepared| prepared.trace_parent.as_deref());
+        herald_telemetry::traces::add_link(&span, trace_parent);
+    }
+    span
 }
 
 /// How many times a batch that ran into the statement timeout is halved: a timeout may come from
@@ -291,6 +316,7 @@ async fn commit_and_resolve(
                 status: prepared.status,
                 request_hash: prepared.request_hash,
                 created_at: prepared.accepted_at,
+                trace_parent: prepared.trace_parent.as_deref(),
             }
         })
         .collect();
@@ -378,6 +404,7 @@ mod tests {
                 Uuid::now_v7(),
                 notification,
                 Utc::now(),
+                None,
             )],
             reply,
         }

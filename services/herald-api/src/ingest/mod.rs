@@ -38,10 +38,18 @@ pub struct PreparedNotification {
     pub request_hash: [u8; 32],
     pub status: NotificationStatus,
     pub accepted_at: DateTime<Utc>,
+    /// The W3C trace context of the request that submitted it (when traces are exported): the
+    /// parent of its publication span, stored with it for the relay and the worker.
+    pub trace_parent: Option<String>,
 }
 
 impl PreparedNotification {
-    pub fn new(tenant_id: Uuid, notification: ValidatedNotification, now: DateTime<Utc>) -> Self {
+    pub fn new(
+        tenant_id: Uuid,
+        notification: ValidatedNotification,
+        now: DateTime<Utc>,
+        trace_parent: Option<String>,
+    ) -> Self {
         PreparedNotification {
             id: Uuid::now_v7(),
             tenant_id,
@@ -49,6 +57,7 @@ impl PreparedNotification {
             status: notification.initial_status(now),
             notification,
             accepted_at: now,
+            trace_parent,
         }
     }
 }

@@ -14,6 +14,8 @@ pub struct OutgoingNotification {
     pub user_ids: Vec<String>,
     pub priority: Priority,
     pub accepted_at: DateTime<Utc>,
+    /// The accepting request's W3C trace context: the parent of the span that publishes it.
+    pub trace_parent: Option<String>,
 }
 
 impl OutgoingNotification {
@@ -30,11 +32,12 @@ impl OutgoingNotification {
 
     /// Bytes it holds while it waits to be published.
     pub fn weight(&self) -> usize {
-        64 + self
-            .user_ids
-            .iter()
-            .map(|user_id| user_id.len() + 24)
-            .sum::<usize>()
+        64 + self.trace_parent.as_ref().map_or(0, String::len)
+            + self
+                .user_ids
+                .iter()
+                .map(|user_id| user_id.len() + 24)
+                .sum::<usize>()
     }
 }
 
@@ -46,6 +49,7 @@ impl From<&PreparedNotification> for OutgoingNotification {
             user_ids: prepared.notification.user_ids.clone(),
             priority: prepared.notification.priority,
             accepted_at: prepared.accepted_at,
+            trace_parent: prepared.trace_parent.clone(),
         }
     }
 }
@@ -58,6 +62,7 @@ impl From<PublishableNotification> for OutgoingNotification {
             priority: row.priority,
             user_ids: row.user_ids,
             accepted_at: row.created_at,
+            trace_parent: row.trace_parent,
         }
     }
 }

@@ -8,9 +8,12 @@
 //! (which is before the clients got their 202), so one recipient's records enter the producer,
 //! and therefore its partition, in acceptance order. Acknowledgements are awaited concurrently.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
+use herald_config::TraceContextCarrier;
 use herald_domain::NotificationEnvelope;
+use herald_kafka::trace_context::producer_headers;
 use herald_kafka::{HeraldProducer, ProducerRole};
 use herald_store::outbox::ParkedRecord;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -29,21 +32,37 @@ const RECORDS_PER_YIELD: usize = 256;
 /// Envelopes built at a time on the fast path (a notification may have thousands of recipients).
 const FAST_PATH_CHUNK_RECORDS: usize = 10_000;
 
+/// One record to produce.
+struct ChunkRecord<'a> {
+    batch: usize,
+    envelope: NotificationEnvelope<'a>,
+    /// Its notification's publication span (`Span::none()` when nothing is exported). Every record
+    /// of the notification holds it until the broker answers, so it ends with the last answer.
+    span: tracing::Span,
+    /// That span's W3C context, which the record carries to the worker.
+    traceparent: Option<Arc<str>>,
+}
+
 /// Walks the records of several outbox batches in order: batch, notification, recipient.
 struct RecordCursor<'a> {
     batches: Vec<&'a [OutgoingNotification]>,
+    topic: &'a str,
     batch: usize,
     notification: usize,
     recipient: usize,
+    /// The publication span of the notification the cursor is in.
+    publication: Option<(tracing::Span, Option<Arc<str>>)>,
 }
 
 impl<'a> RecordCursor<'a> {
-    fn new(batches: Vec<&'a [OutgoingNotification]>) -> RecordCursor<'a> {
+    fn new(batches: Vec<&'a [OutgoingNotification]>, topic: &'a str) -> RecordCursor<'a> {
         RecordCursor {
             batches,
+            topic,
             batch: 0,
             notification: 0,
             recipient: 0,
+            publication: None,
         }
     }
 
@@ -52,8 +71,8 @@ impl<'a> RecordCursor<'a> {
         (self.batch < self.batches.len()).then_some(self.batch)
     }
 
-    /// Up to `limit` next records, each with its batch index.
-    fn next_chunk(&mut self, limit: usize) -> Vec<(usize, NotificationEnvelope<'a>)> {
+    /// Up to `limit` next records.
+    fn next_chunk(&mut self, limit: usize) -> Vec<ChunkRecord<'a>> {
         let mut chunk = Vec::with_capacity(limit.min(4096));
         while chunk.len() < limit && self.batch < self.batches.len() {
             let notifications = self.batches[self.batch];
@@ -65,13 +84,48 @@ impl<'a> RecordCursor<'a> {
             let Some(user_id) = notification.user_ids.get(self.recipient) else {
                 self.notification += 1;
                 self.recipient = 0;
+                self.publication = None;
                 continue;
             };
-            chunk.push((self.batch, notification.envelope(user_id)));
+            let (span, traceparent) = self
+                .publication
+                .get_or_insert_with(|| publication_span(self.topic, notification));
+            chunk.push(ChunkRecord {
+                batch: self.batch,
+                envelope: notification.envelope(user_id),
+                span: span.clone(),
+                traceparent: traceparent.clone(),
+            });
             self.recipient += 1;
         }
         chunk
     }
+}
+
+/// The span of one notification's publication: a producer span, child of the request that
+/// accepted it, whose context its records carry (OpenTelemetry messaging conventions: `send`).
+fn publication_span(
+    topic: &str,
+    notification: &OutgoingNotification,
+) -> (tracing::Span, Option<Arc<str>>) {
+    if !herald_telemetry::traces::exporting() {
+        return (tracing::Span::none(), None);
+    }
+    let span = tracing::info_span!(
+        parent: None,
+        "publish",
+        otel.name = %format_args!("send {topic}"),
+        otel.kind = "producer",
+        messaging.system = "kafka",
+        messaging.operation.type = "send",
+        messaging.operation.name = "send",
+        messaging.destination.name = topic,
+        messaging.batch.message_count = notification.user_ids.len(),
+        herald.notification.id = %notification.id,
+    );
+    herald_telemetry::traces::set_parent(&span, notification.trace_parent.as_deref());
+    let traceparent = herald_telemetry::traces::traceparent_of(&span).map(Arc::from);
+    (span, traceparent)
 }
 
 /// What became of the records of one outbox batch.
@@ -128,14 +182,15 @@ impl Publisher {
     /// bounded memory.
     pub fn start(
         producer: HeraldProducer,
-        topic: &str,
+        kafka: &herald_config::KafkaSettings,
         cleaner: OutboxCleaner,
         max_fast_path_bytes: usize,
         tasks: &TaskTracker,
     ) -> Publisher {
         let records = RecordProducer {
             producer,
-            topic: topic.into(),
+            topic: kafka.topic.as_str().into(),
+            trace_context_carrier: kafka.trace_context_carrier,
         };
         let (fast_path, queue) = mpsc::unbounded_channel();
         tasks.spawn(run_fast_path(
@@ -191,7 +246,10 @@ impl Publisher {
         chunk_records: usize,
     ) -> Vec<PublishReport> {
         let mut reports = vec![PublishReport::default(); batches.len()];
-        let mut cursor = RecordCursor::new(batches.iter().map(Vec::as_slice).collect());
+        let mut cursor = RecordCursor::new(
+            batches.iter().map(Vec::as_slice).collect(),
+            &self.records.topic,
+        );
         loop {
             let chunk = cursor.next_chunk(chunk_records);
             if chunk.is_empty() {
@@ -226,7 +284,7 @@ async fn run_fast_path(
 ) {
     while let Some(batch) = queue.recv().await {
         let mut report = [PublishReport::default()];
-        let mut cursor = RecordCursor::new(vec![batch.notifications.as_slice()]);
+        let mut cursor = RecordCursor::new(vec![batch.notifications.as_slice()], &records.topic);
         let mut enqueued = Enqueued::default();
         loop {
             let chunk = cursor.next_chunk(FAST_PATH_CHUNK_RECORDS);
@@ -272,6 +330,8 @@ struct PendingRecord {
     notification_id: Uuid,
     user_id: String,
     delivery: DeliveryFuture,
+    /// Its notification's publication span, kept open until the broker answers.
+    span: tracing::Span,
 }
 
 /// Records handed to the producer, waiting for the broker.
@@ -289,6 +349,9 @@ impl Enqueued {
             let report = &mut reports[record.batch];
             let outcome = record.delivery.await;
             ProducerRole::Api.count_outcome(matches!(outcome, Ok(Ok(_))));
+            if !matches!(outcome, Ok(Ok(_))) {
+                herald_telemetry::traces::set_error(&record.span, "a record was not acknowledged");
+            }
             match outcome {
                 Ok(Ok(_delivered)) => report.acknowledged += 1,
                 Ok(Err((error, _message))) if is_permanent(&error) => {
@@ -323,6 +386,7 @@ fn park(report: &mut PublishReport, notification_id: Uuid, user_id: String, erro
 struct RecordProducer {
     producer: HeraldProducer,
     topic: Arc<str>,
+    trace_context_carrier: TraceContextCarrier,
 }
 
 impl RecordProducer {
@@ -330,20 +394,36 @@ impl RecordProducer {
     /// a transient refusal (the local queue is full) stops the enqueueing.
     async fn enqueue(
         &self,
-        records: Vec<(usize, NotificationEnvelope<'_>)>,
+        records: Vec<ChunkRecord<'_>>,
         reports: &mut [PublishReport],
     ) -> Enqueued {
         let mut pending = Vec::with_capacity(records.len());
-        for (position, (batch, envelope)) in records.into_iter().enumerate() {
+        for (position, record) in records.into_iter().enumerate() {
+            let ChunkRecord {
+                batch,
+                mut envelope,
+                span,
+                traceparent,
+            } = record;
             let key = NotificationEnvelope::partition_key(envelope.tenant_id, &envelope.user_id);
+            let headers = traceparent.as_deref().and_then(|traceparent| {
+                if self.trace_context_carrier == TraceContextCarrier::Envelope {
+                    envelope.traceparent = Some(Cow::Owned(traceparent.to_owned()));
+                }
+                producer_headers(self.trace_context_carrier, traceparent)
+            });
             let payload = envelope.encode();
-            let record = FutureRecord::to(&self.topic).key(&key).payload(&payload);
+            let mut record = FutureRecord::to(&self.topic).key(&key).payload(&payload);
+            if let Some(headers) = headers {
+                record = record.headers(headers);
+            }
             match self.producer.send_result(record) {
                 Ok(delivery) => pending.push(PendingRecord {
                     batch,
                     notification_id: envelope.notification_id,
                     user_id: envelope.user_id.into_owned(),
                     delivery,
+                    span,
                 }),
                 Err((error, _record)) if is_permanent(&error) => {
                     ProducerRole::Api.count_outcome(false);

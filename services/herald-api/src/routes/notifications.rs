@@ -3,6 +3,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use herald_domain::{FieldError, NotificationRequest, NotificationStatus};
+use herald_telemetry::traces::current_traceparent;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
@@ -75,7 +76,7 @@ pub async fn create_notification(
             now,
         )
         .map_err(ApiError::Validation)?;
-    let prepared = PreparedNotification::new(tenant.id, validated, now);
+    let prepared = PreparedNotification::new(tenant.id, validated, now, current_traceparent());
     let outcome = state
         .ingest
         .commit(vec![prepared])
@@ -166,6 +167,7 @@ pub async fn create_notification_batch(
     }
 
     let now = Utc::now();
+    let trace_parent = current_traceparent();
     let mut results: Vec<Option<BatchItemResult>> = (0..item_count).map(|_| None).collect();
     let mut prepared = Vec::with_capacity(item_count);
     let mut prepared_indexes = Vec::with_capacity(item_count);
@@ -185,7 +187,12 @@ pub async fn create_notification_batch(
         });
         match validated {
             Ok(validated) => {
-                prepared.push(PreparedNotification::new(tenant.id, validated, now));
+                prepared.push(PreparedNotification::new(
+                    tenant.id,
+                    validated,
+                    now,
+                    trace_parent.clone(),
+                ));
                 prepared_indexes.push(index);
             }
             Err(error) => results[index] = Some(BatchItemResult::rejected(index, error)),

@@ -40,7 +40,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
 
 /// Starts the application on `settings`; creates a tenant unless `tenant` gives one.
 pub async fn start_app(settings: Settings, tenant: Option<(Uuid, String)>) -> TestApp {
-    herald_api::telemetry::init_logging();
+    herald_telemetry::init_logging();
     let database = herald_api::startup::connect_database(&settings)
         .await
         .unwrap();

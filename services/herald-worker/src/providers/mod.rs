@@ -61,6 +61,8 @@ pub trait Provider: Send + Sync {
     /// The provider's name, as metrics and the `deliveries.provider` column show it.
     fn name(&self) -> &'static str;
     fn channel(&self) -> Channel;
+    /// The URL it sends to (no credentials in it), as the call's span names it.
+    fn endpoint(&self) -> &str;
     fn send<'a>(
         &'a self,
         message: &'a OutgoingMessage,

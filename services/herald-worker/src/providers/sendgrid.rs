@@ -114,6 +114,10 @@ impl Provider for SendGrid {
         Channel::Email
     }
 
+    fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
     fn send<'a>(
         &'a self,
         message: &'a OutgoingMessage,

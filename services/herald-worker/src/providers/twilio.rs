@@ -113,6 +113,10 @@ impl Provider for Twilio {
         Channel::Sms
     }
 
+    fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
     fn send<'a>(
         &'a self,
         message: &'a OutgoingMessage,

@@ -124,6 +124,15 @@ pub async fn prepare_stack(
 
 /// The API as a child process on `port` (so a test can `kill -9` it).
 pub fn api_process(settings: &Settings, port: u16) -> Child {
+    api_process_with(settings, port, &[])
+}
+
+/// Like [`api_process`], with more environment variables (`OTEL_*`, say).
+pub fn api_process_with(
+    settings: &Settings,
+    port: u16,
+    extra_environment: &[(&str, String)],
+) -> Child {
     let binary =
         std::path::Path::new(env!("CARGO_BIN_EXE_herald-worker")).with_file_name("herald-api");
     assert!(
@@ -136,6 +145,11 @@ pub fn api_process(settings: &Settings, port: u16) -> Child {
         .envs(herald_testing::process_environment(settings))
         .env("HERALD_SERVER__PORT", port.to_string())
         .env("HERALD_SERVER__WORKERS", "2")
+        .envs(
+            extra_environment
+                .iter()
+                .map(|(name, value)| (*name, value.as_str())),
+        )
         .stdout(process_log("api", port))
         .stderr(Stdio::null())
         .kill_on_drop(true)
@@ -164,9 +178,23 @@ pub async fn start_worker(
 
 /// A worker as a child process (so a test can `kill -9` it); its metrics on `metrics_port`.
 pub fn worker_process(settings: &Settings, metrics_port: u16) -> Child {
+    worker_process_with(settings, metrics_port, &[])
+}
+
+/// Like [`worker_process`], with more environment variables (`OTEL_*`, say).
+pub fn worker_process_with(
+    settings: &Settings,
+    metrics_port: u16,
+    extra_environment: &[(&str, String)],
+) -> Child {
     Command::new(env!("CARGO_BIN_EXE_herald-worker"))
         .envs(herald_testing::process_environment(settings))
         .env("HERALD_WORKER__METRICS_PORT", metrics_port.to_string())
+        .envs(
+            extra_environment
+                .iter()
+                .map(|(name, value)| (*name, value.as_str())),
+        )
         .stdout(process_log("worker", metrics_port))
         .stderr(Stdio::null())
         .kill_on_drop(true)
@@ -185,6 +213,20 @@ fn process_log(name: &str, port: u16) -> Stdio {
             .unwrap_or_else(|_| Stdio::null()),
         Err(_) => Stdio::null(),
     }
+}
+
+/// Waits until a worker process on `metrics_port` holds partitions (its `/readyz` answers 2xx).
+pub async fn wait_until_ready(metrics_port: u16) {
+    let url = format!("http://127.0.0.1:{metrics_port}/readyz");
+    for _ in 0..600 {
+        if let Ok(response) = reqwest::get(&url).await {
+            if response.status().is_success() {
+                return;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the worker was not ready within 60 s");
 }
 
 /// Metrics of a worker process, as text.

@@ -12,3 +12,4 @@ mod metrics;
 mod no_duplicates;
 mod no_stall;
 mod restarts;
+mod traces;

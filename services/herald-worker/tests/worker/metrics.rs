@@ -7,13 +7,13 @@ use std::collections::BTreeSet;
 use crate::helpers::*;
 
 /// The metrics files whose metrics each process exposes.
-const SHARED_SOURCES: &[&str] = &[
+pub const SHARED_SOURCES: &[&str] = &[
     "herald-telemetry/src/metrics.rs",
     "herald-store/src/metrics.rs",
     "herald-kafka/src/metrics.rs",
 ];
-const API_SOURCE: &str = "herald-api/src/metrics.rs";
-const WORKER_SOURCE: &str = "herald-worker/src/metrics.rs";
+pub const API_SOURCE: &str = "herald-api/src/metrics.rs";
+pub const WORKER_SOURCE: &str = "herald-worker/src/metrics.rs";
 
 /// The families an operator needs (the operability issue's list), whatever the source says.
 const API_REQUIRED: &[&str] = &[
@@ -50,7 +50,7 @@ const WORKER_REQUIRED: &[&str] = &[
 ];
 
 /// The metric names defined in a source file: every `"herald_..."` string literal.
-fn names_defined_in(relative_path: &str) -> BTreeSet<String> {
+pub fn names_defined_in(relative_path: &str) -> BTreeSet<String> {
     let path = format!("{}/../{relative_path}", env!("CARGO_MANIFEST_DIR"));
     let source = std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("reading {path}"));
     let names: BTreeSet<String> = source
@@ -110,19 +110,6 @@ async fn scrape(url: &str) -> String {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     panic!("no metrics at {url}");
-}
-
-async fn wait_until_ready(metrics_port: u16) {
-    let url = format!("http://127.0.0.1:{metrics_port}/readyz");
-    for _ in 0..600 {
-        if let Ok(response) = reqwest::get(&url).await {
-            if response.status().is_success() {
-                return;
-            }
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    panic!("the worker was not ready within 60 s");
 }
 
 #[tokio::test]
