@@ -12,6 +12,7 @@ source scripts/lib/stack.sh
 started_services="$(mktemp)"
 cleanup() {
   trap - INT TERM HUP EXIT
+  stack_prometheus_stop
   echo "[run] stopping: API and worker first"
   stack_stop
   echo "[run] stopping the services this run started"
@@ -23,8 +24,20 @@ trap cleanup INT TERM HUP EXIT
 HERALD_STARTED_FILE="$started_services" scripts/services.sh start
 eval "$(scripts/services.sh env)"
 
+stack_prometheus_install || echo "[run] could not install prometheus (Debian): Herald runs without it"
 stack_build
 stack_start
+# Prometheus scraping the API and the worker with the alert rules loaded. The simulator has 9090.
+prometheus_port="${HERALD_PROMETHEUS_PORT:-9091}"
+if ! command -v prometheus >/dev/null; then
+  prometheus_line="not started (prometheus is not installed)"
+elif (exec 3<>"/dev/tcp/127.0.0.1/$prometheus_port") 2>/dev/null; then
+  echo "[run] port $prometheus_port is taken: not starting Prometheus (set HERALD_PROMETHEUS_PORT)"
+  prometheus_line="not started (port $prometheus_port taken; set HERALD_PROMETHEUS_PORT)"
+else
+  stack_prometheus_start "${HERALD_RUN_DIR:-/tmp/herald-run}/prometheus" "$prometheus_port" 5s
+  prometheus_line="$STACK_PROMETHEUS_URL   (scrapes the API and the worker every 5s, rules of ops/prometheus; pages: /classic/targets, /classic/alerts)"
+fi
 
 cat <<INFO
 
@@ -35,6 +48,7 @@ Herald is running:
   Kafka        $HERALD_KAFKA__BROKERS (tansu), topic ${HERALD_KAFKA__TOPIC:-notifications}
   Worker       $STACK_WORKER_URL/metrics, readiness $STACK_WORKER_URL/readyz
   Simulator    $STACK_SIMULATOR_URL   (SendGrid /v3/mail/send, Twilio Messages; inspect /_sim/stats)
+  Prometheus   $prometheus_line
   API key      $STACK_API_KEY   (tenant "dev"; set HERALD_API_KEY to choose it)
 
   curl -X PUT $STACK_API_URL/v1/users/u1 \\

@@ -6,6 +6,7 @@
 #   - from Debian: prometheus (server and promtool).
 #
 #   scripts/tools.sh install   install what is missing
+#   scripts/tools.sh install-prometheus   only Debian's prometheus (what `make run` needs)
 #   scripts/tools.sh env       print `export PATH=...` putting every tool first on PATH
 #
 # Usage in a script:  scripts/tools.sh install && eval "$(scripts/tools.sh env)"
@@ -67,8 +68,8 @@ install_prometheus() {
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends \
     prometheus >/dev/null
   # The package starts a system-wide server on :9090; Herald starts its own where it needs one.
-  as_root systemctl disable --now prometheus >/dev/null 2>&1 || true
-  as_root pkill -x prometheus >/dev/null 2>&1 || true
+  # Without systemd (a container) the package's init script started it instead.
+  as_root systemctl disable --now prometheus >/dev/null 2>&1 || as_root service prometheus stop >/dev/null 2>&1 || true
 }
 
 case "${1:-}" in
@@ -78,11 +79,14 @@ case "${1:-}" in
     install_helm_and_kubectl
     install_prometheus
     ;;
+  install-prometheus)
+    install_prometheus
+    ;;
   env)
     echo "export PATH=\"$BIN:$VENV/bin:\$PATH\""
     ;;
   *)
-    echo "usage: $0 install|env" >&2
+    echo "usage: $0 install|install-prometheus|env" >&2
     exit 2
     ;;
 esac

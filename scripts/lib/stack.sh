@@ -19,11 +19,18 @@
 
 STACK_HERALD_PIDS=()
 STACK_SIMULATOR_PIDS=()
-STACK_API_BIN=target/release/herald-api
+# HERALD_BIN_DIR: prebuilt binaries to run instead of building this tree's (a release directory,
+# an unpacked image); stack_build then builds nothing.
+STACK_BIN_DIR="${HERALD_BIN_DIR:-target/release}"
+STACK_API_BIN="$STACK_BIN_DIR/herald-api"
 
 stack_log() { printf '[stack] %s\n' "$*" >&2; }
 
 stack_build() {
+  if [ -n "${HERALD_BIN_DIR:-}" ]; then
+    stack_log "using the binaries in $HERALD_BIN_DIR (HERALD_BIN_DIR), building nothing"
+    return 0
+  fi
   cargo build --release --bin herald-api --bin herald-worker --bin herald-provider-sim
 }
 
@@ -87,12 +94,12 @@ stack_start() {
   STACK_WORKER_URL="http://127.0.0.1:$worker_port"
   STACK_SIMULATOR_URL="http://$simulator_address"
 
-  stack_spawn "$log_dir" simulator target/release/herald-provider-sim
+  stack_spawn "$log_dir" simulator "$STACK_BIN_DIR/herald-provider-sim"
   STACK_SIMULATOR_PIDS+=("$STACK_SPAWNED_PID")
   stack_wait_http "$STACK_SIMULATOR_URL/_sim/stats" || return 1
   stack_spawn "$log_dir" api "$STACK_API_BIN" serve
   STACK_HERALD_PIDS+=("$STACK_SPAWNED_PID")
-  stack_spawn "$log_dir" worker target/release/herald-worker
+  stack_spawn "$log_dir" worker "$STACK_BIN_DIR/herald-worker"
   STACK_HERALD_PIDS+=("$STACK_SPAWNED_PID")
   stack_wait_http "$STACK_API_URL/healthz" || return 1
   # The worker is ready once the group has given it partitions (a session timeout at most).
@@ -115,4 +122,71 @@ stack_stop() {
   fi
   STACK_HERALD_PIDS=()
   STACK_SIMULATOR_PIDS=()
+}
+
+# --- Prometheus -----------------------------------------------------------------------------------
+# A Prometheus (Debian's `prometheus`) scraping the API (scrape job herald-api) and the worker
+# (herald-worker) with Herald's recording and alert rules loaded, for `make run` and the dashboards
+# check. Its configuration is made in one place, stack_prometheus_config. After stack_start:
+#   stack_prometheus_install              install Debian's prometheus when it is missing
+#   stack_prometheus_start DIR [PORT] [INTERVAL]
+#                                         writes DIR/prometheus.yml, keeps its data in DIR/data and
+#                                         its log in DIR/prometheus.log, listens on 127.0.0.1:PORT
+#                                         (default HERALD_PROMETHEUS_PORT or 9091), scrapes and
+#                                         evaluates every INTERVAL (default 5s); sets
+#                                         STACK_PROMETHEUS_URL and waits until it is ready
+#   stack_prometheus_stop                 stops the Prometheus stack_prometheus_start started
+
+STACK_PROMETHEUS_PIDS=()
+STACK_PROMETHEUS_RULES=(ops/prometheus/herald-recording-rules.yml ops/prometheus/herald-alerts.yml)
+
+stack_prometheus_install() {
+  scripts/tools.sh install-prometheus
+}
+
+# stack_prometheus_config API_ADDRESS WORKER_ADDRESS INTERVAL: the configuration, on stdout.
+stack_prometheus_config() {
+  local api=$1 worker=$2 interval=$3 rule
+  cat <<CONFIG
+# Made by stack_prometheus_config (scripts/lib/stack.sh); not edited by hand.
+global:
+  scrape_interval: $interval
+  scrape_timeout: $interval
+  evaluation_interval: $interval
+rule_files:
+CONFIG
+  for rule in "${STACK_PROMETHEUS_RULES[@]}"; do echo "  - $PWD/$rule"; done
+  cat <<CONFIG
+scrape_configs:
+  - job_name: herald-api
+    static_configs:
+      - targets: ['$api']
+  - job_name: herald-worker
+    static_configs:
+      - targets: ['$worker']
+CONFIG
+}
+
+stack_prometheus_start() {
+  local dir=$1 port=${2:-${HERALD_PROMETHEUS_PORT:-9091}} interval=${3:-5s}
+  mkdir -p "$dir/data"
+  stack_prometheus_config "${STACK_API_URL#http://}" "${STACK_WORKER_URL#http://}" "$interval" > "$dir/prometheus.yml"
+  STACK_PROMETHEUS_URL="http://127.0.0.1:$port"
+  stack_spawn "$dir" prometheus prometheus \
+    --config.file="$dir/prometheus.yml" \
+    --storage.tsdb.path="$dir/data" \
+    --storage.tsdb.retention.time=2d \
+    --web.listen-address="127.0.0.1:$port"
+  STACK_PROMETHEUS_PIDS+=("$STACK_SPAWNED_PID")
+  stack_wait_http "$STACK_PROMETHEUS_URL/-/ready" "" 30 || {
+    tail -n 20 "$dir/prometheus.log" >&2
+    return 1
+  }
+}
+
+stack_prometheus_stop() {
+  if [ ${#STACK_PROMETHEUS_PIDS[@]} -gt 0 ]; then
+    stack_stop_and_wait "${STACK_PROMETHEUS_PIDS[@]}"
+  fi
+  STACK_PROMETHEUS_PIDS=()
 }

@@ -1,0 +1,861 @@
+#!/usr/bin/env python3
+"""Herald's Grafana dashboards, as code. Writes grafana/dashboards/*.json.
+
+    python3 grafana/generate.py           write the dashboards
+    python3 grafana/generate.py --check   exit 1 if the committed JSON differs from what this makes
+
+Standard library only, so the drift check runs anywhere. The JSON is Grafana's classic dashboard
+model (schemaVersion 41), the one file provisioning loads; scripts/check-dashboards.sh validates it
+against Grafana's published schema (npm @grafana/schema, see grafana/tools/) and runs every query
+against a Prometheus scraping a running Herald.
+
+Conventions:
+  * every panel reads the data source variable ${datasource}; every selector is narrowed by the
+    $job and $instance variables (both "All" by default);
+  * a series that exists only once something happened (a 5xx, a retry, a produce error) is written
+    `... or vector(0)` or `(x or 0 * y) / y`, so that a healthy system shows 0, not "No data";
+  * rates use $__rate_interval; the "now" stats use a fixed 5m window.
+"""
+import argparse
+import json
+import pathlib
+import sys
+
+HERE = pathlib.Path(__file__).resolve().parent
+OUT = HERE / "dashboards"
+
+DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
+SCOPE = 'job=~"$job", instance=~"$instance"'
+RI = "$__rate_interval"
+V1 = 'route=~"/v1/.*"'
+SENT = 'status="sent"'
+RETRYING = 'status="retrying"'
+POST = 'method="POST"'
+INGEST_ROUTES = 'route=~"/v1/notifications(/batch)?"'
+SCHEMA_VERSION = 41
+
+
+def sel(metric, *matchers):
+    """A selector narrowed to the dashboard's $job and $instance."""
+    return f"{metric}{{{', '.join((SCOPE,) + matchers)}}}"
+
+
+def rate(metric, *matchers, window=RI):
+    return f"rate({sel(metric, *matchers)}[{window}])"
+
+
+def quantile(q, metric, by=(), *matchers, window=RI):
+    """histogram_quantile over a histogram's buckets, kept apart by `by`."""
+    labels = ", ".join(tuple(by) + ("le",))
+    return f"histogram_quantile({q}, sum by ({labels}) ({rate(metric + '_bucket', *matchers, window=window)}))"
+
+
+def ratio(part, whole, by=""):
+    """part / whole where part may have no series yet: 0 then, not absent."""
+    agg = f"sum by ({by})" if by else "sum"
+    return f"({agg} ({part}) or 0 * {agg} ({whole})) / {agg} ({whole})"
+
+
+def target(expr, legend="__auto", ref="A"):
+    return {
+        "datasource": DATASOURCE,
+        "editorMode": "code",
+        "expr": expr,
+        "legendFormat": legend,
+        "range": True,
+        "refId": ref,
+    }
+
+
+def thresholds(*steps):
+    """steps: (value, color) pairs above the green base."""
+    return {
+        "mode": "absolute",
+        "steps": [{"color": "green", "value": None}] + [{"color": c, "value": v} for v, c in steps],
+    }
+
+
+class Panels:
+    """Lays panels out left to right on Grafana's 24-column grid, rows below each other."""
+
+    def __init__(self):
+        self.panels = []
+        self.next_id = 1
+        self.x = 0
+        self.y = 0
+        self.row_height = 0
+
+    def _place(self, panel, w, h):
+        if self.x + w > 24:
+            self.x, self.y = 0, self.y + self.row_height
+            self.row_height = 0
+        panel["id"] = self.next_id
+        panel["gridPos"] = {"h": h, "w": w, "x": self.x, "y": self.y}
+        self.next_id += 1
+        self.x += w
+        self.row_height = max(self.row_height, h)
+        self.panels.append(panel)
+
+    def row(self, title):
+        if self.x:
+            self.x, self.y, self.row_height = 0, self.y + self.row_height, 0
+        self._place({"collapsed": False, "panels": [], "title": title, "type": "row"}, 24, 1)
+        self.x, self.y, self.row_height = 0, self.y + 1, 0
+
+    def timeseries(self, title, targets, unit="short", description="", lines=(), w=12, h=8,
+                   minimum=None, maximum=None, legend_calcs=("mean", "max", "lastNotNull")):
+        """lines: (value, color) thresholds drawn as lines (an SLA, a limit)."""
+        defaults = {
+            "custom": {
+                "drawStyle": "line",
+                "fillOpacity": 10,
+                "lineWidth": 1,
+                "showPoints": "never",
+                "spanNulls": False,
+                "thresholdsStyle": {"mode": "line" if lines else "off"},
+            },
+            "thresholds": thresholds(*lines),
+            "unit": unit,
+        }
+        if minimum is not None:
+            defaults["min"] = minimum
+        if maximum is not None:
+            defaults["max"] = maximum
+        self._place(
+            {
+                "datasource": DATASOURCE,
+                "description": description,
+                "fieldConfig": {"defaults": defaults, "overrides": []},
+                "options": {
+                    "legend": {
+                        "calcs": list(legend_calcs),
+                        "displayMode": "table",
+                        "placement": "bottom",
+                        "showLegend": True,
+                    },
+                    "tooltip": {"mode": "multi", "sort": "desc"},
+                },
+                "targets": _refs(targets),
+                "title": title,
+                "type": "timeseries",
+            },
+            w,
+            h,
+        )
+
+    def stat(self, title, expr, unit="short", description="", steps=(), w=4, h=4, legend="__auto",
+             text_mode="value", decimals=None):
+        defaults = {"color": {"mode": "thresholds"}, "thresholds": thresholds(*steps), "unit": unit}
+        if decimals is not None:
+            defaults["decimals"] = decimals
+        self._place(
+            {
+                "datasource": DATASOURCE,
+                "description": description,
+                "fieldConfig": {"defaults": defaults, "overrides": []},
+                "options": {
+                    "colorMode": "value",
+                    "graphMode": "area" if text_mode == "value" else "none",
+                    "justifyMode": "auto",
+                    "orientation": "auto",
+                    "percentChangeColorMode": "standard",
+                    "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+                    "showPercentChange": False,
+                    "textMode": text_mode,
+                    "wideLayout": True,
+                },
+                "targets": [target(expr, legend)],
+                "title": title,
+                "type": "stat",
+            },
+            w,
+            h,
+        )
+
+
+def _refs(targets):
+    """(expr, legend) pairs or target dicts -> targets with refIds A, B, C, ..."""
+    out = []
+    for i, t in enumerate(targets):
+        expr, legend = t if isinstance(t, tuple) else (t, "__auto")
+        out.append(target(expr, legend, chr(ord("A") + i)))
+    return out
+
+
+def variables():
+    def query(name, label, expr):
+        return {
+            "allValue": ".*",
+            "current": {"text": ["All"], "value": ["$__all"]},
+            "datasource": DATASOURCE,
+            "includeAll": True,
+            "label": label,
+            "multi": True,
+            "name": name,
+            "options": [],
+            "query": expr,
+            "refresh": 2,
+            "regex": "",
+            "sort": 1,
+            "type": "query",
+        }
+
+    return [
+        {
+            "hide": 0,
+            "includeAll": False,
+            "label": "Data source",
+            "multi": False,
+            "name": "datasource",
+            "options": [],
+            "query": "prometheus",
+            "refresh": 1,
+            "regex": "",
+            "type": "datasource",
+        },
+        # Every Herald process declares herald_task_restarts_total at start-up, API and worker alike.
+        query("job", "Job", "label_values(herald_task_restarts_total, job)"),
+        query("instance", "Instance", 'label_values(herald_task_restarts_total{job=~"$job"}, instance)'),
+    ]
+
+
+def dashboard(uid, title, description, panels, tags=()):
+    return {
+        "annotations": {
+            "list": [
+                {
+                    "builtIn": 1,
+                    "datasource": {"type": "grafana", "uid": "-- Grafana --"},
+                    "enable": True,
+                    "hide": True,
+                    "iconColor": "rgba(0, 211, 255, 1)",
+                    "name": "Annotations & Alerts",
+                    "type": "dashboard",
+                }
+            ]
+        },
+        "description": description,
+        "editable": True,
+        "fiscalYearStartMonth": 0,
+        "graphTooltip": 1,
+        "links": [
+            {
+                "asDropdown": True,
+                "icon": "external link",
+                "includeVars": True,
+                "keepTime": True,
+                "tags": ["herald"],
+                "targetBlank": False,
+                "title": "Herald dashboards",
+                "tooltip": "",
+                "type": "dashboards",
+                "url": "",
+            }
+        ],
+        "panels": panels.panels,
+        "refresh": "30s",
+        "schemaVersion": SCHEMA_VERSION,
+        "tags": ["herald", *tags],
+        "templating": {"list": variables()},
+        "time": {"from": "now-1h", "to": "now"},
+        "timepicker": {},
+        "timezone": "browser",
+        "title": title,
+        "uid": uid,
+        "version": 1,
+        "weekStart": "",
+    }
+
+
+def percentiles(metric, by=(), *matchers, legend_prefix=""):
+    prefix = legend_prefix
+    return [
+        (quantile(q, metric, by, *matchers), f"{prefix}P{int(q * 100)}")
+        for q in (0.5, 0.95, 0.99)
+    ]
+
+
+# --- (1) SLA overview ---------------------------------------------------------------------------
+
+def sla():
+    p = Panels()
+    all_v1 = rate("herald_http_requests_total", V1, window="5m")
+    errors_v1 = rate("herald_http_requests_total", V1, 'status_class="5xx"', window="5m")
+    p.row("Service levels (objectives on the /v1 routes)")
+    p.stat("Requests/s", f"sum({all_v1})", "reqps", "API requests on /v1 routes, last 5 minutes.")
+    p.stat("P95 latency (SLO < 100 ms)", quantile(0.95, "herald_http_request_duration_seconds", (), V1, window="5m"), "s",
+           "95% of /v1 requests are answered within this, last 5 minutes. Objective: under 100 ms.",
+           ((0.1, "red"),))
+    p.stat("P99 latency (SLO < 500 ms)", quantile(0.99, "herald_http_request_duration_seconds", (), V1, window="5m"), "s",
+           "99% of /v1 requests are answered within this, last 5 minutes. Objective: under 500 ms.",
+           ((0.5, "red"),))
+    p.stat("5xx ratio (SLO < 1%)", ratio(errors_v1, all_v1), "percentunit",
+           "Share of /v1 requests answered with a 5xx, last 5 minutes. Objective: under 1%.",
+           ((0.01, "red"),))
+    p.stat("Accept → provider P95", quantile(0.95, "herald_accept_to_sent_seconds", window="5m"), "s",
+           "95% of deliveries reach the provider within this after the API's 202, last 5 minutes.",
+           ((60, "red"),))
+    p.stat("Components down", f'count({sel("up")} == 0) or vector(0)', "none",
+           "Scrape targets of the selected jobs that do not answer.", ((1, "red"),))
+
+    p.row("Latency")
+    p.timeseries(
+        "API latency P50 / P95 / P99 (lines: P95 SLO 100 ms, P99 SLO 500 ms)",
+        percentiles("herald_http_request_duration_seconds", (), V1),
+        "s",
+        "Latency of /v1 requests. The objectives: P95 under 100 ms (orange line), P99 under 500 ms (red line).",
+        lines=((0.1, "orange"), (0.5, "red")),
+    )
+    p.timeseries(
+        "API P99 latency by route",
+        [(quantile(0.99, "herald_http_request_duration_seconds", ("method", "route"), V1), "{{method}} {{route}}")],
+        "s",
+        "P99 latency per /v1 route.",
+        lines=((0.5, "red"),),
+    )
+    p.timeseries(
+        "Accept → provider latency P50 / P95 / P99",
+        percentiles("herald_accept_to_sent_seconds"),
+        "s",
+        "From the API's 202 to the provider's acceptance of a delivery (herald_accept_to_sent_seconds), end to end.",
+        w=24,
+    )
+
+    p.row("Throughput and errors")
+    p.timeseries(
+        "Requests/s by route and status class",
+        [(f"sum by (route, status_class) ({rate('herald_http_requests_total')})", "{{route}} {{status_class}}")],
+        "reqps",
+        "Every API route, including /metrics and the probes.",
+    )
+    all_ri = rate("herald_http_requests_total", V1)
+    p.timeseries(
+        "5xx ratio (line: SLO 1%) and 4xx ratio",
+        [
+            (ratio(rate("herald_http_requests_total", V1, 'status_class="5xx"'), all_ri), "5xx (counts against the SLO)"),
+            (ratio(rate("herald_http_requests_total", V1, 'status_class="4xx"'), all_ri), "4xx (client errors, not counted)"),
+        ],
+        "percentunit",
+        "Share of /v1 requests answered 5xx (server errors, the availability objective: under 1%) and 4xx.",
+        lines=((0.01, "red"),),
+        minimum=0,
+    )
+    p.timeseries(
+        "Error budget burn rate (lines: 6x and 14.4x page)",
+        [
+            ("herald:api_errors:ratio_rate1h / 0.01", "5xx, 1h"),
+            ("herald:api_errors:ratio_rate6h / 0.01", "5xx, 6h"),
+            ("herald:api_slower_than_500ms:ratio_rate1h / 0.01", "slower than 500 ms, 1h"),
+            ("herald:api_slower_than_100ms:ratio_rate1h / 0.05", "slower than 100 ms, 1h"),
+        ],
+        "none",
+        "How many times faster than the objectives allow each error budget is spent, from the recording rules "
+        "in ops/prometheus/herald-recording-rules.yml. 1 spends the 30-day budget in 30 days; the page alerts "
+        "fire at 14.4 (1h and 5m) and 6 (6h and 30m).",
+        lines=((6, "orange"), (14.4, "red")),
+        minimum=0,
+    )
+    p.timeseries(
+        "Notifications accepted/s and deliveries sent/s",
+        [
+            (f"sum({rate('herald_notifications_accepted_total')})", "notifications accepted"),
+            (f"sum({rate('herald_deliveries_total', SENT)})", "deliveries sent"),
+        ],
+        "ops",
+        "Notifications committed by the API, and deliveries (recipient × channel) the providers accepted.",
+    )
+    return dashboard(
+        "herald-sla",
+        "Herald / SLA overview",
+        "Service level objectives of the Herald API (P95 < 100 ms, P99 < 500 ms, 5xx < 1%) and end-to-end delivery latency.",
+        p,
+        ("sla",),
+    )
+
+
+# --- (2) Ingest and outbox ----------------------------------------------------------------------
+
+def ingest():
+    p = Panels()
+    p.row("Now")
+    p.stat("Accepted/s", f"sum({rate('herald_notifications_accepted_total', window='5m')})", "ops",
+           "Notifications committed to PostgreSQL, last 5 minutes.")
+    p.stat("Rejected/s", f"sum({rate('herald_ingest_rejected_total', window='5m')})", "ops",
+           "Notifications or requests refused after validation, last 5 minutes.", ((1, "orange"),))
+    p.stat("Outbox backlog", f"max({sel('herald_outbox_backlog')})", "short",
+           "Notifications committed but not yet acknowledged by the broker (all replicas).", ((100000, "orange"), (800000, "red")))
+    p.stat("Oldest outbox entry", f"max({sel('herald_outbox_oldest_age_seconds')})", "s",
+           "Age of the oldest notification waiting for the broker.", ((60, "orange"), (300, "red")))
+    p.stat("Parked publications", f"max({sel('herald_outbox_parked')})", "short",
+           "Records the broker refused for good, not replayed yet (herald-api parked / replay-parked).", ((1, "red"),))
+    p.stat("Bisections (range)", f"sum(increase({sel('herald_ingest_bisections_total')}[$__range]))", "short",
+           "Commit batches split because PostgreSQL refused a row, over the dashboard's time range.", ((1, "orange"),),
+           decimals=0)
+
+    p.row("Ingest")
+    p.timeseries(
+        "Notifications accepted/s and scheduled released/s",
+        [
+            (f"sum({rate('herald_notifications_accepted_total')})", "accepted"),
+            (f"sum({rate('herald_scheduled_released_total')})", "scheduled, released when due"),
+        ],
+        "ops",
+    )
+    p.timeseries(
+        "Rejected/s by reason",
+        [(f"sum by (reason) ({rate('herald_ingest_rejected_total')})", "{{reason}}")],
+        "ops",
+        "queue_full, bytes_in_flight, outbox_full and unavailable are 503s; refused_by_database 422; idempotency_conflict 409.",
+    )
+    p.timeseries(
+        "Ingest requests/s by status class",
+        [(f"sum by (route, status_class) ({rate('herald_http_requests_total', POST, INGEST_ROUTES)})",
+          "{{route}} {{status_class}}")],
+        "reqps",
+    )
+    p.timeseries(
+        "Commit batch rows P50 / P95 / P99 and mean",
+        percentiles("herald_ingest_commit_batch_rows")
+        + [(f"sum({rate('herald_ingest_commit_batch_rows_sum')}) / sum({rate('herald_ingest_commit_batch_rows_count')})", "mean")],
+        "short",
+        "Notifications per group-commit batch (one SQL statement).",
+    )
+    p.timeseries(
+        "Commit duration P50 / P95 / P99",
+        percentiles("herald_ingest_commit_duration_seconds"),
+        "s",
+        "Time to write one group-commit batch to PostgreSQL, bisections included.",
+    )
+    p.timeseries(
+        "Commits/s, bisections/s, auth throttled/s",
+        [
+            (f"sum({rate('herald_ingest_commit_duration_seconds_count')})", "commit batches"),
+            (f"sum({rate('herald_ingest_bisections_total')})", "bisections"),
+            (f"sum({rate('herald_auth_throttled_total')})", "429 for unknown API keys"),
+        ],
+        "ops",
+    )
+
+    p.row("Outbox and publishing")
+    p.timeseries(
+        "Outbox backlog",
+        [(f"max({sel('herald_outbox_backlog')})", "notifications waiting for the broker")],
+        "short",
+        "The true count over all replicas (each replica reports it). At outbox.max_unpublished (default 1,000,000) the API answers 503.",
+        lines=((800000, "red"),),
+    )
+    p.timeseries(
+        "Oldest outbox entry age (line: alert at 300 s)",
+        [(f"max({sel('herald_outbox_oldest_age_seconds')})", "oldest entry")],
+        "s",
+        lines=((300, "red"),),
+    )
+    p.timeseries(
+        "Publish batches/s by path and outcome",
+        [(f"sum by (path, outcome) ({rate('herald_kafka_publish_batches_total')})", "{{path}} {{outcome}}")],
+        "ops",
+        "fast_path: right after the commit; relay: the outbox relay (batches older than outbox.grace_ms).",
+    )
+    p.timeseries(
+        "Notifications published by the relay/s",
+        [(f"sum({rate('herald_outbox_relay_notifications_total')})", "relay")],
+        "ops",
+        "Notifications the relay published because the fast path could not.",
+    )
+    p.timeseries(
+        "Parked publications",
+        [
+            (f"max({sel('herald_outbox_parked')})", "waiting for replay"),
+            (f"sum(increase({sel('herald_outbox_parked_total')}[{RI}]))", "newly parked"),
+        ],
+        "short",
+        "Records the broker refused for good. See `herald-api parked`, then `herald-api replay-parked`.",
+    )
+    p.timeseries(
+        "Days held past the retention",
+        [(f"max({sel('herald_retention_blocked_partitions')})", "blocked days")],
+        "short",
+        "Daily partitions past retention.days not dropped because they hold unfinished notifications.",
+    )
+    return dashboard(
+        "herald-ingest",
+        "Herald / Ingest and outbox",
+        "The API's group commit and transactional outbox: accepted and rejected notifications, commit batches, "
+        "the outbox backlog, publishing and parked records.",
+        p,
+        ("ingest",),
+    )
+
+
+# --- (3) Kafka ----------------------------------------------------------------------------------
+
+def kafka():
+    p = Panels()
+    lag = f"max by (partition) ({sel('herald_consumer_lag')})"
+    p.row("Now")
+    p.stat("Consumer lag", f"sum({lag})", "short", "Records behind the high watermarks, all partitions.",
+           ((1000, "orange"), (100000, "red")), w=6)
+    p.stat("Assigned partitions", f"sum({sel('herald_worker_assigned_partitions')})", "short",
+           "Partitions the selected workers hold.", w=6)
+    p.stat("Group stuck", f"max({sel('herald_worker_group_stuck')})", "none",
+           "1 while a worker holds no partition and the group's offsets do not move under lag.", ((1, "red"),), w=6)
+    p.stat("Produce errors/s", f"sum({rate('herald_kafka_produce_errors_total', window='5m')}) or vector(0)", "ops",
+           "Records the producers (API and worker) failed to deliver, last 5 minutes.", ((0.01, "red"),), w=6)
+
+    p.row("Consumer (workers)")
+    p.timeseries(
+        "Consumer lag per partition",
+        [(lag, "partition {{partition}}")],
+        "short",
+        "Records behind the high watermark, per partition (the consumer's own watermarks).",
+    )
+    p.timeseries(
+        "Consumed records/s",
+        [(f"sum by (instance) ({rate('herald_kafka_consumed_records_total')})", "{{instance}}")],
+        "ops",
+    )
+    p.timeseries(
+        "Assigned partitions per worker",
+        [(f"sum by (instance) ({sel('herald_worker_assigned_partitions')})", "{{instance}}")],
+        "short",
+    )
+    p.timeseries(
+        "Group stuck and rejoins",
+        [
+            (f"max by (instance) ({sel('herald_worker_group_stuck')})", "stuck {{instance}}"),
+            (f"sum by (instance) (increase({sel('herald_worker_group_rejoins_total')}[{RI}]))", "rejoins {{instance}}"),
+        ],
+        "short",
+        "A worker that holds nothing while the group stands still leaves and rejoins (the tansu 0.6 work-around).",
+    )
+    p.timeseries(
+        "Admission batch duration P50 / P95 / P99",
+        percentiles("herald_worker_batch_duration_seconds"),
+        "s",
+        "From a partition batch's records to its deliveries in PostgreSQL.",
+    )
+    p.timeseries(
+        "Deliveries admitted/s by how",
+        [(f"sum by (as) ({rate('herald_deliveries_admitted_total')})", "{{as}}")],
+        "ops",
+        "sending: straight to a provider lane; queued: the lane was full; skipped: no address; existing: a redelivered record.",
+    )
+
+    p.row("Producers (API and worker)")
+    p.timeseries(
+        "Produced records/s by client",
+        [(f"sum by (client) ({rate('herald_kafka_produced_records_total')})", "{{client}}")],
+        "ops",
+        "api: notifications to the topic; worker: dead letters.",
+        w=8,
+    )
+    p.timeseries(
+        "Producer queue depth",
+        [(f"sum by (client, instance) ({sel('herald_kafka_producer_queue_messages')})", "{{client}} {{instance}}")],
+        "short",
+        "Messages in librdkafka's local queue, not yet acknowledged.",
+        w=8,
+    )
+    p.timeseries(
+        "Produce errors/s by client",
+        [(f"sum by (client) ({rate('herald_kafka_produce_errors_total')}) or vector(0)", "{{client}}")],
+        "ops",
+        w=8,
+    )
+    return dashboard(
+        "herald-kafka",
+        "Herald / Kafka",
+        "The topic between the API and the workers: consumer lag per partition, produce and consume rates, "
+        "producer queues and errors, the consumer group.",
+        p,
+        ("kafka",),
+    )
+
+
+# --- (4) Delivery and providers -----------------------------------------------------------------
+
+def delivery():
+    p = Panels()
+    requests_5m = rate("herald_provider_requests_total", window="5m")
+    failed_5m = rate("herald_provider_requests_total", 'outcome!="sent"', window="5m")
+    p.row("Now")
+    p.stat("Deliveries sent/s", f"sum({rate('herald_deliveries_total', SENT, window='5m')})", "ops",
+           "Deliveries the providers accepted, last 5 minutes.")
+    p.stat("Provider failures", ratio(failed_5m, requests_5m), "percentunit",
+           "Share of provider requests that failed (retryable or permanent), last 5 minutes.", ((0.1, "red"),))
+    p.stat("Dead letters (range)", f"sum(increase({sel('herald_dead_letters_total')}[$__range]))", "short",
+           "Deliveries failed for good over the dashboard's time range.", ((1, "orange"),), decimals=0)
+    p.stat("Parked records", f"max({sel('herald_worker_parked_records')})", "short",
+           "Kafka records the workers could not process, not replayed yet.", ((1, "red"),))
+    p.stat("In doubt (range)", f"sum(increase({sel('herald_deliveries_in_doubt_total')}[$__range]))", "short",
+           "Deliveries taken over from a dead worker, over the dashboard's time range.", ((1, "orange"),), decimals=0)
+    p.stat("Outcomes pending", f"sum({sel('herald_outcomes_pending')})", "short",
+           "Outcomes of provider calls not yet written to PostgreSQL.", ((1000, "orange"),))
+
+    p.row("Deliveries")
+    p.timeseries(
+        "Deliveries/s by channel, provider and status",
+        [(f"sum by (channel, provider, status) ({rate('herald_deliveries_total')})", "{{channel}} {{provider}} {{status}}")],
+        "ops",
+    )
+    p.timeseries(
+        "Retries/s (deliveries set to retrying)",
+        [(f"sum by (channel, provider) ({rate('herald_deliveries_total', RETRYING)}) or vector(0)",
+          "{{channel}} {{provider}}")],
+        "ops",
+        "Attempts that failed and will be retried (timeouts, connection errors, 5xx, 429).",
+    )
+    p.timeseries(
+        "Delivery queue claims/s",
+        [(f"sum by (provider) ({rate('herald_delivery_queue_claimed_total')}) or vector(0)", "{{provider}}")],
+        "ops",
+        "Deliveries claimed from the PostgreSQL delivery queue: retries, and what a full lane queued.",
+    )
+    p.timeseries(
+        "Accept → provider latency P50 / P95 / P99",
+        percentiles("herald_accept_to_sent_seconds"),
+        "s",
+    )
+
+    p.row("Providers")
+    p.timeseries(
+        "Provider latency P50 / P95 / P99",
+        [(quantile(q, "herald_provider_request_duration_seconds", ("provider",)), f"{{{{provider}}}} P{int(q * 100)}")
+         for q in (0.5, 0.95, 0.99)],
+        "s",
+    )
+    p.timeseries(
+        "Provider requests/s by outcome",
+        [(f"sum by (provider, outcome) ({rate('herald_provider_requests_total')})", "{{provider}} {{outcome}}")],
+        "ops",
+        "sent, retryable_error (timeouts, 5xx, 429), permanent_error (other 4xx).",
+    )
+    p.timeseries(
+        "Provider failure ratio (line: alert at 10%)",
+        [(ratio(rate("herald_provider_requests_total", 'outcome!="sent"'), rate("herald_provider_requests_total"), "provider"),
+          "{{provider}}")],
+        "percentunit",
+        lines=((0.1, "red"),),
+        minimum=0,
+    )
+    p.timeseries(
+        "Rate-limiter wait P50 / P95 / P99",
+        [(quantile(q, "herald_rate_limit_wait_seconds", ("provider",)), f"{{{{provider}}}} P{int(q * 100)}")
+         for q in (0.5, 0.95, 0.99)],
+        "s",
+        "Time a send waited for its provider's token bucket (requests_per_second).",
+    )
+
+    p.row("Provider lanes")
+    p.timeseries(
+        "Lane held, in flight and capacity",
+        [
+            (f"sum by (provider) ({sel('herald_lane_held_deliveries')})", "{{provider}} held"),
+            (f"sum by (provider) ({sel('herald_lane_in_flight_requests')})", "{{provider}} in flight"),
+            (f"sum by (provider) ({sel('herald_lane_max_held')})", "{{provider}} max held"),
+        ],
+        "short",
+        "Deliveries a lane holds (waiting in memory or in flight), requests in flight, and the lane's max_held.",
+    )
+    p.timeseries(
+        "Lane saturation: held / max held (line: alert at 90%)",
+        [(f"sum by (provider) ({sel('herald_lane_held_deliveries')}) / sum by (provider) ({sel('herald_lane_max_held')})",
+          "{{provider}}")],
+        "percentunit",
+        "A full lane queues new deliveries in PostgreSQL: the provider is slow or its rate limit is the bottleneck.",
+        lines=((0.9, "red"),),
+        minimum=0,
+    )
+
+    p.row("Failures, doubts and sessions")
+    p.timeseries(
+        "Dead letters",
+        [
+            (f"sum(increase({sel('herald_dead_letters_total')}[{RI}]))", "produced to the dead-letter topic"),
+            (f"sum(increase({sel('herald_dead_letters_unproduced_total')}[{RI}]))", "left in PostgreSQL only"),
+        ],
+        "short",
+        "Deliveries that failed for good (permanent error or worker.max_attempts).",
+        w=8,
+    )
+    p.timeseries(
+        "Parked records",
+        [
+            (f"max({sel('herald_worker_parked_records')})", "waiting for replay"),
+            (f"sum by (reason) (increase({sel('herald_worker_parked_records_total')}[{RI}]))", "parked: {{reason}}"),
+        ],
+        "short",
+        "See `herald-worker parked`, then `herald-worker replay-parked`.",
+        w=8,
+    )
+    p.timeseries(
+        "In doubt",
+        [(f"sum(increase({sel('herald_deliveries_in_doubt_total')}[{RI}]))", "taken over from a dead worker")],
+        "short",
+        "Sent again with the same reference: may reach the recipient twice with the real providers.",
+        w=8,
+    )
+    p.timeseries(
+        "Outcomes pending and failed writes",
+        [
+            (f"sum by (instance) ({sel('herald_outcomes_pending')})", "pending {{instance}}"),
+            (f"sum by (instance) (increase({sel('herald_outcome_record_failures_total')}[{RI}]))", "failed writes {{instance}}"),
+        ],
+        "short",
+    )
+    p.timeseries(
+        "Worker sessions: fenced and lost",
+        [
+            (f"max by (instance) ({sel('herald_worker_session_fenced')})", "fenced {{instance}}"),
+            (f"sum by (instance) (increase({sel('herald_worker_sessions_lost_total')}[{RI}]))", "lost {{instance}}"),
+        ],
+        "short",
+        "Fenced: the heartbeat could not be renewed, no new provider call starts. Lost: the lease lapsed.",
+    )
+    return dashboard(
+        "herald-delivery",
+        "Herald / Delivery and providers",
+        "The workers' deliveries through SendGrid and Twilio: statuses, retries, provider latency and outcomes, "
+        "rate limits, lanes, dead letters, parked records and the in-doubt set.",
+        p,
+        ("delivery",),
+    )
+
+
+# --- (5) Cache, database and process ------------------------------------------------------------
+
+def resources():
+    p = Panels()
+    lookups = rate("herald_cache_lookups_total")
+    p.row("Cache")
+    p.timeseries(
+        "Cache lookups/s by kind and result",
+        [(f"sum by (kind, result) ({lookups})", "{{kind}} {{result}}")],
+        "ops",
+        "recipient: Redis, then PostgreSQL; content: the worker's in-process cache.",
+    )
+    p.timeseries(
+        "Cache hit ratio by kind",
+        [(ratio(rate("herald_cache_lookups_total", 'result="hit"'), lookups, "kind"), "{{kind}}")],
+        "percentunit",
+        minimum=0,
+        maximum=1,
+    )
+
+    p.row("PostgreSQL")
+    p.timeseries(
+        "Statement duration P95 by operation",
+        [(quantile(0.95, "herald_db_statement_duration_seconds", ("operation",)), "{{operation}}")],
+        "s",
+    )
+    p.timeseries(
+        "Statement duration P99 by operation",
+        [(quantile(0.99, "herald_db_statement_duration_seconds", ("operation",)), "{{operation}}")],
+        "s",
+    )
+    p.timeseries(
+        "Statements/s by operation",
+        [(f"sum by (operation) ({rate('herald_db_statement_duration_seconds_count')})", "{{operation}}")],
+        "ops",
+    )
+    p.timeseries(
+        "Client-side deadline exceeded/s by operation",
+        [(f"sum by (operation) ({rate('herald_db_deadline_exceeded_total')}) or vector(0)", "{{operation}}")],
+        "ops",
+        "PostgreSQL calls abandoned at database.query_timeout_ms (answered 503 by the API).",
+    )
+
+    p.row("Processes")
+    p.timeseries(
+        "CPU (cores)",
+        [(f"sum by (job, instance) ({rate('process_cpu_seconds_total')})", "{{job}} {{instance}}")],
+        "short",
+        w=8,
+    )
+    p.timeseries(
+        "Resident memory",
+        [(sel("process_resident_memory_bytes"), "{{job}} {{instance}}")],
+        "bytes",
+        w=8,
+    )
+    p.timeseries(
+        "Open file descriptors / limit",
+        [(f"{sel('process_open_fds')} / {sel('process_max_fds')}", "{{job}} {{instance}}")],
+        "percentunit",
+        lines=((0.8, "red"),),
+        w=8,
+    )
+    p.timeseries(
+        "Threads",
+        [(sel("process_threads"), "{{job}} {{instance}}")],
+        "short",
+        w=8,
+    )
+    p.timeseries(
+        "Task restarts (panics in long-running tasks)",
+        [(f"sum by (job, task) (increase({sel('herald_task_restarts_total')}[{RI}]))", "{{job}} {{task}}")],
+        "short",
+        w=8,
+    )
+    p.timeseries(
+        "Panics caught (one record, send or flush)",
+        [(f"sum by (job, site) (increase({sel('herald_panics_caught_total')}[{RI}]))", "{{job}} {{site}}")],
+        "short",
+        w=8,
+    )
+    p.stat("Build", sel("herald_build_info"), "none", "Component and version of each process.",
+           legend="{{component}} {{version}} ({{instance}})", text_mode="name", w=12)
+    p.stat("Uptime (youngest process)", f"time() - max({sel('process_start_time_seconds')})", "s",
+           "Since the most recent start among the selected processes.", w=12)
+    return dashboard(
+        "herald-resources",
+        "Herald / Cache, database and processes",
+        "Recipient and content caches, PostgreSQL statement times and deadlines, and the processes: CPU, memory, "
+        "file descriptors, task restarts and caught panics.",
+        p,
+        ("resources",),
+    )
+
+
+DASHBOARDS = {
+    "herald-sla.json": sla,
+    "herald-ingest.json": ingest,
+    "herald-kafka.json": kafka,
+    "herald-delivery.json": delivery,
+    "herald-resources.json": resources,
+}
+
+
+def render(build):
+    return json.dumps(build(), indent=2, ensure_ascii=False) + "\n"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true", help="compare with the committed JSON instead of writing")
+    args = parser.parse_args()
+    if args.check:
+        stale = []
+        for name, build in DASHBOARDS.items():
+            path = OUT / name
+            if not path.exists() or path.read_text() != render(build):
+                stale.append(name)
+        extra = sorted(p.name for p in OUT.glob("*.json") if p.name not in DASHBOARDS)
+        for name in stale:
+            print(f"drift: grafana/dashboards/{name} is not what grafana/generate.py makes")
+        for name in extra:
+            print(f"drift: grafana/dashboards/{name} is not made by grafana/generate.py")
+        if stale or extra:
+            print("run `python3 grafana/generate.py` and commit the result")
+            return 1
+        print(f"generator: the {len(DASHBOARDS)} committed dashboards match grafana/generate.py")
+        return 0
+    OUT.mkdir(exist_ok=True)
+    for name, build in DASHBOARDS.items():
+        (OUT / name).write_text(render(build))
+        print(f"wrote grafana/dashboards/{name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
