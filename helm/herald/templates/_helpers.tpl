@@ -1,0 +1,230 @@
+{{/* Names ------------------------------------------------------------------------------------ */}}
+
+{{- define "herald.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "herald.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* "<fullname>-<component>", e.g. herald-api. Call with (dict "root" $ "component" "api"). */}}
+{{- define "herald.componentName" -}}
+{{- printf "%s-%s" (include "herald.fullname" .root | trunc 50 | trimSuffix "-") .component -}}
+{{- end -}}
+
+{{- define "herald.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Labels: call with (dict "root" $ "component" "api"). */}}
+{{- define "herald.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "herald.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{- define "herald.labels" -}}
+{{ include "herald.selectorLabels" . }}
+app.kubernetes.io/part-of: herald
+app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+helm.sh/chart: {{ include "herald.chart" .root }}
+{{- end -}}
+
+{{- define "herald.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "herald.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Image reference: call with (dict "root" $ "image" .Values.image.api). */}}
+{{- define "herald.image" -}}
+{{- $registry := .root.Values.image.registry -}}
+{{- $repository := ternary (printf "%s/%s" (trimSuffix "/" $registry) .image.repository) .image.repository (ne $registry "") -}}
+{{- if .image.digest -}}
+{{- printf "%s@%s" $repository .image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $repository (default .root.Chart.AppVersion .root.Values.image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* herald.toml --------------------------------------------------------------------------------- */}}
+
+{{/* One TOML value. Helm reads numbers in values files as float64; Herald's settings are all
+     integers, strings or booleans, so whole numbers are written as integers. */}}
+{{- define "herald.tomlValue" -}}
+{{- if kindIs "string" . -}}
+{{- toJson . -}}
+{{- else if kindIs "bool" . -}}
+{{- ternary "true" "false" . -}}
+{{- else if or (kindIs "float64" .) (kindIs "float32" .) -}}
+{{- if eq (float64 .) (float64 (int64 .)) -}}{{- int64 . -}}{{- else -}}{{- . -}}{{- end -}}
+{{- else if or (kindIs "int" .) (kindIs "int64" .) (kindIs "int32" .) -}}
+{{- . -}}
+{{- else -}}
+{{- fail (printf "herald.toml: unsupported value %v (%s)" . (kindOf .)) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The provider base URLs: the simulator's Service when providerSim.enabled. */}}
+{{- define "herald.effectiveConfig" -}}
+{{- $config := deepCopy .Values.config -}}
+{{- if .Values.providerSim.enabled -}}
+{{- $sim := printf "http://%s:%d" (include "herald.componentName" (dict "root" . "component" "provider-sim")) (int .Values.providerSim.port) -}}
+{{- $_ := set $config "sendgrid" (merge (dict "base_url" $sim) (omit (default dict $config.sendgrid) "base_url")) -}}
+{{- $_ := set $config "twilio" (merge (dict "base_url" $sim) (omit (default dict $config.twilio) "base_url")) -}}
+{{- end -}}
+{{- toYaml $config -}}
+{{- end -}}
+
+{{- define "herald.toml" -}}
+# Rendered by the Herald Helm chart from .Values.config; layered over the built-in defaults.
+# Environment variables (HERALD_<SECTION>__<KEY>) still win; secrets come from them only.
+{{- $config := include "herald.effectiveConfig" . | fromYaml }}
+{{- range $section := keys $config | sortAlpha }}
+
+[{{ $section }}]
+{{- $values := get $config $section }}
+{{- range $key := keys $values | sortAlpha }}
+{{ $key }} = {{ include "herald.tomlValue" (get $values $key) }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* Deadlines -------------------------------------------------------------------------------- */}}
+
+{{/* The worker drains its lanes for up to drain_timeout_ms, then waits as long again for the calls
+     in flight to report (herald-worker startup.rs), then writes outcomes and leaves. */}}
+{{- define "herald.workerGraceSeconds" -}}
+{{- $drainMs := int64 .Values.config.worker.drain_timeout_ms -}}
+{{- add (div (add (mul 2 $drainMs) 999) 1000) .Values.worker.shutdownMarginSeconds -}}
+{{- end -}}
+
+{{/* The API: 30 s for requests in flight (actix shutdown_timeout), 10 s for broker
+     acknowledgements, 1 s producer flush, 5 s outbox cleaner (herald-api startup.rs). */}}
+{{- define "herald.apiShutdownSeconds" -}}46{{- end -}}
+
+{{- define "herald.apiGraceSeconds" -}}
+{{- add (include "herald.apiShutdownSeconds" .) .Values.api.preStopSleepSeconds .Values.api.shutdownMarginSeconds -}}
+{{- end -}}
+
+{{/* Pod pieces ------------------------------------------------------------------------------- */}}
+
+{{/* Environment every Herald process gets. Call with (dict "root" $ "component" "api"). */}}
+{{- define "herald.env" -}}
+{{- $root := .root -}}
+{{- $v := $root.Values -}}
+- name: HERALD_CONFIG_FILE
+  value: /etc/herald/herald.toml
+- name: HERALD_LOG_FORMAT
+  value: {{ $v.logging.format | quote }}
+- name: RUST_LOG
+  value: {{ $v.logging.level | quote }}
+- name: HERALD_DATABASE__URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ required "secrets.databaseUrl.name: the name of an existing Secret holding the PostgreSQL URL" $v.secrets.databaseUrl.name }}
+      key: {{ $v.secrets.databaseUrl.key }}
+{{- if ne .component "migrations" }}
+- name: HERALD_REDIS__URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ required "secrets.redisUrl.name: the name of an existing Secret holding the Redis URL" $v.secrets.redisUrl.name }}
+      key: {{ $v.secrets.redisUrl.key }}
+{{- end }}
+{{- if eq .component "worker" }}
+{{- if $v.secrets.sendgridApiKey.name }}
+- name: HERALD_SENDGRID_API_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ $v.secrets.sendgridApiKey.name }}
+      key: {{ $v.secrets.sendgridApiKey.key }}
+{{- end }}
+{{- if $v.secrets.twilioAuthToken.name }}
+- name: HERALD_TWILIO_AUTH_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ $v.secrets.twilioAuthToken.name }}
+      key: {{ $v.secrets.twilioAuthToken.key }}
+{{- end }}
+{{- end }}
+{{- if $v.otel.endpoint }}
+- name: POD_NAME
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.name
+- name: POD_NAMESPACE
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.namespace
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: {{ $v.otel.endpoint | quote }}
+- name: OTEL_EXPORTER_OTLP_PROTOCOL
+  value: {{ $v.otel.protocol | quote }}
+- name: OTEL_SERVICE_NAME
+  value: {{ get $v.otel.serviceNames .component | quote }}
+- name: OTEL_TRACES_SAMPLER
+  value: {{ $v.otel.tracesSampler | quote }}
+{{- if $v.otel.tracesSamplerArg }}
+- name: OTEL_TRACES_SAMPLER_ARG
+  value: {{ $v.otel.tracesSamplerArg | quote }}
+{{- end }}
+{{- /* service.version is the binary's own (herald-telemetry sets it from the crate version). */}}
+{{- $attributes := list "k8s.namespace.name=$(POD_NAMESPACE)" "k8s.pod.name=$(POD_NAME)" }}
+{{- range $key := keys $v.otel.resourceAttributes | sortAlpha }}
+{{- $attributes = append $attributes (printf "%s=%s" $key (get $v.otel.resourceAttributes $key)) }}
+{{- end }}
+- name: OTEL_RESOURCE_ATTRIBUTES
+  value: {{ join "," $attributes | quote }}
+{{- end }}
+{{- end -}}
+
+{{/* topologySpreadConstraints from values, with the component's selector filled in. */}}
+{{- define "herald.topologySpread" -}}
+{{- $root := .root -}}
+{{- $component := .component -}}
+{{- range .constraints }}
+- topologyKey: {{ .topologyKey }}
+  maxSkew: {{ .maxSkew }}
+  whenUnsatisfiable: {{ .whenUnsatisfiable }}
+  labelSelector:
+    matchLabels:
+      {{- include "herald.selectorLabels" (dict "root" $root "component" $component) | nindent 6 }}
+  matchLabelKeys:
+    - pod-template-hash
+{{- end }}
+{{- end -}}
+
+{{- define "herald.configChecksum" -}}
+{{- include "herald.toml" . | sha256sum -}}
+{{- end -}}
+
+{{/* Volumes every Herald container mounts: the config and a writable /tmp. */}}
+{{- define "herald.volumeMounts" -}}
+- name: config
+  mountPath: /etc/herald
+  readOnly: true
+- name: tmp
+  mountPath: /tmp
+{{- end -}}
+
+{{- define "herald.volumes" -}}
+- name: config
+  configMap:
+    name: {{ .configMap }}
+- name: tmp
+  emptyDir:
+    sizeLimit: 64Mi
+{{- end -}}

@@ -1,0 +1,312 @@
+#!/usr/bin/env bash
+# Checks everything Herald ships for containers and Kubernetes, with the ecosystem's own tools
+# (pinned in scripts/tools.sh; nothing is fetched but packages):
+#
+#   1. hadolint on every Dockerfile;
+#   2. the chart's copies of ops/prometheus/*.yml and grafana/dashboards/*.json are current
+#      (scripts/sync-chart-files.sh --check), and values.schema.json knows every key of
+#      config/herald.toml;
+#   3. helm lint --strict, alone and with every values file (helm/herald/ci/*.yaml, k8s/values.yaml);
+#      steps 3 to 8 run on a scratch copy of the chart synced from ops/prometheus and
+#      grafana/dashboards as they are now, so they validate the current rules and dashboards even
+#      while the chart's committed copies are behind (step 2 reports that);
+#   4. helm template with every values file, then
+#        kubernetes-validate --strict against Kubernetes 1.30 (the chart's minimum) and 1.37:
+#          every built-in kind; a kind it has no schema for fails, except the custom resources
+#          of the next step;
+#        k8s/crd-schemas/validate-crds.py: KEDA ScaledObject, ServiceMonitor, PrometheusRule,
+#          Strimzi KafkaTopic/Kafka/KafkaNodePool against their CRDs' schemas (vendored);
+#        helm/tests/check-rendered.py: security contexts, secretKeyRef-only credentials, probes,
+#          grace periods vs. drain deadlines, replicas vs. partitions, selectors, promtool check
+#          rules on the PrometheusRules, dashboard JSON;
+#   5. the chart refuses what it must (more workers than partitions, a secret in values, unknown
+#      keys, scale to zero, a loopback listen address), and check-rendered.py fails on broken
+#      renderings (a writable root filesystem, a plain credential, a short grace period, ...);
+#   6. k8s/dev-cluster/*.yaml validates the same way;
+#   7. k8s/herald/ is what the chart renders from k8s/values.yaml (no drift);
+#   8. helm package includes the embedded files.
+#
+#   scripts/check-deploy.sh              run every check; exit 1 if any failed
+#   scripts/check-deploy.sh render-k8s   copy the rules and dashboards into the chart
+#                                        (sync-chart-files.sh), then write k8s/herald/*.yaml from
+#                                        it: the one command after changing either (then commit)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/tools.sh install
+eval "$(scripts/tools.sh env)"
+
+CHART_SOURCE=helm/herald
+KUBE_VERSIONS=(1.30.0 1.37.0)
+K8S_VALUES=k8s/values.yaml
+K8S_OUT=k8s/herald
+RELEASE=herald
+NAMESPACE=herald
+
+# k8s/herald/: the release's resources, and the migrations Job (a Helm hook) on its own, to be
+# applied first: docs/DEPLOY.md.
+render_k8s() {
+  local chart="$1" out="$2"
+  local header="# GENERATED from helm/herald with k8s/values.yaml by \`scripts/check-deploy.sh render-k8s\`: do not edit.
+# helm template $RELEASE helm/herald --namespace $NAMESPACE -f $K8S_VALUES"
+  mkdir -p "$out"
+  {
+    echo "$header --no-hooks"
+    echo "# Apply after migrations.yaml has completed (docs/DEPLOY.md)."
+    helm template "$RELEASE" "$chart" --namespace "$NAMESPACE" -f "$K8S_VALUES" --no-hooks
+  } > "$out/herald.yaml"
+  {
+    echo "$header --show-only templates/migrations.yaml"
+    echo "# herald-api migrate (and create-topics): apply and wait for it before herald.yaml, at every upgrade:"
+    echo "#   kubectl -n $NAMESPACE delete job herald-migrations --ignore-not-found"
+    echo "#   kubectl apply -f k8s/herald/migrations.yaml"
+    echo "#   kubectl -n $NAMESPACE wait --for=condition=complete --timeout=10m job/herald-migrations"
+    helm template "$RELEASE" "$chart" --namespace "$NAMESPACE" -f "$K8S_VALUES" --show-only templates/migrations.yaml
+  } > "$out/migrations.yaml"
+}
+
+if [ "${1:-}" = render-k8s ]; then
+  scripts/sync-chart-files.sh "$CHART_SOURCE"
+  render_k8s "$CHART_SOURCE" "$K8S_OUT"
+  echo "rendered $K8S_OUT/herald.yaml and $K8S_OUT/migrations.yaml from $CHART_SOURCE with $K8S_VALUES"
+  exit 0
+fi
+if [ $# -gt 0 ]; then
+  echo "usage: $0 [render-k8s]" >&2
+  exit 2
+fi
+
+started=$SECONDS
+scratch="$(mktemp -d)"
+trap 'rm -rf "$scratch"' EXIT
+failures=()
+passed=0
+
+# The chart every later step renders: helm/herald with the rules and dashboards of now.
+mkdir -p "$scratch/chart"
+cp -r "$CHART_SOURCE" "$scratch/chart/"
+CHART="$scratch/chart/$(basename "$CHART_SOURCE")"
+scripts/sync-chart-files.sh "$CHART" > /dev/null
+
+# check NAME COMMAND...: runs COMMAND, prints its name and a summary line; on failure its output.
+check() {
+  local name="$1"
+  shift
+  local log="$scratch/log"
+  if "$@" > "$log" 2>&1; then
+    passed=$((passed + 1))
+    printf 'ok    %s\n' "$name"
+    grep -E '^(  ok:|summary:|chart files)' "$log" | sed 's/^summary: /        /; s/^  ok: /        /; s/^chart files/        chart files/' || true
+  else
+    failures+=("$name")
+    printf 'FAIL  %s\n' "$name"
+    sed 's/^/        /' "$log"
+  fi
+}
+
+# The custom resource kinds validate-crds.py has schemas for ("Kind apiVersion" lines).
+crd_kinds() {
+  python3 - <<'EOF'
+import glob, json
+for path in sorted(glob.glob("k8s/crd-schemas/*.json")):
+    props = json.load(open(path))["properties"]
+    print(props["kind"]["const"], props["apiVersion"]["const"])
+EOF
+}
+
+# validate FILE: kubernetes-validate --strict for built-in kinds (a kind it does not know fails
+# unless validate-crds.py has its CRD schema), then the CRD schemas.
+validate() {
+  local file="$1" output unknown
+  local versions=()
+  for version in "${KUBE_VERSIONS[@]}"; do versions+=(-k "$version"); done
+  output="$(kubernetes-validate --strict --quiet "${versions[@]}" "$file")" || {
+    echo "$output"
+    return 1
+  }
+  unknown="$(echo "$output" | grep "Couldn't find schema" | sed -E 's/.*for kind ([^ ]+) with api version ([^ ]+) for .*/\1 \2/' | sort -u)"
+  if [ -n "$unknown" ] && [ -n "$(comm -23 <(echo "$unknown") <(crd_kinds | sort -u))" ]; then
+    echo "kinds neither kubernetes-validate nor k8s/crd-schemas knows:"
+    comm -23 <(echo "$unknown") <(crd_kinds | sort -u)
+    return 1
+  fi
+  echo "$output" | grep -v "Couldn't find schema" || true
+  python3 k8s/crd-schemas/validate-crds.py --require "$file" > "$scratch/crd.log" || {
+    cat "$scratch/crd.log"
+    return 1
+  }
+  local kinds
+  kinds="$(python3 -c '
+import sys, yaml, collections
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+print(", ".join(f"{n} {k}" for k, n in sorted(collections.Counter(d["kind"] for d in docs).items())))' "$file")"
+  echo "summary: kubernetes-validate --strict (${KUBE_VERSIONS[*]}) + CRD schemas: $kinds"
+}
+
+render_and_check() {
+  local values="$1" out="$scratch/rendered.yaml"
+  helm template "$RELEASE" "$CHART" --namespace "$NAMESPACE" -f "$values" > "$out"
+  validate "$out"
+  python3 helm/tests/check-rendered.py "$out"
+}
+
+# must_refuse DESCRIPTION EXPECTED_MESSAGE HELM_ARGS...: helm template must fail with the message.
+must_refuse() {
+  local description="$1" expected="$2"
+  shift 2
+  local output
+  if output="$(helm template "$RELEASE" "$CHART" --namespace "$NAMESPACE" -f "$CHART_SOURCE/ci/minimal-values.yaml" "$@" 2>&1)"; then
+    echo "rendered although it must refuse: $description ($*)"
+    return 1
+  fi
+  if ! grep -qF -- "$expected" <<< "$output"; then
+    echo "refused $description, but not with \"$expected\":"
+    echo "$output"
+    return 1
+  fi
+  echo "  ok: refuses $description"
+}
+
+refusals() {
+  local status=0
+  must_refuse "more KEDA replicas than partitions" "exceeds config.kafka.partitions" \
+    --set worker.keda.enabled=true --set worker.keda.maxReplicaCount=9 || status=1
+  must_refuse "more worker replicas than partitions" "worker.replicas (9) exceeds config.kafka.partitions (8)" \
+    --set worker.replicas=9 || status=1
+  must_refuse "KEDA scaling to zero" "minReplicaCount" \
+    --set worker.keda.enabled=true --set worker.keda.minReplicaCount=0 || status=1
+  must_refuse "a database URL in values" "additional properties 'url' not allowed" \
+    --set config.database.url=postgres://user:pw@db/herald || status=1
+  must_refuse "an unknown key" "additional properties 'replica' not allowed" \
+    --set api.replica=3 || status=1
+  must_refuse "a loopback listen address" "config.server.host must be 0.0.0.0" \
+    --set config.server.host=127.0.0.1 || status=1
+  must_refuse "a missing database Secret" "secrets.databaseUrl.name" \
+    --set secrets.databaseUrl.name= || status=1
+  must_refuse "retention.ms set by hand" "retention.ms" \
+    --set kafkaTopic.enabled=true --set-string 'kafkaTopic.config.retention\.ms=1' || status=1
+  return $status
+}
+
+chart_files_current() {
+  scripts/sync-chart-files.sh --check "$CHART_SOURCE" || {
+    echo "(the later checks used the current sources; run scripts/check-deploy.sh render-k8s and commit)"
+    return 1
+  }
+}
+
+# must_be_caught DESCRIPTION EXPECTED SED_SCRIPT HELM_ARGS...: what the chart renders with HELM_ARGS
+# and then edited by SED_SCRIPT (for what no value can produce) must fail check-rendered.py with
+# EXPECTED: a check that cannot fail checks nothing.
+must_be_caught() {
+  local description="$1" expected="$2" edit="$3" out="$scratch/mutant.yaml" output
+  shift 3
+  helm template "$RELEASE" "$CHART" --namespace "$NAMESPACE" -f "$CHART_SOURCE/ci/minimal-values.yaml" "$@" \
+    | sed -e "$edit" > "$out"
+  if output="$(python3 helm/tests/check-rendered.py "$out")"; then
+    echo "check-rendered.py passed although $description ($*)"
+    return 1
+  fi
+  grep -qF -- "$expected" <<< "$output" || {
+    echo "check-rendered.py failed for $description, but not with \"$expected\":"
+    echo "$output"
+    return 1
+  }
+  echo "  ok: catches $description"
+}
+
+mutants() {
+  local status=0
+  must_be_caught "a writable root filesystem" "readOnlyRootFilesystem must be true" "" \
+    --set containerSecurityContext.readOnlyRootFilesystem=false || status=1
+  must_be_caught "a credential as a plain value" "must come from a secretKeyRef" "" \
+    --set 'api.extraEnv[0].name=HERALD_SENDGRID_API_KEY' --set 'api.extraEnv[0].value=SG.x' || status=1
+  must_be_caught "a worker grace period no longer than its drain" "terminationGracePeriodSeconds 60 must exceed" \
+    "s/terminationGracePeriodSeconds: 90$/terminationGracePeriodSeconds: 60/" || status=1
+  must_be_caught "a readiness probe on /healthz" "readinessProbe must GET /readyz" \
+    "/readinessProbe:/,/path:/s|path: /readyz|path: /healthz|" || status=1
+  return $status
+}
+
+# values.schema.json must list every key of config/herald.toml but the secrets, and no other.
+config_schema_in_sync() {
+  python3 - <<'EOF'
+import json, tomllib
+toml = tomllib.load(open("config/herald.toml", "rb"))
+schema = json.load(open("helm/herald/values.schema.json"))["properties"]["config"]["properties"]
+secrets = {("database", "url"), ("redis", "url"), ("sendgrid", "api_key"), ("twilio", "auth_token")}
+optional = {("worker", "instance_id")}
+want = {(s, k) for s, keys in toml.items() for k in keys} - secrets
+have = {(s, k) for s, section in schema.items() for k in section["properties"]}
+missing, extra = sorted(want - have), sorted(have - want - optional)
+for s, k in missing: print(f"config.{s}.{k}: in config/herald.toml but not in values.schema.json")
+for s, k in extra: print(f"config.{s}.{k}: in values.schema.json but not in config/herald.toml")
+if missing or extra: raise SystemExit(1)
+print(f"summary: values.schema.json lists the {len(want)} non-secret keys of config/herald.toml")
+EOF
+}
+
+k8s_in_sync() {
+  render_k8s "$CHART" "$scratch/k8s"
+  diff -u "$K8S_OUT" "$scratch/k8s" || {
+    echo "k8s/herald/ differs from the chart's rendering (above): run scripts/check-deploy.sh render-k8s"
+    return 1
+  }
+  echo "summary: $K8S_OUT/herald.yaml and migrations.yaml match helm template with $K8S_VALUES"
+}
+
+dev_cluster() {
+  local status=0 file
+  for file in k8s/dev-cluster/*.yaml; do
+    validate "$file" || status=1
+  done
+  return $status
+}
+
+package_includes_files() {
+  helm package "$CHART" -d "$scratch/package" > /dev/null
+  local listing
+  listing="$(tar -tzf "$scratch"/package/herald-*.tgz)"
+  grep -q '^herald/files/prometheus/herald-alerts.yml$' <<< "$listing" || {
+    echo "the packaged chart lacks files/prometheus/herald-alerts.yml"
+    return 1
+  }
+  grep -q '^herald/values.schema.json$' <<< "$listing" || {
+    echo "the packaged chart lacks values.schema.json"
+    return 1
+  }
+  echo "summary: helm package: $(grep -c . <<< "$listing") files, with values.schema.json and files/"
+}
+
+echo "tools: $(helm version --short), kubernetes-validate $(kubernetes-validate --version)," \
+  "$(hadolint --version | head -n 1), $(promtool --version 2>&1 | head -n 1 | cut -d' ' -f1-3)"
+
+mapfile -t dockerfiles < <(find . -path ./target -prune -o -path ./.tools -prune -o -path ./node_modules -prune -o \
+  -type f \( -name 'Dockerfile' -o -name 'Dockerfile.*' -o -name '*.Dockerfile' \) -print | sort)
+if [ ${#dockerfiles[@]} -eq 0 ]; then
+  failures+=("hadolint: no Dockerfile found")
+else
+  check "hadolint ${dockerfiles[*]}" hadolint "${dockerfiles[@]}"
+fi
+check "helm/herald/files/ matches ops/prometheus and grafana/dashboards" chart_files_current
+check "values.schema.json covers config/herald.toml" config_schema_in_sync
+
+values_files=("$CHART_SOURCE"/ci/*.yaml "$K8S_VALUES")
+check "helm lint --strict $CHART_SOURCE" helm lint --strict "$CHART"
+for values in "${values_files[@]}"; do
+  check "helm lint --strict -f $values" helm lint --strict "$CHART" -f "$values"
+  check "helm template -f $values | validate" render_and_check "$values"
+done
+check "the chart refuses what it must" refusals
+check "check-rendered.py catches what it must" mutants
+check "k8s/dev-cluster/*.yaml validate" dev_cluster
+check "k8s/herald/ matches the chart (no drift)" k8s_in_sync
+check "helm package" package_includes_files
+
+echo
+if [ ${#failures[@]} -gt 0 ]; then
+  echo "check-deploy: ${#failures[@]} failed, $passed passed ($((SECONDS - started)) s):"
+  printf '  - %s\n' "${failures[@]}"
+  exit 1
+fi
+echo "check-deploy: all $passed checks passed ($((SECONDS - started)) s)"
