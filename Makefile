@@ -1,5 +1,5 @@
 # Herald: the two commands a new machine needs are `make run` and `make test`.
-.PHONY: run test bench services services-stop lint fmt
+.PHONY: run test bench services services-stop lint fmt dashboards load-test
 
 ## Install what is missing, start PostgreSQL, Redis, tansu and the API in the foreground (Ctrl-C stops all).
 run:
@@ -19,6 +19,14 @@ services:
 
 services-stop:
 	scripts/services.sh stop
+
+## k6 load tests against the SLA: SCENARIO=smoke|load|stress|spike|soak (default smoke); DURATION, RATE overridable; writes load-tests/results/.
+load-test:
+	scripts/load-test.sh $(SCENARIO)
+
+## Check the Grafana dashboards and Prometheus rules (schema, promtool, live against a running stack).
+dashboards:
+	scripts/check-dashboards.sh
 
 lint:
 	cargo fmt --all -- --check

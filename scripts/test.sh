@@ -11,6 +11,9 @@ trap 'scripts/services.sh stop $(cat "$started_services"); rm -f "$started_servi
 HERALD_STARTED_FILE="$started_services" scripts/services.sh start
 eval "$(scripts/services.sh env)"
 
+# Containers, the Helm chart and the k8s manifests: hadolint, helm, kubernetes-validate (docs/DEPLOY.md).
+scripts/check-deploy.sh
+
 # Tests create their own databases and topics from these.
 export HERALD_TEST_DATABASE_URL="${HERALD_DATABASE__URL%/*}/postgres"
 export HERALD_TEST_REDIS_URL="$HERALD_REDIS__URL"
@@ -21,3 +24,9 @@ export HERALD_TEST_PG_BIN_DIR="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tai
 # One test at a time: each end-to-end test runs an API, workers, a simulator and sometimes its own
 # broker; on a 2-core machine, two of them at once starve the group heartbeats of both.
 cargo test --workspace --all-targets --no-fail-fast "$@" -- --test-threads=1
+
+# The k6 smoke test (load-tests/README.md): a minute of every endpoint against the SLA.
+scripts/load-test.sh smoke
+
+# The dashboards and alert rules: schema, promtool, and every panel and rule against a running Herald.
+scripts/check-dashboards.sh
