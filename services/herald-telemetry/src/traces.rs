@@ -98,11 +98,12 @@ pub fn init(default_service_name: &'static str) -> Telemetry {
             .with_tracer(provider.tracer(default_service_name))
             .with_tracked_inactivity(false)
             .with_threads(false)
+            .with_filter(trace_filter())
     });
+    // Each layer has its own filter: `RUST_LOG=warn` quiets the logs, never the traces.
     // A second initialisation (several apps in one test binary) is harmless.
     let _ = tracing_subscriber::registry()
-        .with(log_filter())
-        .with(log_layer())
+        .with(log_layer().with_filter(log_filter()))
         .with(otel_layer)
         .try_init();
     Telemetry { provider }
@@ -111,9 +112,18 @@ pub fn init(default_service_name: &'static str) -> Telemetry {
 /// Logging only, no span export: for tests and tools.
 pub fn init_logging() {
     let _ = tracing_subscriber::registry()
-        .with(log_filter())
-        .with(log_layer())
+        .with(log_layer().with_filter(log_filter()))
         .try_init();
+}
+
+/// What becomes a span (or a span event): Herald's spans and events at `info` and above. The
+/// clients the exporter itself uses (hyper, h2, tonic, reqwest) are left out, or every export
+/// would be traced and exported in turn.
+fn trace_filter() -> EnvFilter {
+    EnvFilter::new(
+        "info,sqlx=warn,sea_orm=warn,rdkafka=warn,h2=off,hyper=off,hyper_util=off,tonic=off,\
+         tower=off,reqwest=off,opentelemetry=off,opentelemetry_sdk=off,opentelemetry_otlp=off",
+    )
 }
 
 fn log_filter() -> EnvFilter {

@@ -28,6 +28,8 @@ fn otel_environment(
         ("OTEL_SERVICE_NAME", service_name.to_owned()),
         ("OTEL_TRACES_SAMPLER", "parentbased_always_on".to_owned()),
         ("OTEL_BSP_SCHEDULE_DELAY", "100".to_owned()),
+        // Quiet logs must not mean no traces.
+        ("RUST_LOG", "warn".to_owned()),
     ]
 }
 
