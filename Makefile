@@ -31,6 +31,7 @@ dashboards:
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy -p herald-telemetry --features profiling --all-targets -- -D warnings
 
 fmt:
 	cargo fmt --all

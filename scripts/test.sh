@@ -24,6 +24,8 @@ export HERALD_TEST_PG_BIN_DIR="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tai
 # One test at a time: each end-to-end test runs an API, workers, a simulator and sometimes its own
 # broker; on a 2-core machine, two of them at once starve the group heartbeats of both.
 cargo test --workspace --all-targets --no-fail-fast "$@" -- --test-threads=1
+# The CPU profile endpoint exists only in profiling builds (a cargo feature): its test too.
+cargo test -p herald-telemetry --features profiling --lib profiling
 
 # The k6 smoke test (load-tests/README.md): a minute of every endpoint against the SLA.
 scripts/load-test.sh smoke

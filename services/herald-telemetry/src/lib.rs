@@ -2,6 +2,7 @@
 //! Prometheus registry, and supervision of long-running tasks.
 
 pub mod metrics;
+pub mod profiling;
 pub mod supervise;
 pub mod traces;
 

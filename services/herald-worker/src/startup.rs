@@ -139,6 +139,7 @@ impl Worker {
                     web::get().to(herald_telemetry::metrics::endpoint),
                 )
                 .route("/readyz", web::get().to(readyz))
+                .configure(herald_telemetry::profiling::configure)
                 .route(
                     "/healthz",
                     web::get().to(|| async {

@@ -26,6 +26,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(health::metrics))
         .route("/openapi.json", web::get().to(openapi::openapi_json))
+        .configure(herald_telemetry::profiling::configure)
         .service(
             web::resource("/v1/users/{user_id}")
                 .route(web::put().to(users::put_user))
