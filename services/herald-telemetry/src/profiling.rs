@@ -31,6 +31,22 @@ mod enabled {
     /// The profiler is process-wide (one SIGPROF timer): a second request waits for nobody.
     static PROFILING: AtomicBool = AtomicBool::new(false);
 
+    /// The right to profile, given back when the profile is over, however it ends: the sampling
+    /// thread holds it, so a client that hangs up early cannot leave the flag set for good.
+    struct ProfilingTurn;
+
+    impl ProfilingTurn {
+        fn take() -> Option<ProfilingTurn> {
+            (!PROFILING.swap(true, Ordering::AcqRel)).then_some(ProfilingTurn)
+        }
+    }
+
+    impl Drop for ProfilingTurn {
+        fn drop(&mut self) {
+            PROFILING.store(false, Ordering::Release);
+        }
+    }
+
     #[derive(Deserialize)]
     struct ProfileQuery {
         seconds: Option<u64>,
@@ -61,15 +77,17 @@ mod enabled {
                 "error": {"code": "invalid_seconds", "message": format!("seconds must be 1 to {MAX_SECONDS}")}
             }));
         }
-        if PROFILING.swap(true, Ordering::AcqRel) {
+        let Some(turn) = ProfilingTurn::take() else {
             return HttpResponse::Conflict().json(serde_json::json!({
                 "error": {"code": "profile_in_progress", "message": "another profile is being taken"}
             }));
-        }
+        };
         // Sampling sleeps and symbolising is CPU work: neither belongs on an async thread.
-        let taken =
-            tokio::task::spawn_blocking(move || take(Duration::from_secs(seconds), output)).await;
-        PROFILING.store(false, Ordering::Release);
+        let taken = tokio::task::spawn_blocking(move || {
+            let _turn = turn;
+            take(Duration::from_secs(seconds), output)
+        })
+        .await;
         match taken {
             Ok(Ok((content_type, body))) => {
                 HttpResponse::Ok().content_type(content_type).body(body)
@@ -154,6 +172,25 @@ mod tests {
             "{svg}"
         );
         burner.join().unwrap();
+
+        // A client that hangs up mid-profile does not keep the next one out.
+        let abandoned = test::TestRequest::get()
+            .uri("/debug/pprof/profile?seconds=1")
+            .to_request();
+        let hung_up = tokio::time::timeout(
+            std::time::Duration::from_millis(100),
+            test::call_service(&app, abandoned),
+        )
+        .await;
+        assert!(
+            hung_up.is_err(),
+            "the request was abandoned before its profile was over"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        let next = test::TestRequest::get()
+            .uri("/debug/pprof/profile?seconds=1")
+            .to_request();
+        assert_eq!(test::call_service(&app, next).await.status(), 200);
 
         for bad in ["0", "61", "x"] {
             let request = test::TestRequest::get()

@@ -286,9 +286,6 @@ async fn admit_batch(context: &WorkerContext, records: &[&OwnedMessage]) -> Resu
     }
     // What is left in `planned` already existed or was queued: its reservations are given back here.
     drop(planned);
-    for lane in context.lanes.iter() {
-        lane.publish_gauges();
-    }
     for lane in lanes_with_queued_work {
         lane.note_queued_work();
     }

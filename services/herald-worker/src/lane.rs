@@ -36,8 +36,38 @@ const MAX_HELD_BYTES: usize = 64 * 1024 * 1024;
 
 /// Room in a lane, taken before a delivery is claimed for it and given back when its send is over.
 pub struct Reservation {
-    _held: OwnedSemaphorePermit,
+    _held: HeldSlot,
     _bytes: OwnedSemaphorePermit,
+}
+
+/// The held-deliveries count of a lane and its gauge.
+struct HeldRoom {
+    provider: &'static str,
+    semaphore: Arc<Semaphore>,
+    capacity: usize,
+}
+
+impl HeldRoom {
+    fn publish(&self) {
+        metrics::LANE_HELD
+            .with_label_values(&[self.provider])
+            .set((self.capacity - self.semaphore.available_permits()) as i64);
+    }
+}
+
+/// Room for one held delivery. Giving it back, on whichever path (sent, queued, already existing,
+/// unused by the pump), updates the lane's held gauge: no caller has to remember to.
+pub struct HeldSlot {
+    permit: Option<OwnedSemaphorePermit>,
+    room: Arc<HeldRoom>,
+}
+
+impl Drop for HeldSlot {
+    fn drop(&mut self) {
+        // The permit first, so that the gauge counts it as given back.
+        drop(self.permit.take());
+        self.room.publish();
+    }
 }
 
 /// A delivery this worker owns and will send through a lane.
@@ -61,11 +91,12 @@ pub struct HeldDelivery {
 pub struct Lane {
     provider: Arc<dyn Provider>,
     timeout: Duration,
-    capacity: usize,
-    held: Arc<Semaphore>,
+    held: Arc<HeldRoom>,
     held_bytes: Arc<Semaphore>,
     in_flight: Arc<Semaphore>,
     max_in_flight: usize,
+    /// The host of the provider's endpoint, as its calls' spans name it.
+    server_address: String,
     rate: DefaultDirectRateLimiter,
     intake: mpsc::UnboundedSender<HeldDelivery>,
     waiting: Mutex<mpsc::UnboundedReceiver<HeldDelivery>>,
@@ -78,11 +109,19 @@ impl Lane {
         metrics::declare_lane(provider.name(), provider.channel(), settings.max_held);
         let (intake, waiting) = mpsc::unbounded_channel();
         let per_second = NonZeroU32::new(settings.requests_per_second).unwrap_or(NonZeroU32::MIN);
+        let server_address = reqwest::Url::parse(provider.endpoint())
+            .ok()
+            .and_then(|url| url.host_str().map(str::to_owned))
+            .unwrap_or_default();
         Lane {
+            held: Arc::new(HeldRoom {
+                provider: provider.name(),
+                semaphore: Arc::new(Semaphore::new(settings.max_held)),
+                capacity: settings.max_held,
+            }),
+            server_address,
             provider,
             timeout: Duration::from_millis(settings.timeout_ms),
-            capacity: settings.max_held,
-            held: Arc::new(Semaphore::new(settings.max_held)),
             held_bytes: Arc::new(Semaphore::new(MAX_HELD_BYTES)),
             in_flight: Arc::new(Semaphore::new(settings.max_in_flight)),
             max_in_flight: settings.max_in_flight,
@@ -103,22 +142,30 @@ impl Lane {
 
     /// How many more deliveries the lane can hold now.
     pub fn room(&self) -> usize {
-        self.held.available_permits()
+        self.held.semaphore.available_permits()
     }
 
     pub fn capacity(&self) -> usize {
-        self.capacity
+        self.held.capacity
+    }
+
+    fn try_hold(&self) -> Option<HeldSlot> {
+        let permit = self.held.semaphore.clone().try_acquire_owned().ok()?;
+        Some(HeldSlot {
+            permit: Some(permit),
+            room: self.held.clone(),
+        })
     }
 
     /// Room for one delivery whose content weighs `bytes`, without waiting.
     pub fn try_reserve(&self, bytes: usize) -> Option<Reservation> {
-        let held = self.held.clone().try_acquire_owned().ok()?;
+        let held = self.try_hold()?;
         let bytes = self
             .held_bytes
             .clone()
             .try_acquire_many_owned(bytes_permits(bytes))
             .ok()?;
-        self.publish_gauges();
+        self.held.publish();
         Some(Reservation {
             _held: held,
             _bytes: bytes,
@@ -127,25 +174,15 @@ impl Lane {
 
     /// Room for up to `count` deliveries, without waiting; their bytes are taken once known, with
     /// [`Lane::complete_reservation`].
-    pub fn try_reserve_held(&self, count: usize) -> Vec<OwnedSemaphorePermit> {
-        let mut permits = Vec::with_capacity(count);
-        for _ in 0..count {
-            match self.held.clone().try_acquire_owned() {
-                Ok(permit) => permits.push(permit),
-                Err(_) => break,
-            }
-        }
-        self.publish_gauges();
-        permits
+    pub fn try_reserve_held(&self, count: usize) -> Vec<HeldSlot> {
+        let slots: Vec<HeldSlot> = std::iter::from_fn(|| self.try_hold()).take(count).collect();
+        self.held.publish();
+        slots
     }
 
     /// Completes a reservation made with [`Lane::try_reserve_held`] once the content's weight is
     /// known (waiting for bytes: only the queue pump does this).
-    pub async fn complete_reservation(
-        &self,
-        held: OwnedSemaphorePermit,
-        bytes: usize,
-    ) -> Reservation {
+    pub async fn complete_reservation(&self, held: HeldSlot, bytes: usize) -> Reservation {
         let bytes = self
             .held_bytes
             .clone()
@@ -171,15 +208,10 @@ impl Lane {
         self.queued_work.notified().await;
     }
 
-    /// Sets the held and in-flight gauges from the semaphores. Called wherever room is taken and
-    /// wherever unused room is given back in bulk (after admission, after a pump round).
-    pub fn publish_gauges(&self) {
-        let provider = self.provider.name();
-        metrics::LANE_HELD
-            .with_label_values(&[provider])
-            .set((self.capacity - self.held.available_permits()) as i64);
+    /// Sets the in-flight gauge from its semaphore (the held gauge follows its `HeldSlot`s).
+    fn publish_in_flight(&self) {
         metrics::LANE_IN_FLIGHT
-            .with_label_values(&[provider])
+            .with_label_values(&[self.provider.name()])
             .set((self.max_in_flight - self.in_flight.available_permits()) as i64);
     }
 
@@ -229,14 +261,14 @@ impl Lane {
                     continue;
                 }
             }
-            self.publish_gauges();
+            self.publish_in_flight();
             let lane = self.clone();
             let recorder = recorder.clone();
             sends.spawn(async move {
                 let outcome = lane.send(delivery, retry_policy).await;
                 drop(slot);
                 recorder.submit(outcome).await;
-                lane.publish_gauges();
+                lane.publish_in_flight();
             });
         }
         let mut rest = Vec::new();
@@ -255,6 +287,7 @@ impl Lane {
         let span = traces::provider_call_span(
             provider,
             self.provider.endpoint(),
+            &self.server_address,
             delivery.attempt,
             delivery.trace_parent.as_deref(),
         );
@@ -381,5 +414,66 @@ pub fn attempt_record(
         retry_delay_ms: retry_delay.map(|delay| delay.as_millis().min(i64::MAX as u128) as i64),
         started_at,
         finished_at: Utc::now(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::future::BoxFuture;
+
+    use super::*;
+    use crate::providers::OutgoingMessage;
+
+    struct Silent;
+
+    impl Provider for Silent {
+        fn name(&self) -> &'static str {
+            "held-gauge-test"
+        }
+        fn channel(&self) -> Channel {
+            Channel::Email
+        }
+        fn endpoint(&self) -> &str {
+            "http://provider.test/send"
+        }
+        fn send<'a>(&'a self, _: &'a OutgoingMessage, _: Duration) -> BoxFuture<'a, SendOutcome> {
+            unreachable!("this test never sends")
+        }
+    }
+
+    fn held_gauge() -> i64 {
+        metrics::LANE_HELD
+            .with_label_values(&["held-gauge-test"])
+            .get()
+    }
+
+    #[tokio::test]
+    async fn the_held_gauge_follows_room_given_back_on_every_path() {
+        let lane = Lane::new(
+            Arc::new(Silent),
+            LaneSettings {
+                timeout_ms: 1000,
+                requests_per_second: 100,
+                max_in_flight: 4,
+                max_held: 10,
+            },
+        );
+        assert_eq!(lane.server_address, "provider.test");
+
+        // The pump reserves more than it fills and drops the rest.
+        let mut slots = lane.try_reserve_held(8);
+        assert_eq!(slots.len(), 8);
+        assert_eq!(held_gauge(), 8);
+        let kept = lane.complete_reservation(slots.pop().unwrap(), 100).await;
+        drop(slots);
+        assert_eq!(held_gauge(), 1);
+
+        // Admission reserves and gives back what turned out queued or existing.
+        let admitted = lane.try_reserve(100).unwrap();
+        assert_eq!(held_gauge(), 2);
+        drop(admitted);
+        drop(kept);
+        assert_eq!(held_gauge(), 0);
+        assert_eq!(lane.room(), 10);
     }
 }

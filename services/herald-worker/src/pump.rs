@@ -38,10 +38,7 @@ pub async fn run_pump(
             _ = stop.cancelled() => return,
         }
         while !stop.is_cancelled() {
-            let pumped = pump_once(&context, &lane, &stop).await;
-            // The room it reserved and did not fill is free again.
-            lane.publish_gauges();
-            match pumped {
+            match pump_once(&context, &lane, &stop).await {
                 Ok(true) => continue,
                 Ok(false) => break,
                 Err(error) => {

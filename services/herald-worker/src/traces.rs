@@ -86,16 +86,13 @@ pub fn record_span(
 pub fn provider_call_span(
     provider: &'static str,
     endpoint: &str,
+    server_address: &str,
     attempt: i32,
     parent: Option<&str>,
 ) -> tracing::Span {
     if !exporting() {
         return tracing::Span::none();
     }
-    let server_address = reqwest::Url::parse(endpoint)
-        .ok()
-        .and_then(|url| url.host_str().map(str::to_owned))
-        .unwrap_or_default();
     let span = tracing::info_span!(
         parent: None,
         "provider_call",
