@@ -7,6 +7,7 @@ pub mod error;
 pub mod ingest;
 pub mod json_body;
 pub mod metrics;
+pub mod read_permits;
 pub mod request_span;
 pub mod routes;
 pub mod startup;

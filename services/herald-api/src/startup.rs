@@ -26,6 +26,7 @@ use crate::ingest::{
     run_relay, run_scheduler, IngestHandle, MaintenanceSettings, OutboxBacklog, OutboxCleaner,
     Publisher, RequestBytes,
 };
+use crate::read_permits::ReadPermits;
 use crate::request_span::RequestSpan;
 use crate::state::{AppState, RequestLimits};
 use crate::{metrics, routes, timing};
@@ -152,6 +153,7 @@ impl Application {
                 COMMIT_TIMEOUT,
             ),
             request_bytes: RequestBytes::new(settings.ingest.max_bytes_in_flight),
+            read_permits: ReadPermits::new(settings.server.max_concurrent_reads),
             limits: RequestLimits {
                 max_body_bytes: settings.server.max_body_bytes,
                 max_batch_items: settings.ingest.max_batch_items,

@@ -5,6 +5,7 @@ use herald_kafka::HeraldProducer;
 use herald_store::Database;
 
 use crate::ingest::{IngestHandle, RequestBytes};
+use crate::read_permits::ReadPermits;
 
 pub struct AppState {
     pub database: Database,
@@ -13,6 +14,7 @@ pub struct AppState {
     pub topic: String,
     pub ingest: IngestHandle,
     pub request_bytes: RequestBytes,
+    pub read_permits: ReadPermits,
     pub limits: RequestLimits,
     /// How long the recipient cache keeps an entry the API writes through.
     pub user_cache_ttl_seconds: u64,

@@ -32,6 +32,9 @@ pub struct ServerSettings {
     pub host: String,
     pub port: u16,
     pub max_body_bytes: usize,
+    /// Reads (status, lists) holding a database connection at once; beyond it 503 at once, so
+    /// reads never queue for the pool nor take the group commit's connections.
+    pub max_concurrent_reads: usize,
     /// actix worker threads; 0 means one per core.
     pub workers: usize,
 }

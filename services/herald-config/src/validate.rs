@@ -28,6 +28,14 @@ impl Settings {
         if self.database.max_connections == 0 {
             return Err(invalid("database.max_connections", "must be at least 1"));
         }
+        if self.server.max_concurrent_reads == 0
+            || self.server.max_concurrent_reads >= self.database.max_connections as usize
+        {
+            return Err(invalid(
+                "server.max_concurrent_reads",
+                "must be at least 1 and below database.max_connections, so that reads never hold every connection",
+            ));
+        }
         if self.database.query_timeout_ms <= self.database.statement_timeout_ms {
             return Err(invalid(
                 "database.query_timeout_ms",

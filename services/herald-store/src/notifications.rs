@@ -236,47 +236,157 @@ pub struct ListFilter<'a> {
     pub limit: u64,
 }
 
+/// How many of the newest notifications the recipient filter's fast path looks through.
+const RECIPIENT_FAST_PATH_WINDOW: i64 = 2_000;
+
 /// A page of the tenant's notifications, newest first. A status filter is served by the
-/// `(tenant_id, status, id)` index of the states, a recipient by the tenant-scoped GIN index, the
-/// rest by `(tenant_id, id)`. Only the predicates that are set appear in the SQL.
+/// `(tenant_id, status, id)` index of the states, the rest by `(tenant_id, id)`; only the
+/// predicates that are set appear in the SQL. A recipient filter is served in two steps, because
+/// no single plan is good for both a recipient in most notifications and one in almost none
+/// (walking the tenant's notifications backwards and filtering read every row of the tenant, 0.7 s
+/// at 850K rows, for a user with no notification): first among the newest
+/// [`RECIPIENT_FAST_PATH_WINDOW`] notifications, which is exact whenever it fills the page; then,
+/// only when it does not, through the tenant-scoped GIN index, whose cost is the recipient's own
+/// notification count, not the tenant's.
 pub async fn list_notifications(
     database: &Database,
     filter: ListFilter<'_>,
 ) -> Result<Vec<NotificationRow>, StoreError> {
-    let mut sql = format!(
-        "SELECT {NOTIFICATION_COLUMNS} FROM notifications n JOIN notification_states s ON s.id = n.id \
-         WHERE n.tenant_id = $1 AND s.tenant_id = $1"
-    );
-    let mut values = vec![Value::from(filter.tenant_id)];
+    let Some(user_id) = filter.user_id else {
+        return list_without_recipient(database, &filter).await;
+    };
+    let newest = list_recipient_among_newest(database, &filter, user_id).await?;
+    if newest.len() as u64 >= filter.limit {
+        return Ok(newest);
+    }
+    list_recipient_through_index(database, &filter, user_id).await
+}
+
+/// SQL placeholders in order: `push` returns the `$n` naming the value just added.
+struct Placeholders(Vec<Value>);
+
+impl Placeholders {
+    fn push(&mut self, value: impl Into<Value>) -> String {
+        self.0.push(value.into());
+        format!("${}", self.0.len())
+    }
+}
+
+/// ` AND s.status = $n` when the filter has a status.
+fn status_predicate(filter: &ListFilter<'_>, placeholders: &mut Placeholders) -> String {
+    match filter.status {
+        Some(status) => format!(
+            " AND s.status = {}::notification_status",
+            placeholders.push(status.as_str())
+        ),
+        None => String::new(),
+    }
+}
+
+/// ` AND {id_column} < $n` when the filter has a cursor.
+fn cursor_predicate(
+    filter: &ListFilter<'_>,
+    id_column: &str,
+    placeholders: &mut Placeholders,
+) -> String {
+    match filter.before_id {
+        Some(before_id) => format!(" AND {id_column} < {}", placeholders.push(before_id)),
+        None => String::new(),
+    }
+}
+
+async fn list_without_recipient(
+    database: &Database,
+    filter: &ListFilter<'_>,
+) -> Result<Vec<NotificationRow>, StoreError> {
+    let mut placeholders = Placeholders(Vec::new());
+    let tenant = placeholders.push(filter.tenant_id);
     let order_column = if filter.status.is_some() {
         "s.id"
     } else {
         "n.id"
     };
-    if let Some(user_id) = filter.user_id {
-        values.push(Value::from(vec![user_id.to_owned()]));
-        sql.push_str(&format!(" AND n.user_ids @> ${}", values.len()));
-    }
-    if let Some(status) = filter.status {
-        values.push(Value::from(status.as_str()));
-        sql.push_str(&format!(
-            " AND s.status = ${}::notification_status",
-            values.len()
-        ));
-    }
-    if let Some(before_id) = filter.before_id {
-        values.push(Value::from(before_id));
-        sql.push_str(&format!(" AND {order_column} < ${}", values.len()));
-    }
-    values.push(Value::from(filter.limit as i64));
-    sql.push_str(&format!(
-        " ORDER BY {order_column} DESC LIMIT ${}",
-        values.len()
-    ));
-    let statement = Statement::from_sql_and_values(DatabaseBackend::Postgres, sql, values);
+    let status = status_predicate(filter, &mut placeholders);
+    let cursor = cursor_predicate(filter, order_column, &mut placeholders);
+    let limit = placeholders.push(filter.limit as i64);
+    let sql = format!(
+        "SELECT {NOTIFICATION_COLUMNS} FROM notifications n JOIN notification_states s ON s.id = n.id \
+         WHERE n.tenant_id = {tenant} AND s.tenant_id = {tenant}{status}{cursor} \
+         ORDER BY {order_column} DESC LIMIT {limit}"
+    );
+    run_list(database, "notifications.list", sql, placeholders).await
+}
+
+async fn list_recipient_among_newest(
+    database: &Database,
+    filter: &ListFilter<'_>,
+    user_id: &str,
+) -> Result<Vec<NotificationRow>, StoreError> {
+    let mut placeholders = Placeholders(Vec::new());
+    let tenant = placeholders.push(filter.tenant_id);
+    let recipient = placeholders.push(vec![user_id.to_owned()]);
+    let cursor = cursor_predicate(filter, "id", &mut placeholders);
+    let window = placeholders.push(RECIPIENT_FAST_PATH_WINDOW);
+    let status = status_predicate(filter, &mut placeholders);
+    let limit = placeholders.push(filter.limit as i64);
+    let sql = format!(
+        "SELECT {NOTIFICATION_COLUMNS} FROM ( \
+             SELECT id, user_ids FROM notifications WHERE tenant_id = {tenant}{cursor} \
+             ORDER BY id DESC LIMIT {window}) newest \
+         JOIN notifications n ON n.id = newest.id JOIN notification_states s ON s.id = n.id \
+         WHERE newest.user_ids @> {recipient} AND s.tenant_id = {tenant}{status} \
+         ORDER BY n.id DESC LIMIT {limit}"
+    );
+    run_list(
+        database,
+        "notifications.list_recipient_newest",
+        sql,
+        placeholders,
+    )
+    .await
+}
+
+async fn list_recipient_through_index(
+    database: &Database,
+    filter: &ListFilter<'_>,
+    user_id: &str,
+) -> Result<Vec<NotificationRow>, StoreError> {
+    let mut placeholders = Placeholders(Vec::new());
+    let tenant = placeholders.push(filter.tenant_id);
+    let recipient = placeholders.push(vec![user_id.to_owned()]);
+    let cursor = cursor_predicate(filter, "id", &mut placeholders);
+    let status = status_predicate(filter, &mut placeholders);
+    let limit = placeholders.push(filter.limit as i64);
+    // MATERIALIZED keeps the planner from turning the recipient match back into an ordered walk
+    // of the whole tenant: the GIN index gives the recipient's notifications, which are sorted.
+    let sql = format!(
+        "WITH recipient_notifications AS MATERIALIZED ( \
+             SELECT id FROM notifications \
+             WHERE tenant_id = {tenant} AND user_ids @> {recipient}{cursor}) \
+         SELECT {NOTIFICATION_COLUMNS} FROM recipient_notifications r \
+         JOIN notifications n ON n.id = r.id JOIN notification_states s ON s.id = n.id \
+         WHERE s.tenant_id = {tenant}{status} \
+         ORDER BY n.id DESC LIMIT {limit}"
+    );
+    run_list(
+        database,
+        "notifications.list_recipient_index",
+        sql,
+        placeholders,
+    )
+    .await
+}
+
+async fn run_list(
+    database: &Database,
+    operation: &'static str,
+    sql: String,
+    placeholders: Placeholders,
+) -> Result<Vec<NotificationRow>, StoreError> {
+    let statement = Statement::from_sql_and_values(DatabaseBackend::Postgres, sql, placeholders.0);
     database
         .run(
-            "notifications.list",
+            operation,
             NotificationRow::find_by_statement(statement).all(database.connection()),
         )
         .await

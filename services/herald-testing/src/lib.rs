@@ -51,6 +51,7 @@ pub async fn fresh_settings_on(admin_url: &str, redis_url: &str, brokers: &str) 
     let base = admin_url.rsplit_once('/').unwrap().0;
     settings.database.url = SecretString::from(format!("{base}/{database_name}"));
     settings.database.max_connections = 8;
+    settings.server.max_concurrent_reads = 4;
     settings.redis.url = SecretString::from(redis_url.to_owned());
     settings.kafka.brokers = brokers.to_owned();
     settings.kafka.topic = format!("notifications-{}", Uuid::new_v4().simple());

@@ -7,8 +7,8 @@ use secrecy::SecretString;
 use crate::behaviour::{ProviderBehaviour, DEFAULT_TIMEOUT_HOLD_MS};
 use crate::config::{
     ConfigError, SendGridConfig, SimulatorConfig, TwilioConfig, DEFAULT_LISTEN_ADDRESS,
-    DEFAULT_RECORD_CAPACITY, DEFAULT_SENDGRID_API_KEY, DEFAULT_TWILIO_ACCOUNT_SID,
-    DEFAULT_TWILIO_AUTH_TOKEN,
+    DEFAULT_MAX_REFERENCES, DEFAULT_RECORD_CAPACITY, DEFAULT_SENDGRID_API_KEY,
+    DEFAULT_TWILIO_ACCOUNT_SID, DEFAULT_TWILIO_AUTH_TOKEN,
 };
 
 /// Simulates the SendGrid and Twilio APIs for Herald's tests and benchmarks.
@@ -25,6 +25,10 @@ pub struct Arguments {
     /// Accepted messages kept in full per provider (per-reference counts are always complete).
     #[arg(long, env = "HERALD_SIM_RECORD_CAPACITY", default_value_t = DEFAULT_RECORD_CAPACITY)]
     pub record_capacity: usize,
+    /// Distinct idempotency references counted per provider (about 40 bytes each); past it,
+    /// new references show as `untracked_references` in `/_sim/stats`.
+    #[arg(long, env = "HERALD_SIM_MAX_REFERENCES", default_value_t = DEFAULT_MAX_REFERENCES)]
+    pub max_references: usize,
 
     /// The API key SendGrid requests must carry as `Authorization: Bearer <key>`.
     #[arg(long, env = "HERALD_SIM_SENDGRID_API_KEY", default_value = DEFAULT_SENDGRID_API_KEY, hide_env_values = true)]
@@ -118,6 +122,7 @@ impl Arguments {
                 },
             },
             record_capacity: self.record_capacity,
+            max_references: self.max_references,
             workers: self.workers,
         };
         config.validate()?;
@@ -145,7 +150,8 @@ mod tests {
             "herald-local-token"
         );
         assert_eq!(config.sendgrid.behaviour, ProviderBehaviour::default());
-        assert_eq!(config.record_capacity, 200_000);
+        assert_eq!(config.record_capacity, DEFAULT_RECORD_CAPACITY);
+        assert_eq!(config.max_references, DEFAULT_MAX_REFERENCES);
     }
 
     #[test]

@@ -4,14 +4,16 @@
 use secrecy::SecretString;
 
 use crate::behaviour::{BehaviourError, ProviderBehaviour};
+pub use crate::records::DEFAULT_MAX_REFERENCES;
 use crate::validation::is_twilio_sid;
 
 pub const DEFAULT_LISTEN_ADDRESS: &str = "127.0.0.1:9090";
 pub const DEFAULT_SENDGRID_API_KEY: &str = "SG.herald-local";
 pub const DEFAULT_TWILIO_ACCOUNT_SID: &str = "AC00000000000000000000000000000000";
 pub const DEFAULT_TWILIO_AUTH_TOKEN: &str = "herald-local-token";
-/// Full records kept per provider; older ones are dropped, per-reference counts are not.
-pub const DEFAULT_RECORD_CAPACITY: usize = 200_000;
+/// Full records kept per provider (a few hundred bytes each); older ones are dropped,
+/// per-reference counts are not.
+pub const DEFAULT_RECORD_CAPACITY: usize = 20_000;
 
 #[derive(Clone, Debug)]
 pub struct SimulatorConfig {
@@ -19,6 +21,8 @@ pub struct SimulatorConfig {
     pub twilio: TwilioConfig,
     /// How many accepted messages to keep in full, per provider (a ring: the newest win).
     pub record_capacity: usize,
+    /// How many distinct idempotency references to count, per provider.
+    pub max_references: usize,
     /// HTTP worker threads; 0 means one per physical core (actix's default).
     pub workers: usize,
 }
@@ -58,6 +62,7 @@ impl Default for SimulatorConfig {
             sendgrid: SendGridConfig::default(),
             twilio: TwilioConfig::default(),
             record_capacity: DEFAULT_RECORD_CAPACITY,
+            max_references: DEFAULT_MAX_REFERENCES,
             workers: 0,
         }
     }

@@ -1,6 +1,13 @@
 //! What one provider received: counters for every outcome, a count of accepted sends per
-//! idempotency reference (kept in full: exactly-once proofs need every one), and the newest
-//! accepted messages in full, in a bounded ring so a long benchmark cannot exhaust memory.
+//! idempotency reference, and the newest accepted messages in full, in a bounded ring.
+//!
+//! Memory is bounded in every part. Exactly-once proofs need a count for every reference, so
+//! the per-reference table is kept compact rather than sampled: a reference that is a UUID (as
+//! Herald's delivery ids are) costs a 16-byte key and a 4-byte count, about 40 bytes with the
+//! table's own overhead, and the provider's first message id is kept only while the provider
+//! honours idempotency references (the only time it is read back). Past `max_references`
+//! distinct references new ones are no longer tracked and `untracked_references` says so, so a
+//! proof can tell a complete count from a truncated one instead of silently trusting it.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -47,21 +54,92 @@ pub struct ProviderStats {
     /// Repeats of an accepted reference answered with the original result and not delivered
     /// (only with `honour_idempotency_reference`).
     pub idempotent_replays: u64,
+    /// Accepted sends whose reference arrived after `max_references` distinct ones were
+    /// tracked: they are not in the per-reference counts, which are then incomplete.
+    pub untracked_references: u64,
 }
+
+/// A reference as the table stores it: a UUID in 16 bytes, anything else as text.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum ReferenceKey {
+    Uuid(u128),
+    Text(Box<str>),
+}
+
+impl ReferenceKey {
+    fn new(reference: &str) -> Self {
+        match parse_hyphenated_uuid(reference) {
+            Some(uuid) => ReferenceKey::Uuid(uuid),
+            None => ReferenceKey::Text(reference.into()),
+        }
+    }
+
+    /// The reference as it was received. A UUID is printed in the lower-case hyphenated form;
+    /// only that exact form is stored as a number, so the round trip is lossless.
+    fn to_reference(&self) -> String {
+        match self {
+            ReferenceKey::Uuid(value) => {
+                let hex = format!("{value:032x}");
+                format!(
+                    "{}-{}-{}-{}-{}",
+                    &hex[0..8],
+                    &hex[8..12],
+                    &hex[12..16],
+                    &hex[16..20],
+                    &hex[20..32]
+                )
+            }
+            ReferenceKey::Text(text) => text.to_string(),
+        }
+    }
+}
+
+/// `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` in lower-case hexadecimal, as a number; any other
+/// spelling (upper case, braces, no hyphens) stays text so that it prints back unchanged.
+fn parse_hyphenated_uuid(reference: &str) -> Option<u128> {
+    const HYPHEN_POSITIONS: [usize; 4] = [8, 13, 18, 23];
+    let bytes = reference.as_bytes();
+    if bytes.len() != 36 {
+        return None;
+    }
+    let mut value: u128 = 0;
+    for (position, &byte) in bytes.iter().enumerate() {
+        if HYPHEN_POSITIONS.contains(&position) {
+            if byte != b'-' {
+                return None;
+            }
+            continue;
+        }
+        let digit = match byte {
+            b'0'..=b'9' => byte - b'0',
+            b'a'..=b'f' => byte - b'a' + 10,
+            _ => return None,
+        };
+        value = (value << 4) | u128::from(digit);
+    }
+    Some(value)
+}
+
+/// Distinct references tracked per provider by default: about 40 bytes each, so the table
+/// stays under a few hundred megabytes in the longest soak.
+pub const DEFAULT_MAX_REFERENCES: usize = 5_000_000;
 
 pub struct ProviderRecords {
     capacity: usize,
+    max_references: usize,
     recent: VecDeque<DeliveryRecord>,
-    accepted_per_reference: HashMap<String, u64>,
-    /// The provider message id first given to each reference, for idempotent replays.
-    first_message_id: HashMap<String, String>,
+    accepted_per_reference: HashMap<ReferenceKey, u32>,
+    /// The provider message id first given to each reference, kept only for references
+    /// accepted while the provider honours idempotency references (for their replays).
+    first_message_id: HashMap<ReferenceKey, Box<str>>,
     stats: ProviderStats,
 }
 
 impl ProviderRecords {
-    pub fn new(capacity: usize) -> Self {
+    pub fn new(capacity: usize, max_references: usize) -> Self {
         ProviderRecords {
             capacity,
+            max_references,
             recent: VecDeque::new(),
             accepted_per_reference: HashMap::new(),
             first_message_id: HashMap::new(),
@@ -83,17 +161,20 @@ impl ProviderRecords {
         }
     }
 
-    /// Records one accepted request and the sends it carried.
-    pub fn accept(&mut self, deliveries: Vec<DeliveryRecord>) {
+    /// Records one accepted request and the sends it carried; `keep_message_ids` when the
+    /// provider honours idempotency references and may have to replay them.
+    pub fn accept(&mut self, deliveries: Vec<DeliveryRecord>, keep_message_ids: bool) {
         self.stats.requests += 1;
         self.stats.accepted += 1;
         for delivery in deliveries {
             self.stats.messages += 1;
             if let Some(reference) = &delivery.reference {
-                self.count_reference(reference);
-                if !self.first_message_id.contains_key(reference) {
+                let key = ReferenceKey::new(reference);
+                let tracked = self.count_reference(&key);
+                if tracked && keep_message_ids {
                     self.first_message_id
-                        .insert(reference.clone(), delivery.provider_message_id.clone());
+                        .entry(key)
+                        .or_insert_with(|| delivery.provider_message_id.as_str().into());
                 }
             }
             self.remember(delivery);
@@ -105,8 +186,8 @@ impl ProviderRecords {
     pub fn replay(&mut self, deliveries: &[DeliveryRecord]) -> Option<String> {
         let mut original = None;
         for delivery in deliveries {
-            let reference = delivery.reference.as_ref()?;
-            original = Some(self.first_message_id.get(reference)?.clone());
+            let key = ReferenceKey::new(delivery.reference.as_ref()?);
+            original = Some(self.first_message_id.get(&key)?.to_string());
         }
         let original = original?;
         self.stats.requests += 1;
@@ -115,16 +196,20 @@ impl ProviderRecords {
         Some(original)
     }
 
-    fn count_reference(&mut self, reference: &str) {
-        // Look up before inserting: the common case in a benchmark is a new reference, but a
-        // lookup by `&str` avoids allocating a key for the duplicates.
-        if let Some(count) = self.accepted_per_reference.get_mut(reference) {
-            *count += 1;
+    /// Counts one accepted send of `key`; false when the table is full and `key` is not in it.
+    fn count_reference(&mut self, key: &ReferenceKey) -> bool {
+        if let Some(count) = self.accepted_per_reference.get_mut(key) {
+            *count = count.saturating_add(1);
             self.stats.duplicates += 1;
-            return;
+            return true;
         }
-        self.accepted_per_reference.insert(reference.to_owned(), 1);
+        if self.accepted_per_reference.len() >= self.max_references {
+            self.stats.untracked_references += 1;
+            return false;
+        }
+        self.accepted_per_reference.insert(key.clone(), 1);
         self.stats.distinct_references += 1;
+        true
     }
 
     fn remember(&mut self, delivery: DeliveryRecord) {
@@ -142,7 +227,10 @@ impl ProviderRecords {
     }
 
     pub fn reference_counts(&self) -> HashMap<String, u64> {
-        self.accepted_per_reference.clone()
+        self.accepted_per_reference
+            .iter()
+            .map(|(key, count)| (key.to_reference(), u64::from(*count)))
+            .collect()
     }
 
     /// The newest `limit` records (those with `reference` only, when given), oldest first.
@@ -159,9 +247,9 @@ impl ProviderRecords {
         newest_first
     }
 
-    /// Forgets everything received; the capacity stays.
+    /// Forgets everything received; the capacities stay.
     pub fn clear(&mut self) {
-        *self = ProviderRecords::new(self.capacity);
+        *self = ProviderRecords::new(self.capacity, self.max_references);
     }
 }
 
@@ -183,11 +271,11 @@ mod tests {
 
     #[test]
     fn duplicates_count_sends_whose_reference_was_accepted_before() {
-        let mut records = ProviderRecords::new(10);
-        records.accept(vec![delivery(Some("a"), "+15550000001")]);
-        records.accept(vec![delivery(Some("a"), "+15550000001")]);
-        records.accept(vec![delivery(Some("b"), "+15550000002")]);
-        records.accept(vec![delivery(None, "+15550000003")]);
+        let mut records = ProviderRecords::new(10, 100);
+        records.accept(vec![delivery(Some("a"), "+15550000001")], false);
+        records.accept(vec![delivery(Some("a"), "+15550000001")], false);
+        records.accept(vec![delivery(Some("b"), "+15550000002")], false);
+        records.accept(vec![delivery(None, "+15550000003")], false);
         records.count_rejected();
         records.count_fault(FaultKind::Timeout);
         let stats = records.stats();
@@ -204,9 +292,12 @@ mod tests {
 
     #[test]
     fn the_ring_keeps_the_newest_records_but_counts_stay_complete() {
-        let mut records = ProviderRecords::new(3);
+        let mut records = ProviderRecords::new(3, 100);
         for number in 0..5 {
-            records.accept(vec![delivery(Some(&format!("r{number}")), "+15550000001")]);
+            records.accept(
+                vec![delivery(Some(&format!("r{number}")), "+15550000001")],
+                false,
+            );
         }
         let kept: Vec<_> = records
             .recent(None, 100)
@@ -227,11 +318,64 @@ mod tests {
 
     #[test]
     fn clear_forgets_everything() {
-        let mut records = ProviderRecords::new(3);
-        records.accept(vec![delivery(Some("a"), "+15550000001")]);
+        let mut records = ProviderRecords::new(3, 100);
+        records.accept(vec![delivery(Some("a"), "+15550000001")], false);
         records.clear();
         assert_eq!(records.stats(), ProviderStats::default());
         assert!(records.reference_counts().is_empty());
         assert!(records.recent(None, 10).is_empty());
+    }
+
+    #[test]
+    fn uuid_references_are_stored_as_numbers_and_print_back_unchanged() {
+        let uuid = "0192f5e1-7c3a-7b21-9a4e-3d5c6b7a8f90";
+        assert!(matches!(ReferenceKey::new(uuid), ReferenceKey::Uuid(_)));
+        assert_eq!(ReferenceKey::new(uuid).to_reference(), uuid);
+        for text in [
+            "0192F5E1-7C3A-7B21-9A4E-3D5C6B7A8F90",
+            "0192f5e17c3a7b219a4e3d5c6b7a8f90",
+            "0192f5e1-7c3a-7b21-9a4e-3d5c6b7a8f9g",
+            "0192f5e1+7c3a-7b21-9a4e-3d5c6b7a8f90",
+            "delivery-1",
+        ] {
+            assert!(
+                matches!(ReferenceKey::new(text), ReferenceKey::Text(_)),
+                "{text}"
+            );
+            assert_eq!(ReferenceKey::new(text).to_reference(), text);
+        }
+        let mut records = ProviderRecords::new(0, 100);
+        records.accept(vec![delivery(Some(uuid), "+15550000001")], false);
+        records.accept(vec![delivery(Some(uuid), "+15550000001")], false);
+        assert_eq!(records.reference_counts().get(uuid), Some(&2));
+    }
+
+    #[test]
+    fn past_the_reference_limit_new_references_are_counted_as_untracked() {
+        let mut records = ProviderRecords::new(0, 2);
+        for reference in ["a", "b", "c", "a", "c"] {
+            records.accept(vec![delivery(Some(reference), "+15550000001")], false);
+        }
+        let stats = records.stats();
+        assert_eq!(stats.distinct_references, 2);
+        assert_eq!(stats.duplicates, 1, "the second `a` is a known duplicate");
+        assert_eq!(stats.untracked_references, 2, "both `c`s are untracked");
+        assert_eq!(records.reference_counts().len(), 2);
+    }
+
+    #[test]
+    fn message_ids_are_kept_only_while_references_are_honoured() {
+        let mut records = ProviderRecords::new(0, 100);
+        let first = delivery(Some("a"), "+15550000001");
+        records.accept(vec![first.clone()], false);
+        assert_eq!(records.replay(std::slice::from_ref(&first)), None);
+        let mut honoured = first.clone();
+        honoured.provider_message_id = "SM11111111111111111111111111111111".to_owned();
+        records.accept(vec![honoured.clone()], true);
+        assert_eq!(
+            records.replay(std::slice::from_ref(&first)).as_deref(),
+            Some("SM11111111111111111111111111111111")
+        );
+        assert_eq!(records.stats().idempotent_replays, 1);
     }
 }

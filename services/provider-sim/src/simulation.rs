@@ -47,10 +47,14 @@ pub async fn wait(delay: Duration) {
 }
 
 impl ProviderSimulation {
-    pub fn new(behaviour: ProviderBehaviour, record_capacity: usize) -> Self {
+    pub fn new(
+        behaviour: ProviderBehaviour,
+        record_capacity: usize,
+        max_references: usize,
+    ) -> Self {
         ProviderSimulation {
             behaviour: Mutex::new(behaviour),
-            records: Mutex::new(ProviderRecords::new(record_capacity)),
+            records: Mutex::new(ProviderRecords::new(record_capacity, max_references)),
         }
     }
 
@@ -99,7 +103,7 @@ impl ProviderSimulation {
                         original_message_id,
                     },
                     None => {
-                        records.accept(deliveries);
+                        records.accept(deliveries, honour_references);
                         Admission::Accepted
                     }
                 }

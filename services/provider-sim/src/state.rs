@@ -21,8 +21,16 @@ impl SimulatorState {
             sendgrid_api_key: config.sendgrid.api_key,
             twilio_account_sid: config.twilio.account_sid,
             twilio_auth_token: config.twilio.auth_token,
-            sendgrid: ProviderSimulation::new(config.sendgrid.behaviour, config.record_capacity),
-            twilio: ProviderSimulation::new(config.twilio.behaviour, config.record_capacity),
+            sendgrid: ProviderSimulation::new(
+                config.sendgrid.behaviour,
+                config.record_capacity,
+                config.max_references,
+            ),
+            twilio: ProviderSimulation::new(
+                config.twilio.behaviour,
+                config.record_capacity,
+                config.max_references,
+            ),
         }
     }
 

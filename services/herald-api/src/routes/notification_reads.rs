@@ -157,6 +157,7 @@ pub async fn get_notification(
     let after_id = parse_cursor(query.deliveries_cursor.as_deref(), "deliveries_cursor")?;
     // A malformed id names no notification: 404, like an unknown one.
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound("notification"))?;
+    let _read_permit = state.read_permits.try_acquire()?;
     let row = notifications::find_notification(&state.database, tenant.id, id)
         .await?
         .ok_or(ApiError::NotFound("notification"))?;
@@ -252,6 +253,7 @@ pub async fn list_notifications(
         })
         .transpose()?;
     let before_id = parse_cursor(query.cursor.as_deref(), "cursor")?;
+    let _read_permit = state.read_permits.try_acquire()?;
     let mut rows = notifications::list_notifications(
         &state.database,
         ListFilter {

@@ -218,6 +218,54 @@ async fn a_statement_timeout_is_a_503_with_retry_after() {
     app.stop().await;
 }
 
+/// Slow reads cannot take the pool: past `max_concurrent_reads` a read is refused at once (503,
+/// `Retry-After`) instead of queueing for a connection, and the reads in flight still finish.
+#[tokio::test]
+async fn reads_past_their_bound_are_refused_at_once() {
+    let app = spawn_app_with(|settings| {
+        settings.server.max_concurrent_reads = 2;
+        settings.database.statement_timeout_ms = 4_000;
+        settings.database.query_timeout_ms = 8_000;
+    })
+    .await;
+    let blocker = herald_testing::connect(&app.settings).await;
+    let transaction = sea_orm::TransactionTrait::begin(blocker.connection())
+        .await
+        .unwrap();
+    sea_orm::ConnectionTrait::execute_unprepared(
+        &transaction,
+        "LOCK TABLE notification_states IN ACCESS EXCLUSIVE MODE",
+    )
+    .await
+    .unwrap();
+    let stuck_reads: Vec<_> = (0..2)
+        .map(|_| {
+            let client = app.client.clone();
+            let url = format!("{}/v1/notifications", app.address);
+            let key = app.api_key.clone();
+            tokio::spawn(async move { client.get(url).bearer_auth(key).send().await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let started = std::time::Instant::now();
+    let refused = app.get("/v1/notifications").await;
+    assert_eq!(refused.status(), 503);
+    assert!(refused.headers().contains_key("retry-after"));
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "refused at once, not after waiting for a connection"
+    );
+    assert_eq!(json(refused).await["error"]["code"], "overloaded");
+
+    transaction.rollback().await.unwrap();
+    for read in stuck_reads {
+        assert_eq!(read.await.unwrap().unwrap().status(), 200);
+    }
+    assert_eq!(app.get("/v1/notifications").await.status(), 200);
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn a_revoked_key_stops_working_at_once() {
     let app = spawn_app().await;

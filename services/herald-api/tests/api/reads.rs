@@ -262,3 +262,108 @@ async fn every_api_route_is_counted_under_the_template_its_metrics_are_declared_
     assert!(!after.contains(id), "a raw path became a label");
     app.stop().await;
 }
+
+/// Inserts notifications straight into the store, oldest first, each to the recipients
+/// `recipients(index)` gives; returns their ids in the same order.
+async fn insert_notifications(
+    app: &TestApp,
+    tenant_id: uuid::Uuid,
+    count: usize,
+    recipients: impl Fn(usize) -> Vec<&'static str>,
+) -> Vec<String> {
+    let mut ids: Vec<uuid::Uuid> = (0..count).map(|_| uuid::Uuid::now_v7()).collect();
+    ids.sort();
+    let id_list: Vec<String> = ids.iter().map(|id| format!("'{id}'")).collect();
+    let recipient_list: Vec<String> = (0..count)
+        .map(|index| format!("'{{{}}}'", recipients(index).join(",")))
+        .collect();
+    execute(
+        &app.database,
+        &format!(
+            "INSERT INTO notifications (id, tenant_id, user_ids, channels, body, priority, request_hash, created_at) \
+             SELECT id, '{tenant_id}', user_ids::text[], '{{sms}}', 'b', 'normal', '\\x00', now() \
+             FROM unnest(ARRAY[{}]::uuid[], ARRAY[{}]::text[]) AS rows(id, user_ids); \
+             INSERT INTO notification_states (id, tenant_id, status, deliveries_expected, updated_at) \
+             SELECT id, '{tenant_id}', 'accepted', 1, now() FROM unnest(ARRAY[{}]::uuid[]) AS rows(id); \
+             ANALYZE notifications",
+            id_list.join(","),
+            recipient_list.join(","),
+            id_list.join(","),
+        ),
+    )
+    .await;
+    ids.iter().map(|id| id.to_string()).collect()
+}
+
+/// Every page of `path` (which has a query string), following the cursor; the ids in order.
+async fn all_pages(app: &TestApp, path: &str) -> Vec<String> {
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page_path = match &cursor {
+            None => path.to_owned(),
+            Some(cursor) => format!("{path}&cursor={cursor}"),
+        };
+        let page = json(app.get(&page_path).await).await;
+        for item in page["items"].as_array().unwrap() {
+            seen.push(item["id"].as_str().unwrap().to_owned());
+        }
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => return seen,
+        }
+    }
+}
+
+/// The recipient filter answers the same whether the recipient is in most of the tenant's
+/// notifications (found among the newest) or only in a few old ones (found through the index),
+/// across page boundaries that fall on either side, and never shows another tenant's rows.
+#[tokio::test]
+async fn the_recipient_filter_finds_common_and_rare_recipients_alike() {
+    let app = spawn_app().await;
+    let other_tenant = uuid::Uuid::now_v7();
+    execute(
+        &app.database,
+        &format!("INSERT INTO tenants (id, name) VALUES ('{other_tenant}', 'other')"),
+    )
+    .await;
+    // Three old notifications to `rare`, then more than the newest-first window of `busy`
+    // (every other one) and `crowd`; the other tenant sends to `rare` last.
+    let total = 2_600;
+    let ids = insert_notifications(&app, app.tenant_id, total, |index| match index {
+        0..=2 => vec!["crowd", "rare"],
+        index if index % 2 == 0 => vec!["crowd", "busy"],
+        _ => vec!["crowd"],
+    })
+    .await;
+    insert_notifications(&app, other_tenant, 5, |_| vec!["rare"]).await;
+    let newest_first = |keep: &dyn Fn(usize) -> bool| -> Vec<String> {
+        (0..total)
+            .rev()
+            .filter(|index| keep(*index))
+            .map(|index| ids[index].clone())
+            .collect()
+    };
+
+    let rare = all_pages(&app, "/v1/notifications?user_id=rare&limit=2").await;
+    assert_eq!(rare, newest_first(&|index| index <= 2));
+
+    let busy_first_page = json(app.get("/v1/notifications?user_id=busy&limit=100").await).await;
+    let busy_first_page: Vec<String> = busy_first_page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["id"].as_str().unwrap().to_owned())
+        .collect();
+    let busy = newest_first(&|index| index > 2 && index % 2 == 0);
+    assert_eq!(busy_first_page, busy[..100]);
+    assert_eq!(
+        all_pages(&app, "/v1/notifications?user_id=busy&limit=500").await,
+        busy
+    );
+
+    let nobody = json(app.get("/v1/notifications?user_id=nobody").await).await;
+    assert!(nobody["items"].as_array().unwrap().is_empty());
+    assert!(nobody["next_cursor"].is_null());
+    app.stop().await;
+}

@@ -40,7 +40,7 @@ async fn stats_and_references_count_duplicates_per_reference() {
         json!({
             "requests": 5, "accepted": 5, "rejected": 0, "server_errors": 0,
             "rate_limited": 0, "timeouts": 0, "messages": 5, "duplicates": 2,
-            "distinct_references": 2, "idempotent_replays": 0
+            "distinct_references": 2, "idempotent_replays": 0, "untracked_references": 0
         })
     );
     assert_eq!(stats["twilio"]["requests"], 4);
