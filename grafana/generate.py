@@ -741,6 +741,14 @@ def resources():
         minimum=0,
         maximum=1,
     )
+    p.timeseries(
+        "Worker content cache size",
+        [(f"sum by (instance) ({sel('herald_worker_content_cache_bytes')})", "{{instance}}")],
+        "bytes",
+        "Notification content cached in each worker, bounded by worker.content_cache_bytes (entries live "
+        "10 minutes): part of the worker's memory that grows after a start and then stays flat.",
+        minimum=0,
+    )
 
     p.row("PostgreSQL")
     p.timeseries(

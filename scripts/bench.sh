@@ -110,6 +110,8 @@ run_delivery_scenario() {
     HERALD_WORKER__GROUP_ID="bench-workers-$run_id"
     HERALD_SENDGRID_BASE_URL=http://127.0.0.1:19090
     HERALD_TWILIO_BASE_URL=http://127.0.0.1:19090
+    HERALD_TELEGRAM_BASE_URL=http://127.0.0.1:19090/telegram
+    HERALD_OUTBOUND__ALLOW_PRIVATE_NETWORKS=true
   )
   env "${scenario_env[@]}" $api migrate >/dev/null
   env "${scenario_env[@]}" $api create-topics >/dev/null

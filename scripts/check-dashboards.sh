@@ -77,7 +77,7 @@ export HERALD_WORKER__RETRY_MAX_MS="${HERALD_WORKER__RETRY_MAX_MS:-2000}"
 # The retries still due at the end need not be waited for when the worker stops.
 export HERALD_WORKER__DRAIN_TIMEOUT_MS="${HERALD_WORKER__DRAIN_TIMEOUT_MS:-3000}"
 # A rate limit the load reaches now and then: the rate-limiter waits are not all zero.
-export HERALD_TWILIO__REQUESTS_PER_SECOND="${HERALD_TWILIO__REQUESTS_PER_SECOND:-30}"
+export HERALD_PROVIDERS__TWILIO__REQUESTS_PER_SECOND="${HERALD_PROVIDERS__TWILIO__REQUESTS_PER_SECOND:-30}"
 
 for port in "$HERALD_SERVER__PORT" "$HERALD_WORKER__METRICS_PORT" "${HERALD_SIM_LISTEN##*:}" "$prometheus_port"; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then

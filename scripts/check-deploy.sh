@@ -185,6 +185,10 @@ refusals() {
     --set secrets.databaseUrl.name= || status=1
   must_refuse "retention.ms set by hand" "retention.ms" \
     --set kafkaTopic.enabled=true --set-string 'kafkaTopic.config.retention\.ms=1' || status=1
+  must_refuse "a bot token in values" "additional properties 'bot_token' not allowed" \
+    --set config.providers.telegram.bot_token=123:abc || status=1
+  must_refuse "reads that could take every connection" "must be below config.database.max_connections" \
+    --set config.server.max_concurrent_reads=16 --set config.database.max_connections=16 || status=1
   return $status
 }
 
@@ -233,14 +237,31 @@ config_schema_in_sync() {
   python3 - <<'EOF'
 import json, tomllib
 toml = tomllib.load(open("config/herald.toml", "rb"))
-schema = json.load(open("helm/herald/values.schema.json"))["properties"]["config"]["properties"]
-secrets = {("database", "url"), ("redis", "url"), ("sendgrid", "api_key"), ("twilio", "auth_token")}
-optional = {("worker", "instance_id")}
-want = {(s, k) for s, keys in toml.items() for k in keys} - secrets
-have = {(s, k) for s, section in schema.items() for k in section["properties"]}
+schema = json.load(open("helm/herald/values.schema.json"))["properties"]["config"]
+
+def toml_keys(table, path=()):
+    """Every leaf key of the TOML, as a dotted path; tables are walked to any depth."""
+    for key, value in table.items():
+        if isinstance(value, dict):
+            yield from toml_keys(value, path + (key,))
+        else:
+            yield ".".join(path + (key,))
+
+def schema_keys(node, path=()):
+    for key, child in node.get("properties", {}).items():
+        if child.get("type") == "object" and "properties" in child:
+            yield from schema_keys(child, path + (key,))
+        else:
+            yield ".".join(path + (key,))
+
+secrets = {"database.url", "redis.url", "providers.sendgrid.api_key", "providers.twilio.auth_token",
+           "providers.telegram.bot_token"}
+optional = {"worker.instance_id"}
+want = set(toml_keys(toml)) - secrets
+have = set(schema_keys(schema))
 missing, extra = sorted(want - have), sorted(have - want - optional)
-for s, k in missing: print(f"config.{s}.{k}: in config/herald.toml but not in values.schema.json")
-for s, k in extra: print(f"config.{s}.{k}: in values.schema.json but not in config/herald.toml")
+for key in missing: print(f"config.{key}: in config/herald.toml but not in values.schema.json")
+for key in extra: print(f"config.{key}: in values.schema.json but not in config/herald.toml")
 if missing or extra: raise SystemExit(1)
 print(f"summary: values.schema.json lists the {len(want)} non-secret keys of config/herald.toml")
 EOF

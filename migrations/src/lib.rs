@@ -11,6 +11,7 @@ mod m20261125_000003_notifications_and_outbox;
 mod m20261125_000004_deliveries;
 mod m20261126_000005_typed_partitioned_state;
 mod m20261126_000006_notification_trace_context;
+mod m20261126_000007_chat_and_webhook_channels;
 
 pub struct Migrator;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000004_deliveries::Migration),
             Box::new(m20261126_000005_typed_partitioned_state::Migration),
             Box::new(m20261126_000006_notification_trace_context::Migration),
+            Box::new(m20261126_000007_chat_and_webhook_channels::Migration),
         ]
     }
 }

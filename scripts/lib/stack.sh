@@ -81,11 +81,14 @@ stack_start() {
   local simulator_address="${HERALD_SIM_LISTEN:-127.0.0.1:9090}"
   export HERALD_SERVER__PORT="$api_port" HERALD_WORKER__METRICS_PORT="$worker_port"
   export HERALD_SIM_LISTEN="$simulator_address"
-  # The simulator stands in for SendGrid and Twilio, answering in 20 ms unless told otherwise.
+  # The simulator stands in for every provider, answering in 20 ms unless told otherwise; recipients'
+  # Slack, Discord and webhook URLs point at it too, on 127.0.0.1, which only a local run allows.
   export HERALD_SIM_SENDGRID_LATENCY_MS="${HERALD_SIM_SENDGRID_LATENCY_MS:-20}"
   export HERALD_SIM_TWILIO_LATENCY_MS="${HERALD_SIM_TWILIO_LATENCY_MS:-20}"
   export HERALD_SENDGRID_BASE_URL="${HERALD_SENDGRID_BASE_URL:-http://$simulator_address}"
   export HERALD_TWILIO_BASE_URL="${HERALD_TWILIO_BASE_URL:-http://$simulator_address}"
+  export HERALD_TELEGRAM_BASE_URL="${HERALD_TELEGRAM_BASE_URL:-http://$simulator_address/telegram}"
+  export HERALD_OUTBOUND__ALLOW_PRIVATE_NETWORKS="${HERALD_OUTBOUND__ALLOW_PRIVATE_NETWORKS:-true}"
 
   $STACK_API_BIN migrate >/dev/null
   $STACK_API_BIN create-topics >/dev/null

@@ -78,29 +78,67 @@ helm.sh/chart: {{ include "herald.chart" .root }}
 {{- end -}}
 {{- end -}}
 
-{{/* The provider base URLs: the simulator's Service when providerSim.enabled. */}}
+{{/* A TOML key: bare when it can be, else a quoted string. */}}
+{{- define "herald.tomlKey" -}}
+{{- if regexMatch "^[A-Za-z0-9_-]+$" . -}}{{- . -}}{{- else -}}{{- toJson . -}}{{- end -}}
+{{- end -}}
+
+{{/* One TOML table: its own keys under [path], then each sub-table as [path.key], recursively
+     (TOML puts a table's keys before the headers of its sub-tables). A table with only sub-tables
+     gets no header of its own ([providers.sendgrid], never an empty [providers]). Call with
+     (dict "path" "providers" "table" $map); the empty path is the document's root. */}}
+{{- define "herald.tomlTable" -}}
+{{- $path := .path -}}
+{{- $table := .table -}}
+{{- $scalars := list -}}
+{{- $tables := list -}}
+{{- range $key := keys $table | sortAlpha -}}
+{{- if kindIs "map" (get $table $key) -}}
+{{- $tables = append $tables $key -}}
+{{- else -}}
+{{- $scalars = append $scalars $key -}}
+{{- end -}}
+{{- end -}}
+{{- if and $path (or $scalars (not $tables)) }}
+
+[{{ $path }}]
+{{- end }}
+{{- range $key := $scalars }}
+{{ include "herald.tomlKey" $key }} = {{ include "herald.tomlValue" (get $table $key) }}
+{{- end }}
+{{- range $key := $tables }}
+{{- $sub := include "herald.tomlKey" $key }}
+{{- include "herald.tomlTable" (dict "path" (ternary (printf "%s.%s" $path $sub) $sub (ne $path "")) "table" (get $table $key)) }}
+{{- end }}
+{{- end -}}
+
+{{/* .Values.config as Herald gets it. With providerSim.enabled: the providers' base URLs point at
+     the simulator's Service (Telegram's Bot API under /telegram), and
+     outbound.allow_private_networks is true. The latter because the URLs of Slack, Discord and
+     webhook recipients are given by tenants and point at the simulator too
+     (http://<fullname>-provider-sim:<port>/slack/..., /discord/...), a Service with a private
+     cluster IP, which Herald otherwise refuses (SSRF guard) both when a user is saved (API) and
+     when a delivery is sent (worker). Never set it in production: it lets tenants make the
+     worker call into the cluster's network. */}}
 {{- define "herald.effectiveConfig" -}}
 {{- $config := deepCopy .Values.config -}}
 {{- if .Values.providerSim.enabled -}}
 {{- $sim := printf "http://%s:%d" (include "herald.componentName" (dict "root" . "component" "provider-sim")) (int .Values.providerSim.port) -}}
-{{- $_ := set $config "sendgrid" (merge (dict "base_url" $sim) (omit (default dict $config.sendgrid) "base_url")) -}}
-{{- $_ := set $config "twilio" (merge (dict "base_url" $sim) (omit (default dict $config.twilio) "base_url")) -}}
+{{- $providers := default dict $config.providers -}}
+{{- range $provider, $url := dict "sendgrid" $sim "twilio" $sim "telegram" (printf "%s/telegram" $sim) -}}
+{{- $_ := set $providers $provider (merge (dict "base_url" $url) (omit (default dict (get $providers $provider)) "base_url")) -}}
+{{- end -}}
+{{- $_ := set $config "providers" $providers -}}
+{{- $_ := set $config "outbound" (merge (dict "allow_private_networks" true) (omit (default dict $config.outbound) "allow_private_networks")) -}}
 {{- end -}}
 {{- toYaml $config -}}
 {{- end -}}
 
 {{- define "herald.toml" -}}
 # Rendered by the Herald Helm chart from .Values.config; layered over the built-in defaults.
-# Environment variables (HERALD_<SECTION>__<KEY>) still win; secrets come from them only.
-{{- $config := include "herald.effectiveConfig" . | fromYaml }}
-{{- range $section := keys $config | sortAlpha }}
-
-[{{ $section }}]
-{{- $values := get $config $section }}
-{{- range $key := keys $values | sortAlpha }}
-{{ $key }} = {{ include "herald.tomlValue" (get $values $key) }}
-{{- end }}
-{{- end }}
+# Environment variables (HERALD_<SECTION>__<KEY>, HERALD_PROVIDERS__<NAME>__<KEY>) still win;
+# secrets come from them only.
+{{- include "herald.tomlTable" (dict "path" "" "table" (include "herald.effectiveConfig" . | fromYaml)) }}
 {{- end -}}
 
 {{/* Deadlines -------------------------------------------------------------------------------- */}}
@@ -158,6 +196,13 @@ helm.sh/chart: {{ include "herald.chart" .root }}
     secretKeyRef:
       name: {{ $v.secrets.twilioAuthToken.name }}
       key: {{ $v.secrets.twilioAuthToken.key }}
+{{- end }}
+{{- if $v.secrets.telegramBotToken.name }}
+- name: HERALD_TELEGRAM_BOT_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ $v.secrets.telegramBotToken.name }}
+      key: {{ $v.secrets.telegramBotToken.key }}
 {{- end }}
 {{- end }}
 {{- if $v.otel.endpoint }}

@@ -164,6 +164,7 @@ impl Application {
                 },
             },
             user_cache_ttl_seconds: settings.worker.user_cache_ttl_seconds,
+            allow_private_networks: settings.outbound.allow_private_networks,
         });
         let authenticator = web::Data::new(authenticator);
 

@@ -18,6 +18,8 @@ pub struct AppState {
     pub limits: RequestLimits,
     /// How long the recipient cache keeps an entry the API writes through.
     pub user_cache_ttl_seconds: u64,
+    /// Whether recipients' URLs may point at loopback and private networks (`outbound`).
+    pub allow_private_networks: bool,
 }
 
 #[derive(Clone, Copy)]

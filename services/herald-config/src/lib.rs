@@ -8,8 +8,13 @@ use config::{Config, Environment, File, FileFormat};
 use secrecy::SecretString;
 use serde::Deserialize;
 
+mod providers;
 mod validate;
 
+pub use providers::{
+    LaneSettings, OutboundSettings, ProvidersSettings, SendGridSettings, TelegramSettings,
+    TwilioSettings,
+};
 pub use validate::ConfigError;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -23,8 +28,8 @@ pub struct Settings {
     pub retention: RetentionSettings,
     pub idempotency: IdempotencySettings,
     pub worker: WorkerSettings,
-    pub sendgrid: SendGridSettings,
-    pub twilio: TwilioSettings,
+    pub providers: ProvidersSettings,
+    pub outbound: OutboundSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -186,71 +191,17 @@ impl WorkerSettings {
     }
 }
 
-/// What every provider lane (bulkhead) is configured with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LaneSettings {
-    pub timeout_ms: u64,
-    pub requests_per_second: u32,
-    /// Provider requests in flight at once.
-    pub max_in_flight: usize,
-    /// Deliveries this worker holds for the provider: waiting in memory or in flight.
-    pub max_held: usize,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct SendGridSettings {
-    pub base_url: String,
-    pub api_key: SecretString,
-    pub from: String,
-    pub timeout_ms: u64,
-    pub requests_per_second: u32,
-    pub max_in_flight: usize,
-    pub max_held: usize,
-}
-
-impl SendGridSettings {
-    pub fn lane(&self) -> LaneSettings {
-        LaneSettings {
-            timeout_ms: self.timeout_ms,
-            requests_per_second: self.requests_per_second,
-            max_in_flight: self.max_in_flight,
-            max_held: self.max_held,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct TwilioSettings {
-    pub base_url: String,
-    pub account_sid: String,
-    pub auth_token: SecretString,
-    pub from: String,
-    pub timeout_ms: u64,
-    pub requests_per_second: u32,
-    pub max_in_flight: usize,
-    pub max_held: usize,
-}
-
-impl TwilioSettings {
-    pub fn lane(&self) -> LaneSettings {
-        LaneSettings {
-            timeout_ms: self.timeout_ms,
-            requests_per_second: self.requests_per_second,
-            max_in_flight: self.max_in_flight,
-            max_held: self.max_held,
-        }
-    }
-}
-
 /// Provider settings also answer to the flat names operators know from the providers' docs.
-const FLAT_ENVIRONMENT_ALIASES: [(&str, &str); 7] = [
-    ("HERALD_SENDGRID_BASE_URL", "sendgrid.base_url"),
-    ("HERALD_SENDGRID_API_KEY", "sendgrid.api_key"),
-    ("HERALD_SENDGRID_FROM", "sendgrid.from"),
-    ("HERALD_TWILIO_BASE_URL", "twilio.base_url"),
-    ("HERALD_TWILIO_ACCOUNT_SID", "twilio.account_sid"),
-    ("HERALD_TWILIO_AUTH_TOKEN", "twilio.auth_token"),
-    ("HERALD_TWILIO_FROM", "twilio.from"),
+const FLAT_ENVIRONMENT_ALIASES: [(&str, &str); 9] = [
+    ("HERALD_SENDGRID_BASE_URL", "providers.sendgrid.base_url"),
+    ("HERALD_SENDGRID_API_KEY", "providers.sendgrid.api_key"),
+    ("HERALD_SENDGRID_FROM", "providers.sendgrid.from"),
+    ("HERALD_TWILIO_BASE_URL", "providers.twilio.base_url"),
+    ("HERALD_TWILIO_ACCOUNT_SID", "providers.twilio.account_sid"),
+    ("HERALD_TWILIO_AUTH_TOKEN", "providers.twilio.auth_token"),
+    ("HERALD_TWILIO_FROM", "providers.twilio.from"),
+    ("HERALD_TELEGRAM_BASE_URL", "providers.telegram.base_url"),
+    ("HERALD_TELEGRAM_BOT_TOKEN", "providers.telegram.bot_token"),
 ];
 
 const DEFAULTS: &str = include_str!("../../../config/herald.toml");

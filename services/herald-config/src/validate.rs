@@ -7,15 +7,12 @@ pub enum ConfigError {
     #[error("configuration could not be loaded: {0}")]
     Load(#[source] config::ConfigError),
     #[error("invalid setting `{setting}`: {problem}")]
-    Invalid {
-        setting: &'static str,
-        problem: String,
-    },
+    Invalid { setting: String, problem: String },
 }
 
-fn invalid(setting: &'static str, problem: impl Into<String>) -> ConfigError {
+fn invalid(setting: impl Into<String>, problem: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
-        setting,
+        setting: setting.into(),
         problem: problem.into(),
     }
 }
@@ -121,7 +118,13 @@ impl Settings {
                 "must exceed kafka.message_timeout_ms, or the relay races the fast path",
             ));
         }
-        let longest_provider_timeout = self.sendgrid.timeout_ms.max(self.twilio.timeout_ms);
+        let longest_provider_timeout = self
+            .providers
+            .lanes()
+            .iter()
+            .map(|(_, lane)| lane.timeout_ms)
+            .max()
+            .unwrap_or_default();
         if self.worker.lease_ms < 2 * longest_provider_timeout {
             return Err(invalid(
                 "worker.lease_ms",
@@ -143,33 +146,33 @@ impl Settings {
                 "worker.batch_size and worker.partition_buffer_kbytes must be at least 1",
             ));
         }
-        for (setting, lane) in [
-            ("sendgrid.max_in_flight", self.sendgrid.lane()),
-            ("twilio.max_in_flight", self.twilio.lane()),
-        ] {
+        for (provider, lane) in self.providers.lanes() {
             if lane.max_in_flight == 0 || lane.max_held < lane.max_in_flight {
                 return Err(invalid(
-                    setting,
+                    format!("providers.{provider}.max_in_flight"),
                     "max_in_flight must be at least 1 and max_held at least max_in_flight",
+                ));
+            }
+            if lane.requests_per_second == 0 {
+                return Err(invalid(
+                    format!("providers.{provider}.requests_per_second"),
+                    "provider rate limits must be at least 1/s",
+                ));
+            }
+            if lane.timeout_ms == 0 {
+                return Err(invalid(
+                    format!("providers.{provider}.timeout_ms"),
+                    "every provider call needs a timeout of at least 1 ms",
                 ));
             }
         }
         if self.worker.max_attempts < 1 {
             return Err(invalid("worker.max_attempts", "must be at least 1"));
         }
-        for (setting, url) in [
-            ("sendgrid.base_url", &self.sendgrid.base_url),
-            ("twilio.base_url", &self.twilio.base_url),
-        ] {
+        for (setting, url) in self.providers.base_urls() {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 return Err(invalid(setting, format!("`{url}` is not an http(s) URL")));
             }
-        }
-        if self.sendgrid.requests_per_second == 0 || self.twilio.requests_per_second == 0 {
-            return Err(invalid(
-                "sendgrid.requests_per_second",
-                "provider rate limits must be at least 1/s",
-            ));
         }
         if self.outbox.relay_batch_limit == 0 {
             return Err(invalid("outbox.relay_batch_limit", "must be at least 1"));
@@ -198,7 +201,7 @@ mod tests {
     #[test]
     fn a_lease_shorter_than_two_provider_timeouts_is_rejected_by_name() {
         let mut settings = Settings::load(None).unwrap();
-        settings.worker.lease_ms = settings.twilio.timeout_ms;
+        settings.worker.lease_ms = settings.providers.twilio.timeout_ms;
         let error = settings.validate().unwrap_err().to_string();
         assert!(
             error.starts_with("invalid setting `worker.lease_ms`"),

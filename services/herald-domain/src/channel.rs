@@ -28,15 +28,38 @@ pub enum Channel {
     Email,
     #[sea_orm(string_value = "sms")]
     Sms,
+    /// A Slack incoming webhook of the recipient's.
+    #[sea_orm(string_value = "slack")]
+    Slack,
+    /// A Discord channel webhook of the recipient's.
+    #[sea_orm(string_value = "discord")]
+    Discord,
+    /// A Telegram chat, through the tenant-wide bot.
+    #[sea_orm(string_value = "telegram")]
+    Telegram,
+    /// The recipient's own HTTPS endpoint, signed per the Standard Webhooks specification.
+    #[sea_orm(string_value = "webhook")]
+    Webhook,
 }
 
 impl Channel {
-    pub const ALL: [Channel; 2] = [Channel::Email, Channel::Sms];
+    pub const ALL: [Channel; 6] = [
+        Channel::Email,
+        Channel::Sms,
+        Channel::Slack,
+        Channel::Discord,
+        Channel::Telegram,
+        Channel::Webhook,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Channel::Email => "email",
             Channel::Sms => "sms",
+            Channel::Slack => "slack",
+            Channel::Discord => "discord",
+            Channel::Telegram => "telegram",
+            Channel::Webhook => "webhook",
         }
     }
 

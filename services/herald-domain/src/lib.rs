@@ -2,13 +2,16 @@
 //! the rules it must satisfy, the record that travels through Kafka, and the placeholder syntax.
 
 pub mod channel;
+pub mod contacts;
 pub mod envelope;
+pub mod outbound_url;
 pub mod placeholders;
 pub mod request;
 pub mod status;
 pub mod validation;
 
 pub use channel::{Channel, Priority};
+pub use contacts::ChannelData;
 pub use envelope::NotificationEnvelope;
 pub use request::{ContentRequest, NotificationRequest, ValidatedNotification};
 pub use status::{

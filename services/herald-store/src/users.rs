@@ -1,7 +1,8 @@
 //! Recipients, versioned: every change increments `version`, so a cached copy can be replaced only
 //! by a newer one (see the worker's recipient cache).
 
-use sea_orm::{DatabaseBackend, FromQueryResult, Statement, Value};
+use herald_domain::ChannelData;
+use sea_orm::{DatabaseBackend, DbErr, FromQueryResult, Statement, Value};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -13,10 +14,11 @@ pub struct UserContact {
     pub phone: Option<String>,
     pub locale: Option<String>,
     pub timezone: Option<String>,
+    pub channel_data: ChannelData,
 }
 
 /// What the worker needs to reach a recipient, at one version.
-#[derive(Debug, Clone, PartialEq, Eq, FromQueryResult, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Recipient {
     pub tenant_id: Uuid,
     pub id: String,
@@ -24,11 +26,14 @@ pub struct Recipient {
     pub phone: Option<String>,
     pub locale: Option<String>,
     pub timezone: Option<String>,
+    /// Absent in cache entries written before the chat channels: none then.
+    #[serde(default)]
+    pub channel_data: ChannelData,
     pub version: i64,
 }
 
 /// A stored user as the API answers it.
-#[derive(Debug, Clone, FromQueryResult)]
+#[derive(Debug, Clone)]
 pub struct StoredUser {
     pub tenant_id: Uuid,
     pub id: String,
@@ -36,9 +41,55 @@ pub struct StoredUser {
     pub phone: Option<String>,
     pub locale: Option<String>,
     pub timezone: Option<String>,
+    pub channel_data: ChannelData,
     pub version: i64,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// A `users` row as PostgreSQL returns it, `channel_data` still JSON.
+#[derive(FromQueryResult)]
+struct UserRow {
+    tenant_id: Uuid,
+    id: String,
+    email: Option<String>,
+    phone: Option<String>,
+    locale: Option<String>,
+    timezone: Option<String>,
+    channel_data: serde_json::Value,
+    version: i64,
+    created_at: chrono::DateTime<chrono::Utc>,
+    updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+const USER_COLUMNS: &str =
+    "tenant_id, id, email, phone, locale, timezone, channel_data, version, created_at, updated_at";
+
+impl TryFrom<UserRow> for StoredUser {
+    type Error = StoreError;
+
+    /// Only the API writes `channel_data`, after validating it: a row that does not read back is a
+    /// bug, reported as an error rather than read as "no contacts".
+    fn try_from(row: UserRow) -> Result<StoredUser, StoreError> {
+        let channel_data = serde_json::from_value(row.channel_data).map_err(|error| {
+            StoreError::Other(DbErr::Type(format!(
+                "users.channel_data of user `{}` does not read back: {error}",
+                row.id
+            )))
+        })?;
+        Ok(StoredUser {
+            tenant_id: row.tenant_id,
+            id: row.id,
+            email: row.email,
+            phone: row.phone,
+            locale: row.locale,
+            timezone: row.timezone,
+            channel_data,
+            version: row.version,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+    }
 }
 
 impl StoredUser {
@@ -50,6 +101,7 @@ impl StoredUser {
             phone: self.phone.clone(),
             locale: self.locale.clone(),
             timezone: self.timezone.clone(),
+            channel_data: self.channel_data.clone(),
             version: self.version,
         }
     }
@@ -65,12 +117,13 @@ pub async fn upsert_user(
     let statement = Statement::from_sql_and_values(
         DatabaseBackend::Postgres,
         r#"
-INSERT INTO users (tenant_id, id, email, phone, locale, timezone, version, created_at, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, 1, now(), now())
+INSERT INTO users (tenant_id, id, email, phone, locale, timezone, channel_data, version, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, 1, now(), now())
 ON CONFLICT (tenant_id, id) DO UPDATE
 SET email = excluded.email, phone = excluded.phone, locale = excluded.locale,
-    timezone = excluded.timezone, version = users.version + 1, updated_at = now()
-RETURNING tenant_id, id, email, phone, locale, timezone, version, created_at, updated_at
+    timezone = excluded.timezone, channel_data = excluded.channel_data,
+    version = users.version + 1, updated_at = now()
+RETURNING tenant_id, id, email, phone, locale, timezone, channel_data, version, created_at, updated_at
 "#,
         [
             Value::from(tenant_id),
@@ -79,15 +132,38 @@ RETURNING tenant_id, id, email, phone, locale, timezone, version, created_at, up
             Value::from(contact.phone),
             Value::from(contact.locale),
             Value::from(contact.timezone),
+            json_parameter(&contact.channel_data)?,
         ],
     );
     let stored = database
         .run(
             "users.upsert",
-            StoredUser::find_by_statement(statement).one(database.connection()),
+            UserRow::find_by_statement(statement).one(database.connection()),
         )
         .await?;
-    stored.ok_or_else(|| StoreError::Other(sea_orm::DbErr::RecordNotInserted))
+    stored
+        .ok_or_else(|| StoreError::Other(DbErr::RecordNotInserted))?
+        .try_into()
+}
+
+/// One of the tenant's users, if it exists.
+pub async fn find_user(
+    database: &Database,
+    tenant_id: Uuid,
+    user_id: &str,
+) -> Result<Option<StoredUser>, StoreError> {
+    let statement = Statement::from_sql_and_values(
+        DatabaseBackend::Postgres,
+        format!("SELECT {USER_COLUMNS} FROM users WHERE tenant_id = $1 AND id = $2"),
+        [Value::from(tenant_id), Value::from(user_id)],
+    );
+    let row = database
+        .run(
+            "users.find",
+            UserRow::find_by_statement(statement).one(database.connection()),
+        )
+        .await?;
+    row.map(StoredUser::try_from).transpose()
 }
 
 /// The recipients that exist among `(tenant_id, user_id)` pairs, in one query.
@@ -113,16 +189,20 @@ pub async fn find_recipients(
     let statement = Statement::from_sql_and_values(
         DatabaseBackend::Postgres,
         r#"
-SELECT u.tenant_id, u.id, u.email, u.phone, u.locale, u.timezone, u.version
+SELECT u.tenant_id, u.id, u.email, u.phone, u.locale, u.timezone, u.channel_data, u.version,
+       u.created_at, u.updated_at
 FROM jsonb_to_recordset($1::jsonb) AS key(tenant_id uuid, id text)
 JOIN users u ON u.tenant_id = key.tenant_id AND u.id = key.id
 "#,
         [json_parameter(&keys)?],
     );
-    database
+    let rows = database
         .run(
             "users.find_recipients",
-            Recipient::find_by_statement(statement).all(database.connection()),
+            UserRow::find_by_statement(statement).all(database.connection()),
         )
-        .await
+        .await?;
+    rows.into_iter()
+        .map(|row| StoredUser::try_from(row).map(|user| user.recipient()))
+        .collect()
 }

@@ -71,8 +71,14 @@ pub async fn fresh_settings_on(admin_url: &str, redis_url: &str, brokers: &str) 
     settings.worker.retry_max_ms = 1000;
     settings.worker.sweep_interval_ms = 200;
     settings.worker.drain_timeout_ms = 5000;
-    settings.sendgrid.timeout_ms = 1000;
-    settings.twilio.timeout_ms = 1000;
+    settings.providers.sendgrid.timeout_ms = 1000;
+    settings.providers.twilio.timeout_ms = 1000;
+    settings.providers.slack.timeout_ms = 1000;
+    settings.providers.discord.timeout_ms = 1000;
+    settings.providers.telegram.timeout_ms = 1000;
+    settings.providers.webhook.timeout_ms = 1000;
+    // Recipients' webhooks point at the simulator on 127.0.0.1.
+    settings.outbound.allow_private_networks = true;
 
     herald_api::cli::migrate(&settings)
         .await
@@ -152,40 +158,67 @@ pub fn process_environment(settings: &Settings) -> Vec<(&'static str, String)> {
         ),
         (
             "HERALD_SENDGRID_BASE_URL",
-            settings.sendgrid.base_url.clone(),
-        ),
-        ("HERALD_TWILIO_BASE_URL", settings.twilio.base_url.clone()),
-        (
-            "HERALD_SENDGRID__TIMEOUT_MS",
-            settings.sendgrid.timeout_ms.to_string(),
+            settings.providers.sendgrid.base_url.clone(),
         ),
         (
-            "HERALD_TWILIO__TIMEOUT_MS",
-            settings.twilio.timeout_ms.to_string(),
+            "HERALD_TWILIO_BASE_URL",
+            settings.providers.twilio.base_url.clone(),
         ),
         (
-            "HERALD_SENDGRID__REQUESTS_PER_SECOND",
-            settings.sendgrid.requests_per_second.to_string(),
+            "HERALD_TELEGRAM_BASE_URL",
+            settings.providers.telegram.base_url.clone(),
         ),
         (
-            "HERALD_TWILIO__REQUESTS_PER_SECOND",
-            settings.twilio.requests_per_second.to_string(),
+            "HERALD_OUTBOUND__ALLOW_PRIVATE_NETWORKS",
+            settings.outbound.allow_private_networks.to_string(),
         ),
         (
-            "HERALD_TWILIO__MAX_IN_FLIGHT",
-            settings.twilio.max_in_flight.to_string(),
+            "HERALD_PROVIDERS__SENDGRID__TIMEOUT_MS",
+            settings.providers.sendgrid.timeout_ms.to_string(),
         ),
         (
-            "HERALD_TWILIO__MAX_HELD",
-            settings.twilio.max_held.to_string(),
+            "HERALD_PROVIDERS__TWILIO__TIMEOUT_MS",
+            settings.providers.twilio.timeout_ms.to_string(),
         ),
         (
-            "HERALD_SENDGRID__MAX_IN_FLIGHT",
-            settings.sendgrid.max_in_flight.to_string(),
+            "HERALD_PROVIDERS__SLACK__TIMEOUT_MS",
+            settings.providers.slack.timeout_ms.to_string(),
         ),
         (
-            "HERALD_SENDGRID__MAX_HELD",
-            settings.sendgrid.max_held.to_string(),
+            "HERALD_PROVIDERS__DISCORD__TIMEOUT_MS",
+            settings.providers.discord.timeout_ms.to_string(),
+        ),
+        (
+            "HERALD_PROVIDERS__TELEGRAM__TIMEOUT_MS",
+            settings.providers.telegram.timeout_ms.to_string(),
+        ),
+        (
+            "HERALD_PROVIDERS__WEBHOOK__TIMEOUT_MS",
+            settings.providers.webhook.timeout_ms.to_string(),
+        ),
+        (
+            "HERALD_PROVIDERS__SENDGRID__REQUESTS_PER_SECOND",
+            settings.providers.sendgrid.requests_per_second.to_string(),
+        ),
+        (
+            "HERALD_PROVIDERS__TWILIO__REQUESTS_PER_SECOND",
+            settings.providers.twilio.requests_per_second.to_string(),
+        ),
+        (
+            "HERALD_PROVIDERS__TWILIO__MAX_IN_FLIGHT",
+            settings.providers.twilio.max_in_flight.to_string(),
+        ),
+        (
+            "HERALD_PROVIDERS__TWILIO__MAX_HELD",
+            settings.providers.twilio.max_held.to_string(),
+        ),
+        (
+            "HERALD_PROVIDERS__SENDGRID__MAX_IN_FLIGHT",
+            settings.providers.sendgrid.max_in_flight.to_string(),
+        ),
+        (
+            "HERALD_PROVIDERS__SENDGRID__MAX_HELD",
+            settings.providers.sendgrid.max_held.to_string(),
         ),
     ];
     if let Some(instance_id) = &settings.worker.instance_id {

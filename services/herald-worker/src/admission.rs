@@ -22,9 +22,10 @@ use crate::context::WorkerContext;
 use crate::lane::{HeldDelivery, Lane, Reservation};
 use crate::metrics;
 use crate::parking::{park, ParkReason, Parking};
+use crate::providers::Contact;
 use crate::recipients::RecipientKey;
 use crate::traces::{self, RecordSpan};
-use crate::work::{address_for, delivery_id};
+use crate::work::{contact_for, delivery_id};
 
 enum BatchError {
     /// Retry the same batch later.
@@ -96,7 +97,7 @@ struct Planned {
     user_id: String,
     accepted_at: chrono::DateTime<chrono::Utc>,
     content: Arc<herald_store::notifications::NotificationContent>,
-    address: String,
+    contact: Contact,
     /// The context of its record's span: the parent of its provider call's span.
     trace_parent: Option<Arc<str>>,
 }
@@ -192,9 +193,9 @@ async fn admit_batch(context: &WorkerContext, records: &[&OwnedMessage]) -> Resu
                 );
                 continue;
             };
-            let (status, last_error, address) = match address_for(recipient, channel) {
+            let (status, last_error, contact) = match contact_for(recipient, channel) {
                 Err(reason) => (DeliveryStatus::Skipped, Some(reason), None),
-                Ok(address) => {
+                Ok(contact) => {
                     let reservation = lane.try_reserve(content.weight());
                     let status = if reservation.is_some() {
                         DeliveryStatus::Sending
@@ -217,14 +218,14 @@ async fn admit_batch(context: &WorkerContext, records: &[&OwnedMessage]) -> Resu
                             user_id: envelope.user_id.to_string(),
                             accepted_at: envelope.accepted_at,
                             content: content.clone(),
-                            address: address.clone(),
+                            contact: contact.clone(),
                             trace_parent: trace_parent.clone(),
                         },
                     );
-                    (status, None, Some(address))
+                    (status, None, Some(contact))
                 }
             };
-            debug_assert_eq!(address.is_some(), status != DeliveryStatus::Skipped);
+            debug_assert_eq!(contact.is_some(), status != DeliveryStatus::Skipped);
             new_deliveries.push(NewDelivery {
                 notification_id: key.notification_id,
                 id: key.id,
@@ -279,7 +280,7 @@ async fn admit_batch(context: &WorkerContext, records: &[&OwnedMessage]) -> Resu
             channel: plan.lane.channel(),
             accepted_at: plan.accepted_at,
             content: plan.content,
-            address: plan.address,
+            contact: plan.contact,
             reservation,
             trace_parent: plan.trace_parent,
         });

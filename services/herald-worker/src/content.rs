@@ -61,6 +61,8 @@ impl ContentCache {
             }
             found.insert(content.id, content);
         }
+        // moka's size is eventually consistent: good enough for a gauge that explains memory.
+        crate::metrics::CONTENT_CACHE_BYTES.set(self.cache.weighted_size() as i64);
         Ok(found)
     }
 }

@@ -24,7 +24,7 @@ use uuid::Uuid;
 
 use crate::backoff::RetryPolicy;
 use crate::metrics;
-use crate::providers::{Provider, SendOutcome};
+use crate::providers::{Contact, Provider, SendOutcome};
 use crate::recorder::{Outcome, RecorderHandle};
 use crate::session::{SendPermission, Session};
 use crate::traces;
@@ -82,7 +82,7 @@ pub struct HeldDelivery {
     pub channel: Channel,
     pub accepted_at: DateTime<Utc>,
     pub content: Arc<NotificationContent>,
-    pub address: String,
+    pub contact: Contact,
     pub reservation: Reservation,
     /// The W3C context its provider call's span is the child of.
     pub trace_parent: Option<Arc<str>>,
@@ -281,7 +281,12 @@ impl Lane {
     /// One provider call and what it means for the delivery.
     async fn send(&self, delivery: HeldDelivery, retry_policy: RetryPolicy) -> Outcome {
         let provider = self.provider.name();
-        let message = render_message(delivery.key.id, &delivery.address, &delivery.content);
+        let message = render_message(
+            delivery.key.id,
+            &delivery.user_id,
+            &delivery.contact,
+            &delivery.content,
+        );
         let started_at = Utc::now();
         let started = Instant::now();
         let span = traces::provider_call_span(
@@ -344,6 +349,20 @@ fn bytes_permits(bytes: usize) -> u32 {
 
 /// The attempt to record for a provider's answer, with the delivery's next status from the
 /// domain's transition function.
+/// A rate-limited answer (429) is retried longer than other failures: see
+/// [`crate::backoff::RATE_LIMITED_ATTEMPTS_FACTOR`].
+fn retry_delay(
+    retry_policy: RetryPolicy,
+    attempt: i32,
+    http_status: Option<u16>,
+    retry_after: Option<Duration>,
+) -> Option<Duration> {
+    if http_status == Some(429) {
+        return retry_policy.delay_after_rate_limit(attempt, retry_after);
+    }
+    retry_policy.delay_after(attempt, retry_after)
+}
+
 pub fn attempt_record(
     delivery: &HeldDelivery,
     provider: &'static str,
@@ -376,7 +395,7 @@ pub fn attempt_record(
             error,
             http_status,
             retry_after,
-        } => match retry_policy.delay_after(delivery.attempt, retry_after) {
+        } => match retry_delay(retry_policy, delivery.attempt, http_status, retry_after) {
             Some(delay) => (
                 AttemptOutcome::RetryableError,
                 DeliveryEvent::RetryableFailure { will_retry: true },
@@ -419,24 +438,17 @@ pub fn attempt_record(
 
 #[cfg(test)]
 mod tests {
-    use futures::future::BoxFuture;
-
     use super::*;
-    use crate::providers::OutgoingMessage;
+    use crate::providers::{OutgoingMessage, ProviderIdentity};
 
-    struct Silent;
+    struct Silent(ProviderIdentity);
 
+    #[async_trait::async_trait]
     impl Provider for Silent {
-        fn name(&self) -> &'static str {
-            "held-gauge-test"
+        fn identity(&self) -> &ProviderIdentity {
+            &self.0
         }
-        fn channel(&self) -> Channel {
-            Channel::Email
-        }
-        fn endpoint(&self) -> &str {
-            "http://provider.test/send"
-        }
-        fn send<'a>(&'a self, _: &'a OutgoingMessage, _: Duration) -> BoxFuture<'a, SendOutcome> {
+        async fn send(&self, _: &OutgoingMessage, _: Duration) -> SendOutcome {
             unreachable!("this test never sends")
         }
     }
@@ -450,7 +462,11 @@ mod tests {
     #[tokio::test]
     async fn the_held_gauge_follows_room_given_back_on_every_path() {
         let lane = Lane::new(
-            Arc::new(Silent),
+            Arc::new(Silent(ProviderIdentity {
+                name: "held-gauge-test",
+                channel: Channel::Email,
+                endpoint: "http://provider.test/send".to_owned(),
+            })),
             LaneSettings {
                 timeout_ms: 1000,
                 requests_per_second: 100,

@@ -4,6 +4,7 @@
 
 pub mod admission;
 pub mod backoff;
+pub mod circuit_breaker;
 pub mod cli;
 pub mod consumer;
 pub mod content;
@@ -11,6 +12,7 @@ pub mod context;
 pub mod dead_letter;
 pub mod lane;
 pub mod metrics;
+pub mod outbound;
 pub mod parking;
 pub mod providers;
 pub mod pump;

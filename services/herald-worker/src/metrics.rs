@@ -173,6 +173,11 @@ gauge!(
     "Outcomes of provider calls not yet written to PostgreSQL."
 );
 gauge!(
+    CONTENT_CACHE_BYTES,
+    "herald_worker_content_cache_bytes",
+    "Notification content the worker caches, in bytes (bounded by worker.content_cache_bytes; entries live 10 minutes)."
+);
+gauge!(
     ASSIGNED_PARTITIONS,
     "herald_worker_assigned_partitions",
     "Partitions this worker holds."

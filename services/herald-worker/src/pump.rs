@@ -19,7 +19,7 @@ use crate::metrics;
 use crate::recipients::RecipientKey;
 use crate::recorder::Outcome;
 use crate::session::SendPermission;
-use crate::work::address_for;
+use crate::work::contact_for;
 
 /// Deliveries claimed per statement, at most.
 const CLAIM_BATCH: usize = 500;
@@ -111,8 +111,8 @@ async fn pump_once(
             .await;
             continue;
         };
-        let address = match address_for(recipient, channel) {
-            Ok(address) => address,
+        let contact = match contact_for(recipient, channel) {
+            Ok(contact) => contact,
             Err(reason) => {
                 fail_without_call(context, lane, &delivery, session, send_batch, &reason).await;
                 continue;
@@ -129,7 +129,7 @@ async fn pump_once(
             channel,
             accepted_at: content.created_at,
             content: content.clone(),
-            address,
+            contact,
             reservation,
             // A queued or retried delivery has no record: its call continues the request's trace.
             trace_parent: content.trace_parent.as_deref().map(Arc::from),

@@ -31,9 +31,7 @@ use crate::context::{Lanes, WorkerContext};
 use crate::dead_letter::DeadLetters;
 use crate::lane::{HeldDelivery, Lane};
 use crate::metrics;
-use crate::providers::sendgrid::SendGrid;
-use crate::providers::twilio::Twilio;
-use crate::providers::Provider;
+use crate::providers::registry::build_providers;
 use crate::pump::run_pump;
 use crate::recipients::Recipients;
 use crate::recorder::{self, run_recorder};
@@ -69,26 +67,7 @@ impl Worker {
             )?,
             &settings.kafka.topic,
         );
-        let client = reqwest::Client::builder()
-            .pool_max_idle_per_host(
-                settings
-                    .sendgrid
-                    .max_in_flight
-                    .max(settings.twilio.max_in_flight),
-            )
-            .connect_timeout(Duration::from_secs(5))
-            .tcp_nodelay(true)
-            .build()?;
-        let providers: Vec<(Arc<dyn Provider>, herald_config::LaneSettings)> = vec![
-            (
-                Arc::new(SendGrid::new(&settings.sendgrid, client.clone())),
-                settings.sendgrid.lane(),
-            ),
-            (
-                Arc::new(Twilio::new(&settings.twilio, client)),
-                settings.twilio.lane(),
-            ),
-        ];
+        let providers = build_providers(&settings)?;
         let longest_send = providers
             .iter()
             .map(|(_, lane)| Duration::from_millis(lane.timeout_ms))

@@ -7,7 +7,7 @@ use herald_store::notifications::NotificationContent;
 use herald_store::users::Recipient;
 use uuid::Uuid;
 
-use crate::providers::OutgoingMessage;
+use crate::providers::{Contact, OutgoingMessage};
 
 /// The stable id (and provider reference) of a delivery: the same on every worker, every time.
 pub fn delivery_id(notification_id: Uuid, user_id: &str, channel: Channel) -> Uuid {
@@ -16,31 +16,40 @@ pub fn delivery_id(notification_id: Uuid, user_id: &str, channel: Channel) -> Uu
 }
 
 /// Where this recipient is reached on this channel, or why they cannot be.
-pub fn address_for(recipient: Option<&Recipient>, channel: Channel) -> Result<String, String> {
+pub fn contact_for(recipient: Option<&Recipient>, channel: Channel) -> Result<Contact, String> {
     let Some(recipient) = recipient else {
         return Err("unknown recipient: no user with this id (PUT /v1/users/{id} first)".into());
     };
-    let address = match channel {
-        Channel::Email => recipient.email.as_ref(),
-        Channel::Sms => recipient.phone.as_ref(),
+    let channels = &recipient.channel_data;
+    let contact = match channel {
+        Channel::Email => recipient.email.clone().map(Contact::Email),
+        Channel::Sms => recipient.phone.clone().map(Contact::Phone),
+        Channel::Slack => channels.slack.clone().map(Contact::Slack),
+        Channel::Discord => channels.discord.clone().map(Contact::Discord),
+        Channel::Telegram => channels.telegram.clone().map(Contact::Telegram),
+        Channel::Webhook => channels.webhook.clone().map(Contact::Webhook),
     };
-    address.cloned().ok_or_else(|| match channel {
+    contact.ok_or_else(|| match channel {
         Channel::Email => "recipient has no email address".to_owned(),
         Channel::Sms => "recipient has no phone number".to_owned(),
+        other => format!("recipient has no `channel_data.{}`", other.as_str()),
     })
 }
 
 /// The message for one delivery, rendered from the notification's content.
 pub fn render_message(
     delivery_id: Uuid,
-    to: &str,
+    user_id: &str,
+    contact: &Contact,
     content: &NotificationContent,
 ) -> OutgoingMessage {
     let empty = serde_json::Map::new();
     let data = content.data.as_object().unwrap_or(&empty);
     OutgoingMessage {
         delivery_id,
-        to: to.to_owned(),
+        notification_id: content.id,
+        user_id: user_id.to_owned(),
+        contact: contact.clone(),
         subject: content
             .subject
             .as_deref()

@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 pub const DEFAULT_TIMEOUT_HOLD_MS: u64 = 30_000;
 /// Upper bound for any configured delay, so a typo cannot park requests for days.
 pub const MAX_DELAY_MS: u64 = 600_000;
+/// The `Retry-After` a rate limit answers with unless configured: one second.
+pub const DEFAULT_RETRY_AFTER: &str = "1";
 
 /// The kind of failure a simulated provider answers with.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,7 +69,7 @@ impl Default for ProviderBehaviour {
             fail_next: 0,
             fail_next_kind: FaultKind::ServerError,
             honour_idempotency_reference: false,
-            retry_after: "1".to_owned(),
+            retry_after: DEFAULT_RETRY_AFTER.to_owned(),
         }
     }
 }

@@ -4,6 +4,7 @@
 use secrecy::SecretString;
 
 use crate::behaviour::{BehaviourError, ProviderBehaviour};
+use crate::provider::Provider;
 pub use crate::records::DEFAULT_MAX_REFERENCES;
 use crate::validation::is_twilio_sid;
 
@@ -11,6 +12,8 @@ pub const DEFAULT_LISTEN_ADDRESS: &str = "127.0.0.1:9090";
 pub const DEFAULT_SENDGRID_API_KEY: &str = "SG.herald-local";
 pub const DEFAULT_TWILIO_ACCOUNT_SID: &str = "AC00000000000000000000000000000000";
 pub const DEFAULT_TWILIO_AUTH_TOKEN: &str = "herald-local-token";
+/// Shaped like a real bot token, `<bot id>:<secret>`: the bot id is what `from.id` answers.
+pub const DEFAULT_TELEGRAM_BOT_TOKEN: &str = "123456:herald-local";
 /// Full records kept per provider (a few hundred bytes each); older ones are dropped,
 /// per-reference counts are not.
 pub const DEFAULT_RECORD_CAPACITY: usize = 20_000;
@@ -19,6 +22,10 @@ pub const DEFAULT_RECORD_CAPACITY: usize = 20_000;
 pub struct SimulatorConfig {
     pub sendgrid: SendGridConfig,
     pub twilio: TwilioConfig,
+    pub slack: SlackConfig,
+    pub discord: DiscordConfig,
+    pub telegram: TelegramConfig,
+    pub webhook: WebhookReceiverConfig,
     /// How many accepted messages to keep in full, per provider (a ring: the newest win).
     pub record_capacity: usize,
     /// How many distinct idempotency references to count, per provider.
@@ -42,6 +49,33 @@ pub struct TwilioConfig {
     pub behaviour: ProviderBehaviour,
 }
 
+/// Slack incoming webhooks carry their credential in the URL (the last path segment), and any
+/// secret is accepted except the special ones (`invalid`, …) that simulate a broken webhook.
+#[derive(Clone, Debug, Default)]
+pub struct SlackConfig {
+    pub behaviour: ProviderBehaviour,
+}
+
+/// Discord webhooks carry their token in the URL; any token is accepted except `invalid`.
+#[derive(Clone, Debug, Default)]
+pub struct DiscordConfig {
+    pub behaviour: ProviderBehaviour,
+}
+
+#[derive(Clone, Debug)]
+pub struct TelegramConfig {
+    /// The only token `/telegram/bot{token}/…` is accepted with (`<digits>:<secret>`).
+    pub bot_token: SecretString,
+    pub behaviour: ProviderBehaviour,
+}
+
+/// The Standard Webhooks receiver: endpoints and their secrets are registered at run time
+/// (`PUT /_sim/webhook-endpoints/{name}`), so only the behaviour is configured at start-up.
+#[derive(Clone, Debug, Default)]
+pub struct WebhookReceiverConfig {
+    pub behaviour: ProviderBehaviour,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("the Twilio account SID must be `AC` followed by 32 hexadecimal digits")]
@@ -50,10 +84,16 @@ pub enum ConfigError {
     EmptySendGridApiKey,
     #[error("the Twilio auth token must not be empty")]
     EmptyTwilioAuthToken,
-    #[error("sendgrid behaviour: {0}")]
-    SendGridBehaviour(BehaviourError),
-    #[error("twilio behaviour: {0}")]
-    TwilioBehaviour(BehaviourError),
+    #[error(
+        "the Telegram bot token must look like a real one: the bot's numeric id, `:`, then \
+         letters, digits, `_` or `-`"
+    )]
+    InvalidTelegramBotToken,
+    #[error("{provider} behaviour: {error}")]
+    Behaviour {
+        provider: &'static str,
+        error: BehaviourError,
+    },
 }
 
 impl Default for SimulatorConfig {
@@ -61,6 +101,10 @@ impl Default for SimulatorConfig {
         SimulatorConfig {
             sendgrid: SendGridConfig::default(),
             twilio: TwilioConfig::default(),
+            slack: SlackConfig::default(),
+            discord: DiscordConfig::default(),
+            telegram: TelegramConfig::default(),
+            webhook: WebhookReceiverConfig::default(),
             record_capacity: DEFAULT_RECORD_CAPACITY,
             max_references: DEFAULT_MAX_REFERENCES,
             workers: 0,
@@ -87,7 +131,42 @@ impl Default for TwilioConfig {
     }
 }
 
+impl Default for TelegramConfig {
+    fn default() -> Self {
+        TelegramConfig {
+            bot_token: SecretString::from(DEFAULT_TELEGRAM_BOT_TOKEN),
+            behaviour: ProviderBehaviour::default(),
+        }
+    }
+}
+
+/// `<bot id>:<secret>`, as BotFather issues them; the bot id must fit the `from.id` answered.
+pub fn is_telegram_bot_token(token: &str) -> bool {
+    let Some((bot_id, secret)) = token.split_once(':') else {
+        return false;
+    };
+    !bot_id.is_empty()
+        && bot_id.len() <= 18
+        && bot_id.bytes().all(|byte| byte.is_ascii_digit())
+        && !secret.is_empty()
+        && secret
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-')
+}
+
 impl SimulatorConfig {
+    /// The start-up behaviour of `provider`.
+    pub fn behaviour(&self, provider: Provider) -> &ProviderBehaviour {
+        match provider {
+            Provider::SendGrid => &self.sendgrid.behaviour,
+            Provider::Twilio => &self.twilio.behaviour,
+            Provider::Slack => &self.slack.behaviour,
+            Provider::Discord => &self.discord.behaviour,
+            Provider::Telegram => &self.telegram.behaviour,
+            Provider::Webhook => &self.webhook.behaviour,
+        }
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
         use secrecy::ExposeSecret;
         if self.sendgrid.api_key.expose_secret().is_empty() {
@@ -99,14 +178,49 @@ impl SimulatorConfig {
         if self.twilio.auth_token.expose_secret().is_empty() {
             return Err(ConfigError::EmptyTwilioAuthToken);
         }
-        self.sendgrid
-            .behaviour
-            .validate()
-            .map_err(ConfigError::SendGridBehaviour)?;
-        self.twilio
-            .behaviour
-            .validate()
-            .map_err(ConfigError::TwilioBehaviour)?;
+        if !is_telegram_bot_token(self.telegram.bot_token.expose_secret()) {
+            return Err(ConfigError::InvalidTelegramBotToken);
+        }
+        for provider in Provider::ALL {
+            self.behaviour(provider)
+                .validate()
+                .map_err(|error| ConfigError::Behaviour {
+                    provider: provider.name(),
+                    error,
+                })?;
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn telegram_bot_tokens_are_a_numeric_id_and_a_secret() {
+        assert!(is_telegram_bot_token(DEFAULT_TELEGRAM_BOT_TOKEN));
+        assert!(is_telegram_bot_token(
+            "110201543:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
+        ));
+        for token in [
+            "",
+            "123456",
+            ":secret",
+            "12a:secret",
+            "123:",
+            "123:a b",
+            "123:a/b",
+        ] {
+            assert!(!is_telegram_bot_token(token), "{token}");
+        }
+    }
+
+    #[test]
+    fn every_providers_behaviour_is_validated() {
+        let mut config = SimulatorConfig::default();
+        config.discord.behaviour.failure_rate = 2.0;
+        let error = config.validate().unwrap_err().to_string();
+        assert!(error.starts_with("discord behaviour:"), "{error}");
     }
 }

@@ -19,6 +19,10 @@ const MAX_RECEIVED_LIMIT: usize = 200_000;
 pub struct StatsSnapshot {
     pub sendgrid: ProviderStats,
     pub twilio: ProviderStats,
+    pub slack: ProviderStats,
+    pub discord: ProviderStats,
+    pub telegram: ProviderStats,
+    pub webhook: ProviderStats,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -62,6 +66,10 @@ async fn stats(state: web::Data<SimulatorState>) -> HttpResponse {
     HttpResponse::Ok().json(StatsSnapshot {
         sendgrid: state.sendgrid.stats(),
         twilio: state.twilio.stats(),
+        slack: state.slack.stats(),
+        discord: state.discord.stats(),
+        telegram: state.telegram.stats(),
+        webhook: state.webhook.stats(),
     })
 }
 
@@ -90,7 +98,8 @@ async fn received(
     HttpResponse::Ok().json(ReceivedMessages { messages })
 }
 
-/// Forgets what both providers received and any queued one-shot faults; rates and latency stay.
+/// Forgets what every provider received and any queued one-shot faults; rates, latency and the
+/// registered webhook endpoints stay (they are configuration, like the credentials).
 async fn reset(state: web::Data<SimulatorState>) -> HttpResponse {
     for provider in Provider::ALL {
         state.simulation(provider).reset();

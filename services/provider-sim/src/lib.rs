@@ -1,25 +1,36 @@
-//! Herald's provider simulator: the SendGrid Mail Send and Twilio Messages APIs with the real
-//! paths, authentication, validation and response shapes, plus configurable latency and faults,
-//! and an inspection API (`/_sim/*`) that lets tests prove every delivery was sent exactly once.
+//! Herald's provider simulator: the SendGrid Mail Send and Twilio Messages APIs, Slack incoming
+//! webhooks, Discord webhooks and the Telegram Bot API's `sendMessage` with the real paths,
+//! authentication, validation and response shapes, and a receiver that verifies Standard
+//! Webhooks signatures, plus configurable latency and faults, and an inspection API (`/_sim/*`)
+//! that lets tests prove every delivery was sent exactly once.
 //!
 //! `main.rs` is a thin CLI over this library; tests start the same server with [`run`].
 
 pub mod behaviour;
 pub mod cli;
 pub mod config;
+pub mod delivery_reference;
+pub mod discord;
 pub mod inspection;
 pub mod json_error;
 pub mod provider;
 pub mod records;
+pub mod retry_after;
 pub mod runtime_config;
 pub mod sendgrid;
 pub mod simulation;
+pub mod slack;
 pub mod startup;
 pub mod state;
+pub mod telegram;
 pub mod twilio;
 pub mod validation;
+pub mod webhook;
 
 pub use behaviour::{FaultKind, ProviderBehaviour};
-pub use config::{SendGridConfig, SimulatorConfig, TwilioConfig};
+pub use config::{
+    DiscordConfig, SendGridConfig, SimulatorConfig, SlackConfig, TelegramConfig, TwilioConfig,
+    WebhookReceiverConfig,
+};
 pub use provider::Provider;
 pub use startup::run;

@@ -1,4 +1,5 @@
-//! `herald-provider-sim`: serves the simulated SendGrid and Twilio APIs until Ctrl-C or SIGTERM.
+//! `herald-provider-sim`: serves the simulated providers and the webhook receiver until Ctrl-C or
+//! SIGTERM.
 
 use std::net::TcpListener;
 
@@ -22,6 +23,10 @@ async fn main() -> anyhow::Result<()> {
         address = %listener.local_addr()?,
         sendgrid = ?config.sendgrid.behaviour,
         twilio = ?config.twilio.behaviour,
+        slack = ?config.slack.behaviour,
+        discord = ?config.discord.behaviour,
+        telegram = ?config.telegram.behaviour,
+        webhook = ?config.webhook.behaviour,
         twilio_account_sid = %config.twilio.account_sid,
         "herald-provider-sim listening"
     );

@@ -21,15 +21,21 @@ use crate::provider::Provider;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DeliveryRecord {
     pub provider: Provider,
-    /// `custom_args.herald_delivery_id` (SendGrid) or `I-Twilio-Idempotency-Token` (Twilio).
+    /// `custom_args.herald_delivery_id` (SendGrid), `I-Twilio-Idempotency-Token` (Twilio),
+    /// `X-Herald-Delivery-Id` (Slack, Discord, Telegram) or `webhook-id` (webhook receiver).
     pub reference: Option<String>,
-    /// The `to` addresses of the personalization (comma-separated) or the `To` number.
+    /// The `to` addresses of the personalization (comma-separated), the `To` number, the Slack
+    /// `T…/B…` webhook (never its secret), the Discord webhook id, the Telegram `chat_id` or
+    /// the webhook endpoint's name.
     pub recipient: String,
     pub subject: Option<String>,
-    /// The first content block's value (SendGrid) or `Body` (Twilio).
+    /// The first content block's value (SendGrid), `Body` (Twilio), `text` (Slack, Telegram;
+    /// Slack's `blocks` as JSON when there is no text), `content` (Discord; its `embeds` as JSON
+    /// when there is no content), or the raw request body (webhook receiver).
     pub body: Option<String>,
-    /// `X-Message-Id` (SendGrid) or the message `sid` (Twilio).
-    pub provider_message_id: String,
+    /// `X-Message-Id` (SendGrid), the message `sid` (Twilio), the message snowflake (Discord)
+    /// or `message_id` (Telegram); `None` where the provider answers no id (Slack, webhooks).
+    pub provider_message_id: Option<String>,
     pub received_at: DateTime<Utc>,
 }
 
@@ -40,7 +46,8 @@ pub struct ProviderStats {
     pub requests: u64,
     /// Requests answered 2xx.
     pub accepted: u64,
-    /// Requests answered 400 or 401.
+    /// Requests refused for their credentials, address or content: 4xx other than 429
+    /// (400, 401, 403, 404, 410, 413 as the provider answers them).
     pub rejected: u64,
     pub server_errors: u64,
     pub rate_limited: u64,
@@ -130,8 +137,9 @@ pub struct ProviderRecords {
     recent: VecDeque<DeliveryRecord>,
     accepted_per_reference: HashMap<ReferenceKey, u32>,
     /// The provider message id first given to each reference, kept only for references
-    /// accepted while the provider honours idempotency references (for their replays).
-    first_message_id: HashMap<ReferenceKey, Box<str>>,
+    /// accepted while the provider honours idempotency references (for their replays). The
+    /// inner `None` is a provider that answers no id (Slack): its repeats are still replays.
+    first_message_id: HashMap<ReferenceKey, Option<Box<str>>>,
     stats: ProviderStats,
 }
 
@@ -174,20 +182,22 @@ impl ProviderRecords {
                 if tracked && keep_message_ids {
                     self.first_message_id
                         .entry(key)
-                        .or_insert_with(|| delivery.provider_message_id.as_str().into());
+                        .or_insert_with(|| delivery.provider_message_id.as_deref().map(Into::into));
                 }
             }
             self.remember(delivery);
         }
     }
 
-    /// The original message id when every send of the request repeats an accepted reference;
-    /// counts the request as an idempotent replay.
-    pub fn replay(&mut self, deliveries: &[DeliveryRecord]) -> Option<String> {
+    /// `Some(original message id)` when every send of the request repeats an accepted
+    /// reference (the id itself is `None` for providers that answer none); counts the request as
+    /// an idempotent replay.
+    pub fn replay(&mut self, deliveries: &[DeliveryRecord]) -> Option<Option<String>> {
         let mut original = None;
         for delivery in deliveries {
             let key = ReferenceKey::new(delivery.reference.as_ref()?);
-            original = Some(self.first_message_id.get(&key)?.to_string());
+            let first = self.first_message_id.get(&key)?;
+            original = Some(first.as_deref().map(str::to_owned));
         }
         let original = original?;
         self.stats.requests += 1;
@@ -264,7 +274,7 @@ mod tests {
             recipient: recipient.to_owned(),
             subject: None,
             body: Some("hello".to_owned()),
-            provider_message_id: "SM00000000000000000000000000000000".to_owned(),
+            provider_message_id: Some("SM00000000000000000000000000000000".to_owned()),
             received_at: Utc::now(),
         }
     }
@@ -370,12 +380,26 @@ mod tests {
         records.accept(vec![first.clone()], false);
         assert_eq!(records.replay(std::slice::from_ref(&first)), None);
         let mut honoured = first.clone();
-        honoured.provider_message_id = "SM11111111111111111111111111111111".to_owned();
+        honoured.provider_message_id = Some("SM11111111111111111111111111111111".to_owned());
         records.accept(vec![honoured.clone()], true);
         assert_eq!(
-            records.replay(std::slice::from_ref(&first)).as_deref(),
-            Some("SM11111111111111111111111111111111")
+            records.replay(std::slice::from_ref(&first)),
+            Some(Some("SM11111111111111111111111111111111".to_owned()))
         );
         assert_eq!(records.stats().idempotent_replays, 1);
+    }
+
+    #[test]
+    fn a_provider_without_message_ids_still_replays_a_known_reference() {
+        let mut records = ProviderRecords::new(0, 100);
+        let mut without_id = delivery(Some("slack-1"), "T1/B1");
+        without_id.provider_message_id = None;
+        assert_eq!(records.replay(std::slice::from_ref(&without_id)), None);
+        records.accept(vec![without_id.clone()], true);
+        assert_eq!(
+            records.replay(std::slice::from_ref(&without_id)),
+            Some(None)
+        );
+        assert_eq!(records.stats().messages, 1);
     }
 }

@@ -1,5 +1,5 @@
 //! Changing a provider's behaviour while the simulator runs:
-//! `GET /_sim/config` shows both behaviours, `PUT /_sim/config/{provider}` replaces one.
+//! `GET /_sim/config` shows every behaviour, `PUT /_sim/config/{provider}` replaces one.
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
@@ -14,6 +14,10 @@ use crate::state::SimulatorState;
 pub struct BehaviourSnapshot {
     pub sendgrid: ProviderBehaviour,
     pub twilio: ProviderBehaviour,
+    pub slack: ProviderBehaviour,
+    pub discord: ProviderBehaviour,
+    pub telegram: ProviderBehaviour,
+    pub webhook: ProviderBehaviour,
 }
 
 pub fn configure(config: &mut web::ServiceConfig) {
@@ -26,6 +30,10 @@ async fn show_behaviours(state: web::Data<SimulatorState>) -> HttpResponse {
     HttpResponse::Ok().json(BehaviourSnapshot {
         sendgrid: state.sendgrid.behaviour(),
         twilio: state.twilio.behaviour(),
+        slack: state.slack.behaviour(),
+        discord: state.discord.behaviour(),
+        telegram: state.telegram.behaviour(),
+        webhook: state.webhook.behaviour(),
     })
 }
 
@@ -39,7 +47,10 @@ async fn replace_behaviour(
     let Some(provider) = Provider::from_name(&provider) else {
         return json_error(
             StatusCode::NOT_FOUND,
-            &format!("unknown provider `{provider}`; expected `sendgrid` or `twilio`"),
+            &format!(
+                "unknown provider `{provider}`; expected one of {}",
+                Provider::all_names()
+            ),
         );
     };
     let behaviour = if body.iter().all(u8::is_ascii_whitespace) {

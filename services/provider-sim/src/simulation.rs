@@ -12,9 +12,10 @@ use crate::records::{DeliveryRecord, ProviderRecords, ProviderStats};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Admission {
     Accepted,
-    /// An idempotent repeat: answer as the first time, with the original message id.
+    /// An idempotent repeat: answer as the first time, with the original message id (`None`
+    /// for providers that answer none).
     Replayed {
-        original_message_id: String,
+        original_message_id: Option<String>,
     },
     /// A fault; `retry_after` is the `Retry-After` a rate limit answers with.
     Fault {

@@ -1,5 +1,5 @@
-//! Building the HTTP server: both simulated providers, the inspection and configuration routes,
-//! and JSON answers for everything else.
+//! Building the HTTP server: the simulated providers, the webhook receiver, the inspection and
+//! configuration routes, and JSON answers for everything else.
 
 use std::io;
 use std::net::TcpListener;
@@ -9,7 +9,9 @@ use actix_web::{web, App, HttpServer};
 
 use crate::config::SimulatorConfig;
 use crate::state::SimulatorState;
-use crate::{inspection, json_error, runtime_config, sendgrid, twilio};
+use crate::{
+    discord, inspection, json_error, runtime_config, sendgrid, slack, telegram, twilio, webhook,
+};
 
 /// Seconds shutdown waits for requests in flight; held "timeout" requests are cut short.
 const SHUTDOWN_TIMEOUT_SECONDS: u64 = 5;
@@ -30,6 +32,10 @@ pub fn run(listener: TcpListener, config: SimulatorConfig) -> io::Result<Server>
             .app_data(web::QueryConfig::default().error_handler(json_error::query_error))
             .configure(sendgrid::configure)
             .configure(twilio::configure)
+            .configure(slack::configure)
+            .configure(discord::configure)
+            .configure(telegram::configure)
+            .configure(webhook::configure)
             .configure(inspection::configure)
             .configure(runtime_config::configure)
             .default_service(web::to(json_error::not_found))

@@ -14,6 +14,7 @@ use crate::error::ApiError;
 /// with at start-up. A test checks that each is served under exactly this template.
 pub const API_ROUTES: &[(&str, &str)] = &[
     ("PUT", "/v1/users/{user_id}"),
+    ("GET", "/v1/users/{user_id}"),
     ("POST", "/v1/notifications"),
     ("GET", "/v1/notifications"),
     ("POST", "/v1/notifications/batch"),
@@ -30,6 +31,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(
             web::resource("/v1/users/{user_id}")
                 .route(web::put().to(users::put_user))
+                .route(web::get().to(users::get_user))
                 .default_service(web::to(method_not_allowed)),
         )
         .service(

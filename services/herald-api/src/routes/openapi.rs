@@ -11,7 +11,7 @@ use super::{health, notification_reads, notifications, users};
     info(title = "Herald API", version = "1", description = "Notification ingest and status."),
     paths(
         health::healthz, health::readyz, health::metrics,
-        users::put_user,
+        users::put_user, users::get_user,
         notifications::create_notification, notifications::create_notification_batch,
         notification_reads::get_notification, notification_reads::list_notifications,
     ),

@@ -2,9 +2,10 @@ use std::time::Duration;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
+use herald_domain::contacts::{TelegramChatId, WebhookUrlContact};
 use herald_domain::validation::MAX_USER_ID_CHARS;
-use herald_domain::FieldError;
-use herald_store::users::{upsert_user, UserContact};
+use herald_domain::{ChannelData, FieldError};
+use herald_store::users::{find_user, upsert_user, StoredUser, UserContact};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -25,6 +26,9 @@ pub struct UserRequest {
     pub locale: Option<String>,
     #[schema(example = "Europe/Berlin")]
     pub timezone: Option<String>,
+    /// Contacts on the chat and webhook channels, each optional.
+    #[serde(default)]
+    pub channel_data: ChannelData,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -34,8 +38,60 @@ pub struct UserResponse {
     pub phone: Option<String>,
     pub locale: Option<String>,
     pub timezone: Option<String>,
+    pub channel_data: ChannelDataView,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// `channel_data` as answered: the webhook's signing secret is never given back.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChannelDataView {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slack: Option<WebhookUrlContact>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub discord: Option<WebhookUrlContact>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub telegram: Option<TelegramView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<WebhookView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TelegramView {
+    pub chat_id: TelegramChatId,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookView {
+    pub url: String,
+    /// Always true: a webhook cannot be stored without its secret, which is write-only.
+    pub has_secret: bool,
+}
+
+impl From<&StoredUser> for UserResponse {
+    fn from(stored: &StoredUser) -> UserResponse {
+        let channels = &stored.channel_data;
+        UserResponse {
+            id: stored.id.clone(),
+            email: stored.email.clone(),
+            phone: stored.phone.clone(),
+            locale: stored.locale.clone(),
+            timezone: stored.timezone.clone(),
+            channel_data: ChannelDataView {
+                slack: channels.slack.clone(),
+                discord: channels.discord.clone(),
+                telegram: channels.telegram.as_ref().map(|telegram| TelegramView {
+                    chat_id: telegram.chat_id.clone(),
+                }),
+                webhook: channels.webhook.as_ref().map(|webhook| WebhookView {
+                    url: webhook.url.clone(),
+                    has_secret: !webhook.secret.is_empty(),
+                }),
+            },
+            created_at: stored.created_at,
+            updated_at: stored.updated_at,
+        }
+    }
 }
 
 /// Creates or replaces a recipient's contact data.
@@ -57,7 +113,8 @@ pub async fn put_user(
 ) -> Result<HttpResponse, ApiError> {
     let (body, _bytes) = read_body_within_budget(&request, payload, &state).await?;
     let user: UserRequest = parse_json(&body)?;
-    let problems = user_problems(&user_id, &user);
+    let mut problems = user_problems(&user_id, &user);
+    problems.extend(user.channel_data.problems(state.allow_private_networks));
     if !problems.is_empty() {
         return Err(ApiError::Validation(problems));
     }
@@ -66,18 +123,32 @@ pub async fn put_user(
         phone: user.phone,
         locale: user.locale,
         timezone: user.timezone,
+        channel_data: user.channel_data,
     };
     let stored = upsert_user(&state.database, tenant.id, &user_id, contact).await?;
     write_through(&state, stored.recipient()).await;
-    Ok(HttpResponse::Ok().json(UserResponse {
-        id: stored.id,
-        email: stored.email,
-        phone: stored.phone,
-        locale: stored.locale,
-        timezone: stored.timezone,
-        created_at: stored.created_at,
-        updated_at: stored.updated_at,
-    }))
+    Ok(HttpResponse::Ok().json(UserResponse::from(&stored)))
+}
+
+/// A recipient's contact data, without secrets.
+#[utoipa::path(get, path = "/v1/users/{user_id}", tag = "users",
+    params(("user_id" = String, Path, description = "the tenant's id for the user")),
+    responses(
+        (status = 200, body = UserResponse),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 503, body = ErrorBody),
+    ),
+    security(("api_key" = [])))]
+pub async fn get_user(
+    tenant: Tenant,
+    user_id: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let _read_permit = state.read_permits.try_acquire()?;
+    let stored = find_user(&state.database, tenant.id, &user_id)
+        .await?
+        .ok_or(ApiError::NotFound("user"))?;
+    Ok(HttpResponse::Ok().json(UserResponse::from(&stored)))
 }
 
 /// Background retries of cache writes at once; beyond that the entry's TTL bounds the staleness.

@@ -232,6 +232,11 @@ async fn every_api_route_is_counted_under_the_template_its_metrics_are_declared_
         .await
         .unwrap();
     assert!(put.status().is_success());
+    assert!(app
+        .get("/v1/users/metrics-user")
+        .await
+        .status()
+        .is_success());
     let created = json(
         app.post_notification(&notification(&["metrics-user"]))
             .await,

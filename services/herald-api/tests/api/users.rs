@@ -52,3 +52,86 @@ async fn invalid_contact_data_is_a_422() {
     assert_eq!(app.count("SELECT count(*) FROM users").await, 0);
     app.stop().await;
 }
+
+fn detail_fields(error: &serde_json::Value) -> Vec<String> {
+    error["error"]["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|detail| detail["field"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn channel_data_is_stored_and_read_back_without_the_webhook_secret() {
+    let app = spawn_app_with(|settings| settings.outbound.allow_private_networks = false).await;
+    let channel_data = json!({
+        "slack": {"webhook_url": "https://hooks.slack.com/services/T0/B0/abc"},
+        "discord": {"webhook_url": "https://discord.com/api/webhooks/1/token"},
+        "telegram": {"chat_id": -1001234567890_i64},
+        "webhook": {"url": "https://example.com/herald", "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"},
+    });
+    let response = put_user(&app, "u1", json!({"channel_data": channel_data})).await;
+    assert_eq!(response.status(), 200);
+    let stored = json(response).await;
+    assert!(!stored.to_string().contains("whsec_"), "{stored}");
+
+    let read = json(app.get("/v1/users/u1").await).await;
+    assert_eq!(read["channel_data"]["slack"], channel_data["slack"]);
+    assert_eq!(read["channel_data"]["discord"], channel_data["discord"]);
+    assert_eq!(read["channel_data"]["telegram"], channel_data["telegram"]);
+    assert_eq!(
+        read["channel_data"]["webhook"],
+        json!({"url": "https://example.com/herald", "has_secret": true})
+    );
+    assert!(!read.to_string().contains("whsec_"), "{read}");
+
+    let missing = app.get("/v1/users/nobody").await;
+    assert_eq!(missing.status(), 404);
+    assert_eq!(json(missing).await["error"]["code"], "not_found");
+    app.stop().await;
+}
+
+/// Recipients' URLs are checked against SSRF when they are given: only https, no credentials, no
+/// loopback, private, link-local or metadata host; an unknown channel or field is named too.
+#[tokio::test]
+async fn channel_data_that_could_reach_internal_networks_is_a_422_naming_each_field() {
+    let app = spawn_app_with(|settings| settings.outbound.allow_private_networks = false).await;
+    let response = put_user(
+        &app,
+        "u1",
+        json!({"channel_data": {
+            "slack": {"webhook_url": "http://hooks.slack.com/services/T0/B0/abc"},
+            "discord": {"webhook_url": "https://169.254.169.254/latest/meta-data"},
+            "telegram": {"chat_id": "not a chat"},
+            "webhook": {"url": "https://admin:pw@localhost/x", "secret": "plain-text"},
+        }}),
+    )
+    .await;
+    assert_eq!(response.status(), 422);
+    assert_eq!(
+        detail_fields(&json(response).await),
+        [
+            "channel_data.slack.webhook_url",
+            "channel_data.discord.webhook_url",
+            "channel_data.telegram.chat_id",
+            "channel_data.webhook.url",
+            "channel_data.webhook.secret",
+        ]
+    );
+
+    let unknown = put_user(
+        &app,
+        "u1",
+        json!({"channel_data": {"pager": {"number": "1"}}}),
+    )
+    .await;
+    assert_eq!(unknown.status(), 422);
+    let unknown = json(unknown).await;
+    assert!(
+        unknown["error"]["details"].to_string().contains("pager"),
+        "{unknown}"
+    );
+    assert_eq!(app.count("SELECT count(*) FROM users").await, 0);
+    app.stop().await;
+}

@@ -11,6 +11,8 @@ pub struct Model {
     pub phone: Option<String>,
     pub locale: Option<String>,
     pub timezone: Option<String>,
+    /// Contacts on the chat and webhook channels: a `herald_domain::ChannelData` as JSON.
+    pub channel_data: Json,
     /// Incremented on every change: a cache entry is only replaced by a newer version.
     pub version: i64,
     pub created_at: ChronoDateTimeUtc,

@@ -1,27 +1,104 @@
 //! Provider clients. Each turns a message into one HTTP request shaped like the provider's API and
-//! classifies the answer: sent, worth retrying, or not.
+//! classifies the answer: sent, worth retrying, or not. A provider is one file here plus its line
+//! in [`registry`].
 
 mod classify;
+pub mod discord;
+pub mod registry;
 pub mod sendgrid;
+pub mod slack;
+pub mod telegram;
+mod tenant_endpoint;
 pub mod twilio;
+pub mod webhook;
 
 use std::time::Duration;
 
-use futures::future::BoxFuture;
+use async_trait::async_trait;
+use herald_domain::contacts::{SignedWebhookContact, TelegramContact, WebhookUrlContact};
 use herald_domain::Channel;
 use uuid::Uuid;
 
 pub use classify::{classify_transport_error, parse_retry_after, MAX_RETRY_AFTER};
+
+/// Carries the delivery's stable reference to APIs that have no field for it (Slack, Discord,
+/// Telegram, webhooks): a receiver, and the simulator, can recognise a repeat by it.
+pub const DELIVERY_ID_HEADER: &str = "X-Herald-Delivery-Id";
+
+/// Where one delivery goes: the recipient's contact on the delivery's channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Contact {
+    Email(String),
+    /// E.164.
+    Phone(String),
+    Slack(WebhookUrlContact),
+    Discord(WebhookUrlContact),
+    Telegram(TelegramContact),
+    Webhook(SignedWebhookContact),
+}
+
+impl Contact {
+    pub fn channel(&self) -> Channel {
+        match self {
+            Contact::Email(_) => Channel::Email,
+            Contact::Phone(_) => Channel::Sms,
+            Contact::Slack(_) => Channel::Slack,
+            Contact::Discord(_) => Channel::Discord,
+            Contact::Telegram(_) => Channel::Telegram,
+            Contact::Webhook(_) => Channel::Webhook,
+        }
+    }
+}
 
 /// A rendered message for one delivery.
 #[derive(Debug, Clone)]
 pub struct OutgoingMessage {
     /// The stable reference passed to the provider (see docs/DESIGN.md).
     pub delivery_id: Uuid,
-    /// Email address or E.164 number.
-    pub to: String,
+    pub notification_id: Uuid,
+    pub user_id: String,
+    pub contact: Contact,
     pub subject: Option<String>,
     pub body: String,
+}
+
+impl OutgoingMessage {
+    /// Subject and body as one text, for channels without a subject line.
+    pub fn text(&self) -> String {
+        match &self.subject {
+            Some(subject) if !subject.is_empty() => format!("{subject}\n\n{}", self.body),
+            _ => self.body.clone(),
+        }
+    }
+}
+
+/// The outcome for a message whose contact is not this provider's channel: admission picks the
+/// lane by channel, so this is a bug, and retrying cannot mend it.
+pub fn wrong_contact(provider: &str, message: &OutgoingMessage) -> SendOutcome {
+    debug_assert!(
+        false,
+        "{provider} was given a {:?} contact",
+        message.contact.channel()
+    );
+    SendOutcome::Permanent {
+        error: format!(
+            "{provider} cannot deliver to a {} contact",
+            message.contact.channel().as_str()
+        ),
+        http_status: None,
+    }
+}
+
+/// At most `max_chars` characters of `text`, the last replaced by `…` when cut: providers refuse
+/// longer messages outright, and a cut message is better than none.
+pub fn truncate_chars(text: &str, max_chars: usize) -> String {
+    debug_assert!(max_chars > 0);
+    if text.chars().count() <= max_chars {
+        return text.to_owned();
+    }
+    let mut cut: String = text.chars().take(max_chars - 1).collect();
+    cut.push('…');
+    cut
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -56,16 +133,34 @@ impl SendOutcome {
     }
 }
 
-/// One provider: the channel it serves and how to send through it.
+/// What a provider is, as lanes, metrics and spans name it.
+#[derive(Debug, Clone)]
+pub struct ProviderIdentity {
+    /// As metrics and the `deliveries.provider` column show it.
+    pub name: &'static str,
+    pub channel: Channel,
+    /// The URL it sends to (no credentials in it; for recipients' own URLs, a fixed name), as
+    /// the call's span names it.
+    pub endpoint: String,
+}
+
+/// One provider: who it is and how to send through it.
+#[async_trait]
 pub trait Provider: Send + Sync {
-    /// The provider's name, as metrics and the `deliveries.provider` column show it.
-    fn name(&self) -> &'static str;
-    fn channel(&self) -> Channel;
-    /// The URL it sends to (no credentials in it), as the call's span names it.
-    fn endpoint(&self) -> &str;
-    fn send<'a>(
-        &'a self,
-        message: &'a OutgoingMessage,
-        timeout: Duration,
-    ) -> BoxFuture<'a, SendOutcome>;
+    fn identity(&self) -> &ProviderIdentity;
+
+    /// One call, bounded by `timeout`, and what its answer means for the delivery.
+    async fn send(&self, message: &OutgoingMessage, timeout: Duration) -> SendOutcome;
+
+    fn name(&self) -> &'static str {
+        self.identity().name
+    }
+
+    fn channel(&self) -> Channel {
+        self.identity().channel
+    }
+
+    fn endpoint(&self) -> &str {
+        &self.identity().endpoint
+    }
 }

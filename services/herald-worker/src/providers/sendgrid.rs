@@ -7,16 +7,19 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
 use super::classify::classify_error_response;
-use futures::future::BoxFuture;
+use async_trait::async_trait;
 use herald_domain::Channel;
 
-use super::{classify_transport_error, OutgoingMessage, Provider, SendOutcome};
+use super::{
+    classify_transport_error, wrong_contact, Contact, OutgoingMessage, Provider, ProviderIdentity,
+    SendOutcome,
+};
 
 pub const PROVIDER: &str = "sendgrid";
 
 pub struct SendGrid {
+    identity: ProviderIdentity,
     client: reqwest::Client,
-    endpoint: String,
     api_key: SecretString,
     from: String,
 }
@@ -56,17 +59,31 @@ struct Content<'a> {
 impl SendGrid {
     pub fn new(settings: &SendGridSettings, client: reqwest::Client) -> SendGrid {
         SendGrid {
+            identity: ProviderIdentity {
+                name: PROVIDER,
+                channel: Channel::Email,
+                endpoint: format!("{}/v3/mail/send", settings.base_url.trim_end_matches('/')),
+            },
             client,
-            endpoint: format!("{}/v3/mail/send", settings.base_url.trim_end_matches('/')),
             api_key: settings.api_key.clone(),
             from: settings.from.clone(),
         }
     }
+}
 
-    async fn send_message(&self, message: &OutgoingMessage, timeout: Duration) -> SendOutcome {
+#[async_trait]
+impl Provider for SendGrid {
+    fn identity(&self) -> &ProviderIdentity {
+        &self.identity
+    }
+
+    async fn send(&self, message: &OutgoingMessage, timeout: Duration) -> SendOutcome {
+        let Contact::Email(to) = &message.contact else {
+            return wrong_contact(PROVIDER, message);
+        };
         let request = MailSend {
             personalizations: [Personalization {
-                to: [Address { email: &message.to }],
+                to: [Address { email: to }],
                 custom_args: CustomArgs {
                     herald_delivery_id: message.delivery_id.to_string(),
                 },
@@ -80,7 +97,7 @@ impl SendGrid {
         };
         let response = self
             .client
-            .post(&self.endpoint)
+            .post(&self.identity.endpoint)
             .bearer_auth(self.api_key.expose_secret())
             .timeout(timeout)
             .json(&request)
@@ -102,27 +119,5 @@ impl SendGrid {
             };
         }
         classify_error_response(PROVIDER, response).await
-    }
-}
-
-impl Provider for SendGrid {
-    fn name(&self) -> &'static str {
-        PROVIDER
-    }
-
-    fn channel(&self) -> Channel {
-        Channel::Email
-    }
-
-    fn endpoint(&self) -> &str {
-        &self.endpoint
-    }
-
-    fn send<'a>(
-        &'a self,
-        message: &'a OutgoingMessage,
-        timeout: Duration,
-    ) -> BoxFuture<'a, SendOutcome> {
-        Box::pin(self.send_message(message, timeout))
     }
 }

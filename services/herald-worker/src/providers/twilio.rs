@@ -8,10 +8,13 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use super::classify::{classify_error_response, read_capped};
-use futures::future::BoxFuture;
+use async_trait::async_trait;
 use herald_domain::Channel;
 
-use super::{classify_transport_error, OutgoingMessage, Provider, SendOutcome};
+use super::{
+    classify_transport_error, wrong_contact, Contact, OutgoingMessage, Provider, ProviderIdentity,
+    SendOutcome,
+};
 
 pub const PROVIDER: &str = "twilio";
 const MAX_RESOURCE_BYTES: usize = 64 * 1024;
@@ -20,8 +23,8 @@ const MAX_RESOURCE_BYTES: usize = 64 * 1024;
 pub const IDEMPOTENCY_HEADER: &str = "I-Twilio-Idempotency-Token";
 
 pub struct Twilio {
+    identity: ProviderIdentity,
     client: reqwest::Client,
-    endpoint: String,
     account_sid: String,
     auth_token: SecretString,
     from: String,
@@ -45,21 +48,35 @@ struct MessageResource {
 impl Twilio {
     pub fn new(settings: &TwilioSettings, client: reqwest::Client) -> Twilio {
         Twilio {
+            identity: ProviderIdentity {
+                name: PROVIDER,
+                channel: Channel::Sms,
+                endpoint: format!(
+                    "{}/2010-04-01/Accounts/{}/Messages.json",
+                    settings.base_url.trim_end_matches('/'),
+                    settings.account_sid
+                ),
+            },
             client,
-            endpoint: format!(
-                "{}/2010-04-01/Accounts/{}/Messages.json",
-                settings.base_url.trim_end_matches('/'),
-                settings.account_sid
-            ),
             account_sid: settings.account_sid.clone(),
             auth_token: settings.auth_token.clone(),
             from: settings.from.clone(),
         }
     }
+}
 
-    async fn send_message(&self, message: &OutgoingMessage, timeout: Duration) -> SendOutcome {
+#[async_trait]
+impl Provider for Twilio {
+    fn identity(&self) -> &ProviderIdentity {
+        &self.identity
+    }
+
+    async fn send(&self, message: &OutgoingMessage, timeout: Duration) -> SendOutcome {
+        let Contact::Phone(to) = &message.contact else {
+            return wrong_contact(PROVIDER, message);
+        };
         let form = MessageForm {
-            to: &message.to,
+            to,
             from: &self.from,
             body: &message.body,
         };
@@ -74,7 +91,7 @@ impl Twilio {
         };
         let response = self
             .client
-            .post(&self.endpoint)
+            .post(&self.identity.endpoint)
             .basic_auth(&self.account_sid, Some(self.auth_token.expose_secret()))
             .header(IDEMPOTENCY_HEADER, message.delivery_id.to_string())
             .header(
@@ -101,27 +118,5 @@ impl Twilio {
             };
         }
         classify_error_response(PROVIDER, response).await
-    }
-}
-
-impl Provider for Twilio {
-    fn name(&self) -> &'static str {
-        PROVIDER
-    }
-
-    fn channel(&self) -> Channel {
-        Channel::Sms
-    }
-
-    fn endpoint(&self) -> &str {
-        &self.endpoint
-    }
-
-    fn send<'a>(
-        &'a self,
-        message: &'a OutgoingMessage,
-        timeout: Duration,
-    ) -> BoxFuture<'a, SendOutcome> {
-        Box::pin(self.send_message(message, timeout))
     }
 }

@@ -55,7 +55,7 @@ async fn a_worker_killed_mid_batch_delivers_every_delivery_exactly_once_after_re
     assert_eq!(stats["twilio"]["distinct_references"], 10_000);
     assert_eq!(stats["twilio"]["duplicates"], 0);
     let replays = stats["twilio"]["idempotent_replays"].as_u64().unwrap();
-    let in_flight_bound = stack.settings.twilio.max_held as u64;
+    let in_flight_bound = stack.settings.providers.twilio.max_held as u64;
     assert!(
         replays <= in_flight_bound,
         "only in-doubt sends are repeated: {replays}"

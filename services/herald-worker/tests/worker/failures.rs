@@ -88,7 +88,7 @@ async fn a_provider_that_keeps_failing_ends_in_failed_and_a_dead_letter() {
 async fn a_rejected_request_is_not_retried() {
     let stack = start_stack(None).await;
     // A number the API accepts as E.164 but the provider refuses (To equals From).
-    let from = stack.settings.twilio.from.clone();
+    let from = stack.settings.providers.twilio.from.clone();
     stack.put_user("self", json!({"phone": from})).await;
     let (stop_worker, worker) = start_worker(&stack.settings).await;
 

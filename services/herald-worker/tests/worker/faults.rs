@@ -34,12 +34,12 @@ async fn troublesome_providers(stack: &Stack, honour_references: bool) {
 }
 
 fn fault_settings(settings: &mut herald_config::Settings) {
-    settings.sendgrid.requests_per_second = 150;
-    settings.twilio.requests_per_second = 150;
+    settings.providers.sendgrid.requests_per_second = 150;
+    settings.providers.twilio.requests_per_second = 150;
     // Longer than the providers ever take here: a timed-out call is in doubt too (it may have
     // reached the provider), and this suite counts only what the faults cause.
-    settings.sendgrid.timeout_ms = 3000;
-    settings.twilio.timeout_ms = 3000;
+    settings.providers.sendgrid.timeout_ms = 3000;
+    settings.providers.twilio.timeout_ms = 3000;
     settings.worker.max_attempts = 8;
     settings.worker.lease_ms = 10_000;
 }

@@ -44,8 +44,9 @@ async fn fresh_settings_on(servers: Option<&Servers>, brokers: &str, simulator: 
         }
         None => herald_testing::fresh_settings(brokers).await,
     };
-    settings.sendgrid.base_url = simulator.to_owned();
-    settings.twilio.base_url = simulator.to_owned();
+    settings.providers.sendgrid.base_url = simulator.to_owned();
+    settings.providers.twilio.base_url = simulator.to_owned();
+    settings.providers.telegram.base_url = format!("{simulator}/telegram");
     settings
 }
 
@@ -247,7 +248,20 @@ impl Stack {
             .send()
             .await
             .unwrap();
+        let status = response.status();
+        assert_eq!(status, 200, "{:?}", response.text().await);
+    }
+
+    pub async fn get_user(&self, user_id: &str) -> Value {
+        let response = self
+            .client
+            .get(format!("{}/v1/users/{user_id}", self.api))
+            .bearer_auth(&self.api_key)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
     }
 
     /// Inserts `count` users `user-0..` with email and phone straight into PostgreSQL.

@@ -2,6 +2,7 @@
 //! PostgreSQL, Redis and tansu (see scripts/test.sh). One database, topic and group per test.
 
 mod alerts;
+mod channels;
 mod consistency;
 mod crashes;
 mod delivery;
@@ -12,4 +13,5 @@ mod metrics;
 mod no_duplicates;
 mod no_stall;
 mod restarts;
+mod signatures;
 mod traces;

@@ -13,10 +13,10 @@ const SENT: &str = "SELECT count(*) FROM deliveries WHERE status = 'sent'";
 async fn a_slow_rate_limited_provider_receives_each_of_10000_deliveries_once() {
     let stack = start_stack_with(None, None, |settings| {
         // Sends wait for the limiter far longer than the lease: admission outruns the provider.
-        settings.twilio.requests_per_second = 500;
-        settings.twilio.max_in_flight = 256;
+        settings.providers.twilio.requests_per_second = 500;
+        settings.providers.twilio.max_in_flight = 256;
         settings.worker.lease_ms = 3000;
-        settings.twilio.timeout_ms = 1000;
+        settings.providers.twilio.timeout_ms = 1000;
     })
     .await;
     // Slow, and not deduplicating: any second send shows.

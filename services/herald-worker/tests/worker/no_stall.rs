@@ -97,8 +97,8 @@ async fn records_that_cannot_be_processed_are_parked_and_their_partition_goes_on
 async fn a_provider_that_times_out_leaves_the_other_provider_at_full_speed() {
     let stack = start_stack_with(None, None, |settings| {
         // As many slots as a shared pool would have had: in one pool, Twilio would take them all.
-        settings.twilio.max_in_flight = 512;
-        settings.twilio.timeout_ms = 1000;
+        settings.providers.twilio.max_in_flight = 512;
+        settings.providers.twilio.timeout_ms = 1000;
         settings.worker.max_attempts = 2;
     })
     .await;

@@ -1,4 +1,4 @@
-//! `{"email", "name"?}` objects and arrays of them (`to`, `cc`, `bcc`, `reply_to_list`).
+//! `{"email", "name"?}` objects and arrays of them (`to`, `cc`, `bcc`).
 
 use serde_json::{Map, Value};
 

@@ -88,7 +88,7 @@ async fn send_mail(
         Admission::Replayed {
             original_message_id,
         } => HttpResponse::Accepted()
-            .insert_header(("X-Message-Id", original_message_id))
+            .insert_header(("X-Message-Id", original_message_id.unwrap_or(message_id)))
             .finish(),
     }
 }
@@ -118,7 +118,7 @@ fn delivery_records(
             recipient: personalization.recipients.join(","),
             subject: personalization.subject.or(mail.subject).map(str::to_owned),
             body: mail.body.map(str::to_owned),
-            provider_message_id: message_id.to_owned(),
+            provider_message_id: Some(message_id.to_owned()),
             received_at,
         })
         .collect()

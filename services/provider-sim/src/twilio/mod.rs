@@ -80,7 +80,7 @@ async fn create_message(
                 recipient: message.to.clone(),
                 subject: None,
                 body: Some(message.body.clone()),
-                provider_message_id: sid.clone(),
+                provider_message_id: Some(sid.clone()),
                 received_at: created_at,
             }]
         })
@@ -90,7 +90,7 @@ async fn create_message(
         Admission::Accepted => sid,
         Admission::Replayed {
             original_message_id,
-        } => original_message_id,
+        } => original_message_id.unwrap_or(sid),
     };
     HttpResponse::Created().json(MessageResource::queued(
         account_sid,

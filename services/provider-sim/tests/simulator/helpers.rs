@@ -4,7 +4,8 @@
 use std::net::TcpListener;
 
 use herald_provider_sim::config::{
-    DEFAULT_SENDGRID_API_KEY, DEFAULT_TWILIO_ACCOUNT_SID, DEFAULT_TWILIO_AUTH_TOKEN,
+    DEFAULT_SENDGRID_API_KEY, DEFAULT_TELEGRAM_BOT_TOKEN, DEFAULT_TWILIO_ACCOUNT_SID,
+    DEFAULT_TWILIO_AUTH_TOKEN,
 };
 use herald_provider_sim::SimulatorConfig;
 use serde_json::{json, Value};
@@ -12,6 +13,9 @@ use serde_json::{json, Value};
 pub const API_KEY: &str = DEFAULT_SENDGRID_API_KEY;
 pub const ACCOUNT_SID: &str = DEFAULT_TWILIO_ACCOUNT_SID;
 pub const AUTH_TOKEN: &str = DEFAULT_TWILIO_AUTH_TOKEN;
+pub const BOT_TOKEN: &str = DEFAULT_TELEGRAM_BOT_TOKEN;
+/// The header Herald carries its delivery id in to Slack, Discord and Telegram.
+pub const DELIVERY_ID_HEADER: &str = "X-Herald-Delivery-Id";
 
 pub struct TestSimulator {
     pub address: String,
@@ -108,6 +112,45 @@ impl TestSimulator {
             request = request.header("I-Twilio-Idempotency-Token", reference);
         }
         request.send().await.expect("calling the simulated Twilio")
+    }
+
+    /// Posts `body` as JSON to `path` with `reference` as `X-Herald-Delivery-Id`, as Herald's
+    /// worker calls Slack, Discord and Telegram.
+    pub async fn post_json(
+        &self,
+        path: &str,
+        body: &Value,
+        reference: Option<&str>,
+    ) -> reqwest::Response {
+        let mut request = self.client.post(self.url(path)).json(body);
+        if let Some(reference) = reference {
+            request = request.header(DELIVERY_ID_HEADER, reference);
+        }
+        request.send().await.expect("calling the simulator")
+    }
+
+    /// Registers a Standard Webhooks endpoint, asserting it was accepted.
+    pub async fn register_webhook_endpoint(&self, endpoint: &str, secret: &str) {
+        let response = self
+            .client
+            .put(self.url(&format!("/_sim/webhook-endpoints/{endpoint}")))
+            .json(&json!({"secret": secret}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    }
+
+    /// The one message recorded for `reference`.
+    pub async fn received_one(&self, provider: &str, reference: &str) -> Value {
+        let received = self
+            .get_json(&format!(
+                "/_sim/received?provider={provider}&reference={reference}"
+            ))
+            .await;
+        let messages = received["messages"].as_array().unwrap();
+        assert_eq!(messages.len(), 1, "{provider} {reference}: {received}");
+        messages[0].clone()
     }
 
     pub async fn set_behaviour(&self, provider: &str, behaviour: Value) -> reqwest::Response {

@@ -221,3 +221,100 @@ async fn with_idempotency_honoured_a_repeated_reference_is_answered_but_not_deli
         assert_eq!(stats[provider]["idempotent_replays"], 1);
     }
 }
+
+#[tokio::test]
+async fn every_provider_is_in_stats_config_references_and_reset() {
+    const PROVIDERS: [&str; 6] = [
+        "sendgrid", "twilio", "slack", "discord", "telegram", "webhook",
+    ];
+    let simulator = spawn_simulator().await;
+    simulator.send_mail(&mail_with_reference("m")).await;
+    simulator.send_sms(&sms_form("hi"), Some("s")).await;
+    let slack = simulator
+        .post_json(
+            "/slack/services/T1/B1/secret",
+            &json!({"text": "hi"}),
+            Some("k"),
+        )
+        .await;
+    assert_eq!(slack.status(), 200);
+    let discord = simulator
+        .post_json(
+            "/discord/api/webhooks/1/token",
+            &json!({"content": "hi"}),
+            Some("d"),
+        )
+        .await;
+    assert_eq!(discord.status(), 204);
+    let telegram = simulator
+        .post_json(
+            &format!("/telegram/bot{}/sendMessage", crate::helpers::BOT_TOKEN),
+            &json!({"chat_id": 1, "text": "hi"}),
+            Some("t"),
+        )
+        .await;
+    assert_eq!(telegram.status(), 200);
+    simulator
+        .register_webhook_endpoint("orders", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+        .await;
+    let unsigned = simulator
+        .post_json("/webhooks/orders", &json!({"type": "x"}), None)
+        .await;
+    assert_eq!(unsigned.status(), 401);
+
+    let stats = simulator.stats().await;
+    let mut names: Vec<&str> = stats
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    names.sort_unstable();
+    let mut expected = PROVIDERS.to_vec();
+    expected.sort_unstable();
+    assert_eq!(names, expected);
+    for provider in ["sendgrid", "twilio", "slack", "discord", "telegram"] {
+        assert_eq!(stats[provider]["accepted"], 1, "{provider}");
+    }
+    assert_eq!(stats["webhook"]["rejected"], 1);
+    for (provider, reference) in [("slack", "k"), ("discord", "d"), ("telegram", "t")] {
+        assert_eq!(
+            simulator
+                .get_json(&format!("/_sim/references?provider={provider}"))
+                .await,
+            json!({"counts": {reference: 1}}),
+            "{provider}"
+        );
+    }
+    let config = simulator.get_json("/_sim/config").await;
+    for provider in PROVIDERS {
+        assert_eq!(config[provider]["retry_after"], "1", "{provider}");
+    }
+
+    simulator
+        .client
+        .post(simulator.url("/_sim/reset"))
+        .send()
+        .await
+        .unwrap();
+    let stats = simulator.stats().await;
+    for provider in PROVIDERS {
+        assert_eq!(stats[provider]["requests"], 0, "{provider}");
+        assert_eq!(
+            simulator
+                .get_json(&format!("/_sim/received?provider={provider}"))
+                .await,
+            json!({"messages": []}),
+            "{provider}"
+        );
+    }
+    // Registered endpoints are configuration: they survive a reset.
+    let after_reset = simulator
+        .post_json("/webhooks/orders", &json!({"type": "x"}), None)
+        .await;
+    assert_eq!(
+        after_reset.status(),
+        401,
+        "still registered: refused for its signature"
+    );
+}

@@ -1,10 +1,14 @@
 //! Integration tests of the provider simulator: each test starts its own server on port 0 and
 //! talks to it over HTTP, as Herald's worker and tests do.
 
+mod discord;
 mod faults;
 mod helpers;
 mod inspection;
 mod runtime_config;
 mod schema;
 mod sendgrid;
+mod slack;
+mod telegram;
 mod twilio;
+mod webhooks;

@@ -1,0 +1,283 @@
+//! Where a recipient is reached on the channels whose contact is more than an address: a user's
+//! `channel_data`, stored as one JSON map per user, so that a new channel needs a field here and
+//! no migration. Each contact validates itself; URLs given by tenants are checked here for their
+//! syntax (scheme, credentials, host), and again by the worker after DNS resolution, since a
+//! name can resolve anywhere.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::outbound_url::check_url;
+use crate::validation::FieldError;
+
+/// Longest URL taken from a tenant: the longest a browser or proxy reliably carries.
+pub const MAX_URL_CHARS: usize = 2048;
+/// Standard Webhooks: secrets are 24 to 64 random bytes, base64 after the `whsec_` prefix.
+const WEBHOOK_SECRET_BYTES: std::ops::RangeInclusive<usize> = 24..=64;
+pub const WEBHOOK_SECRET_PREFIX: &str = "whsec_";
+
+/// A recipient's contacts on the channels that are not email or SMS; each is optional.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelData {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slack: Option<WebhookUrlContact>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discord: Option<WebhookUrlContact>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub telegram: Option<TelegramContact>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<SignedWebhookContact>,
+}
+
+/// A Slack or Discord incoming-webhook URL.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookUrlContact {
+    #[schema(example = "https://hooks.slack.com/services/T000/B000/XXXX")]
+    pub webhook_url: String,
+}
+
+/// A Telegram chat the tenant's bot writes to: its numeric id or `@channelusername`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TelegramContact {
+    pub chat_id: TelegramChatId,
+}
+
+/// Telegram takes `chat_id` as an integer or a string; it is given back as it came.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum TelegramChatId {
+    Number(i64),
+    Name(String),
+}
+
+/// The recipient's own endpoint and the secret Herald signs its requests with.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignedWebhookContact {
+    #[schema(example = "https://example.com/herald-events")]
+    pub url: String,
+    /// `whsec_` + base64 of 24 to 64 random bytes (Standard Webhooks).
+    #[schema(example = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")]
+    pub secret: String,
+}
+
+impl fmt::Debug for SignedWebhookContact {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("SignedWebhookContact")
+            .field("url", &self.url)
+            .field("secret", &"[redacted]")
+            .finish()
+    }
+}
+
+impl ChannelData {
+    /// Every problem, each naming its field below `channel_data`.
+    pub fn problems(&self, allow_private_networks: bool) -> Vec<FieldError> {
+        let mut problems = Vec::new();
+        if let Some(slack) = &self.slack {
+            problems.extend(url_problem(
+                "channel_data.slack.webhook_url",
+                &slack.webhook_url,
+                allow_private_networks,
+            ));
+        }
+        if let Some(discord) = &self.discord {
+            problems.extend(url_problem(
+                "channel_data.discord.webhook_url",
+                &discord.webhook_url,
+                allow_private_networks,
+            ));
+        }
+        if let Some(telegram) = &self.telegram {
+            problems.extend(telegram.problem());
+        }
+        if let Some(webhook) = &self.webhook {
+            problems.extend(url_problem(
+                "channel_data.webhook.url",
+                &webhook.url,
+                allow_private_networks,
+            ));
+            problems.extend(webhook_secret_problem(&webhook.secret));
+        }
+        problems
+    }
+}
+
+impl TelegramContact {
+    fn problem(&self) -> Option<FieldError> {
+        let field = "channel_data.telegram.chat_id";
+        match &self.chat_id {
+            TelegramChatId::Number(0) => Some(FieldError::new(field, "must not be 0")),
+            TelegramChatId::Number(_) => None,
+            TelegramChatId::Name(name) => {
+                // Telegram's public usernames: `@`, then 5 to 32 letters, digits or underscores.
+                let well_formed = name.strip_prefix('@').is_some_and(|username| {
+                    (5..=32).contains(&username.len())
+                        && username
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+                });
+                (!well_formed).then(|| {
+                    FieldError::new(
+                        field,
+                        "must be a numeric chat id or `@` and a 5 to 32 character username",
+                    )
+                })
+            }
+        }
+    }
+}
+
+impl TelegramChatId {
+    /// As Telegram's `chat_id` takes it in a JSON body.
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            TelegramChatId::Number(number) => serde_json::Value::from(*number),
+            TelegramChatId::Name(name) => serde_json::Value::from(name.as_str()),
+        }
+    }
+}
+
+/// The secret's key bytes: the base64 after `whsec_`, or why it is not one.
+pub fn decode_webhook_secret(secret: &str) -> Result<Vec<u8>, String> {
+    use base64::Engine;
+    let Some(encoded) = secret.strip_prefix(WEBHOOK_SECRET_PREFIX) else {
+        return Err(format!("must start with `{WEBHOOK_SECRET_PREFIX}`"));
+    };
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .map_err(|_| format!("must be `{WEBHOOK_SECRET_PREFIX}` followed by base64"))?;
+    if !WEBHOOK_SECRET_BYTES.contains(&key.len()) {
+        return Err(format!(
+            "must encode {} to {} bytes (it encodes {})",
+            WEBHOOK_SECRET_BYTES.start(),
+            WEBHOOK_SECRET_BYTES.end(),
+            key.len()
+        ));
+    }
+    Ok(key)
+}
+
+fn webhook_secret_problem(secret: &str) -> Option<FieldError> {
+    decode_webhook_secret(secret)
+        .err()
+        .map(|problem| FieldError::new("channel_data.webhook.secret", problem))
+}
+
+/// Why a tenant's URL cannot be used, judged on its text (see [`crate::outbound_url`]): an
+/// absolute `https` URL (or `http` when private networks are allowed) with a host, no credentials,
+/// and, unless private networks are allowed, a host that is neither a local name nor a forbidden
+/// IP literal. The worker checks again, after DNS resolution.
+pub fn url_problem(field: &str, text: &str, allow_private_networks: bool) -> Option<FieldError> {
+    if text.chars().count() > MAX_URL_CHARS {
+        return Some(FieldError::new(
+            field,
+            format!("must be at most {MAX_URL_CHARS} characters"),
+        ));
+    }
+    let url = match url::Url::parse(text) {
+        Ok(url) => url,
+        Err(error) => {
+            return Some(FieldError::new(
+                field,
+                format!("must be an absolute URL ({error})"),
+            ))
+        }
+    };
+    check_url(&url, allow_private_networks)
+        .err()
+        .map(|refusal| FieldError::new(field, refusal.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenant_urls_must_be_https_to_a_public_host_without_credentials() {
+        let field = "url";
+        assert_eq!(
+            url_problem(field, "https://hooks.example.com/x", false),
+            None
+        );
+        for refused in [
+            "http://hooks.example.com/x",
+            "ftp://hooks.example.com/x",
+            "https://user:pass@hooks.example.com/x",
+            "https://localhost/x",
+            "https://api.localhost/x",
+            "https://metadata.google.internal/computeMetadata",
+            "https://127.0.0.1/x",
+            "https://[::1]/x",
+            "https://169.254.169.254/latest/meta-data",
+            "https://[::ffff:10.0.0.1]/x",
+            "https://2130706433/x",
+            "not a url",
+            "/relative",
+        ] {
+            assert!(
+                url_problem(field, refused, false).is_some(),
+                "{refused} must be refused"
+            );
+        }
+        assert_eq!(url_problem(field, "http://127.0.0.1:9090/x", true), None);
+        assert!(url_problem(field, "ftp://127.0.0.1/x", true).is_some());
+        let long = format!("https://example.com/{}", "a".repeat(MAX_URL_CHARS));
+        assert!(url_problem(field, &long, false).is_some());
+    }
+
+    #[test]
+    fn webhook_secrets_follow_standard_webhooks() {
+        assert!(decode_webhook_secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").is_ok());
+        assert!(decode_webhook_secret("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").is_err());
+        assert!(decode_webhook_secret("whsec_not base64!").is_err());
+        assert!(decode_webhook_secret("whsec_c2hvcnQ=").is_err(), "5 bytes");
+    }
+
+    #[test]
+    fn channel_data_names_each_problem_and_refuses_unknown_channels() {
+        let data: ChannelData = serde_json::from_value(serde_json::json!({
+            "slack": {"webhook_url": "http://hooks.example.com/x"},
+            "telegram": {"chat_id": "nobody"},
+            "webhook": {"url": "https://example.com/h", "secret": "plain"},
+        }))
+        .unwrap();
+        let fields: Vec<String> = data
+            .problems(false)
+            .into_iter()
+            .map(|problem| problem.field)
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "channel_data.slack.webhook_url",
+                "channel_data.telegram.chat_id",
+                "channel_data.webhook.secret"
+            ]
+        );
+        let unknown = serde_json::from_value::<ChannelData>(serde_json::json!({"pager": {}}));
+        assert!(unknown.is_err());
+        let numeric: ChannelData =
+            serde_json::from_value(serde_json::json!({"telegram": {"chat_id": -1001234}})).unwrap();
+        assert!(numeric.problems(false).is_empty());
+        assert_eq!(
+            numeric.telegram.unwrap().chat_id.to_json(),
+            serde_json::json!(-1001234)
+        );
+    }
+
+    #[test]
+    fn a_webhook_secret_never_shows_in_debug_output() {
+        let contact = SignedWebhookContact {
+            url: "https://example.com/h".into(),
+            secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
+        };
+        assert!(!format!("{contact:?}").contains("MfKQ"));
+    }
+}

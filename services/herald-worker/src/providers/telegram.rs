@@ -1,0 +1,238 @@
+//! Telegram Bot API: `POST {base_url}/bot{token}/sendMessage` with `{"chat_id", "text"}` (at most
+//! 4,096 characters); `200 {"ok": true, "result": {"message_id"}}`. A flood limit is `429` with
+//! `parameters.retry_after` in the body; a blocked bot or an unknown chat is `403` or
+//! `400`, which no retry mends. (The Bot API server also sends `Retry-After` on 429; the body's
+//! value is preferred, the header is the fallback.)
+
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use herald_config::TelegramSettings;
+use herald_domain::Channel;
+use reqwest::header::RETRY_AFTER;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+use super::classify::read_capped;
+use super::{
+    classify_transport_error, parse_retry_after, truncate_chars, wrong_contact, Contact,
+    OutgoingMessage, Provider, ProviderIdentity, SendOutcome, DELIVERY_ID_HEADER, MAX_RETRY_AFTER,
+};
+
+pub const PROVIDER: &str = "telegram";
+/// Telegram refuses a longer message text.
+pub const MAX_TEXT_CHARS: usize = 4_096;
+/// Answers are small; a larger one is cut (an error's description stays readable).
+const MAX_ANSWER_BYTES: usize = 16 * 1024;
+
+pub struct Telegram {
+    /// Its endpoint is the API's URL with the token replaced, for spans.
+    identity: ProviderIdentity,
+    client: reqwest::Client,
+    /// Holds the bot token: never logged, never in a span.
+    send_message_url: SecretString,
+}
+
+/// No `parse_mode`: the text is plain, so a notification's `*` or `_` is never read as markup
+/// (and refused when unbalanced).
+#[derive(Serialize)]
+struct SendMessage {
+    chat_id: serde_json::Value,
+    text: String,
+}
+
+/// Every Bot API answer: `ok`, then `result` or `error_code`, `description` and `parameters`.
+#[derive(Deserialize)]
+struct Answer {
+    ok: bool,
+    #[serde(default)]
+    result: Option<SentMessage>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    parameters: Option<ResponseParameters>,
+}
+
+#[derive(Deserialize)]
+struct SentMessage {
+    message_id: i64,
+}
+
+#[derive(Deserialize)]
+struct ResponseParameters {
+    #[serde(default)]
+    retry_after: Option<u64>,
+}
+
+impl Telegram {
+    pub fn new(settings: &TelegramSettings, client: reqwest::Client) -> Telegram {
+        let base_url = settings.base_url.trim_end_matches('/');
+        Telegram {
+            identity: ProviderIdentity {
+                name: PROVIDER,
+                channel: Channel::Telegram,
+                endpoint: format!("{base_url}/bot<token>/sendMessage"),
+            },
+            client,
+            send_message_url: SecretString::from(format!(
+                "{base_url}/bot{}/sendMessage",
+                settings.bot_token.expose_secret()
+            )),
+        }
+    }
+}
+
+fn classify(
+    status: reqwest::StatusCode,
+    retry_after_header: Option<Duration>,
+    answer: Option<Answer>,
+    answer_bytes: &[u8],
+) -> SendOutcome {
+    if status.is_success() {
+        if let Some(Answer {
+            ok: true, result, ..
+        }) = &answer
+        {
+            return SendOutcome::Sent {
+                provider_message_id: result.as_ref().map(|sent| sent.message_id.to_string()),
+                http_status: status.as_u16(),
+            };
+        }
+    }
+    let description = answer
+        .as_ref()
+        .and_then(|answer| answer.description.clone())
+        .unwrap_or_else(|| {
+            String::from_utf8_lossy(answer_bytes)
+                .chars()
+                .take(500)
+                .collect()
+        });
+    let error = format!("{PROVIDER} answered {status}: {description}");
+    let retry_after_body = answer
+        .as_ref()
+        .and_then(|answer| answer.parameters.as_ref())
+        .and_then(|parameters| parameters.retry_after)
+        .map(|seconds| Duration::from_secs(seconds).min(MAX_RETRY_AFTER));
+    if status == reqwest::StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+        return SendOutcome::Retryable {
+            error,
+            http_status: Some(status.as_u16()),
+            retry_after: retry_after_body.or(retry_after_header),
+        };
+    }
+    if status.is_success() {
+        // 200 with `ok: false` or an unreadable body: the message's fate is unknown.
+        return SendOutcome::Retryable {
+            error,
+            http_status: Some(status.as_u16()),
+            retry_after: None,
+        };
+    }
+    SendOutcome::Permanent {
+        error,
+        http_status: Some(status.as_u16()),
+    }
+}
+
+#[async_trait]
+impl Provider for Telegram {
+    fn identity(&self) -> &ProviderIdentity {
+        &self.identity
+    }
+
+    async fn send(&self, message: &OutgoingMessage, timeout: Duration) -> SendOutcome {
+        let Contact::Telegram(contact) = &message.contact else {
+            return wrong_contact(PROVIDER, message);
+        };
+        let body = SendMessage {
+            chat_id: contact.chat_id.to_json(),
+            text: truncate_chars(&message.text(), MAX_TEXT_CHARS),
+        };
+        let response = self
+            .client
+            .post(self.send_message_url.expose_secret())
+            .header(DELIVERY_ID_HEADER, message.delivery_id.to_string())
+            .timeout(timeout)
+            .json(&body)
+            .send()
+            .await;
+        let response = match response {
+            // reqwest names the URL in its errors: the token must not reach `last_error`.
+            Err(error) => return classify_transport_error(PROVIDER, error.without_url()),
+            Ok(response) => response,
+        };
+        let status = response.status();
+        let retry_after_header = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| parse_retry_after(value, SystemTime::now()));
+        let answer_bytes = read_capped(response, MAX_ANSWER_BYTES).await;
+        let answer = serde_json::from_slice::<Answer>(&answer_bytes).ok();
+        classify(status, retry_after_header, answer, &answer_bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::StatusCode;
+
+    fn answer(json: &str) -> (Option<Answer>, Vec<u8>) {
+        (serde_json::from_str(json).ok(), json.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn a_sent_message_keeps_its_id() {
+        let (parsed, bytes) = answer(r#"{"ok":true,"result":{"message_id":42,"chat":{"id":7}}}"#);
+        assert_eq!(
+            classify(StatusCode::OK, None, parsed, &bytes),
+            SendOutcome::Sent {
+                provider_message_id: Some("42".into()),
+                http_status: 200
+            }
+        );
+    }
+
+    #[test]
+    fn a_flood_limit_waits_as_long_as_the_body_says() {
+        let (parsed, bytes) = answer(
+            r#"{"ok":false,"error_code":429,"description":"Too Many Requests: retry after 5","parameters":{"retry_after":5}}"#,
+        );
+        let SendOutcome::Retryable { retry_after, .. } =
+            classify(StatusCode::TOO_MANY_REQUESTS, None, parsed, &bytes)
+        else {
+            panic!("a flood limit is retryable");
+        };
+        assert_eq!(retry_after, Some(Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn a_blocked_bot_fails_for_good_with_telegrams_reason() {
+        let (parsed, bytes) = answer(
+            r#"{"ok":false,"error_code":403,"description":"Forbidden: bot was blocked by the user"}"#,
+        );
+        let SendOutcome::Permanent { error, http_status } =
+            classify(StatusCode::FORBIDDEN, None, parsed, &bytes)
+        else {
+            panic!("a blocked bot is permanent");
+        };
+        assert_eq!(http_status, Some(403));
+        assert!(error.contains("bot was blocked by the user"), "{error}");
+    }
+
+    #[test]
+    fn the_bot_token_never_shows_in_the_endpoint() {
+        let settings = TelegramSettings {
+            base_url: "https://api.telegram.org".into(),
+            bot_token: SecretString::from("123:secret-token"),
+            timeout_ms: 1000,
+            requests_per_second: 1,
+            max_in_flight: 1,
+            max_held: 1,
+        };
+        let telegram = Telegram::new(&settings, reqwest::Client::new());
+        assert!(!telegram.endpoint().contains("secret-token"));
+    }
+}
