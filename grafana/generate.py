@@ -666,6 +666,16 @@ def delivery():
         lines=((0.9, "red"),),
         minimum=0,
     )
+    p.timeseries(
+        "Circuit breakers not closed, by provider and state",
+        [("max by (provider, state) (" + sel("herald_provider_circuit_state", 'state!="closed"') + ")",
+          "{{provider}} {{state}}")],
+        "short",
+        "1 while a provider's circuit is open (calls refused, deliveries wait with their attempts) or half-open "
+        "(probe calls only). 0 everywhere is the healthy picture.",
+        minimum=0,
+        maximum=1,
+    )
 
     p.row("Failures, doubts and sessions")
     p.timeseries(

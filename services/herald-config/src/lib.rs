@@ -12,8 +12,8 @@ mod providers;
 mod validate;
 
 pub use providers::{
-    LaneSettings, OutboundSettings, ProvidersSettings, SendGridSettings, TelegramSettings,
-    TwilioSettings,
+    CircuitBreakerConfig, LaneSettings, OutboundSettings, ProvidersSettings, SendGridSettings,
+    TelegramSettings, TwilioSettings,
 };
 pub use validate::ConfigError;
 

@@ -16,8 +16,26 @@ pub struct LaneSettings {
     pub max_held: usize,
 }
 
+/// Every provider's circuit breaker: when it opens, for how long, how it probes.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+pub struct CircuitBreakerConfig {
+    /// Failures in a row (timeouts, connection errors, 5xx) that open the circuit.
+    pub consecutive_failures: u32,
+    /// The failure rate over the last `window` calls that opens it (0 to 1)…
+    pub failure_rate: f64,
+    pub window: usize,
+    /// …once the window holds at least this many calls.
+    pub minimum_calls: usize,
+    /// How long it stays open before a probe; doubled on every failed probe, up to the maximum.
+    pub open_for_ms: u64,
+    pub max_open_for_ms: u64,
+    /// Probe calls in flight at once while half-open.
+    pub half_open_probes: u32,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct ProvidersSettings {
+    pub circuit_breaker: CircuitBreakerConfig,
     pub sendgrid: SendGridSettings,
     pub twilio: TwilioSettings,
     /// Slack incoming webhooks: the URL is the recipient's, so only the lane is configured.

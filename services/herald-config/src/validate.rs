@@ -174,6 +174,30 @@ impl Settings {
                 return Err(invalid(setting, format!("`{url}` is not an http(s) URL")));
             }
         }
+        let circuit = &self.providers.circuit_breaker;
+        if !(circuit.failure_rate > 0.0 && circuit.failure_rate <= 1.0) {
+            return Err(invalid(
+                "providers.circuit_breaker.failure_rate",
+                "must be above 0 and at most 1",
+            ));
+        }
+        if circuit.consecutive_failures == 0
+            || circuit.window == 0
+            || circuit.minimum_calls == 0
+            || circuit.minimum_calls > circuit.window
+            || circuit.half_open_probes == 0
+        {
+            return Err(invalid(
+                "providers.circuit_breaker",
+                "consecutive_failures, window, minimum_calls and half_open_probes must be at least 1, and minimum_calls at most window",
+            ));
+        }
+        if circuit.open_for_ms == 0 || circuit.max_open_for_ms < circuit.open_for_ms {
+            return Err(invalid(
+                "providers.circuit_breaker.open_for_ms",
+                "must be at least 1 ms, and max_open_for_ms at least open_for_ms",
+            ));
+        }
         if self.outbox.relay_batch_limit == 0 {
             return Err(invalid("outbox.relay_batch_limit", "must be at least 1"));
         }

@@ -83,6 +83,20 @@ impl Default for CircuitBreakerSettings {
     }
 }
 
+impl From<&herald_config::CircuitBreakerConfig> for CircuitBreakerSettings {
+    fn from(config: &herald_config::CircuitBreakerConfig) -> CircuitBreakerSettings {
+        CircuitBreakerSettings {
+            consecutive_failures: config.consecutive_failures,
+            failure_rate: config.failure_rate,
+            window: config.window,
+            minimum_calls: config.minimum_calls,
+            open_for: Duration::from_millis(config.open_for_ms),
+            max_open_for: Duration::from_millis(config.max_open_for_ms),
+            half_open_probes: config.half_open_probes,
+        }
+    }
+}
+
 impl CircuitBreakerSettings {
     /// The same settings within their meaningful ranges. They come from configuration: a zero or
     /// a NaN there must make a working breaker, not a panic or a circuit that never closes.

@@ -23,6 +23,9 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::backoff::RetryPolicy;
+use crate::circuit_breaker::{
+    CallOutcome, CallPermit, CircuitBreaker, CircuitBreakerSettings, CircuitTransition,
+};
 use crate::metrics;
 use crate::providers::{Contact, Provider, SendOutcome};
 use crate::recorder::{Outcome, RecorderHandle};
@@ -33,6 +36,10 @@ use crate::work::render_message;
 /// Bytes of content one lane's held deliveries may pin in memory (each delivery counts its
 /// notification's content, shared or not: a conservative bound).
 const MAX_HELD_BYTES: usize = 64 * 1024 * 1024;
+/// How often a lane whose half-open circuit has its probes in flight looks again.
+const HALF_OPEN_RECHECK: Duration = Duration::from_millis(50);
+/// The longest a lane sleeps on an open circuit before looking again.
+const MAX_CIRCUIT_WAIT: Duration = Duration::from_secs(5);
 
 /// Room in a lane, taken before a delivery is claimed for it and given back when its send is over.
 pub struct Reservation {
@@ -98,6 +105,9 @@ pub struct Lane {
     /// The host of the provider's endpoint, as its calls' spans name it.
     server_address: String,
     rate: DefaultDirectRateLimiter,
+    /// Opens when the provider fails (timeouts, connection errors, 5xx): the lane then waits
+    /// instead of calling, holding only its own slots, and spends no attempt.
+    circuit: CircuitBreaker,
     intake: mpsc::UnboundedSender<HeldDelivery>,
     waiting: Mutex<mpsc::UnboundedReceiver<HeldDelivery>>,
     /// Admission queued deliveries in PostgreSQL for this lane: the pump should look now.
@@ -105,7 +115,11 @@ pub struct Lane {
 }
 
 impl Lane {
-    pub fn new(provider: Arc<dyn Provider>, settings: LaneSettings) -> Lane {
+    pub fn new(
+        provider: Arc<dyn Provider>,
+        settings: LaneSettings,
+        circuit: CircuitBreakerSettings,
+    ) -> Lane {
         metrics::declare_lane(provider.name(), provider.channel(), settings.max_held);
         let (intake, waiting) = mpsc::unbounded_channel();
         let per_second = NonZeroU32::new(settings.requests_per_second).unwrap_or(NonZeroU32::MIN);
@@ -113,6 +127,7 @@ impl Lane {
             .ok()
             .and_then(|url| url.host_str().map(str::to_owned))
             .unwrap_or_default();
+        let circuit = CircuitBreaker::new(provider.name(), circuit);
         Lane {
             held: Arc::new(HeldRoom {
                 provider: provider.name(),
@@ -126,6 +141,7 @@ impl Lane {
             in_flight: Arc::new(Semaphore::new(settings.max_in_flight)),
             max_in_flight: settings.max_in_flight,
             rate: RateLimiter::direct(Quota::per_second(per_second)),
+            circuit,
             intake,
             waiting: Mutex::new(waiting),
             queued_work: Notify::new(),
@@ -240,6 +256,10 @@ impl Lane {
                 slot = self.in_flight.clone().acquire_owned() => slot.expect("never closed"),
                 _ = abandon.cancelled() => { return leftovers(delivery, &mut waiting); }
             };
+            let call = tokio::select! {
+                call = self.circuit_permit() => call,
+                _ = abandon.cancelled() => { return leftovers(delivery, &mut waiting); }
+            };
             let waited = Instant::now();
             tokio::select! {
                 _ = self.rate.until_ready() => {}
@@ -265,7 +285,7 @@ impl Lane {
             let lane = self.clone();
             let recorder = recorder.clone();
             sends.spawn(async move {
-                let outcome = lane.send(delivery, retry_policy).await;
+                let outcome = lane.send(delivery, call, retry_policy).await;
                 drop(slot);
                 recorder.submit(outcome).await;
                 lane.publish_in_flight();
@@ -278,8 +298,43 @@ impl Lane {
         rest
     }
 
+    /// Waits until the provider's circuit lets a call through: closed, or a probe slot of a
+    /// half-open circuit. An open circuit is waited out, not failed: the delivery keeps its
+    /// attempts, and what the lane cannot take meanwhile is queued in PostgreSQL.
+    async fn circuit_permit(&self) -> CallPermit {
+        loop {
+            match self.circuit.try_acquire() {
+                Ok(call) => return call,
+                Err(open) => {
+                    let wait = open
+                        .retry_in
+                        .unwrap_or(HALF_OPEN_RECHECK)
+                        .clamp(HALF_OPEN_RECHECK, MAX_CIRCUIT_WAIT);
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+
+    /// Publishes what the circuit did, if anything.
+    fn note_circuit_transition(&self, transition: Option<CircuitTransition>) {
+        let Some(transition) = transition else {
+            return;
+        };
+        metrics::publish_circuit_state(self.provider.name(), transition.to);
+    }
+
+    pub fn circuit_state(&self) -> crate::circuit_breaker::CircuitState {
+        self.circuit.state()
+    }
+
     /// One provider call and what it means for the delivery.
-    async fn send(&self, delivery: HeldDelivery, retry_policy: RetryPolicy) -> Outcome {
+    async fn send(
+        &self,
+        delivery: HeldDelivery,
+        call: CallPermit,
+        retry_policy: RetryPolicy,
+    ) -> Outcome {
         let provider = self.provider.name();
         let message = render_message(
             delivery.key.id,
@@ -305,6 +360,11 @@ impl Lane {
                 retry_after: None,
             });
         traces::record_provider_outcome(&span, &outcome);
+        match circuit_verdict(&outcome) {
+            Some(verdict) => self.note_circuit_transition(call.record(verdict)),
+            // Neither health nor sickness (a 429, a refused URL): the permit is given back.
+            None => drop(call),
+        }
         metrics::PROVIDER_REQUEST_SECONDS
             .with_label_values(&[provider])
             .observe(started.elapsed().as_secs_f64());
@@ -349,6 +409,34 @@ fn bytes_permits(bytes: usize) -> u32 {
 
 /// The attempt to record for a provider's answer, with the delivery's next status from the
 /// domain's transition function.
+/// What an outcome says about the provider's health: it failed when it could not answer
+/// (timeout, connection error) or answered 5xx; any other answer, 4xx included, is it working.
+/// A rate limit (429) and a failure without a call (a refused URL) say nothing.
+fn circuit_verdict(outcome: &SendOutcome) -> Option<CallOutcome> {
+    match outcome {
+        SendOutcome::Sent { .. } => Some(CallOutcome::Success),
+        SendOutcome::Retryable {
+            http_status: Some(429),
+            ..
+        } => None,
+        SendOutcome::Retryable {
+            http_status: None, ..
+        } => Some(CallOutcome::Failure),
+        SendOutcome::Retryable {
+            http_status: Some(status),
+            ..
+        } if *status >= 500 => Some(CallOutcome::Failure),
+        SendOutcome::Retryable { .. } => Some(CallOutcome::Success),
+        SendOutcome::Permanent {
+            http_status: Some(_),
+            ..
+        } => Some(CallOutcome::Success),
+        SendOutcome::Permanent {
+            http_status: None, ..
+        } => None,
+    }
+}
+
 /// A rate-limited answer (429) is retried longer than other failures: see
 /// [`crate::backoff::RATE_LIMITED_ATTEMPTS_FACTOR`].
 fn retry_delay(
@@ -473,6 +561,7 @@ mod tests {
                 max_in_flight: 4,
                 max_held: 10,
             },
+            CircuitBreakerSettings::default(),
         );
         assert_eq!(lane.server_address, "provider.test");
 

@@ -4,6 +4,7 @@ use herald_domain::{Channel, DeliveryStatus};
 use herald_store::metrics::CacheKind;
 use herald_telemetry::metrics::{declare, REGISTRY};
 
+use crate::circuit_breaker::CircuitState;
 use crate::providers::SendOutcome;
 use once_cell::sync::Lazy;
 use prometheus::{
@@ -172,6 +173,12 @@ gauge!(
     "herald_outcomes_pending",
     "Outcomes of provider calls not yet written to PostgreSQL."
 );
+gauge_vec!(
+    CIRCUIT_STATE,
+    "herald_provider_circuit_state",
+    "1 for the state each provider's circuit breaker is in (closed, open, half_open), 0 for the others.",
+    &["provider", "state"]
+);
 gauge!(
     CONTENT_CACHE_BYTES,
     "herald_worker_content_cache_bytes",
@@ -281,7 +288,17 @@ const COUNTED_DELIVERY_STATUSES: [DeliveryStatus; 3] = [
 ];
 
 /// Shows every series of one provider lane from the start, at zero, and its capacity.
+/// Sets the one-hot circuit state gauge of `provider`.
+pub fn publish_circuit_state(provider: &str, state: CircuitState) {
+    for candidate in CircuitState::ALL {
+        CIRCUIT_STATE
+            .with_label_values(&[provider, candidate.as_str()])
+            .set(i64::from(candidate == state));
+    }
+}
+
 pub fn declare_lane(provider: &str, channel: Channel, max_held: usize) {
+    publish_circuit_state(provider, CircuitState::Closed);
     LANE_MAX_HELD
         .with_label_values(&[provider])
         .set(max_held as i64);

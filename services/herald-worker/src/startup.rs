@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::backoff::RetryPolicy;
+use crate::circuit_breaker::CircuitBreakerSettings;
 use crate::consumer::{run_consumer, ConsumerStatus};
 use crate::content::ContentCache;
 use crate::context::{Lanes, WorkerContext};
@@ -76,7 +77,13 @@ impl Worker {
         let lanes = Lanes::new(
             providers
                 .into_iter()
-                .map(|(provider, lane)| Arc::new(Lane::new(provider, lane)))
+                .map(|(provider, lane)| {
+                    Arc::new(Lane::new(
+                        provider,
+                        lane,
+                        CircuitBreakerSettings::from(&settings.providers.circuit_breaker),
+                    ))
+                })
                 .collect(),
         );
         let lease = Duration::from_millis(settings.worker.lease_ms);
@@ -309,6 +316,9 @@ struct Readiness {
     assigned_partitions: usize,
     /// No partition here while the group's committed offsets stand still under lag.
     group_stuck: bool,
+    /// Each provider's circuit breaker (closed, open, half_open). Shown, never a reason to be
+    /// unready: one provider's outage must not take the worker out, other channels keep going.
+    circuits: std::collections::BTreeMap<&'static str, &'static str>,
 }
 
 async fn readyz(state: web::Data<(Arc<WorkerContext>, Arc<ConsumerStatus>)>) -> HttpResponse {
@@ -324,6 +334,11 @@ async fn readyz(state: web::Data<(Arc<WorkerContext>, Arc<ConsumerStatus>)>) -> 
         session_fenced: context.session.is_fenced(),
         assigned_partitions: status.assigned.load(Ordering::Relaxed),
         group_stuck: status.stuck.load(Ordering::Relaxed),
+        circuits: context
+            .lanes
+            .iter()
+            .map(|lane| (lane.provider(), lane.circuit_state().as_str()))
+            .collect(),
         ready: false,
     };
     let ready = readiness.database && !readiness.session_fenced && !readiness.group_stuck;

@@ -3,6 +3,7 @@
 
 mod alerts;
 mod channels;
+mod circuits;
 mod consistency;
 mod crashes;
 mod delivery;
