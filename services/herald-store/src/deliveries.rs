@@ -236,6 +236,9 @@ WITH input AS (
     -- Only the owner, on the attempt it made: a session whose claim was taken over changes nothing.
     UPDATE deliveries d
     SET status = input.status,
+        -- A sent delivery names who sent it (a failover provider, SMTP, may stand in for the
+        -- lane's own); until then `provider` is the lane that owns it, which queues its retries.
+        provider = CASE WHEN input.status = 'sent' THEN input.provider ELSE d.provider END,
         provider_message_id = coalesce(input.provider_message_id, d.provider_message_id),
         last_error = input.error, owner_session = NULL,
         next_attempt_at = CASE WHEN input.status = 'retrying'
