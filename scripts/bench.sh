@@ -111,6 +111,7 @@ run_delivery_scenario() {
     HERALD_SENDGRID_BASE_URL=http://127.0.0.1:19090
     HERALD_TWILIO_BASE_URL=http://127.0.0.1:19090
     HERALD_TELEGRAM_BASE_URL=http://127.0.0.1:19090/telegram
+    HERALD_SMTP_URL=smtp://127.0.0.1:19025
     HERALD_OUTBOUND__ALLOW_PRIVATE_NETWORKS=true
   )
   env "${scenario_env[@]}" $api migrate >/dev/null
@@ -131,7 +132,7 @@ PY
     SELECT t.id, 'bench-recipient-' || i, '+1415' || lpad(i::text, 7, '0') FROM tenants t, generate_series(0, 99999) i
     WHERE t.name = 'bench' ON CONFLICT DO NOTHING"
 
-  HERALD_SIM_LISTEN=127.0.0.1:19090 HERALD_SIM_TWILIO_LATENCY_MS=20 HERALD_SIM_SENDGRID_LATENCY_MS=20 \
+  HERALD_SIM_LISTEN=127.0.0.1:19090 HERALD_SIM_SMTP_LISTEN=127.0.0.1:19025 HERALD_SIM_TWILIO_LATENCY_MS=20 HERALD_SIM_SENDGRID_LATENCY_MS=20 \
     target/release/herald-provider-sim > "$OUT_DIR/simulator.log" 2>&1 &
   started_pids+=($!)
   wait_http "http://127.0.0.1:19090/_sim/stats"

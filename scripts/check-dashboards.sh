@@ -67,6 +67,7 @@ log "3. live: every panel and rule against a Prometheus scraping Herald under lo
 export HERALD_SERVER__PORT="${HERALD_SERVER__PORT:-18280}"
 export HERALD_WORKER__METRICS_PORT="${HERALD_WORKER__METRICS_PORT:-19464}"
 export HERALD_SIM_LISTEN="${HERALD_SIM_LISTEN:-127.0.0.1:19290}"
+export HERALD_SIM_SMTP_LISTEN="${HERALD_SIM_SMTP_LISTEN:-127.0.0.1:19225}"
 prometheus_port="${HERALD_CHECK_PROMETHEUS_PORT:-19291}"
 scrape_interval="${DASHBOARDS_SCRAPE_INTERVAL:-2s}"
 export RUST_LOG="${RUST_LOG:-warn}"
@@ -79,7 +80,7 @@ export HERALD_WORKER__DRAIN_TIMEOUT_MS="${HERALD_WORKER__DRAIN_TIMEOUT_MS:-3000}
 # A rate limit the load reaches now and then: the rate-limiter waits are not all zero.
 export HERALD_PROVIDERS__TWILIO__REQUESTS_PER_SECOND="${HERALD_PROVIDERS__TWILIO__REQUESTS_PER_SECOND:-30}"
 
-for port in "$HERALD_SERVER__PORT" "$HERALD_WORKER__METRICS_PORT" "${HERALD_SIM_LISTEN##*:}" "$prometheus_port"; do
+for port in "$HERALD_SERVER__PORT" "$HERALD_WORKER__METRICS_PORT" "${HERALD_SIM_LISTEN##*:}" "${HERALD_SIM_SMTP_LISTEN##*:}" "$prometheus_port"; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     log "port $port is taken; choose others (see the knobs at the top of $0)"
     exit 1

@@ -81,6 +81,9 @@ stack_start() {
   local simulator_address="${HERALD_SIM_LISTEN:-127.0.0.1:9090}"
   export HERALD_SERVER__PORT="$api_port" HERALD_WORKER__METRICS_PORT="$worker_port"
   export HERALD_SIM_LISTEN="$simulator_address"
+  # The simulator's SMTP sink, where email fails over to while SendGrid's circuit is open.
+  export HERALD_SIM_SMTP_LISTEN="${HERALD_SIM_SMTP_LISTEN:-127.0.0.1:2525}"
+  export HERALD_SMTP_URL="${HERALD_SMTP_URL:-smtp://$HERALD_SIM_SMTP_LISTEN}"
   # The simulator stands in for every provider, answering in 20 ms unless told otherwise; recipients'
   # Slack, Discord and webhook URLs point at it too, on 127.0.0.1, which only a local run allows.
   export HERALD_SIM_SENDGRID_LATENCY_MS="${HERALD_SIM_SENDGRID_LATENCY_MS:-20}"

@@ -13,7 +13,7 @@ mod validate;
 
 pub use providers::{
     CircuitBreakerConfig, LaneSettings, OutboundSettings, ProvidersSettings, SendGridSettings,
-    TelegramSettings, TwilioSettings,
+    SmtpSettings, TelegramSettings, TwilioSettings,
 };
 pub use validate::ConfigError;
 
@@ -192,7 +192,7 @@ impl WorkerSettings {
 }
 
 /// Provider settings also answer to the flat names operators know from the providers' docs.
-const FLAT_ENVIRONMENT_ALIASES: [(&str, &str); 9] = [
+const FLAT_ENVIRONMENT_ALIASES: [(&str, &str); 11] = [
     ("HERALD_SENDGRID_BASE_URL", "providers.sendgrid.base_url"),
     ("HERALD_SENDGRID_API_KEY", "providers.sendgrid.api_key"),
     ("HERALD_SENDGRID_FROM", "providers.sendgrid.from"),
@@ -202,6 +202,8 @@ const FLAT_ENVIRONMENT_ALIASES: [(&str, &str); 9] = [
     ("HERALD_TWILIO_FROM", "providers.twilio.from"),
     ("HERALD_TELEGRAM_BASE_URL", "providers.telegram.base_url"),
     ("HERALD_TELEGRAM_BOT_TOKEN", "providers.telegram.bot_token"),
+    ("HERALD_SMTP_URL", "providers.smtp.url"),
+    ("HERALD_SMTP_FROM", "providers.smtp.from"),
 ];
 
 const DEFAULTS: &str = include_str!("../../../config/herald.toml");

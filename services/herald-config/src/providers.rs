@@ -43,6 +43,8 @@ pub struct ProvidersSettings {
     /// Discord channel webhooks, like Slack's.
     pub discord: LaneSettings,
     pub telegram: TelegramSettings,
+    /// Plain SMTP, the email failover when SendGrid's circuit is open.
+    pub smtp: SmtpSettings,
     /// Signed webhooks to recipients' own endpoints.
     pub webhook: LaneSettings,
 }
@@ -135,6 +137,17 @@ impl TelegramSettings {
             max_held: self.max_held,
         }
     }
+}
+
+/// Plain SMTP: `url` is `smtp://host:port` (`?tls=required` for STARTTLS), `smtps://host:port`
+/// for implicit TLS, with optional `user:password@`; empty turns the failover off. It sends within
+/// SendGrid's lane (its bounds and rate), so it has only a timeout of its own.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SmtpSettings {
+    /// Secret: it may carry credentials.
+    pub url: SecretString,
+    pub from: String,
+    pub timeout_ms: u64,
 }
 
 /// Where tenant-given URLs may lead.

@@ -386,7 +386,13 @@ async fn list_recipient_through_index(
          ORDER BY page.id DESC",
         limit = filter.limit
     );
-    run_list(database, "notifications.list_recipient_index", sql, placeholders).await
+    run_list(
+        database,
+        "notifications.list_recipient_index",
+        sql,
+        placeholders,
+    )
+    .await
 }
 
 async fn run_list(

@@ -77,6 +77,7 @@ pub async fn fresh_settings_on(admin_url: &str, redis_url: &str, brokers: &str) 
     settings.providers.discord.timeout_ms = 1000;
     settings.providers.telegram.timeout_ms = 1000;
     settings.providers.webhook.timeout_ms = 1000;
+    settings.providers.smtp.timeout_ms = 1000;
     // Recipients' webhooks point at the simulator on 127.0.0.1.
     settings.outbound.allow_private_networks = true;
 
@@ -167,6 +168,10 @@ pub fn process_environment(settings: &Settings) -> Vec<(&'static str, String)> {
         (
             "HERALD_TELEGRAM_BASE_URL",
             settings.providers.telegram.base_url.clone(),
+        ),
+        (
+            "HERALD_SMTP_URL",
+            settings.providers.smtp.url.expose_secret().to_owned(),
         ),
         (
             "HERALD_OUTBOUND__ALLOW_PRIVATE_NETWORKS",

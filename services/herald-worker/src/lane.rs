@@ -95,8 +95,37 @@ pub struct HeldDelivery {
     pub trace_parent: Option<Arc<str>>,
 }
 
+/// A provider a lane calls, with the host its calls' spans name (parsed once).
+struct LaneProvider {
+    provider: Arc<dyn Provider>,
+    server_address: String,
+}
+
+impl LaneProvider {
+    fn new(provider: Arc<dyn Provider>) -> LaneProvider {
+        let server_address = reqwest::Url::parse(provider.endpoint())
+            .ok()
+            .and_then(|url| url.host_str().map(str::to_owned))
+            .unwrap_or_default();
+        LaneProvider {
+            provider,
+            server_address,
+        }
+    }
+}
+
+/// Which provider a call goes to: the lane's own, with a permit of its circuit, or the failover
+/// while that circuit is open.
+enum Route {
+    Primary(CallPermit),
+    Failover,
+}
+
 pub struct Lane {
     provider: Arc<dyn Provider>,
+    /// Called instead of `provider` while its circuit is open (SMTP for SendGrid), within this
+    /// lane's bounds; `None` makes the lane wait the circuit out.
+    failover: Option<LaneProvider>,
     timeout: Duration,
     held: Arc<HeldRoom>,
     held_bytes: Arc<Semaphore>,
@@ -129,6 +158,7 @@ impl Lane {
             .unwrap_or_default();
         let circuit = CircuitBreaker::new(provider.name(), circuit);
         Lane {
+            failover: None,
             held: Arc::new(HeldRoom {
                 provider: provider.name(),
                 semaphore: Arc::new(Semaphore::new(settings.max_held)),
@@ -146,6 +176,14 @@ impl Lane {
             waiting: Mutex::new(waiting),
             queued_work: Notify::new(),
         }
+    }
+
+    /// Sends through `failover` while the lane's circuit is open, instead of waiting.
+    pub fn with_failover(mut self, failover: Arc<dyn Provider>) -> Lane {
+        debug_assert_eq!(failover.channel(), self.provider.channel());
+        metrics::declare_provider(failover.name(), failover.channel());
+        self.failover = Some(LaneProvider::new(failover));
+        self
     }
 
     pub fn provider(&self) -> &'static str {
@@ -256,8 +294,8 @@ impl Lane {
                 slot = self.in_flight.clone().acquire_owned() => slot.expect("never closed"),
                 _ = abandon.cancelled() => { return leftovers(delivery, &mut waiting); }
             };
-            let call = tokio::select! {
-                call = self.circuit_permit() => call,
+            let route = tokio::select! {
+                route = self.route() => route,
                 _ = abandon.cancelled() => { return leftovers(delivery, &mut waiting); }
             };
             let waited = Instant::now();
@@ -285,7 +323,7 @@ impl Lane {
             let lane = self.clone();
             let recorder = recorder.clone();
             sends.spawn(async move {
-                let outcome = lane.send(delivery, call, retry_policy).await;
+                let outcome = lane.send(delivery, route, retry_policy).await;
                 drop(slot);
                 recorder.submit(outcome).await;
                 lane.publish_in_flight();
@@ -298,13 +336,15 @@ impl Lane {
         rest
     }
 
-    /// Waits until the provider's circuit lets a call through: closed, or a probe slot of a
-    /// half-open circuit. An open circuit is waited out, not failed: the delivery keeps its
-    /// attempts, and what the lane cannot take meanwhile is queued in PostgreSQL.
-    async fn circuit_permit(&self) -> CallPermit {
+    /// Where the next call goes: the lane's provider once its circuit lets a call through
+    /// (closed, or a probe slot of a half-open circuit), else the failover if there is one. Without
+    /// one an open circuit is waited out, not failed: the delivery keeps its attempts, and what the
+    /// lane cannot take meanwhile is queued in PostgreSQL.
+    async fn route(&self) -> Route {
         loop {
             match self.circuit.try_acquire() {
-                Ok(call) => return call,
+                Ok(call) => return Route::Primary(call),
+                Err(_) if self.failover.is_some() => return Route::Failover,
                 Err(open) => {
                     let wait = open
                         .retry_in
@@ -332,10 +372,17 @@ impl Lane {
     async fn send(
         &self,
         delivery: HeldDelivery,
-        call: CallPermit,
+        route: Route,
         retry_policy: RetryPolicy,
     ) -> Outcome {
-        let provider = self.provider.name();
+        let (called, server_address, call) = match (route, &self.failover) {
+            (Route::Primary(call), _) => (&self.provider, self.server_address.as_str(), Some(call)),
+            (Route::Failover, Some(failover)) => {
+                (&failover.provider, failover.server_address.as_str(), None)
+            }
+            (Route::Failover, None) => unreachable!("a failover route needs a failover provider"),
+        };
+        let provider = called.name();
         let message = render_message(
             delivery.key.id,
             &delivery.user_id,
@@ -346,12 +393,12 @@ impl Lane {
         let started = Instant::now();
         let span = traces::provider_call_span(
             provider,
-            self.provider.endpoint(),
-            &self.server_address,
+            called.endpoint(),
+            server_address,
             delivery.attempt,
             delivery.trace_parent.as_deref(),
         );
-        let outcome = catch_panic("provider_send", self.provider.send(&message, self.timeout))
+        let outcome = catch_panic("provider_send", called.send(&message, self.timeout))
             .instrument(span.clone())
             .await
             .unwrap_or_else(|panic| SendOutcome::Retryable {
@@ -360,10 +407,13 @@ impl Lane {
                 retry_after: None,
             });
         traces::record_provider_outcome(&span, &outcome);
-        match circuit_verdict(&outcome) {
-            Some(verdict) => self.note_circuit_transition(call.record(verdict)),
-            // Neither health nor sickness (a 429, a refused URL): the permit is given back.
-            None => drop(call),
+        // Only the lane's own provider has a circuit; a failover call reports to none.
+        if let Some(call) = call {
+            match circuit_verdict(&outcome) {
+                Some(verdict) => self.note_circuit_transition(call.record(verdict)),
+                // Neither health nor sickness (a 429, a refused URL): the permit is given back.
+                None => drop(call),
+            }
         }
         metrics::PROVIDER_REQUEST_SECONDS
             .with_label_values(&[provider])

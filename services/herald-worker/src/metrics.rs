@@ -304,9 +304,15 @@ pub fn declare_lane(provider: &str, channel: Channel, max_held: usize) {
         .set(max_held as i64);
     LANE_HELD.with_label_values(&[provider]).set(0);
     LANE_IN_FLIGHT.with_label_values(&[provider]).set(0);
-    let _ = PROVIDER_REQUEST_SECONDS.with_label_values(&[provider]);
     let _ = RATE_LIMIT_WAIT_SECONDS.with_label_values(&[provider]);
     declare(&QUEUE_CLAIMED, &[&[provider]]);
+    declare_provider(provider, channel);
+}
+
+/// The series of a provider's calls and deliveries: every lane's provider, and a failover
+/// provider that calls within another's lane.
+pub fn declare_provider(provider: &str, channel: Channel) {
+    let _ = PROVIDER_REQUEST_SECONDS.with_label_values(&[provider]);
     for outcome in SendOutcome::LABELS {
         declare(&PROVIDER_REQUESTS, &[&[provider, outcome]]);
     }

@@ -71,18 +71,20 @@ impl Worker {
         let providers = build_providers(&settings)?;
         let longest_send = providers
             .iter()
-            .map(|(_, lane)| Duration::from_millis(lane.timeout_ms))
+            .map(|provider_lane| Duration::from_millis(provider_lane.lane.timeout_ms))
             .max()
             .unwrap_or_default();
+        let circuit = CircuitBreakerSettings::from(&settings.providers.circuit_breaker);
         let lanes = Lanes::new(
             providers
                 .into_iter()
-                .map(|(provider, lane)| {
-                    Arc::new(Lane::new(
-                        provider,
-                        lane,
-                        CircuitBreakerSettings::from(&settings.providers.circuit_breaker),
-                    ))
+                .map(|provider_lane| {
+                    let lane =
+                        Lane::new(provider_lane.provider, provider_lane.lane, circuit.clone());
+                    Arc::new(match provider_lane.failover {
+                        Some(failover) => lane.with_failover(failover),
+                        None => lane,
+                    })
                 })
                 .collect(),
         );

@@ -1,6 +1,8 @@
 //! What the simulator is started with: the credentials each provider accepts, each provider's
 //! behaviour (latency, faults) and how many full message records to keep.
 
+use std::time::Duration;
+
 use secrecy::SecretString;
 
 use crate::behaviour::{BehaviourError, ProviderBehaviour};
@@ -14,6 +16,16 @@ pub const DEFAULT_TWILIO_ACCOUNT_SID: &str = "AC00000000000000000000000000000000
 pub const DEFAULT_TWILIO_AUTH_TOKEN: &str = "herald-local-token";
 /// Shaped like a real bot token, `<bot id>:<secret>`: the bot id is what `from.id` answers.
 pub const DEFAULT_TELEGRAM_BOT_TOKEN: &str = "123456:herald-local";
+/// Where the `herald-provider-sim` binary accepts SMTP unless told otherwise.
+pub const DEFAULT_SMTP_LISTEN_ADDRESS: &str = "127.0.0.1:2525";
+/// The largest message DATA accepts (announced as `SIZE`); larger ones get `552`.
+pub const DEFAULT_SMTP_MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+/// Recipients per message; the next `RCPT TO` gets `452`.
+pub const DEFAULT_SMTP_MAX_RECIPIENTS: usize = 100;
+/// Simultaneous SMTP connections; the next one is greeted `421` and closed.
+pub const DEFAULT_SMTP_MAX_CONNECTIONS: usize = 1024;
+/// How long an SMTP client may stay silent before it is cut off with `421`.
+pub const DEFAULT_SMTP_IDLE_TIMEOUT_MS: u64 = 60_000;
 /// Full records kept per provider (a few hundred bytes each); older ones are dropped,
 /// per-reference counts are not.
 pub const DEFAULT_RECORD_CAPACITY: usize = 20_000;
@@ -26,6 +38,12 @@ pub struct SimulatorConfig {
     pub discord: DiscordConfig,
     pub telegram: TelegramConfig,
     pub webhook: WebhookReceiverConfig,
+    pub smtp: SmtpConfig,
+    /// Where [`run`](crate::run) accepts SMTP; `None` (the library default, so that tests never
+    /// collide on a fixed port) or an empty string serves no SMTP. The binary defaults to
+    /// [`DEFAULT_SMTP_LISTEN_ADDRESS`]. Ignored by [`run_with_smtp`](crate::run_with_smtp),
+    /// which is handed a bound listener.
+    pub smtp_listen: Option<String>,
     /// How many accepted messages to keep in full, per provider (a ring: the newest win).
     pub record_capacity: usize,
     /// How many distinct idempotency references to count, per provider.
@@ -76,6 +94,30 @@ pub struct WebhookReceiverConfig {
     pub behaviour: ProviderBehaviour,
 }
 
+/// The SMTP sink: any sender, any recipient except a `bounce@…` local part, no TLS, `AUTH`
+/// optional (any credentials but the user `invalid`).
+#[derive(Clone, Debug)]
+pub struct SmtpConfig {
+    pub behaviour: ProviderBehaviour,
+    pub max_message_bytes: usize,
+    pub max_recipients: usize,
+    pub max_connections: usize,
+    /// Silence allowed between two lines from the client.
+    pub idle_timeout: Duration,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        SmtpConfig {
+            behaviour: ProviderBehaviour::default(),
+            max_message_bytes: DEFAULT_SMTP_MAX_MESSAGE_BYTES,
+            max_recipients: DEFAULT_SMTP_MAX_RECIPIENTS,
+            max_connections: DEFAULT_SMTP_MAX_CONNECTIONS,
+            idle_timeout: Duration::from_millis(DEFAULT_SMTP_IDLE_TIMEOUT_MS),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("the Twilio account SID must be `AC` followed by 32 hexadecimal digits")]
@@ -89,6 +131,8 @@ pub enum ConfigError {
          letters, digits, `_` or `-`"
     )]
     InvalidTelegramBotToken,
+    #[error("the SMTP limits (message size, recipients, connections, idle timeout) must not be 0")]
+    InvalidSmtpLimits,
     #[error("{provider} behaviour: {error}")]
     Behaviour {
         provider: &'static str,
@@ -105,6 +149,8 @@ impl Default for SimulatorConfig {
             discord: DiscordConfig::default(),
             telegram: TelegramConfig::default(),
             webhook: WebhookReceiverConfig::default(),
+            smtp: SmtpConfig::default(),
+            smtp_listen: None,
             record_capacity: DEFAULT_RECORD_CAPACITY,
             max_references: DEFAULT_MAX_REFERENCES,
             workers: 0,
@@ -155,6 +201,14 @@ pub fn is_telegram_bot_token(token: &str) -> bool {
 }
 
 impl SimulatorConfig {
+    /// The SMTP address to bind, if any: `smtp_listen` unless it is missing or blank.
+    pub fn smtp_listen_address(&self) -> Option<&str> {
+        self.smtp_listen
+            .as_deref()
+            .map(str::trim)
+            .filter(|address| !address.is_empty())
+    }
+
     /// The start-up behaviour of `provider`.
     pub fn behaviour(&self, provider: Provider) -> &ProviderBehaviour {
         match provider {
@@ -164,6 +218,7 @@ impl SimulatorConfig {
             Provider::Discord => &self.discord.behaviour,
             Provider::Telegram => &self.telegram.behaviour,
             Provider::Webhook => &self.webhook.behaviour,
+            Provider::Smtp => &self.smtp.behaviour,
         }
     }
 
@@ -180,6 +235,14 @@ impl SimulatorConfig {
         }
         if !is_telegram_bot_token(self.telegram.bot_token.expose_secret()) {
             return Err(ConfigError::InvalidTelegramBotToken);
+        }
+        let smtp = &self.smtp;
+        if smtp.max_message_bytes == 0
+            || smtp.max_recipients == 0
+            || smtp.max_connections == 0
+            || smtp.idle_timeout.is_zero()
+        {
+            return Err(ConfigError::InvalidSmtpLimits);
         }
         for provider in Provider::ALL {
             self.behaviour(provider)

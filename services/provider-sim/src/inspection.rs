@@ -23,6 +23,7 @@ pub struct StatsSnapshot {
     pub discord: ProviderStats,
     pub telegram: ProviderStats,
     pub webhook: ProviderStats,
+    pub smtp: ProviderStats,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -70,6 +71,7 @@ async fn stats(state: web::Data<SimulatorState>) -> HttpResponse {
         discord: state.discord.stats(),
         telegram: state.telegram.stats(),
         webhook: state.webhook.stats(),
+        smtp: state.smtp.stats(),
     })
 }
 

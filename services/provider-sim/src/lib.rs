@@ -1,10 +1,12 @@
 //! Herald's provider simulator: the SendGrid Mail Send and Twilio Messages APIs, Slack incoming
 //! webhooks, Discord webhooks and the Telegram Bot API's `sendMessage` with the real paths,
 //! authentication, validation and response shapes, and a receiver that verifies Standard
-//! Webhooks signatures, plus configurable latency and faults, and an inspection API (`/_sim/*`)
-//! that lets tests prove every delivery was sent exactly once.
+//! Webhooks signatures, an SMTP sink for the email fallback, plus configurable latency and
+//! faults, and an inspection API (`/_sim/*`) that lets tests prove every delivery was sent
+//! exactly once.
 //!
-//! `main.rs` is a thin CLI over this library; tests start the same server with [`run`].
+//! `main.rs` is a thin CLI over this library; tests start the same server with [`run`] or, with
+//! SMTP on a listener they bound, [`run_with_smtp`].
 
 pub mod behaviour;
 pub mod cli;
@@ -20,6 +22,7 @@ pub mod runtime_config;
 pub mod sendgrid;
 pub mod simulation;
 pub mod slack;
+pub mod smtp;
 pub mod startup;
 pub mod state;
 pub mod telegram;
@@ -29,8 +32,8 @@ pub mod webhook;
 
 pub use behaviour::{FaultKind, ProviderBehaviour};
 pub use config::{
-    DiscordConfig, SendGridConfig, SimulatorConfig, SlackConfig, TelegramConfig, TwilioConfig,
-    WebhookReceiverConfig,
+    DiscordConfig, SendGridConfig, SimulatorConfig, SlackConfig, SmtpConfig, TelegramConfig,
+    TwilioConfig, WebhookReceiverConfig,
 };
 pub use provider::Provider;
-pub use startup::run;
+pub use startup::{run, run_with_smtp};

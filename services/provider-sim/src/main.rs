@@ -27,6 +27,8 @@ async fn main() -> anyhow::Result<()> {
         discord = ?config.discord.behaviour,
         telegram = ?config.telegram.behaviour,
         webhook = ?config.webhook.behaviour,
+        smtp = ?config.smtp.behaviour,
+        smtp_address = config.smtp_listen_address().unwrap_or("disabled"),
         twilio_account_sid = %config.twilio.account_sid,
         "herald-provider-sim listening"
     );

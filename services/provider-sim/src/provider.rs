@@ -17,16 +17,19 @@ pub enum Provider {
     Telegram,
     /// A customer's endpoint receiving Standard Webhooks, `POST /webhooks/{endpoint}`.
     Webhook,
+    /// Plain SMTP (RFC 5321) on its own listener, the email fallback.
+    Smtp,
 }
 
 impl Provider {
-    pub const ALL: [Provider; 6] = [
+    pub const ALL: [Provider; 7] = [
         Provider::SendGrid,
         Provider::Twilio,
         Provider::Slack,
         Provider::Discord,
         Provider::Telegram,
         Provider::Webhook,
+        Provider::Smtp,
     ];
 
     pub fn name(self) -> &'static str {
@@ -37,6 +40,7 @@ impl Provider {
             Provider::Discord => "discord",
             Provider::Telegram => "telegram",
             Provider::Webhook => "webhook",
+            Provider::Smtp => "smtp",
         }
     }
 

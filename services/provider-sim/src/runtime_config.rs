@@ -18,6 +18,7 @@ pub struct BehaviourSnapshot {
     pub discord: ProviderBehaviour,
     pub telegram: ProviderBehaviour,
     pub webhook: ProviderBehaviour,
+    pub smtp: ProviderBehaviour,
 }
 
 pub fn configure(config: &mut web::ServiceConfig) {
@@ -34,6 +35,7 @@ async fn show_behaviours(state: web::Data<SimulatorState>) -> HttpResponse {
         discord: state.discord.behaviour(),
         telegram: state.telegram.behaviour(),
         webhook: state.webhook.behaviour(),
+        smtp: state.smtp.behaviour(),
     })
 }
 

@@ -23,6 +23,7 @@ pub struct SimulatorState {
     pub discord: ProviderSimulation,
     pub telegram: ProviderSimulation,
     pub webhook: ProviderSimulation,
+    pub smtp: ProviderSimulation,
 }
 
 impl SimulatorState {
@@ -41,6 +42,7 @@ impl SimulatorState {
             discord: simulation(Provider::Discord),
             telegram: simulation(Provider::Telegram),
             webhook: simulation(Provider::Webhook),
+            smtp: simulation(Provider::Smtp),
             sendgrid_api_key: config.sendgrid.api_key,
             twilio_account_sid: config.twilio.account_sid,
             twilio_auth_token: config.twilio.auth_token,
@@ -58,6 +60,7 @@ impl SimulatorState {
             Provider::Discord => &self.discord,
             Provider::Telegram => &self.telegram,
             Provider::Webhook => &self.webhook,
+            Provider::Smtp => &self.smtp,
         }
     }
 }

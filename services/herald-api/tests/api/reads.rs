@@ -368,11 +368,19 @@ async fn the_recipient_filter_finds_common_and_rare_recipients_alike() {
     );
 
     assert_eq!(
-        all_pages(&app, "/v1/notifications?user_id=rare&status=accepted&limit=2").await,
+        all_pages(
+            &app,
+            "/v1/notifications?user_id=rare&status=accepted&limit=2"
+        )
+        .await,
         newest_first(&|index| index <= 2),
         "a status filter on the recipient's notifications"
     );
-    let failed = json(app.get("/v1/notifications?user_id=rare&status=failed").await).await;
+    let failed = json(
+        app.get("/v1/notifications?user_id=rare&status=failed")
+            .await,
+    )
+    .await;
     assert!(failed["items"].as_array().unwrap().is_empty());
 
     let nobody = json(app.get("/v1/notifications?user_id=nobody").await).await;

@@ -7,6 +7,7 @@ pub mod discord;
 pub mod registry;
 pub mod sendgrid;
 pub mod slack;
+pub mod smtp;
 pub mod telegram;
 mod tenant_endpoint;
 pub mod twilio;

@@ -34,6 +34,8 @@ async fn an_open_circuit_waits_out_a_failing_provider_and_closes_when_it_recover
                 "HERALD_PROVIDERS__CIRCUIT_BREAKER__OPEN_FOR_MS",
                 "1000".into(),
             ),
+            // No failover: this is the lane that waits the outage out.
+            ("HERALD_SMTP_URL", String::new()),
             (
                 "HERALD_PROVIDERS__CIRCUIT_BREAKER__MAX_OPEN_FOR_MS",
                 "2000".into(),
@@ -98,4 +100,77 @@ async fn an_open_circuit_waits_out_a_failing_provider_and_closes_when_it_recover
     let stats = stack.simulator_stats().await;
     assert_eq!(stats["sendgrid"]["duplicates"], 0, "{stats}");
     assert_eq!(stats["sendgrid"]["distinct_references"], 10, "{stats}");
+}
+
+fn providers_of(view: &Value) -> Vec<String> {
+    view["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|delivery| delivery["provider"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// SendGrid fails every request: its circuit opens and every email goes out through SMTP
+/// instead, recorded as sent by `smtp`; once SendGrid answers again a probe closes the circuit
+/// and email goes through SendGrid again. Nothing is lost and nothing is sent twice.
+#[tokio::test]
+async fn email_fails_over_to_smtp_while_sendgrid_is_down_and_returns_when_it_recovers() {
+    let stack = start_stack(None).await;
+    let mut settings = stack.settings.clone();
+    settings.providers.circuit_breaker.consecutive_failures = 3;
+    settings.providers.circuit_breaker.open_for_ms = 1000;
+    settings.providers.circuit_breaker.max_open_for_ms = 2000;
+    let (stop_worker, worker) = start_worker(&settings).await;
+    stack
+        .configure_provider("sendgrid", json!({"failure_rate": 1.0}))
+        .await;
+    stack
+        .put_user("u1", json!({"email": "ops@example.com"}))
+        .await;
+
+    let mut ids = Vec::new();
+    for _ in 0..20 {
+        ids.push(stack.notify(alert(&["u1"], &["email"])).await);
+    }
+    let mut sent_by = Vec::new();
+    for id in &ids {
+        let view = stack.wait_until_final(id, Duration::from_secs(60)).await;
+        assert_eq!(view["status"], "delivered", "{view}");
+        sent_by.extend(providers_of(&view));
+    }
+    assert!(
+        sent_by.iter().all(|provider| provider == "smtp"),
+        "{sent_by:?}"
+    );
+    let stats = stack.simulator_stats().await;
+    assert_eq!(stats["sendgrid"]["accepted"], 0, "{stats}");
+    assert_eq!(stats["smtp"]["distinct_references"], 20, "{stats}");
+    assert_eq!(stats["smtp"]["duplicates"], 0, "{stats}");
+    let received = stack.received("smtp").await;
+    let email = &received["messages"][0];
+    assert_eq!(email["recipient"], "ops@example.com");
+    assert_eq!(email["subject"], "Pressure alert");
+    assert_eq!(email["body"], "Pressure 7 on press-4");
+
+    stack
+        .configure_provider("sendgrid", json!({"failure_rate": 0.0}))
+        .await;
+    // Past the open time the next email is SendGrid's probe; its success closes the circuit.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let mut after_recovery = Vec::new();
+    for _ in 0..5 {
+        let id = stack.notify(alert(&["u1"], &["email"])).await;
+        let view = stack.wait_until_final(&id, Duration::from_secs(30)).await;
+        assert_eq!(view["status"], "delivered", "{view}");
+        after_recovery.extend(providers_of(&view));
+    }
+    assert!(
+        after_recovery.iter().all(|provider| provider == "sendgrid"),
+        "{after_recovery:?}"
+    );
+    assert_eq!(stack.simulator_stats().await["sendgrid"]["duplicates"], 0);
+
+    stop_worker.cancel();
+    worker.await.unwrap().unwrap();
 }

@@ -10,6 +10,7 @@ use herald_config::Settings;
 use herald_provider_sim::SimulatorConfig;
 use herald_store::Database;
 use herald_worker::Worker;
+use secrecy::SecretString;
 use serde_json::{json, Value};
 use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
@@ -32,7 +33,13 @@ pub struct Stack {
 }
 
 /// Fresh database, topics and group, with both providers pointed at the simulator.
-async fn fresh_settings_on(servers: Option<&Servers>, brokers: &str, simulator: &str) -> Settings {
+async fn fresh_settings_on(
+    servers: Option<&Servers>,
+    brokers: &str,
+    simulator: &Simulator,
+) -> Settings {
+    let smtp = simulator.smtp;
+    let simulator = simulator.http.as_str();
     let mut settings = match servers {
         Some(servers) => {
             herald_testing::fresh_settings_on(
@@ -47,15 +54,26 @@ async fn fresh_settings_on(servers: Option<&Servers>, brokers: &str, simulator: 
     settings.providers.sendgrid.base_url = simulator.to_owned();
     settings.providers.twilio.base_url = simulator.to_owned();
     settings.providers.telegram.base_url = format!("{simulator}/telegram");
+    settings.providers.smtp.url = SecretString::from(format!("smtp://{smtp}"));
     settings
 }
 
-pub async fn start_simulator() -> String {
+/// A provider simulator: its HTTP APIs and its SMTP sink.
+pub struct Simulator {
+    pub http: String,
+    pub smtp: std::net::SocketAddr,
+}
+
+pub async fn start_simulator() -> Simulator {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let address = format!("http://{}", listener.local_addr().unwrap());
-    let server = herald_provider_sim::run(listener, SimulatorConfig::default()).unwrap();
+    let smtp_listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let http = format!("http://{}", listener.local_addr().unwrap());
+    let smtp = smtp_listener.local_addr().unwrap();
+    let server =
+        herald_provider_sim::run_with_smtp(listener, smtp_listener, SimulatorConfig::default())
+            .unwrap();
     tokio::spawn(server);
-    address
+    Simulator { http, smtp }
 }
 
 /// Where a stack's PostgreSQL and Redis are, when a test runs its own.
@@ -112,7 +130,7 @@ pub async fn prepare_stack(
         settings,
         database,
         api: String::new(),
-        simulator,
+        simulator: simulator.http,
         api_key,
         tenant_id,
         client: reqwest::Client::builder()

@@ -6,6 +6,7 @@
 mod discord_flags;
 mod sendgrid_flags;
 mod slack_flags;
+mod smtp_flags;
 mod telegram_flags;
 mod twilio_flags;
 mod webhook_flags;
@@ -19,12 +20,13 @@ use crate::config::{
 use discord_flags::DiscordFlags;
 use sendgrid_flags::SendGridFlags;
 use slack_flags::SlackFlags;
+use smtp_flags::SmtpFlags;
 use telegram_flags::TelegramFlags;
 use twilio_flags::TwilioFlags;
 use webhook_flags::WebhookFlags;
 
-/// Simulates the SendGrid, Twilio, Slack, Discord and Telegram APIs and a Standard Webhooks
-/// receiver for Herald's tests and benchmarks.
+/// Simulates the SendGrid, Twilio, Slack, Discord and Telegram APIs, a Standard Webhooks
+/// receiver and an SMTP sink for Herald's tests and benchmarks.
 // No `Debug`: the arguments hold credentials.
 #[derive(Parser)]
 #[command(name = "herald-provider-sim", version)]
@@ -55,6 +57,8 @@ pub struct Arguments {
     pub telegram: TelegramFlags,
     #[command(flatten)]
     pub webhook: WebhookFlags,
+    #[command(flatten)]
+    pub smtp: SmtpFlags,
 }
 
 /// A share of requests, `0..=1`, for the `*_RATE` flags.
@@ -72,6 +76,7 @@ impl Arguments {
     /// The configuration these arguments describe, checked as a whole (rates summing above 1,
     /// a malformed account SID or bot token).
     pub fn into_config(self) -> Result<SimulatorConfig, ConfigError> {
+        let (smtp, smtp_listen) = self.smtp.into_config();
         let config = SimulatorConfig {
             sendgrid: self.sendgrid.into_config(),
             twilio: self.twilio.into_config(),
@@ -79,6 +84,8 @@ impl Arguments {
             discord: self.discord.into_config(),
             telegram: self.telegram.into_config(),
             webhook: self.webhook.into_config(),
+            smtp,
+            smtp_listen,
             record_capacity: self.record_capacity,
             max_references: self.max_references,
             workers: self.workers,
@@ -121,6 +128,7 @@ mod tests {
                 "{provider:?}"
             );
         }
+        assert_eq!(config.smtp_listen.as_deref(), Some("127.0.0.1:2525"));
         assert_eq!(config.record_capacity, DEFAULT_RECORD_CAPACITY);
         assert_eq!(config.max_references, DEFAULT_MAX_REFERENCES);
     }
@@ -153,6 +161,12 @@ mod tests {
             "0.3",
             "--webhook-timeout-hold-ms",
             "250",
+            "--smtp-listen",
+            "",
+            "--smtp-failure-rate",
+            "0.4",
+            "--smtp-idle-timeout-ms",
+            "500",
         ])
         .unwrap();
         let config = arguments.into_config().unwrap();
@@ -168,6 +182,12 @@ mod tests {
         assert_eq!(config.telegram.bot_token.expose_secret(), "42:another-bot");
         assert_eq!(config.webhook.behaviour.timeout_rate, 0.3);
         assert_eq!(config.webhook.behaviour.timeout_hold_ms, 250);
+        assert_eq!(config.smtp_listen, None, "an empty address disables SMTP");
+        assert_eq!(config.smtp.behaviour.failure_rate, 0.4);
+        assert_eq!(
+            config.smtp.idle_timeout,
+            std::time::Duration::from_millis(500)
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! `spawn_simulator()`: a simulator on a free port with the default local credentials, and
 //! request helpers for each provider and the inspection API.
 
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 
 use herald_provider_sim::config::{
     DEFAULT_SENDGRID_API_KEY, DEFAULT_TELEGRAM_BOT_TOKEN, DEFAULT_TWILIO_ACCOUNT_SID,
@@ -19,8 +19,10 @@ pub const DELIVERY_ID_HEADER: &str = "X-Herald-Delivery-Id";
 
 pub struct TestSimulator {
     pub address: String,
+    /// Where the SMTP sink listens (on every test simulator, on its own free port).
+    pub smtp: SocketAddr,
     pub client: reqwest::Client,
-    server: actix_web::dev::ServerHandle,
+    pub server: actix_web::dev::ServerHandle,
 }
 
 impl Drop for TestSimulator {
@@ -38,16 +40,20 @@ pub async fn spawn_simulator() -> TestSimulator {
 pub async fn spawn_simulator_with(configure: impl FnOnce(&mut SimulatorConfig)) -> TestSimulator {
     let listener = TcpListener::bind("127.0.0.1:0").expect("binding a free port");
     let port = listener.local_addr().unwrap().port();
+    let smtp_listener = TcpListener::bind("127.0.0.1:0").expect("binding a free SMTP port");
+    let smtp = smtp_listener.local_addr().unwrap();
     let mut config = SimulatorConfig {
         workers: 1,
         ..SimulatorConfig::default()
     };
     configure(&mut config);
-    let server = herald_provider_sim::run(listener, config).expect("starting the simulator");
+    let server = herald_provider_sim::run_with_smtp(listener, smtp_listener, config)
+        .expect("starting the simulator");
     let handle = server.handle();
     tokio::spawn(server);
     TestSimulator {
         address: format!("http://127.0.0.1:{port}"),
+        smtp,
         client: reqwest::Client::new(),
         server: handle,
     }

@@ -224,8 +224,8 @@ async fn with_idempotency_honoured_a_repeated_reference_is_answered_but_not_deli
 
 #[tokio::test]
 async fn every_provider_is_in_stats_config_references_and_reset() {
-    const PROVIDERS: [&str; 6] = [
-        "sendgrid", "twilio", "slack", "discord", "telegram", "webhook",
+    const PROVIDERS: [&str; 7] = [
+        "sendgrid", "twilio", "slack", "discord", "telegram", "webhook", "smtp",
     ];
     let simulator = spawn_simulator().await;
     simulator.send_mail(&mail_with_reference("m")).await;
@@ -261,6 +261,13 @@ async fn every_provider_is_in_stats_config_references_and_reset() {
         .post_json("/webhooks/orders", &json!({"type": "x"}), None)
         .await;
     assert_eq!(unsigned.status(), 401);
+    let smtp = crate::smtp::send_message(
+        simulator.smtp,
+        &["alex@example.com"],
+        "X-Herald-Delivery-Id: e\r\nSubject: hi\r\n\r\nhi",
+    )
+    .await;
+    assert!(smtp.starts_with("250 "), "{smtp}");
 
     let stats = simulator.stats().await;
     let mut names: Vec<&str> = stats
@@ -273,11 +280,16 @@ async fn every_provider_is_in_stats_config_references_and_reset() {
     let mut expected = PROVIDERS.to_vec();
     expected.sort_unstable();
     assert_eq!(names, expected);
-    for provider in ["sendgrid", "twilio", "slack", "discord", "telegram"] {
+    for provider in ["sendgrid", "twilio", "slack", "discord", "telegram", "smtp"] {
         assert_eq!(stats[provider]["accepted"], 1, "{provider}");
     }
     assert_eq!(stats["webhook"]["rejected"], 1);
-    for (provider, reference) in [("slack", "k"), ("discord", "d"), ("telegram", "t")] {
+    for (provider, reference) in [
+        ("slack", "k"),
+        ("discord", "d"),
+        ("telegram", "t"),
+        ("smtp", "e"),
+    ] {
         assert_eq!(
             simulator
                 .get_json(&format!("/_sim/references?provider={provider}"))

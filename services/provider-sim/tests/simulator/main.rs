@@ -9,6 +9,7 @@ mod runtime_config;
 mod schema;
 mod sendgrid;
 mod slack;
+mod smtp;
 mod telegram;
 mod twilio;
 mod webhooks;

@@ -1,0 +1,153 @@
+//! Plain SMTP (via `lettre`), the email failover: when SendGrid's circuit is open, the email lane
+//! sends through it instead of waiting (see docs/DESIGN.md, "Email failover"). Configured by
+//! `providers.smtp.url` (`smtp://host:port`, `smtp://…?tls=required` for STARTTLS, `smtps://` for
+//! implicit TLS, credentials as `user:password@`) and `providers.smtp.from`; an empty URL turns
+//! it off. A 5xx reply fails the delivery for good; a 4xx reply, a timeout or no connection is
+//! retried.
+//!
+//! `lettre` rather than a hand-written client: the dialogue (EHLO, STARTTLS, AUTH, dot-stuffing,
+//! pipelining) and the MIME encoding of non-ASCII subjects and bodies are where mistakes hide.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use herald_config::SmtpSettings;
+use herald_domain::Channel;
+use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue};
+use lettre::message::Mailbox;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use secrecy::ExposeSecret;
+
+use super::{
+    wrong_contact, Contact, OutgoingMessage, Provider, ProviderIdentity, SendOutcome,
+    DELIVERY_ID_HEADER,
+};
+
+pub const PROVIDER: &str = "smtp";
+
+pub struct Smtp {
+    identity: ProviderIdentity,
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+}
+
+/// `X-Herald-Delivery-Id`: the delivery's reference, as the other providers carry it.
+#[derive(Clone)]
+struct DeliveryIdHeader(String);
+
+impl Header for DeliveryIdHeader {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str(DELIVERY_ID_HEADER)
+    }
+
+    fn parse(text: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(DeliveryIdHeader(text.to_owned()))
+    }
+
+    fn display(&self) -> HeaderValue {
+        HeaderValue::new(Self::name(), self.0.clone())
+    }
+}
+
+impl Smtp {
+    /// The SMTP provider, or `None` when no URL is configured.
+    pub fn new(settings: &SmtpSettings) -> anyhow::Result<Option<Smtp>> {
+        let url = settings.url.expose_secret();
+        if url.is_empty() {
+            return Ok(None);
+        }
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+            .map_err(|error| anyhow::anyhow!("providers.smtp.url is not an SMTP URL: {error}"))?
+            .timeout(Some(Duration::from_millis(settings.timeout_ms)))
+            .build();
+        let from = settings.from.parse::<Mailbox>().map_err(|error| {
+            anyhow::anyhow!("providers.smtp.from is not an email address: {error}")
+        })?;
+        // The endpoint names the server without the credentials a URL may carry.
+        let endpoint = reqwest::Url::parse(url)
+            .ok()
+            .map(|url| {
+                format!(
+                    "{}://{}:{}",
+                    url.scheme(),
+                    url.host_str().unwrap_or_default(),
+                    url.port_or_known_default().unwrap_or(25)
+                )
+            })
+            .unwrap_or_else(|| "smtp".to_owned());
+        Ok(Some(Smtp {
+            identity: ProviderIdentity {
+                name: PROVIDER,
+                channel: Channel::Email,
+                endpoint,
+            },
+            transport,
+            from,
+        }))
+    }
+
+    fn email(&self, to: &str, message: &OutgoingMessage) -> Result<Message, String> {
+        let to: Mailbox = to
+            .parse()
+            .map_err(|error| format!("`{to}` is not an email address: {error}"))?;
+        Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(message.subject.as_deref().unwrap_or("(no subject)"))
+            .message_id(Some(format!("<{}@herald>", message.delivery_id)))
+            .header(DeliveryIdHeader(message.delivery_id.to_string()))
+            .header(ContentType::TEXT_PLAIN)
+            .body(message.body.clone())
+            .map_err(|error| format!("the email cannot be built: {error}"))
+    }
+}
+
+#[async_trait]
+impl Provider for Smtp {
+    fn identity(&self) -> &ProviderIdentity {
+        &self.identity
+    }
+
+    async fn send(&self, message: &OutgoingMessage, timeout: Duration) -> SendOutcome {
+        let Contact::Email(to) = &message.contact else {
+            return wrong_contact(PROVIDER, message);
+        };
+        let email = match self.email(to, message) {
+            Ok(email) => email,
+            Err(error) => {
+                return SendOutcome::Permanent {
+                    error,
+                    http_status: None,
+                }
+            }
+        };
+        let sent = match tokio::time::timeout(timeout, self.transport.send(email)).await {
+            Err(_) => {
+                return SendOutcome::Retryable {
+                    error: format!("{PROVIDER} timed out after {} ms", timeout.as_millis()),
+                    http_status: None,
+                    retry_after: None,
+                }
+            }
+            Ok(sent) => sent,
+        };
+        match sent {
+            Ok(response) => SendOutcome::Sent {
+                // "2.0.0 Ok: queued as <id>": the server's own reference, whatever its shape.
+                provider_message_id: Some(response.message().collect::<Vec<_>>().join(" ")),
+                http_status: 250,
+            },
+            // SMTP replies are not HTTP statuses: the code goes into the error, none into the
+            // status, so a 4xx reply counts against the circuit like a timeout does.
+            Err(error) if error.is_permanent() => SendOutcome::Permanent {
+                error: format!("{PROVIDER} refused the message: {error}"),
+                http_status: None,
+            },
+            Err(error) => SendOutcome::Retryable {
+                error: format!("{PROVIDER} failed: {error}"),
+                http_status: None,
+                retry_after: None,
+            },
+        }
+    }
+}
