@@ -187,6 +187,12 @@ refusals() {
     --set kafkaTopic.enabled=true --set-string 'kafkaTopic.config.retention\.ms=1' || status=1
   must_refuse "a bot token in values" "additional properties 'bot_token' not allowed" \
     --set config.providers.telegram.bot_token=123:abc || status=1
+  must_refuse "an SMTP URL in values" "additional properties 'url' not allowed" \
+    --set config.providers.smtp.url=smtp://user:pw@mail.example.com:587 || status=1
+  must_refuse "an SMTP failover without its sender" "config.providers.smtp.from is required" \
+    --set secrets.smtpUrl.name=herald-smtp || status=1
+  must_refuse "the simulator's SMTP listen address in providerSim.env" "HERALD_SIM_SMTP_LISTEN" \
+    --set providerSim.enabled=true --set providerSim.env.HERALD_SIM_SMTP_LISTEN=127.0.0.1:2525 || status=1
   must_refuse "reads that could take every connection" "must be below config.database.max_connections" \
     --set config.server.max_concurrent_reads=16 --set config.database.max_connections=16 || status=1
   return $status
@@ -225,6 +231,14 @@ mutants() {
     --set containerSecurityContext.readOnlyRootFilesystem=false || status=1
   must_be_caught "a credential as a plain value" "must come from a secretKeyRef" "" \
     --set 'api.extraEnv[0].name=HERALD_SENDGRID_API_KEY' --set 'api.extraEnv[0].value=SG.x' || status=1
+  must_be_caught "an SMTP URL with credentials as a plain value" "HERALD_SMTP_URL must come from a secretKeyRef" "" \
+    --set 'worker.extraEnv[0].name=HERALD_SMTP_URL' --set 'worker.extraEnv[0].value=smtp://u:p@mail:587' || status=1
+  must_be_caught "a worker without HERALD_SMTP_URL (the loopback default)" "HERALD_SMTP_URL must be set" \
+    "/name: HERALD_SMTP_URL/,+1d" || status=1
+  must_be_caught "the worker's SMTP failover not at the simulator" "not the simulator's smtp://herald-provider-sim:2525" \
+    "s|smtp://herald-provider-sim:2525|smtp://127.0.0.1:2525|" --set providerSim.enabled=true || status=1
+  must_be_caught "the simulator's SMTP sink on loopback" "HERALD_SIM_SMTP_LISTEN 127.0.0.1:2525 must be 0.0.0.0" \
+    "/name: HERALD_SIM_SMTP_LISTEN/{n;s/0.0.0.0/127.0.0.1/;}" --set providerSim.enabled=true || status=1
   must_be_caught "a worker grace period no longer than its drain" "terminationGracePeriodSeconds 60 must exceed" \
     "s/terminationGracePeriodSeconds: 90$/terminationGracePeriodSeconds: 60/" || status=1
   must_be_caught "a readiness probe on /healthz" "readinessProbe must GET /readyz" \
@@ -255,7 +269,7 @@ def schema_keys(node, path=()):
             yield ".".join(path + (key,))
 
 secrets = {"database.url", "redis.url", "providers.sendgrid.api_key", "providers.twilio.auth_token",
-           "providers.telegram.bot_token"}
+           "providers.telegram.bot_token", "providers.smtp.url"}
 optional = {"worker.instance_id"}
 want = set(toml_keys(toml)) - secrets
 have = set(schema_keys(schema))

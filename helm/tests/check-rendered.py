@@ -3,13 +3,16 @@
 
     check-rendered.py RENDERED.yaml      (the output of `helm template`)
 
-  * no Secret is rendered, and every credential reaches the pods through secretKeyRef only;
+  * no Secret is rendered, and every credential reaches the pods through secretKeyRef only (the SMTP
+    URL may also be empty, failover off, or the simulator's sink, which carries no credentials);
   * every Herald pod runs non-root, with a read-only root filesystem, no privilege escalation,
     no capabilities and the RuntimeDefault seccomp profile; every container has resources;
   * the API and the workers have /healthz liveness and /readyz readiness probes and spread over
     zones and nodes; the migrations Job is a pre-install/pre-upgrade hook;
   * OpenTelemetry: the standard OTEL_* variables, all of them or none, on every Herald process;
   * herald.toml parses and listens on every interface;
+  * the worker's SMTP failover (HERALD_SMTP_URL) is always set: the simulator's Service with the
+    simulator, else a Secret or empty, never the built-in loopback default;
   * terminationGracePeriodSeconds outlasts the drain deadlines (workers: 2 x drain_timeout_ms);
   * the KEDA ScaledObject never allows more workers than partitions, watches the configured topic
     and consumer group, and the Strimzi KafkaTopic has the configured partitions and retention;
@@ -31,10 +34,14 @@ import yaml
 CREDENTIAL_ENV = {"HERALD_DATABASE__URL", "HERALD_REDIS__URL",
                   "HERALD_SENDGRID_API_KEY", "HERALD_PROVIDERS__SENDGRID__API_KEY",
                   "HERALD_TWILIO_AUTH_TOKEN", "HERALD_PROVIDERS__TWILIO__AUTH_TOKEN",
-                  "HERALD_TELEGRAM_BOT_TOKEN", "HERALD_PROVIDERS__TELEGRAM__BOT_TOKEN"}
+                  "HERALD_TELEGRAM_BOT_TOKEN", "HERALD_PROVIDERS__TELEGRAM__BOT_TOKEN",
+                  "HERALD_SMTP_URL", "HERALD_PROVIDERS__SMTP__URL"}
+# The email failover's URL (a credential) may also be a plain value, but only an empty one (failover
+# off) or, when the simulator is rendered, its Service's SMTP sink (no credentials in it).
+SMTP_URL_ENV = ("HERALD_SMTP_URL", "HERALD_PROVIDERS__SMTP__URL")
 # Settings of config/herald.toml that are secrets: never in the rendered herald.toml.
 SECRET_SETTINGS = ("database.url", "redis.url", "providers.sendgrid.api_key",
-                   "providers.twilio.auth_token", "providers.telegram.bot_token")
+                   "providers.twilio.auth_token", "providers.telegram.bot_token", "providers.smtp.url")
 CREDENTIAL_WORDS = ("PASSWORD", "TOKEN", "API_KEY", "SECRET")
 API_SHUTDOWN_SECONDS = 46  # herald-api startup.rs: 30 + 10 + 1 + 5 (see _helpers.tpl)
 
@@ -60,6 +67,21 @@ def matches(selector, labels):
     return all(labels.get(key) == value for key, value in selector.items())
 
 
+def sim_service_urls(by_kind):
+    """The simulator's HTTP base URL and SMTP URL through its Service, or (None, None) without one."""
+    sims = [doc for doc in by_kind.get("Deployment", [])
+            if doc["metadata"]["labels"].get("app.kubernetes.io/component") == "provider-sim"]
+    if not sims:
+        return None, None
+    for svc in by_kind.get("Service", []):
+        if matches(svc["spec"]["selector"], sims[0]["spec"]["template"]["metadata"]["labels"]):
+            ports = {port.get("name"): port["port"] for port in svc["spec"]["ports"]}
+            name = svc["metadata"]["name"]
+            return (f"http://{name}:{ports['http']}" if "http" in ports else None,
+                    f"smtp://{name}:{ports['smtp']}" if "smtp" in ports else None)
+    return None, None
+
+
 def main(path):
     docs = [doc for doc in yaml.safe_load_all(open(path)) if doc]
     by_kind = {}
@@ -67,6 +89,8 @@ def main(path):
         by_kind.setdefault(doc["kind"], []).append(doc)
 
     # Secrets and credentials.
+    sim_http, sim_smtp = sim_service_urls(by_kind)
+    plain_smtp_urls = {"", sim_smtp} if sim_smtp else {""}
     for doc in by_kind.get("Secret", []):
         problem(f"{name_of(doc)}: the chart must not render Secrets (it references existing ones)")
     checked.append("no Secret rendered")
@@ -123,6 +147,8 @@ def main(path):
             for env in container.get("env", []):
                 sensitive = env["name"] in CREDENTIAL_ENV or any(
                     word in env["name"] for word in CREDENTIAL_WORDS)
+                if env["name"] in SMTP_URL_ENV and env.get("value") in plain_smtp_urls:
+                    continue
                 if sensitive and "secretKeyRef" not in env.get("valueFrom", {}):
                     problem(f"{where}: {env['name']} must come from a secretKeyRef")
     checked.append(f"security contexts and secretKeyRef-only credentials ({len(herald_workloads)} workloads)")
@@ -218,12 +244,10 @@ def main(path):
         providers = config.get("providers", {})
         allow_private = config.get("outbound", {}).get("allow_private_networks", False)
         if sim:
-            sim_services = [svc for svc in by_kind.get("Service", [])
-                            if matches(svc["spec"]["selector"], sim["spec"]["template"]["metadata"]["labels"])]
-            if not sim_services:
-                problem(f"{name_of(sim)}: no Service selects the simulator")
+            if not sim_http:
+                problem(f"{name_of(sim)}: no Service with a port named http selects the simulator")
                 continue
-            base = f"http://{sim_services[0]['metadata']['name']}:{sim_services[0]['spec']['ports'][0]['port']}"
+            base = sim_http
             want = {"sendgrid": base, "twilio": base, "telegram": base + "/telegram"}
             if not allow_private:
                 problem(f"{name_of(doc)}: outbound.allow_private_networks must be true with the simulator "
@@ -238,6 +262,32 @@ def main(path):
                 problem(f"{name_of(doc)}: providers.{name}.base_url must name the real provider, not {url}")
     checked.append("provider endpoints: " + ("the simulator's Service, private networks allowed" if sim
                                              else "real base URLs for sendgrid, twilio, telegram"))
+
+    # The email failover: unset, the built-in default (a simulator on 127.0.0.1) would apply.
+    smtp_env = [env for env in pod_spec(worker)["containers"][0].get("env", [])
+                if env["name"] in SMTP_URL_ENV]
+    if not smtp_env:
+        problem(f"{name_of(worker)}: HERALD_SMTP_URL must be set (a Secret, the simulator's sink or empty), "
+                "or the built-in loopback default applies")
+    if sim and not sim_smtp:
+        problem(f"{name_of(sim)}: no Service with a port named smtp selects the simulator (the workers' email failover)")
+    for env in smtp_env:
+        if "secretKeyRef" in env.get("valueFrom", {}):
+            continue
+        if sim and env.get("value") != sim_smtp:
+            problem(f"{name_of(worker)}: {env['name']} is {env.get('value')!r}, not the simulator's {sim_smtp}")
+        elif not sim and env.get("value") != "":
+            problem(f"{name_of(worker)}: {env['name']} must come from a secretKeyRef or be empty (failover off)")
+    if sim:
+        sim_container = pod_spec(sim)["containers"][0]
+        listen = {env["name"]: env.get("value") for env in sim_container.get("env", [])}.get("HERALD_SIM_SMTP_LISTEN")
+        ports = {port.get("name"): port["containerPort"] for port in sim_container.get("ports", [])}
+        if listen != f"0.0.0.0:{ports.get('smtp')}":
+            problem(f"{name_of(sim)}: HERALD_SIM_SMTP_LISTEN {listen} must be 0.0.0.0:<its smtp port {ports.get('smtp')}>")
+    smtp_how = ("a Secret" if any("secretKeyRef" in env.get("valueFrom", {}) for env in smtp_env)
+                else repr(smtp_env[0].get("value")) if smtp_env else "unset")
+    checked.append(f"email failover: the worker's HERALD_SMTP_URL is {smtp_how}"
+                   + ("; the simulator's SMTP sink listens on 0.0.0.0" if sim else ""))
 
     kafka = worker_config.get("kafka", {})
     partitions = kafka.get("partitions", 8)

@@ -119,7 +119,9 @@ helm.sh/chart: {{ include "herald.chart" .root }}
      (http://<fullname>-provider-sim:<port>/slack/..., /discord/...), a Service with a private
      cluster IP, which Herald otherwise refuses (SSRF guard) both when a user is saved (API) and
      when a delivery is sent (worker). Never set it in production: it lets tenants make the
-     worker call into the cluster's network. */}}
+     worker call into the cluster's network.
+     providers.smtp.url (the email failover) is not set here: it is a secret, never in herald.toml;
+     the worker gets it as HERALD_SMTP_URL (herald.smtpUrlEnv). */}}
 {{- define "herald.effectiveConfig" -}}
 {{- $config := deepCopy .Values.config -}}
 {{- if .Values.providerSim.enabled -}}
@@ -132,6 +134,36 @@ helm.sh/chart: {{ include "herald.chart" .root }}
 {{- $_ := set $config "outbound" (merge (dict "allow_private_networks" true) (omit (default dict $config.outbound) "allow_private_networks")) -}}
 {{- end -}}
 {{- toYaml $config -}}
+{{- end -}}
+
+{{/* The simulator's SMTP sink, as the workers' failover reaches it through its Service. */}}
+{{- define "herald.simSmtpUrl" -}}
+{{- printf "smtp://%s:%d" (include "herald.componentName" (dict "root" . "component" "provider-sim")) (int .Values.providerSim.smtpPort) -}}
+{{- end -}}
+
+{{/* HERALD_SMTP_URL, the worker's email failover (providers.smtp.url), always set:
+       * secrets.smtpUrl.name: from that Secret (the URL may carry a user and password);
+       * else with providerSim.enabled: the simulator's sink, smtp://<fullname>-provider-sim:<smtpPort>,
+         as a plain value: it carries no credentials, and a Secret the chart would have to render
+         (it renders none) or the user to create for a development cluster would buy nothing;
+       * else "": the failover is off. Left unset, the built-in default of config/herald.toml
+         (smtp://127.0.0.1:2525, the local simulator) would apply: a loopback address with nothing
+         listening in a pod, and every failover attempt would fail. NOTES.txt says it is off.
+     Not in herald.toml (herald.effectiveConfig): the URL is a secret setting, and the config file
+     must never hold one, whether it came from values or from the chart. */}}
+{{- define "herald.smtpUrlEnv" -}}
+{{- $v := .Values -}}
+- name: HERALD_SMTP_URL
+{{- if $v.secrets.smtpUrl.name }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $v.secrets.smtpUrl.name }}
+      key: {{ $v.secrets.smtpUrl.key }}
+{{- else if $v.providerSim.enabled }}
+  value: {{ include "herald.simSmtpUrl" . | quote }}
+{{- else }}
+  value: ""
+{{- end }}
 {{- end -}}
 
 {{- define "herald.toml" -}}
@@ -204,6 +236,7 @@ helm.sh/chart: {{ include "herald.chart" .root }}
       name: {{ $v.secrets.telegramBotToken.name }}
       key: {{ $v.secrets.telegramBotToken.key }}
 {{- end }}
+{{ include "herald.smtpUrlEnv" $root }}
 {{- end }}
 {{- if $v.otel.endpoint }}
 - name: POD_NAME
