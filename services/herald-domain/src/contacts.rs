@@ -181,6 +181,14 @@ pub fn url_problem(field: &str, text: &str, allow_private_networks: bool) -> Opt
             format!("must be at most {MAX_URL_CHARS} characters"),
         ));
     }
+    // The URL parser would quietly drop or escape them, but the text is what is stored, and
+    // PostgreSQL cannot hold U+0000: refused up front, like everywhere else.
+    if text.chars().any(char::is_control) || text.trim() != text {
+        return Some(FieldError::new(
+            field,
+            "must not contain control characters or surrounding whitespace",
+        ));
+    }
     let url = match url::Url::parse(text) {
         Ok(url) => url,
         Err(error) => {
@@ -230,6 +238,18 @@ mod tests {
         assert!(url_problem(field, "ftp://127.0.0.1/x", true).is_some());
         let long = format!("https://example.com/{}", "a".repeat(MAX_URL_CHARS));
         assert!(url_problem(field, &long, false).is_some());
+    }
+
+    #[test]
+    fn a_nul_or_a_newline_in_a_url_is_refused_before_it_reaches_the_database() {
+        for hostile in [
+            "https://hooks.example.com/\u{0}x",
+            "https://hooks.example.com/x\n",
+            " https://hooks.example.com/x",
+            "https://hooks.example.com/\tx",
+        ] {
+            assert!(url_problem("url", hostile, true).is_some(), "{hostile:?}");
+        }
     }
 
     #[test]

@@ -457,8 +457,6 @@ fn bytes_permits(bytes: usize) -> u32 {
     u32::try_from(bytes.clamp(1, MAX_HELD_BYTES)).unwrap_or(u32::MAX)
 }
 
-/// The attempt to record for a provider's answer, with the delivery's next status from the
-/// domain's transition function.
 /// What an outcome says about the provider's health: it failed when it could not answer
 /// (timeout, connection error) or answered 5xx; any other answer, 4xx included, is it working.
 /// A rate limit (429) and a failure without a call (a refused URL) say nothing.
@@ -501,6 +499,8 @@ fn retry_delay(
     retry_policy.delay_after(attempt, retry_after)
 }
 
+/// The attempt to record for a provider's answer, with the delivery's next status from the
+/// domain's transition function.
 pub fn attempt_record(
     delivery: &HeldDelivery,
     provider: &'static str,

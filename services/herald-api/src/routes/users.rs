@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
-use herald_domain::contacts::{TelegramChatId, WebhookUrlContact};
+use herald_domain::contacts::{TelegramContact, WebhookUrlContact};
 use herald_domain::validation::MAX_USER_ID_CHARS;
 use herald_domain::{ChannelData, FieldError};
 use herald_store::users::{find_user, upsert_user, StoredUser, UserContact};
@@ -51,14 +51,9 @@ pub struct ChannelDataView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub discord: Option<WebhookUrlContact>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub telegram: Option<TelegramView>,
+    pub telegram: Option<TelegramContact>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub webhook: Option<WebhookView>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TelegramView {
-    pub chat_id: TelegramChatId,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -80,9 +75,7 @@ impl From<&StoredUser> for UserResponse {
             channel_data: ChannelDataView {
                 slack: channels.slack.clone(),
                 discord: channels.discord.clone(),
-                telegram: channels.telegram.as_ref().map(|telegram| TelegramView {
-                    chat_id: telegram.chat_id.clone(),
-                }),
+                telegram: channels.telegram.clone(),
                 webhook: channels.webhook.as_ref().map(|webhook| WebhookView {
                     url: webhook.url.clone(),
                     has_secret: !webhook.secret.is_empty(),

@@ -120,6 +120,19 @@ async fn channel_data_that_could_reach_internal_networks_is_a_422_naming_each_fi
         ]
     );
 
+    // U+0000 cannot be stored: a 422 naming the field, never a 500 from the database.
+    let nul = put_user(
+        &app,
+        "u1",
+        json!({"channel_data": {"slack": {"webhook_url": "https://hooks.slack.com/a\u{0}b"}}}),
+    )
+    .await;
+    assert_eq!(nul.status(), 422);
+    assert_eq!(
+        detail_fields(&json(nul).await),
+        ["channel_data.slack.webhook_url"]
+    );
+
     let unknown = put_user(
         &app,
         "u1",
