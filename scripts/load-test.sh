@@ -91,6 +91,7 @@ else
   export HERALD_SERVER__PORT="${HERALD_SERVER__PORT:-18380}"
   export HERALD_WORKER__METRICS_PORT="${HERALD_WORKER__METRICS_PORT:-19564}"
   export HERALD_SIM_LISTEN="${HERALD_SIM_LISTEN:-127.0.0.1:19390}"
+  export HERALD_SIM_SMTP_LISTEN="${HERALD_SIM_SMTP_LISTEN:-127.0.0.1:19325}"
   # Requests over 100 ms are logged at warn: under stress that alone is plenty.
   export RUST_LOG="${RUST_LOG:-warn}"
   log "building Herald (release)"
