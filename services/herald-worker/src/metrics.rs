@@ -266,6 +266,8 @@ pub fn register_all() {
     Lazy::force(&RECORD_FAILURES);
     Lazy::force(&RECORD_PENDING);
     Lazy::force(&ASSIGNED_PARTITIONS);
+    Lazy::force(&CIRCUIT_STATE);
+    Lazy::force(&CONTENT_CACHE_BYTES);
     Lazy::force(&CONSUMER_LAG);
     Lazy::force(&GROUP_STUCK);
     Lazy::force(&GROUP_REJOINS);

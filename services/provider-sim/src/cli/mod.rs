@@ -40,7 +40,7 @@ pub struct Arguments {
     /// Accepted messages kept in full per provider (per-reference counts are always complete).
     #[arg(long, env = "HERALD_SIM_RECORD_CAPACITY", default_value_t = DEFAULT_RECORD_CAPACITY)]
     pub record_capacity: usize,
-    /// Distinct idempotency references counted per provider (about 40 bytes each); past it,
+    /// Distinct idempotency references counted per provider (about 80 bytes each); past it,
     /// new references show as `untracked_references` in `/_sim/stats`.
     #[arg(long, env = "HERALD_SIM_MAX_REFERENCES", default_value_t = DEFAULT_MAX_REFERENCES)]
     pub max_references: usize,
