@@ -51,8 +51,17 @@ pub(crate) async fn read_capped(mut response: Response, max_bytes: usize) -> Vec
 
 /// At most [`MAX_ERROR_BODY_BYTES`] of the body, as text for `last_error`.
 async fn capped_body(response: Response) -> String {
-    let body = read_capped(response, MAX_ERROR_BODY_BYTES).await;
-    String::from_utf8_lossy(&body).chars().take(500).collect()
+    body_excerpt(&read_capped(response, MAX_ERROR_BODY_BYTES).await)
+}
+
+/// The first 500 characters of an answer's body, as text for `last_error`.
+pub(crate) fn body_excerpt(body: &[u8]) -> String {
+    String::from_utf8_lossy(body).chars().take(500).collect()
+}
+
+/// Whether an HTTP status is worth a retry: a rate limit (429) or the provider's own failure (5xx).
+pub(crate) fn is_retryable_status(status: StatusCode) -> bool {
+    status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
 }
 
 /// Retryable for 429 and 5xx (honouring `Retry-After`), permanent for other statuses.
@@ -65,7 +74,7 @@ pub(crate) async fn classify_error_response(provider: &str, response: Response) 
         .and_then(|value| parse_retry_after(value, SystemTime::now()));
     let body = capped_body(response).await;
     let error = format!("{provider} answered {status}: {body}");
-    if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+    if is_retryable_status(status) {
         SendOutcome::Retryable {
             error,
             http_status: Some(status.as_u16()),

@@ -13,7 +13,7 @@ use reqwest::header::RETRY_AFTER;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-use super::classify::read_capped;
+use super::classify::{body_excerpt, is_retryable_status, read_capped};
 use super::{
     classify_transport_error, parse_retry_after, truncate_chars, wrong_contact, Contact,
     OutgoingMessage, Provider, ProviderIdentity, SendOutcome, DELIVERY_ID_HEADER, MAX_RETRY_AFTER,
@@ -102,19 +102,14 @@ fn classify(
     let description = answer
         .as_ref()
         .and_then(|answer| answer.description.clone())
-        .unwrap_or_else(|| {
-            String::from_utf8_lossy(answer_bytes)
-                .chars()
-                .take(500)
-                .collect()
-        });
+        .unwrap_or_else(|| body_excerpt(answer_bytes));
     let error = format!("{PROVIDER} answered {status}: {description}");
     let retry_after_body = answer
         .as_ref()
         .and_then(|answer| answer.parameters.as_ref())
         .and_then(|parameters| parameters.retry_after)
         .map(|seconds| Duration::from_secs(seconds).min(MAX_RETRY_AFTER));
-    if status == reqwest::StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+    if is_retryable_status(status) {
         return SendOutcome::Retryable {
             error,
             http_status: Some(status.as_u16()),
