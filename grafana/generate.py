@@ -491,7 +491,8 @@ def ingest():
 
 def kafka():
     p = Panels()
-    lag = f"max by (partition) ({sel('herald_consumer_lag')})"
+    # Per topic and partition: the main topic and the high-priority one have partitions of the same numbers.
+    lag = f"max by (topic, partition) ({sel('herald_consumer_lag')})"
     p.row("Now")
     p.stat("Consumer lag", f"sum({lag})", "short", "Records behind the high watermarks, all partitions.",
            ((1000, "orange"), (100000, "red")), w=6)
@@ -505,7 +506,7 @@ def kafka():
     p.row("Consumer (workers)")
     p.timeseries(
         "Consumer lag per partition",
-        [(lag, "partition {{partition}}")],
+        [(lag, "{{topic}} {{partition}}")],
         "short",
         "Records behind the high watermark, per partition (the consumer's own watermarks).",
     )

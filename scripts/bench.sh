@@ -2,7 +2,7 @@
 # `make bench`: load benchmarks, driven from a second process (oha) over loopback at fixed arrival
 # rates (--latency-correction), beside a bare actix handler measured the same way in the same run.
 #
-# Scenarios (BENCH_SCENARIOS, default "delivery capacity ingest"):
+# Scenarios (BENCH_SCENARIOS, default "delivery capacity ingest channels"):
 #   delivery  notifications accepted through the batch endpoint and delivered by one worker to the
 #             provider simulator (20 ms latency): deliveries/s and accept-to-delivery P50/P95/P99
 #             (bench-results/delivery.json). Its own database, topic and group.
@@ -13,6 +13,13 @@
 #             commit, content load, admission, outcome record with counters) through herald-store,
 #             8 concurrent callers in batches of 250, nothing else running; the delivery figure is
 #             quoted as a ratio of it (bench-results/capacity.json).
+#   channels  every channel at once (email, sms, slack, discord, telegram, webhook), one worker, every
+#             provider of the simulator answering in 50 ms (set through its /_sim/config knobs):
+#             recipients with a contact on every channel (PUT /v1/users/{id}), one generator per
+#             channel at a fixed rate, and per channel deliveries/s and accept-to-delivery P50/P95/P99
+#             (accept: the notification's created_at; delivery: the simulator's receipt of the
+#             delivery's reference; one host clock) beside the lane's max_in_flight, rate and ceiling
+#             (bench-results/channels.json; scripts/lib/bench_channels.py explains the measure).
 #   relay     a backlog of BENCH_RELAY_NOTIFICATIONS (default 1,000,000) notifications left in the
 #             outbox, as an API that died with the broker away leaves them; one API's relay drains it
 #             (bench-results/relay.json). Not in the defaults: it takes minutes.
@@ -21,7 +28,11 @@
 # BENCH_BATCH_RATE (req/s, default 600), BENCH_BATCH_SIZE (notifications per request, default 100),
 # BENCH_CONNECTIONS (default 256), BENCH_DELIVERY_RATE (deliveries/s offered, default 20000),
 # BENCH_DELIVERY_RECIPIENTS (recipients per notification in the delivery scenario, default 1),
-# BENCH_DRAIN_SECONDS (how long the delivery scenario waits for the last deliveries, default 120),
+# BENCH_DRAIN_SECONDS (how long the delivery scenarios wait for the last deliveries, default 120),
+# BENCH_CHANNELS_RATE (deliveries/s offered per channel, default 400, each at most
+# BENCH_CHANNELS_CEILING_SHARE, default 0.8, of its lane's ceiling min(max_in_flight / latency,
+# requests_per_second)), BENCH_CHANNELS_LATENCY_MS (default 50), BENCH_CHANNELS_USERS (default 200),
+# BENCH_CHANNELS_CONNECTIONS (per generator, default 32),
 # HERALD_BENCH_URL (an API already running, for the ingest scenario).
 #
 # A scenario that fails (a component that does not start, a generator that gets no answer, a
@@ -38,7 +49,12 @@ CONNECTIONS="${BENCH_CONNECTIONS:-256}"
 DELIVERY_RATE="${BENCH_DELIVERY_RATE:-20000}"
 DELIVERY_RECIPIENTS="${BENCH_DELIVERY_RECIPIENTS:-1}"
 DRAIN_SECONDS="${BENCH_DRAIN_SECONDS:-120}"
-SCENARIOS="${BENCH_SCENARIOS:-delivery capacity ingest}"
+CHANNELS_RATE="${BENCH_CHANNELS_RATE:-400}"
+CHANNELS_CEILING_SHARE="${BENCH_CHANNELS_CEILING_SHARE:-0.8}"
+CHANNELS_LATENCY_MS="${BENCH_CHANNELS_LATENCY_MS:-50}"
+CHANNELS_USERS="${BENCH_CHANNELS_USERS:-200}"
+CHANNELS_CONNECTIONS="${BENCH_CHANNELS_CONNECTIONS:-32}"
+SCENARIOS="${BENCH_SCENARIOS:-delivery capacity ingest channels}"
 OUT_DIR=bench-results
 mkdir -p "$OUT_DIR"
 rm -f "$OUT_DIR"/*.json  # figures of an earlier run must never be mistaken for this one's
@@ -50,8 +66,11 @@ command -v oha >/dev/null || cargo install oha --version 1.16.0 --locked
 started_services="$(mktemp)"
 HERALD_STARTED_FILE="$started_services" scripts/services.sh start
 eval "$(scripts/services.sh env)"
-cargo build --release --bin herald-api --bin herald-bare-handler --bin herald-worker --bin herald-provider-sim \
-  --bin herald-store-capacity
+# Only the binaries the chosen scenarios run.
+binaries=(--bin herald-api --bin herald-worker --bin herald-provider-sim)
+case " $SCENARIOS " in *" ingest "*) binaries+=(--bin herald-bare-handler) ;; esac
+case " $SCENARIOS " in *" capacity "*) binaries+=(--bin herald-store-capacity) ;; esac
+cargo build --release "${binaries[@]}"
 api=target/release/herald-api
 
 # Every process a scenario starts is listed here and stopped (SIGTERM, then waited for) by
@@ -188,6 +207,98 @@ if twilio["untracked_references"] != 0:
 if twilio["duplicates"] != 0 or twilio["messages"] < delivery["deliveries_accepted"]:
     sys.exit(1)
 PY
+}
+
+run_channels_scenario() {
+  # Every channel at once through one worker, each provider answering in CHANNELS_LATENCY_MS, each
+  # channel offered BENCH_CHANNELS_RATE deliveries/s or CHANNELS_CEILING_SHARE of its lane's ceiling,
+  # whichever is lower. Its own database, topic, group, ports and simulator.
+  local run_id database_url topic capacity accepted sent channel provider
+  local simulator=http://127.0.0.1:19190 api_url=http://127.0.0.1:18084
+  run_id="$(date +%s)"
+  database_url="${HERALD_DATABASE__URL%/*}/herald_channels_$run_id"
+  topic="bench-channels-$run_id"
+  psql "$HERALD_DATABASE__URL" -qc "CREATE DATABASE herald_channels_$run_id"
+  local -a scenario_env=(
+    HERALD_DATABASE__URL="$database_url"
+    HERALD_KAFKA__TOPIC="$topic"
+    HERALD_KAFKA__BROKERS="${BENCH_KAFKA_BROKERS:-$HERALD_KAFKA__BROKERS}"
+    HERALD_WORKER__GROUP_ID="bench-channels-workers-$run_id"
+    HERALD_SENDGRID_BASE_URL=$simulator
+    HERALD_TWILIO_BASE_URL=$simulator
+    HERALD_TELEGRAM_BASE_URL=$simulator/telegram
+    HERALD_SMTP_URL=smtp://127.0.0.1:19125
+    HERALD_OUTBOUND__ALLOW_PRIVATE_NETWORKS=true
+  )
+  env "${scenario_env[@]}" $api migrate >/dev/null
+  env "${scenario_env[@]}" $api create-topics >/dev/null
+  API_KEY="$(env "${scenario_env[@]}" HERALD_API_KEY="${HERALD_BENCH_API_KEY:-hk_bench_local_key}" $api ensure-tenant --name bench)"
+  python3 scripts/lib/bench_channels.py plan --duration "${DURATION%s}" --rate "$CHANNELS_RATE" \
+    --ceiling-share "$CHANNELS_CEILING_SHARE" --latency-ms "$CHANNELS_LATENCY_MS" --config config/herald.toml \
+    > "$OUT_DIR/channels-plan.json" || fail "channels: no plan"
+  # Room for every message of the busiest channel in the simulator's record ring (receipt times
+  # are read from it), twice over for retries.
+  capacity=$(python3 -c "import json; p=json.load(open('$OUT_DIR/channels-plan.json')); \
+print(2 * max(c['expected_deliveries'] for c in p['channels'].values()) + 1000)")
+  HERALD_SIM_LISTEN=127.0.0.1:19190 HERALD_SIM_SMTP_LISTEN=127.0.0.1:19125 HERALD_SIM_RECORD_CAPACITY="$capacity" \
+    target/release/herald-provider-sim > "$OUT_DIR/simulator-channels.log" 2>&1 &
+  started_pids+=($!)
+  wait_http "$simulator/_sim/stats"
+  # The latency is set at run time, through the simulator's own knobs, on every provider.
+  for provider in sendgrid twilio slack discord telegram webhook smtp; do
+    curl -fsS -X PUT -H 'Content-Type: application/json' -d "{\"latency_ms\": $CHANNELS_LATENCY_MS}" \
+      "$simulator/_sim/config/$provider" >/dev/null || fail "channels: the simulator refused a latency for $provider"
+  done
+  curl -fsS -X PUT -H 'Content-Type: application/json' \
+    -d '{"secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}' "$simulator/_sim/webhook-endpoints/bench" >/dev/null \
+    || fail "channels: the simulator refused the webhook endpoint"
+  env "${scenario_env[@]}" HERALD_SERVER__PORT=18084 RUST_LOG=warn $api serve > "$OUT_DIR/api-channels.log" 2>&1 &
+  started_pids+=($!)
+  env "${scenario_env[@]}" HERALD_WORKER__METRICS_PORT=19465 RUST_LOG=warn target/release/herald-worker \
+    > "$OUT_DIR/worker-channels.log" 2>&1 &
+  started_pids+=($!)
+  wait_http "$api_url/healthz"
+  wait_http "http://127.0.0.1:19465/healthz"
+  for _ in $(seq 1 300); do
+    curl -fsS http://127.0.0.1:19465/readyz 2>/dev/null | grep -q '"assigned_partitions":[1-9]' && break
+    sleep 0.1
+  done
+  python3 scripts/lib/bench_channels.py users --api "$api_url" --key "$API_KEY" --simulator "$simulator" \
+    --users "$CHANNELS_USERS" --out-dir "$OUT_DIR" >/dev/null || fail "channels: the recipients could not be created"
+
+  # One generator per channel, all at once, each at its channel's fixed rate, one notification
+  # per request, spread over the recipients (-Z: a body per line).
+  cp /proc/loadavg "$OUT_DIR/channels-loadavg-before.txt"
+  local -a generators=()
+  for channel in email sms slack discord telegram webhook; do
+    local rate
+    rate=$(python3 -c "import json; print(json.load(open('$OUT_DIR/channels-plan.json'))['channels']['$channel']['offered_deliveries_per_second'])")
+    log "channels: $channel at $rate/s for $DURATION"
+    oha -z "$DURATION" -q "$rate" -c "$CHANNELS_CONNECTIONS" --latency-correction --no-tui --output-format json \
+      -m POST -T application/json -Z "$OUT_DIR/channels-body-$channel.jsonl" -H "Authorization: Bearer $API_KEY" \
+      "$api_url/v1/notifications" > "$OUT_DIR/oha-channels-$channel.json" &
+    generators+=($!)
+  done
+  local generator
+  for generator in "${generators[@]}"; do wait "$generator" || fail "channels: a generator exited with an error"; done
+  accepted=$(python3 -c "import json; print(sum(json.load(open(f'$OUT_DIR/oha-channels-{c}.json')).get('statusCodeDistribution', {}).get('202', 0) \
+    for c in ('email', 'sms', 'slack', 'discord', 'telegram', 'webhook')))")
+  log "channels: waiting for $accepted deliveries"
+  for _ in $(seq 1 "$DRAIN_SECONDS"); do
+    sent=$(psql "$database_url" -qtAc "SELECT count(*) FROM deliveries WHERE status = 'sent'")
+    [ "$sent" -ge "$accepted" ] && break
+    sleep 1
+  done
+  cp /proc/loadavg "$OUT_DIR/channels-loadavg-after.txt"
+  [ "$sent" -ge "$accepted" ] || fail "channels: only $sent of $accepted deliveries sent after ${DRAIN_SECONDS}s"
+  psql "$database_url" -qc "COPY (SELECT d.id, d.channel, d.status,
+      (extract(epoch FROM n.created_at) * 1000000)::bigint, (extract(epoch FROM d.updated_at) * 1000000)::bigint
+    FROM deliveries d JOIN notifications n ON n.id = d.notification_id) TO STDOUT WITH CSV" \
+    > "$OUT_DIR/channels-deliveries.csv"
+  python3 scripts/lib/bench_channels.py report --plan "$OUT_DIR/channels-plan.json" --out-dir "$OUT_DIR" \
+    --simulator "$simulator" --deliveries "$OUT_DIR/channels-deliveries.csv" \
+    || fail "channels: deliveries missing or repeated at the provider"
+  stop_started
 }
 
 run_ingest_scenario() {
@@ -347,6 +458,7 @@ for scenario in $SCENARIOS; do
     capacity) run_capacity_scenario ;;
     ingest) run_ingest_scenario ;;
     relay) run_relay_scenario ;;
-    *) fail "unknown scenario $scenario (known: delivery capacity ingest relay)" ;;
+    channels) run_channels_scenario ;;
+    *) fail "unknown scenario $scenario (known: delivery capacity ingest channels relay)" ;;
   esac
 done

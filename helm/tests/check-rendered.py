@@ -313,12 +313,18 @@ def main(path):
                    + (" (KEDA ScaledObject)" if scaled else ""))
 
     retention_days = worker_config.get("retention", {}).get("days", 30)
+    main_topic = kafka.get("topic", "notifications")
+    # The topic of priority high notifications: as many partitions as the main one (docs/DESIGN.md).
+    consumed_topics = {main_topic, kafka.get("high_priority_topic") or f"{main_topic}.high"}
     for doc in by_kind.get("KafkaTopic", []):
         spec = doc["spec"]
         if spec["config"].get("retention.ms") != (retention_days - 1) * 86400000:
             problem(f"{name_of(doc)}: retention.ms must be (retention.days - 1) days")
-        if spec["topicName"] == kafka.get("topic", "notifications") and spec["partitions"] != partitions:
+        if spec["topicName"] in consumed_topics and spec["partitions"] != partitions:
             problem(f"{name_of(doc)}: {spec['partitions']} partitions, herald.toml says {partitions}")
+    rendered_topics = {doc["spec"]["topicName"] for doc in by_kind.get("KafkaTopic", [])}
+    if rendered_topics and not consumed_topics <= rendered_topics:
+        problem(f"KafkaTopics: {sorted(consumed_topics - rendered_topics)} missing (the workers consume them)")
     if by_kind.get("KafkaTopic"):
         checked.append(f"KafkaTopics: partitions and retention.ms from herald.toml ({len(by_kind['KafkaTopic'])})")
 

@@ -12,6 +12,10 @@ mod m20261125_000004_deliveries;
 mod m20261126_000005_typed_partitioned_state;
 mod m20261126_000006_notification_trace_context;
 mod m20261126_000007_chat_and_webhook_channels;
+mod m20261126_000008_cancellation_reports_replay;
+mod m20261126_000009_priority_lanes;
+mod m20261126_000010_dead_letters;
+mod m20261126_000011_status_events;
 
 pub struct Migrator;
 
@@ -26,6 +30,10 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000005_typed_partitioned_state::Migration),
             Box::new(m20261126_000006_notification_trace_context::Migration),
             Box::new(m20261126_000007_chat_and_webhook_channels::Migration),
+            Box::new(m20261126_000008_cancellation_reports_replay::Migration),
+            Box::new(m20261126_000009_priority_lanes::Migration),
+            Box::new(m20261126_000010_dead_letters::Migration),
+            Box::new(m20261126_000011_status_events::Migration),
         ]
     }
 }

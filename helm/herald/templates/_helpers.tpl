@@ -214,6 +214,15 @@ helm.sh/chart: {{ include "herald.chart" .root }}
       name: {{ required "secrets.redisUrl.name: the name of an existing Secret holding the Redis URL" $v.secrets.redisUrl.name }}
       key: {{ $v.secrets.redisUrl.key }}
 {{- end }}
+{{- /* The worker sends with the Twilio auth token; the API verifies Twilio's status callbacks
+     with it (docs/DESIGN.md, "Provider callbacks"). */}}
+{{- if and (has .component (list "api" "worker")) $v.secrets.twilioAuthToken.name }}
+- name: HERALD_TWILIO_AUTH_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ $v.secrets.twilioAuthToken.name }}
+      key: {{ $v.secrets.twilioAuthToken.key }}
+{{- end }}
 {{- if eq .component "worker" }}
 {{- if $v.secrets.sendgridApiKey.name }}
 - name: HERALD_SENDGRID_API_KEY
@@ -221,13 +230,6 @@ helm.sh/chart: {{ include "herald.chart" .root }}
     secretKeyRef:
       name: {{ $v.secrets.sendgridApiKey.name }}
       key: {{ $v.secrets.sendgridApiKey.key }}
-{{- end }}
-{{- if $v.secrets.twilioAuthToken.name }}
-- name: HERALD_TWILIO_AUTH_TOKEN
-  valueFrom:
-    secretKeyRef:
-      name: {{ $v.secrets.twilioAuthToken.name }}
-      key: {{ $v.secrets.twilioAuthToken.key }}
 {{- end }}
 {{- if $v.secrets.telegramBotToken.name }}
 - name: HERALD_TELEGRAM_BOT_TOKEN

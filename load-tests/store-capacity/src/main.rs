@@ -122,6 +122,7 @@ async fn round(
             channel: Channel::Sms,
             provider: "twilio",
             status: DeliveryStatus::Sending,
+            priority: notification.priority,
             last_error: None,
         })
         .collect();

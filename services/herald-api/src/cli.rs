@@ -32,7 +32,12 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
 }
 
 pub async fn create_topics(settings: &Settings) -> anyhow::Result<()> {
-    herald_kafka::create_topics(&settings.kafka, &settings.retention).await
+    herald_kafka::create_topics(
+        &settings.kafka,
+        &settings.retention,
+        &settings.status_events.topic,
+    )
+    .await
 }
 
 /// Creates a tenant and its first key; returns the key, which is shown once and never stored.

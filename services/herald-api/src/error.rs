@@ -23,12 +23,28 @@ pub enum ApiError {
     MissingApiKey,
     #[error("the API key is not valid")]
     InvalidApiKey,
+    /// A provider callback without a valid signature (docs/DESIGN.md, "Provider callbacks").
+    #[error("the callback is not signed by the provider: {0}")]
+    UnsignedCallback(&'static str),
+    /// A well-signed provider callback whose body is not the provider's shape.
+    #[error("the callback body is not the provider's shape: {0}")]
+    MalformedCallback(String),
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("method not allowed")]
     MethodNotAllowed,
     #[error("the idempotency key was already used with a different request")]
     IdempotencyConflict { existing_id: uuid::Uuid },
+    #[error("the notification is `{}` already: there is nothing left to cancel", status.as_str())]
+    NotificationFinal {
+        status: herald_domain::NotificationStatus,
+    },
+    #[error("the notification was cancelled: none of its deliveries is sent any more")]
+    NotificationCancelled,
+    #[error("the delivery is `{}`, not `failed`: only a failed delivery is replayed", status.as_str())]
+    DeliveryNotFailed {
+        status: herald_domain::DeliveryStatus,
+    },
     #[error("the request body exceeds {limit_bytes} bytes")]
     PayloadTooLarge { limit_bytes: usize },
     #[error("the request body must be `application/json`")]
@@ -53,9 +69,9 @@ pub struct ErrorBody {
 #[derive(Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// Stable, machine-readable: `malformed_json`, `validation_failed`, `invalid_query`,
-    /// `unauthorized`, `not_found`, `method_not_allowed`, `idempotency_conflict`,
-    /// `payload_too_large`, `unsupported_media_type`, `rate_limited`, `overloaded`, `unavailable`,
-    /// `internal`.
+    /// `unauthorized`, `invalid_signature`, `malformed_callback`, `not_found`,
+    /// `method_not_allowed`, `idempotency_conflict`, `payload_too_large`, `unsupported_media_type`, `rate_limited`, `overloaded`, `unavailable`,
+    /// `notification_final`, `notification_cancelled`, `delivery_not_failed`, `internal`.
     pub code: &'static str,
     pub message: String,
     #[schema(value_type = Object)]
@@ -69,9 +85,14 @@ impl ApiError {
             ApiError::Validation(_) => "validation_failed",
             ApiError::InvalidQuery(_) => "invalid_query",
             ApiError::MissingApiKey | ApiError::InvalidApiKey => "unauthorized",
+            ApiError::UnsignedCallback(_) => "invalid_signature",
+            ApiError::MalformedCallback(_) => "malformed_callback",
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::IdempotencyConflict { .. } => "idempotency_conflict",
+            ApiError::NotificationFinal { .. } => "notification_final",
+            ApiError::NotificationCancelled => "notification_cancelled",
+            ApiError::DeliveryNotFailed { .. } => "delivery_not_failed",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::Overloaded(_) => "overloaded",
@@ -91,6 +112,8 @@ impl ApiError {
             ApiError::PayloadTooLarge { limit_bytes } => {
                 serde_json::json!({ "limit_bytes": limit_bytes })
             }
+            ApiError::NotificationFinal { status } => serde_json::json!({ "status": status }),
+            ApiError::DeliveryNotFailed { status } => serde_json::json!({ "status": status }),
             ApiError::RefusedByDatabase(reason) => {
                 serde_json::json!([{ "field": "$", "problem": format!("the database refused it: {reason}") }])
             }
@@ -112,15 +135,22 @@ impl ApiError {
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
-            ApiError::MalformedJson(_) | ApiError::InvalidQuery(_) => StatusCode::BAD_REQUEST,
+            ApiError::MalformedJson(_)
+            | ApiError::InvalidQuery(_)
+            | ApiError::MalformedCallback(_) => StatusCode::BAD_REQUEST,
             ApiError::Validation(_) | ApiError::RefusedByDatabase(_) => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             ApiError::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::MissingApiKey | ApiError::InvalidApiKey => StatusCode::UNAUTHORIZED,
+            ApiError::MissingApiKey | ApiError::InvalidApiKey | ApiError::UnsignedCallback(_) => {
+                StatusCode::UNAUTHORIZED
+            }
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::IdempotencyConflict { .. } => StatusCode::CONFLICT,
+            ApiError::IdempotencyConflict { .. }
+            | ApiError::NotificationFinal { .. }
+            | ApiError::NotificationCancelled
+            | ApiError::DeliveryNotFailed { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Overloaded(_) | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

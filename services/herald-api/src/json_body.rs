@@ -43,7 +43,7 @@ fn declared_length(request: &HttpRequest) -> Option<usize> {
 /// The request body, at most `limit_bytes` long.
 pub async fn read_body(
     request: &HttpRequest,
-    mut payload: web::Payload,
+    payload: web::Payload,
     limit_bytes: usize,
 ) -> Result<web::Bytes, ApiError> {
     if let Some(content_type) = request.headers().get(header::CONTENT_TYPE) {
@@ -63,6 +63,15 @@ pub async fn read_body(
             return Err(ApiError::UnsupportedMediaType);
         }
     }
+    read_bounded_body(request, payload, limit_bytes).await
+}
+
+/// The request body whatever its content type, at most `limit_bytes` long (413 beyond).
+pub async fn read_bounded_body(
+    request: &HttpRequest,
+    mut payload: web::Payload,
+    limit_bytes: usize,
+) -> Result<web::Bytes, ApiError> {
     let declared_length = declared_length(request);
     if declared_length.is_some_and(|length| length > limit_bytes) {
         return Err(ApiError::PayloadTooLarge { limit_bytes });

@@ -88,8 +88,10 @@ async fn run(arguments: Arguments) -> anyhow::Result<()> {
         Command::CreateTopics => {
             cli::create_topics(&settings).await?;
             println!(
-                "topic {} ready ({} partitions)",
-                settings.kafka.topic, settings.kafka.partitions
+                "topics {} and {} ready ({} partitions each)",
+                settings.kafka.topic,
+                settings.kafka.high_priority_topic(),
+                settings.kafka.partitions
             );
         }
         Command::CreateTenant { name } => {

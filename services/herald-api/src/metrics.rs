@@ -184,6 +184,40 @@ pub static AUTH_THROTTLED: Lazy<IntCounter> = Lazy::new(|| {
     .unwrap()
 });
 
+pub static PROVIDER_REPORTS: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec_with_registry!(
+        "herald_provider_reports_total",
+        "Delivery reports from signed provider callbacks, by provider (sendgrid, twilio), report \
+         (delivered, bounced, failed) and outcome (applied: a sent delivery moved; unchanged: \
+         unknown, not sent, or already reported).",
+        &["provider", "report", "outcome"],
+        REGISTRY
+    )
+    .unwrap()
+});
+
+pub static PROVIDER_EVENTS_IGNORED: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec_with_registry!(
+        "herald_provider_events_ignored_total",
+        "Events of signed provider callbacks that report no fate of a delivery (opens, clicks, \
+         deferrals, intermediate statuses) or name no Herald delivery, by provider.",
+        &["provider"],
+        REGISTRY
+    )
+    .unwrap()
+});
+
+pub static PROVIDER_CALLBACKS_REFUSED: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec_with_registry!(
+        "herald_provider_callbacks_refused_total",
+        "Provider callbacks refused, by provider and reason (unsigned, bad_signature, stale, \
+         not_configured: 401; malformed: 400).",
+        &["provider", "reason"],
+        REGISTRY
+    )
+    .unwrap()
+});
+
 /// Counts what became of one submitted notification.
 pub fn record_commit_outcome(outcome: &CommitOutcome) {
     match outcome {
@@ -236,6 +270,7 @@ pub fn register_all() {
             &["relay", "failed"],
         ],
     );
+    crate::routes::provider_callbacks::declare_metrics();
     for (method, route) in crate::routes::API_ROUTES {
         for status_class in STATUS_CLASSES {
             let labels = [*method, *route, *status_class];
@@ -262,4 +297,7 @@ pub fn register_all() {
     Lazy::force(&SCHEDULED_RELEASED);
     Lazy::force(&RETENTION_BLOCKED_DAYS);
     Lazy::force(&AUTH_THROTTLED);
+    Lazy::force(&PROVIDER_REPORTS);
+    Lazy::force(&PROVIDER_EVENTS_IGNORED);
+    Lazy::force(&PROVIDER_CALLBACKS_REFUSED);
 }

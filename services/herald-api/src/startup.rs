@@ -28,6 +28,7 @@ use crate::ingest::{
 };
 use crate::read_permits::ReadPermits;
 use crate::request_span::RequestSpan;
+use crate::routes::provider_callbacks::ProviderCallbacks;
 use crate::state::{AppState, RequestLimits};
 use crate::{metrics, routes, timing};
 
@@ -167,6 +168,8 @@ impl Application {
             allow_private_networks: settings.outbound.allow_private_networks,
         });
         let authenticator = web::Data::new(authenticator);
+        let provider_callbacks =
+            web::Data::new(ProviderCallbacks::from_settings(&settings.providers)?);
 
         let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))?;
         let port = listener.local_addr()?.port();
@@ -176,6 +179,7 @@ impl Application {
                 .wrap(middleware::from_fn(timing::time_requests))
                 .app_data(state.clone())
                 .app_data(authenticator.clone())
+                .app_data(provider_callbacks.clone())
                 .configure(routes::configure)
                 .default_service(web::to(routes::not_found))
                 // Outermost: every request gets its server span (named by its route template,

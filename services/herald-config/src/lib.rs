@@ -9,12 +9,15 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 mod providers;
+mod status_events;
 mod validate;
 
+pub use providers::twilio_status_callback_url;
 pub use providers::{
-    CircuitBreakerConfig, LaneSettings, OutboundSettings, ProvidersSettings, SendGridSettings,
-    SmtpSettings, TelegramSettings, TwilioSettings,
+    CircuitBreakerConfig, LaneSettings, OutboundSettings, ProvidersSettings, RateLimitConfig,
+    SendGridSettings, SmtpSettings, TelegramSettings, TwilioSettings, TWILIO_STATUS_CALLBACK_PATH,
 };
+pub use status_events::StatusEventsSettings;
 pub use validate::ConfigError;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -30,6 +33,9 @@ pub struct Settings {
     pub worker: WorkerSettings,
     pub providers: ProvidersSettings,
     pub outbound: OutboundSettings,
+    /// Delivery status events and webhook subscriptions; defaults when the section is absent.
+    #[serde(default)]
+    pub status_events: StatusEventsSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -63,7 +69,11 @@ pub struct RedisSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct KafkaSettings {
     pub brokers: String,
+    /// Where `normal` and `low` notifications go.
     pub topic: String,
+    /// Where `high` notifications go (docs/DESIGN.md, "Priority lanes"); empty: `{topic}.high`.
+    #[serde(default)]
+    pub high_priority_topic: String,
     /// Partitions used by `create-topics`; producers read the real count from the broker.
     pub partitions: i32,
     pub compression: String,
@@ -100,6 +110,14 @@ impl TraceContextCarrier {
 }
 
 impl KafkaSettings {
+    /// The topic of `high` notifications: `high_priority_topic`, or `{topic}.high` when empty.
+    pub fn high_priority_topic(&self) -> String {
+        match self.high_priority_topic.trim() {
+            "" => format!("{}.high", self.topic),
+            topic => topic.to_owned(),
+        }
+    }
+
     /// The producer's `message.max.bytes`: the record limit plus room for the batch framing.
     pub fn producer_message_max_bytes(&self) -> usize {
         self.max_record_bytes + 4096
@@ -192,14 +210,22 @@ impl WorkerSettings {
 }
 
 /// Provider settings also answer to the flat names operators know from the providers' docs.
-const FLAT_ENVIRONMENT_ALIASES: [(&str, &str); 11] = [
+const FLAT_ENVIRONMENT_ALIASES: [(&str, &str); 13] = [
     ("HERALD_SENDGRID_BASE_URL", "providers.sendgrid.base_url"),
     ("HERALD_SENDGRID_API_KEY", "providers.sendgrid.api_key"),
     ("HERALD_SENDGRID_FROM", "providers.sendgrid.from"),
+    (
+        "HERALD_SENDGRID_EVENT_WEBHOOK_PUBLIC_KEY",
+        "providers.sendgrid.event_webhook_public_key",
+    ),
     ("HERALD_TWILIO_BASE_URL", "providers.twilio.base_url"),
     ("HERALD_TWILIO_ACCOUNT_SID", "providers.twilio.account_sid"),
     ("HERALD_TWILIO_AUTH_TOKEN", "providers.twilio.auth_token"),
     ("HERALD_TWILIO_FROM", "providers.twilio.from"),
+    (
+        "HERALD_TWILIO_STATUS_CALLBACK_BASE_URL",
+        "providers.twilio.status_callback_base_url",
+    ),
     ("HERALD_TELEGRAM_BASE_URL", "providers.telegram.base_url"),
     ("HERALD_TELEGRAM_BOT_TOKEN", "providers.telegram.bot_token"),
     ("HERALD_SMTP_URL", "providers.smtp.url"),

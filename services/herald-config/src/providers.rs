@@ -33,9 +33,28 @@ pub struct CircuitBreakerConfig {
     pub half_open_probes: u32,
 }
 
+/// Every provider's rate limit as the worker replicas share it through Redis (docs/DESIGN.md,
+/// "Rate limits"): how a 429 slows them all and how they recover, and what a worker does alone
+/// when Redis is unavailable.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+pub struct RateLimitConfig {
+    /// The share of each provider's `requests_per_second` one worker uses while it cannot reach
+    /// Redis (0 to 1): about 1 / the number of worker replicas keeps the provider within its rate.
+    pub fallback_share: f64,
+    /// A 429 multiplies the shared rate by this (0 to 1, exclusive), at most once a second.
+    pub decrease_factor: f64,
+    /// The lowest share of the configured rate a run of 429s can bring it to (0 to 1).
+    pub min_share: f64,
+    /// The share of the configured rate regained per second after a cut (additive increase).
+    pub recovery_per_second: f64,
+    /// The longest pause a provider's `Retry-After` imposes on every replica.
+    pub max_pause_ms: u64,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct ProvidersSettings {
     pub circuit_breaker: CircuitBreakerConfig,
+    pub rate_limit: RateLimitConfig,
     pub sendgrid: SendGridSettings,
     pub twilio: TwilioSettings,
     /// Slack incoming webhooks: the URL is the recipient's, so only the lane is configured.
@@ -77,6 +96,11 @@ pub struct SendGridSettings {
     pub base_url: String,
     pub api_key: SecretString,
     pub from: String,
+    /// The Event Webhook's verification key as SendGrid's settings show it: base64 of the DER
+    /// (SubjectPublicKeyInfo) ECDSA P-256 public key. Public, not a secret; empty refuses every
+    /// event batch (docs/DESIGN.md, "Provider callbacks").
+    #[serde(default)]
+    pub event_webhook_public_key: String,
     pub timeout_ms: u64,
     pub requests_per_second: u32,
     pub max_in_flight: usize,
@@ -100,13 +124,46 @@ pub struct TwilioSettings {
     pub account_sid: String,
     pub auth_token: SecretString,
     pub from: String,
+    /// Where Twilio reaches the API from outside (`https://herald.example.com`): messages carry
+    /// `StatusCallback = {this}/v1/providers/twilio/status?...`, and the API rebuilds the URL
+    /// Twilio signed from it. Empty: no status callbacks.
+    #[serde(default)]
+    pub status_callback_base_url: String,
     pub timeout_ms: u64,
     pub requests_per_second: u32,
     pub max_in_flight: usize,
     pub max_held: usize,
 }
 
+/// The API's route for Twilio's status callbacks, under `status_callback_base_url`.
+pub const TWILIO_STATUS_CALLBACK_PATH: &str = "/v1/providers/twilio/status";
+
+/// The `StatusCallback` URL of one delivery under `base_url` (a trailing `/` is not doubled);
+/// `None` for an empty base URL.
+pub fn twilio_status_callback_url(
+    base_url: &str,
+    notification_id: impl std::fmt::Display,
+    delivery_id: impl std::fmt::Display,
+) -> Option<String> {
+    let base = base_url.trim().trim_end_matches('/');
+    (!base.is_empty()).then(|| {
+        format!(
+            "{base}{TWILIO_STATUS_CALLBACK_PATH}?notification_id={notification_id}&delivery_id={delivery_id}"
+        )
+    })
+}
+
 impl TwilioSettings {
+    /// The `StatusCallback` URL of one delivery's message, naming the delivery by its key; `None`
+    /// while `status_callback_base_url` is empty.
+    pub fn status_callback_url(
+        &self,
+        notification_id: impl std::fmt::Display,
+        delivery_id: impl std::fmt::Display,
+    ) -> Option<String> {
+        twilio_status_callback_url(&self.status_callback_base_url, notification_id, delivery_id)
+    }
+
     pub fn lane(&self) -> LaneSettings {
         LaneSettings {
             timeout_ms: self.timeout_ms,

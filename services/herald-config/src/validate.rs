@@ -10,7 +10,7 @@ pub enum ConfigError {
     Invalid { setting: String, problem: String },
 }
 
-fn invalid(setting: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+pub(crate) fn invalid(setting: impl Into<String>, problem: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         setting: setting.into(),
         problem: problem.into(),
@@ -63,6 +63,7 @@ impl Settings {
                 "must be at least 3 (scheduling is allowed up to days - 2 ahead)",
             ));
         }
+        self.status_events.validate()?;
         if self.retention.premake_days < 1 {
             return Err(invalid("retention.premake_days", "must be at least 1"));
         }
@@ -79,6 +80,15 @@ impl Settings {
         }
         if self.kafka.topic.trim().is_empty() {
             return Err(invalid("kafka.topic", "must not be empty"));
+        }
+        let high_priority_topic = self.kafka.high_priority_topic();
+        if high_priority_topic == self.kafka.topic
+            || high_priority_topic == format!("{}.dead-letter", self.kafka.topic)
+        {
+            return Err(invalid(
+                "kafka.high_priority_topic",
+                "must be a topic of its own: neither kafka.topic nor its dead-letter topic",
+            ));
         }
         if self.kafka.partitions < 1 {
             return Err(invalid("kafka.partitions", "must be at least 1"));
@@ -174,6 +184,18 @@ impl Settings {
                 return Err(invalid(setting, format!("`{url}` is not an http(s) URL")));
             }
         }
+        // Twilio signs the exact URL it calls: a query or fragment here would be mangled when the
+        // callback path is appended (docs/DESIGN.md, "Provider callbacks").
+        let callback_base = &self.providers.twilio.status_callback_base_url;
+        if !callback_base.is_empty()
+            && (!(callback_base.starts_with("http://") || callback_base.starts_with("https://"))
+                || callback_base.contains(['?', '#']))
+        {
+            return Err(invalid(
+                "providers.twilio.status_callback_base_url",
+                format!("`{callback_base}` is not an http(s) URL without query or fragment"),
+            ));
+        }
         let circuit = &self.providers.circuit_breaker;
         if !(circuit.failure_rate > 0.0 && circuit.failure_rate <= 1.0) {
             return Err(invalid(
@@ -198,6 +220,37 @@ impl Settings {
                 "must be at least 1 ms, and max_open_for_ms at least open_for_ms",
             ));
         }
+        let rate_limit = &self.providers.rate_limit;
+        let shares = [
+            ("fallback_share", rate_limit.fallback_share),
+            ("min_share", rate_limit.min_share),
+        ];
+        for (name, share) in shares {
+            if !(share > 0.0 && share <= 1.0) {
+                return Err(invalid(
+                    format!("providers.rate_limit.{name}"),
+                    "must be above 0 and at most 1",
+                ));
+            }
+        }
+        if !(rate_limit.decrease_factor > 0.0 && rate_limit.decrease_factor < 1.0) {
+            return Err(invalid(
+                "providers.rate_limit.decrease_factor",
+                "must be above 0 and below 1",
+            ));
+        }
+        if !(rate_limit.recovery_per_second > 0.0 && rate_limit.recovery_per_second <= 1.0) {
+            return Err(invalid(
+                "providers.rate_limit.recovery_per_second",
+                "must be above 0 and at most 1",
+            ));
+        }
+        if rate_limit.max_pause_ms == 0 {
+            return Err(invalid(
+                "providers.rate_limit.max_pause_ms",
+                "must be at least 1 ms",
+            ));
+        }
         if self.outbox.relay_batch_limit == 0 {
             return Err(invalid("outbox.relay_batch_limit", "must be at least 1"));
         }
@@ -215,11 +268,63 @@ mod tests {
     }
 
     #[test]
+    fn the_status_callback_base_url_is_an_http_url_without_query_and_builds_callback_urls() {
+        let mut settings = Settings::load(None).unwrap();
+        assert_eq!(
+            settings.providers.twilio.status_callback_url("n", "d"),
+            None,
+            "empty: no status callbacks"
+        );
+        settings.providers.twilio.status_callback_base_url = "https://herald.example.com/".into();
+        settings.validate().unwrap();
+        assert_eq!(
+            settings
+                .providers
+                .twilio
+                .status_callback_url("n", "d")
+                .unwrap(),
+            "https://herald.example.com/v1/providers/twilio/status?notification_id=n&delivery_id=d"
+        );
+        for mistake in ["herald.example.com", "https://herald.example.com/?x=1"] {
+            settings.providers.twilio.status_callback_base_url = mistake.into();
+            let error = settings.validate().unwrap_err().to_string();
+            assert!(
+                error.contains("providers.twilio.status_callback_base_url"),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
     fn grace_shorter_than_message_timeout_is_rejected_by_name() {
         let mut settings = Settings::load(None).unwrap();
         settings.outbox.grace_ms = settings.kafka.message_timeout_ms;
         let error = settings.validate().unwrap_err().to_string();
         assert!(error.contains("outbox.grace_ms"), "{error}");
+    }
+
+    #[test]
+    fn rate_limit_shares_outside_their_range_are_rejected_by_name() {
+        let defaults = Settings::load(None).unwrap();
+        type Mistake = (&'static str, fn(&mut crate::RateLimitConfig));
+        let mistakes: [Mistake; 5] = [
+            ("fallback_share", |limit| limit.fallback_share = 0.0),
+            ("min_share", |limit| limit.min_share = 1.5),
+            ("decrease_factor", |limit| limit.decrease_factor = 1.0),
+            ("recovery_per_second", |limit| {
+                limit.recovery_per_second = -0.1
+            }),
+            ("max_pause_ms", |limit| limit.max_pause_ms = 0),
+        ];
+        for (name, mistake) in mistakes {
+            let mut settings = defaults.clone();
+            mistake(&mut settings.providers.rate_limit);
+            let error = settings.validate().unwrap_err().to_string();
+            assert!(
+                error.contains(&format!("providers.rate_limit.{name}")),
+                "{name}: {error}"
+            );
+        }
     }
 
     #[test]
@@ -231,6 +336,33 @@ mod tests {
             error.starts_with("invalid setting `worker.lease_ms`"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn the_high_priority_topic_is_derived_and_must_be_a_topic_of_its_own() {
+        let mut settings = Settings::load(None).unwrap();
+        assert_eq!(
+            settings.kafka.high_priority_topic(),
+            format!("{}.high", settings.kafka.topic)
+        );
+        for clash in [
+            settings.kafka.topic.clone(),
+            format!("{}.dead-letter", settings.kafka.topic),
+        ] {
+            settings.kafka.high_priority_topic = clash.clone();
+            let error = settings.validate().unwrap_err().to_string();
+            assert!(
+                error.contains("kafka.high_priority_topic"),
+                "{clash}: {error}"
+            );
+        }
+        settings.kafka.high_priority_topic = "urgent".into();
+        assert_eq!(settings.kafka.high_priority_topic(), "urgent");
+        settings.validate().unwrap();
+        // Empty (or blank) follows the main topic.
+        settings.kafka.high_priority_topic = " ".into();
+        settings.kafka.topic = "tenant-events".into();
+        assert_eq!(settings.kafka.high_priority_topic(), "tenant-events.high");
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod outbound_url;
 pub mod placeholders;
 pub mod request;
 pub mod status;
+pub mod status_events;
 pub mod validation;
 
 pub use channel::{Channel, Priority};
@@ -16,6 +17,6 @@ pub use envelope::NotificationEnvelope;
 pub use request::{ContentRequest, NotificationRequest, ValidatedNotification};
 pub use status::{
     AttemptOutcome, DeliveryEvent, DeliveryProgress, DeliveryStatus, InvalidTransition,
-    NotificationEvent, NotificationStatus,
+    NotificationEvent, NotificationStatus, ProviderReport,
 };
 pub use validation::{FieldError, ValidationLimits};

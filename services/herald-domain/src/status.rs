@@ -47,6 +47,9 @@ pub enum NotificationStatus {
     PartiallyDelivered,
     #[sea_orm(string_value = "failed")]
     Failed,
+    /// The tenant cancelled it before it was final: every delivery not yet sent is `cancelled`.
+    #[sea_orm(string_value = "cancelled")]
+    Cancelled,
 }
 
 /// What happens to a notification.
@@ -56,6 +59,10 @@ pub enum NotificationEvent {
     Released,
     /// Some of its deliveries became final; the counts are the new totals.
     Progressed(DeliveryProgress),
+    /// The tenant cancelled it (`POST /v1/notifications/{id}/cancel`).
+    Cancelled,
+    /// A failed delivery of it is sent again (dead-letter replay): it is in progress once more.
+    Reopened,
 }
 
 /// How many of a notification's deliveries are final, and how.
@@ -66,11 +73,13 @@ pub struct DeliveryProgress {
     pub sent: i32,
     pub failed: i32,
     pub skipped: i32,
+    /// Deliveries cancelled with their notification before they were sent.
+    pub cancelled: i32,
 }
 
 impl DeliveryProgress {
     pub fn finished(&self) -> i32 {
-        self.sent + self.failed + self.skipped
+        self.sent + self.failed + self.skipped + self.cancelled
     }
 
     /// The status these counts mean.
@@ -79,6 +88,10 @@ impl DeliveryProgress {
             self.finished() <= self.expected,
             "more final deliveries than expected: {self:?}"
         );
+        if self.cancelled > 0 {
+            // Only a cancelled notification has cancelled deliveries; it stays cancelled.
+            return NotificationStatus::Cancelled;
+        }
         if self.finished() == 0 {
             return NotificationStatus::Accepted;
         }
@@ -94,13 +107,14 @@ impl DeliveryProgress {
 }
 
 impl NotificationStatus {
-    pub const ALL: [NotificationStatus; 6] = [
+    pub const ALL: [NotificationStatus; 7] = [
         NotificationStatus::Scheduled,
         NotificationStatus::Accepted,
         NotificationStatus::Processing,
         NotificationStatus::Delivered,
         NotificationStatus::PartiallyDelivered,
         NotificationStatus::Failed,
+        NotificationStatus::Cancelled,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -111,6 +125,7 @@ impl NotificationStatus {
             NotificationStatus::Delivered => "delivered",
             NotificationStatus::PartiallyDelivered => "partially_delivered",
             NotificationStatus::Failed => "failed",
+            NotificationStatus::Cancelled => "cancelled",
         }
     }
 
@@ -132,13 +147,26 @@ impl NotificationStatus {
             NotificationStatus::Processing => 2,
             NotificationStatus::Delivered
             | NotificationStatus::PartiallyDelivered
-            | NotificationStatus::Failed => 3,
+            | NotificationStatus::Failed
+            | NotificationStatus::Cancelled => 3,
         }
     }
 
-    /// The moves the database allows too: forward only; staying is no move.
+    /// Whether a failed delivery of a notification in this status may be sent again: it has one
+    /// (failed or partially delivered) and was not cancelled.
+    pub fn may_reopen(self) -> bool {
+        matches!(
+            self,
+            NotificationStatus::Failed | NotificationStatus::PartiallyDelivered
+        )
+    }
+
+    /// The moves the database allows too: forward only, except that a notification with a failed
+    /// delivery is in progress again when that delivery is replayed; staying is no move.
     pub fn may_become(self, next: NotificationStatus) -> bool {
-        next == self || next.rank() > self.rank()
+        next == self
+            || next.rank() > self.rank()
+            || (self.may_reopen() && next == NotificationStatus::Processing)
     }
 
     /// The one transition function.
@@ -148,16 +176,30 @@ impl NotificationStatus {
     ) -> Result<NotificationStatus, InvalidTransition> {
         let next = match event {
             NotificationEvent::Released => NotificationStatus::Accepted,
+            // Deliveries still in flight when it was cancelled end as they end; it stays cancelled.
+            NotificationEvent::Progressed(_) if self == NotificationStatus::Cancelled => self,
             NotificationEvent::Progressed(progress) => progress.status(),
+            NotificationEvent::Cancelled if self.is_final() => {
+                return Err(self.refused(NotificationStatus::Cancelled))
+            }
+            NotificationEvent::Cancelled => NotificationStatus::Cancelled,
+            NotificationEvent::Reopened if !self.may_reopen() => {
+                return Err(self.refused(NotificationStatus::Processing))
+            }
+            NotificationEvent::Reopened => NotificationStatus::Processing,
         };
         if self.may_become(next) {
             Ok(next)
         } else {
-            Err(InvalidTransition {
-                kind: "notification",
-                from: self.as_str(),
-                to: next.as_str(),
-            })
+            Err(self.refused(next))
+        }
+    }
+
+    fn refused(self, to: NotificationStatus) -> InvalidTransition {
+        InvalidTransition {
+            kind: "notification",
+            from: self.as_str(),
+            to: to.as_str(),
         }
     }
 
@@ -204,6 +246,25 @@ pub enum DeliveryStatus {
     /// Nothing to send: unknown recipient or no address for the channel.
     #[sea_orm(string_value = "skipped")]
     Skipped,
+    /// Its notification was cancelled before it was sent.
+    #[sea_orm(string_value = "cancelled")]
+    Cancelled,
+    /// Sent, and the provider reported it delivered (SendGrid's event webhook, Twilio's status
+    /// callback).
+    #[sea_orm(string_value = "delivered")]
+    Delivered,
+    /// Sent, and the provider reported that the recipient's server refused it.
+    #[sea_orm(string_value = "bounced")]
+    Bounced,
+}
+
+/// What a provider reported later about a delivery it had accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProviderReport {
+    Delivered,
+    Bounced,
+    /// Dropped or undeliverable for another reason than a bounce.
+    Failed,
 }
 
 /// What happens to a delivery.
@@ -219,16 +280,25 @@ pub enum DeliveryEvent {
     PermanentFailure,
     /// The claim returns unsent (graceful shutdown) or in doubt (its owner died).
     Released,
+    /// Its notification was cancelled before it was claimed.
+    Cancelled,
+    /// The provider reported what became of a sent delivery (a signed callback).
+    Reported(ProviderReport),
+    /// A failed delivery is sent again from the dead letters, with the same reference.
+    Replayed,
 }
 
 impl DeliveryStatus {
-    pub const ALL: [DeliveryStatus; 6] = [
+    pub const ALL: [DeliveryStatus; 9] = [
         DeliveryStatus::Queued,
         DeliveryStatus::Sending,
         DeliveryStatus::Retrying,
         DeliveryStatus::Sent,
         DeliveryStatus::Failed,
         DeliveryStatus::Skipped,
+        DeliveryStatus::Cancelled,
+        DeliveryStatus::Delivered,
+        DeliveryStatus::Bounced,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -239,13 +309,25 @@ impl DeliveryStatus {
             DeliveryStatus::Sent => "sent",
             DeliveryStatus::Failed => "failed",
             DeliveryStatus::Skipped => "skipped",
+            DeliveryStatus::Cancelled => "cancelled",
+            DeliveryStatus::Delivered => "delivered",
+            DeliveryStatus::Bounced => "bounced",
         }
     }
 
+    pub fn parse(name: &str) -> Option<DeliveryStatus> {
+        DeliveryStatus::ALL
+            .into_iter()
+            .find(|status| status.as_str() == name)
+    }
+
+    /// Whether Herald's work on it is over: it counts in its notification's counters. A sent
+    /// delivery may still learn its fate from the provider (`delivered`, `bounced`, `failed`) without
+    /// changing its notification's counters; a failed one may be replayed, which reopens them.
     pub fn is_final(self) -> bool {
-        matches!(
+        !matches!(
             self,
-            DeliveryStatus::Sent | DeliveryStatus::Failed | DeliveryStatus::Skipped
+            DeliveryStatus::Queued | DeliveryStatus::Sending | DeliveryStatus::Retrying
         )
     }
 
@@ -255,29 +337,62 @@ impl DeliveryStatus {
         next == self
             || matches!(
                 (self, next),
-                (Queued | Retrying, Sending) | (Sending, Sent | Retrying | Failed | Queued)
+                (Queued | Retrying, Sending | Cancelled)
+                    | (Sending, Sent | Retrying | Failed | Queued)
+                    | (Sent, Delivered | Bounced | Failed)
+                    | (Failed, Queued)
             )
     }
 
     /// The one transition function.
     pub fn transition(self, event: DeliveryEvent) -> Result<DeliveryStatus, InvalidTransition> {
-        let next = match event {
-            DeliveryEvent::Claimed => DeliveryStatus::Sending,
-            DeliveryEvent::Sent => DeliveryStatus::Sent,
-            DeliveryEvent::RetryableFailure { will_retry: true } => DeliveryStatus::Retrying,
-            DeliveryEvent::RetryableFailure { will_retry: false }
-            | DeliveryEvent::PermanentFailure => DeliveryStatus::Failed,
-            DeliveryEvent::Released => DeliveryStatus::Queued,
-        };
+        use DeliveryStatus::*;
+        // Each event names where it may start: the same target reached from elsewhere is refused
+        // (a release is only of a claim, a replay only of a failure, a report only of a send).
         // Every event moves: claiming or releasing twice would mean two owners, not a no-op.
-        if next != self && self.may_become(next) {
-            return Ok(next);
+        let next = match (self, event) {
+            (Queued | Retrying, DeliveryEvent::Claimed) => Some(Sending),
+            (Queued | Retrying, DeliveryEvent::Cancelled) => Some(Cancelled),
+            (Sending, DeliveryEvent::Sent) => Some(Sent),
+            (Sending, DeliveryEvent::RetryableFailure { will_retry: true }) => Some(Retrying),
+            (Sending, DeliveryEvent::RetryableFailure { will_retry: false })
+            | (Sending, DeliveryEvent::PermanentFailure) => Some(Failed),
+            (Sending, DeliveryEvent::Released) => Some(Queued),
+            (Sent, DeliveryEvent::Reported(ProviderReport::Delivered)) => Some(Delivered),
+            (Sent, DeliveryEvent::Reported(ProviderReport::Bounced)) => Some(Bounced),
+            (Sent, DeliveryEvent::Reported(ProviderReport::Failed)) => Some(Failed),
+            (Failed, DeliveryEvent::Replayed) => Some(Queued),
+            _ => None,
+        };
+        match next {
+            Some(next) => {
+                debug_assert!(self.may_become(next) && next != self);
+                Ok(next)
+            }
+            None => Err(InvalidTransition {
+                kind: "delivery",
+                from: self.as_str(),
+                to: event.target_name(),
+            }),
         }
-        Err(InvalidTransition {
-            kind: "delivery",
-            from: self.as_str(),
-            to: next.as_str(),
-        })
+    }
+}
+
+impl DeliveryEvent {
+    /// Where the event would lead, for the message of a refused transition.
+    fn target_name(self) -> &'static str {
+        match self {
+            DeliveryEvent::Claimed => "sending",
+            DeliveryEvent::Sent => "sent",
+            DeliveryEvent::RetryableFailure { will_retry: true } => "retrying",
+            DeliveryEvent::RetryableFailure { will_retry: false }
+            | DeliveryEvent::PermanentFailure
+            | DeliveryEvent::Reported(ProviderReport::Failed) => "failed",
+            DeliveryEvent::Released | DeliveryEvent::Replayed => "queued",
+            DeliveryEvent::Cancelled => "cancelled",
+            DeliveryEvent::Reported(ProviderReport::Delivered) => "delivered",
+            DeliveryEvent::Reported(ProviderReport::Bounced) => "bounced",
+        }
     }
 }
 
@@ -346,6 +461,7 @@ mod tests {
             sent,
             failed,
             skipped,
+            cancelled: 0,
         })
     }
 
@@ -412,6 +528,11 @@ mod tests {
             DeliveryEvent::RetryableFailure { will_retry: false },
             DeliveryEvent::PermanentFailure,
             DeliveryEvent::Released,
+            DeliveryEvent::Cancelled,
+            DeliveryEvent::Reported(ProviderReport::Delivered),
+            DeliveryEvent::Reported(ProviderReport::Bounced),
+            DeliveryEvent::Reported(ProviderReport::Failed),
+            DeliveryEvent::Replayed,
         ];
         for from in DeliveryStatus::ALL {
             for to in DeliveryStatus::ALL {
@@ -421,5 +542,63 @@ mod tests {
             }
         }
         assert!(!Sent.may_become(Queued) && !Skipped.may_become(Sending));
+    }
+
+    #[test]
+    fn cancellation_reports_and_replays_start_only_where_they_may() {
+        use DeliveryStatus::*;
+        assert_eq!(Queued.transition(DeliveryEvent::Cancelled), Ok(Cancelled));
+        assert_eq!(Retrying.transition(DeliveryEvent::Cancelled), Ok(Cancelled));
+        assert!(
+            Sending.transition(DeliveryEvent::Cancelled).is_err(),
+            "in flight"
+        );
+        assert!(Sent.transition(DeliveryEvent::Cancelled).is_err());
+        let bounced = DeliveryEvent::Reported(ProviderReport::Bounced);
+        assert_eq!(Sent.transition(bounced), Ok(Bounced));
+        assert!(Failed.transition(bounced).is_err());
+        assert!(Delivered.transition(bounced).is_err(), "a report is final");
+        assert_eq!(
+            Sent.transition(DeliveryEvent::Reported(ProviderReport::Failed)),
+            Ok(Failed)
+        );
+        assert_eq!(Failed.transition(DeliveryEvent::Replayed), Ok(Queued));
+        assert!(Sending.transition(DeliveryEvent::Replayed).is_err());
+        assert!(Cancelled.transition(DeliveryEvent::Replayed).is_err());
+        // Released and Replayed both lead to `queued`, each from its own place only.
+        assert!(Failed.transition(DeliveryEvent::Released).is_err());
+    }
+
+    #[test]
+    fn a_cancelled_notification_stays_cancelled_and_only_failures_reopen() {
+        use NotificationStatus::*;
+        assert_eq!(
+            Scheduled.transition(NotificationEvent::Cancelled),
+            Ok(Cancelled)
+        );
+        assert_eq!(
+            Processing.transition(NotificationEvent::Cancelled),
+            Ok(Cancelled)
+        );
+        assert!(Delivered.transition(NotificationEvent::Cancelled).is_err());
+        assert_eq!(Cancelled.transition(progress(3, 3, 0, 0)), Ok(Cancelled));
+        assert_eq!(
+            Failed.transition(NotificationEvent::Reopened),
+            Ok(Processing)
+        );
+        assert_eq!(
+            PartiallyDelivered.transition(NotificationEvent::Reopened),
+            Ok(Processing)
+        );
+        assert!(Delivered.transition(NotificationEvent::Reopened).is_err());
+        assert!(Cancelled.transition(NotificationEvent::Reopened).is_err());
+        assert!(!Cancelled.may_become(Processing) && !Failed.may_become(Accepted));
+        let with_cancelled = NotificationEvent::Progressed(DeliveryProgress {
+            expected: 3,
+            sent: 1,
+            cancelled: 2,
+            ..DeliveryProgress::default()
+        });
+        assert_eq!(Processing.transition(with_cancelled), Ok(Cancelled));
     }
 }

@@ -120,15 +120,19 @@ pub fn create_producer(
     Ok(producer)
 }
 
-/// Creates the notifications topic (`settings.partitions` partitions) and its dead-letter topic,
-/// with Kafka's retention a day shorter than PostgreSQL's; existing topics are fine.
+/// Creates the notifications topic and its high-priority twin (`settings.partitions` partitions
+/// each), the dead-letter topic and the delivery status events topic `status_events_topic`
+/// (`settings.partitions` too), with Kafka's retention a day shorter than PostgreSQL's; existing
+/// topics are fine.
 pub async fn create_topics(
     settings: &KafkaSettings,
     retention: &RetentionSettings,
+    status_events_topic: &str,
 ) -> anyhow::Result<()> {
     let admin: AdminClient<DefaultClientContext> = base_config(settings).create()?;
     let retention_ms = retention.kafka_retention_ms().to_string();
     let dead_letters = herald_domain::envelope::dead_letter_topic(&settings.topic);
+    let high_priority = settings.high_priority_topic();
     let topics = [
         NewTopic::new(
             &settings.topic,
@@ -136,8 +140,20 @@ pub async fn create_topics(
             TopicReplication::Fixed(1),
         )
         .set("retention.ms", &retention_ms),
+        NewTopic::new(
+            &high_priority,
+            settings.partitions,
+            TopicReplication::Fixed(1),
+        )
+        .set("retention.ms", &retention_ms),
         NewTopic::new(&dead_letters, 1, TopicReplication::Fixed(1))
             .set("retention.ms", &retention_ms),
+        NewTopic::new(
+            status_events_topic,
+            settings.partitions,
+            TopicReplication::Fixed(1),
+        )
+        .set("retention.ms", &retention_ms),
     ];
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     for result in admin.create_topics(&topics, &options).await? {

@@ -68,6 +68,21 @@ impl Redis {
         F: FnOnce(ConnectionManager) -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
     {
+        self.call_within(self.inner.timeout, call).await
+    }
+
+    /// Like [`Redis::call`] with a timeout of the caller's, for calls on a hot path that must give
+    /// up sooner than the configured timeout (the providers' shared rate limits); never longer.
+    pub async fn call_within<T, F, Fut>(
+        &self,
+        timeout: Duration,
+        call: F,
+    ) -> Result<T, RedisUnavailable>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        let timeout = timeout.min(self.inner.timeout);
         let connection = self
             .inner
             .state
@@ -79,7 +94,7 @@ impl Redis {
             self.rebuild();
             return Err(RedisUnavailable("not connected".into()));
         };
-        match tokio::time::timeout(self.inner.timeout, call(connection)).await {
+        match tokio::time::timeout(timeout, call(connection)).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(error)) => {
                 self.rebuild();
@@ -87,10 +102,7 @@ impl Redis {
             }
             Err(_) => {
                 self.rebuild();
-                Err(RedisUnavailable(format!(
-                    "no answer within {:?}",
-                    self.inner.timeout
-                )))
+                Err(RedisUnavailable(format!("no answer within {timeout:?}")))
             }
         }
     }

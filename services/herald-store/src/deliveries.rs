@@ -11,7 +11,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use herald_domain::{
     AttemptOutcome, Channel, DeliveryProgress, DeliveryStatus, NotificationEvent,
-    NotificationStatus,
+    NotificationStatus, Priority,
 };
 use sea_orm::{
     ConnectionTrait, DatabaseBackend, DatabaseTransaction, DbErr, FromQueryResult, Statement,
@@ -39,6 +39,8 @@ pub struct NewDelivery {
     pub user_id: String,
     pub channel: Channel,
     pub provider: &'static str,
+    /// Its notification's: where a queued one waits in `delivery_queue`'s order.
+    pub priority: Priority,
     /// `Sending` (claimed by this session now), `Queued` (its lane had no room) or `Skipped`.
     pub status: DeliveryStatus,
     /// Why it was skipped.
@@ -56,21 +58,44 @@ const ADMIT_SQL: &str = r#"
 WITH input AS (
     SELECT * FROM jsonb_to_recordset($1::jsonb) AS row(
         notification_id uuid, id uuid, tenant_id uuid, user_id text, channel channel,
-        provider text, status delivery_status, last_error text)
+        provider text, priority priority, status delivery_status, last_error text)
+), cancelled_notifications AS (
+    -- Locked `FOR KEY SHARE`: a cancellation in progress (`FOR UPDATE`) is waited for and its
+    -- result read, and one that comes later waits for this admission and then cancels what it
+    -- inserted. Recorders' counter updates (`FOR NO KEY UPDATE`) do not conflict with this lock.
+    SELECT id FROM (
+        SELECT id, status FROM notification_states
+        WHERE id IN (SELECT notification_id FROM input)
+        ORDER BY id FOR KEY SHARE
+    ) AS locked
+    WHERE status = 'cancelled'
+), decided AS (
+    -- A record of a cancelled notification never reaches a provider: it is inserted `cancelled`.
+    SELECT input.*,
+           CASE WHEN input.status IN ('sending', 'queued')
+                     AND input.notification_id IN (SELECT id FROM cancelled_notifications)
+                THEN 'cancelled'::delivery_status ELSE input.status END AS admitted_status
+    FROM input
 ), inserted AS (
     -- A redelivered record never touches an existing delivery, whatever its state.
     INSERT INTO deliveries (notification_id, id, tenant_id, user_id, channel, provider, status,
                             attempts, owner_session, last_error)
-    SELECT notification_id, id, tenant_id, user_id, channel, provider, status,
-           CASE WHEN status = 'sending' THEN 1 ELSE 0 END,
-           CASE WHEN status = 'sending' THEN $2::uuid END,
-           last_error
-    FROM input
+    SELECT notification_id, id, tenant_id, user_id, channel, provider, admitted_status,
+           CASE WHEN admitted_status = 'sending' THEN 1 ELSE 0 END,
+           CASE WHEN admitted_status = 'sending' THEN $2::uuid END,
+           CASE WHEN admitted_status = 'cancelled'
+                THEN 'cancelled with its notification before it was sent' ELSE last_error END
+    FROM decided
     ON CONFLICT (notification_id, id) DO NOTHING
     RETURNING notification_id, id, status, provider
 ), queued AS (
-    INSERT INTO delivery_queue (delivery_id, notification_id, provider, due_at)
-    SELECT id, notification_id, provider, now() FROM inserted WHERE status = 'queued'
+    -- The priority is the notification's: one row per notification, however often it is listed.
+    INSERT INTO delivery_queue (delivery_id, notification_id, provider, priority, due_at)
+    SELECT inserted.id, inserted.notification_id, inserted.provider, wanted.priority, now()
+    FROM inserted
+    JOIN (SELECT DISTINCT notification_id, priority FROM input) AS wanted
+      ON wanted.notification_id = inserted.notification_id
+    WHERE inserted.status = 'queued'
 ), batch AS (
     INSERT INTO send_batches (id, session_id, notification_ids, delivery_ids)
     SELECT $3, $2, array_agg(notification_id), array_agg(id) FROM inserted
@@ -80,17 +105,20 @@ SELECT notification_id, id, status::text AS status FROM inserted
 "#;
 
 /// What admission inserted: the deliveries now claimed by the session (attempt 1) and how many were
-/// queued or skipped. Deliveries that already existed are in none of these.
+/// queued, skipped or cancelled (their notification was cancelled first). Deliveries that already
+/// existed are in none of these.
 #[derive(Debug, Default)]
 pub struct Admitted {
     pub sending: Vec<DeliveryKey>,
     pub queued: usize,
     pub skipped: usize,
+    pub cancelled: usize,
 }
 
 /// Inserts the deliveries of a batch of records in one transaction: `sending` ones claimed by
 /// `session` and listed in the send batch `send_batch_id`, `queued` ones in the delivery queue, and
-/// the `skipped` ones counted into their notifications' states.
+/// the `skipped` ones counted into their notifications' states. Sendable deliveries of a cancelled
+/// notification are inserted `cancelled` instead, and counted.
 pub async fn admit(
     database: &Database,
     session: Uuid,
@@ -128,6 +156,10 @@ pub async fn admit(
                         admitted.skipped += 1;
                         progress.add(row.notification_id, DeliveryStatus::Skipped);
                     }
+                    DeliveryStatus::Cancelled => {
+                        admitted.cancelled += 1;
+                        progress.add(row.notification_id, DeliveryStatus::Cancelled);
+                    }
                     other => debug_assert!(false, "admission inserted a {other:?} delivery"),
                 }
             }
@@ -147,6 +179,8 @@ pub struct ClaimedDelivery {
     pub user_id: String,
     pub channel: Channel,
     pub attempts: i32,
+    /// Attempts made before its current attempt budget (a dead-letter replay starts a new one).
+    pub attempt_budget_start: i32,
 }
 
 impl ClaimedDelivery {
@@ -158,12 +192,34 @@ impl ClaimedDelivery {
     }
 }
 
-/// Claims up to `limit` due entries of `provider`'s delivery queue for `session`, as the send batch
-/// `send_batch_id`. Queue entries whose delivery is no longer waiting are dropped.
+/// Which priorities a claim takes, from the highest to the lowest (inclusive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PriorityBand {
+    pub highest: Priority,
+    pub lowest: Priority,
+}
+
+impl PriorityBand {
+    /// `high` only: what a lane's room kept for high priority may take.
+    pub const HIGH: PriorityBand = PriorityBand {
+        highest: Priority::High,
+        lowest: Priority::High,
+    };
+    /// `normal` and `low`.
+    pub const ORDINARY: PriorityBand = PriorityBand {
+        highest: Priority::Normal,
+        lowest: Priority::Low,
+    };
+}
+
+/// Claims up to `limit` due entries of `provider`'s delivery queue whose priority is in `band`,
+/// highest priority first, then by due time, for `session`, as the send batch `send_batch_id`.
+/// Queue entries whose delivery is no longer waiting are dropped.
 pub async fn claim_queued(
     database: &Database,
     session: Uuid,
     provider: &str,
+    band: PriorityBand,
     limit: usize,
     send_batch_id: Uuid,
 ) -> Result<Vec<ClaimedDelivery>, StoreError> {
@@ -172,20 +228,53 @@ pub async fn claim_queued(
         r#"
 WITH due AS (
     DELETE FROM delivery_queue WHERE delivery_id IN (
+        -- The enum's order is high < normal < low: the index (provider, priority, due_at) serves
+        -- this scan in its own order.
         SELECT delivery_id FROM delivery_queue
-        WHERE provider = $1 AND due_at <= now()
-        ORDER BY due_at
+        WHERE provider = $1 AND priority BETWEEN $5::priority AND $6::priority AND due_at <= now()
+        ORDER BY priority, due_at
         LIMIT $2
         FOR UPDATE SKIP LOCKED)
     RETURNING notification_id, delivery_id
+), cancelled_notifications AS (
+    SELECT id FROM notification_states
+    WHERE id IN (SELECT notification_id FROM due) AND status = 'cancelled'
 ), claimed AS (
+    -- Only a delivery waiting to be sent (never a cancelled or final one), of a notification that
+    -- is not cancelled.
     UPDATE deliveries d
     SET status = 'sending', owner_session = $3, attempts = d.attempts + 1,
         next_attempt_at = NULL, updated_at = now()
     FROM due
     WHERE d.notification_id = due.notification_id AND d.id = due.delivery_id
       AND d.status IN ('queued', 'retrying')
-    RETURNING d.notification_id, d.id, d.tenant_id, d.user_id, d.channel::text AS channel, d.attempts
+      AND due.notification_id NOT IN (SELECT id FROM cancelled_notifications)
+    RETURNING d.notification_id, d.id, d.tenant_id, d.user_id, d.channel::text AS channel,
+              d.attempts, d.attempt_budget_start
+), withdrawn AS (
+    -- Back in the queue after its notification was cancelled (a retry of a delivery that was in
+    -- flight, a returned claim): cancelled instead of sent.
+    UPDATE deliveries d
+    SET status = 'cancelled', owner_session = NULL, next_attempt_at = NULL, updated_at = now(),
+        last_error = 'cancelled with its notification before it was sent'
+    FROM due
+    WHERE d.notification_id = due.notification_id AND d.id = due.delivery_id
+      AND d.status IN ('queued', 'retrying')
+      AND due.notification_id IN (SELECT id FROM cancelled_notifications)
+    RETURNING d.notification_id
+), withdrawn_counts AS (
+    SELECT notification_id, count(*)::integer AS cancelled FROM withdrawn GROUP BY notification_id
+), withdrawn_locked AS (
+    -- In id order, like every transaction that touches several notifications' counters.
+    SELECT id FROM notification_states
+    WHERE id IN (SELECT notification_id FROM withdrawn_counts) ORDER BY id FOR NO KEY UPDATE
+), withdrawn_counted AS (
+    -- The status is `cancelled` already and stays so (NotificationStatus::transition): only the
+    -- counter moves.
+    UPDATE notification_states s
+    SET deliveries_cancelled = s.deliveries_cancelled + withdrawn_counts.cancelled, updated_at = now()
+    FROM withdrawn_counts JOIN withdrawn_locked ON withdrawn_locked.id = withdrawn_counts.notification_id
+    WHERE s.id = withdrawn_counts.notification_id
 ), batch AS (
     INSERT INTO send_batches (id, session_id, notification_ids, delivery_ids)
     SELECT $4, $3, array_agg(notification_id), array_agg(id) FROM claimed HAVING count(*) > 0
@@ -197,6 +286,8 @@ SELECT * FROM claimed
             Value::from(limit as i64),
             Value::from(session),
             Value::from(send_batch_id),
+            Value::from(band.highest.as_str()),
+            Value::from(band.lowest.as_str()),
         ],
     );
     database
@@ -247,7 +338,15 @@ WITH input AS (
     FROM input
     WHERE d.notification_id = input.notification_id AND d.id = input.id
       AND d.status = 'sending' AND d.owner_session = $2 AND d.attempts = input.attempt
-    RETURNING d.notification_id, d.id, d.status, d.provider, d.next_attempt_at
+    RETURNING d.notification_id, d.id, d.status, d.provider, d.next_attempt_at, d.tenant_id,
+              d.user_id, d.channel, d.attempts, d.last_error
+), dead_letters AS (
+    -- Failed for good: a dead letter the tenant can list and replay (docs/DESIGN.md, "Dead
+    -- letters"), written with the failure itself.
+    INSERT INTO dead_letters (tenant_id, notification_id, delivery_id, user_id, channel, provider,
+                              attempts, last_error)
+    SELECT tenant_id, notification_id, id, user_id, channel, provider, attempts, last_error
+    FROM updated WHERE updated.status = 'failed'
 ), attempts AS (
     -- Every call that happened is history, whoever owns the delivery now.
     INSERT INTO delivery_attempts (notification_id, delivery_id, attempt, outcome, provider,
@@ -257,8 +356,12 @@ WITH input AS (
     FROM input
     ON CONFLICT DO NOTHING
 ), requeued AS (
-    INSERT INTO delivery_queue (delivery_id, notification_id, provider, due_at)
-    SELECT id, notification_id, provider, next_attempt_at FROM updated WHERE status = 'retrying'
+    INSERT INTO delivery_queue (delivery_id, notification_id, provider, priority, due_at)
+    SELECT updated.id, updated.notification_id, updated.provider,
+           coalesce(n.priority, 'normal'), updated.next_attempt_at
+    -- Never lose the entry, even without its notification (parked later as such).
+    FROM updated LEFT JOIN notifications n ON n.id = updated.notification_id
+    WHERE updated.status = 'retrying'
     ON CONFLICT (delivery_id) DO UPDATE SET due_at = excluded.due_at
 ), finished AS (
     DELETE FROM send_batches WHERE id = ANY($3)
@@ -360,8 +463,11 @@ WITH input AS (
       AND d.status = 'sending' AND d.owner_session = $2 AND d.attempts = input.attempt
     RETURNING d.notification_id, d.id, d.provider
 ), queued AS (
-    INSERT INTO delivery_queue (delivery_id, notification_id, provider, due_at)
-    SELECT id, notification_id, provider, now() FROM released
+    INSERT INTO delivery_queue (delivery_id, notification_id, provider, priority, due_at)
+    SELECT released.id, released.notification_id, released.provider,
+           coalesce(n.priority, 'normal'), now()
+    -- Never lose the entry, even without its notification (parked later as such).
+    FROM released LEFT JOIN notifications n ON n.id = released.notification_id
     ON CONFLICT (delivery_id) DO NOTHING
 ), finished AS (
     DELETE FROM send_batches WHERE id = ANY($3)
@@ -436,8 +542,11 @@ WITH dead AS (
     FROM released
     ON CONFLICT DO NOTHING
 ), queued AS (
-    INSERT INTO delivery_queue (delivery_id, notification_id, provider, due_at)
-    SELECT id, notification_id, provider, now() FROM released
+    INSERT INTO delivery_queue (delivery_id, notification_id, provider, priority, due_at)
+    SELECT released.id, released.notification_id, released.provider,
+           coalesce(n.priority, 'normal'), now()
+    -- Never lose the entry, even without its notification (parked later as such).
+    FROM released LEFT JOIN notifications n ON n.id = released.notification_id
     ON CONFLICT (delivery_id) DO NOTHING
 )
 SELECT count(*)::bigint AS in_doubt FROM released
@@ -479,7 +588,8 @@ impl ProgressDeltas {
             DeliveryStatus::Sent => delta.sent += 1,
             DeliveryStatus::Failed => delta.failed += 1,
             DeliveryStatus::Skipped => delta.skipped += 1,
-            other => debug_assert!(false, "{other:?} is not final"),
+            DeliveryStatus::Cancelled => delta.cancelled += 1,
+            other => debug_assert!(false, "{other:?} is not a first final status"),
         }
     }
 }
@@ -499,6 +609,7 @@ async fn apply_progress(
         deliveries_sent: i32,
         deliveries_failed: i32,
         deliveries_skipped: i32,
+        deliveries_cancelled: i32,
     }
     #[derive(Serialize)]
     struct NewState {
@@ -507,6 +618,7 @@ async fn apply_progress(
         sent: i32,
         failed: i32,
         skipped: i32,
+        cancelled: i32,
     }
     if deltas.0.is_empty() {
         return Ok(0);
@@ -517,7 +629,7 @@ async fn apply_progress(
         DatabaseBackend::Postgres,
         r#"
 SELECT id, status::text AS status, deliveries_expected, deliveries_sent, deliveries_failed,
-       deliveries_skipped
+       deliveries_skipped, deliveries_cancelled
 FROM notification_states WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE
 "#,
         [Value::from(ids)],
@@ -533,6 +645,7 @@ FROM notification_states WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE
             sent: row.deliveries_sent + delta.sent,
             failed: row.deliveries_failed + delta.failed,
             skipped: row.deliveries_skipped + delta.skipped,
+            cancelled: row.deliveries_cancelled + delta.cancelled,
         };
         if progress.finished() > progress.expected {
             // Cannot happen while each delivery becomes final once. If it did, the CHECK constraint
@@ -558,6 +671,7 @@ FROM notification_states WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE
             sent: progress.sent,
             failed: progress.failed,
             skipped: progress.skipped,
+            cancelled: progress.cancelled,
         });
     }
     transaction
@@ -566,9 +680,9 @@ FROM notification_states WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE
             r#"
 UPDATE notification_states s
 SET status = new.status, deliveries_sent = new.sent, deliveries_failed = new.failed,
-    deliveries_skipped = new.skipped, updated_at = now()
+    deliveries_skipped = new.skipped, deliveries_cancelled = new.cancelled, updated_at = now()
 FROM jsonb_to_recordset($1::jsonb) AS new(id uuid, status notification_status, sent integer,
-                                          failed integer, skipped integer)
+                                          failed integer, skipped integer, cancelled integer)
 WHERE s.id = new.id
 "#,
             [json_parameter(&updates).map_err(|error| DbErr::Json(error.to_string()))?],

@@ -4,7 +4,9 @@
 //! deadline, a duration metric, and a [`StoreError`] that says what the caller can do.
 
 pub mod cache;
+pub mod cancellation;
 pub mod database;
+pub mod dead_letters;
 pub mod deliveries;
 pub mod entities;
 pub mod maintenance;
@@ -12,9 +14,13 @@ pub mod metrics;
 pub mod notifications;
 pub mod outbox;
 pub mod parked_records;
+pub mod provider_reports;
 pub mod sessions;
+pub mod status_events;
 pub mod tenants;
 pub mod users;
+pub mod webhook_event_sends;
+pub mod webhook_subscriptions;
 
 pub use database::{Database, StoreError};
 

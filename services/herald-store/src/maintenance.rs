@@ -1,6 +1,6 @@
 //! Storage bounds (docs/DESIGN.md, "Storage bounds and retention"): daily partitions made ahead
-//! and dropped whole after the retention, and expired idempotency keys. Run by one replica at a
-//! time, under a session-level advisory lock.
+//! and dropped whole after the retention (with their dead letters), and expired idempotency keys.
+//! Run by one replica at a time, under a session-level advisory lock.
 
 use chrono::NaiveDate;
 use sea_orm::{
@@ -84,6 +84,16 @@ pub async fn maintain_partitions(
             ))
             .all(&transaction)
             .await?;
+            // Dead letters are not partitioned (they are few, and indexed by tenant): the letters
+            // of notifications whose day is gone go with it.
+            transaction
+                .execute(Statement::from_sql_and_values(
+                    DatabaseBackend::Postgres,
+                    "DELETE FROM dead_letters l WHERE l.notification_id < herald_day_bound($1) \
+                     AND NOT EXISTS (SELECT 1 FROM notification_states s WHERE s.id = l.notification_id)",
+                    [Value::from(keep_from)],
+                ))
+                .await?;
             transaction.commit().await?;
             Ok(MaintenanceReport {
                 skipped: false,

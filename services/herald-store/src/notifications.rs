@@ -196,6 +196,7 @@ pub struct NotificationRow {
     pub deliveries_sent: i32,
     pub deliveries_failed: i32,
     pub deliveries_skipped: i32,
+    pub deliveries_cancelled: i32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -204,7 +205,7 @@ const NOTIFICATION_COLUMNS: &str =
     "n.id, n.tenant_id, n.user_ids, n.channels::text[] AS channels, \
      n.subject, n.body, n.data, n.priority::text AS priority, s.status::text AS status, \
      n.scheduled_for, n.idempotency_key, s.deliveries_expected, s.deliveries_sent, \
-     s.deliveries_failed, s.deliveries_skipped, n.created_at, s.updated_at";
+     s.deliveries_failed, s.deliveries_skipped, s.deliveries_cancelled, n.created_at, s.updated_at";
 
 pub async fn find_notification(
     database: &Database,
@@ -465,6 +466,8 @@ pub struct NotificationContent {
     pub subject: Option<String>,
     pub body: String,
     pub data: JsonValue,
+    /// Which lane order its deliveries wait in (docs/DESIGN.md, "Priority lanes").
+    pub priority: Priority,
     pub created_at: DateTime<Utc>,
     /// Recipients × channels.
     pub deliveries: i32,
@@ -490,7 +493,8 @@ pub async fn load_content(
     let statement = Statement::from_sql_and_values(
         DatabaseBackend::Postgres,
         r#"
-SELECT n.id, n.tenant_id, n.channels::text[] AS channels, n.subject, n.body, n.data, n.created_at,
+SELECT n.id, n.tenant_id, n.channels::text[] AS channels, n.subject, n.body, n.data,
+       n.priority::text AS priority, n.created_at,
        n.trace_parent, cardinality(n.user_ids) * cardinality(n.channels) AS deliveries,
        (octet_length(n.body) + coalesce(octet_length(n.subject), 0) + pg_column_size(n.data) + 128)::int4 AS weight
 FROM unnest($1::uuid[]) AS wanted(id) JOIN notifications n ON n.id = wanted.id

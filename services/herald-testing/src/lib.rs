@@ -3,6 +3,7 @@
 //! and restart.
 
 pub mod otlp;
+pub mod provider_signatures;
 mod servers;
 
 use std::net::TcpListener;
@@ -64,6 +65,12 @@ pub async fn fresh_settings_on(admin_url: &str, redis_url: &str, brokers: &str) 
     settings.server.port = 0;
     settings.server.workers = 2;
     settings.worker.group_id = format!("workers-{}", Uuid::new_v4().simple());
+    settings.status_events.topic = format!("notification-events-{}", Uuid::new_v4().simple());
+    settings.status_events.subscriptions_group_id =
+        format!("webhook-subscriptions-{}", Uuid::new_v4().simple());
+    settings.status_events.retry_base_ms = 200;
+    settings.status_events.retry_max_ms = 1000;
+    settings.status_events.timeout_ms = 1000;
     settings.worker.metrics_port = 0;
     settings.worker.batch_linger_ms = 10;
     settings.worker.lease_ms = 3000;
@@ -104,6 +111,11 @@ pub fn process_environment(settings: &Settings) -> Vec<(&'static str, String)> {
         ),
         ("HERALD_KAFKA__BROKERS", settings.kafka.brokers.clone()),
         ("HERALD_KAFKA__TOPIC", settings.kafka.topic.clone()),
+        // Whatever the test set, or `{topic}.high` (the children derive the same).
+        (
+            "HERALD_KAFKA__HIGH_PRIORITY_TOPIC",
+            settings.kafka.high_priority_topic(),
+        ),
         (
             "HERALD_KAFKA__ENABLE_IDEMPOTENCE",
             settings.kafka.enable_idempotence.to_string(),
@@ -129,6 +141,14 @@ pub fn process_environment(settings: &Settings) -> Vec<(&'static str, String)> {
             settings.outbox.relay_interval_ms.to_string(),
         ),
         ("HERALD_WORKER__GROUP_ID", settings.worker.group_id.clone()),
+        (
+            "HERALD_STATUS_EVENTS__TOPIC",
+            settings.status_events.topic.clone(),
+        ),
+        (
+            "HERALD_STATUS_EVENTS__SUBSCRIPTIONS_GROUP_ID",
+            settings.status_events.subscriptions_group_id.clone(),
+        ),
         (
             "HERALD_WORKER__LEASE_MS",
             settings.worker.lease_ms.to_string(),

@@ -196,7 +196,7 @@ async fn admit_batch(context: &WorkerContext, records: &[&OwnedMessage]) -> Resu
             let (status, last_error, contact) = match contact_for(recipient, channel) {
                 Err(reason) => (DeliveryStatus::Skipped, Some(reason), None),
                 Ok(contact) => {
-                    let reservation = lane.try_reserve(content.weight());
+                    let reservation = lane.try_reserve(content.priority, content.weight());
                     let status = if reservation.is_some() {
                         DeliveryStatus::Sending
                     } else {
@@ -233,6 +233,7 @@ async fn admit_batch(context: &WorkerContext, records: &[&OwnedMessage]) -> Resu
                 user_id: envelope.user_id.to_string(),
                 channel,
                 provider: lane.provider(),
+                priority: content.priority,
                 status,
                 last_error,
             });
@@ -243,8 +244,11 @@ async fn admit_batch(context: &WorkerContext, records: &[&OwnedMessage]) -> Resu
     let send_batch = Uuid::now_v7();
     let admitted =
         deliveries::admit(&context.database, session, send_batch, &new_deliveries).await?;
-    let existing =
-        new_deliveries.len() - admitted.sending.len() - admitted.queued - admitted.skipped;
+    let existing = new_deliveries.len()
+        - admitted.sending.len()
+        - admitted.queued
+        - admitted.skipped
+        - admitted.cancelled;
     metrics::ADMITTED
         .with_label_values(&["sending"])
         .inc_by(admitted.sending.len() as u64);
@@ -254,6 +258,9 @@ async fn admit_batch(context: &WorkerContext, records: &[&OwnedMessage]) -> Resu
     metrics::ADMITTED
         .with_label_values(&["skipped"])
         .inc_by(admitted.skipped as u64);
+    metrics::ADMITTED
+        .with_label_values(&["cancelled"])
+        .inc_by(admitted.cancelled as u64);
     metrics::ADMITTED
         .with_label_values(&["existing"])
         .inc_by(existing as u64);
@@ -273,6 +280,7 @@ async fn admit_batch(context: &WorkerContext, records: &[&OwnedMessage]) -> Resu
         plan.lane.hand_over(HeldDelivery {
             key,
             attempt: 1,
+            attempt_budget_start: 0,
             session,
             send_batch,
             tenant_id: plan.tenant_id,

@@ -51,7 +51,7 @@ pub struct RebalanceContext {
 impl ClientContext for RebalanceContext {
     /// Lag per assigned partition, from the consumer's own watermarks (librdkafka statistics).
     fn stats(&self, statistics: rdkafka::Statistics) {
-        for topic in statistics.topics.values() {
+        for (name, topic) in &statistics.topics {
             for partition in topic.partitions.values() {
                 if partition.partition < 0 {
                     continue; // librdkafka's internal "unassigned" partition
@@ -64,9 +64,11 @@ impl ClientContext for RebalanceContext {
                     partition.lo_offset,
                 );
                 match lag {
-                    Some(lag) => metrics::CONSUMER_LAG.with_label_values(&[&label]).set(lag),
+                    Some(lag) => metrics::CONSUMER_LAG
+                        .with_label_values(&[name, &label])
+                        .set(lag),
                     None => {
-                        let _ = metrics::CONSUMER_LAG.remove_label_values(&[&label]);
+                        let _ = metrics::CONSUMER_LAG.remove_label_values(&[name, &label]);
                     }
                 }
             }
@@ -183,7 +185,10 @@ fn create_consumer(
         })?;
     let consumer = Arc::new(consumer);
     let _ = consumer.context().consumer.set(Arc::downgrade(&consumer));
-    consumer.subscribe(&[&settings.kafka.topic])?;
+    // Both priorities' topics: a high-priority partition has its own task like any other, so its
+    // records never wait behind a backlog of the main topic (docs/DESIGN.md, "Priority lanes").
+    let high_priority_topic = settings.kafka.high_priority_topic();
+    consumer.subscribe(&[&settings.kafka.topic, &high_priority_topic])?;
     Ok((consumer, receiver))
 }
 

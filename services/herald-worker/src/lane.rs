@@ -1,22 +1,24 @@
 //! A provider lane: the bulkhead of one provider (docs/DESIGN.md, "Provider lanes").
 //!
 //! Its own bounds: deliveries held (waiting in memory or in flight, in number and in bytes), requests
-//! in flight, a token-bucket rate limit and a timeout. Admission reserves room without waiting; what
-//! finds no room is queued in PostgreSQL and pumped in when room frees up. So a slow, rate-limited or
-//! failing provider holds only its own lane, and a claim is taken only when it can be sent soon.
+//! in flight, a rate limit (shared by the worker replicas: `rate_limit/`) and a timeout. Admission
+//! reserves room without waiting; what finds no room is queued in PostgreSQL and pumped in when
+//! room frees up. So a slow, rate-limited or failing provider holds only its own lane, and a claim
+//! is taken only when it can be sent soon.
+//!
+//! Held deliveries wait in priority order, and part of the room is kept for `high` ones
+//! (docs/DESIGN.md, "Priority lanes").
 
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use herald_config::LaneSettings;
-use herald_domain::{AttemptOutcome, Channel, DeliveryEvent, DeliveryStatus};
+use herald_domain::{AttemptOutcome, Channel, DeliveryEvent, DeliveryStatus, Priority};
 use herald_store::deliveries::{DeliveryKey, RecordedAttempt};
 use herald_store::notifications::NotificationContent;
 use herald_telemetry::supervise::catch_panic;
-use tokio::sync::{mpsc, Mutex, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
@@ -26,8 +28,10 @@ use crate::backoff::RetryPolicy;
 use crate::circuit_breaker::{
     CallOutcome, CallPermit, CircuitBreaker, CircuitBreakerSettings, CircuitTransition,
 };
+use crate::lane_queue::PriorityQueues;
 use crate::metrics;
 use crate::providers::{Contact, Provider, SendOutcome};
+use crate::rate_limit::{rate_limited_answer, ProviderRateLimiter, SharedRateLimits};
 use crate::recorder::{Outcome, RecorderHandle};
 use crate::session::{SendPermission, Session};
 use crate::traces;
@@ -40,6 +44,18 @@ const MAX_HELD_BYTES: usize = 64 * 1024 * 1024;
 const HALF_OPEN_RECHECK: Duration = Duration::from_millis(50);
 /// The longest a lane sleeps on an open circuit before looking again.
 const MAX_CIRCUIT_WAIT: Duration = Duration::from_secs(5);
+/// The share of a lane's `max_held` kept for `high` deliveries: `normal` and `low` ones may hold
+/// the rest only, so a lane full of them still takes a `high` one at once.
+const HIGH_PRIORITY_SHARE_DIVISOR: usize = 8;
+
+/// Slots of a lane of `max_held` that only `high` deliveries may take: an eighth, at least one
+/// (none in a lane of a single slot, which would otherwise never send anything else).
+fn kept_for_high_priority(max_held: usize) -> usize {
+    if max_held < 2 {
+        return 0;
+    }
+    (max_held / HIGH_PRIORITY_SHARE_DIVISOR).max(1)
+}
 
 /// Room in a lane, taken before a delivery is claimed for it and given back when its send is over.
 pub struct Reservation {
@@ -66,12 +82,15 @@ impl HeldRoom {
 /// unused by the pump), updates the lane's held gauge: no caller has to remember to.
 pub struct HeldSlot {
     permit: Option<OwnedSemaphorePermit>,
+    /// A `normal` or `low` delivery's share of the room not kept for `high` ones; `None` for `high`.
+    ordinary: Option<OwnedSemaphorePermit>,
     room: Arc<HeldRoom>,
 }
 
 impl Drop for HeldSlot {
     fn drop(&mut self) {
-        // The permit first, so that the gauge counts it as given back.
+        // The permits first, so that the gauge counts them as given back.
+        drop(self.ordinary.take());
         drop(self.permit.take());
         self.room.publish();
     }
@@ -81,6 +100,9 @@ impl Drop for HeldSlot {
 pub struct HeldDelivery {
     pub key: DeliveryKey,
     pub attempt: i32,
+    /// Attempts made before its current attempt budget: 0, or the attempts before a dead-letter
+    /// replay. The retry policy counts `attempt - attempt_budget_start`.
+    pub attempt_budget_start: i32,
     /// The session it was claimed under: if that session is lost, it is never sent.
     pub session: Uuid,
     pub send_batch: Uuid,
@@ -93,6 +115,13 @@ pub struct HeldDelivery {
     pub reservation: Reservation,
     /// The W3C context its provider call's span is the child of.
     pub trace_parent: Option<Arc<str>>,
+}
+
+impl HeldDelivery {
+    /// Its notification's priority: the order it waits in (docs/DESIGN.md, "Priority lanes").
+    pub fn priority(&self) -> Priority {
+        self.content.priority
+    }
 }
 
 /// A provider a lane calls, with the host its calls' spans name (parsed once).
@@ -128,17 +157,22 @@ pub struct Lane {
     failover: Option<LaneProvider>,
     timeout: Duration,
     held: Arc<HeldRoom>,
+    /// The part of `held` that `normal` and `low` deliveries may take: `max_held` less the slots
+    /// kept for `high` ones.
+    ordinary_held: Arc<Semaphore>,
     held_bytes: Arc<Semaphore>,
     in_flight: Arc<Semaphore>,
     max_in_flight: usize,
     /// The host of the provider's endpoint, as its calls' spans name it.
     server_address: String,
-    rate: DefaultDirectRateLimiter,
+    /// Shared by every worker replica through Redis once [`Lane::with_shared_rate_limit`] is
+    /// called; this process's own until then.
+    rate: ProviderRateLimiter,
     /// Opens when the provider fails (timeouts, connection errors, 5xx): the lane then waits
     /// instead of calling, holding only its own slots, and spends no attempt.
     circuit: CircuitBreaker,
-    intake: mpsc::UnboundedSender<HeldDelivery>,
-    waiting: Mutex<mpsc::UnboundedReceiver<HeldDelivery>>,
+    /// Held deliveries not sent yet, highest priority first (bounded by `held`).
+    waiting: PriorityQueues<HeldDelivery>,
     /// Admission queued deliveries in PostgreSQL for this lane: the pump should look now.
     queued_work: Notify,
 }
@@ -150,8 +184,11 @@ impl Lane {
         circuit: CircuitBreakerSettings,
     ) -> Lane {
         metrics::declare_lane(provider.name(), provider.channel(), settings.max_held);
-        let (intake, waiting) = mpsc::unbounded_channel();
-        let per_second = NonZeroU32::new(settings.requests_per_second).unwrap_or(NonZeroU32::MIN);
+        let rate = ProviderRateLimiter::local(
+            provider.name(),
+            provider.channel(),
+            settings.requests_per_second,
+        );
         let server_address = reqwest::Url::parse(provider.endpoint())
             .ok()
             .and_then(|url| url.host_str().map(str::to_owned))
@@ -164,16 +201,18 @@ impl Lane {
                 semaphore: Arc::new(Semaphore::new(settings.max_held)),
                 capacity: settings.max_held,
             }),
+            ordinary_held: Arc::new(Semaphore::new(
+                settings.max_held - kept_for_high_priority(settings.max_held),
+            )),
             server_address,
             provider,
             timeout: Duration::from_millis(settings.timeout_ms),
             held_bytes: Arc::new(Semaphore::new(MAX_HELD_BYTES)),
             in_flight: Arc::new(Semaphore::new(settings.max_in_flight)),
             max_in_flight: settings.max_in_flight,
-            rate: RateLimiter::direct(Quota::per_second(per_second)),
+            rate,
             circuit,
-            intake,
-            waiting: Mutex::new(waiting),
+            waiting: PriorityQueues::default(),
             queued_work: Notify::new(),
         }
     }
@@ -186,6 +225,12 @@ impl Lane {
         self
     }
 
+    /// Shares the provider's rate limit with the other worker replicas through Redis.
+    pub fn with_shared_rate_limit(mut self, limits: &SharedRateLimits) -> Lane {
+        self.rate = self.rate.shared_through(limits);
+        self
+    }
+
     pub fn provider(&self) -> &'static str {
         self.provider.name()
     }
@@ -194,26 +239,38 @@ impl Lane {
         self.provider.channel()
     }
 
-    /// How many more deliveries the lane can hold now.
-    pub fn room(&self) -> usize {
-        self.held.semaphore.available_permits()
+    /// How many more deliveries of `priority` the lane can hold now.
+    pub fn room(&self, priority: Priority) -> usize {
+        let any = self.held.semaphore.available_permits();
+        match priority {
+            Priority::High => any,
+            Priority::Normal | Priority::Low => any.min(self.ordinary_held.available_permits()),
+        }
     }
 
     pub fn capacity(&self) -> usize {
         self.held.capacity
     }
 
-    fn try_hold(&self) -> Option<HeldSlot> {
+    fn try_hold(&self, priority: Priority) -> Option<HeldSlot> {
+        // The ordinary share first: a `normal` delivery finding it exhausted takes nothing.
+        let ordinary = match priority {
+            Priority::High => None,
+            Priority::Normal | Priority::Low => {
+                Some(self.ordinary_held.clone().try_acquire_owned().ok()?)
+            }
+        };
         let permit = self.held.semaphore.clone().try_acquire_owned().ok()?;
         Some(HeldSlot {
             permit: Some(permit),
+            ordinary,
             room: self.held.clone(),
         })
     }
 
-    /// Room for one delivery whose content weighs `bytes`, without waiting.
-    pub fn try_reserve(&self, bytes: usize) -> Option<Reservation> {
-        let held = self.try_hold()?;
+    /// Room for one delivery of `priority` whose content weighs `bytes`, without waiting.
+    pub fn try_reserve(&self, priority: Priority, bytes: usize) -> Option<Reservation> {
+        let held = self.try_hold(priority)?;
         let bytes = self
             .held_bytes
             .clone()
@@ -226,10 +283,12 @@ impl Lane {
         })
     }
 
-    /// Room for up to `count` deliveries, without waiting; their bytes are taken once known, with
-    /// [`Lane::complete_reservation`].
-    pub fn try_reserve_held(&self, count: usize) -> Vec<HeldSlot> {
-        let slots: Vec<HeldSlot> = std::iter::from_fn(|| self.try_hold()).take(count).collect();
+    /// Room for up to `count` deliveries of `priority`, without waiting; their bytes are taken once
+    /// known, with [`Lane::complete_reservation`].
+    pub fn try_reserve_held(&self, priority: Priority, count: usize) -> Vec<HeldSlot> {
+        let slots: Vec<HeldSlot> = std::iter::from_fn(|| self.try_hold(priority))
+            .take(count)
+            .collect();
         self.held.publish();
         slots
     }
@@ -249,9 +308,10 @@ impl Lane {
         }
     }
 
+    /// Queues a held delivery for sending, behind the waiting ones of its priority and ahead of
+    /// those of lower priorities.
     pub fn hand_over(&self, delivery: HeldDelivery) {
-        // The receiver lives as long as the lane: a send cannot fail.
-        let _ = self.intake.send(delivery);
+        self.waiting.push(delivery.priority(), delivery);
     }
 
     pub fn note_queued_work(&self) {
@@ -280,28 +340,32 @@ impl Lane {
         drain: CancellationToken,
         abandon: CancellationToken,
     ) -> Vec<HeldDelivery> {
-        let mut waiting = self.waiting.lock().await;
+        let waiting = &self.waiting;
         loop {
-            let next = tokio::select! {
+            // A slot first, then the delivery: the one chosen is the oldest of the highest priority
+            // waiting when a call can start, so a `high` one that arrives while every slot is busy
+            // goes ahead of every lower one already waiting.
+            let slot = tokio::select! {
                 biased;
                 _ = abandon.cancelled() => break,
-                next = waiting.recv() => next,
+                slot = self.in_flight.clone().acquire_owned() => slot.expect("never closed"),
                 _ = drain.cancelled(), if waiting.is_empty() => break,
             };
-            let Some(delivery) = next else { break };
-            // Wait for a slot and a token; then make sure the session still allows the call.
-            let slot = tokio::select! {
-                slot = self.in_flight.clone().acquire_owned() => slot.expect("never closed"),
-                _ = abandon.cancelled() => { return leftovers(delivery, &mut waiting); }
+            let delivery = tokio::select! {
+                biased;
+                _ = abandon.cancelled() => break,
+                delivery = waiting.pop() => delivery,
+                _ = drain.cancelled(), if waiting.is_empty() => break,
             };
+            // Then the circuit and a token; then make sure the session still allows the call.
             let route = tokio::select! {
                 route = self.route() => route,
-                _ = abandon.cancelled() => { return leftovers(delivery, &mut waiting); }
+                _ = abandon.cancelled() => { return leftovers(delivery, waiting); }
             };
             let waited = Instant::now();
             tokio::select! {
                 _ = self.rate.until_ready() => {}
-                _ = abandon.cancelled() => { return leftovers(delivery, &mut waiting); }
+                _ = abandon.cancelled() => { return leftovers(delivery, waiting); }
             }
             metrics::RATE_LIMIT_WAIT_SECONDS
                 .with_label_values(&[self.provider.name()])
@@ -309,7 +373,7 @@ impl Lane {
             let permission = tokio::select! {
                 permission = session.wait_for_permission(delivery.session) => permission,
                 // A fenced session at shutdown: what is held goes back unsent.
-                _ = abandon.cancelled() => { return leftovers(delivery, &mut waiting); }
+                _ = abandon.cancelled() => { return leftovers(delivery, waiting); }
             };
             match permission {
                 SendPermission::Yes => {}
@@ -329,11 +393,7 @@ impl Lane {
                 lane.publish_in_flight();
             });
         }
-        let mut rest = Vec::new();
-        while let Ok(delivery) = waiting.try_recv() {
-            rest.push(delivery);
-        }
-        rest
+        waiting.take_all()
     }
 
     /// Where the next call goes: the lane's provider once its circuit lets a call through
@@ -407,6 +467,10 @@ impl Lane {
                 retry_after: None,
             });
         traces::record_provider_outcome(&span, &outcome);
+        // A 429 from the lane's own provider slows every replica's lane (`rate_limit/`).
+        if let (Some(retry_after), Some(_)) = (rate_limited_answer(&outcome), &call) {
+            self.rate.note_rate_limited(retry_after);
+        }
         // Only the lane's own provider has a circuit; a failover call reports to none.
         if let Some(call) = call {
             match circuit_verdict(&outcome) {
@@ -442,14 +506,9 @@ impl Lane {
     }
 }
 
-fn leftovers(
-    first: HeldDelivery,
-    waiting: &mut mpsc::UnboundedReceiver<HeldDelivery>,
-) -> Vec<HeldDelivery> {
+fn leftovers(first: HeldDelivery, waiting: &PriorityQueues<HeldDelivery>) -> Vec<HeldDelivery> {
     let mut rest = vec![first];
-    while let Ok(delivery) = waiting.try_recv() {
-        rest.push(delivery);
-    }
+    rest.extend(waiting.take_all());
     rest
 }
 
@@ -533,7 +592,12 @@ pub fn attempt_record(
             error,
             http_status,
             retry_after,
-        } => match retry_delay(retry_policy, delivery.attempt, http_status, retry_after) {
+        } => match retry_delay(
+            retry_policy,
+            delivery.attempt - delivery.attempt_budget_start,
+            http_status,
+            retry_after,
+        ) {
             Some(delay) => (
                 AttemptOutcome::RetryableError,
                 DeliveryEvent::RetryableFailure { will_retry: true },
@@ -616,7 +680,7 @@ mod tests {
         assert_eq!(lane.server_address, "provider.test");
 
         // The pump reserves more than it fills and drops the rest.
-        let mut slots = lane.try_reserve_held(8);
+        let mut slots = lane.try_reserve_held(Priority::Normal, 8);
         assert_eq!(slots.len(), 8);
         assert_eq!(held_gauge(), 8);
         let kept = lane.complete_reservation(slots.pop().unwrap(), 100).await;
@@ -624,11 +688,46 @@ mod tests {
         assert_eq!(held_gauge(), 1);
 
         // Admission reserves and gives back what turned out queued or existing.
-        let admitted = lane.try_reserve(100).unwrap();
+        let admitted = lane.try_reserve(Priority::Normal, 100).unwrap();
         assert_eq!(held_gauge(), 2);
         drop(admitted);
         drop(kept);
         assert_eq!(held_gauge(), 0);
-        assert_eq!(lane.room(), 10);
+        assert_eq!(lane.room(Priority::High), 10);
+    }
+
+    #[test]
+    fn a_lane_full_of_ordinary_work_still_holds_high_priority_deliveries() {
+        let lane = Lane::new(
+            Arc::new(Silent(ProviderIdentity {
+                name: "high-priority-room-test",
+                channel: Channel::Sms,
+                endpoint: "http://provider.test/send".to_owned(),
+            })),
+            LaneSettings {
+                timeout_ms: 1000,
+                requests_per_second: 100,
+                max_in_flight: 4,
+                max_held: 16,
+            },
+            CircuitBreakerSettings::default(),
+        );
+        // An eighth of 16 is kept for high priority: low and normal fill the other 14.
+        let low = lane.try_reserve_held(Priority::Low, 100);
+        assert_eq!(low.len(), 14);
+        assert!(lane.try_reserve(Priority::Normal, 10).is_none());
+        assert_eq!(lane.room(Priority::Low), 0);
+        assert_eq!(lane.room(Priority::High), 2);
+        let high = lane.try_reserve_held(Priority::High, 100);
+        assert_eq!(high.len(), 2);
+        assert!(lane.try_reserve(Priority::High, 10).is_none());
+        // Room a low delivery gives back serves any priority again.
+        drop(low);
+        assert_eq!(lane.room(Priority::Low), 14);
+        drop(high);
+        assert_eq!(lane.room(Priority::High), 16);
+        assert_eq!(kept_for_high_priority(1), 0);
+        assert_eq!(kept_for_high_priority(2), 1);
+        assert_eq!(kept_for_high_priority(4096), 512);
     }
 }

@@ -8,10 +8,11 @@ use crate::circuit_breaker::CircuitState;
 use crate::providers::SendOutcome;
 use once_cell::sync::Lazy;
 use prometheus::{
-    register_histogram_vec_with_registry, register_histogram_with_registry,
-    register_int_counter_vec_with_registry, register_int_counter_with_registry,
-    register_int_gauge_vec_with_registry, register_int_gauge_with_registry, Histogram,
-    HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    register_gauge_vec_with_registry, register_histogram_vec_with_registry,
+    register_histogram_with_registry, register_int_counter_vec_with_registry,
+    register_int_counter_with_registry, register_int_gauge_vec_with_registry,
+    register_int_gauge_with_registry, GaugeVec, Histogram, HistogramVec, IntCounter, IntCounterVec,
+    IntGauge, IntGaugeVec,
 };
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -89,6 +90,27 @@ pub static RATE_LIMIT_WAIT_SECONDS: Lazy<HistogramVec> = Lazy::new(|| {
     )
     .expect("registering herald_rate_limit_wait_seconds")
 });
+pub static RATE_LIMIT_EFFECTIVE: Lazy<GaugeVec> = Lazy::new(|| {
+    register_gauge_vec_with_registry!(
+        "herald_provider_rate_limit_effective_per_second",
+        "The provider's rate limit as this worker applies it: the rate all replicas share (the configured rate cut by 429s), or this worker's fallback share while Redis is unavailable.",
+        &["provider"],
+        REGISTRY
+    )
+    .expect("registering herald_provider_rate_limit_effective_per_second")
+});
+counter_vec!(
+    RATE_LIMIT_FALLBACKS,
+    "herald_provider_rate_limit_fallbacks_total",
+    "Times a lane could not reach Redis for its shared rate limit and used its local fallback share for a second.",
+    &["provider"]
+);
+counter_vec!(
+    RATE_LIMITED,
+    "herald_provider_rate_limited_total",
+    "429 answers from the provider: each cuts the shared rate (at most once a second) and its Retry-After pauses every replica.",
+    &["provider"]
+);
 gauge_vec!(
     LANE_HELD,
     "herald_lane_held_deliveries",
@@ -125,7 +147,7 @@ pub static BATCH_SECONDS: Lazy<Histogram> = Lazy::new(|| {
 counter_vec!(
     ADMITTED,
     "herald_deliveries_admitted_total",
-    "Deliveries admitted from records, by how (sending, queued, skipped, existing).",
+    "Deliveries admitted from records, by how (sending, queued, skipped, cancelled, existing).",
     &["as"]
 );
 pub static ACCEPT_TO_SENT_SECONDS: Lazy<Histogram> = Lazy::new(|| {
@@ -192,8 +214,8 @@ gauge!(
 gauge_vec!(
     CONSUMER_LAG,
     "herald_consumer_lag",
-    "Records behind the high watermark, per assigned partition (the consumer's own watermarks).",
-    &["partition"]
+    "Records behind the high watermark, per assigned partition of each topic (the consumer's own watermarks).",
+    &["topic", "partition"]
 );
 gauge!(
     GROUP_STUCK,
@@ -244,13 +266,22 @@ pub fn register_all() {
     );
     declare(
         &ADMITTED,
-        &[&["sending"], &["queued"], &["skipped"], &["existing"]],
+        &[
+            &["sending"],
+            &["queued"],
+            &["skipped"],
+            &["cancelled"],
+            &["existing"],
+        ],
     );
     herald_store::metrics::register_all();
     Lazy::force(&DELIVERIES);
     Lazy::force(&PROVIDER_REQUESTS);
     Lazy::force(&PROVIDER_REQUEST_SECONDS);
     Lazy::force(&RATE_LIMIT_WAIT_SECONDS);
+    Lazy::force(&RATE_LIMIT_EFFECTIVE);
+    Lazy::force(&RATE_LIMIT_FALLBACKS);
+    Lazy::force(&RATE_LIMITED);
     Lazy::force(&LANE_HELD);
     Lazy::force(&LANE_MAX_HELD);
     Lazy::force(&LANE_IN_FLIGHT);
@@ -307,6 +338,8 @@ pub fn declare_lane(provider: &str, channel: Channel, max_held: usize) {
     LANE_HELD.with_label_values(&[provider]).set(0);
     LANE_IN_FLIGHT.with_label_values(&[provider]).set(0);
     let _ = RATE_LIMIT_WAIT_SECONDS.with_label_values(&[provider]);
+    declare(&RATE_LIMIT_FALLBACKS, &[&[provider]]);
+    declare(&RATE_LIMITED, &[&[provider]]);
     declare(&QUEUE_CLAIMED, &[&[provider]]);
     declare_provider(provider, channel);
 }

@@ -1,14 +1,16 @@
 //! The queue pump of a lane: claims due `delivery_queue` entries (overflow from admission, retries,
 //! in-doubt takeovers) for the lane's provider, only as far as the lane has room, so a claim is
-//! never taken that cannot be sent soon.
+//! never taken that cannot be sent soon. `high` entries first, into any room of the lane; then
+//! `normal` and `low` ones, highest priority first, into the room they may take (docs/DESIGN.md,
+//! "Priority lanes").
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use herald_domain::{AttemptOutcome, DeliveryEvent, DeliveryStatus};
-use herald_store::deliveries::{self, ClaimedDelivery, RecordedAttempt};
+use herald_domain::{AttemptOutcome, DeliveryEvent, DeliveryStatus, Priority};
+use herald_store::deliveries::{self, ClaimedDelivery, PriorityBand, RecordedAttempt};
 use herald_store::StoreError;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -50,17 +52,33 @@ pub async fn run_pump(
     }
 }
 
-/// Claims one batch; returns whether more may be waiting (the claim was full).
+/// Claims one batch of `high` entries, then one of `normal` and `low` ones; returns whether more
+/// may be waiting (a claim was full).
 async fn pump_once(
     context: &WorkerContext,
     lane: &Arc<Lane>,
+    stop: &CancellationToken,
+) -> Result<bool, StoreError> {
+    let more_high = claim_band(context, lane, PriorityBand::HIGH, stop).await?;
+    let more_ordinary = claim_band(context, lane, PriorityBand::ORDINARY, stop).await?;
+    Ok(more_high || more_ordinary)
+}
+
+/// Claims one batch of the entries in `band` and hands them to the lane; returns whether the claim
+/// was full.
+async fn claim_band(
+    context: &WorkerContext,
+    lane: &Arc<Lane>,
+    band: PriorityBand,
     stop: &CancellationToken,
 ) -> Result<bool, StoreError> {
     let session = context.session.id();
     if context.session.permission(session) != SendPermission::Yes {
         return Ok(false);
     }
-    let mut held = lane.try_reserve_held(lane.room().min(CLAIM_BATCH));
+    // The room of the band's highest priority: all of it for `high`, the ordinary share else.
+    let priority: Priority = band.highest;
+    let mut held = lane.try_reserve_held(priority, lane.room(priority).min(CLAIM_BATCH));
     if held.is_empty() {
         return Ok(false);
     }
@@ -70,6 +88,7 @@ async fn pump_once(
         &context.database,
         session,
         lane.provider(),
+        band,
         wanted,
         send_batch,
     )
@@ -122,6 +141,7 @@ async fn pump_once(
         lane.hand_over(HeldDelivery {
             key: delivery.key(),
             attempt: delivery.attempts,
+            attempt_budget_start: delivery.attempt_budget_start,
             session,
             send_batch,
             tenant_id: delivery.tenant_id,

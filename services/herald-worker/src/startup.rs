@@ -34,9 +34,11 @@ use crate::lane::{HeldDelivery, Lane};
 use crate::metrics;
 use crate::providers::registry::build_providers;
 use crate::pump::run_pump;
+use crate::rate_limit::SharedRateLimits;
 use crate::recipients::Recipients;
 use crate::recorder::{self, run_recorder};
 use crate::session::Session;
+use crate::status_events::StatusEvents;
 use crate::sweeper::run_sweeper;
 
 /// Outcomes waiting for the recorder before the lanes stop sending.
@@ -47,6 +49,7 @@ pub struct Worker {
     context: Arc<WorkerContext>,
     recorder_inbox: recorder::RecorderInbox,
     dead_letters: DeadLetters,
+    status_events: StatusEvents,
     status: Arc<ConsumerStatus>,
     metrics_server: Server,
     metrics_port: u16,
@@ -56,10 +59,19 @@ impl Worker {
     pub async fn build(settings: Settings) -> anyhow::Result<Worker> {
         metrics::register_all();
         let database = Database::connect(&settings.database).await?;
-        let recipient_cache = RecipientCache::new(
-            herald_store::cache::Redis::new(&settings.redis)?,
-            settings.worker.user_cache_ttl_seconds,
-        );
+        let status_events = StatusEvents::build(&settings, database.clone())?;
+        // One Redis handle for the recipient cache and the providers' shared rate limits.
+        let redis = herald_store::cache::Redis::new(&settings.redis)?;
+        let recipient_cache =
+            RecipientCache::new(redis.clone(), settings.worker.user_cache_ttl_seconds);
+        let mut rate_limit = settings.providers.rate_limit;
+        // A Retry-After never holds a provider longer than it would hold one retry.
+        rate_limit.max_pause_ms = rate_limit.max_pause_ms.min(settings.worker.retry_max_ms);
+        let rate_limits = SharedRateLimits {
+            redis,
+            group_id: settings.worker.group_id.clone(),
+            config: rate_limit,
+        };
         let dead_letters = DeadLetters::new(
             herald_kafka::create_producer(
                 &settings.kafka,
@@ -80,7 +92,8 @@ impl Worker {
                 .into_iter()
                 .map(|provider_lane| {
                     let lane =
-                        Lane::new(provider_lane.provider, provider_lane.lane, circuit.clone());
+                        Lane::new(provider_lane.provider, provider_lane.lane, circuit.clone())
+                            .with_shared_rate_limit(&rate_limits);
                     Arc::new(match provider_lane.failover {
                         Some(failover) => lane.with_failover(failover),
                         None => lane,
@@ -145,6 +158,7 @@ impl Worker {
             context,
             recorder_inbox,
             dead_letters,
+            status_events,
             status,
             metrics_server,
             metrics_port,
@@ -204,6 +218,7 @@ impl Worker {
                 run_sweeper(context.clone(), lease, interval, stop.clone())
             }));
         }
+        self.status_events.spawn(&intake, &intake_stop);
         {
             let (context, status, stop) =
                 (context.clone(), self.status.clone(), intake_stop.clone());

@@ -9,7 +9,7 @@
 //! distinct references new ones are no longer tracked and `untracked_references` says so, so a
 //! proof can tell a complete count from a truncated one instead of silently trusting it.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -37,6 +37,13 @@ pub struct DeliveryRecord {
     /// or `message_id` (Telegram); `None` where the provider answers no id (Slack, webhooks).
     pub provider_message_id: Option<String>,
     pub received_at: DateTime<Utc>,
+    /// SendGrid's `custom_args` (the message's, overridden by the personalization's): what
+    /// SendGrid would copy into every event of the message.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub custom_args: BTreeMap<String, String>,
+    /// Twilio's `StatusCallback`: where Twilio would report the message's status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_callback: Option<String>,
 }
 
 /// Counters for one provider. `requests` = `accepted` + `rejected` + `server_errors` +
@@ -276,6 +283,8 @@ mod tests {
             body: Some("hello".to_owned()),
             provider_message_id: Some("SM00000000000000000000000000000000".to_owned()),
             received_at: Utc::now(),
+            custom_args: BTreeMap::new(),
+            status_callback: None,
         }
     }
 

@@ -1,5 +1,5 @@
 //! Produces committed notifications to Kafka: one record per (notification, recipient), keyed by
-//! recipient.
+//! recipient, on the topic of the notification's priority (docs/DESIGN.md, "Priority lanes").
 //!
 //! Every record ends acknowledged, parked (the broker refused it for good: it must never hold back
 //! the records after it) or failed transiently (its outbox batch stays for the relay).
@@ -12,7 +12,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use herald_config::TraceContextCarrier;
-use herald_domain::NotificationEnvelope;
+use herald_domain::{NotificationEnvelope, Priority};
 use herald_kafka::trace_context::producer_headers;
 use herald_kafka::{HeraldProducer, ProducerRole};
 use herald_store::outbox::ParkedRecord;
@@ -43,10 +43,34 @@ struct ChunkRecord<'a> {
     traceparent: Option<Arc<str>>,
 }
 
+/// Where records go: `high` notifications on a topic of their own, so that they never wait in a
+/// partition behind a backlog of `normal` and `low` ones.
+#[derive(Clone)]
+struct RecordTopics {
+    ordinary: Arc<str>,
+    high_priority: Arc<str>,
+}
+
+impl RecordTopics {
+    fn new(kafka: &herald_config::KafkaSettings) -> RecordTopics {
+        RecordTopics {
+            ordinary: kafka.topic.as_str().into(),
+            high_priority: kafka.high_priority_topic().into(),
+        }
+    }
+
+    fn for_priority(&self, priority: Priority) -> &str {
+        match priority {
+            Priority::High => &self.high_priority,
+            Priority::Normal | Priority::Low => &self.ordinary,
+        }
+    }
+}
+
 /// Walks the records of several outbox batches in order: batch, notification, recipient.
 struct RecordCursor<'a> {
     batches: Vec<&'a [OutgoingNotification]>,
-    topic: &'a str,
+    topics: &'a RecordTopics,
     batch: usize,
     notification: usize,
     recipient: usize,
@@ -55,10 +79,10 @@ struct RecordCursor<'a> {
 }
 
 impl<'a> RecordCursor<'a> {
-    fn new(batches: Vec<&'a [OutgoingNotification]>, topic: &'a str) -> RecordCursor<'a> {
+    fn new(batches: Vec<&'a [OutgoingNotification]>, topics: &'a RecordTopics) -> RecordCursor<'a> {
         RecordCursor {
             batches,
-            topic,
+            topics,
             batch: 0,
             notification: 0,
             recipient: 0,
@@ -87,9 +111,10 @@ impl<'a> RecordCursor<'a> {
                 self.publication = None;
                 continue;
             };
-            let (span, traceparent) = self
-                .publication
-                .get_or_insert_with(|| publication_span(self.topic, notification));
+            let topics = self.topics;
+            let (span, traceparent) = self.publication.get_or_insert_with(|| {
+                publication_span(topics.for_priority(notification.priority), notification)
+            });
             chunk.push(ChunkRecord {
                 batch: self.batch,
                 envelope: notification.envelope(user_id),
@@ -189,7 +214,7 @@ impl Publisher {
     ) -> Publisher {
         let records = RecordProducer {
             producer,
-            topic: kafka.topic.as_str().into(),
+            topics: RecordTopics::new(kafka),
             trace_context_carrier: kafka.trace_context_carrier,
         };
         let (fast_path, queue) = mpsc::unbounded_channel();
@@ -248,7 +273,7 @@ impl Publisher {
         let mut reports = vec![PublishReport::default(); batches.len()];
         let mut cursor = RecordCursor::new(
             batches.iter().map(Vec::as_slice).collect(),
-            &self.records.topic,
+            &self.records.topics,
         );
         loop {
             let chunk = cursor.next_chunk(chunk_records);
@@ -284,7 +309,7 @@ async fn run_fast_path(
 ) {
     while let Some(batch) = queue.recv().await {
         let mut report = [PublishReport::default()];
-        let mut cursor = RecordCursor::new(vec![batch.notifications.as_slice()], &records.topic);
+        let mut cursor = RecordCursor::new(vec![batch.notifications.as_slice()], &records.topics);
         let mut enqueued = Enqueued::default();
         loop {
             let chunk = cursor.next_chunk(FAST_PATH_CHUNK_RECORDS);
@@ -385,7 +410,7 @@ fn park(report: &mut PublishReport, notification_id: Uuid, user_id: String, erro
 #[derive(Clone)]
 struct RecordProducer {
     producer: HeraldProducer,
-    topic: Arc<str>,
+    topics: RecordTopics,
     trace_context_carrier: TraceContextCarrier,
 }
 
@@ -413,7 +438,8 @@ impl RecordProducer {
                 producer_headers(self.trace_context_carrier, traceparent)
             });
             let payload = envelope.encode();
-            let mut record = FutureRecord::to(&self.topic).key(&key).payload(&payload);
+            let topic = self.topics.for_priority(envelope.priority);
+            let mut record = FutureRecord::to(topic).key(&key).payload(&payload);
             if let Some(headers) = headers {
                 record = record.headers(headers);
             }

@@ -1,10 +1,14 @@
 //! HTTP routes of API version 1.
 
+pub mod cancellation;
+pub mod dead_letters;
 pub mod health;
 pub mod notification_reads;
 pub mod notifications;
 pub mod openapi;
+pub mod provider_callbacks;
 pub mod users;
+pub mod webhooks;
 
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 
@@ -19,6 +23,14 @@ pub const API_ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/notifications"),
     ("POST", "/v1/notifications/batch"),
     ("GET", "/v1/notifications/{id}"),
+    ("POST", "/v1/notifications/{id}/cancel"),
+    ("GET", "/v1/dead-letters"),
+    ("POST", "/v1/dead-letters/{delivery_id}/replay"),
+    ("POST", "/v1/providers/sendgrid/events"),
+    ("POST", "/v1/providers/twilio/status"),
+    ("POST", "/v1/webhooks"),
+    ("GET", "/v1/webhooks"),
+    ("DELETE", "/v1/webhooks/{id}"),
 ];
 
 pub fn configure(config: &mut web::ServiceConfig) {
@@ -48,6 +60,56 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(
             web::resource("/v1/notifications/{id}")
                 .route(web::get().to(notification_reads::get_notification))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            web::resource("/v1/notifications/{id}/cancel")
+                .route(web::post().to(cancellation::cancel_notification))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            web::resource("/v1/dead-letters")
+                .route(web::get().to(dead_letters::list_dead_letters))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            web::resource("/v1/dead-letters/{delivery_id}/replay")
+                .route(web::post().to(dead_letters::replay_dead_letter))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .configure(webhook_subscription_routes)
+        .configure(provider_callbacks_routes);
+}
+
+/// Tenants' subscriptions to delivery status events (docs/DESIGN.md, "Status events and webhook
+/// subscriptions").
+fn webhook_subscription_routes(config: &mut web::ServiceConfig) {
+    config
+        .service(
+            web::resource("/v1/webhooks")
+                .route(web::post().to(webhooks::create_subscription))
+                .route(web::get().to(webhooks::list_subscriptions))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            web::resource("/v1/webhooks/{id}")
+                .route(web::delete().to(webhooks::delete_subscription))
+                .default_service(web::to(method_not_allowed)),
+        );
+}
+
+/// Signed by the providers, not authenticated by tenant key (docs/DESIGN.md, "Provider callbacks").
+fn provider_callbacks_routes(config: &mut web::ServiceConfig) {
+    use provider_callbacks::{sendgrid, twilio};
+    config
+        .service(
+            web::resource("/v1/providers/sendgrid/events")
+                .route(web::post().to(sendgrid::receive_sendgrid_events))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            web::resource(twilio::STATUS_CALLBACK_PATH)
+                .route(web::post().to(twilio::receive_twilio_status))
                 .default_service(web::to(method_not_allowed)),
         );
 }

@@ -31,7 +31,8 @@ pub struct DeliveryView {
     pub id: Uuid,
     pub user_id: String,
     pub channel: Channel,
-    /// `queued`, `sending`, `retrying` (at `next_attempt_at`), `sent`, `failed`, `skipped`.
+    /// `queued`, `sending`, `retrying` (at `next_attempt_at`), `sent`, `failed`, `skipped`,
+    /// `cancelled` (with its notification, before it was sent).
     pub status: DeliveryStatus,
     pub attempts: i32,
     pub provider: String,
@@ -66,6 +67,8 @@ pub struct DeliverySummary {
     pub sent: i32,
     pub failed: i32,
     pub skipped: i32,
+    /// Cancelled with the notification before they were sent.
+    pub cancelled: i32,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -113,6 +116,7 @@ impl From<NotificationRow> for NotificationView {
                 sent: row.deliveries_sent,
                 failed: row.deliveries_failed,
                 skipped: row.deliveries_skipped,
+                cancelled: row.deliveries_cancelled,
             },
             deliveries: None,
             deliveries_next_cursor: None,
@@ -172,7 +176,13 @@ pub async fn get_notification(
     Ok(HttpResponse::Ok().json(view))
 }
 
-fn page_size(text: Option<&str>, name: &str, default: u64, max: u64) -> Result<u64, ApiError> {
+/// The page size a query asks for: `default` without one, 400 outside `1..=max`.
+pub(crate) fn page_size(
+    text: Option<&str>,
+    name: &str,
+    default: u64,
+    max: u64,
+) -> Result<u64, ApiError> {
     match text {
         None => Ok(default),
         Some(text) => text
@@ -185,7 +195,8 @@ fn page_size(text: Option<&str>, name: &str, default: u64, max: u64) -> Result<u
     }
 }
 
-fn parse_cursor(text: Option<&str>, name: &str) -> Result<Option<Uuid>, ApiError> {
+/// A keyset cursor this API returned (an id in its simple form), or 400.
+pub(crate) fn parse_cursor(text: Option<&str>, name: &str) -> Result<Option<Uuid>, ApiError> {
     text.map(|cursor| {
         Uuid::try_parse(cursor).map_err(|_| {
             ApiError::InvalidQuery(format!("`{name}` is not a cursor this API returned"))

@@ -4,7 +4,8 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{health, notification_reads, notifications, users};
+use super::provider_callbacks::{sendgrid, twilio};
+use super::{cancellation, dead_letters, health, notification_reads, notifications, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -14,6 +15,11 @@ use super::{health, notification_reads, notifications, users};
         users::put_user, users::get_user,
         notifications::create_notification, notifications::create_notification_batch,
         notification_reads::get_notification, notification_reads::list_notifications,
+        cancellation::cancel_notification,
+        dead_letters::list_dead_letters, dead_letters::replay_dead_letter,
+        sendgrid::receive_sendgrid_events, twilio::receive_twilio_status,
+        super::webhooks::create_subscription, super::webhooks::list_subscriptions,
+        super::webhooks::delete_subscription,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail, herald_domain::FieldError)),
     modifiers(&BearerApiKey)

@@ -1,12 +1,15 @@
 //! Integration tests of the API against real PostgreSQL, Redis and tansu (see scripts/test.sh).
 //! One binary, one fresh database and topic per test.
 
+mod cancellation_and_replay;
 mod durability;
 mod errors;
 mod helpers;
 mod hostile;
 mod idempotency;
 mod ingest;
+mod priority_topics;
+mod provider_callbacks;
 mod reads;
 mod relay;
 mod storage;

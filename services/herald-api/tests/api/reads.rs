@@ -142,6 +142,9 @@ async fn operations_endpoints_answer() {
         "/v1/notifications",
         "/v1/notifications/batch",
         "/v1/notifications/{id}",
+        "/v1/notifications/{id}/cancel",
+        "/v1/dead-letters",
+        "/v1/dead-letters/{delivery_id}/replay",
         "/v1/users/{user_id}",
         "/readyz",
     ] {
@@ -201,7 +204,13 @@ fn requests_counted(exposition: &str, method: &str, route: &str, status_class: &
 
 #[tokio::test]
 async fn every_api_route_is_counted_under_the_template_its_metrics_are_declared_with() {
-    let app = spawn_app().await;
+    let sendgrid = herald_testing::provider_signatures::SendGridSigner::generate();
+    let sendgrid_key = sendgrid.public_key_base64();
+    let app = spawn_app_with(|settings| {
+        settings.providers.sendgrid.event_webhook_public_key = sendgrid_key;
+        settings.providers.twilio.status_callback_base_url = "https://herald.example.com".into();
+    })
+    .await;
     let metrics = || async {
         app.client
             .get(format!("{}/metrics", app.address))
@@ -255,6 +264,90 @@ async fn every_api_route_is_counted_under_the_template_its_metrics_are_declared_
         .await
         .status()
         .is_success());
+    // A dead letter to replay (as the recorder writes one), then the notification cancelled.
+    let delivery_id = uuid::Uuid::new_v4();
+    herald_testing::execute(
+        &app.database,
+        &format!(
+            "INSERT INTO deliveries (notification_id, id, tenant_id, user_id, channel, provider, status, attempts) \
+             VALUES ('{id}', '{delivery_id}', '{tenant}', 'metrics-user', 'sms', 'twilio', 'failed', 1); \
+             INSERT INTO dead_letters (tenant_id, notification_id, delivery_id, user_id, channel, provider, attempts) \
+             VALUES ('{tenant}', '{id}', '{delivery_id}', 'metrics-user', 'sms', 'twilio', 1); \
+             UPDATE notification_states SET status = 'failed', deliveries_failed = 1 WHERE id = '{id}'",
+            tenant = app.tenant_id
+        ),
+    )
+    .await;
+    assert!(app.get("/v1/dead-letters").await.status().is_success());
+    let replay = app
+        .post_json(
+            &format!("/v1/dead-letters/{delivery_id}/replay"),
+            &json!({}),
+        )
+        .await;
+    assert!(replay.status().is_success(), "{}", replay.status());
+    let cancel = app
+        .post_json(&format!("/v1/notifications/{id}/cancel"), &json!({}))
+        .await;
+    assert!(cancel.status().is_success(), "{}", cancel.status());
+    // The provider callbacks, signed as the providers sign them (an empty batch, an intermediate
+    // status: nothing to apply, still 2xx).
+    let timestamp = chrono::Utc::now().timestamp().to_string();
+    let events = app
+        .client
+        .post(format!("{}/v1/providers/sendgrid/events", app.address))
+        .header("X-Twilio-Email-Event-Webhook-Timestamp", &timestamp)
+        .header(
+            "X-Twilio-Email-Event-Webhook-Signature",
+            sendgrid.sign(&timestamp, b"[]"),
+        )
+        .header("content-type", "application/json")
+        .body("[]")
+        .send()
+        .await
+        .unwrap();
+    assert!(events.status().is_success(), "{}", events.status());
+    let status_path = format!("/v1/providers/twilio/status?notification_id={id}&delivery_id={id}");
+    let parameters = [
+        ("MessageSid", "SM00000000000000000000000000000000"),
+        ("MessageStatus", "sent"),
+    ];
+    let signature = herald_testing::provider_signatures::twilio_signature(
+        "herald-local-token",
+        &format!("https://herald.example.com{status_path}"),
+        &parameters,
+    );
+    let status = app
+        .client
+        .post(format!("{}{status_path}", app.address))
+        .header("X-Twilio-Signature", signature)
+        .form(&parameters)
+        .send()
+        .await
+        .unwrap();
+    assert!(status.status().is_success(), "{}", status.status());
+    // Webhook subscriptions: created, listed, deleted.
+    let subscription = json(
+        app.post_json(
+            "/v1/webhooks",
+            &json!({"url": "https://hooks.example.com/herald", "events": ["*"]}),
+        )
+        .await,
+    )
+    .await;
+    assert!(app.get("/v1/webhooks").await.status().is_success());
+    let deleted = app
+        .client
+        .delete(format!(
+            "{}/v1/webhooks/{}",
+            app.address,
+            subscription["id"].as_str().unwrap()
+        ))
+        .bearer_auth(&app.api_key)
+        .send()
+        .await
+        .unwrap();
+    assert!(deleted.status().is_success(), "{}", deleted.status());
     // A raw path that matches no route must not become a label of its own.
     assert_eq!(app.get(&format!("/v1/nothing/{id}")).await.status(), 404);
 

@@ -14,6 +14,7 @@ pub struct Model {
     pub deliveries_sent: i32,
     pub deliveries_failed: i32,
     pub deliveries_skipped: i32,
+    pub deliveries_cancelled: i32,
     pub updated_at: ChronoDateTimeUtc,
 }
 

@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use super::classify::{classify_error_response, read_capped};
 use super::tenant_endpoint::post_to_tenant_url;
 use super::{
-    truncate_chars, wrong_contact, Contact, OutgoingMessage, Provider, ProviderIdentity,
-    SendOutcome,
+    encode_json, truncate_chars, wrong_contact, Contact, OutgoingMessage, Provider,
+    ProviderIdentity, SendOutcome,
 };
 
 pub const PROVIDER: &str = "discord";
@@ -63,6 +63,15 @@ impl Discord {
         let separator = if webhook_url.contains('?') { '&' } else { '?' };
         format!("{webhook_url}{separator}wait=true")
     }
+
+    /// The Execute Webhook JSON body for `message`: all that `send` does before the network.
+    pub fn request_body(&self, message: &OutgoingMessage) -> Result<Vec<u8>, SendOutcome> {
+        let body = ExecuteWebhook {
+            content: truncate_chars(&message.text(), MAX_CONTENT_CHARS),
+            allowed_mentions: AllowedMentions { parse: [] },
+        };
+        encode_json(PROVIDER, &body)
+    }
 }
 
 #[async_trait]
@@ -75,9 +84,9 @@ impl Provider for Discord {
         let Contact::Discord(contact) = &message.contact else {
             return wrong_contact(PROVIDER, message);
         };
-        let body = ExecuteWebhook {
-            content: truncate_chars(&message.text(), MAX_CONTENT_CHARS),
-            allowed_mentions: AllowedMentions { parse: [] },
+        let body = match self.request_body(message) {
+            Ok(body) => body,
+            Err(outcome) => return outcome,
         };
         let response = match post_to_tenant_url(
             &self.client,
@@ -86,7 +95,11 @@ impl Provider for Discord {
             self.allow_private_networks,
             message.delivery_id,
             timeout,
-            |request| request.json(&body),
+            |request| {
+                request
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(body)
+            },
         )
         .await
         {

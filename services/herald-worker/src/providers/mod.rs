@@ -90,6 +90,17 @@ pub fn wrong_contact(provider: &str, message: &OutgoingMessage) -> SendOutcome {
     }
 }
 
+/// A request body as JSON bytes, as `reqwest`'s `.json()` would write it. Each provider's
+/// `request_body` ends here, so what a send does before the network is one pure call that the
+/// benches (`benches/payload_rendering.rs`) measure. Herald's request types always serialize;
+/// an error would be a bug, and retrying could not mend it.
+pub fn encode_json(provider: &str, body: &impl serde::Serialize) -> Result<Vec<u8>, SendOutcome> {
+    serde_json::to_vec(body).map_err(|error| SendOutcome::Permanent {
+        error: format!("the {provider} request cannot be encoded: {error}"),
+        http_status: None,
+    })
+}
+
 /// At most `max_chars` characters of `text`, the last replaced by `…` when cut: providers refuse
 /// longer messages outright, and a cut message is better than none.
 pub fn truncate_chars(text: &str, max_chars: usize) -> String {

@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use herald_domain::Channel;
 
 use super::{
-    classify_transport_error, wrong_contact, Contact, OutgoingMessage, Provider, ProviderIdentity,
-    SendOutcome,
+    classify_transport_error, encode_json, wrong_contact, Contact, OutgoingMessage, Provider,
+    ProviderIdentity, SendOutcome,
 };
 
 pub const PROVIDER: &str = "sendgrid";
@@ -39,8 +39,12 @@ struct Personalization<'a> {
     custom_args: CustomArgs,
 }
 
+/// The delivery's key: SendGrid copies custom args into every event of the message, so the
+/// Event Webhook names the delivery it reports on (docs/DESIGN.md, "Provider callbacks"). About
+/// 110 bytes of SendGrid's 10,000 allowed.
 #[derive(Serialize)]
 struct CustomArgs {
+    herald_notification_id: String,
     herald_delivery_id: String,
 }
 
@@ -69,22 +73,17 @@ impl SendGrid {
             from: settings.from.clone(),
         }
     }
-}
 
-#[async_trait]
-impl Provider for SendGrid {
-    fn identity(&self) -> &ProviderIdentity {
-        &self.identity
-    }
-
-    async fn send(&self, message: &OutgoingMessage, timeout: Duration) -> SendOutcome {
+    /// The Mail Send JSON body for `message`: all that `send` does before the network.
+    pub fn request_body(&self, message: &OutgoingMessage) -> Result<Vec<u8>, SendOutcome> {
         let Contact::Email(to) = &message.contact else {
-            return wrong_contact(PROVIDER, message);
+            return Err(wrong_contact(PROVIDER, message));
         };
         let request = MailSend {
             personalizations: [Personalization {
                 to: [Address { email: to }],
                 custom_args: CustomArgs {
+                    herald_notification_id: message.notification_id.to_string(),
                     herald_delivery_id: message.delivery_id.to_string(),
                 },
             }],
@@ -95,12 +94,28 @@ impl Provider for SendGrid {
                 value: &message.body,
             }],
         };
+        encode_json(PROVIDER, &request)
+    }
+}
+
+#[async_trait]
+impl Provider for SendGrid {
+    fn identity(&self) -> &ProviderIdentity {
+        &self.identity
+    }
+
+    async fn send(&self, message: &OutgoingMessage, timeout: Duration) -> SendOutcome {
+        let body = match self.request_body(message) {
+            Ok(body) => body,
+            Err(outcome) => return outcome,
+        };
         let response = self
             .client
             .post(&self.identity.endpoint)
             .bearer_auth(self.api_key.expose_secret())
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
             .timeout(timeout)
-            .json(&request)
+            .body(body)
             .send()
             .await;
         let response = match response {

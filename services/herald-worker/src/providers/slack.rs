@@ -11,8 +11,8 @@ use serde::Serialize;
 use super::classify::classify_error_response;
 use super::tenant_endpoint::post_to_tenant_url;
 use super::{
-    truncate_chars, wrong_contact, Contact, OutgoingMessage, Provider, ProviderIdentity,
-    SendOutcome,
+    encode_json, truncate_chars, wrong_contact, Contact, OutgoingMessage, Provider,
+    ProviderIdentity, SendOutcome,
 };
 
 pub const PROVIDER: &str = "slack";
@@ -90,6 +90,11 @@ impl Slack {
             blocks,
         }
     }
+
+    /// The incoming-webhook JSON body for `message`: all that `send` does before the network.
+    pub fn request_body(&self, message: &OutgoingMessage) -> Result<Vec<u8>, SendOutcome> {
+        encode_json(PROVIDER, &Self::message(message))
+    }
 }
 
 #[async_trait]
@@ -102,7 +107,10 @@ impl Provider for Slack {
         let Contact::Slack(contact) = &message.contact else {
             return wrong_contact(PROVIDER, message);
         };
-        let body = Self::message(message);
+        let body = match self.request_body(message) {
+            Ok(body) => body,
+            Err(outcome) => return outcome,
+        };
         let response = match post_to_tenant_url(
             &self.client,
             PROVIDER,
@@ -110,7 +118,11 @@ impl Provider for Slack {
             self.allow_private_networks,
             message.delivery_id,
             timeout,
-            |request| request.json(&body),
+            |request| {
+                request
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(body)
+            },
         )
         .await
         {

@@ -86,10 +86,20 @@ impl Smtp {
         }))
     }
 
-    fn email(&self, to: &str, message: &OutgoingMessage) -> Result<Message, String> {
+    /// The email for `message`: all that `send` does before the transport formats it
+    /// (`Message::formatted`) and talks to the server. A recipient that is not an address, or a
+    /// message that cannot be built, fails for good.
+    pub fn request_body(&self, message: &OutgoingMessage) -> Result<Message, SendOutcome> {
+        let Contact::Email(to) = &message.contact else {
+            return Err(wrong_contact(PROVIDER, message));
+        };
+        let permanent = |error: String| SendOutcome::Permanent {
+            error,
+            http_status: None,
+        };
         let to: Mailbox = to
             .parse()
-            .map_err(|error| format!("`{to}` is not an email address: {error}"))?;
+            .map_err(|error| permanent(format!("`{to}` is not an email address: {error}")))?;
         Message::builder()
             .from(self.from.clone())
             .to(to)
@@ -98,7 +108,7 @@ impl Smtp {
             .header(DeliveryIdHeader(message.delivery_id.to_string()))
             .header(ContentType::TEXT_PLAIN)
             .body(message.body.clone())
-            .map_err(|error| format!("the email cannot be built: {error}"))
+            .map_err(|error| permanent(format!("the email cannot be built: {error}")))
     }
 }
 
@@ -109,17 +119,9 @@ impl Provider for Smtp {
     }
 
     async fn send(&self, message: &OutgoingMessage, timeout: Duration) -> SendOutcome {
-        let Contact::Email(to) = &message.contact else {
-            return wrong_contact(PROVIDER, message);
-        };
-        let email = match self.email(to, message) {
+        let email = match self.request_body(message) {
             Ok(email) => email,
-            Err(error) => {
-                return SendOutcome::Permanent {
-                    error,
-                    http_status: None,
-                }
-            }
+            Err(outcome) => return outcome,
         };
         let sent = match tokio::time::timeout(timeout, self.transport.send(email)).await {
             Err(_) => {
@@ -149,5 +151,48 @@ impl Provider for Smtp {
                 retry_after: None,
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The built email names the delivery twice (Message-ID and header), as receipts and the
+    /// simulator's exactly-once count rely on, and a recipient that is no address fails for good.
+    #[tokio::test]
+    async fn the_email_names_the_delivery_and_a_bad_address_fails_for_good() {
+        let smtp = Smtp::new(&SmtpSettings {
+            url: secrecy::SecretString::from("smtp://127.0.0.1:2525"),
+            from: "alerts@herald.local".into(),
+            timeout_ms: 1000,
+        })
+        .unwrap()
+        .unwrap();
+        let mut message = OutgoingMessage {
+            delivery_id: uuid::Uuid::now_v7(),
+            notification_id: uuid::Uuid::now_v7(),
+            user_id: "u-1".into(),
+            contact: Contact::Email("ops@example.com".into()),
+            subject: Some("Disk full".into()),
+            body: "Free some space".into(),
+        };
+        let formatted =
+            String::from_utf8(smtp.request_body(&message).unwrap().formatted()).unwrap();
+        let id = message.delivery_id;
+        assert!(
+            formatted.contains(&format!("Message-ID: <{id}@herald>")),
+            "{formatted}"
+        );
+        assert!(
+            formatted.contains(&format!("{DELIVERY_ID_HEADER}: {id}")),
+            "{formatted}"
+        );
+        assert!(formatted.contains("Subject: Disk full"), "{formatted}");
+        message.contact = Contact::Email("not an address".into());
+        let Err(SendOutcome::Permanent { error, .. }) = smtp.request_body(&message) else {
+            panic!("an unusable address fails for good");
+        };
+        assert!(error.contains("not an email address"), "{error}");
     }
 }

@@ -15,8 +15,9 @@ use serde::{Deserialize, Serialize};
 
 use super::classify::{body_excerpt, is_retryable_status, read_capped};
 use super::{
-    classify_transport_error, parse_retry_after, truncate_chars, wrong_contact, Contact,
-    OutgoingMessage, Provider, ProviderIdentity, SendOutcome, DELIVERY_ID_HEADER, MAX_RETRY_AFTER,
+    classify_transport_error, encode_json, parse_retry_after, truncate_chars, wrong_contact,
+    Contact, OutgoingMessage, Provider, ProviderIdentity, SendOutcome, DELIVERY_ID_HEADER,
+    MAX_RETRY_AFTER,
 };
 
 pub const PROVIDER: &str = "telegram";
@@ -80,6 +81,18 @@ impl Telegram {
             )),
         }
     }
+
+    /// The sendMessage JSON body for `message`: all that `send` does before the network.
+    pub fn request_body(&self, message: &OutgoingMessage) -> Result<Vec<u8>, SendOutcome> {
+        let Contact::Telegram(contact) = &message.contact else {
+            return Err(wrong_contact(PROVIDER, message));
+        };
+        let body = SendMessage {
+            chat_id: contact.chat_id.to_json(),
+            text: truncate_chars(&message.text(), MAX_TEXT_CHARS),
+        };
+        encode_json(PROVIDER, &body)
+    }
 }
 
 fn classify(
@@ -137,19 +150,17 @@ impl Provider for Telegram {
     }
 
     async fn send(&self, message: &OutgoingMessage, timeout: Duration) -> SendOutcome {
-        let Contact::Telegram(contact) = &message.contact else {
-            return wrong_contact(PROVIDER, message);
-        };
-        let body = SendMessage {
-            chat_id: contact.chat_id.to_json(),
-            text: truncate_chars(&message.text(), MAX_TEXT_CHARS),
+        let body = match self.request_body(message) {
+            Ok(body) => body,
+            Err(outcome) => return outcome,
         };
         let response = self
             .client
             .post(self.send_message_url.expose_secret())
             .header(DELIVERY_ID_HEADER, message.delivery_id.to_string())
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
             .timeout(timeout)
-            .json(&body)
+            .body(body)
             .send()
             .await;
         let response = match response {

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use herald_config::TwilioSettings;
+use herald_config::{twilio_status_callback_url, TwilioSettings};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
@@ -28,6 +28,8 @@ pub struct Twilio {
     account_sid: String,
     auth_token: SecretString,
     from: String,
+    /// `providers.twilio.status_callback_base_url`; empty: no `StatusCallback`.
+    status_callback_base_url: String,
 }
 
 #[derive(Serialize)]
@@ -38,6 +40,10 @@ struct MessageForm<'a> {
     from: &'a str,
     #[serde(rename = "Body")]
     body: &'a str,
+    /// Where Twilio reports the message's fate; names the delivery (docs/DESIGN.md, "Provider
+    /// callbacks"). Absent while no public base URL is configured.
+    #[serde(rename = "StatusCallback", skip_serializing_if = "Option::is_none")]
+    status_callback: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -61,7 +67,29 @@ impl Twilio {
             account_sid: settings.account_sid.clone(),
             auth_token: settings.auth_token.clone(),
             from: settings.from.clone(),
+            status_callback_base_url: settings.status_callback_base_url.clone(),
         }
+    }
+
+    /// The form-encoded Messages body for `message`: all that `send` does before the network.
+    pub fn request_body(&self, message: &OutgoingMessage) -> Result<String, SendOutcome> {
+        let Contact::Phone(to) = &message.contact else {
+            return Err(wrong_contact(PROVIDER, message));
+        };
+        let form = MessageForm {
+            to,
+            from: &self.from,
+            body: &message.body,
+            status_callback: twilio_status_callback_url(
+                &self.status_callback_base_url,
+                message.notification_id,
+                message.delivery_id,
+            ),
+        };
+        serde_urlencoded::to_string(&form).map_err(|error| SendOutcome::Permanent {
+            error: format!("the message cannot be form-encoded: {error}"),
+            http_status: None,
+        })
     }
 }
 
@@ -72,22 +100,9 @@ impl Provider for Twilio {
     }
 
     async fn send(&self, message: &OutgoingMessage, timeout: Duration) -> SendOutcome {
-        let Contact::Phone(to) = &message.contact else {
-            return wrong_contact(PROVIDER, message);
-        };
-        let form = MessageForm {
-            to,
-            from: &self.from,
-            body: &message.body,
-        };
-        let form = match serde_urlencoded::to_string(&form) {
+        let form = match self.request_body(message) {
             Ok(form) => form,
-            Err(error) => {
-                return SendOutcome::Permanent {
-                    error: format!("the message cannot be form-encoded: {error}"),
-                    http_status: None,
-                }
-            }
+            Err(outcome) => return outcome,
         };
         let response = self
             .client

@@ -10,14 +10,16 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use herald_domain::Channel;
 use serde::Serialize;
 use uuid::Uuid;
 
 use super::classify::classify_error_response;
 use super::tenant_endpoint::post_to_tenant_url;
-use super::{wrong_contact, Contact, OutgoingMessage, Provider, ProviderIdentity, SendOutcome};
+use super::{
+    encode_json, wrong_contact, Contact, OutgoingMessage, Provider, ProviderIdentity, SendOutcome,
+};
 
 pub const PROVIDER: &str = "webhook";
 /// The event type a notification's message is sent as.
@@ -80,6 +82,26 @@ impl Webhook {
             allow_private_networks,
         }
     }
+
+    /// The JSON event for `message`, stamped `now`: what `send` signs (with [`sign`]) and posts.
+    pub fn request_body(
+        &self,
+        message: &OutgoingMessage,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<u8>, SendOutcome> {
+        let event = Event {
+            event_type: MESSAGE_EVENT_TYPE,
+            timestamp: now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            data: MessageData {
+                notification_id: message.notification_id,
+                delivery_id: message.delivery_id,
+                user_id: &message.user_id,
+                subject: message.subject.as_deref(),
+                body: &message.body,
+            },
+        };
+        encode_json(PROVIDER, &event)
+    }
 }
 
 #[async_trait]
@@ -93,70 +115,89 @@ impl Provider for Webhook {
             return wrong_contact(PROVIDER, message);
         };
         let now = Utc::now();
-        let event = Event {
-            event_type: MESSAGE_EVENT_TYPE,
-            timestamp: now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            data: MessageData {
-                notification_id: message.notification_id,
-                delivery_id: message.delivery_id,
-                user_id: &message.user_id,
-                subject: message.subject.as_deref(),
-                body: &message.body,
-            },
-        };
-        let body = match serde_json::to_vec(&event) {
+        let body = match self.request_body(message, now) {
             Ok(body) => body,
-            Err(error) => {
-                return SendOutcome::Permanent {
-                    error: format!("the webhook event cannot be encoded: {error}"),
-                    http_status: None,
-                }
-            }
-        };
-        let signed = match sign(
-            &contact.secret,
-            &message.delivery_id.to_string(),
-            now.timestamp(),
-            &body,
-        ) {
-            Ok(signed) => signed,
-            Err(error) => {
-                return SendOutcome::Permanent {
-                    error,
-                    http_status: None,
-                }
-            }
-        };
-        let response = match post_to_tenant_url(
-            &self.client,
-            PROVIDER,
-            &contact.url,
-            self.allow_private_networks,
-            message.delivery_id,
-            timeout,
-            |request| {
-                request
-                    .header(reqwest::header::CONTENT_TYPE, "application/json")
-                    .header("webhook-id", signed.id)
-                    .header("webhook-timestamp", signed.timestamp.to_string())
-                    .header("webhook-signature", signed.signature)
-                    .body(body)
-            },
-        )
-        .await
-        {
-            Ok(response) => response,
             Err(outcome) => return outcome,
         };
-        let status = response.status();
-        if status.is_success() {
-            return SendOutcome::Sent {
-                provider_message_id: None,
-                http_status: status.as_u16(),
-            };
-        }
-        classify_error_response(PROVIDER, response).await
+        post_signed_event(
+            &self.client,
+            SignedEvent {
+                url: &contact.url,
+                secret: &contact.secret,
+                webhook_id: &message.delivery_id.to_string(),
+                timestamp: now.timestamp(),
+                body,
+                reference: message.delivery_id,
+            },
+            self.allow_private_networks,
+            timeout,
+        )
+        .await
     }
+}
+
+/// One signed event for one endpoint.
+pub struct SignedEvent<'a> {
+    pub url: &'a str,
+    /// The endpoint's `whsec_` secret.
+    pub secret: &'a str,
+    /// `webhook-id`: the same on every retry, what receivers deduplicate on.
+    pub webhook_id: &'a str,
+    /// `webhook-timestamp`, Unix seconds.
+    pub timestamp: i64,
+    pub body: Vec<u8>,
+    /// Sent as `X-Herald-Delivery-Id`.
+    pub reference: Uuid,
+}
+
+/// Signs `event` and POSTs it through the SSRF-guarded path, classifying the answer as webhooks
+/// are classified: any 2xx sent, 429 and 5xx retryable, other answers permanent. The one path of
+/// the `webhook` channel and of status events to subscribers.
+pub async fn post_signed_event(
+    client: &reqwest::Client,
+    event: SignedEvent<'_>,
+    allow_private_networks: bool,
+    timeout: Duration,
+) -> SendOutcome {
+    let signed = match sign(event.secret, event.webhook_id, event.timestamp, &event.body) {
+        Ok(signed) => signed,
+        Err(error) => {
+            return SendOutcome::Permanent {
+                error,
+                http_status: None,
+            }
+        }
+    };
+    let body = event.body;
+    let response = match post_to_tenant_url(
+        client,
+        PROVIDER,
+        event.url,
+        allow_private_networks,
+        event.reference,
+        timeout,
+        |request| {
+            request
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .header("webhook-id", signed.id)
+                .header("webhook-timestamp", signed.timestamp.to_string())
+                .header("webhook-signature", signed.signature)
+                .body(body)
+        },
+    )
+    .await
+    {
+        Ok(response) => response,
+        Err(outcome) => return outcome,
+    };
+    let status = response.status();
+    if status.is_success() {
+        return SendOutcome::Sent {
+            provider_message_id: None,
+            http_status: status.as_u16(),
+        };
+    }
+    classify_error_response(PROVIDER, response).await
 }
 
 #[cfg(test)]
@@ -178,6 +219,49 @@ mod tests {
             signed.signature,
             "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
         );
+    }
+
+    /// What `send` posts: the event names the delivery, and its signature over exactly these
+    /// bytes is accepted by the specification's reference verifier.
+    #[test]
+    fn the_rendered_event_carries_the_delivery_and_verifies_when_signed() {
+        let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        let message = OutgoingMessage {
+            delivery_id: Uuid::now_v7(),
+            notification_id: Uuid::now_v7(),
+            user_id: "u-1".into(),
+            contact: Contact::Webhook(herald_domain::contacts::SignedWebhookContact {
+                url: "https://example.com/hooks".into(),
+                secret: secret.into(),
+            }),
+            subject: None,
+            body: "Pressure \"7\" — ok".into(),
+        };
+        let now = Utc::now();
+        let body = Webhook::new(reqwest::Client::new(), false)
+            .request_body(&message, now)
+            .unwrap();
+        let event: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(event["type"], MESSAGE_EVENT_TYPE);
+        assert_eq!(
+            event["data"]["delivery_id"],
+            message.delivery_id.to_string()
+        );
+        assert_eq!(event["data"]["body"], message.body);
+        let id = message.delivery_id.to_string();
+        let signed = sign(secret, &id, now.timestamp(), &body).unwrap();
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("webhook-id", id.parse().unwrap());
+        headers.insert(
+            "webhook-timestamp",
+            signed.timestamp.to_string().parse().unwrap(),
+        );
+        headers.insert("webhook-signature", signed.signature.parse().unwrap());
+        let verifier = standardwebhooks::Webhook::new(secret).unwrap();
+        verifier.verify(&body, &headers).unwrap();
+        let mut tampered = body.clone();
+        tampered[0] = b' ';
+        assert!(verifier.verify(&tampered, &headers).is_err());
     }
 
     #[test]

@@ -2,10 +2,13 @@
 //! PostgreSQL, Redis and tansu (see scripts/test.sh). One database, topic and group per test.
 
 mod alerts;
+mod bulkhead;
+mod cancellation;
 mod channels;
 mod circuits;
 mod consistency;
 mod crashes;
+mod dead_letters;
 mod delivery;
 mod failures;
 mod faults;
@@ -13,6 +16,10 @@ mod helpers;
 mod metrics;
 mod no_duplicates;
 mod no_stall;
+mod priority;
+mod provider_callbacks;
+mod rate_limits;
 mod restarts;
 mod signatures;
+mod status_events;
 mod traces;

@@ -87,6 +87,8 @@ async fn execute_webhook(
                 body: Some(message.recorded_body()),
                 provider_message_id: Some(message_id.clone()),
                 received_at,
+                custom_args: Default::default(),
+                status_callback: None,
             }]
         })
         .await;

@@ -120,6 +120,8 @@ fn delivery_records(
             body: mail.body.map(str::to_owned),
             provider_message_id: Some(message_id.to_owned()),
             received_at,
+            custom_args: mail.custom_args_of(personalization),
+            status_callback: None,
         })
         .collect()
 }

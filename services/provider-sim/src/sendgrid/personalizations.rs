@@ -15,6 +15,8 @@ use super::validation::validate_send_at;
 
 /// Most personalizations one request may carry.
 pub const MAX_PERSONALIZATIONS: usize = 1000;
+/// SendGrid's limit on a personalization's `custom_args`: "may not exceed 10,000 bytes".
+pub const MAX_CUSTOM_ARGS_BYTES: usize = 10_000;
 /// The `custom_args` key Herald stores its delivery id under.
 pub const REFERENCE_ARGUMENT: &str = "herald_delivery_id";
 
@@ -30,6 +32,8 @@ pub struct Personalization<'a> {
     pub subject: Option<&'a str>,
     /// `custom_args.herald_delivery_id` of this personalization, if set.
     pub reference: Option<&'a str>,
+    /// Its own `custom_args`, if any.
+    pub custom_args: Option<&'a Map<String, Value>>,
 }
 
 pub fn validate_personalizations<'a>(
@@ -124,6 +128,15 @@ fn validate_personalization<'a>(
     optional_string_map(object, "substitutions", path, problems);
     optional_object(object, "dynamic_template_data", path, problems);
     let custom_args = optional_string_map(object, "custom_args", path, problems);
+    let custom_args_bytes = custom_args
+        .and_then(|arguments| serde_json::to_string(arguments).ok())
+        .map_or(0, |text| text.len());
+    if custom_args_bytes > MAX_CUSTOM_ARGS_BYTES {
+        problems.add(
+            format!("{path}.custom_args"),
+            format!("The custom_args may not exceed {MAX_CUSTOM_ARGS_BYTES} bytes."),
+        );
+    }
     if let Some(send_at) = optional_integer(object, "send_at", path, problems) {
         validate_send_at(send_at, &format!("{path}.send_at"), now_unix, problems);
     }
@@ -135,6 +148,7 @@ fn validate_personalization<'a>(
         reference: custom_args
             .and_then(|arguments| arguments.get(REFERENCE_ARGUMENT))
             .and_then(Value::as_str),
+        custom_args,
     };
     (personalization, recipient_count)
 }

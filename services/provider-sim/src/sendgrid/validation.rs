@@ -2,6 +2,8 @@
 //! official request schema), reporting every problem with its field path, and extracts what the
 //! simulator records: recipients, subject, first content block and Herald's delivery id.
 
+use std::collections::BTreeMap;
+
 use serde_json::{Map, Value};
 
 use super::addresses::{validate_address, INVALID_FROM_ADDRESS};
@@ -38,12 +40,28 @@ pub struct ValidatedMail<'a> {
     pub subject: Option<&'a str>,
     /// The message-level `custom_args.herald_delivery_id`.
     pub reference: Option<&'a str>,
+    /// The message-level `custom_args`.
+    pub custom_args: Option<&'a Map<String, Value>>,
 }
 
 impl<'a> ValidatedMail<'a> {
     /// The delivery reference of personalization `index`: its own, else the message-level one.
     pub fn reference_of(&self, personalization: &Personalization<'a>) -> Option<&'a str> {
         personalization.reference.or(self.reference)
+    }
+
+    /// The `custom_args` of personalization `index`: the message's, overridden key by key by its
+    /// own, as SendGrid merges them. Values are strings (validated).
+    pub fn custom_args_of(
+        &self,
+        personalization: &Personalization<'a>,
+    ) -> BTreeMap<String, String> {
+        [self.custom_args, personalization.custom_args]
+            .into_iter()
+            .flatten()
+            .flat_map(|arguments| arguments.iter())
+            .filter_map(|(name, value)| Some((name.clone(), value.as_str()?.to_owned())))
+            .collect()
     }
 }
 
@@ -85,6 +103,7 @@ pub fn validate_mail(
         reference: custom_args
             .and_then(|arguments| arguments.get(REFERENCE_ARGUMENT))
             .and_then(Value::as_str),
+        custom_args,
     })
 }
 

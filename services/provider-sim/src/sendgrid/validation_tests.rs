@@ -167,3 +167,19 @@ fn send_at_must_be_an_integer_at_most_72_hours_ahead() {
 fn a_body_that_is_not_an_object_is_refused() {
     assert_eq!(validate_mail(&json!([1, 2]), NOW).unwrap_err().len(), 1);
 }
+
+#[test]
+fn custom_args_merge_message_then_personalization_and_are_bounded() {
+    let mut document = valid_mail();
+    document["custom_args"] = json!({"herald_delivery_id": "top", "herald_notification_id": "n-1"});
+    let mail = validate_mail(&document, NOW).unwrap();
+    let merged = mail.custom_args_of(&mail.personalizations[0]);
+    assert_eq!(
+        merged["herald_delivery_id"], "d-1",
+        "the personalization's wins"
+    );
+    assert_eq!(merged["herald_notification_id"], "n-1");
+
+    document["personalizations"][0]["custom_args"] = json!({"big": "x".repeat(10_000)});
+    assert_eq!(fields_of(&document), ["personalizations.0.custom_args"]);
+}

@@ -80,6 +80,8 @@ async fn post_message(
                 body: Some(message.recorded_body()),
                 provider_message_id: None,
                 received_at,
+                custom_args: Default::default(),
+                status_callback: None,
             }]
         })
         .await;

@@ -418,6 +418,8 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             body: Some(parsed.body),
             provider_message_id: Some(queue_id.clone()),
             received_at: Utc::now(),
+            custom_args: Default::default(),
+            status_callback: None,
         };
         let admission = self.state.smtp.admit(move || vec![record]).await;
         let (line, flow) = match admission {

@@ -84,6 +84,8 @@ async fn call_method(
                 body: Some(message.text.clone()),
                 provider_message_id: Some(message_number.to_string()),
                 received_at: sent_at,
+                custom_args: Default::default(),
+                status_callback: None,
             }]
         })
         .await;

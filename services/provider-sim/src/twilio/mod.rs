@@ -82,6 +82,8 @@ async fn create_message(
                 body: Some(message.body.clone()),
                 provider_message_id: Some(sid.clone()),
                 received_at: created_at,
+                custom_args: Default::default(),
+                status_callback: message.status_callback.clone(),
             }]
         })
         .await;

@@ -85,6 +85,8 @@ async fn receive(
                 body: Some(String::from_utf8_lossy(&body).into_owned()),
                 provider_message_id: None,
                 received_at,
+                custom_args: Default::default(),
+                status_callback: None,
             }]
         })
         .await;

@@ -1,0 +1,103 @@
+//! `[status_events]`: delivery status events on their topic, and their delivery to tenants'
+//! webhook subscriptions (docs/DESIGN.md, "Status events and webhook subscriptions").
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct StatusEventsSettings {
+    /// Where every delivery status change is produced (`create-topics` makes it, with
+    /// `kafka.partitions` partitions).
+    pub topic: String,
+    /// How often the relay looks for new events when its last pass found few.
+    pub relay_interval_ms: u64,
+    /// Events one relay pass produces at once.
+    pub relay_batch_limit: u64,
+    /// How long a relay owns the events it leased; another worker's relay takes them after.
+    pub relay_lease_ms: u64,
+    /// The consumer group that delivers events to webhook subscriptions.
+    pub subscriptions_group_id: String,
+    /// How long a tenant's subscriptions are cached in process (a new subscription receives events
+    /// within this), and how many tenants' subscriptions are cached at most.
+    pub subscription_cache_ttl_ms: u64,
+    pub subscription_cache_tenants: u64,
+    /// Sends to subscribers in flight at once, per worker, and per subscription.
+    pub max_in_flight: usize,
+    pub max_in_flight_per_subscription: usize,
+    /// Each send's timeout.
+    pub timeout_ms: u64,
+    /// Attempts per (event, subscription) before it is parked; the delay between attempts grows
+    /// exponentially from `retry_base_ms` up to `retry_max_ms`.
+    pub max_attempts: i32,
+    pub retry_base_ms: u64,
+    pub retry_max_ms: u64,
+    /// How often the dispatcher looks for due sends when its last pass found none.
+    pub dispatch_interval_ms: u64,
+}
+
+impl Default for StatusEventsSettings {
+    fn default() -> Self {
+        StatusEventsSettings {
+            topic: "notification-events".to_owned(),
+            relay_interval_ms: 200,
+            relay_batch_limit: 2000,
+            relay_lease_ms: 30_000,
+            subscriptions_group_id: "herald-webhook-subscriptions".to_owned(),
+            subscription_cache_ttl_ms: 5000,
+            subscription_cache_tenants: 10_000,
+            max_in_flight: 256,
+            max_in_flight_per_subscription: 8,
+            timeout_ms: 10_000,
+            max_attempts: 10,
+            retry_base_ms: 1000,
+            retry_max_ms: 600_000,
+            dispatch_interval_ms: 200,
+        }
+    }
+}
+
+impl StatusEventsSettings {
+    pub(crate) fn validate(&self) -> Result<(), crate::ConfigError> {
+        use crate::validate::invalid;
+        if self.topic.is_empty() || self.subscriptions_group_id.is_empty() {
+            return Err(invalid(
+                "status_events.topic",
+                "the topic and status_events.subscriptions_group_id must not be empty",
+            ));
+        }
+        if self.relay_batch_limit == 0 || self.relay_interval_ms == 0 {
+            return Err(invalid(
+                "status_events.relay_batch_limit",
+                "the batch limit and status_events.relay_interval_ms must be at least 1",
+            ));
+        }
+        if self.relay_lease_ms < 5000 {
+            return Err(invalid(
+                "status_events.relay_lease_ms",
+                "must be at least 5000: a pass must end before another relay may take its events",
+            ));
+        }
+        if self.max_in_flight == 0
+            || self.max_in_flight_per_subscription == 0
+            || self.max_in_flight_per_subscription > self.max_in_flight
+        {
+            return Err(invalid(
+                "status_events.max_in_flight_per_subscription",
+                "must be at least 1 and at most status_events.max_in_flight",
+            ));
+        }
+        if self.max_attempts < 1 || self.timeout_ms == 0 || self.dispatch_interval_ms == 0 {
+            return Err(invalid(
+                "status_events.max_attempts",
+                "max_attempts, timeout_ms and dispatch_interval_ms must be at least 1",
+            ));
+        }
+        if self.retry_base_ms == 0 || self.retry_max_ms < self.retry_base_ms {
+            return Err(invalid(
+                "status_events.retry_max_ms",
+                "retry_base_ms must be at least 1 and retry_max_ms at least retry_base_ms",
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,191 @@
+//! Cancelling a notification: every delivery not yet sent becomes `cancelled`, in one transaction.
+//! The protocol, and why it cannot race the scheduler, the pump or admission, is "Cancellation" in
+//! docs/DESIGN.md.
+
+use herald_domain::{DeliveryEvent, DeliveryStatus, NotificationEvent, NotificationStatus};
+use sea_orm::{
+    ConnectionTrait, DatabaseBackend, DatabaseTransaction, DbErr, FromQueryResult, Statement,
+    TransactionTrait, Value,
+};
+use uuid::Uuid;
+
+use crate::database::{Database, StoreError};
+
+/// What a cancellation did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CancelReport {
+    /// Deliveries moved from `queued` or `retrying` to `cancelled` now.
+    pub deliveries_cancelled: i32,
+    /// Deliveries claimed by a worker (`sending`): a provider call may be under way, so they end as
+    /// they end and are counted as sent or failed.
+    pub deliveries_in_flight: i32,
+    /// Deliveries whose records were not admitted yet: admission creates them `cancelled`.
+    pub deliveries_not_created: i32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelOutcome {
+    Cancelled(CancelReport),
+    /// No notification with this id belongs to the tenant.
+    NotFound,
+    /// It is final already (delivered, failed, … or cancelled): nothing to cancel.
+    AlreadyFinal(NotificationStatus),
+}
+
+/// Cancels the tenant's notification `notification_id`.
+pub async fn cancel_notification(
+    database: &Database,
+    tenant_id: Uuid,
+    notification_id: Uuid,
+) -> Result<CancelOutcome, StoreError> {
+    database
+        .run("cancellation.cancel", async {
+            let transaction = database.connection().begin().await?;
+            let outcome = cancel_in(&transaction, tenant_id, notification_id).await?;
+            match outcome {
+                CancelOutcome::Cancelled(_) => transaction.commit().await?,
+                CancelOutcome::NotFound | CancelOutcome::AlreadyFinal(_) => {
+                    transaction.rollback().await?
+                }
+            }
+            Ok(outcome)
+        })
+        .await
+}
+
+async fn cancel_in(
+    transaction: &DatabaseTransaction,
+    tenant_id: Uuid,
+    notification_id: Uuid,
+) -> Result<CancelOutcome, DbErr> {
+    #[derive(FromQueryResult)]
+    struct Owner {
+        tenant_id: Uuid,
+    }
+    #[derive(FromQueryResult)]
+    struct State {
+        status: NotificationStatus,
+        deliveries_expected: i32,
+    }
+    #[derive(FromQueryResult)]
+    struct Pending {
+        id: Uuid,
+        status: DeliveryStatus,
+    }
+    #[derive(FromQueryResult)]
+    struct Count {
+        count: i64,
+    }
+
+    // The owner never changes: read without a lock, so another tenant's id locks nothing.
+    let owner = Owner::find_by_statement(statement(
+        "SELECT tenant_id FROM notification_states WHERE id = $1",
+        [Value::from(notification_id)],
+    ))
+    .one(transaction)
+    .await?;
+    if owner.is_none_or(|owner| owner.tenant_id != tenant_id) {
+        return Ok(CancelOutcome::NotFound);
+    }
+
+    // The scheduler's release locks this row before the state row: the same order here, so the
+    // two never deadlock. If the release committed first the row is gone and the state says
+    // `accepted`; otherwise the release never sees it.
+    transaction
+        .execute(statement(
+            "DELETE FROM scheduled_notifications WHERE notification_id = $1",
+            [Value::from(notification_id)],
+        ))
+        .await?;
+
+    let state = State::find_by_statement(statement(
+        "SELECT status::text AS status, deliveries_expected FROM notification_states \
+         WHERE id = $1 FOR UPDATE",
+        [Value::from(notification_id)],
+    ))
+    .one(transaction)
+    .await?
+    .ok_or_else(|| DbErr::RecordNotFound("the notification's state vanished".into()))?;
+    let cancelled_status = match state.status.transition(NotificationEvent::Cancelled) {
+        Ok(status) => status,
+        Err(_) => return Ok(CancelOutcome::AlreadyFinal(state.status)),
+    };
+
+    // Committed by now: the state row's lock orders this after every admission and recorder that
+    // touched it (both lock it before committing).
+    let pending = Pending::find_by_statement(statement(
+        "SELECT id, status::text AS status FROM deliveries \
+         WHERE notification_id = $1 AND status IN ('queued', 'retrying', 'sending')",
+        [Value::from(notification_id)],
+    ))
+    .all(transaction)
+    .await?;
+    let waiting: Vec<Uuid> = pending
+        .iter()
+        .filter(|delivery| delivery.status.transition(DeliveryEvent::Cancelled).is_ok())
+        .map(|delivery| delivery.id)
+        .collect();
+
+    // Queue entries first, skipping those a pump is claiming right now (it takes those deliveries:
+    // in flight). Never waiting on a pump's lock is what keeps this free of deadlocks.
+    let dequeued: Vec<Uuid> = Dequeued::find_by_statement(statement(
+        "DELETE FROM delivery_queue WHERE delivery_id IN ( \
+             SELECT delivery_id FROM delivery_queue WHERE delivery_id = ANY($1) \
+             FOR UPDATE SKIP LOCKED) \
+         RETURNING delivery_id",
+        [Value::from(waiting.clone())],
+    ))
+    .all(transaction)
+    .await?
+    .into_iter()
+    .map(|row| row.delivery_id)
+    .collect();
+
+    let cancelled = transaction
+        .execute(statement(
+            "UPDATE deliveries SET status = 'cancelled', next_attempt_at = NULL, updated_at = now(), \
+                 last_error = 'cancelled with its notification before it was sent' \
+             WHERE notification_id = $1 AND id = ANY($2) AND status IN ('queued', 'retrying')",
+            [Value::from(notification_id), Value::from(dequeued)],
+        ))
+        .await?
+        .rows_affected() as i32;
+
+    let existing = Count::find_by_statement(statement(
+        "SELECT count(*)::bigint AS count FROM deliveries WHERE notification_id = $1",
+        [Value::from(notification_id)],
+    ))
+    .one(transaction)
+    .await?
+    .map_or(0, |row| row.count) as i32;
+
+    transaction
+        .execute(statement(
+            "UPDATE notification_states \
+             SET status = $2::notification_status, \
+                 deliveries_cancelled = deliveries_cancelled + $3, updated_at = now() \
+             WHERE id = $1",
+            [
+                Value::from(notification_id),
+                Value::from(cancelled_status.as_str()),
+                Value::from(cancelled),
+            ],
+        ))
+        .await?;
+
+    let in_flight = pending.len() as i32 - cancelled;
+    Ok(CancelOutcome::Cancelled(CancelReport {
+        deliveries_cancelled: cancelled,
+        deliveries_in_flight: in_flight,
+        deliveries_not_created: (state.deliveries_expected - existing).max(0),
+    }))
+}
+
+#[derive(FromQueryResult)]
+struct Dequeued {
+    delivery_id: Uuid,
+}
+
+fn statement<const N: usize>(sql: &str, values: [Value; N]) -> Statement {
+    Statement::from_sql_and_values(DatabaseBackend::Postgres, sql, values)
+}

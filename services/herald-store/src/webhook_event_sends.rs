@@ -1,0 +1,223 @@
+//! Status events waiting to be sent to a webhook subscription: one row per (subscription, event),
+//! written by the worker's events consumer, claimed by its dispatcher, deleted once the subscriber
+//! answered 2xx, rescheduled after a retryable failure and parked after the last attempt (docs/
+//! DESIGN.md, "Status events and webhook subscriptions").
+//!
+//! Durable retries are what keep one slow or failing subscriber from holding anything else back:
+//! the consumer's only side effect is the insert, so its partitions never wait on an endpoint.
+
+use std::time::Duration;
+
+use sea_orm::{ConnectionTrait, DatabaseBackend, FromQueryResult, Statement, Value};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::database::{Database, StoreError};
+use crate::json_parameter;
+
+/// One event for one subscription.
+#[derive(Debug, Clone, Serialize)]
+pub struct NewSend {
+    pub subscription_id: Uuid,
+    pub event_id: Uuid,
+    /// The event's JSON exactly as produced to the topic.
+    pub payload: String,
+}
+
+/// Stores `sends`, skipping subscriptions deleted meanwhile and (event, subscription) pairs already
+/// stored (a redelivered record). Returns how many were new.
+pub async fn enqueue(database: &Database, sends: &[NewSend]) -> Result<u64, StoreError> {
+    if sends.is_empty() {
+        return Ok(0);
+    }
+    let statement = Statement::from_sql_and_values(
+        DatabaseBackend::Postgres,
+        r#"
+INSERT INTO webhook_event_sends (subscription_id, event_id, payload)
+SELECT input.subscription_id, input.event_id, input.payload
+FROM jsonb_to_recordset($1::jsonb) AS input(subscription_id uuid, event_id uuid, payload text)
+JOIN webhook_subscriptions subscription ON subscription.id = input.subscription_id
+ON CONFLICT (subscription_id, event_id) DO NOTHING
+"#,
+        [json_parameter(sends)?],
+    );
+    let result = database
+        .run(
+            "webhook_event_sends.enqueue",
+            database.connection().execute(statement),
+        )
+        .await?;
+    Ok(result.rows_affected())
+}
+
+/// A send claimed by one dispatcher, with what it needs to sign and post it.
+#[derive(Debug, Clone, FromQueryResult)]
+pub struct ClaimedSend {
+    pub subscription_id: Uuid,
+    pub event_id: Uuid,
+    pub payload: String,
+    /// This attempt's number, from 1.
+    pub attempts: i32,
+    pub url: String,
+    pub secret: String,
+}
+
+/// Claims up to `limit` due sends for `lease`, oldest first: at most `per_subscription` of any one
+/// subscription, except that the subscriptions `busy_subscriptions[i]` (those with sends in flight
+/// here) take at most `rooms[i]`. The attempt is counted at the claim: a dispatcher that dies
+/// mid-send has used it.
+pub async fn claim_due(
+    database: &Database,
+    owner: Uuid,
+    lease: Duration,
+    limit: u64,
+    per_subscription: u64,
+    busy_subscriptions: &[Uuid],
+    rooms: &[i32],
+) -> Result<Vec<ClaimedSend>, StoreError> {
+    debug_assert_eq!(busy_subscriptions.len(), rooms.len());
+    // FOR UPDATE cannot sit beside a window function, so the fair choice is made first and the rows
+    // locked after (SKIP LOCKED: another dispatcher's claim is left to it).
+    let statement = Statement::from_sql_and_values(
+        DatabaseBackend::Postgres,
+        r#"
+WITH room AS (
+    SELECT * FROM unnest($5::uuid[], $6::int[]) AS room(subscription_id, free)
+), due AS (
+    SELECT send.subscription_id, send.event_id, send.due_at, coalesce(room.free, $4) AS free,
+           row_number() OVER (PARTITION BY send.subscription_id
+                              ORDER BY send.due_at, send.event_id) AS place
+    FROM webhook_event_sends send
+    LEFT JOIN room ON room.subscription_id = send.subscription_id
+    WHERE send.parked_at IS NULL AND send.due_at <= now()
+      AND (send.lease_until IS NULL OR send.lease_until < now())
+), chosen AS (
+    SELECT send.subscription_id, send.event_id
+    FROM webhook_event_sends send
+    JOIN (SELECT subscription_id, event_id, due_at FROM due WHERE place <= free
+          ORDER BY due_at LIMIT $3) fair
+      ON fair.subscription_id = send.subscription_id AND fair.event_id = send.event_id
+    FOR UPDATE OF send SKIP LOCKED
+), claimed AS (
+    UPDATE webhook_event_sends send
+    SET lease_owner = $1, lease_until = now() + $2 * interval '1 millisecond',
+        attempts = send.attempts + 1
+    FROM chosen
+    WHERE send.subscription_id = chosen.subscription_id AND send.event_id = chosen.event_id
+    RETURNING send.subscription_id, send.event_id, send.payload, send.attempts, send.due_at
+)
+SELECT claimed.subscription_id, claimed.event_id, claimed.payload, claimed.attempts,
+       subscription.url, subscription.secret
+FROM claimed JOIN webhook_subscriptions subscription ON subscription.id = claimed.subscription_id
+ORDER BY claimed.due_at
+"#,
+        [
+            Value::from(owner),
+            Value::from(lease.as_millis() as i64),
+            Value::from(limit as i64),
+            Value::from(per_subscription as i64),
+            Value::from(busy_subscriptions.to_vec()),
+            Value::from(rooms.to_vec()),
+        ],
+    );
+    database
+        .run(
+            "webhook_event_sends.claim_due",
+            ClaimedSend::find_by_statement(statement).all(database.connection()),
+        )
+        .await
+}
+
+/// The subscriber took it: the send is done.
+pub async fn complete(
+    database: &Database,
+    subscription_id: Uuid,
+    event_id: Uuid,
+) -> Result<(), StoreError> {
+    let statement = Statement::from_sql_and_values(
+        DatabaseBackend::Postgres,
+        "DELETE FROM webhook_event_sends WHERE subscription_id = $1 AND event_id = $2",
+        [Value::from(subscription_id), Value::from(event_id)],
+    );
+    database
+        .run(
+            "webhook_event_sends.complete",
+            database.connection().execute(statement),
+        )
+        .await?;
+    Ok(())
+}
+
+/// What becomes of a send that did not succeed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Unsent {
+    /// Due again after the delay.
+    RetryAfter(Duration),
+    /// No more attempts: kept, parked, for an operator.
+    Park,
+}
+
+pub async fn record_failure(
+    database: &Database,
+    subscription_id: Uuid,
+    event_id: Uuid,
+    unsent: Unsent,
+    error: &str,
+) -> Result<(), StoreError> {
+    let (delay_ms, park) = match unsent {
+        Unsent::RetryAfter(delay) => (delay.as_millis() as i64, false),
+        Unsent::Park => (0, true),
+    };
+    let statement = Statement::from_sql_and_values(
+        DatabaseBackend::Postgres,
+        r#"
+UPDATE webhook_event_sends
+SET due_at = now() + $3 * interval '1 millisecond', lease_owner = NULL, lease_until = NULL,
+    last_error = left($4, 1000), parked_at = CASE WHEN $5 THEN now() END
+WHERE subscription_id = $1 AND event_id = $2
+"#,
+        [
+            Value::from(subscription_id),
+            Value::from(event_id),
+            Value::from(delay_ms),
+            Value::from(error.replace('\0', "")),
+            Value::from(park),
+        ],
+    );
+    database
+        .run(
+            "webhook_event_sends.record_failure",
+            database.connection().execute(statement),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Sends parked after their last attempt.
+pub async fn count_parked(database: &Database) -> Result<u64, StoreError> {
+    let statement = Statement::from_string(
+        DatabaseBackend::Postgres,
+        "SELECT count(*)::bigint FROM webhook_event_sends WHERE parked_at IS NOT NULL",
+    );
+    Ok(database
+        .scalar("webhook_event_sends.count_parked", statement)
+        .await?
+        .max(0) as u64)
+}
+
+/// Deletes sends parked longer than `age` ago: parked sends are kept for operators, not forever.
+pub async fn delete_parked_before(database: &Database, age: Duration) -> Result<u64, StoreError> {
+    let statement = Statement::from_sql_and_values(
+        DatabaseBackend::Postgres,
+        "DELETE FROM webhook_event_sends \
+         WHERE parked_at IS NOT NULL AND parked_at < now() - $1 * interval '1 millisecond'",
+        [Value::from(age.as_millis() as i64)],
+    );
+    let result = database
+        .run(
+            "webhook_event_sends.delete_parked_before",
+            database.connection().execute(statement),
+        )
+        .await?;
+    Ok(result.rows_affected())
+}

@@ -1,0 +1,683 @@
+//! Delivery status events end to end (docs/DESIGN.md, "Status events and webhook subscriptions"):
+//! every status change reaches the events topic, tenants subscribe through the API, and their
+//! endpoints (the simulator's Standard Webhooks receiver, which verifies every signature with the
+//! secret the API answered) receive the events they asked for, and only their own, with retries.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Duration;
+
+use herald_domain::DeliveryStatus;
+use sea_orm::{ConnectionTrait, DatabaseBackend, Statement};
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+/// Subscribes through the API as `api_key`; returns (id, secret).
+async fn subscribe(stack: &Stack, api_key: &str, url: &str, events: &[&str]) -> (String, String) {
+    let response = stack
+        .client
+        .post(format!("{}/v1/webhooks", stack.api))
+        .bearer_auth(api_key)
+        .json(&json!({"url": url, "events": events}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let created: Value = response.json().await.unwrap();
+    (
+        created["id"].as_str().unwrap().to_owned(),
+        created["secret"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// Creates `/webhooks/{endpoint}` on `simulator`, verifying signatures with `secret`.
+async fn register_endpoint(stack: &Stack, simulator: &str, endpoint: &str, secret: &str) {
+    let response = stack
+        .client
+        .put(format!("{simulator}/_sim/webhook-endpoints/{endpoint}"))
+        .json(&json!({"secret": secret}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{:?}", response.text().await);
+}
+
+/// Subscribes `endpoint` of `simulator` and registers it there with the answered secret.
+async fn subscribe_endpoint(
+    stack: &Stack,
+    api_key: &str,
+    simulator: &str,
+    endpoint: &str,
+    events: &[&str],
+) -> String {
+    let url = format!("{simulator}/webhooks/{endpoint}");
+    let (id, secret) = subscribe(stack, api_key, &url, events).await;
+    register_endpoint(stack, simulator, endpoint, &secret).await;
+    id
+}
+
+/// The events `endpoint` of `simulator` accepted (signature verified), oldest first, with the
+/// `webhook-id` each came with.
+async fn received_events(stack: &Stack, simulator: &str, endpoint: &str) -> Vec<(String, Value)> {
+    let received: Value = stack
+        .client
+        .get(format!(
+            "{simulator}/_sim/received?provider=webhook&limit=100000"
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    received["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|message| message["recipient"] == endpoint)
+        .map(|message| {
+            let body: Value = serde_json::from_str(message["body"].as_str().unwrap()).unwrap();
+            (message["reference"].as_str().unwrap().to_owned(), body)
+        })
+        .collect()
+}
+
+/// Waits until `endpoint` accepted at least `expected` events, and returns them.
+async fn wait_for_events(
+    stack: &Stack,
+    simulator: &str,
+    endpoint: &str,
+    expected: usize,
+    timeout: Duration,
+) -> Vec<(String, Value)> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let events = received_events(stack, simulator, endpoint).await;
+        if events.len() >= expected {
+            return events;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{endpoint} received {} of {expected} events after {timeout:?}",
+            events.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn webhook_stats(stack: &Stack, simulator: &str) -> Value {
+    let stats: Value = stack
+        .client
+        .get(format!("{simulator}/_sim/stats"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    stats["webhook"].clone()
+}
+
+/// Every event on the topic, decoded.
+async fn topic_events(stack: &Stack, expected: usize) -> Vec<Value> {
+    herald_testing::consume_raw(
+        &stack.settings.kafka.brokers,
+        &stack.settings.status_events.topic,
+        expected,
+        Duration::from_secs(20),
+    )
+    .await
+    .into_iter()
+    .map(|record| {
+        let event: Value = serde_json::from_slice(&record.payload).unwrap();
+        assert_eq!(
+            record.key,
+            event["data"]["notification_id"]
+                .as_str()
+                .unwrap()
+                .as_bytes(),
+            "keyed by notification id"
+        );
+        event
+    })
+    .collect()
+}
+
+/// Waits until the outbox is empty, i.e. every status change so far is on the topic.
+async fn wait_until_relayed(stack: &Stack) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while stack.count("SELECT count(*) FROM status_events").await > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "status events not relayed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The event id of every event on the topic, and that each delivery's events form an unbroken
+/// chain of allowed moves from its creation (`previous_status` null) to its current status.
+async fn assert_topic_has_every_change(stack: &Stack, topic: &[Value]) {
+    let mut chains: BTreeMap<String, Vec<(Option<String>, String)>> = BTreeMap::new();
+    for event in topic {
+        let data = &event["data"];
+        assert_eq!(
+            event["type"],
+            format!("delivery.{}", data["status"].as_str().unwrap())
+        );
+        chains
+            .entry(data["delivery_id"].as_str().unwrap().to_owned())
+            .or_default()
+            .push((
+                data["previous_status"].as_str().map(str::to_owned),
+                data["status"].as_str().unwrap().to_owned(),
+            ));
+    }
+    let deliveries: Vec<(String, String)> = stack
+        .database
+        .connection()
+        .query_all(Statement::from_string(
+            DatabaseBackend::Postgres,
+            "SELECT id::text AS id, status::text AS status FROM deliveries",
+        ))
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| {
+            (
+                row.try_get::<String>("", "id").unwrap(),
+                row.try_get::<String>("", "status").unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(chains.len(), deliveries.len(), "every delivery has events");
+    for (delivery_id, status) in deliveries {
+        let chain = chains.remove(&delivery_id).expect("events of the delivery");
+        // Follow the chain from creation; each event's previous status is the one before.
+        let mut remaining = chain.clone();
+        let mut current: Option<String> = None;
+        while let Some(index) = remaining
+            .iter()
+            .position(|(previous, _)| *previous == current)
+        {
+            let (previous, next) = remaining.remove(index);
+            if let Some(previous) = previous {
+                let (from, to) = (
+                    DeliveryStatus::parse(&previous).unwrap(),
+                    DeliveryStatus::parse(&next).unwrap(),
+                );
+                assert!(from.may_become(to), "{previous} → {next} is not a move");
+            }
+            current = Some(next);
+        }
+        assert!(
+            remaining.is_empty(),
+            "{delivery_id}: unchained events {chain:?}"
+        );
+        assert_eq!(
+            current.as_deref(),
+            Some(status.as_str()),
+            "{delivery_id}: {chain:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_status_change_reaches_the_topic_and_the_subscribers_that_asked_for_it() {
+    let stack = start_stack_with(None, None, |settings| {
+        settings.worker.max_attempts = 2;
+    })
+    .await;
+    let other_key = herald_api::cli::create_tenant(
+        &stack.settings,
+        &format!("other-{}", uuid::Uuid::new_v4().simple()),
+    )
+    .await
+    .unwrap();
+    let simulator = stack.simulator.clone();
+    subscribe_endpoint(&stack, &stack.api_key, &simulator, "everything", &["*"]).await;
+    subscribe_endpoint(
+        &stack,
+        &stack.api_key,
+        &simulator,
+        "failures",
+        &["delivery.failed"],
+    )
+    .await;
+    subscribe_endpoint(&stack, &other_key, &simulator, "other-tenant", &["*"]).await;
+    for user in ["u1", "u2", "u3"] {
+        stack
+            .put_user(
+                user,
+                json!({"email": format!("{user}@example.com"), "phone": "+14155550100"}),
+            )
+            .await;
+    }
+    let (stop, worker) = start_worker(&stack.settings).await;
+
+    // Three notifications by email (one recipient unknown: skipped) and one by SMS that fails.
+    let mut notifications = Vec::new();
+    for _ in 0..3 {
+        notifications.push(
+            stack
+                .notify(alert(&["u1", "u2", "u3", "nobody"], &["email"]))
+                .await,
+        );
+    }
+    stack
+        .configure_provider("twilio", json!({"failure_rate": 1.0}))
+        .await;
+    let failing = stack.notify(alert(&["u1"], &["sms"])).await;
+    for id in &notifications {
+        stack.wait_until_final(id, Duration::from_secs(30)).await;
+    }
+    let view = stack
+        .wait_until_final(&failing, Duration::from_secs(30))
+        .await;
+    assert_eq!(view["status"], "failed", "{view}");
+    stack
+        .configure_provider("twilio", json!({"failure_rate": 0.0}))
+        .await;
+
+    // Any statement that changes a status is announced, not only the worker's: a provider's report
+    // written straight into the table.
+    let reported = stack
+        .count(
+            "WITH moved AS (UPDATE deliveries SET status = 'delivered' \
+             WHERE id = (SELECT id FROM deliveries WHERE status = 'sent' LIMIT 1) RETURNING 1) \
+             SELECT count(*) FROM moved",
+        )
+        .await;
+    assert_eq!(reported, 1);
+
+    wait_until_relayed(&stack).await;
+    let records = herald_testing::topic_record_count(
+        &stack.settings.kafka.brokers,
+        &stack.settings.status_events.topic,
+    )
+    .await as usize;
+    let topic = topic_events(&stack, records).await;
+    assert_eq!(topic.len(), records);
+    assert_topic_has_every_change(&stack, &topic).await;
+    let ids: HashSet<&str> = topic
+        .iter()
+        .map(|event| event["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), topic.len(), "one id per event");
+    assert!(topic
+        .iter()
+        .all(|event| event["tenant_id"] == stack.tenant_id.to_string()));
+    let types: HashMap<&str, usize> = topic.iter().fold(HashMap::new(), |mut counts, event| {
+        *counts.entry(event["type"].as_str().unwrap()).or_default() += 1;
+        counts
+    });
+    assert_eq!(types["delivery.sent"], 9, "{types:?}");
+    assert_eq!(types["delivery.skipped"], 3, "{types:?}");
+    assert_eq!(types["delivery.failed"], 1, "{types:?}");
+    assert_eq!(types["delivery.delivered"], 1, "{types:?}");
+
+    // `*`: every event of the tenant, once each, with the event id as `webhook-id`.
+    let everything = wait_for_events(
+        &stack,
+        &simulator,
+        "everything",
+        topic.len(),
+        Duration::from_secs(30),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let everything_now = received_events(&stack, &simulator, "everything").await;
+    assert_eq!(
+        everything_now.len(),
+        topic.len(),
+        "no event twice, none extra"
+    );
+    for (webhook_id, event) in &everything {
+        assert_eq!(event["id"].as_str().unwrap(), webhook_id);
+        assert!(ids.contains(webhook_id.as_str()));
+    }
+    // `delivery.failed` only: the one failure.
+    let failures =
+        wait_for_events(&stack, &simulator, "failures", 1, Duration::from_secs(10)).await;
+    let failure_types: Vec<&Value> = failures.iter().map(|(_, event)| &event["type"]).collect();
+    assert_eq!(failures.len(), 1, "{failure_types:?}");
+    assert_eq!(failures[0].1["type"], "delivery.failed");
+    assert_eq!(failures[0].1["data"]["channel"], "sms");
+    assert_eq!(failures[0].1["data"]["previous_status"], "sending");
+    // The other tenant sent nothing: its endpoint got nothing of ours.
+    assert!(received_events(&stack, &simulator, "other-tenant")
+        .await
+        .is_empty());
+    // Every request verified with the secret the API answered.
+    let stats = webhook_stats(&stack, &simulator).await;
+    assert_eq!(stats["rejected"], 0, "{stats}");
+    assert_eq!(
+        stack
+            .count("SELECT count(*) FROM webhook_event_sends")
+            .await,
+        0
+    );
+
+    stop.cancel();
+    worker.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_failing_subscriber_gets_its_events_after_recovery_while_another_keeps_receiving() {
+    let stack = start_stack(None).await;
+    // The failing endpoint lives on a simulator of its own, so its faults touch nobody else.
+    let failing_simulator = start_simulator().await.http;
+    let simulator = stack.simulator.clone();
+    subscribe_endpoint(
+        &stack,
+        &stack.api_key,
+        &simulator,
+        "steady",
+        &["delivery.sent"],
+    )
+    .await;
+    subscribe_endpoint(
+        &stack,
+        &stack.api_key,
+        &failing_simulator,
+        "flaky",
+        &["delivery.sent"],
+    )
+    .await;
+    let response = stack
+        .client
+        .put(format!("{failing_simulator}/_sim/config/webhook"))
+        .json(&json!({"failure_rate": 1.0}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    stack
+        .put_user("u1", json!({"email": "u1@example.com"}))
+        .await;
+    let (stop, worker) = start_worker(&stack.settings).await;
+
+    for _ in 0..5 {
+        stack.notify(alert(&["u1"], &["email"])).await;
+    }
+    // The steady subscriber receives all five while the flaky one answers 500.
+    let steady = wait_for_events(&stack, &simulator, "steady", 5, Duration::from_secs(30)).await;
+    assert!(steady
+        .iter()
+        .all(|(_, event)| event["type"] == "delivery.sent"));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let failed = webhook_stats(&stack, &failing_simulator).await["server_errors"]
+            .as_u64()
+            .unwrap();
+        if failed >= 10 {
+            break; // every event tried at least twice
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{failed} failed calls"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(received_events(&stack, &failing_simulator, "flaky")
+        .await
+        .is_empty());
+    assert_eq!(
+        stack
+            .count("SELECT count(*) FROM webhook_event_sends WHERE attempts >= 2 AND parked_at IS NULL")
+            .await,
+        5,
+        "the flaky subscriber's events wait for their next attempt"
+    );
+
+    // Recovery: every event arrives, once, and nothing is left or parked.
+    let response = stack
+        .client
+        .put(format!("{failing_simulator}/_sim/config/webhook"))
+        .json(&json!({"failure_rate": 0.0}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let flaky = wait_for_events(
+        &stack,
+        &failing_simulator,
+        "flaky",
+        5,
+        Duration::from_secs(20),
+    )
+    .await;
+    let flaky_ids: HashSet<&str> = flaky.iter().map(|(id, _)| id.as_str()).collect();
+    let steady_ids: HashSet<&str> = steady.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(flaky_ids, steady_ids, "the same events, by id");
+    stack
+        .wait_for_count(
+            "SELECT 5 - count(*) FROM webhook_event_sends",
+            5,
+            Duration::from_secs(10),
+        )
+        .await;
+    assert_eq!(
+        webhook_stats(&stack, &failing_simulator).await["rejected"],
+        0
+    );
+
+    stop.cancel();
+    worker.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn subscriptions_are_validated_listed_without_secrets_bounded_and_deleted() {
+    let stack = start_stack(None).await;
+    let post = |body: Value| {
+        let stack = &stack;
+        async move {
+            let response = stack
+                .client
+                .post(format!("{}/v1/webhooks", stack.api))
+                .bearer_auth(&stack.api_key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.unwrap())
+        }
+    };
+    let fields = |body: &Value| -> Vec<String> {
+        body["error"]["details"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|detail| detail["field"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let url = format!("{}/webhooks/hook", stack.simulator);
+    for (body, expected) in [
+        (json!({"url": url, "events": []}), vec!["events"]),
+        (
+            json!({"url": url, "events": ["delivery.sent", "delivery.exploded"]}),
+            vec!["events[1]"],
+        ),
+        (json!({"url": url, "events": ["sent"]}), vec!["events[0]"]),
+        (json!({"url": "not a url", "events": ["*"]}), vec!["url"]),
+        (
+            json!({"url": "ftp://example.com/x", "events": ["*"]}),
+            vec!["url"],
+        ),
+        (
+            json!({"url": url, "events": "delivery.sent"}),
+            vec!["events"],
+        ),
+        // Missing or unknown fields: 422 too, the field named as serde finds it.
+        (json!({"url": url}), vec![]),
+        (
+            json!({"url": url, "events": ["*"], "secret": "mine"}),
+            vec![],
+        ),
+    ] {
+        let (status, answer) = post(body.clone()).await;
+        assert_eq!(status, 422, "{body}: {answer}");
+        assert_eq!(answer["error"]["code"], "validation_failed");
+        assert_eq!(
+            fields(&answer).len().max(1),
+            expected.len().max(1),
+            "{body}: {answer}"
+        );
+        if !expected.is_empty() {
+            assert_eq!(fields(&answer), expected, "{body}: {answer}");
+        }
+    }
+    // SSRF rules apply where private networks are not allowed (the API's own check).
+    let problems = herald_domain::status_events::WebhookSubscriptionRequest {
+        url: "https://169.254.169.254/latest".into(),
+        events: vec!["*".into()],
+    }
+    .validate(false)
+    .unwrap_err();
+    assert_eq!(problems[0].field, "url");
+
+    let (status, created) =
+        post(json!({"url": url, "events": ["delivery.sent", "delivery.sent", "*"]})).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["events"], json!(["delivery.sent", "*"]));
+    let secret = created["secret"].as_str().unwrap();
+    assert!(secret.starts_with("whsec_"));
+    let listed: Value = stack
+        .client
+        .get(format!("{}/v1/webhooks", stack.api))
+        .bearer_auth(&stack.api_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["data"].as_array().unwrap().len(), 1);
+    assert_eq!(listed["data"][0]["id"], created["id"]);
+    assert!(
+        !listed.to_string().contains(secret),
+        "secrets are never listed"
+    );
+
+    // Bounded per tenant.
+    let limit = herald_domain::status_events::MAX_SUBSCRIPTIONS_PER_TENANT;
+    for _ in 1..limit {
+        assert_eq!(post(json!({"url": url, "events": ["*"]})).await.0, 201);
+    }
+    let (status, refused) = post(json!({"url": url, "events": ["*"]})).await;
+    assert_eq!(status, 422, "{refused}");
+
+    // Deleted once; another tenant cannot delete it; then it is unknown.
+    let id = created["id"].as_str().unwrap();
+    let other_key = herald_api::cli::create_tenant(
+        &stack.settings,
+        &format!("other-{}", uuid::Uuid::new_v4().simple()),
+    )
+    .await
+    .unwrap();
+    let delete = |key: String| {
+        let stack = &stack;
+        async move {
+            stack
+                .client
+                .delete(format!("{}/v1/webhooks/{id}", stack.api))
+                .bearer_auth(key)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(delete(other_key).await, 404);
+    assert_eq!(delete(stack.api_key.clone()).await, 204);
+    assert_eq!(delete(stack.api_key.clone()).await, 404);
+    assert_eq!(post(json!({"url": url, "events": ["*"]})).await.0, 201);
+}
+
+#[tokio::test]
+async fn a_hanging_subscriber_holds_only_its_own_slots_and_other_tenants_events_keep_going() {
+    let stack = start_stack_with(None, None, |settings| {
+        // Few slots: a hanging endpoint that could take them all would stall everyone.
+        settings.status_events.max_in_flight = 4;
+        settings.status_events.max_in_flight_per_subscription = 2;
+    })
+    .await;
+    let hanging_simulator = start_simulator().await.http;
+    let simulator = stack.simulator.clone();
+    // Another tenant's endpoint answers after 30 s: every call to it times out (1 s in tests).
+    let other_key = herald_api::cli::create_tenant(
+        &stack.settings,
+        &format!("other-{}", uuid::Uuid::new_v4().simple()),
+    )
+    .await
+    .unwrap();
+    subscribe_endpoint(&stack, &other_key, &hanging_simulator, "hanging", &["*"]).await;
+    let response = stack
+        .client
+        .put(format!("{hanging_simulator}/_sim/config/webhook"))
+        .json(&json!({"latency_ms": 30000}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    subscribe_endpoint(
+        &stack,
+        &stack.api_key,
+        &simulator,
+        "steady",
+        &["delivery.sent"],
+    )
+    .await;
+    stack
+        .put_user("u1", json!({"email": "u1@example.com"}))
+        .await;
+    let (stop, worker) = start_worker(&stack.settings).await;
+
+    // The other tenant's backlog: 20 notifications to a recipient it does not have (skipped), so
+    // 20 events for the hanging endpoint, retried over and over.
+    for _ in 0..20 {
+        let response = stack
+            .client
+            .post(format!("{}/v1/notifications", stack.api))
+            .bearer_auth(&other_key)
+            .json(&alert(&["nobody"], &["email"]))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 202);
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while webhook_stats(&stack, &hanging_simulator).await["requests"]
+        .as_u64()
+        .unwrap()
+        < 8
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the hanging endpoint is not called"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Now this tenant's events: they pass the hanging backlog at once.
+    for _ in 0..10 {
+        stack.notify(alert(&["u1"], &["email"])).await;
+    }
+    let steady = wait_for_events(&stack, &simulator, "steady", 10, Duration::from_secs(4)).await;
+    assert_eq!(steady.len(), 10);
+    let hanging_sends = stack
+        .count(
+            "SELECT count(*) FROM webhook_event_sends s JOIN webhook_subscriptions w \
+             ON w.id = s.subscription_id WHERE w.url LIKE '%/webhooks/hanging'",
+        )
+        .await;
+    assert_eq!(
+        hanging_sends, 20,
+        "the hanging subscriber's events wait, durably"
+    );
+
+    stop.cancel();
+    worker.await.unwrap().unwrap();
+}
