@@ -644,7 +644,19 @@ def delivery():
         [(quantile(q, "herald_rate_limit_wait_seconds", ("provider",)), f"{{{{provider}}}} P{int(q * 100)}")
          for q in (0.5, 0.95, 0.99)],
         "s",
-        "Time a send waited for its provider's token bucket (requests_per_second).",
+        "Time a send waited for its provider's rate limit (requests_per_second, shared by the replicas).",
+    )
+    p.timeseries(
+        "Shared rate limit: effective rate and fallbacks",
+        [
+            (f"max by (provider) ({sel('herald_provider_rate_limit_effective_per_second')})", "{{provider}} effective/s"),
+            (f"sum by (provider) ({rate('herald_provider_rate_limited_total')}) or vector(0)", "{{provider}} 429/s"),
+            (f"sum by (provider) ({rate('herald_provider_rate_limit_fallbacks_total')}) or vector(0)",
+             "{{provider}} fallbacks/s"),
+        ],
+        "short",
+        "The rate all replicas share (requests_per_second, cut on SendGrid/Twilio 429s and grown back), the 429s "
+        "answered, and the fallbacks to a local share while Redis is unreachable.",
     )
 
     p.row("Provider lanes")
@@ -676,6 +688,38 @@ def delivery():
         "(probe calls only). 0 everywhere is the healthy picture.",
         minimum=0,
         maximum=1,
+    )
+
+    p.row("Provider callbacks, status events and webhook subscriptions")
+    p.timeseries(
+        "Provider reports/s by report and outcome",
+        [(f"sum by (provider, report, outcome) ({rate('herald_provider_reports_total')}) or vector(0)",
+          "{{provider}} {{report}} {{outcome}}"),
+         (f"sum by (provider, reason) ({rate('herald_provider_callbacks_refused_total')}) or vector(0)",
+          "{{provider}} refused: {{reason}}")],
+        "ops",
+        "Signed SendGrid and Twilio callbacks: reports applied to sent deliveries, reports that changed nothing, "
+        "and callbacks refused (401, 400).",
+        w=8,
+    )
+    p.timeseries(
+        "Status events: produced/s and backlog",
+        [(f"sum({rate('herald_status_events_produced_total')}) or vector(0)", "produced/s"),
+         (f"max({sel('herald_status_events_backlog')})", "waiting in PostgreSQL"),
+         (f"max({sel('herald_status_events_oldest_age_seconds')})", "oldest age (s)")],
+        "short",
+        "Delivery status changes relayed to the notification-events topic; the backlog is what the relay has not "
+        "produced yet.",
+        w=8,
+    )
+    p.timeseries(
+        "Webhook subscription sends/s by outcome",
+        [(f"sum by (outcome) ({rate('herald_webhook_subscription_attempts_total')}) or vector(0)", "{{outcome}}"),
+         (f"sum({rate('herald_webhook_subscription_parked_total')}) or vector(0)", "parked")],
+        "ops",
+        "Status events POSTed to tenants' subscribed endpoints (Standard Webhooks signed), retried with backoff, "
+        "parked after the last attempt.",
+        w=8,
     )
 
     p.row("Failures, doubts and sessions")
@@ -726,8 +770,9 @@ def delivery():
     return dashboard(
         "herald-delivery",
         "Herald / Delivery and providers",
-        "The workers' deliveries through SendGrid and Twilio: statuses, retries, provider latency and outcomes, "
-        "rate limits, lanes, dead letters, parked records and the in-doubt set.",
+        "The workers' deliveries through every provider: statuses, retries, provider latency and outcomes, "
+        "shared rate limits, lanes, circuits, callbacks, status events, dead letters, parked records and the "
+        "in-doubt set.",
         p,
         ("delivery",),
     )

@@ -13,7 +13,10 @@ pub const SHARED_SOURCES: &[&str] = &[
     "herald-kafka/src/metrics.rs",
 ];
 pub const API_SOURCE: &str = "herald-api/src/metrics.rs";
-pub const WORKER_SOURCE: &str = "herald-worker/src/metrics.rs";
+pub const WORKER_SOURCES: &[&str] = &[
+    "herald-worker/src/metrics.rs",
+    "herald-worker/src/status_events/metrics.rs",
+];
 
 /// The families an operator needs (the operability issue's list), whatever the source says.
 const API_REQUIRED: &[&str] = &[
@@ -131,6 +134,6 @@ async fn every_defined_metric_is_exposed_by_a_fresh_process() {
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
     let worker = scrape(&format!("http://127.0.0.1:{worker_port}/metrics")).await;
     let mut worker_sources = SHARED_SOURCES.to_vec();
-    worker_sources.push(WORKER_SOURCE);
+    worker_sources.extend_from_slice(WORKER_SOURCES);
     assert_all_exposed("herald-worker", &worker, &worker_sources, WORKER_REQUIRED);
 }
