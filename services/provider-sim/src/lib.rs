@@ -5,6 +5,11 @@
 //! faults, and an inspection API (`/_sim/*`) that lets tests prove every delivery was sent
 //! exactly once.
 //!
+//! Each API is modelled as far as Herald's worker uses it: what Herald sends is validated as the
+//! real API validates it, what Herald reads is answered in the real shape, and request parts
+//! Herald never sends (SendGrid templates, Twilio media, Discord embeds, Telegram's form bodies,
+//! …) are accepted and ignored rather than modelled (README, "What is modelled").
+//!
 //! `main.rs` is a thin CLI over this library; tests start the same server with [`run`] or, with
 //! SMTP on a listener they bound, [`run_with_smtp`].
 

@@ -30,15 +30,15 @@ pub struct DeliveryRecord {
     pub recipient: String,
     pub subject: Option<String>,
     /// The first content block's value (SendGrid), `Body` (Twilio), `text` (Slack, Telegram;
-    /// Slack's `blocks` as JSON when there is no text), `content` (Discord; its `embeds` as JSON
-    /// when there is no content), or the raw request body (webhook receiver).
+    /// Slack's `blocks` as JSON when there is no text), `content` (Discord), or the raw request
+    /// body (webhook receiver).
     pub body: Option<String>,
     /// `X-Message-Id` (SendGrid), the message `sid` (Twilio), the message snowflake (Discord)
     /// or `message_id` (Telegram); `None` where the provider answers no id (Slack, webhooks).
     pub provider_message_id: Option<String>,
     pub received_at: DateTime<Utc>,
-    /// SendGrid's `custom_args` (the message's, overridden by the personalization's): what
-    /// SendGrid would copy into every event of the message.
+    /// SendGrid's `custom_args` (the personalization's, where Herald puts them): what SendGrid
+    /// would copy into every event of the message.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub custom_args: BTreeMap<String, String>,
     /// Twilio's `StatusCallback`: where Twilio would report the message's status.

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use super::payload::DiscordMessage;
 use super::snowflake;
 
-/// The name a webhook posts under unless the request overrides it.
+/// The name the webhook posts under (Herald never overrides it with `username`).
 const DEFAULT_WEBHOOK_NAME: &str = "Herald";
 
 pub fn created_message(
@@ -19,17 +19,17 @@ pub fn created_message(
     json!({
         "id": message_id,
         "type": 0,
-        "content": message.content.as_deref().unwrap_or_default(),
+        "content": message.content,
         "channel_id": snowflake::stable(webhook_id),
         "author": {
             "id": webhook_id,
-            "username": message.username.as_deref().unwrap_or(DEFAULT_WEBHOOK_NAME),
+            "username": DEFAULT_WEBHOOK_NAME,
             "avatar": null,
             "discriminator": "0000",
             "bot": true
         },
         "attachments": [],
-        "embeds": message.embeds,
+        "embeds": [],
         "mentions": [],
         "mention_roles": [],
         "pinned": false,

@@ -28,8 +28,8 @@ use crate::state::SimulatorState;
 pub const EXECUTE_WEBHOOK_PATH: &str = "/discord/api/webhooks/{webhook_id}/{token}";
 /// The token that stands for a deleted webhook (404 `Unknown Webhook`); any other is accepted.
 pub const INVALID_TOKEN: &str = "invalid";
-/// A JSON message is at most 2,000 characters and 10 embeds of 6,000: 1 MiB is ample (Discord
-/// takes more only for file uploads, which Herald does not send).
+/// A JSON message is at most 2,000 characters: 1 MiB is ample (Discord takes more only for file
+/// uploads, which Herald does not send).
 const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 pub fn configure(config: &mut web::ServiceConfig) {
@@ -84,7 +84,7 @@ async fn execute_webhook(
                 reference,
                 recipient: webhook_id.clone(),
                 subject: None,
-                body: Some(message.recorded_body()),
+                body: Some(message.content.clone()),
                 provider_message_id: Some(message_id.clone()),
                 received_at,
                 custom_args: Default::default(),

@@ -1,6 +1,7 @@
-//! The JSON an Execute Webhook request takes, as far as Herald uses it: `content` (at most
-//! 2,000 characters) or `embeds` (at most 10), and Discord's checks on them. Other members
-//! (`allowed_mentions`, `username`, …) are accepted and ignored.
+//! The JSON an Execute Webhook request takes, as far as Herald uses it: `content` (at most 2,000
+//! characters), and Discord's checks on it. Other members (`allowed_mentions`, which Herald sends
+//! to suppress pings; `embeds`, `username`, …, which it does not) are accepted and ignored, so a
+//! message without `content` is refused as empty (50006) even if it has embeds.
 
 use serde_json::{json, Map, Value};
 
@@ -8,35 +9,17 @@ use super::responses::DiscordError;
 
 /// Discord refuses longer `content`, counted in characters.
 pub const MAX_CONTENT_CHARACTERS: usize = 2000;
-/// Discord refuses more embeds in one message.
-pub const MAX_EMBEDS: usize = 10;
 
 #[derive(Debug, PartialEq)]
 pub struct DiscordMessage {
-    /// `None` when absent or blank.
-    pub content: Option<String>,
-    pub embeds: Vec<Value>,
-    /// The name the message is posted under, when the request overrides the webhook's.
-    pub username: Option<String>,
+    /// Never blank.
+    pub content: String,
 }
 
-impl DiscordMessage {
-    /// What the inspection API shows as the body: the content, or the embeds as JSON.
-    pub fn recorded_body(&self) -> String {
-        match &self.content {
-            Some(content) => content.clone(),
-            None => Value::Array(self.embeds.clone()).to_string(),
-        }
-    }
-}
-
-/// One entry of Discord's `errors` tree: `{"_errors": [{"code", "message"}]}`.
 fn field_error(code: &str, message: String) -> Value {
     json!({"_errors": [{"code": code, "message": message}]})
 }
 
-/// `Err` is Discord's answer: 50109 for a body that is not a JSON object, 50035 with an error
-/// per field, 50006 for a message with nothing to show.
 pub fn validate_message(body: &[u8]) -> Result<DiscordMessage, DiscordError> {
     let Ok(Value::Object(mut document)) = serde_json::from_slice::<Value>(body) else {
         return Err(DiscordError::invalid_json());
@@ -67,66 +50,13 @@ pub fn validate_message(body: &[u8]) -> Result<DiscordMessage, DiscordError> {
             None
         }
     };
-    let embeds = match document.remove("embeds") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(embeds)) => {
-            check_embeds(&embeds, &mut errors);
-            embeds
-        }
-        Some(_) => {
-            errors.insert(
-                "embeds".into(),
-                field_error(
-                    "LIST_TYPE_CONVERT",
-                    "Only iterables may be used in a ListType".to_owned(),
-                ),
-            );
-            Vec::new()
-        }
-    };
     if !errors.is_empty() {
         return Err(DiscordError::invalid_form_body(Value::Object(errors)));
     }
-    if content.is_none() && embeds.is_empty() {
+    let Some(content) = content else {
         return Err(DiscordError::empty_message());
-    }
-    let username = document
-        .get("username")
-        .and_then(Value::as_str)
-        .map(str::to_owned);
-    Ok(DiscordMessage {
-        content,
-        embeds,
-        username,
-    })
-}
-
-fn check_embeds(embeds: &[Value], errors: &mut Map<String, Value>) {
-    if embeds.len() > MAX_EMBEDS {
-        errors.insert(
-            "embeds".into(),
-            field_error(
-                "BASE_TYPE_MAX_LENGTH",
-                format!("Must be {MAX_EMBEDS} or fewer in length."),
-            ),
-        );
-        return;
-    }
-    let mut per_embed = Map::new();
-    for (index, embed) in embeds.iter().enumerate() {
-        if !embed.is_object() {
-            per_embed.insert(
-                index.to_string(),
-                field_error(
-                    "MODEL_TYPE_CONVERT",
-                    "Only dictionaries may be used in a ModelType".to_owned(),
-                ),
-            );
-        }
-    }
-    if !per_embed.is_empty() {
-        errors.insert("embeds".into(), Value::Object(per_embed));
-    }
+    };
+    Ok(DiscordMessage { content })
 }
 
 #[cfg(test)]
@@ -140,13 +70,10 @@ mod tests {
     }
 
     #[test]
-    fn content_or_embeds_make_a_message() {
+    fn content_makes_a_message_up_to_2000_characters() {
         let herald = json!({"content": "Disk full", "allowed_mentions": {"parse": []}});
         let message = validate_message(herald.to_string().as_bytes()).unwrap();
-        assert_eq!(message.recorded_body(), "Disk full");
-        let embeds_only = json!({"embeds": [{"title": "Disk full"}]});
-        let message = validate_message(embeds_only.to_string().as_bytes()).unwrap();
-        assert_eq!(message.recorded_body(), r#"[{"title":"Disk full"}]"#);
+        assert_eq!(message.content, "Disk full");
         let exactly = json!({"content": "é".repeat(MAX_CONTENT_CHARACTERS)});
         assert!(validate_message(exactly.to_string().as_bytes()).is_ok());
     }
@@ -158,8 +85,10 @@ mod tests {
             refusal(json!({})),
             json!({"message": "Cannot send an empty message", "code": 50006})
         );
+        assert_eq!(refusal(json!({"content": " "}))["code"], 50006);
+        // Embeds are not modelled: Herald never sends them.
         assert_eq!(
-            refusal(json!({"content": " ", "embeds": []}))["code"],
+            refusal(json!({"embeds": [{"title": "Disk full"}]}))["code"],
             50006
         );
         let too_long = refusal(json!({"content": "x".repeat(MAX_CONTENT_CHARACTERS + 1)}));
@@ -174,14 +103,8 @@ mod tests {
                 }]}}
             })
         );
-        let both = refusal(json!({"content": 5, "embeds": [{}, "x"]}));
-        assert_eq!(both["code"], 50035);
-        assert!(both["errors"]["content"]["_errors"].is_array());
-        assert!(both["errors"]["embeds"]["1"]["_errors"].is_array());
-        let many = refusal(json!({"content": "x", "embeds": vec![json!({}); MAX_EMBEDS + 1]}));
-        assert_eq!(
-            many["errors"]["embeds"]["_errors"][0]["code"],
-            "BASE_TYPE_MAX_LENGTH"
-        );
+        let not_text = refusal(json!({"content": 5}));
+        assert_eq!(not_text["code"], 50035);
+        assert!(not_text["errors"]["content"]["_errors"].is_array());
     }
 }

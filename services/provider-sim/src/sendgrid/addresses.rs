@@ -1,11 +1,12 @@
-//! `{"email", "name"?}` objects and arrays of them (`to`, `cc`, `bcc`).
+//! `{"email"}` objects (`from`) and arrays of them (`to`). A `name` is accepted and ignored:
+//! Herald sends none.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use super::problems::{member, optional_string, Problems};
+use super::problems::{member, Problems};
 use crate::validation::is_valid_email;
 
-/// Most recipients one `to`, `cc` or `bcc` array (and one request, all arrays together) may hold.
+/// Most recipients one `to` array (and one request, all arrays together) may hold.
 pub const MAX_RECIPIENTS: usize = 1000;
 
 pub const EMAIL_REQUIRED: &str = "The email parameter is required for every email object.";
@@ -23,16 +24,6 @@ pub fn validate_address<'a>(
         problems.wrong_type(path, "object", value);
         return None;
     };
-    validate_address_object(object, path, invalid_message, problems)
-}
-
-pub fn validate_address_object<'a>(
-    object: &'a Map<String, Value>,
-    path: &str,
-    invalid_message: &str,
-    problems: &mut Problems,
-) -> Option<&'a str> {
-    optional_string(object, "name", path, problems);
     match member(object, "email") {
         None => {
             problems.add(format!("{path}.email"), EMAIL_REQUIRED);

@@ -69,7 +69,7 @@ async fn send_mail(
         }
     };
     let now = Utc::now();
-    let mail = match validate_mail(&document, now.timestamp()) {
+    let mail = match validate_mail(&document) {
         Ok(mail) => mail,
         Err(problems) => {
             simulation.reject().await;
@@ -114,13 +114,13 @@ fn delivery_records(
         .iter()
         .map(|personalization| DeliveryRecord {
             provider: Provider::SendGrid,
-            reference: mail.reference_of(personalization).map(str::to_owned),
+            reference: personalization.reference.map(str::to_owned),
             recipient: personalization.recipients.join(","),
             subject: personalization.subject.or(mail.subject).map(str::to_owned),
             body: mail.body.map(str::to_owned),
             provider_message_id: Some(message_id.to_owned()),
             received_at,
-            custom_args: mail.custom_args_of(personalization),
+            custom_args: personalization.recorded_custom_args(),
             status_callback: None,
         })
         .collect()

@@ -1,17 +1,14 @@
 //! The `personalizations` array: who receives each copy of the message, and the per-copy
-//! subject and `custom_args` (where Herald puts its delivery id).
+//! subject and `custom_args` (where Herald puts its delivery id). Only the members Herald sends
+//! (`to`, `custom_args`) and `subject` (which waives the message-level one) are read; the others
+//! (`cc`, `bcc`, `from`, `headers`, `substitutions`, `send_at`, …) are accepted and ignored.
 
-use std::collections::HashSet;
+use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use super::addresses::{
-    validate_address, validate_address_list, INVALID_FROM_ADDRESS, MAX_RECIPIENTS,
-};
-use super::problems::{
-    member, optional_integer, optional_object, optional_string, optional_string_map, Problems,
-};
-use super::validation::validate_send_at;
+use super::addresses::{validate_address_list, MAX_RECIPIENTS};
+use super::problems::{member, optional_string, optional_string_map, Problems};
 
 /// Most personalizations one request may carry.
 pub const MAX_PERSONALIZATIONS: usize = 1000;
@@ -36,9 +33,19 @@ pub struct Personalization<'a> {
     pub custom_args: Option<&'a Map<String, Value>>,
 }
 
+impl Personalization<'_> {
+    /// Its `custom_args` as recorded (values are strings: validated).
+    pub fn recorded_custom_args(&self) -> BTreeMap<String, String> {
+        self.custom_args
+            .into_iter()
+            .flat_map(|arguments| arguments.iter())
+            .filter_map(|(name, value)| Some((name.clone(), value.as_str()?.to_owned())))
+            .collect()
+    }
+}
+
 pub fn validate_personalizations<'a>(
     root: &'a Map<String, Value>,
-    now_unix: i64,
     problems: &mut Problems,
 ) -> Vec<Personalization<'a>> {
     let items = match member(root, "personalizations") {
@@ -73,12 +80,12 @@ pub fn validate_personalizations<'a>(
                 problems.wrong_type(path, "object", item);
                 return None;
             };
-            let (personalization, recipients) =
-                validate_personalization(object, &path, now_unix, problems);
+            let (personalization, recipients) = validate_personalization(object, &path, problems);
             total_recipients += recipients;
             Some(personalization)
         })
         .collect();
+    // SendGrid counts `cc` and `bcc` too; Herald sends neither, so `to` is all there is to count.
     if total_recipients > MAX_RECIPIENTS {
         problems.add(
             "personalizations",
@@ -96,7 +103,6 @@ pub fn validate_personalizations<'a>(
 fn validate_personalization<'a>(
     object: &'a Map<String, Value>,
     path: &str,
-    now_unix: i64,
     problems: &mut Problems,
 ) -> (Personalization<'a>, usize) {
     let to_path = format!("{path}.to");
@@ -111,22 +117,7 @@ fn validate_personalization<'a>(
         }
         Some(value) => validate_address_list(value, &to_path, problems),
     };
-    let cc = optional_address_list(object, "cc", path, problems);
-    let bcc = optional_address_list(object, "bcc", path, problems);
-    reject_repeated_addresses(path, [("to", &to), ("cc", &cc), ("bcc", &bcc)], problems);
-
-    if let Some(from) = member(object, "from") {
-        validate_address(
-            from,
-            &format!("{path}.from"),
-            INVALID_FROM_ADDRESS,
-            problems,
-        );
-    }
     let subject = optional_string(object, "subject", path, problems);
-    optional_object(object, "headers", path, problems);
-    optional_string_map(object, "substitutions", path, problems);
-    optional_object(object, "dynamic_template_data", path, problems);
     let custom_args = optional_string_map(object, "custom_args", path, problems);
     let custom_args_bytes = custom_args
         .and_then(|arguments| serde_json::to_string(arguments).ok())
@@ -137,59 +128,15 @@ fn validate_personalization<'a>(
             format!("The custom_args may not exceed {MAX_CUSTOM_ARGS_BYTES} bytes."),
         );
     }
-    if let Some(send_at) = optional_integer(object, "send_at", path, problems) {
-        validate_send_at(send_at, &format!("{path}.send_at"), now_unix, problems);
-    }
 
-    let recipient_count = to.len() + cc.len() + bcc.len();
+    let recipient_count = to.len();
     let personalization = Personalization {
-        recipients: to.into_iter().map(|(_, email)| email).collect(),
-        subject,
         reference: custom_args
             .and_then(|arguments| arguments.get(REFERENCE_ARGUMENT))
             .and_then(Value::as_str),
+        recipients: to.into_iter().map(|(_, email)| email).collect(),
+        subject,
         custom_args,
     };
     (personalization, recipient_count)
-}
-
-fn optional_address_list<'a>(
-    object: &'a Map<String, Value>,
-    key: &str,
-    path: &str,
-    problems: &mut Problems,
-) -> Vec<(usize, &'a str)> {
-    match member(object, key) {
-        None => Vec::new(),
-        Some(value) => validate_address_list(value, &format!("{path}.{key}"), problems),
-    }
-}
-
-/// SendGrid refuses a personalization that names one address twice across `to`, `cc` and `bcc`
-/// (compared case-insensitively); it reports the first repetition only.
-fn reject_repeated_addresses(
-    path: &str,
-    lists: [(&str, &Vec<(usize, &str)>); 3],
-    problems: &mut Problems,
-) {
-    let total: usize = lists.iter().map(|(_, list)| list.len()).sum();
-    if total < 2 {
-        return;
-    }
-    let mut seen = HashSet::with_capacity(total);
-    for (list_name, list) in lists {
-        for (index, email) in list {
-            if !seen.insert(email.to_lowercase()) {
-                problems.add(
-                    format!("{path}.{list_name}.{index}.email"),
-                    format!(
-                        "Each email address in the personalization block should be unique \
-                         between to, cc, and bcc. We found the first duplicate instance of \
-                         [{email}] in the {path}.{list_name} field."
-                    ),
-                );
-                return;
-            }
-        }
-    }
 }

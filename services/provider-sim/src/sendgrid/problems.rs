@@ -90,7 +90,7 @@ pub fn optional_object<'a>(
     }
 }
 
-/// An optional object whose values must all be strings (`custom_args`, `substitutions`).
+/// An optional object whose values must all be strings (`custom_args`).
 pub fn optional_string_map<'a>(
     object: &'a Map<String, Value>,
     key: &str,
@@ -104,21 +104,4 @@ pub fn optional_string_map<'a>(
         }
     }
     Some(map)
-}
-
-/// An optional Unix timestamp (`send_at`).
-pub fn optional_integer(
-    object: &Map<String, Value>,
-    key: &str,
-    path: &str,
-    problems: &mut Problems,
-) -> Option<i64> {
-    let value = member(object, key)?;
-    match value.as_i64() {
-        Some(integer) => Some(integer),
-        None => {
-            problems.wrong_type(join(path, key), "integer", value);
-            None
-        }
-    }
 }

@@ -2,24 +2,22 @@
 //! order: the first problem found is the one answered, with its Twilio error code.
 
 use super::errors::TwilioError;
-use crate::validation::{is_e164, is_http_url, is_twilio_sid};
+use crate::validation::{is_e164, is_http_url};
 
 /// Longest `Body` Twilio accepts, in characters.
 pub const MAX_BODY_CHARACTERS: usize = 1600;
 /// Characters per SMS segment (GSM-7, single part).
 pub const SEGMENT_CHARACTERS: usize = 160;
-/// Most `MediaUrl` parameters one message may carry.
-pub const MAX_MEDIA_URLS: usize = 10;
 
-/// The parameters the simulator understands; others are accepted and ignored, as Twilio's
-/// optional parameters do not change whether a message is taken.
+/// The parameters Herald sends (`To`, `From`, `Body`, `StatusCallback`). Twilio's others
+/// (`MessagingServiceSid`, `MediaUrl`, …) are accepted and ignored: Herald sends none, so their
+/// rules are not modelled, and without `From` a request is refused (21603) as for an account
+/// that names no sender.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MessageRequest {
     pub to: String,
-    pub from: Option<String>,
-    pub messaging_service_sid: Option<String>,
+    pub from: String,
     pub body: String,
-    pub media_urls: Vec<String>,
     pub status_callback: Option<String>,
 }
 
@@ -27,9 +25,7 @@ pub struct MessageRequest {
 struct RawParameters {
     to: Option<String>,
     from: Option<String>,
-    messaging_service_sid: Option<String>,
     body: Option<String>,
-    media_urls: Vec<String>,
     status_callback: Option<String>,
 }
 
@@ -45,13 +41,8 @@ fn parse_form(body: &[u8]) -> RawParameters {
         let slot = match name.as_str() {
             "To" => &mut parameters.to,
             "From" => &mut parameters.from,
-            "MessagingServiceSid" => &mut parameters.messaging_service_sid,
             "Body" => &mut parameters.body,
             "StatusCallback" => &mut parameters.status_callback,
-            "MediaUrl" => {
-                parameters.media_urls.push(value);
-                continue;
-            }
             _ => continue,
         };
         if slot.is_none() {
@@ -77,55 +68,35 @@ pub fn validate_message_request(body: Option<&[u8]>) -> Result<MessageRequest, T
             format!("Invalid 'To' Phone Number: {to}"),
         ));
     }
-    if parameters.from.is_none() && parameters.messaging_service_sid.is_none() {
+    let Some(from) = parameters.from else {
         return Err(TwilioError::bad_request(
             21603,
             "A 'From' phone number is required.",
         ));
+    };
+    if !is_e164(&from) {
+        return Err(TwilioError::bad_request(
+            21212,
+            format!(
+                "The 'From' number {from} is not a valid phone number, shortcode, or \
+                 alphanumeric sender ID."
+            ),
+        ));
     }
-    if let Some(from) = &parameters.from {
-        if !is_e164(from) {
-            return Err(TwilioError::bad_request(
-                21212,
-                format!(
-                    "The 'From' number {from} is not a valid phone number, shortcode, or \
-                     alphanumeric sender ID."
-                ),
-            ));
-        }
-        if *from == to {
-            return Err(TwilioError::bad_request(
-                21266,
-                "'To' and 'From' number cannot be the same.",
-            ));
-        }
+    if from == to {
+        return Err(TwilioError::bad_request(
+            21266,
+            "'To' and 'From' number cannot be the same.",
+        ));
     }
-    if let Some(service) = &parameters.messaging_service_sid {
-        if !is_twilio_sid("MG", service) {
-            return Err(TwilioError::bad_request(
-                21701,
-                format!("The Messaging Service Sid {service} is invalid."),
-            ));
-        }
-    }
-    let body = parameters.body.unwrap_or_default();
-    if body.is_empty() && parameters.media_urls.is_empty() {
+    let Some(body) = parameters.body else {
         return Err(TwilioError::bad_request(21602, "Message body is required."));
-    }
+    };
     if body.chars().count() > MAX_BODY_CHARACTERS {
         return Err(TwilioError::bad_request(
             21617,
             "The concatenated message body exceeds the 1600 character limit.",
         ));
-    }
-    if parameters.media_urls.len() > MAX_MEDIA_URLS {
-        return Err(TwilioError::bad_request(
-            21623,
-            "Number of media files exceeds allowed limit.",
-        ));
-    }
-    if parameters.media_urls.iter().any(|url| !is_http_url(url)) {
-        return Err(TwilioError::bad_request(21620, "Invalid media URL(s)."));
     }
     if let Some(callback) = &parameters.status_callback {
         if !is_http_url(callback) {
@@ -137,10 +108,8 @@ pub fn validate_message_request(body: Option<&[u8]>) -> Result<MessageRequest, T
     }
     Ok(MessageRequest {
         to,
-        from: parameters.from,
-        messaging_service_sid: parameters.messaging_service_sid,
+        from,
         body,
-        media_urls: parameters.media_urls,
         status_callback: parameters.status_callback,
     })
 }
@@ -172,7 +141,7 @@ mod tests {
             validate_message_request(Some(b"To=%2B14155552345&From=%2B14155550000&Body=Hi+there"))
                 .unwrap();
         assert_eq!(message.to, "+14155552345");
-        assert_eq!(message.from.as_deref(), Some("+14155550000"));
+        assert_eq!(message.from, "+14155550000");
         assert_eq!(message.body, "Hi there");
         assert_eq!(message.segment_count(), 1);
     }
@@ -189,9 +158,10 @@ mod tests {
             code_of("To=%2B14155552345&From=%2B14155552345&Body=x"),
             21266
         );
+        // Herald never sends a Messaging Service: it does not stand in for `From`.
         assert_eq!(
             code_of("To=%2B14155552345&MessagingServiceSid=MG12&Body=x"),
-            21701
+            21603
         );
         let long = format!(
             "To=%2B14155552345&From=%2B14155550000&Body={}",
@@ -207,18 +177,6 @@ mod tests {
     #[test]
     fn no_form_means_no_parameters() {
         assert_eq!(validate_message_request(None).unwrap_err().code, 21604);
-    }
-
-    #[test]
-    fn media_alone_is_a_message_and_a_messaging_service_replaces_from() {
-        let message = validate_message_request(Some(
-            b"To=%2B14155552345&MessagingServiceSid=MGaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\
-              &MediaUrl=https%3A%2F%2Fexample.com%2Fa.png",
-        ))
-        .unwrap();
-        assert_eq!(message.from, None);
-        assert_eq!(message.media_urls.len(), 1);
-        assert_eq!(message.segment_count(), 1);
     }
 
     #[test]

@@ -19,8 +19,9 @@ pub struct MessageResource<'a> {
     pub direction: &'static str,
     pub error_code: Option<u32>,
     pub error_message: Option<String>,
-    pub from: Option<&'a str>,
-    pub messaging_service_sid: Option<&'a str>,
+    pub from: &'a str,
+    /// Herald sends no Messaging Service and no media: always `null` and `"0"`.
+    pub messaging_service_sid: Option<&'static str>,
     pub num_media: String,
     pub num_segments: String,
     pub price: Option<String>,
@@ -37,10 +38,9 @@ pub struct SubresourceUris {
     pub media: String,
 }
 
-/// `SM` + 32 lowercase hex digits, or `MM` for a message with media, like Twilio's.
-pub fn generate_message_sid(has_media: bool) -> String {
-    let prefix = if has_media { "MM" } else { "SM" };
-    format!("{prefix}{:032x}", rand::random::<u128>())
+/// `SM` + 32 lowercase hex digits, like Twilio's SMS sids.
+pub fn generate_message_sid() -> String {
+    format!("SM{:032x}", rand::random::<u128>())
 }
 
 impl<'a> MessageResource<'a> {
@@ -63,9 +63,9 @@ impl<'a> MessageResource<'a> {
             direction: "outbound-api",
             error_code: None,
             error_message: None,
-            from: message.from.as_deref(),
-            messaging_service_sid: message.messaging_service_sid.as_deref(),
-            num_media: message.media_urls.len().to_string(),
+            from: &message.from,
+            messaging_service_sid: None,
+            num_media: "0".to_owned(),
             num_segments: message.segment_count().to_string(),
             price: None,
             price_unit: "USD",

@@ -25,7 +25,7 @@ use crate::state::SimulatorState;
 pub const MESSAGES_PATH: &str = "/2010-04-01/Accounts/{account_sid}/Messages.json";
 /// The request header whose value is recorded as the delivery reference.
 pub const IDEMPOTENCY_HEADER: &str = "I-Twilio-Idempotency-Token";
-/// A message is at most 1600 characters and 10 media URLs: 1 MiB is ample.
+/// A message is at most 1600 characters: 1 MiB is ample.
 const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 pub fn configure(config: &mut web::ServiceConfig) {
@@ -69,7 +69,7 @@ async fn create_message(
             return error.response();
         }
     };
-    let sid = generate_message_sid(!message.media_urls.is_empty());
+    let sid = generate_message_sid();
     let created_at = Utc::now();
     let reference = idempotency_token(&request);
     let admission = simulation

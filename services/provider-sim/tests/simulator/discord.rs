@@ -132,10 +132,15 @@ async fn empty_messages_bad_json_and_bad_wait_values_are_400_with_discords_codes
         json!({"message": "The request body contains invalid JSON.", "code": 50109}),
     )
     .await;
-    let embeds_only = simulator
-        .post_json(WEBHOOK, &json!({"embeds": [{"title": "Disk full"}]}), None)
-        .await;
-    assert_eq!(embeds_only.status(), 204);
+    // Embeds are not modelled (Herald sends none): without `content` a message is empty.
+    assert_discord_error(
+        simulator
+            .post_json(WEBHOOK, &json!({"embeds": [{"title": "Disk full"}]}), None)
+            .await,
+        400,
+        json!({"message": "Cannot send an empty message", "code": 50006}),
+    )
+    .await;
     let bad_wait = simulator
         .post_json(&format!("{WEBHOOK}?wait=maybe"), &herald_message("x"), None)
         .await;
@@ -147,8 +152,8 @@ async fn empty_messages_bad_json_and_bad_wait_values_are_400_with_discords_codes
         "BOOLEAN_TYPE_CONVERT"
     );
     let stats = simulator.stats().await;
-    assert_eq!(stats["discord"]["rejected"], 3);
-    assert_eq!(stats["discord"]["accepted"], 1);
+    assert_eq!(stats["discord"]["rejected"], 4);
+    assert_eq!(stats["discord"]["accepted"], 0);
 }
 
 #[tokio::test]

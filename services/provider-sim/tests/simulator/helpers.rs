@@ -59,20 +59,21 @@ pub async fn spawn_simulator_with(configure: impl FnOnce(&mut SimulatorConfig)) 
     }
 }
 
-/// A Mail Send body Herald's worker would send: one recipient, its delivery id in the
-/// personalization's `custom_args`.
+/// A Mail Send body as Herald's worker sends it (services/herald-worker/src/providers/sendgrid.rs):
+/// one recipient, its delivery and notification ids in the personalization's `custom_args`, one
+/// text/plain block.
 pub fn mail_with_reference(reference: &str) -> Value {
     json!({
         "personalizations": [{
-            "to": [{"email": "alex@example.com", "name": "Alex"}],
-            "custom_args": {"herald_delivery_id": reference}
+            "to": [{"email": "alex@example.com"}],
+            "custom_args": {
+                "herald_notification_id": "0190a1b2-0000-7000-8000-000000000001",
+                "herald_delivery_id": reference
+            }
         }],
-        "from": {"email": "notifications@herald.example", "name": "Herald"},
+        "from": {"email": "notifications@herald.example"},
         "subject": "Your order shipped",
-        "content": [
-            {"type": "text/plain", "value": "It is on its way."},
-            {"type": "text/html", "value": "<p>It is on its way.</p>"}
-        ]
+        "content": [{"type": "text/plain", "value": "It is on its way."}]
     })
 }
 

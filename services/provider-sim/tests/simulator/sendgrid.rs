@@ -58,15 +58,15 @@ async fn accepted_mail_gets_202_with_a_message_id_and_is_recorded_with_its_refer
 }
 
 #[tokio::test]
-async fn each_personalization_is_one_send_with_its_own_or_the_message_reference() {
+async fn each_personalization_is_one_send_with_its_own_reference() {
     let simulator = spawn_simulator().await;
     let body = json!({
         "personalizations": [
             {"to": [{"email": "a@example.com"}], "custom_args": {"herald_delivery_id": "own"},
              "subject": "For A"},
-            {"to": [{"email": "b@example.com"}, {"email": "c@example.com"}]}
+            {"to": [{"email": "b@example.com"}, {"email": "c@example.com"}],
+             "custom_args": {"herald_delivery_id": "second"}}
         ],
-        "custom_args": {"herald_delivery_id": "shared"},
         "from": {"email": "notifications@herald.example"},
         "subject": "For everyone",
         "content": [{"type": "text/plain", "value": "Hello"}]
@@ -79,7 +79,7 @@ async fn each_personalization_is_one_send_with_its_own_or_the_message_reference(
     assert_eq!(messages.len(), 2);
     assert_eq!(messages[0]["reference"], "own");
     assert_eq!(messages[0]["subject"], "For A");
-    assert_eq!(messages[1]["reference"], "shared");
+    assert_eq!(messages[1]["reference"], "second");
     assert_eq!(messages[1]["recipient"], "b@example.com,c@example.com");
     assert_eq!(messages[1]["subject"], "For everyone");
     let stats = simulator.stats().await;

@@ -76,6 +76,25 @@ async fn a_created_message_is_201_with_twilios_message_resource() {
     assert_eq!(messages[0]["subject"], Value::Null);
 }
 
+/// Herald adds `StatusCallback` when a public base URL is configured: it is recorded for the
+/// callback tests, and one that is not an absolute http(s) URL is refused as Twilio refuses it.
+#[tokio::test]
+async fn a_status_callback_is_recorded_and_a_relative_one_is_21609() {
+    let simulator = spawn_simulator().await;
+    let callback = "https://herald.example/v1/providers/twilio/status?delivery_id=d-9";
+    let mut form = sms_form("Hello");
+    form.push(("StatusCallback", callback.to_owned()));
+    assert_eq!(simulator.send_sms(&form, Some("d-9")).await.status(), 201);
+    let received = simulator
+        .get_json("/_sim/received?provider=twilio&reference=d-9")
+        .await;
+    assert_eq!(received["messages"][0]["status_callback"], callback);
+
+    let mut relative = sms_form("Hello");
+    relative.push(("StatusCallback", "/v1/providers/twilio/status".to_owned()));
+    assert_twilio_error(send_form(&simulator, &relative).await, 400, 21609).await;
+}
+
 #[tokio::test]
 async fn segments_are_counted_per_started_160_characters() {
     let simulator = spawn_simulator().await;
@@ -83,31 +102,6 @@ async fn segments_are_counted_per_started_160_characters() {
     assert_eq!(response.status(), 201);
     let message: Value = response.json().await.unwrap();
     assert_eq!(message["num_segments"], "2");
-}
-
-#[tokio::test]
-async fn a_messaging_service_can_stand_in_for_from() {
-    let simulator = spawn_simulator().await;
-    let form = vec![
-        ("To", "+447700900123".to_owned()),
-        (
-            "MessagingServiceSid",
-            "MG0123456789abcdef0123456789abcdef".to_owned(),
-        ),
-        ("Body", "Hello".to_owned()),
-        (
-            "StatusCallback",
-            "https://herald.example/callbacks/twilio".to_owned(),
-        ),
-    ];
-    let response = send_form(&simulator, &form).await;
-    assert_eq!(response.status(), 201);
-    let message: Value = response.json().await.unwrap();
-    assert_eq!(
-        message["messaging_service_sid"],
-        "MG0123456789abcdef0123456789abcdef"
-    );
-    assert_eq!(message["from"], Value::Null);
 }
 
 #[tokio::test]
