@@ -23,7 +23,9 @@ export HERALD_TEST_PG_BIN_DIR="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tai
 
 # One test at a time: each end-to-end test runs an API, workers, a simulator and sometimes its own
 # broker; on a 2-core machine, two of them at once starve the group heartbeats of both.
-cargo test --workspace --all-targets --no-fail-fast "$@" -- --test-threads=1
+cargo test --workspace --lib --bins --tests --examples --no-fail-fast "$@" -- --test-threads=1
+# The criterion benches, each benchmark run once as a test (criterion takes no libtest options).
+cargo test --workspace --benches --no-fail-fast "$@"
 # The CPU profile endpoint exists only in profiling builds (a cargo feature): its test too.
 cargo test -p herald-telemetry --features profiling --lib profiling
 
