@@ -25,7 +25,7 @@ export HERALD_TEST_PG_BIN_DIR="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tai
 # broker; on a 2-core machine, two of them at once starve the group heartbeats of both.
 cargo test --workspace --lib --bins --tests --examples --no-fail-fast "$@" -- --test-threads=1
 # The criterion benches, each benchmark run once as a test (criterion takes no libtest options).
-cargo test --workspace --benches --no-fail-fast "$@"
+cargo test --workspace --bench '*' --no-fail-fast "$@"
 # The CPU profile endpoint exists only in profiling builds (a cargo feature): its test too.
 cargo test -p herald-telemetry --features profiling --lib profiling
 

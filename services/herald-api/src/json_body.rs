@@ -20,16 +20,40 @@ pub async fn read_body_within_budget(
     state: &AppState,
 ) -> Result<(web::Bytes, BytesPermit), ApiError> {
     let limit_bytes = state.limits.max_body_bytes;
-    let reserved = declared_length(request)
-        .unwrap_or(limit_bytes)
-        .min(limit_bytes);
-    let mut permit = state
-        .request_bytes
-        .take(reserved)
-        .map_err(ingest_error_to_api)?;
+    let mut permit = take_budget(request, state, limit_bytes)?;
     let body = read_body(request, payload, limit_bytes).await?;
     permit.shrink_to(body.len());
     Ok((body, permit))
+}
+
+/// Like [`read_body_within_budget`], for a body of any content type at most `limit_bytes` long
+/// (a provider's form-encoded callback).
+pub async fn read_any_body_within_budget(
+    request: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+    limit_bytes: usize,
+) -> Result<(web::Bytes, BytesPermit), ApiError> {
+    let mut permit = take_budget(request, state, limit_bytes)?;
+    let body = read_bounded_body(request, payload, limit_bytes).await?;
+    permit.shrink_to(body.len());
+    Ok((body, permit))
+}
+
+/// The body's bytes from the ingest byte budget: the declared length, or `limit_bytes` when none
+/// is declared.
+fn take_budget(
+    request: &HttpRequest,
+    state: &AppState,
+    limit_bytes: usize,
+) -> Result<BytesPermit, ApiError> {
+    let reserved = declared_length(request)
+        .unwrap_or(limit_bytes)
+        .min(limit_bytes);
+    state
+        .request_bytes
+        .take(reserved)
+        .map_err(ingest_error_to_api)
 }
 
 fn declared_length(request: &HttpRequest) -> Option<usize> {
@@ -67,7 +91,7 @@ pub async fn read_body(
 }
 
 /// The request body whatever its content type, at most `limit_bytes` long (413 beyond).
-pub async fn read_bounded_body(
+async fn read_bounded_body(
     request: &HttpRequest,
     mut payload: web::Payload,
     limit_bytes: usize,

@@ -197,6 +197,15 @@ pub fn declare_metrics() {
     }
 }
 
+/// A request header as text; absent or not visible ASCII reads as absent (the callback is then
+/// unsigned).
+pub(super) fn header<'a>(request: &'a actix_web::HttpRequest, name: &str) -> Option<&'a str> {
+    request
+        .headers()
+        .get(name)
+        .and_then(|value| value.to_str().ok())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::sendgrid_signature::{SignatureProblem, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use super::{
-    apply_and_acknowledge, malformed, refuse, CallbackProvider, ProviderCallbacks, Refusal,
+    apply_and_acknowledge, header, malformed, refuse, CallbackProvider, ProviderCallbacks, Refusal,
 };
 use crate::error::{ApiError, ErrorBody};
 use crate::json_body::read_body_within_budget;
@@ -96,13 +96,6 @@ fn delivery_report(event: &SendGridEvent) -> Option<DeliveryReport> {
             (_, None) => Some(format!("sendgrid {name}")),
         },
     })
-}
-
-fn header<'a>(request: &'a HttpRequest, name: &str) -> Option<&'a str> {
-    request
-        .headers()
-        .get(name)
-        .and_then(|value| value.to_str().ok())
 }
 
 /// Receives a batch of SendGrid events and moves the sent deliveries they report on.

@@ -12,11 +12,10 @@ use uuid::Uuid;
 
 use super::twilio_signature::{is_valid_signature, SIGNATURE_HEADER};
 use super::{
-    apply_and_acknowledge, malformed, refuse, CallbackProvider, ProviderCallbacks, Refusal,
+    apply_and_acknowledge, header, malformed, refuse, CallbackProvider, ProviderCallbacks, Refusal,
 };
 use crate::error::{ApiError, ErrorBody};
-use crate::json_body::read_bounded_body;
-use crate::routes::notifications::ingest_error_to_api;
+use crate::json_body::read_any_body_within_budget;
 use crate::state::AppState;
 
 const PROVIDER: CallbackProvider = CallbackProvider::Twilio;
@@ -140,19 +139,11 @@ pub async fn receive_twilio_status(
     let Some(public_base_url) = &callbacks.twilio_public_base_url else {
         return Err(refuse(PROVIDER, Refusal::NotConfigured));
     };
-    let Some(signature) = request
-        .headers()
-        .get(SIGNATURE_HEADER)
-        .and_then(|value| value.to_str().ok())
-    else {
+    let Some(signature) = header(&request, SIGNATURE_HEADER) else {
         return Err(refuse(PROVIDER, Refusal::Unsigned));
     };
-    let mut bytes = state
-        .request_bytes
-        .take(MAX_STATUS_CALLBACK_BYTES)
-        .map_err(ingest_error_to_api)?;
-    let body = read_bounded_body(&request, payload, MAX_STATUS_CALLBACK_BYTES).await?;
-    bytes.shrink_to(body.len());
+    let (body, _bytes) =
+        read_any_body_within_budget(&request, payload, &state, MAX_STATUS_CALLBACK_BYTES).await?;
     // Form decoding never fails: whatever the body, the signature decides.
     let parameters: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
     let url = called_url(public_base_url, &request);
