@@ -668,7 +668,7 @@ def delivery():
             (f"sum by (provider) ({sel('herald_lane_max_held')})", "{{provider}} max held"),
         ],
         "short",
-        "Deliveries a lane holds (waiting in memory or in flight), requests in flight, and the lane's max_held.",
+        "Deliveries a lane holds (waiting in memory, in flight, or sent with the outcome not yet recorded), requests in flight, and the lane's max_held.",
     )
     p.timeseries(
         "Lane saturation: held / max held (line: alert at 90%)",

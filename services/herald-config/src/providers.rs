@@ -12,7 +12,8 @@ pub struct LaneSettings {
     pub requests_per_second: u32,
     /// Provider requests in flight at once.
     pub max_in_flight: usize,
-    /// Deliveries this worker holds for the provider: waiting in memory or in flight.
+    /// Deliveries this worker holds for the provider: waiting in memory, in flight, or sent with
+    /// the outcome not yet recorded (so it bounds the in-doubt set of a worker that dies).
     pub max_held: usize,
 }
 

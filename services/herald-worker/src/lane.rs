@@ -57,10 +57,20 @@ fn kept_for_high_priority(max_held: usize) -> usize {
     (max_held / HIGH_PRIORITY_SHARE_DIVISOR).max(1)
 }
 
-/// Room in a lane, taken before a delivery is claimed for it and given back when its send is over.
+/// Room in a lane, taken before a delivery is claimed for it. Its bytes are given back when its
+/// send is over, its held slot once the send's outcome is recorded ([`Reservation::into_held_slot`]).
 pub struct Reservation {
-    _held: HeldSlot,
+    held: HeldSlot,
     _bytes: OwnedSemaphorePermit,
+}
+
+impl Reservation {
+    /// Gives the content's bytes back and keeps the slot: a delivery whose call is made but whose
+    /// outcome is not yet in PostgreSQL would be in doubt if the worker died, so it still counts
+    /// against the lane's `max_held` (docs/DESIGN.md, "The in-doubt set").
+    pub fn into_held_slot(self) -> HeldSlot {
+        self.held
+    }
 }
 
 /// The held-deliveries count of a lane and its gauge.
@@ -85,6 +95,15 @@ pub struct HeldSlot {
     /// A `normal` or `low` delivery's share of the room not kept for `high` ones; `None` for `high`.
     ordinary: Option<OwnedSemaphorePermit>,
     room: Arc<HeldRoom>,
+}
+
+impl std::fmt::Debug for HeldSlot {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("HeldSlot")
+            .field("provider", &self.room.provider)
+            .finish()
+    }
 }
 
 impl Drop for HeldSlot {
@@ -278,7 +297,7 @@ impl Lane {
             .ok()?;
         self.held.publish();
         Some(Reservation {
-            _held: held,
+            held,
             _bytes: bytes,
         })
     }
@@ -303,7 +322,7 @@ impl Lane {
             .await
             .expect("the lane's byte budget is never closed");
         Reservation {
-            _held: held,
+            held,
             _bytes: bytes,
         }
     }
@@ -502,6 +521,7 @@ impl Lane {
             user_id: delivery.user_id,
             channel: delivery.channel,
             attempt,
+            lane_room: Some(delivery.reservation.into_held_slot()),
         }
     }
 }

@@ -114,7 +114,7 @@ counter_vec!(
 gauge_vec!(
     LANE_HELD,
     "herald_lane_held_deliveries",
-    "Deliveries a provider lane holds: waiting in memory or in flight.",
+    "Deliveries a provider lane holds: waiting in memory, in flight, or sent with the outcome not yet recorded.",
     &["provider"]
 );
 gauge_vec!(

@@ -223,6 +223,8 @@ async fn fail_without_call(
                 started_at: now,
                 finished_at: now,
             },
+            // No call was made: nothing is in doubt, the room can go at once.
+            lane_room: None,
         })
         .await;
 }

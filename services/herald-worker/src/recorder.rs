@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::dead_letter::{DeadLetter, DeadLetters};
+use crate::lane::HeldSlot;
 use crate::metrics;
 
 /// Outcomes written per transaction, at most.
@@ -25,7 +26,7 @@ const FIRST_RETRY_PAUSE: Duration = Duration::from_millis(100);
 const LONGEST_RETRY_PAUSE: Duration = Duration::from_secs(5);
 
 /// The outcome of one provider call, on its way to PostgreSQL.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Outcome {
     pub session: Uuid,
     pub send_batch: Uuid,
@@ -33,6 +34,10 @@ pub struct Outcome {
     pub user_id: String,
     pub channel: Channel,
     pub attempt: RecordedAttempt,
+    /// The delivery's room in its lane, given back once the outcome is written: until then the
+    /// call is in doubt should the worker die, so the lane's `max_held` bounds the calls not yet
+    /// recorded however far the writes fall behind. `None` when no call was made.
+    pub lane_room: Option<HeldSlot>,
 }
 
 pub struct Message(MessageKind);

@@ -63,6 +63,64 @@ async fn a_worker_killed_mid_batch_delivers_every_delivery_exactly_once_after_re
     assert_eq!(stack.count("SELECT count(*) FROM deliveries").await, 10_000);
 }
 
+/// The in-doubt set is what a worker has sent but not yet recorded when it dies. A delivery keeps
+/// its room in the lane until its outcome is written, so however far PostgreSQL falls behind, the
+/// provider calls not yet recorded never exceed the lane's `max_held` (a slow recorder stops the
+/// lane instead of letting sent-but-unrecorded outcomes pile up in memory).
+#[tokio::test]
+async fn outcomes_not_yet_recorded_keep_their_lane_room_so_the_in_doubt_set_stays_within_max_held()
+{
+    let mut stack = start_stack(None).await;
+    const MAX_HELD: usize = 50;
+    stack.settings.providers.twilio.max_held = MAX_HELD;
+    stack
+        .configure_provider("twilio", json!({"latency_ms": 2}))
+        .await;
+    stack.insert_users(1000).await;
+    let (stop_worker, worker) = start_worker(&stack.settings).await;
+
+    // Another session holds the attempts table: only the recorder writes it, so every outcome
+    // waits while admission, the pump and the heartbeat go on.
+    let blocker = herald_testing::connect(&stack.settings).await;
+    let transaction = sea_orm::TransactionTrait::begin(blocker.connection())
+        .await
+        .unwrap();
+    sea_orm::ConnectionTrait::execute_unprepared(
+        &transaction,
+        "SET LOCAL statement_timeout = 0; LOCK TABLE delivery_attempts IN EXCLUSIVE MODE",
+    )
+    .await
+    .unwrap();
+    notify_users(&stack, 1000).await;
+    stack
+        .wait_for_count(
+            "SELECT count(*) FROM deliveries",
+            1000,
+            Duration::from_secs(60),
+        )
+        .await;
+    // Give the lane time to send far more than it may hold, were it allowed to.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let sent_while_stalled = stack.simulator_stats().await["twilio"]["messages"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(stack.count(SENT).await, 0, "nothing could be recorded");
+    assert!(
+        sent_while_stalled > 0 && sent_while_stalled <= MAX_HELD as u64,
+        "calls not yet recorded stay within max_held ({MAX_HELD}): {sent_while_stalled}"
+    );
+
+    transaction.rollback().await.unwrap();
+    stack
+        .wait_for_count(SENT, 1000, Duration::from_secs(120))
+        .await;
+    let stats = stack.simulator_stats().await;
+    assert_eq!(stats["twilio"]["messages"], 1000, "{stats}");
+    assert_eq!(stats["twilio"]["duplicates"], 0, "{stats}");
+    stop_worker.cancel();
+    worker.await.unwrap().unwrap();
+}
+
 #[tokio::test]
 async fn a_broker_restart_mid_run_loses_nothing() {
     let mut broker = TansuBroker::start().await;
