@@ -59,6 +59,27 @@ impl TansuBroker {
         wait_for_port(self.port).await;
     }
 
+    /// `kill -STOP`: the broker stops answering (requests sent meanwhile wait, unanswered, in its
+    /// sockets) but keeps its connections, as a broker stuck in a long pause would.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// `kill -CONT`: a paused broker answers again, the requests that waited first.
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let process = self.process.as_ref().expect("the broker is running");
+        let pid = process.id().expect("the broker has not exited").to_string();
+        let status = std::process::Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .expect("running kill");
+        assert!(status.success(), "kill {signal} {pid}: {status}");
+    }
+
     /// `kill -9`: the broker disappears without a goodbye.
     pub async fn kill(&mut self) {
         if let Some(mut process) = self.process.take() {

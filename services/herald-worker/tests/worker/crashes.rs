@@ -2,20 +2,11 @@
 
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::helpers::*;
 
 const SENT: &str = "SELECT count(*) FROM deliveries WHERE status = 'sent'";
-
-async fn notify_users(stack: &Stack, count: usize) {
-    for chunk_start in (0..count).step_by(1000) {
-        let items: Vec<Value> = (chunk_start..(chunk_start + 1000).min(count))
-            .map(|index| alert(&[&format!("user-{index}")], &["sms"]))
-            .collect();
-        stack.notify_batch(items).await;
-    }
-}
 
 #[tokio::test]
 async fn a_worker_killed_mid_batch_delivers_every_delivery_exactly_once_after_restart() {
@@ -31,7 +22,7 @@ async fn a_worker_killed_mid_batch_delivers_every_delivery_exactly_once_after_re
         )
         .await;
     stack.insert_users(10_000).await;
-    notify_users(&stack, 10_000).await;
+    stack.notify_each_user(0..10_000, "sms").await;
 
     let mut worker = worker_process(&stack.settings, free_port());
     stack
@@ -91,7 +82,7 @@ async fn outcomes_not_yet_recorded_keep_their_lane_room_so_the_in_doubt_set_stay
     )
     .await
     .unwrap();
-    notify_users(&stack, 1000).await;
+    stack.notify_each_user(0..1000, "sms").await;
     stack
         .wait_for_count(
             "SELECT count(*) FROM deliveries",
@@ -128,16 +119,13 @@ async fn a_broker_restart_mid_run_loses_nothing() {
     stack.insert_users(600).await;
     let (stop_worker, worker) = start_worker(&stack.settings).await;
 
-    notify_users(&stack, 300).await;
+    stack.notify_each_user(0..300, "sms").await;
     stack
         .wait_for_count(SENT, 50, Duration::from_secs(60))
         .await;
     broker.kill().await;
     // Accepted while the broker is away: they wait in the outbox.
-    let items: Vec<Value> = (300..600)
-        .map(|index| alert(&[&format!("user-{index}")], &["sms"]))
-        .collect();
-    stack.notify_batch(items).await;
+    stack.notify_each_user(300..600, "sms").await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     broker.restart().await;
 
@@ -179,7 +167,7 @@ async fn two_workers_in_one_group_share_the_partitions_and_deliver_each_once() {
     // Let both join the group before the records arrive.
     tokio::time::sleep(Duration::from_secs(5)).await;
 
-    notify_users(&stack, 2000).await;
+    stack.notify_each_user(0..2000, "sms").await;
     stack
         .wait_for_count(SENT, 2000, Duration::from_secs(90))
         .await;

@@ -325,6 +325,18 @@ impl Stack {
         assert_eq!(response.status(), 202);
     }
 
+    /// One notification per user `user-{index}` of `users` on `channel`, posted in batches of 1000.
+    pub async fn notify_each_user(&self, users: std::ops::Range<usize>, channel: &str) {
+        let indices: Vec<usize> = users.collect();
+        for chunk in indices.chunks(1000) {
+            let items: Vec<Value> = chunk
+                .iter()
+                .map(|index| alert(&[&format!("user-{index}")], &[channel]))
+                .collect();
+            self.notify_batch(items).await;
+        }
+    }
+
     pub async fn notification(&self, id: &str) -> Value {
         self.client
             .get(format!("{}/v1/notifications/{id}", self.api))

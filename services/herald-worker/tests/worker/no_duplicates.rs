@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::helpers::*;
 
@@ -28,12 +28,7 @@ async fn a_slow_rate_limited_provider_receives_each_of_10000_deliveries_once() {
         .await;
     stack.insert_users(10_000).await;
     let (stop_worker, worker) = start_worker(&stack.settings).await;
-    for chunk_start in (0..10_000).step_by(1000) {
-        let items: Vec<Value> = (chunk_start..chunk_start + 1000)
-            .map(|index| alert(&[&format!("user-{index}")], &["sms"]))
-            .collect();
-        stack.notify_batch(items).await;
-    }
+    stack.notify_each_user(0..10_000, "sms").await;
 
     stack
         .wait_for_count(SENT, 10_000, Duration::from_secs(120))

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use herald_domain::{NotificationEnvelope, Priority};
 use rdkafka::producer::FutureRecord;
-use serde_json::{json, Value};
+use serde_json::json;
 use uuid::Uuid;
 
 use crate::helpers::*;
@@ -110,18 +110,10 @@ async fn a_provider_that_times_out_leaves_the_other_provider_at_full_speed() {
         .await;
     stack.insert_users(2000).await;
     let (stop_worker, worker) = start_worker(&stack.settings).await;
-    for chunk_start in (0..2000).step_by(1000) {
-        let sms: Vec<Value> = (chunk_start..chunk_start + 1000)
-            .map(|index| alert(&[&format!("user-{index}")], &["sms"]))
-            .collect();
-        stack.notify_batch(sms).await;
-    }
+    stack.notify_each_user(0..2000, "sms").await;
     // Twilio's lane is now full of calls that will time out.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let emails: Vec<Value> = (0..300)
-        .map(|index| alert(&[&format!("user-{index}")], &["email"]))
-        .collect();
-    stack.notify_batch(emails).await;
+    stack.notify_each_user(0..300, "email").await;
 
     stack
         .wait_for_count(

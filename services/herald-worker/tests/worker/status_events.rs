@@ -222,6 +222,101 @@ async fn assert_topic_has_every_change(stack: &Stack, topic: &[Value]) {
     }
 }
 
+/// Every event on the topic once: copies of an event (same id) that a relay produced again after a
+/// crash are checked to be the same event and dropped, as a consumer deduplicating by id would.
+fn deduplicated_by_id(topic: Vec<Value>) -> (Vec<Value>, usize) {
+    let mut first_by_id: HashMap<String, Value> = HashMap::new();
+    let mut copies = 0;
+    let mut unique = Vec::new();
+    for event in topic {
+        let id = event["id"].as_str().unwrap().to_owned();
+        match first_by_id.get(&id) {
+            Some(first) => {
+                assert_eq!(*first, event, "two different events share the id {id}");
+                copies += 1;
+            }
+            None => {
+                first_by_id.insert(id, event.clone());
+                unique.push(event);
+            }
+        }
+    }
+    (unique, copies)
+}
+
+/// The relay's crash point: a worker killed with events leased and produced but not acknowledged
+/// (its broker paused, so the produce requests wait in the broker's sockets) loses none of them.
+/// The leases expire, another worker produces them again, and a consumer that deduplicates by id
+/// sees every status change exactly once.
+#[tokio::test]
+async fn a_worker_killed_mid_relay_loses_no_status_event() {
+    let broker = TansuBroker::start().await;
+    let mut stack = start_stack_with(Some(&broker.brokers()), None, |settings| {
+        settings.status_events.relay_lease_ms = 5_000;
+    })
+    .await;
+    // The restarted worker is the same group member (as a StatefulSet pod would be).
+    stack.settings.worker.instance_id = Some("worker-0".into());
+    stack
+        .configure_provider("twilio", json!({"latency_ms": 20}))
+        .await;
+    const USERS: usize = 400;
+    stack.insert_users(USERS).await;
+    let mut worker = worker_process(&stack.settings, free_port());
+    stack.notify_each_user(0..USERS, "sms").await;
+    stack
+        .wait_for_count(
+            "SELECT count(*) FROM deliveries WHERE status = 'sent'",
+            50,
+            Duration::from_secs(60),
+        )
+        .await;
+
+    // Sends go on without the broker, so their events keep coming; the relay leases them and
+    // waits for acknowledgements that cannot come. Then the worker dies.
+    broker.pause();
+    let leased = "SELECT count(*) FROM status_events WHERE lease_until > now()";
+    let caught_mid_relay = herald_testing::eventually(Duration::from_secs(10), || async {
+        stack.count(leased).await > 0
+    })
+    .await;
+    worker.kill().await.unwrap();
+    worker.wait().await.unwrap();
+    let orphaned = stack.count(leased).await;
+    broker.resume();
+    assert!(
+        caught_mid_relay && orphaned > 0,
+        "the worker died holding leased events ({orphaned})"
+    );
+
+    let _restarted = worker_process(&stack.settings, free_port());
+    stack
+        .wait_for_count(
+            "SELECT count(*) FROM deliveries WHERE status = 'sent'",
+            USERS as i64,
+            Duration::from_secs(120),
+        )
+        .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while stack.count("SELECT count(*) FROM status_events").await > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "status events not relayed after the crash"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let records = herald_testing::topic_record_count(
+        &stack.settings.kafka.brokers,
+        &stack.settings.status_events.topic,
+    )
+    .await as usize;
+    let (topic, copies) = deduplicated_by_id(topic_events(&stack, records).await);
+    println!(
+        "{orphaned} events leased by the killed worker; {records} records on the topic, {copies} of them copies"
+    );
+    assert_topic_has_every_change(&stack, &topic).await;
+}
+
 #[tokio::test]
 async fn every_status_change_reaches_the_topic_and_the_subscribers_that_asked_for_it() {
     let stack = start_stack_with(None, None, |settings| {
