@@ -5,6 +5,7 @@
 
 pub use sea_orm_migration::prelude::*;
 
+mod delivery_transitions;
 mod m20261125_000001_tenants_and_api_keys;
 mod m20261125_000002_users;
 mod m20261125_000003_notifications_and_outbox;
@@ -16,6 +17,7 @@ mod m20261126_000008_cancellation_reports_replay;
 mod m20261126_000009_priority_lanes;
 mod m20261126_000010_dead_letters;
 mod m20261126_000011_status_events;
+mod m20261126_000012_cancel_held_deliveries;
 
 pub struct Migrator;
 
@@ -34,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000009_priority_lanes::Migration),
             Box::new(m20261126_000010_dead_letters::Migration),
             Box::new(m20261126_000011_status_events::Migration),
+            Box::new(m20261126_000012_cancel_held_deliveries::Migration),
         ]
     }
 }

@@ -1,5 +1,7 @@
 use sea_orm_migration::prelude::*;
 
+use crate::delivery_transitions::{check_delivery_transition_function, MOVES_000005, MOVES_000008};
+
 /// The statuses of cancellation, provider reports and dead-letter replay (herald-domain's
 /// `status.rs`): `cancelled` notifications and deliveries, deliveries `delivered` or `bounced` as
 /// their provider reported, a counter of cancelled deliveries, and triggers that allow exactly the
@@ -37,20 +39,6 @@ BEGIN
         RETURN NEW;
     END IF;
     RAISE EXCEPTION 'a notification cannot move from % to %', OLD.status, NEW.status
-        USING ERRCODE = 'check_violation';
-END
-$$;
-
--- DeliveryStatus::may_become.
-CREATE OR REPLACE FUNCTION herald_check_delivery_transition() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF OLD.status::text || '>' || NEW.status::text IN (
-        'queued>sending', 'retrying>sending', 'queued>cancelled', 'retrying>cancelled',
-        'sending>sent', 'sending>retrying', 'sending>failed', 'sending>queued',
-        'sent>delivered', 'sent>bounced', 'sent>failed', 'failed>queued') THEN
-        RETURN NEW;
-    END IF;
-    RAISE EXCEPTION 'a delivery cannot move from % to %', OLD.status, NEW.status
         USING ERRCODE = 'check_violation';
 END
 $$;
@@ -109,17 +97,6 @@ BEGIN
         USING ERRCODE = 'check_violation';
 END
 $$;
-CREATE OR REPLACE FUNCTION herald_check_delivery_transition() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF OLD.status::text || '>' || NEW.status::text IN (
-        'queued>sending', 'retrying>sending',
-        'sending>sent', 'sending>retrying', 'sending>failed', 'sending>queued') THEN
-        RETURN NEW;
-    END IF;
-    RAISE EXCEPTION 'a delivery cannot move from % to %', OLD.status, NEW.status
-        USING ERRCODE = 'check_violation';
-END
-$$;
 ALTER TABLE notification_states DROP CONSTRAINT notification_states_counters_within_expected;
 ALTER TABLE notification_states DROP CONSTRAINT notification_states_counters_not_negative;
 ALTER TABLE notification_states DROP COLUMN deliveries_cancelled;
@@ -132,12 +109,21 @@ ALTER TABLE notification_states ADD CONSTRAINT notification_states_check1
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.get_connection().execute_unprepared(UP).await?;
+        let connection = manager.get_connection();
+        connection.execute_unprepared(UP).await?;
+        // DeliveryStatus::may_become.
+        connection
+            .execute_unprepared(&check_delivery_transition_function(MOVES_000008))
+            .await?;
         Ok(())
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.get_connection().execute_unprepared(DOWN).await?;
+        let connection = manager.get_connection();
+        connection
+            .execute_unprepared(&check_delivery_transition_function(MOVES_000005))
+            .await?;
+        connection.execute_unprepared(DOWN).await?;
         Ok(())
     }
 }

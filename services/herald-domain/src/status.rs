@@ -280,7 +280,8 @@ pub enum DeliveryEvent {
     PermanentFailure,
     /// The claim returns unsent (graceful shutdown) or in doubt (its owner died).
     Released,
-    /// Its notification was cancelled before it was claimed.
+    /// Its notification was cancelled before it was claimed, or before its claim's provider call
+    /// started (a worker holding it learnt of the cancellation in time).
     Cancelled,
     /// The provider reported what became of a sent delivery (a signed callback).
     Reported(ProviderReport),
@@ -338,7 +339,7 @@ impl DeliveryStatus {
             || matches!(
                 (self, next),
                 (Queued | Retrying, Sending | Cancelled)
-                    | (Sending, Sent | Retrying | Failed | Queued)
+                    | (Sending, Sent | Retrying | Failed | Queued | Cancelled)
                     | (Sent, Delivered | Bounced | Failed)
                     | (Failed, Queued)
             )
@@ -352,7 +353,7 @@ impl DeliveryStatus {
         // Every event moves: claiming or releasing twice would mean two owners, not a no-op.
         let next = match (self, event) {
             (Queued | Retrying, DeliveryEvent::Claimed) => Some(Sending),
-            (Queued | Retrying, DeliveryEvent::Cancelled) => Some(Cancelled),
+            (Queued | Retrying | Sending, DeliveryEvent::Cancelled) => Some(Cancelled),
             (Sending, DeliveryEvent::Sent) => Some(Sent),
             (Sending, DeliveryEvent::RetryableFailure { will_retry: true }) => Some(Retrying),
             (Sending, DeliveryEvent::RetryableFailure { will_retry: false })
@@ -425,6 +426,10 @@ pub enum AttemptOutcome {
     /// The worker making the call died before recording its outcome.
     #[sea_orm(string_value = "in_doubt")]
     InDoubt,
+    /// No call: the notification was cancelled while the worker held the delivery, before its call
+    /// started.
+    #[sea_orm(string_value = "cancelled")]
+    Cancelled,
 }
 
 impl AttemptOutcome {
@@ -435,6 +440,7 @@ impl AttemptOutcome {
             AttemptOutcome::PermanentError => "permanent_error",
             AttemptOutcome::GaveUp => "gave_up",
             AttemptOutcome::InDoubt => "in_doubt",
+            AttemptOutcome::Cancelled => "cancelled",
         }
     }
 
@@ -447,6 +453,7 @@ impl AttemptOutcome {
             }
             AttemptOutcome::PermanentError => DeliveryEvent::PermanentFailure,
             AttemptOutcome::InDoubt => DeliveryEvent::Released,
+            AttemptOutcome::Cancelled => DeliveryEvent::Cancelled,
         }
     }
 }
@@ -549,10 +556,8 @@ mod tests {
         use DeliveryStatus::*;
         assert_eq!(Queued.transition(DeliveryEvent::Cancelled), Ok(Cancelled));
         assert_eq!(Retrying.transition(DeliveryEvent::Cancelled), Ok(Cancelled));
-        assert!(
-            Sending.transition(DeliveryEvent::Cancelled).is_err(),
-            "in flight"
-        );
+        // Held by a worker that learnt of the cancellation before its call.
+        assert_eq!(Sending.transition(DeliveryEvent::Cancelled), Ok(Cancelled));
         assert!(Sent.transition(DeliveryEvent::Cancelled).is_err());
         let bounced = DeliveryEvent::Reported(ProviderReport::Bounced);
         assert_eq!(Sent.transition(bounced), Ok(Bounced));

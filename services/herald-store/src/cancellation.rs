@@ -2,6 +2,7 @@
 //! The protocol, and why it cannot race the scheduler, the pump or admission, is "Cancellation" in
 //! docs/DESIGN.md.
 
+use chrono::{DateTime, Utc};
 use herald_domain::{DeliveryEvent, DeliveryStatus, NotificationEvent, NotificationStatus};
 use sea_orm::{
     ConnectionTrait, DatabaseBackend, DatabaseTransaction, DbErr, FromQueryResult, Statement,
@@ -16,8 +17,9 @@ use crate::database::{Database, StoreError};
 pub struct CancelReport {
     /// Deliveries moved from `queued` or `retrying` to `cancelled` now.
     pub deliveries_cancelled: i32,
-    /// Deliveries claimed by a worker (`sending`): a provider call may be under way, so they end as
-    /// they end and are counted as sent or failed.
+    /// Deliveries claimed by a worker (`sending`). The worker learns of the cancellation from
+    /// `notification_cancellations` within its poll interval: those whose call has not started by
+    /// then become `cancelled`, the others end as their call ends (sent or failed).
     pub deliveries_in_flight: i32,
     /// Deliveries whose records were not admitted yet: admission creates them `cancelled`.
     pub deliveries_not_created: i32,
@@ -120,9 +122,15 @@ async fn cancel_in(
     ))
     .all(transaction)
     .await?;
+    // A `sending` delivery belongs to the worker that claimed it: that worker cancels it before
+    // its call if it learns of the cancellation in time (the row inserted below), never this
+    // transaction.
     let waiting: Vec<Uuid> = pending
         .iter()
-        .filter(|delivery| delivery.status.transition(DeliveryEvent::Cancelled).is_ok())
+        .filter(|delivery| {
+            delivery.status != DeliveryStatus::Sending
+                && delivery.status.transition(DeliveryEvent::Cancelled).is_ok()
+        })
         .map(|delivery| delivery.id)
         .collect();
 
@@ -173,6 +181,16 @@ async fn cancel_in(
         ))
         .await?;
 
+    // Last, so that `cancelled_at` (the clock now) is at most a commit earlier than the row
+    // becomes visible to the workers' polls.
+    transaction
+        .execute(statement(
+            "INSERT INTO notification_cancellations (notification_id) VALUES ($1) \
+             ON CONFLICT DO NOTHING",
+            [Value::from(notification_id)],
+        ))
+        .await?;
+
     let in_flight = pending.len() as i32 - cancelled;
     Ok(CancelOutcome::Cancelled(CancelReport {
         deliveries_cancelled: cancelled,
@@ -188,4 +206,37 @@ struct Dequeued {
 
 fn statement<const N: usize>(sql: &str, values: [Value; N]) -> Statement {
     Statement::from_sql_and_values(DatabaseBackend::Postgres, sql, values)
+}
+
+/// A cancellation as the workers poll it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, FromQueryResult)]
+pub struct Cancellation {
+    pub notification_id: Uuid,
+    pub cancelled_at: DateTime<Utc>,
+}
+
+/// Cancellations after `after` in `(cancelled_at, notification_id)` order, at most `limit`: a
+/// keyset page, so a caller reads any number of them page by page.
+pub async fn cancellations_after(
+    database: &Database,
+    after: (DateTime<Utc>, Uuid),
+    limit: u64,
+) -> Result<Vec<Cancellation>, StoreError> {
+    let (cancelled_at, notification_id) = after;
+    database
+        .run(
+            "cancellation.poll",
+            Cancellation::find_by_statement(statement(
+                "SELECT notification_id, cancelled_at FROM notification_cancellations \
+                 WHERE (cancelled_at, notification_id) > ($1, $2) \
+                 ORDER BY cancelled_at, notification_id LIMIT $3",
+                [
+                    Value::from(cancelled_at),
+                    Value::from(notification_id),
+                    Value::from(limit as i64),
+                ],
+            ))
+            .all(database.connection()),
+        )
+        .await
 }

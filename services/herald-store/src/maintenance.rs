@@ -94,6 +94,16 @@ pub async fn maintain_partitions(
                     [Value::from(keep_from)],
                 ))
                 .await?;
+            // So are cancellations (the workers read only the recent ones).
+            transaction
+                .execute(Statement::from_sql_and_values(
+                    DatabaseBackend::Postgres,
+                    "DELETE FROM notification_cancellations c \
+                     WHERE c.notification_id < herald_day_bound($1) \
+                     AND NOT EXISTS (SELECT 1 FROM notification_states s WHERE s.id = c.notification_id)",
+                    [Value::from(keep_from)],
+                ))
+                .await?;
             transaction.commit().await?;
             Ok(MaintenanceReport {
                 skipped: false,

@@ -6,6 +6,7 @@ use herald_domain::Channel;
 use herald_store::Database;
 
 use crate::backoff::RetryPolicy;
+use crate::cancellations::CancelledNotifications;
 use crate::content::ContentCache;
 use crate::lane::Lane;
 use crate::recipients::Recipients;
@@ -20,6 +21,8 @@ pub struct WorkerContext {
     pub contents: ContentCache,
     pub recipients: Recipients,
     pub retry_policy: RetryPolicy,
+    /// Cancelled notifications: their held deliveries are cancelled before their calls.
+    pub cancelled: Arc<CancelledNotifications>,
     /// The Kafka consumer group, as spans name it.
     pub consumer_group: String,
 }

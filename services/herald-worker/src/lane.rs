@@ -28,12 +28,13 @@ use crate::backoff::RetryPolicy;
 use crate::circuit_breaker::{
     CallOutcome, CallPermit, CircuitBreaker, CircuitBreakerSettings, CircuitTransition,
 };
+use crate::context::WorkerContext;
 use crate::lane_queue::PriorityQueues;
 use crate::metrics;
 use crate::providers::{Contact, Provider, SendOutcome};
 use crate::rate_limit::{rate_limited_answer, ProviderRateLimiter, SharedRateLimits};
-use crate::recorder::{Outcome, RecorderHandle};
-use crate::session::{SendPermission, Session};
+use crate::recorder::Outcome;
+use crate::session::SendPermission;
 use crate::traces;
 use crate::work::render_message;
 
@@ -352,13 +353,13 @@ impl Lane {
     /// `abandon` is cancelled; returns what was never sent (to release). Sends run on `sends`.
     pub async fn run(
         self: Arc<Self>,
-        session: Arc<Session>,
-        recorder: RecorderHandle,
-        retry_policy: RetryPolicy,
+        context: Arc<WorkerContext>,
         sends: TaskTracker,
         drain: CancellationToken,
         abandon: CancellationToken,
     ) -> Vec<HeldDelivery> {
+        let (session, recorder, retry_policy) =
+            (&context.session, &context.recorder, context.retry_policy);
         let waiting = &self.waiting;
         loop {
             // A slot first, then the delivery: the one chosen is the oldest of the highest priority
@@ -376,6 +377,12 @@ impl Lane {
                 delivery = waiting.pop() => delivery,
                 _ = drain.cancelled(), if waiting.is_empty() => break,
             };
+            // Its notification was cancelled while it waited: no token, no call.
+            if context.cancelled.contains(delivery.key.notification_id) {
+                drop(slot);
+                recorder.submit(self.cancelled_before_call(delivery)).await;
+                continue;
+            }
             // Then the circuit and a token; then make sure the session still allows the call.
             let route = tokio::select! {
                 route = self.route() => route,
@@ -402,6 +409,12 @@ impl Lane {
                     continue;
                 }
             }
+            // Cancelled while it waited for its token: the last moment a call can be avoided.
+            if context.cancelled.contains(delivery.key.notification_id) {
+                drop(slot);
+                recorder.submit(self.cancelled_before_call(delivery)).await;
+                continue;
+            }
             self.publish_in_flight();
             let lane = self.clone();
             let recorder = recorder.clone();
@@ -413,6 +426,42 @@ impl Lane {
             });
         }
         waiting.take_all()
+    }
+
+    /// The outcome of a held delivery whose notification was cancelled before its call: recorded
+    /// `cancelled` (counted with the notification's cancelled deliveries), with an attempt saying
+    /// so. No call was made, so nothing of it is in doubt: its room goes back at once.
+    fn cancelled_before_call(&self, delivery: HeldDelivery) -> Outcome {
+        let now = Utc::now();
+        let status = DeliveryStatus::Sending
+            .transition(DeliveryEvent::Cancelled)
+            .expect("a held delivery may be cancelled");
+        let provider = self.provider.name();
+        metrics::DELIVERIES
+            .with_label_values(&[delivery.channel.as_str(), provider, status.as_str()])
+            .inc();
+        Outcome {
+            session: delivery.session,
+            send_batch: delivery.send_batch,
+            tenant_id: delivery.tenant_id,
+            channel: delivery.channel,
+            attempt: RecordedAttempt {
+                notification_id: delivery.key.notification_id,
+                id: delivery.key.id,
+                attempt: delivery.attempt,
+                status,
+                outcome: AttemptOutcome::Cancelled,
+                provider,
+                provider_message_id: None,
+                http_status: None,
+                error: Some("cancelled with its notification before its call".to_owned()),
+                retry_delay_ms: None,
+                started_at: now,
+                finished_at: now,
+            },
+            user_id: delivery.user_id,
+            lane_room: None,
+        }
     }
 
     /// Where the next call goes: the lane's provider once its circuit lets a call through

@@ -4,6 +4,7 @@
 
 pub mod admission;
 pub mod backoff;
+pub mod cancellations;
 pub mod circuit_breaker;
 pub mod cli;
 pub mod consumer;

@@ -248,7 +248,13 @@ pub fn register_all() {
     herald_telemetry::metrics::register_all();
     declare(
         &TASK_RESTARTS,
-        &[&["heartbeat"], &["queue_pump"], &["sweeper"], &["consumer"]],
+        &[
+            &["heartbeat"],
+            &["queue_pump"],
+            &["sweeper"],
+            &["consumer"],
+            &["cancellation_watch"],
+        ],
     );
     declare(
         &PANICS_CAUGHT,

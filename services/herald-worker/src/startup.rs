@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::backoff::RetryPolicy;
+use crate::cancellations::{run_cancellation_watch, CancelledNotifications};
 use crate::circuit_breaker::CircuitBreakerSettings;
 use crate::consumer::{run_consumer, ConsumerStatus};
 use crate::content::ContentCache;
@@ -120,6 +121,7 @@ impl Worker {
             session,
             recorder,
             lanes,
+            cancelled: CancelledNotifications::new(),
             retry_policy: RetryPolicy {
                 max_attempts: settings.worker.max_attempts,
                 base: Duration::from_millis(settings.worker.retry_base_ms),
@@ -187,6 +189,19 @@ impl Worker {
                 async move { session.run_heartbeat(stop).await }
             }))
         };
+        // Lanes ask it until they stop, so it stops with the heartbeat, after them.
+        let cancellation_watch = {
+            let (context, stop) = (context.clone(), heartbeat_stop.clone());
+            let interval = Duration::from_millis(settings.worker.sweep_interval_ms);
+            tokio::spawn(supervise("cancellation_watch", move || {
+                run_cancellation_watch(
+                    context.database.clone(),
+                    context.cancelled.clone(),
+                    interval,
+                    stop.clone(),
+                )
+            }))
+        };
         let recorder_finish = CancellationToken::new();
         let recorder = tokio::spawn(run_recorder(
             context.database.clone(),
@@ -197,9 +212,7 @@ impl Worker {
         let mut lane_runs = Vec::new();
         for lane in context.lanes.iter() {
             lane_runs.push(tokio::spawn(lane.clone().run(
-                context.session.clone(),
-                context.recorder.clone(),
-                context.retry_policy,
+                context.clone(),
                 sends.clone(),
                 drain.clone(),
                 abandon.clone(),
@@ -281,6 +294,7 @@ impl Worker {
         release_unsent(&database, session, unsent, outstanding).await;
         heartbeat_stop.cancel();
         let _ = heartbeat.await;
+        let _ = cancellation_watch.await;
         if let Err(error) = herald_store::sessions::end(&database, session).await {
             tracing::warn!(%error, "ending the worker session failed; it will expire");
         }

@@ -20,8 +20,10 @@ pub struct CancelledView {
     pub status: NotificationStatus,
     /// Deliveries that were waiting (`queued`, `retrying`) and are now `cancelled`.
     pub deliveries_cancelled: i32,
-    /// Deliveries a worker had already claimed (`sending`): a provider call may be under way, so
-    /// they end as they end (`sent` or `failed`) and are counted; the status stays `cancelled`.
+    /// Deliveries a worker had already claimed (`sending`). Those whose provider call has not
+    /// started when the worker learns of the cancellation (within `worker.sweep_interval_ms`) are
+    /// cancelled too; the others end as their calls end (`sent` or `failed`). All are counted; the
+    /// status stays `cancelled`.
     pub deliveries_in_flight: i32,
     /// Deliveries not created yet (their records are still on their way to a worker): they are
     /// created `cancelled` and counted.

@@ -466,3 +466,83 @@ async fn cancellations_during_busy_delivery_never_deadlock_and_every_counter_add
     stop_worker.cancel();
     worker.await.unwrap().unwrap();
 }
+
+/// Deliveries a lane already holds (claimed `sending`, waiting for their rate-limit tokens) are
+/// cancelled before their calls once the worker learns of the cancellation, instead of being sent
+/// after the tenant cancelled: only the calls already started (and those a poll interval's worth of
+/// tokens allowed) reach the provider.
+#[tokio::test]
+async fn held_deliveries_waiting_for_tokens_are_cancelled_before_their_calls() {
+    let mut stack = start_stack(None).await;
+    const RATE: u32 = 20;
+    stack.settings.providers.sendgrid.requests_per_second = RATE;
+    stack.settings.providers.sendgrid.max_in_flight = 4;
+    stack.settings.providers.sendgrid.max_held = 512;
+    let recipients = 300;
+    stack.insert_users(recipients).await;
+    let (stop_worker, worker) = start_worker(&stack.settings).await;
+
+    let user_ids: Vec<String> = (0..recipients).map(|i| format!("user-{i}")).collect();
+    let user_refs: Vec<&str> = user_ids.iter().map(String::as_str).collect();
+    let id = stack.notify(alert(&user_refs, &["email"])).await;
+    let sent = format!(
+        "SELECT count(*) FROM deliveries WHERE notification_id = '{id}' AND status = 'sent'"
+    );
+    stack
+        .wait_for_count(&sent, 10, Duration::from_secs(30))
+        .await;
+
+    let (status, body) = cancel(&stack, &id).await;
+    assert_eq!(status, 200, "{body}");
+    let sent_at_cancel = stack.count(&sent).await;
+    let in_flight = body["deliveries_in_flight"].as_i64().unwrap();
+    assert!(
+        in_flight > recipients as i64 / 2,
+        "most deliveries were held by the lane, not queued: {body}"
+    );
+
+    let view = wait_until_counted(&stack, &id, Duration::from_secs(30)).await;
+    assert_eq!(view["status"], "cancelled", "{view}");
+    let summary = &view["delivery_summary"];
+    let (sent_in_the_end, cancelled) = (
+        summary["sent"].as_i64().unwrap(),
+        summary["cancelled"].as_i64().unwrap(),
+    );
+    println!(
+        "{sent_at_cancel} sent when cancelled ({in_flight} in flight), {sent_in_the_end} in the end, {cancelled} cancelled"
+    );
+    // The calls started before the worker's next poll (200 ms in tests) at most: a few seconds of
+    // tokens is generous on a shared machine.
+    assert!(
+        sent_in_the_end - sent_at_cancel <= 3 * i64::from(RATE),
+        "{} were sent after the cancellation: {summary}",
+        sent_in_the_end - sent_at_cancel
+    );
+    assert_eq!(sent_in_the_end + cancelled, recipients as i64, "{summary}");
+    assert_eq!(summary["failed"], 0);
+
+    // What was cancelled in the lane says so in its attempts; the provider saw only the sent ones.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let cancelled_before_call = stack
+        .count(&format!(
+            "SELECT count(*) FROM delivery_attempts WHERE notification_id = '{id}' AND outcome = 'cancelled'"
+        ))
+        .await;
+    assert!(cancelled_before_call > 0, "held deliveries were cancelled");
+    assert_eq!(
+        stack
+            .count(&format!(
+                "SELECT count(*) FROM deliveries WHERE notification_id = '{id}' AND status = 'cancelled'"
+            ))
+            .await,
+        cancelled
+    );
+    let stats = stack.simulator_stats().await;
+    assert_eq!(
+        stats["sendgrid"]["requests"].as_i64().unwrap(),
+        sent_in_the_end,
+        "only the sent ones reached the provider: {stats}"
+    );
+    stop_worker.cancel();
+    worker.await.unwrap().unwrap();
+}

@@ -1,0 +1,69 @@
+//! The trigger function that makes PostgreSQL allow exactly the delivery moves of herald-domain's
+//! `DeliveryStatus::may_become`. Each migration that changes the moves writes the whole function
+//! again (`CREATE OR REPLACE`), from its list here, so the lists are the only thing that differs.
+
+/// `CREATE OR REPLACE FUNCTION herald_check_delivery_transition()` allowing `moves`, each written
+/// `'from>to'`.
+pub fn check_delivery_transition_function(moves: &[&str]) -> String {
+    let allowed = moves
+        .iter()
+        .map(|one_move| format!("'{one_move}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        r#"
+CREATE OR REPLACE FUNCTION herald_check_delivery_transition() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF OLD.status::text || '>' || NEW.status::text IN ({allowed}) THEN
+        RETURN NEW;
+    END IF;
+    RAISE EXCEPTION 'a delivery cannot move from % to %', OLD.status, NEW.status
+        USING ERRCODE = 'check_violation';
+END
+$$;
+"#
+    )
+}
+
+/// The moves before cancellation, reports and replays (migration 000005).
+pub const MOVES_000005: &[&str] = &[
+    "queued>sending",
+    "retrying>sending",
+    "sending>sent",
+    "sending>retrying",
+    "sending>failed",
+    "sending>queued",
+];
+
+/// Cancellation of waiting deliveries, provider reports and dead-letter replays (000008).
+pub const MOVES_000008: &[&str] = &[
+    "queued>sending",
+    "retrying>sending",
+    "queued>cancelled",
+    "retrying>cancelled",
+    "sending>sent",
+    "sending>retrying",
+    "sending>failed",
+    "sending>queued",
+    "sent>delivered",
+    "sent>bounced",
+    "sent>failed",
+    "failed>queued",
+];
+
+/// A held delivery cancelled before its call (000012).
+pub const MOVES_000012: &[&str] = &[
+    "queued>sending",
+    "retrying>sending",
+    "queued>cancelled",
+    "retrying>cancelled",
+    "sending>sent",
+    "sending>retrying",
+    "sending>failed",
+    "sending>queued",
+    "sending>cancelled",
+    "sent>delivered",
+    "sent>bounced",
+    "sent>failed",
+    "failed>queued",
+];
