@@ -1,6 +1,6 @@
 use sea_orm_migration::prelude::*;
 
-use crate::delivery_transitions::{check_delivery_transition_function, MOVES_000005, MOVES_000008};
+use crate::delivery_transitions::{check_delivery_transition_function, moves_000008, MOVES_000005};
 
 /// The statuses of cancellation, provider reports and dead-letter replay (herald-domain's
 /// `status.rs`): `cancelled` notifications and deliveries, deliveries `delivered` or `bounced` as
@@ -113,7 +113,7 @@ impl MigrationTrait for Migration {
         connection.execute_unprepared(UP).await?;
         // DeliveryStatus::may_become.
         connection
-            .execute_unprepared(&check_delivery_transition_function(MOVES_000008))
+            .execute_unprepared(&check_delivery_transition_function(&moves_000008()))
             .await?;
         Ok(())
     }

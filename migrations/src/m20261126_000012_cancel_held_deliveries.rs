@@ -1,6 +1,6 @@
 use sea_orm_migration::prelude::*;
 
-use crate::delivery_transitions::{check_delivery_transition_function, MOVES_000008, MOVES_000012};
+use crate::delivery_transitions::{check_delivery_transition_function, moves_000008, moves_000012};
 
 /// Cancelling the deliveries a worker already holds (docs/DESIGN.md, "Cancellation"): a
 /// cancellation is written to `notification_cancellations`, which every worker polls; a worker that
@@ -33,7 +33,7 @@ impl MigrationTrait for Migration {
         let connection = manager.get_connection();
         connection.execute_unprepared(UP).await?;
         connection
-            .execute_unprepared(&check_delivery_transition_function(MOVES_000012))
+            .execute_unprepared(&check_delivery_transition_function(&moves_000012()))
             .await?;
         Ok(())
     }
@@ -41,7 +41,7 @@ impl MigrationTrait for Migration {
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         let connection = manager.get_connection();
         connection
-            .execute_unprepared(&check_delivery_transition_function(MOVES_000008))
+            .execute_unprepared(&check_delivery_transition_function(&moves_000008()))
             .await?;
         connection
             .execute_unprepared("DROP TABLE notification_cancellations;")
