@@ -150,6 +150,10 @@ pub fn process_environment(settings: &Settings) -> Vec<(&'static str, String)> {
             settings.status_events.subscriptions_group_id.clone(),
         ),
         (
+            "HERALD_STATUS_EVENTS__RELAY_LEASE_MS",
+            settings.status_events.relay_lease_ms.to_string(),
+        ),
+        (
             "HERALD_WORKER__LEASE_MS",
             settings.worker.lease_ms.to_string(),
         ),
