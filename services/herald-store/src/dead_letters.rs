@@ -104,6 +104,7 @@ async fn replay_in(
     struct Letter {
         id: Uuid,
         notification_id: Uuid,
+        replayed: bool,
     }
     #[derive(FromQueryResult)]
     struct State {
@@ -116,8 +117,8 @@ async fn replay_in(
     }
 
     let Some(letter) = Letter::find_by_statement(statement(
-        "SELECT id, notification_id FROM dead_letters WHERE delivery_id = $1 AND tenant_id = $2 \
-         ORDER BY id DESC LIMIT 1",
+        "SELECT id, notification_id, replayed_at IS NOT NULL AS replayed FROM dead_letters \
+         WHERE delivery_id = $1 AND tenant_id = $2 ORDER BY id DESC LIMIT 1",
         [Value::from(delivery_id), Value::from(tenant_id)],
     ))
     .one(transaction)
@@ -158,7 +159,10 @@ async fn replay_in(
         Ok(status) => status,
         Err(_) => return Ok(ReplayOutcome::DeliveryNotFailed(delivery.status)),
     };
-    if state.deliveries_failed < 1 {
+    // Each failure the recorder counts writes a new letter; a replayed newest letter means this
+    // failure came later without one (a provider's report of the resend), was never counted, and
+    // must not take another delivery's failure out of the counter.
+    if letter.replayed || state.deliveries_failed < 1 {
         // A failure that was never counted (a provider's report of a sent one): nothing to take
         // back, so nothing to replay from here.
         return Ok(ReplayOutcome::DeliveryNotFailed(delivery.status));

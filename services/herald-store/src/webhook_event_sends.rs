@@ -128,7 +128,9 @@ ORDER BY claimed.due_at
         .await
 }
 
-/// The subscriber took it: the send is done.
+/// The subscriber took it: the send is done. Whoever holds it now (a dispatcher whose lease ran
+/// out may learn of the success only after another claimed it): the event was received, so no
+/// further attempt is wanted.
 pub async fn complete(
     database: &Database,
     subscription_id: Uuid,
@@ -157,10 +159,14 @@ pub enum Unsent {
     Park,
 }
 
+/// Records the failure of the attempt numbered `attempt`, only if the send is still that
+/// attempt's: a dispatcher whose lease ran out must not clear the lease of the one that claimed it
+/// since (a third would then send it too) nor park a retry under way.
 pub async fn record_failure(
     database: &Database,
     subscription_id: Uuid,
     event_id: Uuid,
+    attempt: i32,
     unsent: Unsent,
     error: &str,
 ) -> Result<(), StoreError> {
@@ -174,7 +180,7 @@ pub async fn record_failure(
 UPDATE webhook_event_sends
 SET due_at = now() + $3 * interval '1 millisecond', lease_owner = NULL, lease_until = NULL,
     last_error = left($4, 1000), parked_at = CASE WHEN $5 THEN now() END
-WHERE subscription_id = $1 AND event_id = $2
+WHERE subscription_id = $1 AND event_id = $2 AND attempts = $6
 "#,
         [
             Value::from(subscription_id),
@@ -182,6 +188,7 @@ WHERE subscription_id = $1 AND event_id = $2
             Value::from(delay_ms),
             Value::from(error.replace('\0', "")),
             Value::from(park),
+            Value::from(attempt),
         ],
     );
     database

@@ -378,11 +378,9 @@ impl Lane {
                 _ = drain.cancelled(), if waiting.is_empty() => break,
             };
             // Its notification was cancelled while it waited: no token, no call.
-            if context.cancelled.contains(delivery.key.notification_id) {
-                drop(slot);
-                recorder.submit(self.cancelled_before_call(delivery)).await;
+            let Some(delivery) = self.unless_cancelled(delivery, &context).await else {
                 continue;
-            }
+            };
             // Then the circuit and a token; then make sure the session still allows the call.
             let route = tokio::select! {
                 route = self.route() => route,
@@ -410,11 +408,9 @@ impl Lane {
                 }
             }
             // Cancelled while it waited for its token: the last moment a call can be avoided.
-            if context.cancelled.contains(delivery.key.notification_id) {
-                drop(slot);
-                recorder.submit(self.cancelled_before_call(delivery)).await;
+            let Some(delivery) = self.unless_cancelled(delivery, &context).await else {
                 continue;
-            }
+            };
             self.publish_in_flight();
             let lane = self.clone();
             let recorder = recorder.clone();
@@ -426,6 +422,23 @@ impl Lane {
             });
         }
         waiting.take_all()
+    }
+
+    /// The delivery, unless its notification was cancelled: then it is recorded cancelled (no
+    /// call) and `None` comes back (the caller's in-flight slot is given back as it drops).
+    async fn unless_cancelled(
+        &self,
+        delivery: HeldDelivery,
+        context: &WorkerContext,
+    ) -> Option<HeldDelivery> {
+        if !context.cancelled.contains(delivery.key.notification_id) {
+            return Some(delivery);
+        }
+        context
+            .recorder
+            .submit(self.cancelled_before_call(delivery))
+            .await;
+        None
     }
 
     /// The outcome of a held delivery whose notification was cancelled before its call: recorded

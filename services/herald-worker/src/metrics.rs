@@ -254,6 +254,9 @@ pub fn register_all() {
             &["sweeper"],
             &["consumer"],
             &["cancellation_watch"],
+            &["status_event_relay"],
+            &["status_event_consumer"],
+            &["webhook_dispatcher"],
         ],
     );
     declare(

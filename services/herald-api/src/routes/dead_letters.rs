@@ -10,13 +10,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::notification_reads::{page_size, parse_cursor};
+use super::pagination::{
+    keyset_page, page_size, parse_cursor, parse_query, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE,
+};
 use crate::auth::Tenant;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
-
-const DEFAULT_PAGE_SIZE: u64 = 50;
-const MAX_PAGE_SIZE: u64 = 500;
 
 /// A delivery that failed for good.
 #[derive(Serialize, ToSchema)]
@@ -82,9 +81,7 @@ pub async fn list_dead_letters(
     request: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let query = web::Query::<DeadLettersQuery>::from_query(request.query_string())
-        .map_err(|error| ApiError::InvalidQuery(format!("invalid query string: {error}")))?
-        .into_inner();
+    let query: DeadLettersQuery = parse_query(&request)?;
     let limit = page_size(
         query.limit.as_deref(),
         "limit",
@@ -93,13 +90,9 @@ pub async fn list_dead_letters(
     )?;
     let before_id = parse_cursor(query.cursor.as_deref(), "cursor")?;
     let _read_permit = state.read_permits.try_acquire()?;
-    let mut rows =
+    let rows =
         dead_letters::list_dead_letters(&state.database, tenant.id, before_id, limit + 1).await?;
-    let has_more = rows.len() as u64 > limit;
-    rows.truncate(limit as usize);
-    let next_cursor = has_more
-        .then(|| rows.last().map(|row| row.id.simple().to_string()))
-        .flatten();
+    let (rows, next_cursor) = keyset_page(rows, limit, |row| row.id);
     Ok(HttpResponse::Ok().json(DeadLetterPage {
         items: rows.into_iter().map(DeadLetterView::from).collect(),
         next_cursor,

@@ -6,6 +6,7 @@ pub mod health;
 pub mod notification_reads;
 pub mod notifications;
 pub mod openapi;
+mod pagination;
 pub mod provider_callbacks;
 pub mod users;
 pub mod webhooks;

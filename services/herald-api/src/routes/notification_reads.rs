@@ -9,12 +9,13 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use super::pagination::{
+    keyset_page, page_size, parse_cursor, parse_query, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE,
+};
 use crate::auth::Tenant;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
-const DEFAULT_PAGE_SIZE: u64 = 50;
-const MAX_PAGE_SIZE: u64 = 500;
 const DEFAULT_DELIVERIES_PAGE_SIZE: u64 = 100;
 const MAX_DELIVERIES_PAGE_SIZE: u64 = 1000;
 
@@ -149,9 +150,7 @@ pub async fn get_notification(
     request: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let query = web::Query::<DeliveriesQuery>::from_query(request.query_string())
-        .map_err(|error| ApiError::InvalidQuery(format!("invalid query string: {error}")))?
-        .into_inner();
+    let query: DeliveriesQuery = parse_query(&request)?;
     let limit = page_size(
         query.deliveries_limit.as_deref(),
         "deliveries_limit",
@@ -166,43 +165,11 @@ pub async fn get_notification(
         .await?
         .ok_or(ApiError::NotFound("notification"))?;
     let mut view = NotificationView::from(row);
-    let mut page = deliveries::deliveries_of(&state.database, id, after_id, limit + 1).await?;
-    let has_more = page.len() as u64 > limit;
-    page.truncate(limit as usize);
-    view.deliveries_next_cursor = has_more
-        .then(|| page.last().map(|delivery| delivery.id.simple().to_string()))
-        .flatten();
+    let rows = deliveries::deliveries_of(&state.database, id, after_id, limit + 1).await?;
+    let (page, next_cursor) = keyset_page(rows, limit, |delivery| delivery.id);
+    view.deliveries_next_cursor = next_cursor;
     view.deliveries = Some(page.into_iter().map(DeliveryView::from).collect());
     Ok(HttpResponse::Ok().json(view))
-}
-
-/// The page size a query asks for: `default` without one, 400 outside `1..=max`.
-pub(crate) fn page_size(
-    text: Option<&str>,
-    name: &str,
-    default: u64,
-    max: u64,
-) -> Result<u64, ApiError> {
-    match text {
-        None => Ok(default),
-        Some(text) => text
-            .parse::<u64>()
-            .ok()
-            .filter(|limit| (1..=max).contains(limit))
-            .ok_or_else(|| {
-                ApiError::InvalidQuery(format!("`{name}` must be an integer from 1 to {max}"))
-            }),
-    }
-}
-
-/// A keyset cursor this API returned (an id in its simple form), or 400.
-pub(crate) fn parse_cursor(text: Option<&str>, name: &str) -> Result<Option<Uuid>, ApiError> {
-    text.map(|cursor| {
-        Uuid::try_parse(cursor).map_err(|_| {
-            ApiError::InvalidQuery(format!("`{name}` is not a cursor this API returned"))
-        })
-    })
-    .transpose()
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -239,9 +206,7 @@ pub async fn list_notifications(
     request: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let query = web::Query::<ListQuery>::from_query(request.query_string())
-        .map_err(|error| ApiError::InvalidQuery(format!("invalid query string: {error}")))?
-        .into_inner();
+    let query: ListQuery = parse_query(&request)?;
     let limit = page_size(
         query.limit.as_deref(),
         "limit",
@@ -265,7 +230,7 @@ pub async fn list_notifications(
         .transpose()?;
     let before_id = parse_cursor(query.cursor.as_deref(), "cursor")?;
     let _read_permit = state.read_permits.try_acquire()?;
-    let mut rows = notifications::list_notifications(
+    let rows = notifications::list_notifications(
         &state.database,
         ListFilter {
             tenant_id: tenant.id,
@@ -276,11 +241,7 @@ pub async fn list_notifications(
         },
     )
     .await?;
-    let has_more = rows.len() as u64 > limit;
-    rows.truncate(limit as usize);
-    let next_cursor = has_more
-        .then(|| rows.last().map(|row| row.id.simple().to_string()))
-        .flatten();
+    let (rows, next_cursor) = keyset_page(rows, limit, |row| row.id);
     Ok(HttpResponse::Ok().json(NotificationPage {
         items: rows.into_iter().map(NotificationView::from).collect(),
         next_cursor,

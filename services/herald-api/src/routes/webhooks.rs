@@ -88,6 +88,8 @@ pub async fn create_subscription(
         .map_err(ApiError::Validation)?;
     let events: Vec<String> = filters.iter().map(|filter| filter.name()).collect();
     let secret = new_secret();
+    // A short transaction holding a connection: bounded with the reads, so commits keep theirs.
+    let _permit = state.read_permits.try_acquire()?;
     let created = webhook_subscriptions::create(
         &state.database,
         tenant.id,
@@ -151,6 +153,7 @@ pub async fn delete_subscription(
 ) -> Result<HttpResponse, ApiError> {
     // A malformed id names no subscription: 404, like an unknown one (or another tenant's).
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound("webhook subscription"))?;
+    let _permit = state.read_permits.try_acquire()?;
     if webhook_subscriptions::delete(&state.database, tenant.id, id).await? {
         Ok(HttpResponse::NoContent().finish())
     } else {

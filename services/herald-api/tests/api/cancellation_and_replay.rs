@@ -144,6 +144,65 @@ async fn a_replay_takes_the_delivery_out_of_the_failed_counter_and_a_cancellatio
     app.stop().await;
 }
 
+/// A replayed delivery that was sent and then reported failed by its provider has no new dead
+/// letter: its old, replayed letter must not replay it again (that would take another delivery's
+/// failure out of the counter and count this one sent twice).
+#[tokio::test]
+async fn a_dead_letter_is_replayed_once_even_after_its_resend_is_reported_failed() {
+    let app = spawn_app().await;
+    let mut request = notification(&["u1", "u2"]);
+    request["channels"] = json!(["sms"]);
+    let id = json(app.post_notification(&request).await).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let tenant = app.tenant_id;
+    let (first, second) = (Uuid::new_v4(), Uuid::new_v4());
+    // Both failed for good, each with its letter.
+    seed(
+        &app,
+        &format!(
+            "INSERT INTO deliveries (notification_id, id, tenant_id, user_id, channel, provider, status, attempts) VALUES \
+               ('{id}', '{first}', '{tenant}', 'u1', 'sms', 'twilio', 'failed', 3), \
+               ('{id}', '{second}', '{tenant}', 'u2', 'sms', 'twilio', 'failed', 3); \
+             INSERT INTO dead_letters (tenant_id, notification_id, delivery_id, user_id, channel, provider, attempts, last_error) VALUES \
+               ('{tenant}', '{id}', '{first}', 'u1', 'sms', 'twilio', 3, 'gave up'), \
+               ('{tenant}', '{id}', '{second}', 'u2', 'sms', 'twilio', 3, 'gave up'); \
+             UPDATE notification_states SET status = 'failed', deliveries_failed = 2 WHERE id = '{id}'"
+        ),
+    )
+    .await;
+    let replayed = app
+        .post_json(&format!("/v1/dead-letters/{first}/replay"), &json!({}))
+        .await;
+    assert_eq!(replayed.status(), 202);
+    // The resend is sent (counted), then Twilio's callback reports it failed: no new letter.
+    seed(
+        &app,
+        &format!(
+            "DELETE FROM delivery_queue WHERE delivery_id = '{first}'; \
+             UPDATE deliveries SET status = 'sending' WHERE id = '{first}'; \
+             UPDATE deliveries SET status = 'sent' WHERE id = '{first}'; \
+             UPDATE deliveries SET status = 'failed' WHERE id = '{first}'; \
+             UPDATE notification_states SET deliveries_sent = 1, status = 'partially_delivered' WHERE id = '{id}'"
+        ),
+    )
+    .await;
+
+    let again = app
+        .post_json(&format!("/v1/dead-letters/{first}/replay"), &json!({}))
+        .await;
+    assert_eq!(again.status(), 409);
+    assert_eq!(json(again).await["error"]["code"], "delivery_not_failed");
+    let view = json(app.get(&format!("/v1/notifications/{id}")).await).await;
+    assert_eq!(
+        view["delivery_summary"],
+        json!({"expected": 2, "sent": 1, "failed": 1, "skipped": 0, "cancelled": 0}),
+        "the other delivery's failure is still counted"
+    );
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn cancellations_racing_the_scheduler_all_end_cancelled_without_a_deadlock() {
     let app = spawn_app().await;

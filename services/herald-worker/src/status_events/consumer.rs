@@ -82,8 +82,10 @@ pub async fn run_events_consumer(
             Ok(message) => batch.push(message),
             Err(error) => {
                 tracing::warn!(%error, "status events consumer error");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                continue;
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(200)) => continue,
+                    _ = stop.cancelled() => break,
+                }
             }
         }
         let deadline = tokio::time::Instant::now() + BATCH_LINGER;

@@ -225,6 +225,7 @@ async fn record_unsent(
         database,
         send.subscription_id,
         send.event_id,
+        send.attempts,
         unsent,
         error,
     )

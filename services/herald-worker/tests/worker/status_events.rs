@@ -776,3 +776,82 @@ async fn a_hanging_subscriber_holds_only_its_own_slots_and_other_tenants_events_
     stop.cancel();
     worker.await.unwrap().unwrap();
 }
+
+/// A dispatcher whose lease ran out while its subscriber hung learns of the failure after another
+/// dispatcher claimed the send again: recording it must neither clear the new claim's lease (a third
+/// dispatcher would send it too) nor park the retry under way.
+#[tokio::test]
+async fn a_late_failure_of_an_expired_claim_leaves_the_new_claim_alone() {
+    use herald_store::{webhook_event_sends, webhook_subscriptions};
+    let stack = start_stack(None).await;
+    let webhook_subscriptions::Created::Created(subscription) = webhook_subscriptions::create(
+        &stack.database,
+        stack.tenant_id,
+        "https://hooks.example.com/herald",
+        &["*".to_owned()],
+        "whsec_test",
+        20,
+    )
+    .await
+    .unwrap() else {
+        panic!("one subscription is within the limit");
+    };
+    let event_id = uuid::Uuid::now_v7();
+    webhook_event_sends::enqueue(
+        &stack.database,
+        &[webhook_event_sends::NewSend {
+            subscription_id: subscription.id,
+            event_id,
+            payload: "{}".to_owned(),
+        }],
+    )
+    .await
+    .unwrap();
+    let claim = |owner| {
+        let database = stack.database.clone();
+        async move {
+            webhook_event_sends::claim_due(
+                &database,
+                owner,
+                Duration::from_millis(200),
+                10,
+                8,
+                &[],
+                &[],
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let (late, current) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    let first = claim(late).await;
+    assert_eq!(first.len(), 1);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let second = claim(current).await;
+    assert_eq!(second.len(), 1, "the expired claim is claimed again");
+
+    webhook_event_sends::record_failure(
+        &stack.database,
+        subscription.id,
+        event_id,
+        first[0].attempts,
+        webhook_event_sends::Unsent::Park,
+        "timed out",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        stack
+            .count(&format!(
+                "SELECT count(*) FROM webhook_event_sends WHERE event_id = '{event_id}' \
+                 AND lease_owner = '{current}' AND parked_at IS NULL AND attempts = 2"
+            ))
+            .await,
+        1,
+        "the current claim keeps its lease and its retry"
+    );
+    assert!(
+        claim(uuid::Uuid::new_v4()).await.is_empty(),
+        "nobody else can claim it"
+    );
+}
