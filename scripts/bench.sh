@@ -33,7 +33,8 @@
 # BENCH_CHANNELS_CEILING_SHARE, default 0.8, of its lane's ceiling min(max_in_flight / latency,
 # requests_per_second)), BENCH_CHANNELS_LATENCY_MS (default 50), BENCH_CHANNELS_USERS (default 200),
 # BENCH_CHANNELS_CONNECTIONS (per generator, default 32),
-# HERALD_BENCH_URL (an API already running, for the ingest scenario).
+# HERALD_BENCH_URL (an API already running, for the ingest scenario), BENCH_KEEP_DATABASES=1 (keep
+# the scenarios' databases).
 #
 # A scenario that fails (a component that does not start, a generator that gets no answer, a
 # delivery count that never completes) stops the run with a non-zero status and prints no figures.
@@ -82,8 +83,16 @@ stop_started() {
   for pid in "${started_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   started_pids=()
 }
+# Each scenario's database (up to gigabytes) is dropped when the run ends, and leftovers of an
+# interrupted run when the next one starts; BENCH_KEEP_DATABASES=1 keeps them for a look.
+bench_databases=('herald\_bench\_%' 'herald\_channels\_%' 'herald\_relay\_%' 'herald\_capacity\_%')
+drop_bench_databases() {
+  [ "${BENCH_KEEP_DATABASES:-0}" = 1 ] || scripts/services.sh drop-databases "${bench_databases[@]}" || true
+}
+drop_bench_databases
 cleanup() {
   stop_started
+  drop_bench_databases
   scripts/services.sh stop $(cat "$started_services")
   rm -f "$started_services"
 }

@@ -7,9 +7,14 @@ export PATH="$HOME/.cargo/bin:$PATH"
 
 export HERALD_RUN_DIR="${HERALD_RUN_DIR:-/tmp/herald-test-run}"
 started_services="$(mktemp)"
-trap 'scripts/services.sh stop $(cat "$started_services"); rm -f "$started_services"' EXIT
+# Every test creates a database of its own (herald-testing); they are dropped when the run ends,
+# and leftovers of an interrupted run when the next one starts.
+test_databases='herald\_test\_%'
+trap 'scripts/services.sh drop-databases "$test_databases" || true
+      scripts/services.sh stop $(cat "$started_services"); rm -f "$started_services"' EXIT
 HERALD_STARTED_FILE="$started_services" scripts/services.sh start
 eval "$(scripts/services.sh env)"
+scripts/services.sh drop-databases "$test_databases"
 
 # Containers, the Helm chart and the k8s manifests: hadolint, helm, kubernetes-validate (docs/DEPLOY.md).
 scripts/check-deploy.sh
