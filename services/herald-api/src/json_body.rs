@@ -11,7 +11,7 @@ use crate::ingest::BytesPermit;
 use crate::routes::notifications::ingest_error_to_api;
 use crate::state::AppState;
 
-/// The request body, with its bytes taken from the ingest byte budget before it is read (the
+/// The JSON request body, with its bytes taken from the ingest byte budget before it is read (the
 /// declared length, or the largest body allowed when none is declared) and held until the caller
 /// drops the permit: request bytes in memory stay bounded, in bytes, not requests.
 pub async fn read_body_within_budget(
@@ -19,11 +19,8 @@ pub async fn read_body_within_budget(
     payload: web::Payload,
     state: &AppState,
 ) -> Result<(web::Bytes, BytesPermit), ApiError> {
-    let limit_bytes = state.limits.max_body_bytes;
-    let mut permit = take_budget(request, state, limit_bytes)?;
-    let body = read_body(request, payload, limit_bytes).await?;
-    permit.shrink_to(body.len());
-    Ok((body, permit))
+    require_json_content_type(request)?;
+    read_any_body_within_budget(request, payload, state, state.limits.max_body_bytes).await
 }
 
 /// Like [`read_body_within_budget`], for a body of any content type at most `limit_bytes` long
@@ -64,30 +61,29 @@ fn declared_length(request: &HttpRequest) -> Option<usize> {
         .and_then(|value| value.parse::<usize>().ok())
 }
 
-/// The request body, at most `limit_bytes` long.
-pub async fn read_body(
-    request: &HttpRequest,
-    payload: web::Payload,
-    limit_bytes: usize,
-) -> Result<web::Bytes, ApiError> {
-    if let Some(content_type) = request.headers().get(header::CONTENT_TYPE) {
-        let is_json = content_type
-            .to_str()
-            .map(|value| {
-                let mime = value
-                    .split(';')
-                    .next()
-                    .unwrap_or("")
-                    .trim()
-                    .to_ascii_lowercase();
-                mime == "application/json" || mime.ends_with("+json")
-            })
-            .unwrap_or(false);
-        if !is_json {
-            return Err(ApiError::UnsupportedMediaType);
-        }
+/// 415 unless the declared content type is JSON (`application/json` or `+json`); a body without
+/// one is read as JSON.
+fn require_json_content_type(request: &HttpRequest) -> Result<(), ApiError> {
+    let Some(content_type) = request.headers().get(header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let is_json = content_type
+        .to_str()
+        .map(|value| {
+            let mime = value
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            mime == "application/json" || mime.ends_with("+json")
+        })
+        .unwrap_or(false);
+    if is_json {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType)
     }
-    read_bounded_body(request, payload, limit_bytes).await
 }
 
 /// The request body whatever its content type, at most `limit_bytes` long (413 beyond).

@@ -262,6 +262,45 @@ pub async fn connect(settings: &Settings) -> Database {
         .expect("connecting to the test database")
 }
 
+/// A table locked by a session of the test's own, in an open transaction, until [`release`]: what a
+/// long migration or a stuck transaction does to the service.
+///
+/// [`release`]: TableLock::release
+pub struct TableLock {
+    transaction: sea_orm::DatabaseTransaction,
+    _session: Database,
+}
+
+impl TableLock {
+    /// Locks `table` in `mode` (`EXCLUSIVE`, `ACCESS EXCLUSIVE`, ...). The locking session waits
+    /// without a statement timeout: it may queue behind the service's own start-up maintenance
+    /// and must not run into a short timeout the test sets for the service.
+    pub async fn take(settings: &Settings, table: &str, mode: &str) -> TableLock {
+        let session = connect(settings).await;
+        let transaction = sea_orm::TransactionTrait::begin(session.connection())
+            .await
+            .expect("beginning the locking transaction");
+        transaction
+            .execute_unprepared(&format!(
+                "SET LOCAL statement_timeout = 0; LOCK TABLE {table} IN {mode} MODE"
+            ))
+            .await
+            .expect("locking the table");
+        TableLock {
+            transaction,
+            _session: session,
+        }
+    }
+
+    /// Ends the transaction: the table is free again.
+    pub async fn release(self) {
+        self.transaction
+            .rollback()
+            .await
+            .expect("ending the locking transaction");
+    }
+}
+
 /// `SELECT count(*) ...` (or any single bigint) as a number.
 pub async fn count(database: &Database, sql: &str) -> i64 {
     let row = database

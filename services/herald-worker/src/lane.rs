@@ -1,7 +1,7 @@
 //! A provider lane: the bulkhead of one provider (docs/DESIGN.md, "Provider lanes").
 //!
-//! Its own bounds: deliveries held (waiting in memory or in flight, in number and in bytes), requests
-//! in flight, a rate limit (shared by the worker replicas: `rate_limit/`) and a timeout. Admission
+//! Its own bounds: deliveries held (waiting in memory, in flight, or sent with the outcome not yet
+//! recorded; in number, and in bytes until the call ends), requests in flight, a rate limit (shared by the worker replicas: `rate_limit/`) and a timeout. Admission
 //! reserves room without waiting; what finds no room is queued in PostgreSQL and pumped in when
 //! room frees up. So a slow, rate-limited or failing provider holds only its own lane, and a claim
 //! is taken only when it can be sent soon.

@@ -16,15 +16,20 @@ async fn seed(app: &TestApp, sql: &str) {
     herald_testing::execute(&app.database, sql).await;
 }
 
+/// Accepts an SMS notification to `u1` and `u2`, whose deliveries each test then seeds; its id.
+async fn accept_sms_to_u1_and_u2(app: &TestApp) -> String {
+    let mut request = notification(&["u1", "u2"]);
+    request["channels"] = json!(["sms"]);
+    json(app.post_notification(&request).await).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 #[tokio::test]
 async fn a_replay_takes_the_delivery_out_of_the_failed_counter_and_a_cancellation_stops_it() {
     let app = spawn_app().await;
-    let mut request = notification(&["u1", "u2"]);
-    request["channels"] = json!(["sms"]);
-    let id = json(app.post_notification(&request).await).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = accept_sms_to_u1_and_u2(&app).await;
     let tenant = app.tenant_id;
     let (sent, failed, reported) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
     // What the worker leaves: u1 sent, u2 failed after 3 attempts with its dead letter; the
@@ -150,12 +155,7 @@ async fn a_replay_takes_the_delivery_out_of_the_failed_counter_and_a_cancellatio
 #[tokio::test]
 async fn a_dead_letter_is_replayed_once_even_after_its_resend_is_reported_failed() {
     let app = spawn_app().await;
-    let mut request = notification(&["u1", "u2"]);
-    request["channels"] = json!(["sms"]);
-    let id = json(app.post_notification(&request).await).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = accept_sms_to_u1_and_u2(&app).await;
     let tenant = app.tenant_id;
     let (first, second) = (Uuid::new_v4(), Uuid::new_v4());
     // Both failed for good, each with its letter.

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use futures::future::join_all;
+use herald_testing::TableLock;
 use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
 
@@ -199,24 +200,14 @@ async fn an_idempotency_key_on_a_batch_names_each_item_and_makes_the_batch_safe_
 async fn a_statement_timeout_is_a_503_with_retry_after() {
     let app = spawn_app_with(|settings| settings.database.statement_timeout_ms = 300).await;
     // Another session holds the table, so the list query runs into the statement timeout.
-    let blocker = herald_testing::connect(&app.settings).await;
-    let transaction = sea_orm::TransactionTrait::begin(blocker.connection())
-        .await
-        .unwrap();
-    // The blocker itself may wait for the API's start-up maintenance (it creates partitions): it
-    // must not run into the 300 ms timeout it sets up for the API.
-    sea_orm::ConnectionTrait::execute_unprepared(
-        &transaction,
-        "SET LOCAL statement_timeout = 0; LOCK TABLE notification_states IN ACCESS EXCLUSIVE MODE",
-    )
-    .await
-    .unwrap();
+    let states_lock =
+        TableLock::take(&app.settings, "notification_states", "ACCESS EXCLUSIVE").await;
 
     let response = app.get("/v1/notifications").await;
     assert_eq!(response.status(), 503);
     assert!(response.headers().contains_key("retry-after"));
     assert_eq!(json(response).await["error"]["code"], "unavailable");
-    transaction.rollback().await.unwrap();
+    states_lock.release().await;
     app.stop().await;
 }
 
@@ -230,18 +221,8 @@ async fn reads_past_their_bound_are_refused_at_once() {
         settings.database.query_timeout_ms = 8_000;
     })
     .await;
-    let blocker = herald_testing::connect(&app.settings).await;
-    let transaction = sea_orm::TransactionTrait::begin(blocker.connection())
-        .await
-        .unwrap();
-    // The blocker itself may wait for the API's start-up maintenance (it creates partitions): it
-    // must not run into the 300 ms timeout it sets up for the API.
-    sea_orm::ConnectionTrait::execute_unprepared(
-        &transaction,
-        "SET LOCAL statement_timeout = 0; LOCK TABLE notification_states IN ACCESS EXCLUSIVE MODE",
-    )
-    .await
-    .unwrap();
+    let states_lock =
+        TableLock::take(&app.settings, "notification_states", "ACCESS EXCLUSIVE").await;
     let stuck_reads: Vec<_> = (0..2)
         .map(|_| {
             let client = app.client.clone();
@@ -262,7 +243,7 @@ async fn reads_past_their_bound_are_refused_at_once() {
     );
     assert_eq!(json(refused).await["error"]["code"], "overloaded");
 
-    transaction.rollback().await.unwrap();
+    states_lock.release().await;
     for read in stuck_reads {
         assert_eq!(read.await.unwrap().unwrap().status(), 200);
     }

@@ -137,9 +137,9 @@ async fn cancelling_behind_a_slow_provider_stops_the_waiting_deliveries_and_coun
     stack.insert_users(recipients).await;
     let (stop_worker, worker) = start_worker(&stack.settings).await;
 
-    let user_ids: Vec<String> = (0..recipients).map(|i| format!("user-{i}")).collect();
-    let user_refs: Vec<&str> = user_ids.iter().map(String::as_str).collect();
-    let id = stack.notify(alert(&user_refs, &["email"])).await;
+    let id = stack
+        .notify(alert_to_first_users(recipients, &["email"]))
+        .await;
     stack
         .wait_for_count(
             &format!("SELECT count(*) FROM deliveries WHERE notification_id = '{id}' AND status = 'sent'"),
@@ -404,11 +404,13 @@ async fn cancellations_during_busy_delivery_never_deadlock_and_every_counter_add
     stack.insert_users(recipients).await;
     let (stop_worker, worker) = start_worker(&stack.settings).await;
 
-    let user_ids: Vec<String> = (0..recipients).map(|i| format!("user-{i}")).collect();
-    let user_refs: Vec<&str> = user_ids.iter().map(String::as_str).collect();
     let mut ids = Vec::new();
     for _ in 0..12 {
-        ids.push(stack.notify(alert(&user_refs, &["email", "sms"])).await);
+        ids.push(
+            stack
+                .notify(alert_to_first_users(recipients, &["email", "sms"]))
+                .await,
+        );
     }
     // Admission, claims, retries and records are all busy with these notifications now.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -482,9 +484,9 @@ async fn held_deliveries_waiting_for_tokens_are_cancelled_before_their_calls() {
     stack.insert_users(recipients).await;
     let (stop_worker, worker) = start_worker(&stack.settings).await;
 
-    let user_ids: Vec<String> = (0..recipients).map(|i| format!("user-{i}")).collect();
-    let user_refs: Vec<&str> = user_ids.iter().map(String::as_str).collect();
-    let id = stack.notify(alert(&user_refs, &["email"])).await;
+    let id = stack
+        .notify(alert_to_first_users(recipients, &["email"]))
+        .await;
     let sent = format!(
         "SELECT count(*) FROM deliveries WHERE notification_id = '{id}' AND status = 'sent'"
     );

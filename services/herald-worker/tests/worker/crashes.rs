@@ -77,16 +77,8 @@ async fn outcomes_not_yet_recorded_keep_their_lane_room_so_the_in_doubt_set_stay
 
     // Another session holds the attempts table: only the recorder writes it, so every outcome
     // waits while admission, the pump and the heartbeat go on.
-    let blocker = herald_testing::connect(&stack.settings).await;
-    let transaction = sea_orm::TransactionTrait::begin(blocker.connection())
-        .await
-        .unwrap();
-    sea_orm::ConnectionTrait::execute_unprepared(
-        &transaction,
-        "SET LOCAL statement_timeout = 0; LOCK TABLE delivery_attempts IN EXCLUSIVE MODE",
-    )
-    .await
-    .unwrap();
+    let attempts_lock =
+        herald_testing::TableLock::take(&stack.settings, "delivery_attempts", "EXCLUSIVE").await;
     stack.notify_each_user(0..1000, "sms").await;
     stack
         .wait_for_count(
@@ -106,7 +98,7 @@ async fn outcomes_not_yet_recorded_keep_their_lane_room_so_the_in_doubt_set_stay
         "calls not yet recorded stay within max_held ({MAX_HELD}): {sent_while_stalled}"
     );
 
-    transaction.rollback().await.unwrap();
+    attempts_lock.release().await;
     stack
         .wait_for_count(SENT, 1000, Duration::from_secs(120))
         .await;

@@ -423,6 +423,13 @@ impl Stack {
     }
 }
 
+/// [`alert`] to the users `user-0` .. `user-{count - 1}` (as `Stack::insert_users` creates them).
+pub fn alert_to_first_users(count: usize, channels: &[&str]) -> Value {
+    let user_ids: Vec<String> = (0..count).map(|index| format!("user-{index}")).collect();
+    let user_refs: Vec<&str> = user_ids.iter().map(String::as_str).collect();
+    alert(&user_refs, channels)
+}
+
 pub fn alert(user_ids: &[&str], channels: &[&str]) -> Value {
     json!({
         "user_ids": user_ids,
