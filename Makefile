@@ -1,11 +1,11 @@
 # Herald: the two commands a new machine needs are `make run` and `make test`.
 .PHONY: run test bench services services-stop lint fmt dashboards load-test
 
-## Install what is missing, start PostgreSQL, Redis, tansu and the API in the foreground (Ctrl-C stops all).
+## Install what is missing, start PostgreSQL, Redis, Apache Kafka and Herald in the foreground (Ctrl-C stops all).
 run:
 	scripts/run-local.sh
 
-## Run every test (unit and integration) against real PostgreSQL, Redis and tansu, started as needed.
+## Run every test (unit and integration) against real PostgreSQL, Redis and Apache Kafka, started as needed.
 test:
 	scripts/test.sh
 
@@ -13,7 +13,7 @@ test:
 bench:
 	scripts/bench.sh
 
-## Start only the backing services (PostgreSQL, Redis, tansu) in the background.
+## Start only the backing services (PostgreSQL, Redis, Apache Kafka) in the background.
 services:
 	scripts/services.sh start
 

@@ -498,8 +498,9 @@ def kafka():
            ((1000, "orange"), (100000, "red")), w=6)
     p.stat("Assigned partitions", f"sum({sel('herald_worker_assigned_partitions')})", "short",
            "Partitions the selected workers hold.", w=6)
-    p.stat("Group stuck", f"max({sel('herald_worker_group_stuck')})", "none",
-           "1 while a worker holds no partition and the group's offsets do not move under lag.", ((1, "red"),), w=6)
+    p.stat("Idle workers", f"count({sel('herald_worker_assigned_partitions')} == 0) or vector(0)", "short",
+           "Workers holding no partition: more replicas than partitions, or a rebalance under way "
+           "(raise the partitions before the replicas: docs/DEPLOY.md).", ((1, "orange"),), w=6)
     p.stat("Produce errors/s", f"sum({rate('herald_kafka_produce_errors_total', window='5m')}) or vector(0)", "ops",
            "Records the producers (API and worker) failed to deliver, last 5 minutes.", ((0.01, "red"),), w=6)
 
@@ -521,13 +522,12 @@ def kafka():
         "short",
     )
     p.timeseries(
-        "Group stuck and rejoins",
-        [
-            (f"max by (instance) ({sel('herald_worker_group_stuck')})", "stuck {{instance}}"),
-            (f"sum by (instance) (increase({sel('herald_worker_group_rejoins_total')}[{RI}]))", "rejoins {{instance}}"),
-        ],
+        "Partitions assigned and revoked",
+        [(f"sum by (instance, change) (increase({sel('herald_worker_partitions_moved_total')}[{RI}]))",
+          "{{change}} {{instance}}")],
         "short",
-        "A worker that holds nothing while the group stands still leaves and rejoins (the tansu 0.6 work-around).",
+        "Rebalances: partitions each worker gained and gave up. Steady traffic here is a group that "
+        "keeps rebalancing (workers restarting, or missing their session timeout).",
     )
     p.timeseries(
         "Admission batch duration P50 / P95 / P99",

@@ -2,7 +2,7 @@
 # `make bench`: load benchmarks, driven from a second process (oha) over loopback at fixed arrival
 # rates (--latency-correction), beside a bare actix handler measured the same way in the same run.
 #
-# Scenarios (BENCH_SCENARIOS, default "delivery capacity ingest channels"):
+# Scenarios (BENCH_SCENARIOS, default "delivery capacity ingest channels scaling failover"):
 #   delivery  notifications accepted through the batch endpoint and delivered by one worker to the
 #             provider simulator (20 ms latency): deliveries/s and accept-to-delivery P50/P95/P99
 #             (bench-results/delivery.json). Its own database, topic and group.
@@ -20,9 +20,24 @@
 #             (accept: the notification's created_at; delivery: the simulator's receipt of the
 #             delivery's reference; one host clock) beside the lane's max_in_flight, rate and ceiling
 #             (bench-results/channels.json; scripts/lib/bench_channels.py explains the measure).
+#   scaling   the same topic and group through 1, 2 and 4 workers and 1 and 2 API replicas in turn
+#             (BENCH_SCALING_SHAPES, default "1:1 1:2 1:4 2:2" as APIS:WORKERS), each at
+#             BENCH_SCALING_RATE (default 3000) deliveries/s: deliveries/s, latency and each
+#             process's CPU per delivery (bench-results/scaling.json; scripts/lib/bench_scaling.sh).
+#   failover  three KRaft brokers of its own under a steady load through a slow, failing simulator:
+#             the partition leader killed, then a second broker, then both restarted; nothing lost,
+#             nothing doubled, 503 and never a lost 2xx without a quorum (bench-results/failover.json;
+#             scripts/lib/bench_failover.sh).
 #   relay     a backlog of BENCH_RELAY_NOTIFICATIONS (default 1,000,000) notifications left in the
 #             outbox, as an API that died with the broker away leaves them; one API's relay drains it
 #             (bench-results/relay.json). Not in the defaults: it takes minutes.
+#   rebalance the consumer group protocols (classic, KIP-848 consumer) compared: how long partitions
+#             are without an owner when a worker joins, leaves and is killed, under load
+#             (bench-results/rebalance.json; scripts/lib/bench_rebalance.sh). Not in the defaults:
+#             a killed member is noticed only after a session timeout, twice.
+#
+# Every delivery-path scenario (delivery, scaling) also reports each process's CPU microseconds per
+# delivery (API, worker, broker, PostgreSQL, simulator), from /proc (scripts/lib/processes.py).
 #
 # Knobs (env): BENCH_DURATION (default 20s), BENCH_SINGLE_RATE (req/s, default 15000),
 # BENCH_BATCH_RATE (req/s, default 600), BENCH_BATCH_SIZE (notifications per request, default 100),
@@ -33,8 +48,12 @@
 # BENCH_CHANNELS_CEILING_SHARE, default 0.8, of its lane's ceiling min(max_in_flight / latency,
 # requests_per_second)), BENCH_CHANNELS_LATENCY_MS (default 50), BENCH_CHANNELS_USERS (default 200),
 # BENCH_CHANNELS_CONNECTIONS (per generator, default 32),
+# BENCH_FAILOVER_RATE (deliveries/s, default 1000), BENCH_FAILOVER_PHASE_SECONDS (30),
+# BENCH_FAILOVER_MAX_UNPUBLISHED (20 s of the rate), BENCH_REBALANCE_RATE (deliveries/s, default
+# 1000), BENCH_REBALANCE_PROTOCOLS ("classic consumer"), BENCH_REBALANCE_MEMBERS (workers before a
+# join, default 1), BENCH_WARMUP_SECONDS (5) and BENCH_WARMUP_RATE (deliveries/s, 2000),
 # HERALD_BENCH_URL (an API already running, for the ingest scenario), BENCH_KEEP_DATABASES=1 (keep
-# the scenarios' databases).
+# the scenarios' databases), HERALD_BIN_DIR (measure these binaries instead of building this tree).
 #
 # A scenario that fails (a component that does not start, a generator that gets no answer, a
 # delivery count that never completes) stops the run with a non-zero status and prints no figures.
@@ -55,24 +74,35 @@ CHANNELS_CEILING_SHARE="${BENCH_CHANNELS_CEILING_SHARE:-0.8}"
 CHANNELS_LATENCY_MS="${BENCH_CHANNELS_LATENCY_MS:-50}"
 CHANNELS_USERS="${BENCH_CHANNELS_USERS:-200}"
 CHANNELS_CONNECTIONS="${BENCH_CHANNELS_CONNECTIONS:-32}"
-SCENARIOS="${BENCH_SCENARIOS:-delivery capacity ingest channels}"
+SCENARIOS="${BENCH_SCENARIOS:-delivery capacity ingest channels scaling failover}"
 OUT_DIR=bench-results
 mkdir -p "$OUT_DIR"
 rm -f "$OUT_DIR"/*.json  # figures of an earlier run must never be mistaken for this one's
 
 log() { printf '[bench] %s\n' "$*" >&2; }
 fail() { log "FAILED: $*"; exit 1; }
+# The delivery-path scenarios' pieces, and the ones that are files of their own.
+source scripts/lib/bench_delivery.sh
+source scripts/lib/bench_scaling.sh
+source scripts/lib/kafka_cluster.sh
+source scripts/lib/bench_failover.sh
+source scripts/lib/bench_rebalance.sh
 
 command -v oha >/dev/null || cargo install oha --version 1.16.0 --locked
 started_services="$(mktemp)"
 HERALD_STARTED_FILE="$started_services" scripts/services.sh start
 eval "$(scripts/services.sh env)"
-# Only the binaries the chosen scenarios run.
-binaries=(--bin herald-api --bin herald-worker --bin herald-provider-sim)
-case " $SCENARIOS " in *" ingest "*) binaries+=(--bin herald-bare-handler) ;; esac
-case " $SCENARIOS " in *" capacity "*) binaries+=(--bin herald-store-capacity) ;; esac
-cargo build --release "${binaries[@]}"
-api=target/release/herald-api
+# HERALD_BIN_DIR: prebuilt binaries to measure instead of this tree's (another build, to compare
+# two in one sitting); then nothing is built.
+BENCH_BIN="${HERALD_BIN_DIR:-target/release}"
+if [ -z "${HERALD_BIN_DIR:-}" ]; then
+  # Only the binaries the chosen scenarios run.
+  binaries=(--bin herald-api --bin herald-worker --bin herald-provider-sim)
+  case " $SCENARIOS " in *" ingest "*) binaries+=(--bin herald-bare-handler) ;; esac
+  case " $SCENARIOS " in *" capacity "*) binaries+=(--bin herald-store-capacity) ;; esac
+  cargo build --release "${binaries[@]}"
+fi
+api="$BENCH_BIN/herald-api"
 
 # Every process a scenario starts is listed here and stopped (SIGTERM, then waited for) by
 # `stop_started`, scenario by scenario; nothing else is ever signalled.
@@ -92,6 +122,7 @@ drop_bench_databases() {
 drop_bench_databases
 cleanup() {
   stop_started
+  kafka_cluster_stop
   drop_bench_databases
   scripts/services.sh stop $(cat "$started_services")
   rm -f "$started_services"
@@ -103,13 +134,14 @@ wait_http() {
   fail "no answer from $1"
 }
 
-# run_oha name url rate body auth: a fixed-rate run; fails the scenario when nothing was answered.
+# run_oha name url rate body auth [duration]: a fixed-rate run (for BENCH_DURATION unless given);
+# fails the scenario when nothing was answered.
 run_oha() {
-  local name=$1 url=$2 rate=$3 body=$4 auth=$5
-  local args=(-z "$DURATION" -q "$rate" -c "$CONNECTIONS" --latency-correction --no-tui --output-format json
+  local name=$1 url=$2 rate=$3 body=$4 auth=$5 duration=${6:-$DURATION}
+  local args=(-z "$duration" -q "$rate" -c "$CONNECTIONS" --latency-correction --no-tui --output-format json
     -m POST -T application/json -D "$body")
   [ "$auth" = yes ] && args+=(-H "Authorization: Bearer $API_KEY")
-  log "$name: $rate req/s for $DURATION"
+  log "$name: $rate req/s for $duration"
   oha "${args[@]}" "$url" > "$OUT_DIR/oha-$name.json" || fail "oha $name exited with an error"
   python3 - "$OUT_DIR/oha-$name.json" "$name" <<'PY' || fail "$name: the generator got no usable answers"
 import json, sys
@@ -123,99 +155,72 @@ if ok == 0 or any(percentiles.get(p) is None for p in ("p50", "p95", "p99")):
 PY
 }
 
+
+postgres_port() {
+  python3 -c "import sys, urllib.parse as u; print(u.urlparse(sys.argv[1]).port or 5432)" "$HERALD_DATABASE__URL"
+}
+
+# broker_cpu_targets BROKERS: a processes.py target per broker of a bootstrap list (broker, or
+# broker-1, broker-2... for a cluster), found by its port.
+broker_cpu_targets() {
+  local -a addresses
+  IFS=, read -r -a addresses <<< "$1"
+  if [ ${#addresses[@]} -eq 1 ]; then echo "broker=port:${addresses[0]##*:}"; return; fi
+  local index=1 address
+  for address in "${addresses[@]}"; do echo "broker-$index=port:${address##*:}"; index=$((index + 1)); done
+}
+
+# add_cpu_per_delivery RESULT BEFORE AFTER: adds to RESULT (a scenario's JSON, with
+# deliveries_sent) each process's CPU microseconds per delivery between two processes.py readings
+# (from the first request to the last delivery), and the machine's share of it.
+add_cpu_per_delivery() {
+  python3 - "$@" <<'PY'
+import json, sys
+result_file, before_file, after_file = sys.argv[1:4]
+result = json.load(open(result_file))
+before, after = json.load(open(before_file)), json.load(open(after_file))
+deliveries = result["deliveries_sent"]
+per_delivery = {}
+for name, reading in after.items():
+    start = before.get(name, {}).get("cpu_seconds")
+    if reading["cpu_seconds"] is None or start is None or not deliveries:
+        per_delivery[name] = None
+        continue
+    per_delivery[name] = round((reading["cpu_seconds"] - start) * 1e6 / deliveries, 1)
+per_delivery["total"] = round(sum(v for v in per_delivery.values() if v is not None), 1)
+result["cpu_us_per_delivery"] = per_delivery
+json.dump(result, open(result_file, "w"))
+print("CPU per delivery (us): " + ", ".join(f"{name} {value}" for name, value in per_delivery.items()))
+PY
+}
+
 run_delivery_scenario() {
-  # A database, topic and group of its own, so nothing of earlier runs (an outbox backlog, old
-  # records) is counted or competes.
-  local run_id database_url topic batch_rate
-  run_id="$(date +%s)"
-  database_url="${HERALD_DATABASE__URL%/*}/herald_bench_$run_id"
-  topic="bench-delivery-$run_id"
-  psql "$HERALD_DATABASE__URL" -qc "CREATE DATABASE herald_bench_$run_id"
-  local -a scenario_env=(
-    HERALD_DATABASE__URL="$database_url"
-    HERALD_KAFKA__TOPIC="$topic"
-    HERALD_KAFKA__BROKERS="${BENCH_KAFKA_BROKERS:-$HERALD_KAFKA__BROKERS}"
-    HERALD_WORKER__GROUP_ID="bench-workers-$run_id"
-    HERALD_SENDGRID_BASE_URL=http://127.0.0.1:19090
-    HERALD_TWILIO_BASE_URL=http://127.0.0.1:19090
-    HERALD_TELEGRAM_BASE_URL=http://127.0.0.1:19090/telegram
-    HERALD_SMTP_URL=smtp://127.0.0.1:19025
-    HERALD_OUTBOUND__ALLOW_PRIVATE_NETWORKS=true
-  )
-  env "${scenario_env[@]}" $api migrate >/dev/null
-  env "${scenario_env[@]}" $api create-topics >/dev/null
-  API_KEY="$(env "${scenario_env[@]}" HERALD_API_KEY="${HERALD_BENCH_API_KEY:-hk_bench_local_key}" $api ensure-tenant --name bench)"
-  local notifications_per_request=$(( BATCH_SIZE ))
+  delivery_setup delivery
+  local batch_rate started_at accepted
   batch_rate=$(( DELIVERY_RATE / (BATCH_SIZE * DELIVERY_RECIPIENTS) ))
   [ "$batch_rate" -ge 1 ] || batch_rate=1
-  python3 - "$OUT_DIR" "$BATCH_SIZE" "$DELIVERY_RECIPIENTS" <<'PY'
-import json, sys
-out, batch_size, recipients = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-items = [{"user_ids": [f"bench-recipient-{(i * recipients + r) % 100000}" for r in range(recipients)],
-          "channels": ["sms"], "content": {"body": "Pressure {{value}}"}, "data": {"value": 7}}
-         for i in range(batch_size)]
-json.dump({"notifications": items}, open(f"{out}/delivery-body.json", "w"))
-PY
-  psql "$database_url" -qc "INSERT INTO users (tenant_id, id, phone)
-    SELECT t.id, 'bench-recipient-' || i, '+1415' || lpad(i::text, 7, '0') FROM tenants t, generate_series(0, 99999) i
-    WHERE t.name = 'bench' ON CONFLICT DO NOTHING"
-
-  HERALD_SIM_LISTEN=127.0.0.1:19090 HERALD_SIM_SMTP_LISTEN=127.0.0.1:19025 HERALD_SIM_TWILIO_LATENCY_MS=20 HERALD_SIM_SENDGRID_LATENCY_MS=20 \
-    target/release/herald-provider-sim > "$OUT_DIR/simulator.log" 2>&1 &
-  started_pids+=($!)
-  wait_http "http://127.0.0.1:19090/_sim/stats"
-  env "${scenario_env[@]}" HERALD_SERVER__PORT=18082 RUST_LOG=warn $api serve > "$OUT_DIR/api-delivery.log" 2>&1 &
-  started_pids+=($!)
-  env "${scenario_env[@]}" HERALD_WORKER__METRICS_PORT=19464 RUST_LOG=warn target/release/herald-worker > "$OUT_DIR/worker.log" 2>&1 &
-  started_pids+=($!)
-  wait_http "http://127.0.0.1:18082/healthz"
-  wait_http "http://127.0.0.1:19464/healthz"
-  for _ in $(seq 1 300); do
-    curl -fsS http://127.0.0.1:19464/readyz 2>/dev/null | grep -q '"assigned_partitions":[1-9]' && break
-    sleep 0.1
-  done
-  local started_at accepted sent
-  started_at="$(psql "$database_url" -qtAc "SELECT now()")"
+  delivery_body "$OUT_DIR/delivery-body.json" "$BATCH_SIZE" "$DELIVERY_RECIPIENTS"
+  delivery_simulator
+  delivery_api 0
+  local api_pid=$SPAWNED_PID
+  delivery_worker 0
+  local worker_pid=$SPAWNED_PID
+  wait_partitions_held "$(delivery_partitions)" 0
+  delivery_warm_up delivery "http://127.0.0.1:18082/v1/notifications/batch" "$batch_rate" \
+    "$OUT_DIR/delivery-body.json" $(( BATCH_SIZE * DELIVERY_RECIPIENTS ))
+  local -a cpu_targets=(api="$api_pid" worker="$worker_pid" simulator="$SIMULATOR_PID" postgres="port:$(postgres_port)")
+  cpu_targets+=($(broker_cpu_targets "${BENCH_KAFKA_BROKERS:-$HERALD_KAFKA__BROKERS}"))
+  python3 scripts/lib/processes.py cpu "${cpu_targets[@]}" > "$OUT_DIR/delivery-cpu-before.json"
+  started_at="$(psql "$DELIVERY_DATABASE_URL" -qtAc "SELECT now()")"
   run_oha delivery "http://127.0.0.1:18082/v1/notifications/batch" "$batch_rate" "$OUT_DIR/delivery-body.json" yes
-  accepted=$(python3 -c "import json; d=json.load(open('$OUT_DIR/oha-delivery.json')); print(d['statusCodeDistribution'].get('202', 0) * $notifications_per_request * $DELIVERY_RECIPIENTS)")
-  log "waiting for $accepted deliveries"
-  for _ in $(seq 1 "$DRAIN_SECONDS"); do
-    sent=$(psql "$database_url" -qtAc "SELECT coalesce(sum(deliveries_sent), 0) FROM notification_states WHERE updated_at >= '$started_at'")
-    [ "$sent" -ge "$accepted" ] && break
-    sleep 1
-  done
-  [ "$sent" -ge "$accepted" ] || fail "delivery: only $sent of $accepted deliveries sent after ${DRAIN_SECONDS}s"
-  psql "$database_url" -qtAc "
-    WITH run AS (
-      SELECT n.created_at AS accepted_at, d.updated_at AS sent_at
-      FROM deliveries d JOIN notifications n ON n.id = d.notification_id
-      WHERE n.created_at >= '$started_at' AND d.status = 'sent')
-    SELECT json_build_object(
-      'deliveries_sent', count(*),
-      'deliveries_accepted', $accepted,
-      'recipients_per_notification', $DELIVERY_RECIPIENTS,
-      'offered_deliveries_per_second', $DELIVERY_RATE,
-      'window_seconds', round(extract(epoch FROM max(sent_at) - min(accepted_at))::numeric, 2),
-      'deliveries_per_second', round((count(*) / nullif(extract(epoch FROM max(sent_at) - min(accepted_at)), 0))::numeric, 1),
-      'accept_to_delivery_ms', json_build_object(
-        'p50', round((percentile_cont(0.50) WITHIN GROUP (ORDER BY extract(epoch FROM sent_at - accepted_at)) * 1000)::numeric, 1),
-        'p95', round((percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM sent_at - accepted_at)) * 1000)::numeric, 1),
-        'p99', round((percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM sent_at - accepted_at)) * 1000)::numeric, 1)))
-    FROM run" > "$OUT_DIR/delivery.json"
-  curl -fsS http://127.0.0.1:19090/_sim/stats > "$OUT_DIR/simulator-stats.json"
+  accepted=$(( $(accepted_notifications "$OUT_DIR/oha-delivery.json") * BATCH_SIZE * DELIVERY_RECIPIENTS ))
+  delivery_drain "$started_at" "$accepted" delivery
+  python3 scripts/lib/processes.py cpu "${cpu_targets[@]}" > "$OUT_DIR/delivery-cpu-after.json"
+  delivery_report "$started_at" "$accepted" "$DELIVERY_RATE" > "$OUT_DIR/delivery.json"
+  add_cpu_per_delivery "$OUT_DIR/delivery.json" "$OUT_DIR/delivery-cpu-before.json" "$OUT_DIR/delivery-cpu-after.json"
+  python3 -c "import json; print('delivery:', json.load(open('$OUT_DIR/delivery.json')))"
+  check_simulator_ledger "$OUT_DIR/delivery.json" delivery
   stop_started
-  python3 - "$OUT_DIR" <<'PY' || fail "delivery: duplicates or missing messages at the provider"
-import json, sys
-out = sys.argv[1]
-delivery = json.load(open(f"{out}/delivery.json"))
-twilio = json.load(open(f"{out}/simulator-stats.json"))["twilio"]
-print(f"delivery: {delivery}")
-print(f"simulator: messages {twilio['messages']}, duplicates {twilio['duplicates']}")
-if twilio["untracked_references"] != 0:
-    sys.exit("the simulator's reference table overflowed: duplicates cannot be proven absent")
-if twilio["duplicates"] != 0 or twilio["messages"] < delivery["deliveries_accepted"]:
-    sys.exit(1)
-PY
 }
 
 run_channels_scenario() {
@@ -250,7 +255,7 @@ run_channels_scenario() {
   capacity=$(python3 -c "import json; p=json.load(open('$OUT_DIR/channels-plan.json')); \
 print(2 * max(c['expected_deliveries'] for c in p['channels'].values()) + 1000)")
   HERALD_SIM_LISTEN=127.0.0.1:19190 HERALD_SIM_SMTP_LISTEN=127.0.0.1:19125 HERALD_SIM_RECORD_CAPACITY="$capacity" \
-    target/release/herald-provider-sim > "$OUT_DIR/simulator-channels.log" 2>&1 &
+    "$BENCH_BIN/herald-provider-sim" > "$OUT_DIR/simulator-channels.log" 2>&1 &
   started_pids+=($!)
   wait_http "$simulator/_sim/stats"
   # The latency is set at run time, through the simulator's own knobs, on every provider.
@@ -263,7 +268,7 @@ print(2 * max(c['expected_deliveries'] for c in p['channels'].values()) + 1000)"
     || fail "channels: the simulator refused the webhook endpoint"
   env "${scenario_env[@]}" HERALD_SERVER__PORT=18084 RUST_LOG=warn $api serve > "$OUT_DIR/api-channels.log" 2>&1 &
   started_pids+=($!)
-  env "${scenario_env[@]}" HERALD_WORKER__METRICS_PORT=19465 RUST_LOG=warn target/release/herald-worker \
+  env "${scenario_env[@]}" HERALD_WORKER__METRICS_PORT=19465 RUST_LOG=warn "$BENCH_BIN/herald-worker" \
     > "$OUT_DIR/worker-channels.log" 2>&1 &
   started_pids+=($!)
   wait_http "$api_url/healthz"
@@ -331,7 +336,7 @@ run_ingest_scenario() {
     HERALD_SERVER__PORT=18080 RUST_LOG=warn $api serve > "$OUT_DIR/api.log" 2>&1 &
     started_pids+=($!)
   fi
-  target/release/herald-bare-handler 127.0.0.1:18081 &
+  "$BENCH_BIN/herald-bare-handler" 127.0.0.1:18081 &
   started_pids+=($!)
   wait_http "$url/healthz"
   wait_http "http://127.0.0.1:18081/"
@@ -456,7 +461,7 @@ run_capacity_scenario() {
   database_url="${HERALD_DATABASE__URL%/*}/herald_capacity_$run_id"
   psql "$HERALD_DATABASE__URL" -qc "CREATE DATABASE herald_capacity_$run_id"
   log "capacity: PostgreSQL alone, the delivery write path, for ${seconds}s"
-  HERALD_DATABASE__URL="$database_url" target/release/herald-store-capacity "$seconds" 8 250 \
+  HERALD_DATABASE__URL="$database_url" "$BENCH_BIN/herald-store-capacity" "$seconds" 8 250 \
     > "$OUT_DIR/capacity.json" || fail "capacity: the driver failed"
   python3 - "$OUT_DIR" <<'PY'
 import json, os, sys
@@ -477,6 +482,9 @@ for scenario in $SCENARIOS; do
     ingest) run_ingest_scenario ;;
     relay) run_relay_scenario ;;
     channels) run_channels_scenario ;;
-    *) fail "unknown scenario $scenario (known: delivery capacity ingest channels relay)" ;;
+    scaling) run_scaling_scenario ;;
+    failover) run_failover_scenario ;;
+    rebalance) run_rebalance_scenario ;;
+    *) fail "unknown scenario $scenario (known: delivery capacity ingest channels scaling failover relay rebalance)" ;;
   esac
 done

@@ -19,7 +19,7 @@
 # Writes k6's summary to load-tests/results/<scenario>.json and the processes' logs to
 # load-tests/results/logs/<scenario>/. The soak (or any scenario with LOAD_SAMPLE_RESOURCES=1)
 # also samples RSS and open file descriptors of the API, the worker, the simulator, PostgreSQL,
-# Redis and tansu at the start, every LOAD_SAMPLE_SECONDS (60) and at the end, into
+# Redis and the Kafka broker at the start, every LOAD_SAMPLE_SECONDS (60) and at the end, into
 # load-tests/results/<scenario>-resources.json, and prints start against end.
 #
 # Exits with k6's status: 0 when every threshold held, 99 when one failed (stress and spike go
@@ -72,7 +72,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
 
-# Name=pid pairs of the processes to sample; PostgreSQL, Redis and tansu are found by their ports.
+# Name=pid pairs of the processes to sample; PostgreSQL, Redis and the broker are found by their ports.
 sample_targets=()
 if [ -n "${HERALD_LOAD_URL:-}" ] && [ -n "${HERALD_LOAD_API_KEY:-}" ]; then
   base_url="${HERALD_LOAD_URL%/}"
@@ -111,7 +111,7 @@ if [ -n "${HERALD_DATABASE__URL:-}" ]; then
   sample_targets+=("postgres=port:$pg_port")
 fi
 [ -z "${HERALD_REDIS__URL:-}" ] || sample_targets+=("redis=port:$(python3 -c "import sys, urllib.parse as u; print(u.urlparse(sys.argv[1]).port or 6379)" "$HERALD_REDIS__URL")")
-[ -z "${HERALD_KAFKA__BROKERS:-}" ] || sample_targets+=("tansu=port:${HERALD_KAFKA__BROKERS##*:}")
+[ -z "${HERALD_KAFKA__BROKERS:-}" ] || sample_targets+=("kafka=port:${HERALD_KAFKA__BROKERS##*:}")
 
 # The resource sampler: one JSON document, rewritten after every sample; SIGTERM takes the last
 # sample and ends it. A process group (PostgreSQL: the postmaster and its backends) is summed; its
@@ -119,76 +119,11 @@ fi
 start_sampler() {
   python3 - "$RESOURCES_FILE" "${LOAD_SAMPLE_SECONDS:-60}" "${sample_targets[@]}" <<'PY' &
 import json, os, signal, sys, time
+sys.path.insert(0, "scripts/lib")
+from processes import memory as measure, parse_targets, resolve
 out, interval, targets = sys.argv[1], float(sys.argv[2]), sys.argv[3:]
 
-def listening_pid(port):
-    inodes = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = open(table).read().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
-                inodes.add(fields[9])
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            for fd in os.listdir(f"/proc/{pid}/fd"):
-                link = os.readlink(f"/proc/{pid}/fd/{fd}")
-                if link.startswith("socket:[") and link[8:-1] in inodes:
-                    return int(pid)
-        except OSError:
-            continue
-    return None
-
-def children(pid):
-    found = []
-    try:
-        for task in os.listdir(f"/proc/{pid}/task"):
-            found += [int(c) for c in open(f"/proc/{pid}/task/{task}/children").read().split()]
-    except OSError:
-        pass
-    return found
-
-def resolve(spec):
-    pid = listening_pid(int(spec[5:])) if spec.startswith("port:") else int(spec)
-    if pid is None:
-        return []
-    # setsid may have forked: measure the program, not the wrapper.
-    try:
-        if open(f"/proc/{pid}/comm").read().strip() == "setsid" and children(pid):
-            pid = children(pid)[0]
-    except OSError:
-        return []
-    try:
-        if open(f"/proc/{pid}/comm").read().strip() in ("postgres", "postmaster"):
-            return [pid] + children(pid)
-    except OSError:
-        return []
-    return [pid]
-
-def measure(pids):
-    total = {"pid": pids[0] if pids else None, "processes": 0, "rss_kb": 0, "pss_kb": 0, "fds": 0, "threads": 0}
-    for pid in pids:
-        try:
-            status = dict(line.split(":", 1) for line in open(f"/proc/{pid}/status").read().splitlines() if ":" in line)
-            fds = len(os.listdir(f"/proc/{pid}/fd"))
-        except OSError:
-            continue
-        total["processes"] += 1
-        total["rss_kb"] += int(status.get("VmRSS", "0 kB").split()[0])
-        total["threads"] += int(status.get("Threads", "0").strip())
-        total["fds"] += fds
-        try:
-            for line in open(f"/proc/{pid}/smaps_rollup"):
-                if line.startswith("Pss:"):
-                    total["pss_kb"] += int(line.split()[1])
-        except OSError:
-            pass
-    return total if total["processes"] else None
-
-names = [t.split("=", 1) for t in targets]
+names = parse_targets(targets)
 document = {"interval_seconds": interval, "samples": []}
 started = time.time()
 

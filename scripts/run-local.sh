@@ -45,7 +45,7 @@ Herald is running:
   API          $STACK_API_URL   (OpenAPI: /openapi.json, metrics: /metrics, readiness: /readyz)
   PostgreSQL   $HERALD_DATABASE__URL
   Redis        $HERALD_REDIS__URL
-  Kafka        $HERALD_KAFKA__BROKERS (tansu), topic ${HERALD_KAFKA__TOPIC:-notifications}
+  Kafka        $HERALD_KAFKA__BROKERS (Apache Kafka, log ${HERALD_RUN_DIR:-/tmp/herald-run}/kafka.log), topic ${HERALD_KAFKA__TOPIC:-notifications}
   Worker       $STACK_WORKER_URL/metrics, readiness $STACK_WORKER_URL/readyz
   Simulator    $STACK_SIMULATOR_URL   (SendGrid /v3/mail/send, Twilio Messages; inspect /_sim/stats)
   Prometheus   $prometheus_line

@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
 # Installs and starts what Herald needs on this machine: PostgreSQL and Redis (Debian packages)
-# and the tansu Kafka-protocol broker (crates.io). Services already listening on their ports are
-# reused. Everything runs from $HERALD_RUN_DIR (default /tmp/herald-run).
+# and an Apache Kafka broker (Maven Central, scripts/kafka.sh: one KRaft node, broker and
+# controller). Services already listening on their ports are reused. Everything runs from
+# $HERALD_RUN_DIR (default /tmp/herald-run); the broker's log is $HERALD_RUN_DIR/kafka.log.
 #
 #   scripts/services.sh install      install what is missing
 #   scripts/services.sh start        start what is not running (background), wait until ready
-#   scripts/services.sh stop [names] stop what `start` started (all, or: postgres redis tansu)
+#   scripts/services.sh stop [names] stop what `start` started (all, or: postgres redis kafka)
 #
 #   scripts/services.sh drop-databases PATTERN...
 #                                    drop the databases whose names match a LIKE pattern and that
 #                                    nobody is connected to (leftovers of tests and benches)
 #
 # With HERALD_STARTED_FILE set, `start` appends the names of the services it started (not those it
-# reused) to that file, so a caller can stop exactly those.
+# reused) to that file, so a caller can stop exactly those. With HERALD_KAFKA_FRESH=1, a broker
+# that `start` starts begins with empty storage (`make test`: its topics are the tests' own).
 #   scripts/services.sh env          print the connection settings as shell exports
 set -euo pipefail
 
@@ -20,8 +22,8 @@ RUN_DIR="${HERALD_RUN_DIR:-/tmp/herald-run}"
 PG_PORT="${HERALD_PG_PORT:-55432}"
 REDIS_PORT="${HERALD_REDIS_PORT:-56379}"
 KAFKA_PORT="${HERALD_KAFKA_PORT:-59092}"
-TANSU_VERSION="0.6.0"
-export PATH="$HOME/.cargo/bin:$PATH"
+KAFKA_CONTROLLER_PORT="${HERALD_KAFKA_CONTROLLER_PORT:-59093}"
+SCRIPTS_DIR="$(cd "$(dirname "$0")" && pwd)"
 
 log() { printf '[services] %s\n' "$*" >&2; }
 
@@ -34,8 +36,8 @@ pg_bin_dir() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 wait_for_port() {
-  local port=$1 name=$2
-  for _ in $(seq 1 100); do
+  local port=$1 name=$2 seconds=${3:-10}
+  for _ in $(seq 1 $((seconds * 10))); do
     if port_open "$port"; then return 0; fi
     sleep 0.1
   done
@@ -53,10 +55,7 @@ install() {
     as_root apt-get update -qq
     DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${packages[@]}" >/dev/null
   fi
-  if ! command -v tansu >/dev/null; then
-    log "installing tansu $TANSU_VERSION from crates.io (about 12 minutes, once)"
-    cargo install tansu --version "$TANSU_VERSION" --locked --features libsql
-  fi
+  "$SCRIPTS_DIR/kafka.sh" install
 }
 
 # PostgreSQL refuses to run as root: run it as the `postgres` system user when we are root.
@@ -102,48 +101,45 @@ start_redis() {
   log "Redis on 127.0.0.1:$REDIS_PORT"
 }
 
-# tansu 0.6's sqlite engine looks up a fetched record's headers with one query per record on a
-# `header` table that has no index (tansu-storage ddl/040-header.sql): every lookup scans every
-# header ever stored, and with a `traceparent` on each record a fetch soon holds tansu's single
-# storage task past the producers' timeouts (measured: a full stall within 20 s at 2,000 records/s;
-# with this index, the same load as without headers). tansu only creates missing tables at start and
-# prepares every statement afresh, so the index is kept and used at once. It exists once tansu
-# listens: tansu creates its schema first.
-index_tansu_headers() {
-  python3 - "$1" <<'PYTHON'
-import sqlite3, sys
-connection = sqlite3.connect(sys.argv[1], timeout=30)
-connection.execute("CREATE INDEX IF NOT EXISTS header_topition_offset_id ON header (topition, offset_id)")
-connection.commit()
-PYTHON
+start_kafka() {
+  if port_open "$KAFKA_PORT"; then log "Kafka broker already on $KAFKA_PORT"; return; fi
+  local dir="$RUN_DIR/kafka"
+  if [ "${HERALD_KAFKA_FRESH:-0}" = 1 ]; then rm -rf "$dir"; fi
+  # Writes the settings every time (ports may have changed); formats the storage only once.
+  "$SCRIPTS_DIR/kafka.sh" format --dir "$dir" --node-id 1 --port "$KAFKA_PORT" \
+    --controller-port "$KAFKA_CONTROLLER_PORT" --voters "1@127.0.0.1:$KAFKA_CONTROLLER_PORT" \
+    --log-file "$RUN_DIR/kafka.log"
+  # setsid: see start_postgres. kafka.sh execs the JVM, so the pid is the broker's.
+  setsid "$SCRIPTS_DIR/kafka.sh" run --dir "$dir" > "$RUN_DIR/kafka.out" 2>&1 &
+  echo $! > "$RUN_DIR/kafka.pid"
+  started kafka
+  wait_for_port "$KAFKA_PORT" kafka 60
+  log "Apache Kafka $("$SCRIPTS_DIR/kafka.sh" version) on 127.0.0.1:$KAFKA_PORT (KRaft, data $dir/data)"
 }
 
-start_tansu() {
-  if port_open "$KAFKA_PORT"; then log "Kafka broker already on $KAFKA_PORT"; return; fi
-  mkdir -p "$RUN_DIR/tansu"
-  # SQLite storage: records and committed offsets survive kill -9.
-  # tansu resolves sqlite:// paths relative to its working directory.
-  (cd "$RUN_DIR/tansu" && exec setsid tansu broker \
-    --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
-    --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
-    --storage-engine "sqlite://tansu.db") > "$RUN_DIR/tansu.log" 2>&1 &
-  echo $! > "$RUN_DIR/tansu.pid"
-  started tansu
-  wait_for_port "$KAFKA_PORT" tansu
-  index_tansu_headers "$RUN_DIR/tansu/tansu.db"
-  log "tansu (Kafka protocol) on 127.0.0.1:$KAFKA_PORT"
+# Waits for a stopped process to be gone (Kafka's controlled shutdown takes a few seconds), so that
+# a start right after finds its port and storage free; kills it after `seconds`.
+stop_pid_file() {
+  local pid_file=$1 seconds=$2 pid
+  [ -f "$pid_file" ] || return 0
+  pid="$(cat "$pid_file")"
+  rm -f "$pid_file"
+  kill "$pid" 2>/dev/null || return 0
+  for _ in $(seq 1 $((seconds * 10))); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  log "pid $pid did not stop within ${seconds}s; killing it"
+  kill -9 "$pid" 2>/dev/null || true
 }
 
 stop() {
   local names=("$@")
-  [ ${#names[@]} -gt 0 ] || names=(tansu redis postgres)
+  [ ${#names[@]} -gt 0 ] || names=(kafka redis postgres)
   for name in "${names[@]}"; do
     case "$name" in
-      tansu|redis)
-        if [ -f "$RUN_DIR/$name.pid" ]; then
-          kill "$(cat "$RUN_DIR/$name.pid")" 2>/dev/null || true
-          rm -f "$RUN_DIR/$name.pid"
-        fi ;;
+      kafka) stop_pid_file "$RUN_DIR/kafka.pid" 30 ;;
+      redis) stop_pid_file "$RUN_DIR/redis.pid" 10 ;;
       postgres)
         if [ -f "$RUN_DIR/postgres.started" ]; then
           pg_user_cmd "$(pg_bin_dir)/pg_ctl" -D "$(cat "$RUN_DIR/postgres.started")" -m fast stop >/dev/null || true
@@ -174,15 +170,12 @@ print_env() {
 export HERALD_DATABASE__URL=postgres://herald@127.0.0.1:$PG_PORT/herald
 export HERALD_REDIS__URL=redis://127.0.0.1:$REDIS_PORT/0
 export HERALD_KAFKA__BROKERS=127.0.0.1:$KAFKA_PORT
-# tansu 0.6 panics in its idempotent-producer check under concurrent load (lite.rs:503), so the
-# local broker gets a non-idempotent producer with one request in flight (docs/DESIGN.md).
-export HERALD_KAFKA__ENABLE_IDEMPOTENCE=false
 ENV
 }
 
 case "${1:-}" in
   install) install ;;
-  start) install; start_postgres; start_redis; start_tansu ;;
+  start) install; start_postgres; start_redis; start_kafka ;;
   stop) shift; stop "$@" ;;
   env) print_env ;;
   drop-databases) shift; drop_databases "$@" ;;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# `make test`: every test against real PostgreSQL, Redis and tansu. Starts the services when they
-# are not running, and stops what it started.
+# `make test`: every test against real PostgreSQL, Redis and Apache Kafka. Starts the services when
+# they are not running, and stops what it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -12,7 +12,8 @@ started_services="$(mktemp)"
 test_databases='herald\_test\_%'
 trap 'scripts/services.sh drop-databases "$test_databases" || true
       scripts/services.sh stop $(cat "$started_services"); rm -f "$started_services"' EXIT
-HERALD_STARTED_FILE="$started_services" scripts/services.sh start
+# A broker this run starts begins empty: every topic on it is a test's own, made afresh.
+HERALD_KAFKA_FRESH=1 HERALD_STARTED_FILE="$started_services" scripts/services.sh start
 eval "$(scripts/services.sh env)"
 scripts/services.sh drop-databases "$test_databases"
 
@@ -23,7 +24,8 @@ scripts/check-deploy.sh
 export HERALD_TEST_DATABASE_URL="${HERALD_DATABASE__URL%/*}/postgres"
 export HERALD_TEST_REDIS_URL="$HERALD_REDIS__URL"
 export HERALD_TEST_KAFKA_BROKERS="$HERALD_KAFKA__BROKERS"
-export HERALD_TEST_TANSU_BIN="$(command -v tansu)"
+# Tests that kill or pause a broker run their own, through the same script (herald-testing).
+export HERALD_TEST_KAFKA_SCRIPT="$PWD/scripts/kafka.sh"
 export HERALD_TEST_PG_BIN_DIR="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"
 
 # One test at a time: each end-to-end test runs an API, workers, a simulator and sometimes its own

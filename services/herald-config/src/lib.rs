@@ -74,37 +74,46 @@ pub struct KafkaSettings {
     /// Where `high` notifications go (docs/DESIGN.md, "Priority lanes"); empty: `{topic}.high`.
     #[serde(default)]
     pub high_priority_topic: String,
-    /// Partitions used by `create-topics`; producers read the real count from the broker.
+    /// Partitions used by `create-topics`; producers and consumers read the real count from the
+    /// broker (and notice more within `metadata_refresh_ms`).
     pub partitions: i32,
+    /// Replicas of each topic `create-topics` makes; -1: the brokers' `default.replication.factor`.
+    pub replication_factor: i32,
+    /// `min.insync.replicas` of each topic `create-topics` makes; 0: the brokers' default.
+    pub min_insync_replicas: i32,
     pub compression: String,
-    /// Idempotent producer: broker-side deduplication and order across retries. On for Kafka;
-    /// can be turned off for brokers whose implementation of it is incomplete.
-    pub enable_idempotence: bool,
     pub linger_ms: u64,
     pub message_timeout_ms: u64,
     pub queue_max_messages: u64,
     /// Largest record (key + value) the API will produce.
     pub max_record_bytes: usize,
-    /// Where a record carries the trace context of the span that produced it.
-    pub trace_context_carrier: TraceContextCarrier,
+    /// How often every client refreshes the cluster's metadata: partitions added to a topic are
+    /// produced to and consumed within this long, without a restart.
+    pub metadata_refresh_ms: u64,
+    /// The consumer group protocol of the worker's groups (docs/DESIGN.md, "Records and
+    /// partitions").
+    pub group_protocol: GroupProtocol,
 }
 
-/// Where a Kafka record carries its W3C trace context (docs/DESIGN.md, "Traces").
+/// How a consumer group shares its partitions out (Kafka's `group.protocol`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum TraceContextCarrier {
-    /// A `traceparent` record header, as the OpenTelemetry messaging conventions say.
-    Headers,
-    /// A `traceparent` field of the record's JSON envelope, for brokers that handle headers badly.
-    Envelope,
+pub enum GroupProtocol {
+    /// The classic protocol (JoinGroup and SyncGroup rounds, the members' own assignor), here with
+    /// the `cooperative-sticky` assignor: a rebalance moves only the partitions that change owner.
+    /// The session timeout is the client's (`worker.session_timeout_ms`).
+    Classic,
+    /// The consumer protocol of KIP-848 (Kafka 4.0 and later): the broker assigns, incrementally;
+    /// the session timeout is the broker's `group.consumer.session.timeout.ms`.
+    Consumer,
 }
 
-impl TraceContextCarrier {
-    /// The value as configuration spells it.
+impl GroupProtocol {
+    /// The value as configuration (and librdkafka's `group.protocol`) spells it.
     pub fn as_str(self) -> &'static str {
         match self {
-            TraceContextCarrier::Headers => "headers",
-            TraceContextCarrier::Envelope => "envelope",
+            GroupProtocol::Classic => "classic",
+            GroupProtocol::Consumer => "consumer",
         }
     }
 }

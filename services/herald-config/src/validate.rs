@@ -102,6 +102,27 @@ impl Settings {
                 ),
             ));
         }
+        if self.kafka.replication_factor == 0 || self.kafka.replication_factor < -1 {
+            return Err(invalid(
+                "kafka.replication_factor",
+                "must be at least 1, or -1 for the brokers' default.replication.factor",
+            ));
+        }
+        if self.kafka.min_insync_replicas < 0
+            || (self.kafka.replication_factor > 0
+                && self.kafka.min_insync_replicas > self.kafka.replication_factor)
+        {
+            return Err(invalid(
+                "kafka.min_insync_replicas",
+                "must be between 0 (the brokers' default) and kafka.replication_factor, or no record could ever be acknowledged",
+            ));
+        }
+        if !(100..=3_600_000).contains(&self.kafka.metadata_refresh_ms) {
+            return Err(invalid(
+                "kafka.metadata_refresh_ms",
+                "must be between 100 and 3600000",
+            ));
+        }
         if self.ingest.max_batch_rows == 0 {
             return Err(invalid("ingest.max_batch_rows", "must be at least 1"));
         }
@@ -363,6 +384,37 @@ mod tests {
         settings.kafka.high_priority_topic = " ".into();
         settings.kafka.topic = "tenant-events".into();
         assert_eq!(settings.kafka.high_priority_topic(), "tenant-events.high");
+    }
+
+    #[test]
+    fn replication_settings_that_could_never_acknowledge_are_rejected_by_name() {
+        let defaults = Settings::load(None).unwrap();
+        type Mistake = (&'static str, fn(&mut crate::KafkaSettings));
+        let mistakes: [Mistake; 4] = [
+            ("kafka.replication_factor", |kafka| {
+                kafka.replication_factor = 0
+            }),
+            ("kafka.replication_factor", |kafka| {
+                kafka.replication_factor = -2
+            }),
+            ("kafka.min_insync_replicas", |kafka| {
+                kafka.replication_factor = 3;
+                kafka.min_insync_replicas = 4;
+            }),
+            ("kafka.min_insync_replicas", |kafka| {
+                kafka.min_insync_replicas = -1
+            }),
+        ];
+        for (name, mistake) in mistakes {
+            let mut settings = defaults.clone();
+            mistake(&mut settings.kafka);
+            let error = settings.validate().unwrap_err().to_string();
+            assert!(error.contains(name), "{name}: {error}");
+        }
+        let mut settings = defaults.clone();
+        settings.kafka.replication_factor = 3;
+        settings.kafka.min_insync_replicas = 2;
+        settings.validate().unwrap();
     }
 
     #[test]

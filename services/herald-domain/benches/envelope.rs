@@ -2,11 +2,9 @@
 //! and the relay, the worker decodes one per record it admits. `cargo bench -p herald-domain
 //! --bench envelope`.
 //!
-//! The envelope is the one production writes: a UUIDv7 notification id, a tenant id, a typical
-//! recipient id and, in the `with_traceparent` variants, the W3C trace context the worker reads
-//! when the producer carries it in the record (`kafka.trace_context_carrier = "envelope"`).
+//! The envelope is the one production writes: a UUIDv7 notification id, a tenant id and a typical
+//! recipient id (the trace context travels in a record header, not in the envelope).
 
-use std::borrow::Cow;
 use std::hint::black_box;
 
 use chrono::Utc;
@@ -16,7 +14,6 @@ use uuid::Uuid;
 
 /// A realistic recipient id: tenants name users by their own ids, often an email-like string.
 const USER_ID: &str = "customer-42817@example.com";
-const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
 fn typical_envelope() -> NotificationEnvelope<'static> {
     NotificationEnvelope::new(
@@ -28,44 +25,28 @@ fn typical_envelope() -> NotificationEnvelope<'static> {
     )
 }
 
-fn traced_envelope() -> NotificationEnvelope<'static> {
-    NotificationEnvelope {
-        traceparent: Some(Cow::Borrowed(TRACEPARENT)),
-        ..typical_envelope()
-    }
-}
-
 fn encode(criterion: &mut Criterion) {
     let mut group = criterion.benchmark_group("envelope_encode");
     group.throughput(Throughput::Elements(1));
-    for (name, envelope) in [
-        ("plain", typical_envelope()),
-        ("with_traceparent", traced_envelope()),
-    ] {
-        group.bench_function(name, |bencher| {
-            bencher.iter(|| black_box(&envelope).encode())
-        });
-    }
+    let envelope = typical_envelope();
+    group.bench_function("plain", |bencher| {
+        bencher.iter(|| black_box(&envelope).encode())
+    });
     group.finish();
 }
 
 fn decode(criterion: &mut Criterion) {
     let mut group = criterion.benchmark_group("envelope_decode");
     group.throughput(Throughput::Elements(1));
-    for (name, envelope) in [
-        ("plain", typical_envelope()),
-        ("with_traceparent", traced_envelope()),
-    ] {
-        let bytes = envelope.encode();
-        // The bench must measure a successful decode of what encode wrote, not an error path.
-        assert_eq!(NotificationEnvelope::decode(&bytes).as_ref(), Ok(&envelope));
-        group.bench_function(name, |bencher| {
-            bencher.iter(|| {
-                NotificationEnvelope::decode(black_box(&bytes))
-                    .map(|decoded| decoded.notification_id)
-            })
-        });
-    }
+    let envelope = typical_envelope();
+    let bytes = envelope.encode();
+    // The bench must measure a successful decode of what encode wrote, not an error path.
+    assert_eq!(NotificationEnvelope::decode(&bytes).as_ref(), Ok(&envelope));
+    group.bench_function("plain", |bencher| {
+        bencher.iter(|| {
+            NotificationEnvelope::decode(black_box(&bytes)).map(|decoded| decoded.notification_id)
+        })
+    });
     group.finish();
 }
 

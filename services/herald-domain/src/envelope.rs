@@ -29,15 +29,10 @@ pub struct NotificationEnvelope<'a> {
     pub user_id: Cow<'a, str>,
     pub priority: Priority,
     pub accepted_at: DateTime<Utc>,
-    /// The W3C trace context of the span that produced the record, when the producer carries it
-    /// here rather than in a record header (`kafka.trace_context_carrier = "envelope"`). Optional:
-    /// readers of version 2 without it ignore it, and records without it are version 2 as well.
-    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
-    pub traceparent: Option<Cow<'a, str>>,
 }
 
 /// Room kept in every record for its trace context: a `traceparent` is 55 characters, and as a
-/// header or an envelope field it costs at most this much more (name and framing).
+/// record header it costs at most this much more (name and framing).
 pub const TRACE_CONTEXT_BYTES: usize = 96;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -63,7 +58,6 @@ impl<'a> NotificationEnvelope<'a> {
             user_id: Cow::Borrowed(user_id),
             priority,
             accepted_at,
-            traceparent: None,
         }
     }
 
@@ -93,25 +87,17 @@ impl<'a> NotificationEnvelope<'a> {
     }
 
     /// Key plus value, as the producer counts a record against `message.max.bytes`, plus the room
-    /// its trace context may take (`TRACE_CONTEXT_BYTES`) when it carries none yet.
+    /// its trace context header may take (`TRACE_CONTEXT_BYTES`).
     pub fn record_bytes(&self) -> usize {
-        let trace_context_room = if self.traceparent.is_none() {
-            TRACE_CONTEXT_BYTES
-        } else {
-            0
-        };
         Self::partition_key(self.tenant_id, &self.user_id).len()
             + self.encode().len()
-            + trace_context_room
+            + TRACE_CONTEXT_BYTES
     }
 
     /// Detaches the envelope from the buffer it was decoded from.
     pub fn into_owned(self) -> NotificationEnvelope<'static> {
         NotificationEnvelope {
             user_id: Cow::Owned(self.user_id.into_owned()),
-            traceparent: self
-                .traceparent
-                .map(|traceparent| Cow::Owned(traceparent.into_owned())),
             ..self
         }
     }
@@ -139,23 +125,17 @@ mod tests {
     }
 
     #[test]
-    fn a_trace_context_rides_along_only_when_given_and_fits_its_room() {
-        let without = envelope("u1");
-        assert!(!String::from_utf8(without.encode())
+    fn a_trace_context_field_of_an_earlier_producer_is_ignored() {
+        // Earlier builds could carry the trace context in the envelope (for a broker that handled
+        // record headers badly); their records may still be in the topic when a new worker reads.
+        let mut value = serde_json::to_value(envelope("u1")).unwrap();
+        value["traceparent"] = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into();
+        let bytes = serde_json::to_vec(&value).unwrap();
+        let decoded = NotificationEnvelope::decode(&bytes).unwrap();
+        assert_eq!(decoded.user_id, "u1");
+        assert!(!String::from_utf8(envelope("u1").encode())
             .unwrap()
             .contains("traceparent"));
-        let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-        let with = NotificationEnvelope {
-            traceparent: Some(Cow::Borrowed(traceparent)),
-            ..without.clone()
-        };
-        let bytes = with.encode();
-        let decoded = NotificationEnvelope::decode(&bytes).unwrap();
-        assert_eq!(decoded.traceparent.as_deref(), Some(traceparent));
-        assert!(
-            with.record_bytes() <= without.record_bytes(),
-            "the room covers it"
-        );
     }
 
     #[test]

@@ -4,11 +4,14 @@
 pub mod metrics;
 pub mod trace_context;
 
+use std::collections::HashMap;
 use std::time::Duration;
 
-use herald_config::{KafkaSettings, RetentionSettings};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use herald_config::{GroupProtocol, KafkaSettings, RetentionSettings};
+use rdkafka::admin::{AdminClient, AdminOptions, NewPartitions, NewTopic, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::{FutureProducer, Producer};
 use rdkafka::{ClientConfig, Statistics};
@@ -44,7 +47,8 @@ impl ProducerRole {
     }
 }
 
-/// The producer's client context: turns librdkafka's statistics into the queue-depth gauge.
+/// The producer's client context: turns librdkafka's statistics into the queue-depth gauge, and
+/// notices a fatal error.
 pub struct ProducerStatistics {
     role: ProducerRole,
 }
@@ -55,18 +59,83 @@ impl ClientContext for ProducerStatistics {
             .with_label_values(&[self.role.as_label()])
             .set(statistics.msg_cnt as i64);
     }
+
+    /// librdkafka's log lines, levelled as rdkafka's default forwards them, and its one sure sign of
+    /// a fatal error: an idempotent producer whose sequence the broker can no longer accept logs it
+    /// at LOG_EMERG with the facility `FATAL` (the error callback gets only the underlying code).
+    /// Such a producer produces nothing more; only a new one would. The process reports itself
+    /// broken (`/healthz` 503) to be restarted, while the outbox keeps every accepted notification.
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        if matches!(level, RDKafkaLogLevel::Emerg) && facility == "FATAL" {
+            herald_telemetry::health::mark_broken("kafka_producer_failed");
+            metrics::PRODUCER_FAILED
+                .with_label_values(&[self.role.as_label()])
+                .set(1);
+            tracing::error!(target: "librdkafka", message, "the Kafka producer failed for good; this process reports itself broken to be restarted");
+            return;
+        }
+        match level {
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error => tracing::error!(target: "librdkafka", facility, message),
+            RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", facility, message),
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+                tracing::info!(target: "librdkafka", facility, message)
+            }
+            RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", facility, message),
+        }
+    }
 }
 
 /// Every Herald producer: a `FutureProducer` whose statistics feed the metrics.
 pub type HeraldProducer = FutureProducer<ProducerStatistics>;
 
-/// What every client of the cluster shares: brokers and bounded network waits.
+/// What every client of the cluster shares: brokers, bounded network waits, and how soon it sees
+/// partitions added to a topic.
 pub fn base_config(settings: &KafkaSettings) -> ClientConfig {
     let mut config = ClientConfig::new();
     config
         .set("bootstrap.servers", &settings.brokers)
         .set("socket.timeout.ms", "10000")
-        .set("socket.connection.setup.timeout.ms", "5000");
+        .set("socket.connection.setup.timeout.ms", "5000")
+        .set(
+            "topic.metadata.refresh.interval.ms",
+            settings.metadata_refresh_ms.to_string(),
+        );
+    config
+}
+
+/// A member of the consumer group `group_id`: the group protocol (docs/DESIGN.md, "Records and
+/// partitions"), reading from the oldest record a new group has not committed, and offsets stored
+/// only by the caller, after its side effect. `session_timeout_ms` applies to the classic protocol;
+/// the consumer protocol's session timeout is the broker's.
+pub fn group_consumer_config(
+    settings: &KafkaSettings,
+    group_id: &str,
+    client_id: &str,
+    session_timeout_ms: u64,
+) -> ClientConfig {
+    let mut config = base_config(settings);
+    config
+        .set("group.id", group_id)
+        .set("client.id", client_id)
+        .set("group.protocol", settings.group_protocol.as_str())
+        .set("enable.auto.offset.store", "false")
+        // A group's first start reads what the topic holds: nothing produced before is skipped.
+        .set("auto.offset.reset", "earliest")
+        .set("fetch.wait.max.ms", "50");
+    if settings.group_protocol == GroupProtocol::Classic {
+        config
+            // Generous: a busy broker answering heartbeats late must not cost a rebalance.
+            .set("session.timeout.ms", session_timeout_ms.to_string())
+            .set(
+                "heartbeat.interval.ms",
+                (session_timeout_ms / 10).to_string(),
+            )
+            // A rebalance moves only the partitions that change owner; the others keep working.
+            .set("partition.assignment.strategy", "cooperative-sticky");
+    }
     config
 }
 
@@ -81,21 +150,12 @@ pub fn create_producer(
     let producer = base_config(settings)
         .set("client.id", client_id)
         .set("statistics.interval.ms", STATISTICS_INTERVAL_MS)
-        // Durability: every in-sync replica has the record; retries cannot duplicate or reorder.
-        .set(
-            "enable.idempotence",
-            settings.enable_idempotence.to_string(),
-        )
-        // Without idempotence only one request in flight keeps retries from reordering a key.
-        .set(
-            "max.in.flight.requests.per.connection",
-            if settings.enable_idempotence {
-                "5"
-            } else {
-                "1"
-            },
-        )
+        // Durability: every in-sync replica has the record (acks=all), and the idempotent producer
+        // numbers each partition's batches, so the broker drops a retried duplicate and refuses a
+        // gap: up to 5 requests in flight keep one key's records in order.
+        .set("enable.idempotence", "true")
         .set("acks", "all")
+        .set("max.in.flight.requests.per.connection", "5")
         .set("compression.type", &settings.compression)
         .set("linger.ms", settings.linger_ms.to_string())
         .set("batch.num.messages", "10000")
@@ -122,8 +182,10 @@ pub fn create_producer(
 
 /// Creates the notifications topic and its high-priority twin (`settings.partitions` partitions
 /// each), the dead-letter topic and the delivery status events topic `status_events_topic`
-/// (`settings.partitions` too), with Kafka's retention a day shorter than PostgreSQL's; existing
-/// topics are fine.
+/// (`settings.partitions` too), with `settings.replication_factor` replicas, its
+/// `min_insync_replicas`, and Kafka's retention a day shorter than PostgreSQL's. An existing topic
+/// with fewer partitions than that is raised to it (Kafka can add partitions, never remove them):
+/// running clients find the new partitions within `metadata_refresh_ms`.
 pub async fn create_topics(
     settings: &KafkaSettings,
     retention: &RetentionSettings,
@@ -131,38 +193,95 @@ pub async fn create_topics(
 ) -> anyhow::Result<()> {
     let admin: AdminClient<DefaultClientContext> = base_config(settings).create()?;
     let retention_ms = retention.kafka_retention_ms().to_string();
+    let min_insync_replicas = settings.min_insync_replicas.to_string();
     let dead_letters = herald_domain::envelope::dead_letter_topic(&settings.topic);
     let high_priority = settings.high_priority_topic();
+    let topic = |name, partitions| {
+        new_topic(
+            name,
+            partitions,
+            settings,
+            &retention_ms,
+            &min_insync_replicas,
+        )
+    };
     let topics = [
-        NewTopic::new(
-            &settings.topic,
-            settings.partitions,
-            TopicReplication::Fixed(1),
-        )
-        .set("retention.ms", &retention_ms),
-        NewTopic::new(
-            &high_priority,
-            settings.partitions,
-            TopicReplication::Fixed(1),
-        )
-        .set("retention.ms", &retention_ms),
-        NewTopic::new(&dead_letters, 1, TopicReplication::Fixed(1))
-            .set("retention.ms", &retention_ms),
-        NewTopic::new(
-            status_events_topic,
-            settings.partitions,
-            TopicReplication::Fixed(1),
-        )
-        .set("retention.ms", &retention_ms),
+        topic(&settings.topic, settings.partitions),
+        topic(&high_priority, settings.partitions),
+        topic(&dead_letters, 1),
+        topic(status_events_topic, settings.partitions),
     ];
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let mut existing = Vec::new();
     for result in admin.create_topics(&topics, &options).await? {
         match result {
-            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Ok(_) => {}
+            Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => existing.push(name),
             Err((name, code)) => anyhow::bail!("creating topic {name} failed: {code}"),
         }
     }
+    let current = partition_counts(settings, &existing).await?;
+    let raised: Vec<NewPartitions> = topics
+        .iter()
+        .filter(|topic| {
+            current
+                .get(topic.name)
+                .is_some_and(|&count| count < topic.num_partitions)
+        })
+        .map(|topic| NewPartitions::new(topic.name, topic.num_partitions as usize))
+        .collect();
+    if !raised.is_empty() {
+        for result in admin.create_partitions(&raised, &options).await? {
+            if let Err((name, code)) = result {
+                anyhow::bail!("adding partitions to topic {name} failed: {code}");
+            }
+        }
+    }
     Ok(())
+}
+
+/// How many partitions each of `topics` has, as the cluster's metadata says.
+async fn partition_counts(
+    settings: &KafkaSettings,
+    topics: &[String],
+) -> anyhow::Result<HashMap<String, i32>> {
+    let client: BaseConsumer = base_config(settings).create()?;
+    let topics = topics.to_vec();
+    tokio::task::spawn_blocking(move || {
+        let mut counts = HashMap::new();
+        for topic in topics {
+            let metadata = client.fetch_metadata(Some(&topic), Duration::from_secs(10))?;
+            let partitions = metadata
+                .topics()
+                .first()
+                .map_or(0, |found| found.partitions().len());
+            counts.insert(topic, partitions as i32);
+        }
+        Ok(counts)
+    })
+    .await?
+}
+
+/// One topic as `create_topics` makes it.
+fn new_topic<'a>(
+    name: &'a str,
+    partitions: i32,
+    settings: &KafkaSettings,
+    retention_ms: &'a str,
+    min_insync_replicas: &'a str,
+) -> NewTopic<'a> {
+    // -1: the brokers' default.replication.factor (CreateTopics v4, KIP-464).
+    let topic = NewTopic::new(
+        name,
+        partitions,
+        TopicReplication::Fixed(settings.replication_factor),
+    )
+    .set("retention.ms", retention_ms);
+    if settings.min_insync_replicas > 0 {
+        topic.set("min.insync.replicas", min_insync_replicas)
+    } else {
+        topic
+    }
 }
 
 /// Whether the broker answers a metadata request for `topic` within `timeout`.
@@ -187,4 +306,50 @@ pub async fn broker_reachable<C: ClientContext + 'static>(
     })
     .await
     .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::CString;
+
+    use herald_config::Settings;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_producer_that_fails_for_good_marks_the_process_broken() {
+        let settings = Settings::load(None).unwrap();
+        let producer = create_producer(&settings.kafka, "fatal-test", ProducerRole::Api).unwrap();
+        assert_eq!(herald_telemetry::health::broken(), None);
+        let reason = CString::new("a sequence the broker can no longer accept").unwrap();
+        // librdkafka's own way to raise a fatal error, as an idempotent producer meets one.
+        let raised = unsafe {
+            rdkafka::bindings::rd_kafka_test_fatal_error(
+                producer.client().native_ptr(),
+                rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+                reason.as_ptr(),
+            )
+        };
+        assert_eq!(
+            raised,
+            rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
+        );
+        assert!(
+            producer.client().fatal_error().is_some(),
+            "librdkafka took the fatal error"
+        );
+        // The producer's polling thread serves the error callback.
+        for _ in 0..250 {
+            if herald_telemetry::health::broken().is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(
+            herald_telemetry::health::broken(),
+            Some("kafka_producer_failed")
+        );
+        let failed = metrics::PRODUCER_FAILED.with_label_values(&["api"]).get();
+        assert_eq!(failed, 1);
+    }
 }

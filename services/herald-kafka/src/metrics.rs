@@ -40,8 +40,19 @@ pub static PRODUCE_ERRORS: Lazy<IntCounterVec> = Lazy::new(|| {
     .expect("registering herald_kafka_produce_errors_total")
 });
 
+pub static PRODUCER_FAILED: Lazy<IntGaugeVec> = Lazy::new(|| {
+    register_int_gauge_vec_with_registry!(
+        "herald_kafka_producer_failed",
+        "1 once the producer hit a fatal error (it produces nothing more; the process is unhealthy until restarted).",
+        &["client"],
+        REGISTRY
+    )
+    .expect("registering herald_kafka_producer_failed")
+});
+
 pub fn register_all() {
     Lazy::force(&PRODUCER_QUEUE);
+    Lazy::force(&PRODUCER_FAILED);
     Lazy::force(&PRODUCED);
     Lazy::force(&PRODUCE_ERRORS);
 }
@@ -50,6 +61,7 @@ pub fn register_all() {
 pub fn declare_producer(role: ProducerRole) {
     let client = role.as_label();
     let _ = PRODUCER_QUEUE.with_label_values(&[client]);
+    let _ = PRODUCER_FAILED.with_label_values(&[client]);
     declare(&PRODUCED, &[&[client]]);
     declare(&PRODUCE_ERRORS, &[&[client]]);
 }

@@ -1,6 +1,7 @@
 //! Process plumbing shared by every Herald binary: logging and traces, the shutdown signal, the
-//! Prometheus registry, and supervision of long-running tasks.
+//! Prometheus registry, liveness, and supervision of long-running tasks.
 
+pub mod health;
 pub mod metrics;
 pub mod profiling;
 pub mod supervise;

@@ -1,6 +1,6 @@
 //! Test support for Herald's integration tests (see scripts/test.sh for the environment): fresh
-//! databases and topics, and servers of a test's own (tansu, PostgreSQL, Redis) that it may kill
-//! and restart.
+//! databases and topics, and servers of a test's own (Apache Kafka, PostgreSQL, Redis) that it may
+//! kill and restart.
 
 pub mod otlp;
 pub mod provider_signatures;
@@ -18,7 +18,7 @@ use sea_orm::ConnectionTrait;
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
-pub use servers::{PostgresServer, RedisServer, TansuBroker};
+pub use servers::{KafkaCluster, PostgresServer, RedisServer};
 
 /// A variable `scripts/test.sh` sets.
 pub fn env(name: &str) -> String {
@@ -57,8 +57,6 @@ pub async fn fresh_settings_on(admin_url: &str, redis_url: &str, brokers: &str) 
     settings.kafka.brokers = brokers.to_owned();
     settings.kafka.topic = format!("notifications-{}", Uuid::new_v4().simple());
     settings.kafka.partitions = 4;
-    // See scripts/services.sh: tansu's idempotent-producer support is not reliable under load.
-    settings.kafka.enable_idempotence = false;
     settings.kafka.message_timeout_ms = 1500;
     settings.outbox.grace_ms = 2000;
     settings.outbox.relay_interval_ms = 200;
@@ -117,10 +115,6 @@ pub fn process_environment(settings: &Settings) -> Vec<(&'static str, String)> {
             settings.kafka.high_priority_topic(),
         ),
         (
-            "HERALD_KAFKA__ENABLE_IDEMPOTENCE",
-            settings.kafka.enable_idempotence.to_string(),
-        ),
-        (
             "HERALD_KAFKA__MESSAGE_TIMEOUT_MS",
             settings.kafka.message_timeout_ms.to_string(),
         ),
@@ -129,8 +123,12 @@ pub fn process_environment(settings: &Settings) -> Vec<(&'static str, String)> {
             settings.kafka.max_record_bytes.to_string(),
         ),
         (
-            "HERALD_KAFKA__TRACE_CONTEXT_CARRIER",
-            settings.kafka.trace_context_carrier.as_str().to_owned(),
+            "HERALD_KAFKA__METADATA_REFRESH_MS",
+            settings.kafka.metadata_refresh_ms.to_string(),
+        ),
+        (
+            "HERALD_KAFKA__GROUP_PROTOCOL",
+            settings.kafka.group_protocol.as_str().to_owned(),
         ),
         (
             "HERALD_OUTBOX__GRACE_MS",

@@ -1,13 +1,16 @@
 //! Servers of a test's own, which the test may kill and restart on the same port with the same
-//! data: a tansu broker, a PostgreSQL cluster, a Redis.
+//! data: an Apache Kafka node or cluster, a PostgreSQL cluster, a Redis.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::time::Duration;
 
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::ClientConfig;
 use tokio::process::{Child, Command};
 use uuid::Uuid;
 
-use crate::{env, free_port, wait_for_port};
+use crate::{free_port, wait_for_port};
 
 fn scratch_directory(kind: &str) -> PathBuf {
     let directory = std::env::temp_dir().join(format!("herald-{kind}-{}", Uuid::new_v4().simple()));
@@ -15,83 +18,272 @@ fn scratch_directory(kind: &str) -> PathBuf {
     directory
 }
 
-/// A tansu broker of the test's own (SQLite storage: records and offsets survive a kill).
-pub struct TansuBroker {
-    pub port: u16,
+/// `scripts/kafka.sh`, the one way Herald installs, configures and runs a broker.
+fn kafka_script() -> PathBuf {
+    std::env::var("HERALD_TEST_KAFKA_SCRIPT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/kafka.sh"))
+}
+
+/// A test broker's heap: a few of them share the machine with everything else a test runs.
+const TEST_BROKER_HEAP: &str = "-Xms192m -Xmx512m";
+
+/// Apache Kafka of a test's own: one KRaft node, or a cluster of several, each broker and
+/// controller at once (scripts/kafka.sh; with three nodes, topics have three replicas and
+/// `min.insync.replicas` 2, as in production). Storage is on disk: records and committed offsets
+/// survive a kill.
+pub struct KafkaCluster {
+    nodes: Vec<KafkaNode>,
+    directory: PathBuf,
+}
+
+struct KafkaNode {
+    id: i32,
+    port: u16,
     directory: PathBuf,
     process: Option<Child>,
 }
 
-impl TansuBroker {
-    pub async fn start() -> TansuBroker {
-        let mut broker = TansuBroker {
-            port: free_port(),
-            directory: scratch_directory("tansu"),
-            process: None,
+impl KafkaCluster {
+    /// Formats and starts `nodes` nodes (ids 1..=nodes) and waits until every one is a broker of
+    /// the cluster.
+    pub async fn start(nodes: usize) -> KafkaCluster {
+        assert!(nodes >= 1);
+        let directory = scratch_directory("kafka");
+        let ports: Vec<(u16, u16)> = (0..nodes).map(|_| (free_port(), free_port())).collect();
+        let voters = ports
+            .iter()
+            .enumerate()
+            .map(|(index, (_, controller))| format!("{}@127.0.0.1:{controller}", index + 1))
+            .collect::<Vec<_>>()
+            .join(",");
+        let cluster_id = script_output(&["cluster-id"]).await;
+        let mut formats = tokio::task::JoinSet::new();
+        for (index, (port, controller_port)) in ports.iter().enumerate() {
+            let node_directory = directory.join(format!("node-{}", index + 1));
+            let arguments: Vec<String> = vec![
+                "format".into(),
+                "--dir".into(),
+                node_directory.display().to_string(),
+                "--cluster-id".into(),
+                cluster_id.clone(),
+                "--node-id".into(),
+                (index + 1).to_string(),
+                "--port".into(),
+                port.to_string(),
+                "--controller-port".into(),
+                controller_port.to_string(),
+                "--voters".into(),
+                voters.clone(),
+            ];
+            formats.spawn(async move {
+                let status = Command::new(kafka_script())
+                    .args(&arguments)
+                    .stdout(Stdio::null())
+                    .status()
+                    .await
+                    .expect("running scripts/kafka.sh format");
+                assert!(status.success(), "scripts/kafka.sh {arguments:?}: {status}");
+            });
+        }
+        while let Some(formatted) = formats.join_next().await {
+            formatted.unwrap();
+        }
+        let mut cluster = KafkaCluster {
+            nodes: ports
+                .iter()
+                .enumerate()
+                .map(|(index, (port, _))| KafkaNode {
+                    id: index as i32 + 1,
+                    port: *port,
+                    directory: directory.join(format!("node-{}", index + 1)),
+                    process: None,
+                })
+                .collect(),
+            directory,
         };
-        broker.restart().await;
-        broker
+        cluster.restart().await;
+        cluster
     }
 
+    /// The bootstrap list: every node.
     pub fn brokers(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        self.nodes
+            .iter()
+            .map(|node| format!("127.0.0.1:{}", node.port))
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
+    pub fn node_ids(&self) -> Vec<i32> {
+        self.nodes.iter().map(|node| node.id).collect()
+    }
+
+    fn node(&mut self, id: i32) -> &mut KafkaNode {
+        self.nodes
+            .iter_mut()
+            .find(|node| node.id == id)
+            .unwrap_or_else(|| panic!("no node {id}"))
+    }
+
+    /// `kill -9` of one node: it disappears without a goodbye.
+    pub async fn kill_node(&mut self, id: i32) {
+        if let Some(mut process) = self.node(id).process.take() {
+            process.kill().await.unwrap();
+        }
+    }
+
+    /// Starts one stopped node again on its port and storage, and waits until it is a broker of
+    /// the cluster again.
+    pub async fn restart_node(&mut self, id: i32) {
+        self.node(id).spawn();
+        self.wait_until_brokers_are_listed().await;
+    }
+
+    /// `kill -9` of every node.
+    pub async fn kill(&mut self) {
+        for id in self.node_ids() {
+            self.kill_node(id).await;
+        }
+    }
+
+    /// Starts every stopped node again and waits until all are brokers of the cluster.
     pub async fn restart(&mut self) {
-        assert!(self.process.is_none(), "the broker is running");
-        let listener = format!("tcp://127.0.0.1:{}", self.port);
-        let process = Command::new(env("HERALD_TEST_TANSU_BIN"))
-            .args([
-                "broker",
-                "--listener-url",
-                &listener,
-                "--advertised-listener-url",
-                &listener,
-            ])
-            .args(["--storage-engine", "sqlite://tansu.db"])
-            .current_dir(&self.directory)
+        for node in &mut self.nodes {
+            if node.process.is_none() {
+                node.spawn();
+            }
+        }
+        self.wait_until_brokers_are_listed().await;
+    }
+
+    /// `kill -STOP` of every node: the cluster stops answering (requests sent meanwhile wait,
+    /// unanswered, in its sockets) but keeps its connections, as a cluster stuck in a long pause
+    /// would.
+    pub fn pause(&self) {
+        for node in &self.nodes {
+            node.signal("-STOP");
+        }
+    }
+
+    /// `kill -CONT`: a paused cluster answers again, the requests that waited first.
+    pub fn resume(&self) {
+        for node in &self.nodes {
+            node.signal("-CONT");
+        }
+    }
+
+    /// The node leading `partition` of `topic`, as the cluster's metadata says.
+    pub async fn leader_of(&self, topic: &str, partition: i32) -> i32 {
+        let consumer = self.metadata_client();
+        let topic = topic.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let metadata = consumer
+                .fetch_metadata(Some(&topic), Duration::from_secs(10))
+                .expect("the cluster's metadata");
+            metadata.topics()[0]
+                .partitions()
+                .iter()
+                .find(|candidate| candidate.id() == partition)
+                .map(|found| found.leader())
+                .unwrap_or_else(|| panic!("{topic} has no partition {partition}"))
+        })
+        .await
+        .unwrap()
+    }
+
+    fn metadata_client(&self) -> BaseConsumer {
+        ClientConfig::new()
+            .set("bootstrap.servers", self.brokers())
+            .create()
+            .expect("a metadata client")
+    }
+
+    /// Waits until the metadata lists every running node as a broker (a node's port opens before
+    /// it has joined the cluster).
+    async fn wait_until_brokers_are_listed(&self) {
+        let running: Vec<i32> = self
+            .nodes
+            .iter()
+            .filter(|node| node.process.is_some())
+            .map(|node| node.id)
+            .collect();
+        for node in self.nodes.iter().filter(|node| node.process.is_some()) {
+            wait_for_port(node.port).await;
+        }
+        let consumer = self.metadata_client();
+        let listed = tokio::task::spawn_blocking(move || {
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            while std::time::Instant::now() < deadline {
+                if let Ok(metadata) = consumer.fetch_metadata(None, Duration::from_secs(2)) {
+                    let brokers: Vec<i32> = metadata.brokers().iter().map(|b| b.id()).collect();
+                    if running.iter().all(|id| brokers.contains(id)) {
+                        return true;
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            false
+        })
+        .await
+        .unwrap();
+        assert!(
+            listed,
+            "the Kafka nodes did not form a cluster within 60 s; see {}",
+            self.directory.display()
+        );
+    }
+}
+
+impl KafkaNode {
+    fn spawn(&mut self) {
+        assert!(self.process.is_none(), "node {} is running", self.id);
+        let process = Command::new(kafka_script())
+            .args(["run", "--dir"])
+            .arg(&self.directory)
+            .env("HERALD_KAFKA_HEAP", TEST_BROKER_HEAP)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)
             .spawn()
-            .expect("starting tansu");
+            .expect("starting scripts/kafka.sh run");
         self.process = Some(process);
-        wait_for_port(self.port).await;
-    }
-
-    /// `kill -STOP`: the broker stops answering (requests sent meanwhile wait, unanswered, in its
-    /// sockets) but keeps its connections, as a broker stuck in a long pause would.
-    pub fn pause(&self) {
-        self.signal("-STOP");
-    }
-
-    /// `kill -CONT`: a paused broker answers again, the requests that waited first.
-    pub fn resume(&self) {
-        self.signal("-CONT");
     }
 
     fn signal(&self, signal: &str) {
-        let process = self.process.as_ref().expect("the broker is running");
-        let pid = process.id().expect("the broker has not exited").to_string();
+        let process = self.process.as_ref().expect("the node is running");
+        let pid = process.id().expect("the node has not exited").to_string();
         let status = std::process::Command::new("kill")
             .args([signal, &pid])
             .status()
             .expect("running kill");
         assert!(status.success(), "kill {signal} {pid}: {status}");
     }
+}
 
-    /// `kill -9`: the broker disappears without a goodbye.
-    pub async fn kill(&mut self) {
-        if let Some(mut process) = self.process.take() {
-            process.kill().await.unwrap();
+impl Drop for KafkaCluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            if let Some(mut process) = node.process.take() {
+                let _ = process.start_kill();
+            }
         }
+        let _ = std::fs::remove_dir_all(&self.directory);
     }
 }
 
-impl Drop for TansuBroker {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.directory);
-    }
+/// What `scripts/kafka.sh ARGUMENTS` prints, trimmed.
+async fn script_output(arguments: &[&str]) -> String {
+    let output = Command::new(kafka_script())
+        .args(arguments)
+        .output()
+        .await
+        .expect("running scripts/kafka.sh");
+    assert!(
+        output.status.success(),
+        "scripts/kafka.sh {arguments:?}: {output:?}"
+    );
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
 }
 
 fn is_root() -> bool {

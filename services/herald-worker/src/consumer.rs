@@ -5,12 +5,12 @@
 //! stalls another. Rebalance callbacks only split queues and send events: they never wait. Offsets
 //! are stored after a batch's admission is committed and committed every second.
 //!
-//! A worker that holds no partition while the group's committed offsets stand still under lag
-//! leaves and rejoins the group: tansu 0.6 can form a group that assigns a member replacing a
-//! killed one nothing, and no rebalance ever follows.
+//! Rebalances are incremental with either group protocol (cooperative-sticky, or KIP-848's
+//! consumer protocol): an assignment names only the partitions this worker gains, a revocation
+//! only those it loses, and the others keep working through it.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -35,7 +35,6 @@ type PartitionQueue = StreamPartitionQueue<RebalanceContext>;
 
 /// Pause before admitting a batch again after the database was unavailable.
 const RETRY_PAUSE: Duration = Duration::from_secs(1);
-const WATCH_INTERVAL: Duration = Duration::from_secs(5);
 const COMMIT_INTERVAL: Duration = Duration::from_secs(1);
 
 enum RebalanceEvent {
@@ -134,42 +133,33 @@ impl ConsumerContext for RebalanceContext {
 pub struct ConsumerSettings {
     pub batch_size: usize,
     pub batch_linger: Duration,
-    pub session_timeout: Duration,
 }
 
-/// What readiness and the watchdog know about the consumer.
+/// What readiness knows about the consumer.
 #[derive(Default)]
 pub struct ConsumerStatus {
     pub assigned: AtomicUsize,
-    pub stuck: AtomicBool,
 }
 
 fn create_consumer(
     settings: &Settings,
 ) -> anyhow::Result<(Arc<WorkerConsumer>, mpsc::UnboundedReceiver<RebalanceEvent>)> {
     let (events, receiver) = mpsc::unbounded_channel();
-    let mut config = herald_kafka::base_config(&settings.kafka);
+    let mut config = herald_kafka::group_consumer_config(
+        &settings.kafka,
+        &settings.worker.group_id,
+        "herald-worker",
+        settings.worker.session_timeout_ms,
+    );
+    // Static membership: a restarted member with the same id takes its partitions back without
+    // a rebalance, if it returns within the session timeout.
     if let Some(instance_id) = &settings.worker.instance_id {
         config.set("group.instance.id", instance_id);
     }
     let consumer: WorkerConsumer = config
-        .set("group.id", &settings.worker.group_id)
-        .set("client.id", "herald-worker")
         // Offsets move only when a batch's admission is in PostgreSQL.
         .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
-        // Generous by default: a busy broker answering heartbeats late must not cost a rebalance.
-        .set(
-            "session.timeout.ms",
-            settings.worker.session_timeout_ms.to_string(),
-        )
-        .set(
-            "heartbeat.interval.ms",
-            (settings.worker.session_timeout_ms / 10).to_string(),
-        )
         .set("max.poll.interval.ms", "300000")
-        .set("fetch.wait.max.ms", "50")
         .set(
             "statistics.interval.ms",
             herald_kafka::STATISTICS_INTERVAL_MS,
@@ -192,9 +182,8 @@ fn create_consumer(
     Ok((consumer, receiver))
 }
 
-/// Consumes until `stop`: joins the group, runs a task per assigned partition, commits offsets,
-/// and rejoins when stuck. Returns after the last offsets are committed and the consumer has left
-/// its group.
+/// Consumes until `stop`: joins the group, runs a task per assigned partition and commits offsets.
+/// Returns after the last offsets are committed and the consumer has left its group.
 pub async fn run_consumer(
     settings: Settings,
     context: Arc<WorkerContext>,
@@ -204,54 +193,41 @@ pub async fn run_consumer(
     let consumer_settings = Arc::new(ConsumerSettings {
         batch_size: settings.worker.batch_size,
         batch_linger: Duration::from_millis(settings.worker.batch_linger_ms),
-        session_timeout: Duration::from_millis(settings.worker.session_timeout_ms),
     });
-    while !stop.is_cancelled() {
-        let (consumer, events) = match create_consumer(&settings) {
-            Ok(created) => created,
+    let (consumer, events) = loop {
+        match create_consumer(&settings) {
+            Ok(created) => break created,
             Err(error) => {
                 tracing::error!(%error, "creating the Kafka consumer failed; retrying");
                 tokio::select! {
-                    _ = tokio::time::sleep(RETRY_PAUSE) => continue,
+                    _ = tokio::time::sleep(RETRY_PAUSE) => {}
                     _ = stop.cancelled() => return,
                 }
             }
-        };
-        let offsets = Arc::new(OffsetTracker::default());
-        let partitions = TaskTracker::new();
-        let exit = consume_until_stopped_or_stuck(
-            &consumer,
-            events,
-            &settings.kafka.topic,
-            &context,
-            &consumer_settings,
-            &offsets,
-            &partitions,
-            &status,
-            &stop,
-        )
-        .await;
-        // Every partition task finishes its batch; then the last commit, synchronously.
-        partitions.close();
-        partitions.wait().await;
-        let committer = consumer.clone();
-        let _ =
-            tokio::task::spawn_blocking(move || offsets.commit(&committer, CommitMode::Sync)).await;
-        status.assigned.store(0, Ordering::Relaxed);
-        metrics::ASSIGNED_PARTITIONS.set(0);
-        // Dropping the last reference closes the consumer, which leaves the group: blocking work.
-        let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
-        if exit == Exit::Stopped {
-            return;
         }
-        metrics::GROUP_REJOINS.inc();
-    }
-}
-
-#[derive(Debug, PartialEq, Eq)]
-enum Exit {
-    Stopped,
-    Rejoin,
+    };
+    let offsets = Arc::new(OffsetTracker::default());
+    let partitions = TaskTracker::new();
+    consume_until_stopped(
+        &consumer,
+        events,
+        &context,
+        &consumer_settings,
+        &offsets,
+        &partitions,
+        &status,
+        &stop,
+    )
+    .await;
+    // Every partition task finishes its batch; then the last commit, synchronously.
+    partitions.close();
+    partitions.wait().await;
+    let committer = consumer.clone();
+    let _ = tokio::task::spawn_blocking(move || offsets.commit(&committer, CommitMode::Sync)).await;
+    status.assigned.store(0, Ordering::Relaxed);
+    metrics::ASSIGNED_PARTITIONS.set(0);
+    // Dropping the last reference closes the consumer, which leaves the group: blocking work.
+    let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
 }
 
 struct RunningPartition {
@@ -260,25 +236,22 @@ struct RunningPartition {
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn consume_until_stopped_or_stuck(
+async fn consume_until_stopped(
     consumer: &Arc<WorkerConsumer>,
     mut events: mpsc::UnboundedReceiver<RebalanceEvent>,
-    topic: &str,
     context: &Arc<WorkerContext>,
     settings: &Arc<ConsumerSettings>,
     offsets: &Arc<OffsetTracker>,
     partitions: &TaskTracker,
     status: &ConsumerStatus,
     stop: &CancellationToken,
-) -> Exit {
+) {
     let mut running: HashMap<PartitionKey, RunningPartition> = HashMap::new();
     let mut commits = tokio::time::interval(COMMIT_INTERVAL);
-    let mut watch = tokio::time::interval(WATCH_INTERVAL);
-    let mut watchdog = GroupWatchdog::new(settings.session_timeout);
-    let exit = loop {
+    loop {
         tokio::select! {
             biased;
-            _ = stop.cancelled() => break Exit::Stopped,
+            _ = stop.cancelled() => break,
             Some(event) = events.recv() => {
                 apply(event, &mut running, context, settings, offsets, partitions, stop);
                 publish_assignment(status, &running);
@@ -305,28 +278,16 @@ async fn consume_until_stopped_or_stuck(
                 }
             }
             _ = commits.tick() => {
+                running.retain(|_, partition| !partition.stop.is_cancelled());
+                publish_assignment(status, &running);
                 let (consumer, offsets) = (consumer.clone(), offsets.clone());
                 let _ = tokio::task::spawn_blocking(move || offsets.commit(&consumer, CommitMode::Async)).await;
             }
-            _ = watch.tick() => {
-                running.retain(|_, partition| !partition.stop.is_cancelled());
-                publish_assignment(status, &running);
-                let stuck = watchdog.check(consumer, topic, running.len()).await;
-                status.stuck.store(stuck, Ordering::Relaxed);
-                metrics::GROUP_STUCK.set(i64::from(stuck));
-                if stuck {
-                    tracing::error!(
-                        "this worker holds no partition while the group's committed offsets stand still under lag; rejoining the group"
-                    );
-                    break Exit::Rejoin;
-                }
-            }
         }
-    };
+    }
     for partition in running.values() {
         partition.stop.cancel();
     }
-    exit
 }
 
 fn publish_assignment(status: &ConsumerStatus, running: &HashMap<PartitionKey, RunningPartition>) {
@@ -346,6 +307,9 @@ fn apply(
     match event {
         RebalanceEvent::Assigned(assigned) => {
             tracing::info!(assigned = assigned.len(), "partitions assigned");
+            metrics::PARTITIONS_MOVED
+                .with_label_values(&["assigned"])
+                .inc_by(assigned.len() as u64);
             for (key, queue) in assigned {
                 if let Some(previous) = running.remove(&key) {
                     previous.stop.cancel();
@@ -372,6 +336,9 @@ fn apply(
         }
         RebalanceEvent::Revoked(revoked) => {
             tracing::info!(revoked = revoked.len(), "partitions revoked");
+            metrics::PARTITIONS_MOVED
+                .with_label_values(&["revoked"])
+                .inc_by(revoked.len() as u64);
             for key in revoked {
                 if let Some(partition) = running.remove(&key) {
                     // It finishes the batch in hand and stops; the new owner reads on from the
@@ -462,94 +429,6 @@ async fn next_record(
             }
         }
     }
-}
-
-/// Notices a group that assigns this worker nothing while its work stands still.
-struct GroupWatchdog {
-    /// When this consumer joined: a stale member of the group expires a session timeout after its
-    /// last heartbeat, so rejoining earlier cannot help.
-    joined: Instant,
-    session_timeout: Duration,
-    last_committed: Option<Vec<i64>>,
-    standing_since: Option<Instant>,
-}
-
-impl GroupWatchdog {
-    fn new(session_timeout: Duration) -> GroupWatchdog {
-        GroupWatchdog {
-            joined: Instant::now(),
-            session_timeout,
-            last_committed: None,
-            standing_since: None,
-        }
-    }
-
-    /// Whether the group is stuck: no assignment here a session timeout after joining, lag, and the
-    /// committed offsets unchanged over at least two checks.
-    async fn check(
-        &mut self,
-        consumer: &Arc<WorkerConsumer>,
-        topic: &str,
-        assigned: usize,
-    ) -> bool {
-        if assigned > 0 {
-            self.last_committed = None;
-            self.standing_since = None;
-            return false;
-        }
-        let consumer = consumer.clone();
-        let topic = topic.to_owned();
-        let progress = tokio::task::spawn_blocking(move || group_progress(&consumer, &topic))
-            .await
-            .ok()
-            .flatten();
-        let Some((committed, lag)) = progress else {
-            return false;
-        };
-        if lag == 0 || self.last_committed.as_ref() != Some(&committed) {
-            self.last_committed = Some(committed);
-            self.standing_since = (lag > 0).then(Instant::now);
-            return false;
-        }
-        let standing = self
-            .standing_since
-            .get_or_insert_with(Instant::now)
-            .elapsed();
-        standing >= WATCH_INTERVAL && self.joined.elapsed() >= self.session_timeout
-    }
-}
-
-/// The group's committed offset per partition and the total lag behind the high watermarks.
-fn group_progress(consumer: &WorkerConsumer, topic: &str) -> Option<(Vec<i64>, i64)> {
-    let timeout = Duration::from_secs(3);
-    let metadata = consumer.fetch_metadata(Some(topic), timeout).ok()?;
-    let partitions: Vec<i32> = metadata
-        .topics()
-        .first()?
-        .partitions()
-        .iter()
-        .map(|partition| partition.id())
-        .collect();
-    let mut wanted = TopicPartitionList::new();
-    for partition in &partitions {
-        wanted.add_partition(topic, *partition);
-    }
-    let committed = consumer.committed_offsets(wanted, timeout).ok()?;
-    let mut offsets = Vec::with_capacity(partitions.len());
-    let mut lag = 0;
-    for partition in partitions {
-        let (low, high) = consumer.fetch_watermarks(topic, partition, timeout).ok()?;
-        let position = match committed
-            .find_partition(topic, partition)
-            .map(|element| element.offset())
-        {
-            Some(Offset::Offset(offset)) => offset,
-            _ => low,
-        };
-        offsets.push(position);
-        lag += (high - position).max(0);
-    }
-    Some((offsets, lag))
 }
 
 /// Offsets of admitted batches, committed together every second: one commit request per interval

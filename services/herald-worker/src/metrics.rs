@@ -218,16 +218,6 @@ gauge_vec!(
     &["topic", "partition"]
 );
 gauge!(
-    GROUP_STUCK,
-    "herald_worker_group_stuck",
-    "1 while this worker holds no partition and the group's committed offsets do not move under lag."
-);
-counter!(
-    GROUP_REJOINS,
-    "herald_worker_group_rejoins_total",
-    "Times the worker left and rejoined its group because it held nothing while the group was stuck."
-);
-gauge!(
     SESSION_FENCED,
     "herald_worker_session_fenced",
     "1 while the worker starts no provider call because its heartbeat could not be renewed."
@@ -236,6 +226,12 @@ counter!(
     SESSIONS_LOST,
     "herald_worker_sessions_lost_total",
     "Sessions given up because their heartbeat lapsed past the lease; their claims are someone else's."
+);
+counter_vec!(
+    PARTITIONS_MOVED,
+    "herald_worker_partitions_moved_total",
+    "Partitions this worker gained (assigned) or gave up (revoked) in rebalances.",
+    &["change"]
 );
 counter!(
     CONSUMED,
@@ -273,6 +269,7 @@ pub fn register_all() {
             &["panicked"],
         ],
     );
+    declare(&PARTITIONS_MOVED, &[&["assigned"], &["revoked"]]);
     declare(
         &ADMITTED,
         &[
@@ -309,8 +306,6 @@ pub fn register_all() {
     Lazy::force(&CIRCUIT_STATE);
     Lazy::force(&CONTENT_CACHE_BYTES);
     Lazy::force(&CONSUMER_LAG);
-    Lazy::force(&GROUP_STUCK);
-    Lazy::force(&GROUP_REJOINS);
     Lazy::force(&SESSION_FENCED);
     Lazy::force(&SESSIONS_LOST);
     Lazy::force(&CONSUMED);

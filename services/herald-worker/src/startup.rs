@@ -145,9 +145,7 @@ impl Worker {
                 .configure(herald_telemetry::profiling::configure)
                 .route(
                     "/healthz",
-                    web::get().to(|| async {
-                        HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
-                    }),
+                    web::get().to(herald_telemetry::health::endpoint),
                 )
         })
         .workers(1)
@@ -345,8 +343,6 @@ struct Readiness {
     /// The worker starts no provider call: its heartbeat could not be renewed.
     session_fenced: bool,
     assigned_partitions: usize,
-    /// No partition here while the group's committed offsets stand still under lag.
-    group_stuck: bool,
     /// Each provider's circuit breaker (closed, open, half_open). Shown, never a reason to be
     /// unready: one provider's outage must not take the worker out, other channels keep going.
     circuits: std::collections::BTreeMap<&'static str, &'static str>,
@@ -364,7 +360,6 @@ async fn readyz(state: web::Data<(Arc<WorkerContext>, Arc<ConsumerStatus>)>) -> 
         database,
         session_fenced: context.session.is_fenced(),
         assigned_partitions: status.assigned.load(Ordering::Relaxed),
-        group_stuck: status.stuck.load(Ordering::Relaxed),
         circuits: context
             .lanes
             .iter()
@@ -372,7 +367,7 @@ async fn readyz(state: web::Data<(Arc<WorkerContext>, Arc<ConsumerStatus>)>) -> 
             .collect(),
         ready: false,
     };
-    let ready = readiness.database && !readiness.session_fenced && !readiness.group_stuck;
+    let ready = readiness.database && !readiness.session_fenced;
     let readiness = Readiness { ready, ..readiness };
     if ready {
         HttpResponse::Ok().json(readiness)

@@ -57,7 +57,7 @@ pub fn record_span(
             traceparent: None,
         };
     }
-    let producer_context = record_traceparent(record, envelope.traceparent.as_deref());
+    let producer_context = record_traceparent(record);
     let span = tracing::info_span!(
         parent: None,
         "process_record",

@@ -8,10 +8,8 @@
 //! (which is before the clients got their 202), so one recipient's records enter the producer,
 //! and therefore its partition, in acceptance order. Acknowledgements are awaited concurrently.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
-use herald_config::TraceContextCarrier;
 use herald_domain::{NotificationEnvelope, Priority};
 use herald_kafka::trace_context::producer_headers;
 use herald_kafka::{HeraldProducer, ProducerRole};
@@ -215,7 +213,6 @@ impl Publisher {
         let records = RecordProducer {
             producer,
             topics: RecordTopics::new(kafka),
-            trace_context_carrier: kafka.trace_context_carrier,
         };
         let (fast_path, queue) = mpsc::unbounded_channel();
         tasks.spawn(run_fast_path(
@@ -411,7 +408,6 @@ fn park(report: &mut PublishReport, notification_id: Uuid, user_id: String, erro
 struct RecordProducer {
     producer: HeraldProducer,
     topics: RecordTopics,
-    trace_context_carrier: TraceContextCarrier,
 }
 
 impl RecordProducer {
@@ -426,17 +422,12 @@ impl RecordProducer {
         for (position, record) in records.into_iter().enumerate() {
             let ChunkRecord {
                 batch,
-                mut envelope,
+                envelope,
                 span,
                 traceparent,
             } = record;
             let key = NotificationEnvelope::partition_key(envelope.tenant_id, &envelope.user_id);
-            let headers = traceparent.as_deref().and_then(|traceparent| {
-                if self.trace_context_carrier == TraceContextCarrier::Envelope {
-                    envelope.traceparent = Some(Cow::Owned(traceparent.to_owned()));
-                }
-                producer_headers(self.trace_context_carrier, traceparent)
-            });
+            let headers = traceparent.as_deref().map(producer_headers);
             let payload = envelope.encode();
             let topic = self.topics.for_priority(envelope.priority);
             let mut record = FutureRecord::to(topic).key(&key).payload(&payload);

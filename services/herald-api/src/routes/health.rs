@@ -9,10 +9,14 @@ use crate::state::AppState;
 
 const READINESS_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Liveness: the process answers.
-#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "alive")))]
+/// Liveness: the process answers, and nothing of it is broken for good (a Kafka producer that hit
+/// a fatal error never produces again: a restart makes a new one, and the outbox keeps what waits).
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses(
+    (status = 200, description = "alive"),
+    (status = 503, description = "broken for good (the body's status says why): restart the process"),
+))]
 pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+    herald_telemetry::health::endpoint().await
 }
 
 #[derive(Serialize, ToSchema)]

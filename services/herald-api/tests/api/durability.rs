@@ -12,7 +12,7 @@ use crate::helpers::*;
 
 #[tokio::test]
 async fn a_broker_stopped_while_requests_arrive_loses_nothing() {
-    let mut broker = TansuBroker::start().await;
+    let mut broker = KafkaCluster::start(1).await;
     let settings = fresh_settings(&broker.brokers()).await;
     let app = start_app(settings, None).await;
 
@@ -79,7 +79,7 @@ fn api_process(settings: &Settings, port: u16) -> Child {
 
 #[tokio::test]
 async fn a_notification_accepted_just_before_the_api_is_killed_still_reaches_the_topic() {
-    let mut broker = TansuBroker::start().await;
+    let mut broker = KafkaCluster::start(1).await;
     let settings = fresh_settings(&broker.brokers()).await;
     let database = herald_api::startup::connect_database(&settings)
         .await

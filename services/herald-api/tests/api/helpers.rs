@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 pub use herald_testing::{
     count, env, eventually, execute, free_port, fresh_settings, metric_value, wait_for_port,
-    TansuBroker,
+    KafkaCluster,
 };
 
 pub struct TestApp {

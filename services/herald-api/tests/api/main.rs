@@ -1,5 +1,5 @@
-//! Integration tests of the API against real PostgreSQL, Redis and tansu (see scripts/test.sh).
-//! One binary, one fresh database and topic per test.
+//! Integration tests of the API against real PostgreSQL, Redis and Apache Kafka (see
+//! scripts/test.sh). One binary, one fresh database and topic per test.
 
 mod cancellation_and_replay;
 mod durability;

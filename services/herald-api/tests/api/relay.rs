@@ -113,7 +113,7 @@ async fn a_record_the_broker_refuses_is_parked_and_never_holds_back_the_rest_of_
 
 #[tokio::test]
 async fn two_replicas_drain_a_backlog_without_publishing_any_batch_twice() {
-    let mut broker = TansuBroker::start().await;
+    let mut broker = KafkaCluster::start(1).await;
     let mut settings = fresh_settings(&broker.brokers()).await;
     // A lease much shorter than one relay round: only renewal keeps the other replica away.
     settings.outbox.lease_ms = 90;

@@ -28,26 +28,17 @@ const BATCH_LINGER: Duration = Duration::from_millis(20);
 const RETRY_PAUSE: Duration = Duration::from_secs(1);
 
 fn create_consumer(settings: &Settings) -> anyhow::Result<StreamConsumer> {
-    let consumer: StreamConsumer = herald_kafka::base_config(&settings.kafka)
-        .set("group.id", &settings.status_events.subscriptions_group_id)
-        .set("client.id", "herald-worker-status-events")
-        // librdkafka commits, every second, only the offsets this code stored: those of batches
-        // whose sends are in PostgreSQL.
-        .set("enable.auto.commit", "true")
-        .set("auto.commit.interval.ms", "1000")
-        .set("enable.auto.offset.store", "false")
-        // A group's first start reads what the topic holds: nothing produced before is skipped.
-        .set("auto.offset.reset", "earliest")
-        .set(
-            "session.timeout.ms",
-            settings.worker.session_timeout_ms.to_string(),
-        )
-        .set(
-            "heartbeat.interval.ms",
-            (settings.worker.session_timeout_ms / 10).to_string(),
-        )
-        .set("fetch.wait.max.ms", "50")
-        .create()?;
+    let consumer: StreamConsumer = herald_kafka::group_consumer_config(
+        &settings.kafka,
+        &settings.status_events.subscriptions_group_id,
+        "herald-worker-status-events",
+        settings.worker.session_timeout_ms,
+    )
+    // librdkafka commits, every second, only the offsets this code stored: those of batches whose
+    // sends are in PostgreSQL.
+    .set("enable.auto.commit", "true")
+    .set("auto.commit.interval.ms", "1000")
+    .create()?;
     consumer.subscribe(&[&settings.status_events.topic])?;
     Ok(consumer)
 }

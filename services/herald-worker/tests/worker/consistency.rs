@@ -21,7 +21,7 @@ async fn a_notification_finished_by_two_workers_at_once_ends_final_with_exact_co
     let _first = worker_process(&stack.settings, first_port);
     let _second = worker_process(&stack.settings, second_port);
     // Both members of the group hold partitions before the records arrive.
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    wait_until_each_holds_partitions(&[first_port, second_port]).await;
 
     let mut ids = Vec::new();
     for _ in 0..3 {

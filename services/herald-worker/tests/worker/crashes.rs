@@ -111,7 +111,7 @@ async fn outcomes_not_yet_recorded_keep_their_lane_room_so_the_in_doubt_set_stay
 
 #[tokio::test]
 async fn a_broker_restart_mid_run_loses_nothing() {
-    let mut broker = TansuBroker::start().await;
+    let mut broker = KafkaCluster::start(1).await;
     let stack = start_stack(Some(&broker.brokers())).await;
     stack.insert_users(600).await;
     let (stop_worker, worker) = start_worker(&stack.settings).await;
@@ -161,8 +161,8 @@ async fn two_workers_in_one_group_share_the_partitions_and_deliver_each_once() {
     let (first_port, second_port) = (free_port(), free_port());
     let _first = worker_process(&stack.settings, first_port);
     let _second = worker_process(&stack.settings, second_port);
-    // Let both join the group before the records arrive.
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    // Both hold partitions before the records arrive.
+    wait_until_each_holds_partitions(&[first_port, second_port]).await;
 
     stack.notify_each_user(0..2000, "sms").await;
     stack

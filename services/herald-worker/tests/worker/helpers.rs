@@ -17,8 +17,8 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 pub use herald_testing::{
-    count, env, execute, free_port, metric_value, wait_for_port, PostgresServer, RedisServer,
-    TansuBroker,
+    count, env, execute, free_port, metric_value, wait_for_port, KafkaCluster, PostgresServer,
+    RedisServer,
 };
 
 pub struct Stack {
@@ -246,6 +246,34 @@ pub async fn wait_until_ready(metrics_port: u16) {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     panic!("the worker was not ready within 60 s");
+}
+
+/// Partitions a worker process holds, as its `/readyz` says (0 when it does not answer).
+pub async fn assigned_partitions(metrics_port: u16) -> u64 {
+    let readiness: Option<Value> =
+        match reqwest::get(format!("http://127.0.0.1:{metrics_port}/readyz")).await {
+            Ok(response) => response.json().await.ok(),
+            Err(_) => None,
+        };
+    readiness
+        .and_then(|readiness| readiness["assigned_partitions"].as_u64())
+        .unwrap_or(0)
+}
+
+/// Waits until each worker process on `metrics_ports` holds a partition (a group's rebalances
+/// take a heartbeat or two per member that joins).
+pub async fn wait_until_each_holds_partitions(metrics_ports: &[u16]) {
+    for _ in 0..600 {
+        let mut all = true;
+        for port in metrics_ports {
+            all &= assigned_partitions(*port).await > 0;
+        }
+        if all {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the workers on {metrics_ports:?} did not all hold partitions within 60 s");
 }
 
 /// Metrics of a worker process, as text.

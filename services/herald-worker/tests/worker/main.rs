@@ -1,5 +1,5 @@
 //! End-to-end tests of delivery: the API, the worker and the provider simulator against real
-//! PostgreSQL, Redis and tansu (see scripts/test.sh). One database, topic and group per test.
+//! PostgreSQL, Redis and Apache Kafka (see scripts/test.sh). One database, topic and group per test.
 
 mod alerts;
 mod bulkhead;
@@ -13,6 +13,7 @@ mod delivery;
 mod failures;
 mod faults;
 mod helpers;
+mod kafka_cluster;
 mod metrics;
 mod no_duplicates;
 mod no_stall;
@@ -20,6 +21,8 @@ mod priority;
 mod provider_callbacks;
 mod rate_limits;
 mod restarts;
+mod scaling;
 mod signatures;
 mod status_events;
+mod steady_load;
 mod traces;

@@ -270,14 +270,6 @@ fn sample(metrics: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
 }
 
 /// Assigned partitions a worker process reports on `/readyz`.
-async fn assigned_partitions(metrics_port: u16) -> u64 {
-    let Ok(response) = reqwest::get(format!("http://127.0.0.1:{metrics_port}/readyz")).await else {
-        return 0;
-    };
-    let body: Value = response.json().await.unwrap_or_default();
-    body["assigned_partitions"].as_u64().unwrap_or(0)
-}
-
 /// Worker processes of one group, each holding partitions before this returns.
 async fn start_workers(
     stack: &Stack,
@@ -292,16 +284,7 @@ async fn start_workers(
     for port in &ports {
         wait_until_ready(*port).await;
     }
-    let all_assigned = eventually(Duration::from_secs(90), || async {
-        for port in &ports {
-            if assigned_partitions(*port).await == 0 {
-                return false;
-            }
-        }
-        true
-    })
-    .await;
-    assert!(all_assigned, "every worker holds partitions");
+    wait_until_each_holds_partitions(&ports).await;
     (workers, ports)
 }
 

@@ -27,7 +27,7 @@ async fn delivered_within(stack: &Stack, timeout: Duration) -> Duration {
 
 #[tokio::test]
 async fn a_worker_stopped_together_with_its_broker_delivers_again_after_both_restart() {
-    let mut broker = TansuBroker::start().await;
+    let mut broker = KafkaCluster::start(1).await;
     let stack = start_stack(Some(&broker.brokers())).await;
     stack.put_user("u1", json!({"phone": "+14155550100"})).await;
     let mut worker = worker_process(&stack.settings, free_port());
@@ -50,7 +50,7 @@ async fn a_worker_stopped_together_with_its_broker_delivers_again_after_both_res
 
 #[tokio::test]
 async fn a_replacement_for_a_killed_worker_gets_its_partitions_and_delivers() {
-    let mut broker = TansuBroker::start().await;
+    let mut broker = KafkaCluster::start(1).await;
     let stack = start_stack(Some(&broker.brokers())).await;
     stack.put_user("u1", json!({"phone": "+14155550100"})).await;
     let mut worker = worker_process(&stack.settings, free_port());

@@ -250,7 +250,7 @@ fn deduplicated_by_id(topic: Vec<Value>) -> (Vec<Value>, usize) {
 /// sees every status change exactly once.
 #[tokio::test]
 async fn a_worker_killed_mid_relay_loses_no_status_event() {
-    let broker = TansuBroker::start().await;
+    let broker = KafkaCluster::start(1).await;
     let mut stack = start_stack_with(Some(&broker.brokers()), None, |settings| {
         settings.status_events.relay_lease_ms = 5_000;
     })

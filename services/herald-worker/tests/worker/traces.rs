@@ -1,12 +1,10 @@
 //! One notification, one trace: the API's request span, the group commit that stored it (linked),
 //! its publication to Kafka, the worker's processing of its record and the provider call, exported
 //! over both OTLP transports (the API over gRPC, the worker over HTTP/protobuf) to an in-process
-//! receiver. The context crosses Kafka in a record header or, for brokers that handle headers
-//! badly, in the envelope; both carriers are tested.
+//! receiver. The context crosses Kafka in a record header.
 
 use std::time::Duration;
 
-use herald_config::TraceContextCarrier;
 use herald_testing::otlp::{OtlpReceiver, ReceivedSpan, SpanKind};
 
 use opentelemetry_semantic_conventions::attribute as semconv;
@@ -56,12 +54,10 @@ fn attribute<'a>(span: &'a ReceivedSpan, key: &str) -> &'a str {
     })
 }
 
-async fn one_trace_across_kafka(carrier: TraceContextCarrier) {
+#[tokio::test]
+async fn a_notification_is_one_trace_across_kafka_with_the_context_in_a_record_header() {
     let receiver = OtlpReceiver::start().await;
-    let mut stack = prepare_stack(None, None, |settings| {
-        settings.kafka.trace_context_carrier = carrier;
-    })
-    .await;
+    let mut stack = prepare_stack(None, None, |_| {}).await;
     let api_port = free_port();
     let _api = api_process_with(
         &stack.settings,
@@ -223,14 +219,4 @@ async fn one_trace_across_kafka(carrier: TraceContextCarrier) {
     );
     assert_eq!(attribute(call, "herald.provider"), "sendgrid");
     assert!(!call.is_error);
-}
-
-#[tokio::test]
-async fn a_notification_is_one_trace_across_kafka_with_the_context_in_a_record_header() {
-    one_trace_across_kafka(TraceContextCarrier::Headers).await;
-}
-
-#[tokio::test]
-async fn a_notification_is_one_trace_across_kafka_with_the_context_in_the_envelope() {
-    one_trace_across_kafka(TraceContextCarrier::Envelope).await;
 }
