@@ -28,7 +28,7 @@ delivery_setup() {
     HERALD_TELEGRAM_BASE_URL=$DELIVERY_SIMULATOR/telegram
     HERALD_SMTP_URL=smtp://127.0.0.1:19025
     HERALD_OUTBOUND__ALLOW_PRIVATE_NETWORKS=true
-    RUST_LOG=warn
+    RUST_LOG="${BENCH_RUST_LOG:-warn}"
     "$@"
   )
   env "${DELIVERY_ENV[@]}" "$BENCH_BIN/herald-api" migrate >/dev/null

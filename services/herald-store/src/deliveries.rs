@@ -226,15 +226,18 @@ pub async fn claim_queued(
     let statement = Statement::from_sql_and_values(
         DatabaseBackend::Postgres,
         r#"
-WITH due AS (
-    DELETE FROM delivery_queue WHERE delivery_id IN (
-        -- The enum's order is high < normal < low: the index (provider, priority, due_at) serves
-        -- this scan in its own order.
-        SELECT delivery_id FROM delivery_queue
-        WHERE provider = $1 AND priority BETWEEN $5::priority AND $6::priority AND due_at <= now()
-        ORDER BY priority, due_at
-        LIMIT $2
-        FOR UPDATE SKIP LOCKED)
+WITH picked AS MATERIALIZED (
+    -- The enum's order is high < normal < low: the index (provider, priority, due_at) serves
+    -- this scan in its own order. Picked once, here: as an `IN (...)` subquery the planner may
+    -- run it again for each row it deletes, and with SKIP LOCKED every run finds new rows, so the
+    -- claim took several times LIMIT (measured: 3,936 claimed for 500 wanted).
+    SELECT delivery_id FROM delivery_queue
+    WHERE provider = $1 AND priority BETWEEN $5::priority AND $6::priority AND due_at <= now()
+    ORDER BY priority, due_at
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+), due AS (
+    DELETE FROM delivery_queue WHERE delivery_id IN (SELECT delivery_id FROM picked)
     RETURNING notification_id, delivery_id
 ), cancelled_notifications AS (
     SELECT id FROM notification_states
@@ -518,10 +521,12 @@ WITH dead AS (
     -- dead when re-checked) or finds the session expired and gives it up.
     SELECT id FROM worker_sessions WHERE heartbeat_at < now() - $1 * interval '1 millisecond'
     FOR UPDATE SKIP LOCKED
+), picked AS MATERIALIZED (
+    -- Picked once (see `claim_queued`): at most LIMIT batches.
+    SELECT id FROM send_batches WHERE session_id IN (SELECT id FROM dead)
+    LIMIT $2 FOR UPDATE SKIP LOCKED
 ), batches AS (
-    DELETE FROM send_batches WHERE id IN (
-        SELECT id FROM send_batches WHERE session_id IN (SELECT id FROM dead)
-        LIMIT $2 FOR UPDATE SKIP LOCKED)
+    DELETE FROM send_batches WHERE id IN (SELECT id FROM picked)
     RETURNING session_id, notification_ids, delivery_ids
 ), claims AS (
     SELECT session_id, unnest(notification_ids) AS notification_id, unnest(delivery_ids) AS id

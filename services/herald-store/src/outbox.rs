@@ -74,14 +74,18 @@ pub async fn lease_stale_batches(
     let statement = Statement::from_sql_and_values(
         DatabaseBackend::Postgres,
         r#"
-UPDATE outbox_batches SET lease_owner = $4, lease_until = now() + $2 * interval '1 millisecond'
-WHERE id IN (
+WITH picked AS MATERIALIZED (
+    -- Picked once: as an `IN (...)` subquery the planner may run it again per row, and with SKIP
+    -- LOCKED each run finds new rows, past LIMIT (deliveries::claim_queued).
     SELECT id FROM outbox_batches
     WHERE created_at < now() - $1 * interval '1 millisecond'
       AND (lease_until IS NULL OR lease_until < now())
     ORDER BY created_at
     LIMIT $3
-    FOR UPDATE SKIP LOCKED)
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE outbox_batches SET lease_owner = $4, lease_until = now() + $2 * interval '1 millisecond'
+WHERE id IN (SELECT id FROM picked)
 RETURNING id, notification_ids
 "#,
         [
@@ -175,13 +179,15 @@ pub async fn release_due_scheduled(
     let statement = Statement::from_sql_and_values(
         DatabaseBackend::Postgres,
         r#"
-WITH due AS (
-    DELETE FROM scheduled_notifications WHERE notification_id IN (
-        SELECT notification_id FROM scheduled_notifications
-        WHERE due_at <= now()
-        ORDER BY due_at
-        LIMIT $2
-        FOR UPDATE SKIP LOCKED)
+WITH picked AS MATERIALIZED (
+    -- Picked once, at most LIMIT (see lease_stale_batches).
+    SELECT notification_id FROM scheduled_notifications
+    WHERE due_at <= now()
+    ORDER BY due_at
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+), due AS (
+    DELETE FROM scheduled_notifications WHERE notification_id IN (SELECT notification_id FROM picked)
     RETURNING notification_id
 ), released AS (
     UPDATE notification_states s SET status = 'accepted', updated_at = now()

@@ -40,13 +40,17 @@ pub async fn lease_pending(
     let statement = Statement::from_sql_and_values(
         DatabaseBackend::Postgres,
         r#"
-UPDATE status_events SET lease_owner = $1, lease_until = now() + $2 * interval '1 millisecond'
-WHERE seq IN (
+WITH picked AS MATERIALIZED (
+    -- Picked once, at most LIMIT: as an `IN (...)` subquery the planner may run it again per row,
+    -- and with SKIP LOCKED each run finds new rows (deliveries::claim_queued).
     SELECT seq FROM status_events
     WHERE lease_until IS NULL OR lease_until < now()
     ORDER BY seq
     LIMIT $3
-    FOR UPDATE SKIP LOCKED)
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE status_events SET lease_owner = $1, lease_until = now() + $2 * interval '1 millisecond'
+WHERE seq IN (SELECT seq FROM picked)
 RETURNING seq, id, tenant_id, notification_id, delivery_id, user_id, channel::text AS channel,
           provider, previous_status::text AS previous_status, status::text AS status, at
 "#,

@@ -78,13 +78,13 @@ async fn claim_band(
     }
     // The room of the band's highest priority: all of it for `high`, the ordinary share else.
     let priority: Priority = band.highest;
-    let mut held = lane.try_reserve_held(priority, lane.room(priority).min(CLAIM_BATCH));
+    let held = lane.try_reserve_held(priority, lane.room(priority).min(CLAIM_BATCH));
     if held.is_empty() {
         return Ok(false);
     }
     let wanted = held.len();
     let send_batch = Uuid::now_v7();
-    let claimed = deliveries::claim_queued(
+    let mut claimed = deliveries::claim_queued(
         &context.database,
         session,
         lane.provider(),
@@ -95,6 +95,22 @@ async fn claim_band(
     .await?;
     if claimed.is_empty() {
         return Ok(false);
+    }
+    if claimed.len() > wanted {
+        // Never meant to happen (the claim takes at most `wanted`); if it does, what the lane has no
+        // room for would stay claimed and never be sent: it goes back to the queue at once.
+        let extra = claimed.split_off(wanted);
+        tracing::error!(
+            claimed = wanted + extra.len(),
+            wanted,
+            provider = lane.provider(),
+            "the claim took more than the lane has room for; returning the rest to the queue"
+        );
+        let returned: Vec<_> = extra
+            .iter()
+            .map(|delivery| (delivery.key(), delivery.attempts))
+            .collect();
+        deliveries::release_unsent(&context.database, session, &returned, &[]).await?;
     }
     metrics::QUEUE_CLAIMED
         .with_label_values(&[lane.provider()])
@@ -113,8 +129,8 @@ async fn claim_band(
             Err(error) => return Err(error),
         }
     };
-    for delivery in claimed {
-        let Some(held_slot) = held.pop() else { break };
+    debug_assert!(claimed.len() <= held.len());
+    for (delivery, held_slot) in claimed.into_iter().zip(held) {
         let content = contents.get(&delivery.notification_id);
         let recipient = recipients.get(&(delivery.tenant_id, delivery.user_id.clone()));
         let channel = delivery.channel;

@@ -34,9 +34,10 @@ async fn three_brokers_losing_a_leader_then_the_quorum_lose_nothing_and_answer_5
         fault_settings(settings);
         settings.outbox.max_unpublished = MAX_UNPUBLISHED;
         // As in production (config/herald.toml): a record waits out the pause for a lost broker in
-        // the producer rather than in the relay.
-        settings.kafka.message_timeout_ms = 10_000;
-        settings.outbox.grace_ms = 12_000;
+        // the producer rather than timing out into the relay.
+        let production = herald_config::Settings::load(None).unwrap();
+        settings.kafka.message_timeout_ms = production.kafka.message_timeout_ms;
+        settings.outbox.grace_ms = production.outbox.grace_ms;
     })
     .await;
     troublesome_providers(&stack, false).await;
