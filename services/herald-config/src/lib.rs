@@ -2,6 +2,7 @@
 //! variables. Validated once at start-up; an invalid setting stops the process with a message that
 //! names it. Secrets are `SecretString`s: they never appear in `Debug` output or logs.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use config::{Config, Environment, File, FileFormat};
@@ -244,8 +245,34 @@ const FLAT_ENVIRONMENT_ALIASES: [(&str, &str); 13] = [
 const DEFAULTS: &str = include_str!("../../../config/herald.toml");
 
 impl Settings {
-    /// Loads the defaults, then `config_file` if given, then the environment.
+    /// Loads the defaults, then `config_file` if given, then the process environment.
     pub fn load(config_file: Option<&Path>) -> Result<Settings, ConfigError> {
+        Settings::load_with_environment(config_file, std::env::vars())
+    }
+
+    /// [`Settings::load`] with the environment given: every variable, Herald's or not.
+    ///
+    /// A setting nobody reads is an error, never ignored: a key of the file, or a `HERALD_…__…`
+    /// variable, that names no setting (a typo, or a setting that moved, such as
+    /// `HERALD_SENDGRID__REQUESTS_PER_SECOND` after `[providers.sendgrid]`) stops the start-up
+    /// with its name. Variables with a single `_` after the prefix are not settings (they belong
+    /// to the scripts: `HERALD_LOG_FORMAT`, `HERALD_SIM_…`), except the flat provider aliases,
+    /// whose families (`HERALD_SENDGRID_…` and the like) accept only the aliases themselves.
+    pub fn load_with_environment(
+        config_file: Option<&Path>,
+        environment: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Settings, ConfigError> {
+        let herald_variables: HashMap<String, String> = environment
+            .into_iter()
+            .filter(|(name, _)| name.starts_with(ENVIRONMENT_PREFIX))
+            .collect();
+        refuse_unknown_flat_provider_variables(&herald_variables)?;
+        let nested_variables: HashMap<String, String> = herald_variables
+            .iter()
+            .filter(|(name, _)| name[ENVIRONMENT_PREFIX.len()..].contains(ENVIRONMENT_SEPARATOR))
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect();
+
         let mut builder = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
         if let Some(path) = config_file {
             builder = builder.add_source(File::from(path).required(true));
@@ -253,19 +280,94 @@ impl Settings {
         builder = builder.add_source(
             Environment::with_prefix("HERALD")
                 .prefix_separator("_")
-                .separator("__")
-                .try_parsing(true),
+                .separator(ENVIRONMENT_SEPARATOR)
+                .try_parsing(true)
+                .source(Some(nested_variables.clone())),
         );
         for (variable, key) in FLAT_ENVIRONMENT_ALIASES {
             builder = builder
-                .set_override_option(key, std::env::var(variable).ok())
+                .set_override_option(key, herald_variables.get(variable).cloned())
                 .map_err(ConfigError::Load)?;
         }
-        let settings: Settings = builder
-            .build()
-            .and_then(|layered| layered.try_deserialize())
-            .map_err(ConfigError::Load)?;
+        let layered = builder.build().map_err(ConfigError::Load)?;
+        let mut unknown_keys = Vec::new();
+        let settings: Settings = serde_ignored::deserialize(layered, |path| {
+            unknown_keys.push(path.to_string());
+        })
+        .map_err(ConfigError::Load)?;
+        if let Some(unknown_key) = unknown_keys.first() {
+            return Err(ConfigError::Unknown {
+                setting: unknown_key.clone(),
+                source_hint: variable_naming(unknown_key, &nested_variables),
+            });
+        }
         settings.validate()?;
         Ok(settings)
+    }
+}
+
+const ENVIRONMENT_PREFIX: &str = "HERALD_";
+const ENVIRONMENT_SEPARATOR: &str = "__";
+
+/// `HERALD_SENDGRID_FROM` is an alias; `HERALD_SENDGRID_REQUESTS_PER_SECOND` is nothing, and
+/// would otherwise be ignored without a word.
+fn refuse_unknown_flat_provider_variables(
+    herald_variables: &HashMap<String, String>,
+) -> Result<(), ConfigError> {
+    let alias_families: Vec<String> = FLAT_ENVIRONMENT_ALIASES
+        .iter()
+        .map(|(variable, _)| {
+            let family_end = variable[ENVIRONMENT_PREFIX.len()..]
+                .find('_')
+                .map_or(variable.len(), |index| ENVIRONMENT_PREFIX.len() + index + 1);
+            variable[..family_end].to_owned()
+        })
+        .collect();
+    let mut unknown: Vec<&String> = herald_variables
+        .keys()
+        .filter(|name| !name[ENVIRONMENT_PREFIX.len()..].contains(ENVIRONMENT_SEPARATOR))
+        .filter(|name| {
+            alias_families
+                .iter()
+                .any(|family| name.starts_with(family.as_str()))
+        })
+        .filter(|name| {
+            !FLAT_ENVIRONMENT_ALIASES
+                .iter()
+                .any(|(alias, _)| alias == name)
+        })
+        .collect();
+    unknown.sort();
+    match unknown.first() {
+        None => Ok(()),
+        Some(variable) => Err(ConfigError::Unknown {
+            setting: (*variable).clone(),
+            source_hint: format!(
+                "not one of the provider aliases ({}); nested settings are spelled HERALD_PROVIDERS__<PROVIDER>__<KEY>",
+                FLAT_ENVIRONMENT_ALIASES
+                    .iter()
+                    .map(|(alias, _)| *alias)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }),
+    }
+}
+
+/// The variable that set `unknown_key` (or a key inside it), to name it in the error.
+fn variable_naming(unknown_key: &str, nested_variables: &HashMap<String, String>) -> String {
+    let mut naming: Vec<&String> = nested_variables
+        .keys()
+        .filter(|name| {
+            let key = name[ENVIRONMENT_PREFIX.len()..]
+                .to_lowercase()
+                .replace(ENVIRONMENT_SEPARATOR, ".");
+            key == unknown_key || key.starts_with(&format!("{unknown_key}."))
+        })
+        .collect();
+    naming.sort();
+    match naming.first() {
+        Some(variable) => format!("set by the environment variable {variable}"),
+        None => "set in the configuration file".to_owned(),
     }
 }

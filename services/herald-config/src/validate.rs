@@ -6,6 +6,11 @@ use crate::Settings;
 pub enum ConfigError {
     #[error("configuration could not be loaded: {0}")]
     Load(#[source] config::ConfigError),
+    #[error("unknown setting `{setting}` ({source_hint}): no such setting; see config/herald.toml for every one")]
+    Unknown {
+        setting: String,
+        source_hint: String,
+    },
     #[error("invalid setting `{setting}`: {problem}")]
     Invalid { setting: String, problem: String },
 }
@@ -286,6 +291,80 @@ mod tests {
     #[test]
     fn defaults_are_valid() {
         Settings::load(None).expect("the built-in defaults must validate");
+    }
+
+    fn variables(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect()
+    }
+
+    fn unknown_setting_error(
+        config_file: Option<&std::path::Path>,
+        environment: &[(&str, &str)],
+    ) -> String {
+        match Settings::load_with_environment(config_file, variables(environment)) {
+            Err(error @ ConfigError::Unknown { .. }) => error.to_string(),
+            other => panic!("expected an unknown-setting error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn settings_and_script_variables_are_read_and_aliases_apply() {
+        let settings = Settings::load_with_environment(
+            None,
+            variables(&[
+                ("HERALD_SERVER__PORT", "1234"),
+                ("HERALD_PROVIDERS__SENDGRID__REQUESTS_PER_SECOND", "7"),
+                ("HERALD_SENDGRID_FROM", "alias@example.com"),
+                ("HERALD_LOG_FORMAT", "json"),
+                ("HERALD_SIM_LISTEN", "127.0.0.1:1"),
+                ("PATH", "/usr/bin"),
+            ]),
+        )
+        .expect("known settings, script variables and aliases load");
+        assert_eq!(settings.server.port, 1234);
+        assert_eq!(settings.providers.sendgrid.from, "alias@example.com");
+    }
+
+    #[test]
+    fn a_moved_setting_in_the_environment_is_an_error_naming_the_variable() {
+        let error = unknown_setting_error(None, &[("HERALD_SENDGRID__REQUESTS_PER_SECOND", "50")]);
+        assert!(error.contains("`sendgrid`"), "{error}");
+        assert!(
+            error.contains("HERALD_SENDGRID__REQUESTS_PER_SECOND"),
+            "{error}"
+        );
+
+        let error = unknown_setting_error(None, &[("HERALD_SERVER__MAX_BODY_BYTE", "50")]);
+        assert!(error.contains("`server.max_body_byte`"), "{error}");
+    }
+
+    #[test]
+    fn a_flat_provider_variable_that_is_no_alias_is_an_error() {
+        let error = unknown_setting_error(None, &[("HERALD_SENDGRID_REQUESTS_PER_SECOND", "50")]);
+        assert!(
+            error.contains("HERALD_SENDGRID_REQUESTS_PER_SECOND"),
+            "{error}"
+        );
+        assert!(
+            error.contains("HERALD_SENDGRID_API_KEY"),
+            "lists the aliases: {error}"
+        );
+    }
+
+    #[test]
+    fn a_misspelled_key_in_the_configuration_file_is_an_error_naming_it() {
+        let file = std::env::temp_dir().join(format!(
+            "herald-unknown-setting-{}.toml",
+            std::process::id()
+        ));
+        std::fs::write(&file, "[worker]\nmax_atempts = 3\n").unwrap();
+        let error = unknown_setting_error(Some(&file), &[]);
+        std::fs::remove_file(&file).unwrap();
+        assert!(error.contains("`worker.max_atempts`"), "{error}");
+        assert!(error.contains("configuration file"), "{error}");
     }
 
     #[test]

@@ -29,25 +29,95 @@ pub fn placeholder_names(text: &str) -> Result<Vec<&str>, String> {
 }
 
 /// `text` with every `{{name}}` replaced by `data[name]`: strings as they are, other values as
-/// JSON, missing names as nothing (the API rejects those at ingest; old rows are rendered anyway).
-pub fn render(text: &str, data: &serde_json::Map<String, serde_json::Value>) -> String {
-    let mut rendered = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(open) = rest.find("{{") {
-        let after_open = &rest[open + 2..];
-        let Some(close) = after_open.find("}}") else {
-            break;
-        };
-        rendered.push_str(&rest[..open]);
-        match data.get(after_open[..close].trim()) {
-            Some(serde_json::Value::String(value)) => rendered.push_str(value),
-            Some(serde_json::Value::Null) | None => {}
-            Some(other) => rendered.push_str(&other.to_string()),
-        }
-        rest = &after_open[close + 2..];
+/// JSON, missing names as nothing (the API rejects those at ingest; old rows are rendered anyway);
+/// or, when the result would exceed `max_bytes`, its length, without building it.
+///
+/// Bounded because a placeholder is a multiplier: 13,107 `{{a}}` with a 64 KB `a` render 800 MiB
+/// from 130 KB of request. The API refuses such content at ingest with [`rendered_len`]; the
+/// worker checks again here, for rows accepted before the bound existed.
+pub fn render(
+    text: &str,
+    data: &serde_json::Map<String, serde_json::Value>,
+    max_bytes: usize,
+) -> Result<String, usize> {
+    let rendered_bytes = rendered_len(text, data);
+    if rendered_bytes > max_bytes {
+        return Err(rendered_bytes);
     }
-    rendered.push_str(rest);
-    rendered
+    let mut rendered = String::with_capacity(rendered_bytes);
+    for piece in pieces(text) {
+        match piece {
+            Piece::Text(literal) => rendered.push_str(literal),
+            Piece::Placeholder(name) => match data.get(name) {
+                Some(serde_json::Value::String(value)) => rendered.push_str(value),
+                Some(serde_json::Value::Null) | None => {}
+                Some(other) => rendered.push_str(&other.to_string()),
+            },
+        }
+    }
+    debug_assert_eq!(rendered.len(), rendered_bytes);
+    Ok(rendered)
+}
+
+/// How many bytes `render` makes of `text`, computed without rendering: each distinct name's value
+/// is measured once, so the cost is the text's length plus the data's, however often a name
+/// repeats. Saturates at `usize::MAX`.
+pub fn rendered_len(text: &str, data: &serde_json::Map<String, serde_json::Value>) -> usize {
+    let mut value_lengths: std::collections::HashMap<&str, usize> = Default::default();
+    let mut total: usize = 0;
+    for piece in pieces(text) {
+        let piece_len = match piece {
+            Piece::Text(literal) => literal.len(),
+            Piece::Placeholder(name) => {
+                *value_lengths
+                    .entry(name)
+                    .or_insert_with(|| match data.get(name) {
+                        Some(serde_json::Value::String(value)) => value.len(),
+                        Some(serde_json::Value::Null) | None => 0,
+                        Some(other) => other.to_string().len(),
+                    })
+            }
+        };
+        total = total.saturating_add(piece_len);
+    }
+    total
+}
+
+enum Piece<'text> {
+    Text(&'text str),
+    /// The trimmed name between `{{` and `}}`.
+    Placeholder(&'text str),
+}
+
+/// `text` as literal text and placeholders, in order; an unclosed `{{` is literal text.
+fn pieces(text: &str) -> impl Iterator<Item = Piece<'_>> {
+    let mut rest = text;
+    let mut pending_placeholder: Option<&str> = None;
+    std::iter::from_fn(move || {
+        if let Some(name) = pending_placeholder.take() {
+            return Some(Piece::Placeholder(name));
+        }
+        if rest.is_empty() {
+            return None;
+        }
+        let placeholder = rest.find("{{").and_then(|open| {
+            let after_open = &rest[open + 2..];
+            after_open.find("}}").map(|close| (open, after_open, close))
+        });
+        match placeholder {
+            Some((open, after_open, close)) => {
+                let literal = &rest[..open];
+                pending_placeholder = Some(after_open[..close].trim());
+                rest = &after_open[close + 2..];
+                Some(Piece::Text(literal))
+            }
+            None => {
+                let literal = rest;
+                rest = "";
+                Some(Piece::Text(literal))
+            }
+        }
+    })
 }
 
 #[cfg(test)]
@@ -58,15 +128,27 @@ mod tests {
     fn renders_strings_numbers_and_missing_values() {
         let data = serde_json::json!({"value": 7, "machine": "press-4", "none": null});
         let data = data.as_object().unwrap();
+        let render = |text: &str| render(text, data, usize::MAX).unwrap();
         assert_eq!(
-            render(
-                "Pressure {{value}} on {{ machine }}{{none}}{{missing}}!",
-                data
-            ),
+            render("Pressure {{value}} on {{ machine }}{{none}}{{missing}}!"),
             "Pressure 7 on press-4!"
         );
-        assert_eq!(render("no placeholders", data), "no placeholders");
-        assert_eq!(render("open {{value", data), "open {{value");
+        assert_eq!(render("no placeholders"), "no placeholders");
+        assert_eq!(render("open {{value"), "open {{value");
+        assert_eq!(render("{{value}}{{value}} }} {{"), "77 }} {{");
+        assert_eq!(render(""), "");
+    }
+
+    #[test]
+    fn the_rendered_length_is_known_before_rendering_and_bounds_it() {
+        let data = serde_json::json!({"a": "x".repeat(65_000), "n": 12345});
+        let data = data.as_object().unwrap();
+        let bomb = "{{a}}".repeat(13_107);
+        assert_eq!(rendered_len(&bomb, data), 13_107 * 65_000);
+        assert_eq!(render(&bomb, data, 128 * 1024), Err(13_107 * 65_000));
+        assert_eq!(rendered_len("n={{n}}!", data), 8);
+        assert_eq!(render("n={{n}}!", data, 8).unwrap(), "n=12345!");
+        assert_eq!(render("n={{n}}!", data, 7), Err(8));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::envelope::NotificationEnvelope;
-use crate::placeholders::placeholder_names;
+use crate::placeholders::{placeholder_names, rendered_len};
 use crate::{Channel, NotificationRequest, Priority, ValidatedNotification};
 
 pub const MAX_USER_ID_CHARS: usize = 128;
@@ -16,6 +16,11 @@ pub const MAX_SUBJECT_CHARS: usize = 998;
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// `data` as compact JSON: it is stored in `jsonb` and rendered into every message.
 pub const MAX_DATA_BYTES: usize = 64 * 1024;
+/// The most a body may render to with its `data` (placeholders multiply: see
+/// `placeholders::render`). Twice the template's bound: room for values, none for a bomb.
+pub const MAX_RENDERED_BODY_BYTES: usize = 2 * MAX_BODY_BYTES;
+/// The most a subject may render to: its bound in characters, at four bytes each.
+pub const MAX_RENDERED_SUBJECT_BYTES: usize = 4 * MAX_SUBJECT_CHARS;
 pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
@@ -196,6 +201,19 @@ impl NotificationRequest {
                         ));
                     }
                 }
+            }
+            let max_rendered_bytes = match field {
+                "content.subject" => MAX_RENDERED_SUBJECT_BYTES,
+                _ => MAX_RENDERED_BODY_BYTES,
+            };
+            let rendered_bytes = rendered_len(text, &data);
+            if rendered_bytes > max_rendered_bytes {
+                errors.push(FieldError::new(
+                    field,
+                    format!(
+                        "renders to {rendered_bytes} bytes with `data`, at most {max_rendered_bytes}"
+                    ),
+                ));
             }
         }
 

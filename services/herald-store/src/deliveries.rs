@@ -181,6 +181,9 @@ pub struct ClaimedDelivery {
     pub attempts: i32,
     /// Attempts made before its current attempt budget (a dead-letter replay starts a new one).
     pub attempt_budget_start: i32,
+    /// Claims of this delivery, within its attempt budget, taken over from a worker that stopped
+    /// before recording the outcome (its `in_doubt` attempts).
+    pub in_doubt_takeovers: i32,
 }
 
 impl ClaimedDelivery {
@@ -253,7 +256,11 @@ WITH picked AS MATERIALIZED (
       AND d.status IN ('queued', 'retrying')
       AND due.notification_id NOT IN (SELECT id FROM cancelled_notifications)
     RETURNING d.notification_id, d.id, d.tenant_id, d.user_id, d.channel::text AS channel,
-              d.attempts, d.attempt_budget_start
+              d.attempts, d.attempt_budget_start,
+              (SELECT count(*)::integer FROM delivery_attempts a
+               WHERE a.notification_id = d.notification_id AND a.delivery_id = d.id
+                 AND a.attempt > d.attempt_budget_start AND a.outcome = 'in_doubt')
+                  AS in_doubt_takeovers
 ), withdrawn AS (
     -- Back in the queue after its notification was cancelled (a retry of a delivery that was in
     -- flight, a returned claim): cancelled instead of sent.

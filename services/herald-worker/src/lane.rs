@@ -524,13 +524,24 @@ impl Lane {
             (Route::Failover, None) => unreachable!("a failover route needs a failover provider"),
         };
         let provider = called.name();
-        let message = render_message(
+        let started_at = Utc::now();
+        let message = match render_message(
             delivery.key.id,
             &delivery.user_id,
             &delivery.contact,
             &delivery.content,
-        );
-        let started_at = Utc::now();
+        ) {
+            Ok(message) => message,
+            Err(problem) => {
+                // Refused before any call: the circuit permit (if any) goes back unused.
+                drop(call);
+                let outcome = SendOutcome::Permanent {
+                    error: format!("not sent: {problem}"),
+                    http_status: None,
+                };
+                return self.finish_attempt(delivery, provider, outcome, retry_policy, started_at);
+            }
+        };
         let started = Instant::now();
         let span = traces::provider_call_span(
             provider,
@@ -566,6 +577,18 @@ impl Lane {
         metrics::PROVIDER_REQUESTS
             .with_label_values(&[provider, outcome.label()])
             .inc();
+        self.finish_attempt(delivery, provider, outcome, retry_policy, started_at)
+    }
+
+    /// The delivery's attempt and outcome from what its call (or its refusal before one) came to.
+    fn finish_attempt(
+        &self,
+        delivery: HeldDelivery,
+        provider: &'static str,
+        outcome: SendOutcome,
+        retry_policy: RetryPolicy,
+        started_at: chrono::DateTime<Utc>,
+    ) -> Outcome {
         let attempt = attempt_record(&delivery, provider, outcome, retry_policy, started_at);
         metrics::DELIVERIES
             .with_label_values(&[delivery.channel.as_str(), provider, attempt.status.as_str()])

@@ -135,6 +135,12 @@ counter_vec!(
     "Deliveries claimed from the delivery queue (overflow and retries), by provider.",
     &["provider"]
 );
+counter_vec!(
+    DELIVERIES_GIVEN_UP_AFTER_TAKEOVERS,
+    "herald_deliveries_given_up_after_takeovers_total",
+    "Deliveries failed without another call because the workers sending them kept stopping before recording an outcome (pump::MAX_IN_DOUBT_TAKEOVERS), by provider.",
+    &["provider"]
+);
 pub static BATCH_SECONDS: Lazy<Histogram> = Lazy::new(|| {
     register_histogram_with_registry!(
         "herald_worker_batch_duration_seconds",
@@ -292,6 +298,7 @@ pub fn register_all() {
     Lazy::force(&LANE_MAX_HELD);
     Lazy::force(&LANE_IN_FLIGHT);
     Lazy::force(&QUEUE_CLAIMED);
+    Lazy::force(&DELIVERIES_GIVEN_UP_AFTER_TAKEOVERS);
     Lazy::force(&BATCH_SECONDS);
     Lazy::force(&ADMITTED);
     Lazy::force(&ACCEPT_TO_SENT_SECONDS);
@@ -345,6 +352,7 @@ pub fn declare_lane(provider: &str, channel: Channel, max_held: usize) {
     declare(&RATE_LIMIT_FALLBACKS, &[&[provider]]);
     declare(&RATE_LIMITED, &[&[provider]]);
     declare(&QUEUE_CLAIMED, &[&[provider]]);
+    declare(&DELIVERIES_GIVEN_UP_AFTER_TAKEOVERS, &[&[provider]]);
     declare_provider(provider, channel);
 }
 

@@ -25,6 +25,11 @@ use crate::work::contact_for;
 
 /// Deliveries claimed per statement, at most.
 const CLAIM_BATCH: usize = 500;
+/// Claims of one delivery that may die with their worker (taken over, `in_doubt`) before it is
+/// failed without another call: a message that kills whoever sends it (memory, a panic abroad)
+/// would otherwise go round the workers for ever, and every death puts every other tenant's calls
+/// in flight on that worker in doubt. The failure is a dead letter, replayable once understood.
+pub const MAX_IN_DOUBT_TAKEOVERS: i32 = 3;
 const RELOAD_PAUSE: Duration = Duration::from_millis(500);
 
 pub async fn run_pump(
@@ -134,6 +139,17 @@ async fn claim_band(
         let content = contents.get(&delivery.notification_id);
         let recipient = recipients.get(&(delivery.tenant_id, delivery.user_id.clone()));
         let channel = delivery.channel;
+        if delivery.in_doubt_takeovers >= MAX_IN_DOUBT_TAKEOVERS {
+            metrics::DELIVERIES_GIVEN_UP_AFTER_TAKEOVERS
+                .with_label_values(&[lane.provider()])
+                .inc();
+            let reason = format!(
+                "given up: the worker sending it stopped {} times before recording an outcome",
+                delivery.in_doubt_takeovers
+            );
+            fail_without_call(context, lane, &delivery, session, send_batch, &reason).await;
+            continue;
+        }
         let Some(content) = content else {
             fail_without_call(
                 context,
@@ -141,7 +157,7 @@ async fn claim_band(
                 &delivery,
                 session,
                 send_batch,
-                "the notification no longer exists",
+                "nothing to send: the notification no longer exists",
             )
             .await;
             continue;
@@ -149,6 +165,7 @@ async fn claim_band(
         let contact = match contact_for(recipient, channel) {
             Ok(contact) => contact,
             Err(reason) => {
+                let reason = format!("nothing to send: {reason}");
                 fail_without_call(context, lane, &delivery, session, send_batch, &reason).await;
                 continue;
             }
@@ -200,7 +217,8 @@ async fn load_for(
     Ok((contents, recipients))
 }
 
-/// A claimed delivery with nothing left to send it from: failed, without a provider call.
+/// A claimed delivery that will not be sent (nothing left to send it from, or given up): failed,
+/// without a provider call, with `reason` as its error.
 async fn fail_without_call(
     context: &WorkerContext,
     lane: &Lane,
@@ -234,7 +252,7 @@ async fn fail_without_call(
                 provider: lane.provider(),
                 provider_message_id: None,
                 http_status: None,
-                error: Some(format!("nothing to send: {reason}")),
+                error: Some(reason.to_owned()),
                 retry_delay_ms: None,
                 started_at: now,
                 finished_at: now,

@@ -2,6 +2,7 @@
 //! queue pump and the lanes.
 
 use herald_domain::placeholders::render;
+use herald_domain::validation::{MAX_RENDERED_BODY_BYTES, MAX_RENDERED_SUBJECT_BYTES};
 use herald_domain::Channel;
 use herald_store::notifications::NotificationContent;
 use herald_store::users::Recipient;
@@ -36,24 +37,34 @@ pub fn contact_for(recipient: Option<&Recipient>, channel: Channel) -> Result<Co
     })
 }
 
-/// The message for one delivery, rendered from the notification's content.
+/// The message for one delivery, rendered from the notification's content, or why it cannot be
+/// sent: content that renders beyond the bounds the API enforces at ingest (a row accepted before
+/// they existed) is never rendered, let alone sent.
 pub fn render_message(
     delivery_id: Uuid,
     user_id: &str,
     contact: &Contact,
     content: &NotificationContent,
-) -> OutgoingMessage {
+) -> Result<OutgoingMessage, String> {
     let empty = serde_json::Map::new();
     let data = content.data.as_object().unwrap_or(&empty);
-    OutgoingMessage {
+    let subject = match content.subject.as_deref() {
+        None => None,
+        Some(subject) => Some(render(subject, data, MAX_RENDERED_SUBJECT_BYTES).map_err(
+            |rendered_bytes| {
+                format!("the subject renders to {rendered_bytes} bytes, over {MAX_RENDERED_SUBJECT_BYTES}")
+            },
+        )?),
+    };
+    let body = render(&content.body, data, MAX_RENDERED_BODY_BYTES).map_err(|rendered_bytes| {
+        format!("the body renders to {rendered_bytes} bytes, over {MAX_RENDERED_BODY_BYTES}")
+    })?;
+    Ok(OutgoingMessage {
         delivery_id,
         notification_id: content.id,
         user_id: user_id.to_owned(),
         contact: contact.clone(),
-        subject: content
-            .subject
-            .as_deref()
-            .map(|subject| render(subject, data)),
-        body: render(&content.body, data),
-    }
+        subject,
+        body,
+    })
 }

@@ -354,3 +354,43 @@ async fn a_bad_setting_stops_the_binary_with_one_line_naming_it() {
         "{stderr}"
     );
 }
+
+/// Placeholders multiply: 13,107 `{{a}}` (65,535 bytes) with a 65 KB `a` would render 852 MB per
+/// send. Refused at the door, naming the field and the size; a subject likewise.
+#[tokio::test]
+async fn a_placeholder_bomb_is_a_422_naming_the_field_and_what_it_renders_to() {
+    let app = spawn_app().await;
+    let mut body = notification(&["u1"]);
+    body["content"]["body"] = json!("{{a}}".repeat(13_107));
+    body["data"] = json!({"a": "x".repeat(65_000)});
+    let response = app.post_notification(&body).await;
+    assert_eq!(response.status(), 422);
+    let error = json(response).await;
+    let details = &error["error"]["details"];
+    assert_eq!(details[0]["field"], "content.body", "{error}");
+    let problem = details[0]["problem"].as_str().unwrap();
+    assert!(
+        problem.contains("renders to 851955000 bytes") && problem.contains("131072"),
+        "{problem}"
+    );
+
+    let mut subject_bomb = notification(&["u1"]);
+    subject_bomb["content"]["subject"] = json!("{{a}}".repeat(100));
+    subject_bomb["data"] = json!({"a": "x".repeat(1_000)});
+    let response = app.post_notification(&subject_bomb).await;
+    assert_eq!(response.status(), 422);
+    let error = json(response).await;
+    assert_eq!(
+        error["error"]["details"][0]["field"], "content.subject",
+        "{error}"
+    );
+
+    // Within the bound: a large value used a few times is fine.
+    let mut generous = notification(&["u1"]);
+    generous["content"]["body"] = json!("{{a}} and again {{a}}");
+    generous["data"] = json!({"a": "x".repeat(60_000)});
+    assert_eq!(app.post_notification(&generous).await.status(), 202);
+
+    assert_eq!(app.count("SELECT count(*) FROM notifications").await, 1);
+    app.stop().await;
+}

@@ -13,6 +13,7 @@ mod delivery;
 mod failures;
 mod faults;
 mod helpers;
+mod hostile_tenants;
 mod kafka_cluster;
 mod metrics;
 mod no_duplicates;
