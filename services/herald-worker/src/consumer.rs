@@ -135,14 +135,18 @@ pub struct ConsumerSettings {
     pub batch_linger: Duration,
 }
 
-/// What readiness knows about the consumer.
+/// What readiness knows about the consumers.
 #[derive(Default)]
 pub struct ConsumerStatus {
+    /// Partitions held, of every topic.
     pub assigned: AtomicUsize,
+    /// Partitions held per topic (each topic's member publishes its own).
+    pub assigned_by_topic: Mutex<std::collections::BTreeMap<String, usize>>,
 }
 
 fn create_consumer(
     settings: &Settings,
+    topic: &str,
 ) -> anyhow::Result<(Arc<WorkerConsumer>, mpsc::UnboundedReceiver<RebalanceEvent>)> {
     let (events, receiver) = mpsc::unbounded_channel();
     let mut config = herald_kafka::group_consumer_config(
@@ -152,9 +156,9 @@ fn create_consumer(
         settings.worker.session_timeout_ms,
     );
     // Static membership: a restarted member with the same id takes its partitions back without
-    // a rebalance, if it returns within the session timeout.
+    // a rebalance, if it returns within the session timeout. One id per topic's member.
     if let Some(instance_id) = &settings.worker.instance_id {
-        config.set("group.instance.id", instance_id);
+        config.set("group.instance.id", format!("{instance_id}.{topic}"));
     }
     let consumer: WorkerConsumer = config
         // Offsets move only when a batch's admission is in PostgreSQL.
@@ -175,17 +179,30 @@ fn create_consumer(
         })?;
     let consumer = Arc::new(consumer);
     let _ = consumer.context().consumer.set(Arc::downgrade(&consumer));
-    // Both priorities' topics: a high-priority partition has its own task like any other, so its
-    // records never wait behind a backlog of the main topic (docs/DESIGN.md, "Priority lanes").
-    let high_priority_topic = settings.kafka.high_priority_topic();
-    consumer.subscribe(&[&settings.kafka.topic, &high_priority_topic])?;
+    consumer.subscribe(&[topic])?;
     Ok((consumer, receiver))
 }
 
-/// Consumes until `stop`: joins the group, runs a task per assigned partition and commits offsets.
-/// Returns after the last offsets are committed and the consumer has left its group.
+/// The topics a worker consumes, each by a group member of its own (docs/DESIGN.md, "Records and
+/// partitions"): the main topic and the high-priority one.
+pub fn consumed_topics(settings: &Settings) -> [String; 2] {
+    [
+        settings.kafka.topic.clone(),
+        settings.kafka.high_priority_topic(),
+    ]
+}
+
+/// Consumes `topic` until `stop`: joins the group, runs a task per assigned partition and commits
+/// offsets. Returns after the last offsets are committed and the consumer has left its group.
+///
+/// A worker runs one of these per topic, each a member of the same group subscribed to its topic
+/// only: the assignors balance each topic over the workers on its own. With one member subscribed
+/// to both, cooperative-sticky balances the count of partitions, not each topic's, and a worker
+/// that joined later was measured holding the high-priority topic's partitions alone, idle, while
+/// the first admitted every ordinary record.
 pub async fn run_consumer(
     settings: Settings,
+    topic: String,
     context: Arc<WorkerContext>,
     status: Arc<ConsumerStatus>,
     stop: CancellationToken,
@@ -195,10 +212,10 @@ pub async fn run_consumer(
         batch_linger: Duration::from_millis(settings.worker.batch_linger_ms),
     });
     let (consumer, events) = loop {
-        match create_consumer(&settings) {
+        match create_consumer(&settings, &topic) {
             Ok(created) => break created,
             Err(error) => {
-                tracing::error!(%error, "creating the Kafka consumer failed; retrying");
+                tracing::error!(%error, topic, "creating the Kafka consumer failed; retrying");
                 tokio::select! {
                     _ = tokio::time::sleep(RETRY_PAUSE) => {}
                     _ = stop.cancelled() => return,
@@ -208,6 +225,7 @@ pub async fn run_consumer(
     };
     let offsets = Arc::new(OffsetTracker::default());
     let partitions = TaskTracker::new();
+    let mut published = PublishedAssignment::new(status, topic.clone());
     consume_until_stopped(
         &consumer,
         events,
@@ -215,7 +233,7 @@ pub async fn run_consumer(
         &consumer_settings,
         &offsets,
         &partitions,
-        &status,
+        &mut published,
         &stop,
     )
     .await;
@@ -224,8 +242,7 @@ pub async fn run_consumer(
     partitions.wait().await;
     let committer = consumer.clone();
     let _ = tokio::task::spawn_blocking(move || offsets.commit(&committer, CommitMode::Sync)).await;
-    status.assigned.store(0, Ordering::Relaxed);
-    metrics::ASSIGNED_PARTITIONS.set(0);
+    drop(published);
     // Dropping the last reference closes the consumer, which leaves the group: blocking work.
     let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
 }
@@ -243,7 +260,7 @@ async fn consume_until_stopped(
     settings: &Arc<ConsumerSettings>,
     offsets: &Arc<OffsetTracker>,
     partitions: &TaskTracker,
-    status: &ConsumerStatus,
+    published: &mut PublishedAssignment,
     stop: &CancellationToken,
 ) {
     let mut running: HashMap<PartitionKey, RunningPartition> = HashMap::new();
@@ -254,13 +271,13 @@ async fn consume_until_stopped(
             _ = stop.cancelled() => break,
             Some(event) = events.recv() => {
                 apply(event, &mut running, context, settings, offsets, partitions, stop);
-                publish_assignment(status, &running);
+                published.publish(running.len());
             }
             received = consumer.recv() => {
                 // The rebalance callbacks run inside `recv`: apply their events before routing.
                 while let Ok(event) = events.try_recv() {
                     apply(event, &mut running, context, settings, offsets, partitions, stop);
-                    publish_assignment(status, &running);
+                    published.publish(running.len());
                 }
                 match received {
                     Ok(message) => {
@@ -279,7 +296,7 @@ async fn consume_until_stopped(
             }
             _ = commits.tick() => {
                 running.retain(|_, partition| !partition.stop.is_cancelled());
-                publish_assignment(status, &running);
+                published.publish(running.len());
                 let (consumer, offsets) = (consumer.clone(), offsets.clone());
                 let _ = tokio::task::spawn_blocking(move || offsets.commit(&consumer, CommitMode::Async)).await;
             }
@@ -290,9 +307,45 @@ async fn consume_until_stopped(
     }
 }
 
-fn publish_assignment(status: &ConsumerStatus, running: &HashMap<PartitionKey, RunningPartition>) {
-    status.assigned.store(running.len(), Ordering::Relaxed);
-    metrics::ASSIGNED_PARTITIONS.set(running.len() as i64);
+/// What one consumer has added to the worker's count of assigned partitions (shared by the
+/// consumers of every topic): it publishes changes to its own share only, and takes its share
+/// back when dropped (also when its consumer task panics and is restarted).
+struct PublishedAssignment {
+    status: Arc<ConsumerStatus>,
+    topic: String,
+    partitions: usize,
+}
+
+impl PublishedAssignment {
+    fn new(status: Arc<ConsumerStatus>, topic: String) -> PublishedAssignment {
+        PublishedAssignment {
+            status,
+            topic,
+            partitions: 0,
+        }
+    }
+
+    fn publish(&mut self, partitions: usize) {
+        if partitions >= self.partitions {
+            let gained = partitions - self.partitions;
+            self.status.assigned.fetch_add(gained, Ordering::Relaxed);
+            metrics::ASSIGNED_PARTITIONS.add(gained as i64);
+        } else {
+            let lost = self.partitions - partitions;
+            self.status.assigned.fetch_sub(lost, Ordering::Relaxed);
+            metrics::ASSIGNED_PARTITIONS.sub(lost as i64);
+        }
+        self.partitions = partitions;
+        if let Ok(mut by_topic) = self.status.assigned_by_topic.lock() {
+            by_topic.insert(self.topic.clone(), partitions);
+        }
+    }
+}
+
+impl Drop for PublishedAssignment {
+    fn drop(&mut self) {
+        self.publish(0);
+    }
 }
 
 fn apply(

@@ -27,7 +27,7 @@ use tokio_util::task::TaskTracker;
 use crate::backoff::RetryPolicy;
 use crate::cancellations::{run_cancellation_watch, CancelledNotifications};
 use crate::circuit_breaker::CircuitBreakerSettings;
-use crate::consumer::{run_consumer, ConsumerStatus};
+use crate::consumer::{consumed_topics, run_consumer, ConsumerStatus};
 use crate::content::ContentCache;
 use crate::context::{Lanes, WorkerContext};
 use crate::dead_letter::DeadLetters;
@@ -230,13 +230,14 @@ impl Worker {
             }));
         }
         self.status_events.spawn(&intake, &intake_stop);
-        {
+        for topic in consumed_topics(&settings) {
             let (context, status, stop) =
                 (context.clone(), self.status.clone(), intake_stop.clone());
             let settings = settings.clone();
             intake.spawn(supervise("consumer", move || {
                 run_consumer(
                     settings.clone(),
+                    topic.clone(),
                     context.clone(),
                     status.clone(),
                     stop.clone(),
@@ -343,6 +344,8 @@ struct Readiness {
     /// The worker starts no provider call: its heartbeat could not be renewed.
     session_fenced: bool,
     assigned_partitions: usize,
+    /// Partitions held per consumed topic (each topic is balanced over the workers on its own).
+    assigned_partitions_by_topic: std::collections::BTreeMap<String, usize>,
     /// Each provider's circuit breaker (closed, open, half_open). Shown, never a reason to be
     /// unready: one provider's outage must not take the worker out, other channels keep going.
     circuits: std::collections::BTreeMap<&'static str, &'static str>,
@@ -360,6 +363,11 @@ async fn readyz(state: web::Data<(Arc<WorkerContext>, Arc<ConsumerStatus>)>) -> 
         database,
         session_fenced: context.session.is_fenced(),
         assigned_partitions: status.assigned.load(Ordering::Relaxed),
+        assigned_partitions_by_topic: status
+            .assigned_by_topic
+            .lock()
+            .map(|by_topic| by_topic.clone())
+            .unwrap_or_default(),
         circuits: context
             .lanes
             .iter()

@@ -1,6 +1,7 @@
 //! A whole Herald per test: API and simulator in process, the worker in process or as a child
 //! process (for `kill -9`), a fresh database, topic and consumer group.
 
+use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::process::Stdio;
 use std::time::Duration;
@@ -260,20 +261,36 @@ pub async fn assigned_partitions(metrics_port: u16) -> u64 {
         .unwrap_or(0)
 }
 
-/// Waits until each worker process on `metrics_ports` holds a partition (a group's rebalances
-/// take a heartbeat or two per member that joins).
+/// Partitions a worker process holds of each topic it consumes, as its `/readyz` says.
+pub async fn assigned_partitions_by_topic(metrics_port: u16) -> BTreeMap<String, u64> {
+    let readiness: Option<Value> =
+        match reqwest::get(format!("http://127.0.0.1:{metrics_port}/readyz")).await {
+            Ok(response) => response.json().await.ok(),
+            Err(_) => None,
+        };
+    readiness
+        .and_then(|readiness| {
+            serde_json::from_value(readiness["assigned_partitions_by_topic"].clone()).ok()
+        })
+        .unwrap_or_default()
+}
+
+/// Waits until each worker process on `metrics_ports` holds partitions of both topics it consumes
+/// (a group's rebalances take a heartbeat or two per member that joins; with the tests' 4
+/// partitions per topic, up to 4 workers each get some of each).
 pub async fn wait_until_each_holds_partitions(metrics_ports: &[u16]) {
     for _ in 0..600 {
         let mut all = true;
         for port in metrics_ports {
-            all &= assigned_partitions(*port).await > 0;
+            let by_topic = assigned_partitions_by_topic(*port).await;
+            all &= by_topic.len() == 2 && by_topic.values().all(|held| *held > 0);
         }
         if all {
             return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("the workers on {metrics_ports:?} did not all hold partitions within 60 s");
+    panic!("the workers on {metrics_ports:?} did not all hold partitions of each topic within 60 s");
 }
 
 /// Metrics of a worker process, as text.
