@@ -18,6 +18,8 @@ mod m20261126_000009_priority_lanes;
 mod m20261126_000010_dead_letters;
 mod m20261126_000011_status_events;
 mod m20261126_000012_cancel_held_deliveries;
+mod m20261204_000013_early_provider_reports;
+mod m20261204_000014_retention_spares_unfinished_work;
 
 pub struct Migrator;
 
@@ -37,6 +39,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000010_dead_letters::Migration),
             Box::new(m20261126_000011_status_events::Migration),
             Box::new(m20261126_000012_cancel_held_deliveries::Migration),
+            Box::new(m20261204_000013_early_provider_reports::Migration),
+            Box::new(m20261204_000014_retention_spares_unfinished_work::Migration),
         ]
     }
 }

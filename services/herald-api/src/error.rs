@@ -47,12 +47,16 @@ pub enum ApiError {
     },
     #[error("the request body exceeds {limit_bytes} bytes")]
     PayloadTooLarge { limit_bytes: usize },
+    #[error("the request body did not arrive within {timeout_ms} ms")]
+    BodyReadTimeout { timeout_ms: u64 },
     #[error("the request body must be `application/json`")]
     UnsupportedMediaType,
     #[error("{0}; retry later")]
     Overloaded(&'static str),
     #[error("too many requests with unknown API keys from this client; retry later")]
     TooManyRequests,
+    #[error("too many of this tenant's reads are in flight; retry later")]
+    TenantBusy,
     #[error("the database refused this notification: {0}")]
     RefusedByDatabase(String),
     #[error("a dependency is unavailable; retry later")]
@@ -95,8 +99,9 @@ impl ApiError {
             ApiError::DeliveryNotFailed { .. } => "delivery_not_failed",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::BodyReadTimeout { .. } => "body_timeout",
             ApiError::Overloaded(_) => "overloaded",
-            ApiError::TooManyRequests => "rate_limited",
+            ApiError::TooManyRequests | ApiError::TenantBusy => "rate_limited",
             ApiError::RefusedByDatabase(_) => "validation_failed",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
@@ -141,7 +146,7 @@ impl ResponseError for ApiError {
             ApiError::Validation(_) | ApiError::RefusedByDatabase(_) => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
-            ApiError::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::TooManyRequests | ApiError::TenantBusy => StatusCode::TOO_MANY_REQUESTS,
             ApiError::MissingApiKey | ApiError::InvalidApiKey | ApiError::UnsignedCallback(_) => {
                 StatusCode::UNAUTHORIZED
             }
@@ -153,6 +158,7 @@ impl ResponseError for ApiError {
             | ApiError::DeliveryNotFailed { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::BodyReadTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::Overloaded(_) | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

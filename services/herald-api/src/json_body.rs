@@ -8,12 +8,12 @@ use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
 use crate::ingest::BytesPermit;
+use crate::metrics;
 use crate::routes::notifications::ingest_error_to_api;
 use crate::state::AppState;
 
-/// The JSON request body, with its bytes taken from the ingest byte budget before it is read (the
-/// declared length, or the largest body allowed when none is declared) and held until the caller
-/// drops the permit: request bytes in memory stay bounded, in bytes, not requests.
+/// The JSON request body, its bytes taken from the ingest byte budget as they arrive and held until
+/// the caller drops the permit: request bytes in memory stay bounded, in bytes, not requests.
 pub async fn read_body_within_budget(
     request: &HttpRequest,
     payload: web::Payload,
@@ -25,32 +25,63 @@ pub async fn read_body_within_budget(
 
 /// Like [`read_body_within_budget`], for a body of any content type at most `limit_bytes` long
 /// (a provider's form-encoded callback).
+///
+/// A body is reserved as its bytes arrive, never by what its headers announce, and must arrive
+/// within `server.body_read_timeout_ms` (408 beyond): a client trickling a byte at a time, or
+/// announcing 4 MiB it never sends, holds only what it sent, and only that long. Before, the
+/// announced length (or the largest body, for a chunked one) was reserved up front with no
+/// deadline, and 64 such connections gave every tenant 503.
 pub async fn read_any_body_within_budget(
     request: &HttpRequest,
     payload: web::Payload,
     state: &AppState,
     limit_bytes: usize,
 ) -> Result<(web::Bytes, BytesPermit), ApiError> {
-    let mut permit = take_budget(request, state, limit_bytes)?;
-    let body = read_bounded_body(request, payload, limit_bytes).await?;
-    permit.shrink_to(body.len());
-    Ok((body, permit))
+    let declared_length = declared_length(request);
+    if declared_length.is_some_and(|length| length > limit_bytes) {
+        return Err(ApiError::PayloadTooLarge { limit_bytes });
+    }
+    let deadline = state.limits.body_read_timeout;
+    let read = read_reserving(payload, state, limit_bytes, declared_length);
+    match tokio::time::timeout(deadline, read).await {
+        Ok(read) => read,
+        Err(_) => {
+            metrics::BODY_READ_TIMEOUTS.inc();
+            Err(ApiError::BodyReadTimeout {
+                timeout_ms: deadline.as_millis() as u64,
+            })
+        }
+    }
 }
 
-/// The body's bytes from the ingest byte budget: the declared length, or `limit_bytes` when none
-/// is declared.
-fn take_budget(
-    request: &HttpRequest,
+/// Reads the body, taking each chunk's bytes from the budget before keeping it (503 when the
+/// budget has no room, 413 past `limit_bytes`).
+async fn read_reserving(
+    mut payload: web::Payload,
     state: &AppState,
     limit_bytes: usize,
-) -> Result<BytesPermit, ApiError> {
-    let reserved = declared_length(request)
-        .unwrap_or(limit_bytes)
-        .min(limit_bytes);
-    state
-        .request_bytes
-        .take(reserved)
-        .map_err(ingest_error_to_api)
+    declared_length: Option<usize>,
+) -> Result<(web::Bytes, BytesPermit), ApiError> {
+    // A request in progress holds at least a byte, so an empty body is accounted too.
+    let mut permit = state.request_bytes.take(1).map_err(ingest_error_to_api)?;
+    // Never allocated on the client's word alone: at most 64 KiB ahead of what has arrived.
+    let mut body =
+        web::BytesMut::with_capacity(declared_length.unwrap_or(1024).min(limit_bytes).min(65_536));
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk
+            .map_err(|error| ApiError::MalformedJson(format!("body could not be read: {error}")))?;
+        if body.len() + chunk.len() > limit_bytes {
+            return Err(ApiError::PayloadTooLarge { limit_bytes });
+        }
+        let chunk_permit = state
+            .request_bytes
+            .take(chunk.len())
+            .map_err(ingest_error_to_api)?;
+        permit.merge(chunk_permit);
+        body.extend_from_slice(&chunk);
+    }
+    permit.shrink_to(body.len());
+    Ok((body.freeze(), permit))
 }
 
 fn declared_length(request: &HttpRequest) -> Option<usize> {
@@ -84,28 +115,6 @@ fn require_json_content_type(request: &HttpRequest) -> Result<(), ApiError> {
     } else {
         Err(ApiError::UnsupportedMediaType)
     }
-}
-
-/// The request body whatever its content type, at most `limit_bytes` long (413 beyond).
-async fn read_bounded_body(
-    request: &HttpRequest,
-    mut payload: web::Payload,
-    limit_bytes: usize,
-) -> Result<web::Bytes, ApiError> {
-    let declared_length = declared_length(request);
-    if declared_length.is_some_and(|length| length > limit_bytes) {
-        return Err(ApiError::PayloadTooLarge { limit_bytes });
-    }
-    let mut body = web::BytesMut::with_capacity(declared_length.unwrap_or(1024).min(limit_bytes));
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk
-            .map_err(|error| ApiError::MalformedJson(format!("body could not be read: {error}")))?;
-        if body.len() + chunk.len() > limit_bytes {
-            return Err(ApiError::PayloadTooLarge { limit_bytes });
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body.freeze())
 }
 
 /// Parses `bytes` as `T`. Syntax errors are 400; a value of the wrong type or a missing field is a

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod cli;
+pub mod client_address;
 pub mod error;
 pub mod ingest;
 pub mod json_body;

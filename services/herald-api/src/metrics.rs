@@ -175,6 +175,15 @@ pub static RETENTION_BLOCKED_DAYS: Lazy<IntGauge> = Lazy::new(|| {
     .unwrap()
 });
 
+pub static BODY_READ_TIMEOUTS: Lazy<IntCounter> = Lazy::new(|| {
+    register_int_counter_with_registry!(
+        "herald_body_read_timeouts_total",
+        "Requests answered 408 because their body did not arrive within server.body_read_timeout_ms.",
+        REGISTRY
+    )
+    .unwrap()
+});
+
 pub static AUTH_THROTTLED: Lazy<IntCounter> = Lazy::new(|| {
     register_int_counter_with_registry!(
         "herald_auth_throttled_total",
@@ -188,8 +197,8 @@ pub static PROVIDER_REPORTS: Lazy<IntCounterVec> = Lazy::new(|| {
     register_int_counter_vec_with_registry!(
         "herald_provider_reports_total",
         "Delivery reports from signed provider callbacks, by provider (sendgrid, twilio), report \
-         (delivered, bounced, failed) and outcome (applied: a sent delivery moved; unchanged: \
-         unknown, not sent, or already reported).",
+         (delivered, bounced, failed) and outcome (applied: a sent delivery moved; deferred: kept \
+         until the send is recorded; unchanged: unknown, final, or already reported).",
         &["provider", "report", "outcome"],
         REGISTRY
     )
@@ -295,6 +304,7 @@ pub fn register_all() {
     Lazy::force(&OUTBOX_PARKED);
     Lazy::force(&OUTBOX_PARKED_WAITING);
     Lazy::force(&SCHEDULED_RELEASED);
+    Lazy::force(&BODY_READ_TIMEOUTS);
     Lazy::force(&RETENTION_BLOCKED_DAYS);
     Lazy::force(&AUTH_THROTTLED);
     Lazy::force(&PROVIDER_REPORTS);

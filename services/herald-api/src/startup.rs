@@ -20,7 +20,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::auth::{run_revocation_listener, TenantAuthenticator};
+use crate::auth::{run_key_directory, TenantAuthenticator};
+use crate::client_address::TrustedProxies;
 use crate::ingest::{
     collector_settings, relay_settings, run_collector, run_maintenance, run_outbox_cleaner,
     run_relay, run_scheduler, IngestHandle, MaintenanceSettings, OutboxBacklog, OutboxCleaner,
@@ -134,11 +135,17 @@ impl Application {
                 )
             }));
         }
+        {
+            let (database, shutdown) = (database.clone(), shutdown.clone());
+            supervised.spawn(supervise("early_provider_reports", move || {
+                routes::provider_callbacks::run_early_reports(database.clone(), shutdown.clone())
+            }));
+        }
         let authenticator = Arc::new(TenantAuthenticator::new(database.clone()));
         {
             let (authenticator, shutdown) = (authenticator.clone(), shutdown.clone());
-            supervised.spawn(supervise("key_revocations", move || {
-                run_revocation_listener(authenticator.clone(), shutdown.clone())
+            supervised.spawn(supervise("key_directory", move || {
+                run_key_directory(authenticator.clone(), shutdown.clone())
             }));
         }
 
@@ -154,9 +161,13 @@ impl Application {
                 COMMIT_TIMEOUT,
             ),
             request_bytes: RequestBytes::new(settings.ingest.max_bytes_in_flight),
-            read_permits: ReadPermits::new(settings.server.max_concurrent_reads),
+            read_permits: ReadPermits::new(
+                settings.server.max_concurrent_reads,
+                settings.server.max_concurrent_reads_per_tenant,
+            ),
             limits: RequestLimits {
                 max_body_bytes: settings.server.max_body_bytes,
+                body_read_timeout: Duration::from_millis(settings.server.body_read_timeout_ms),
                 max_batch_items: settings.ingest.max_batch_items,
                 validation: ValidationLimits {
                     max_recipients: settings.ingest.max_recipients,
@@ -168,6 +179,9 @@ impl Application {
             allow_private_networks: settings.outbound.allow_private_networks,
         });
         let authenticator = web::Data::new(authenticator);
+        let trusted_proxies = web::Data::new(
+            TrustedProxies::parse(&settings.server.trusted_proxies).map_err(anyhow::Error::msg)?,
+        );
         let provider_callbacks =
             web::Data::new(ProviderCallbacks::from_settings(&settings.providers)?);
 
@@ -179,6 +193,7 @@ impl Application {
                 .wrap(middleware::from_fn(timing::time_requests))
                 .app_data(state.clone())
                 .app_data(authenticator.clone())
+                .app_data(trusted_proxies.clone())
                 .app_data(provider_callbacks.clone())
                 .configure(routes::configure)
                 .default_service(web::to(routes::not_found))

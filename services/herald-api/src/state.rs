@@ -25,6 +25,8 @@ pub struct AppState {
 #[derive(Clone, Copy)]
 pub struct RequestLimits {
     pub max_body_bytes: usize,
+    /// How long a request body may take to arrive (408 beyond).
+    pub body_read_timeout: std::time::Duration,
     pub max_batch_items: usize,
     pub validation: ValidationLimits,
 }

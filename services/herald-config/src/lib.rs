@@ -44,11 +44,19 @@ pub struct ServerSettings {
     pub host: String,
     pub port: u16,
     pub max_body_bytes: usize,
+    /// How long a request body may take to arrive; beyond it 408, and its bytes are given back.
+    pub body_read_timeout_ms: u64,
     /// Reads (status, lists) holding a database connection at once; beyond it 503 at once, so
     /// reads never queue for the pool nor take the group commit's connections.
     pub max_concurrent_reads: usize,
+    /// Of those, the most one tenant may hold; beyond it that tenant gets 429.
+    pub max_concurrent_reads_per_tenant: usize,
     /// actix worker threads; 0 means one per core.
     pub workers: usize,
+    /// Proxies (addresses or networks, e.g. the ingress's) whose `X-Forwarded-For` names the
+    /// client for per-client bounds; empty: the peer is the client, the header is ignored.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -282,6 +290,8 @@ impl Settings {
                 .prefix_separator("_")
                 .separator(ENVIRONMENT_SEPARATOR)
                 .try_parsing(true)
+                .list_separator(",")
+                .with_list_parse_key("server.trusted_proxies")
                 .source(Some(nested_variables.clone())),
         );
         for (variable, key) in FLAT_ENVIRONMENT_ALIASES {

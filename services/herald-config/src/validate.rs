@@ -27,6 +27,19 @@ impl Settings {
         if self.server.max_body_bytes < 1024 {
             return Err(invalid("server.max_body_bytes", "must be at least 1024"));
         }
+        for entry in &self.server.trusted_proxies {
+            let entry = entry.trim();
+            if entry.parse::<ipnet::IpNet>().is_err() && entry.parse::<std::net::IpAddr>().is_err()
+            {
+                return Err(invalid(
+                    "server.trusted_proxies",
+                    format!("`{entry}` is neither an IP address nor a network (10.0.0.0/8)"),
+                ));
+            }
+        }
+        if self.server.body_read_timeout_ms == 0 {
+            return Err(invalid("server.body_read_timeout_ms", "must be at least 1"));
+        }
         if self.database.max_connections == 0 {
             return Err(invalid("database.max_connections", "must be at least 1"));
         }
@@ -36,6 +49,14 @@ impl Settings {
             return Err(invalid(
                 "server.max_concurrent_reads",
                 "must be at least 1 and below database.max_connections, so that reads never hold every connection",
+            ));
+        }
+        if self.server.max_concurrent_reads_per_tenant == 0
+            || self.server.max_concurrent_reads_per_tenant > self.server.max_concurrent_reads
+        {
+            return Err(invalid(
+                "server.max_concurrent_reads_per_tenant",
+                "must be at least 1 and at most server.max_concurrent_reads",
             ));
         }
         if self.database.query_timeout_ms <= self.database.statement_timeout_ms {

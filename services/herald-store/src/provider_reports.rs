@@ -3,8 +3,11 @@
 //! callback. See "Provider callbacks" in docs/DESIGN.md.
 //!
 //! A report moves only a `sent` delivery of the provider that sent it; any other (unknown, already
-//! reported, never sent, sent by the SMTP failover) is left alone and counted as unchanged. The
-//! notification's counters are not touched: they count what Herald handed over.
+//! reported, never sent, sent by the SMTP failover) is left alone and counted as unchanged. A
+//! report that arrives before the send is recorded (the delivery still `queued`, `sending` or
+//! `retrying` with that provider) is kept in `early_provider_reports` and applied by
+//! [`apply_early_reports`] once the delivery is `sent`. The notification's counters are not
+//! touched: they count what Herald handed over.
 
 use herald_domain::{DeliveryStatus, ProviderReport};
 use sea_orm::{DatabaseBackend, FromQueryResult, Statement, Value};
@@ -33,7 +36,10 @@ pub struct AppliedReports {
     pub delivered: u64,
     pub bounced: u64,
     pub failed: u64,
-    /// Reports whose delivery was unknown, not `sent`, another provider's, or already reported
+    /// Reports kept until their delivery's send is recorded (see the module documentation), by
+    /// kind: delivered, bounced, failed.
+    pub deferred: [u64; 3],
+    /// Reports whose delivery was unknown, final, another provider's, or already reported
     /// earlier in the same callback.
     pub unchanged: u64,
 }
@@ -46,6 +52,19 @@ impl AppliedReports {
             ProviderReport::Bounced => self.bounced,
             ProviderReport::Failed => self.failed,
         }
+    }
+
+    /// The number of reports of `report`'s kind kept until their send is recorded.
+    pub fn deferred(&self, report: ProviderReport) -> u64 {
+        self.deferred[report_index(report)]
+    }
+}
+
+fn report_index(report: ProviderReport) -> usize {
+    match report {
+        ProviderReport::Delivered => 0,
+        ProviderReport::Bounced => 1,
+        ProviderReport::Failed => 2,
     }
 }
 
@@ -95,16 +114,31 @@ WITH input AS (
       AND deliveries.provider = $2
     ORDER BY deliveries.notification_id, deliveries.id
     FOR UPDATE OF deliveries
+), moved AS (
+    UPDATE deliveries
+    SET status = locked.status,
+        last_error = coalesce(locked.last_error, deliveries.last_error),
+        updated_at = now()
+    FROM locked
+    WHERE deliveries.notification_id = locked.notification_id
+      AND deliveries.id = locked.id
+      AND deliveries.status = 'sent'
+    RETURNING deliveries.status::text AS status
+), deferred AS (
+    -- Its send is not recorded yet: kept, applied once it is (`apply_early_reports`).
+    INSERT INTO early_provider_reports (notification_id, delivery_id, provider, status, last_error)
+    SELECT report.notification_id, report.id, $2, report.status, report.last_error
+    FROM first_per_delivery AS report
+    JOIN deliveries
+      ON deliveries.notification_id = report.notification_id AND deliveries.id = report.id
+    WHERE deliveries.status IN ('queued', 'sending', 'retrying')
+      AND deliveries.provider = $2
+    ON CONFLICT DO NOTHING
+    RETURNING 'deferred ' || status::text AS status
 )
-UPDATE deliveries
-SET status = locked.status,
-    last_error = coalesce(locked.last_error, deliveries.last_error),
-    updated_at = now()
-FROM locked
-WHERE deliveries.notification_id = locked.notification_id
-  AND deliveries.id = locked.id
-  AND deliveries.status = 'sent'
-RETURNING deliveries.status::text AS status
+SELECT status FROM moved
+UNION ALL
+SELECT status FROM deferred
 "#;
 
 /// Applies one callback's reports from `provider` (`sendgrid`, `twilio`) in one statement.
@@ -140,6 +174,15 @@ pub async fn apply_reports(
         .await?;
     let mut applied = AppliedReports::default();
     for row in &moved {
+        if let Some(deferred) = row.status.strip_prefix("deferred ") {
+            let report = match DeliveryStatus::parse(deferred) {
+                Some(DeliveryStatus::Delivered) => ProviderReport::Delivered,
+                Some(DeliveryStatus::Bounced) => ProviderReport::Bounced,
+                _ => ProviderReport::Failed,
+            };
+            applied.deferred[report_index(report)] += 1;
+            continue;
+        }
         match DeliveryStatus::parse(&row.status) {
             Some(DeliveryStatus::Delivered) => applied.delivered += 1,
             Some(DeliveryStatus::Bounced) => applied.bounced += 1,
@@ -150,6 +193,80 @@ pub async fn apply_reports(
     }
     applied.unchanged = (reports.len() - moved.len()) as u64;
     Ok(applied)
+}
+
+const APPLY_EARLY_SQL: &str = r#"
+WITH picked AS MATERIALIZED (
+    SELECT early.notification_id, early.delivery_id
+    FROM early_provider_reports AS early
+    JOIN deliveries
+      ON deliveries.notification_id = early.notification_id AND deliveries.id = early.delivery_id
+    WHERE deliveries.status = 'sent' AND deliveries.provider = early.provider
+    ORDER BY early.notification_id, early.delivery_id
+    LIMIT $1
+    FOR UPDATE OF early, deliveries SKIP LOCKED
+), taken AS (
+    DELETE FROM early_provider_reports AS early
+    USING picked
+    WHERE early.notification_id = picked.notification_id
+      AND early.delivery_id = picked.delivery_id
+    RETURNING early.notification_id, early.delivery_id, early.status, early.last_error
+), moved AS (
+    UPDATE deliveries
+    SET status = taken.status,
+        last_error = coalesce(taken.last_error, deliveries.last_error),
+        updated_at = now()
+    FROM taken
+    WHERE deliveries.notification_id = taken.notification_id
+      AND deliveries.id = taken.delivery_id
+      AND deliveries.status = 'sent'
+    RETURNING 1
+)
+SELECT count(*)::bigint AS count FROM moved
+"#;
+
+/// Reports kept for deliveries whose send was not yet recorded and that can never apply: the
+/// delivery ended otherwise (failed, cancelled, reported), is gone with its day, or another
+/// provider sent it in the end.
+const FORGET_EARLY_SQL: &str = r#"
+DELETE FROM early_provider_reports AS early
+WHERE NOT EXISTS (
+    SELECT 1 FROM deliveries
+    WHERE deliveries.notification_id = early.notification_id
+      AND deliveries.id = early.delivery_id
+      AND deliveries.provider = early.provider
+      AND deliveries.status IN ('queued', 'sending', 'retrying', 'sent')
+) AND early.received_at < now() - interval '1 minute'
+"#;
+
+#[derive(FromQueryResult)]
+struct CountRow {
+    count: i64,
+}
+
+/// Applies up to `limit` early reports whose delivery is now `sent`, and forgets those that can
+/// never apply. Returns how many moved a delivery.
+pub async fn apply_early_reports(database: &Database, limit: u64) -> Result<u64, StoreError> {
+    let statement = Statement::from_sql_and_values(
+        DatabaseBackend::Postgres,
+        APPLY_EARLY_SQL,
+        [Value::from(limit as i64)],
+    );
+    let moved = database
+        .run(
+            "provider_reports.apply_early",
+            CountRow::find_by_statement(statement).one(database.connection()),
+        )
+        .await?
+        .map_or(0, |row| row.count);
+    let forget = Statement::from_string(DatabaseBackend::Postgres, FORGET_EARLY_SQL);
+    database
+        .run(
+            "provider_reports.forget_early",
+            sea_orm::ConnectionTrait::execute(database.connection(), forget),
+        )
+        .await?;
+    Ok(moved.max(0) as u64)
 }
 
 /// At most [`MAX_REPORT_DETAIL_CHARS`] characters, without U+0000 (PostgreSQL's `text` cannot

@@ -13,6 +13,8 @@ use crate::entities::{api_keys, tenants};
 
 /// The `LISTEN`/`NOTIFY` channel on which revoked key hashes (hex) are announced.
 pub const KEY_REVOCATIONS_CHANNEL: &str = "herald_api_keys";
+/// The `LISTEN`/`NOTIFY` channel on which added key hashes (hex) are announced (on commit).
+pub const KEY_ADDITIONS_CHANNEL: &str = "herald_api_keys_added";
 
 /// Creates a tenant with one API key (given as its SHA-256 hash) in one transaction.
 pub async fn create_tenant_with_key(
@@ -72,6 +74,7 @@ async fn add_api_key_in<C: ConnectionTrait>(
     key_hash: Vec<u8>,
     key_prefix: String,
 ) -> Result<(), sea_orm::DbErr> {
+    let key_hash_for_announcement = key_hash.clone();
     api_keys::ActiveModel {
         id: Set(Uuid::now_v7()),
         tenant_id: Set(tenant_id),
@@ -82,7 +85,33 @@ async fn add_api_key_in<C: ConnectionTrait>(
     }
     .insert(connection)
     .await?;
+    connection
+        .execute(Statement::from_sql_and_values(
+            DatabaseBackend::Postgres,
+            "SELECT pg_notify($1, $2)",
+            [
+                Value::from(KEY_ADDITIONS_CHANNEL),
+                Value::from(hex::encode(&key_hash_for_announcement)),
+            ],
+        ))
+        .await?;
     Ok(())
+}
+
+/// Every active (not revoked) key: its hash and tenant.
+pub async fn active_api_keys(database: &Database) -> Result<Vec<(Vec<u8>, Uuid)>, StoreError> {
+    let keys = database
+        .run(
+            "tenants.active_api_keys",
+            api_keys::Entity::find()
+                .filter(api_keys::Column::RevokedAt.is_null())
+                .all(database.connection()),
+        )
+        .await?;
+    Ok(keys
+        .into_iter()
+        .map(|key| (key.key_hash, key.tenant_id))
+        .collect())
 }
 
 /// The tenant owning the non-revoked key with this hash.

@@ -71,6 +71,11 @@ impl RequestBytes {
 }
 
 impl BytesPermit {
+    /// Adds `more` to this permit (a body's next chunk).
+    pub fn merge(&mut self, more: BytesPermit) {
+        self.0.merge(more.0);
+    }
+
     /// Gives back what the request turned out not to need (a body shorter than reserved).
     pub fn shrink_to(&mut self, bytes: usize) {
         let keep = u32::try_from(bytes.max(1)).unwrap_or(u32::MAX) as usize;

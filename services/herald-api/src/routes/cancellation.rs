@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use crate::auth::Tenant;
 use crate::error::{ApiError, ErrorBody};
+use crate::read_permits::PermitUse;
 use crate::state::AppState;
 
 /// What the cancellation did.
@@ -48,8 +49,11 @@ pub async fn cancel_notification(
 ) -> Result<HttpResponse, ApiError> {
     // A malformed id names no notification: 404, like an unknown one (as `GET`).
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound("notification"))?;
-    // A short transaction holding a connection: bounded with the reads, so commits keep theirs.
-    let _permit = state.read_permits.try_acquire()?;
+    // A short transaction holding a connection: bounded with the reads, so commits keep theirs,
+    // and allowed the permits reads cannot take, so no tenant's reads stand before a cancel.
+    let _permit = state
+        .read_permits
+        .try_acquire(tenant.id, PermitUse::Cancel)?;
     match cancellation::cancel_notification(&state.database, tenant.id, id).await? {
         CancelOutcome::Cancelled(report) => Ok(HttpResponse::Ok().json(CancelledView {
             id,

@@ -15,6 +15,7 @@ use super::pagination::{
 };
 use crate::auth::Tenant;
 use crate::error::{ApiError, ErrorBody};
+use crate::read_permits::PermitUse;
 use crate::state::AppState;
 
 /// A delivery that failed for good.
@@ -89,7 +90,7 @@ pub async fn list_dead_letters(
         MAX_PAGE_SIZE,
     )?;
     let before_id = parse_cursor(query.cursor.as_deref(), "cursor")?;
-    let _read_permit = state.read_permits.try_acquire()?;
+    let _read_permit = state.read_permits.try_acquire(tenant.id, PermitUse::Read)?;
     let rows =
         dead_letters::list_dead_letters(&state.database, tenant.id, before_id, limit + 1).await?;
     let (rows, next_cursor) = keyset_page(rows, limit, |row| row.id);
@@ -129,7 +130,7 @@ pub async fn replay_dead_letter(
     let delivery_id =
         Uuid::parse_str(&delivery_id).map_err(|_| ApiError::NotFound("dead letter"))?;
     // A short transaction holding a connection: bounded with the reads, so commits keep theirs.
-    let _permit = state.read_permits.try_acquire()?;
+    let _permit = state.read_permits.try_acquire(tenant.id, PermitUse::Read)?;
     match dead_letters::replay_dead_letter(&state.database, tenant.id, delivery_id).await? {
         ReplayOutcome::Replayed {
             notification_id,

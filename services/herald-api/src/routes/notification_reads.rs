@@ -14,6 +14,7 @@ use super::pagination::{
 };
 use crate::auth::Tenant;
 use crate::error::{ApiError, ErrorBody};
+use crate::read_permits::PermitUse;
 use crate::state::AppState;
 
 const DEFAULT_DELIVERIES_PAGE_SIZE: u64 = 100;
@@ -160,7 +161,7 @@ pub async fn get_notification(
     let after_id = parse_cursor(query.deliveries_cursor.as_deref(), "deliveries_cursor")?;
     // A malformed id names no notification: 404, like an unknown one.
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound("notification"))?;
-    let _read_permit = state.read_permits.try_acquire()?;
+    let _read_permit = state.read_permits.try_acquire(tenant.id, PermitUse::Read)?;
     let row = notifications::find_notification(&state.database, tenant.id, id)
         .await?
         .ok_or(ApiError::NotFound("notification"))?;
@@ -229,7 +230,7 @@ pub async fn list_notifications(
         })
         .transpose()?;
     let before_id = parse_cursor(query.cursor.as_deref(), "cursor")?;
-    let _read_permit = state.read_permits.try_acquire()?;
+    let _read_permit = state.read_permits.try_acquire(tenant.id, PermitUse::Read)?;
     let rows = notifications::list_notifications(
         &state.database,
         ListFilter {

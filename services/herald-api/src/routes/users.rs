@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 use crate::auth::Tenant;
 use crate::error::{ApiError, ErrorBody};
 use crate::json_body::{parse_json, read_body_within_budget};
+use crate::read_permits::PermitUse;
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -137,7 +138,7 @@ pub async fn get_user(
     user_id: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let _read_permit = state.read_permits.try_acquire()?;
+    let _read_permit = state.read_permits.try_acquire(tenant.id, PermitUse::Read)?;
     let stored = find_user(&state.database, tenant.id, &user_id)
         .await?
         .ok_or(ApiError::NotFound("user"))?;

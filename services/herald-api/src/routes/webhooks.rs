@@ -15,6 +15,7 @@ use uuid::Uuid;
 use crate::auth::Tenant;
 use crate::error::{ApiError, ErrorBody};
 use crate::json_body::{parse_json, read_body_within_budget};
+use crate::read_permits::PermitUse;
 use crate::state::AppState;
 
 /// Bytes of randomness in a signing secret: within Standard Webhooks' 24 to 64.
@@ -89,7 +90,7 @@ pub async fn create_subscription(
     let events: Vec<String> = filters.iter().map(|filter| filter.name()).collect();
     let secret = new_secret();
     // A short transaction holding a connection: bounded with the reads, so commits keep theirs.
-    let _permit = state.read_permits.try_acquire()?;
+    let _permit = state.read_permits.try_acquire(tenant.id, PermitUse::Read)?;
     let created = webhook_subscriptions::create(
         &state.database,
         tenant.id,
@@ -128,7 +129,7 @@ pub async fn list_subscriptions(
     tenant: Tenant,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let _read_permit = state.read_permits.try_acquire()?;
+    let _read_permit = state.read_permits.try_acquire(tenant.id, PermitUse::Read)?;
     let subscriptions = webhook_subscriptions::list(&state.database, tenant.id).await?;
     Ok(HttpResponse::Ok().json(SubscriptionList {
         data: subscriptions
@@ -153,7 +154,7 @@ pub async fn delete_subscription(
 ) -> Result<HttpResponse, ApiError> {
     // A malformed id names no subscription: 404, like an unknown one (or another tenant's).
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound("webhook subscription"))?;
-    let _permit = state.read_permits.try_acquire()?;
+    let _permit = state.read_permits.try_acquire(tenant.id, PermitUse::Read)?;
     if webhook_subscriptions::delete(&state.database, tenant.id, id).await? {
         Ok(HttpResponse::NoContent().finish())
     } else {

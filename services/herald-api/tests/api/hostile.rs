@@ -216,7 +216,9 @@ async fn a_statement_timeout_is_a_503_with_retry_after() {
 #[tokio::test]
 async fn reads_past_their_bound_are_refused_at_once() {
     let app = spawn_app_with(|settings| {
-        settings.server.max_concurrent_reads = 2;
+        // Two for reads, one kept for cancellations; the one tenant may hold every read.
+        settings.server.max_concurrent_reads = 3;
+        settings.server.max_concurrent_reads_per_tenant = 3;
         settings.database.statement_timeout_ms = 4_000;
         settings.database.query_timeout_ms = 8_000;
     })
@@ -248,6 +250,71 @@ async fn reads_past_their_bound_are_refused_at_once() {
         assert_eq!(read.await.unwrap().unwrap().status(), 200);
     }
     assert_eq!(app.get("/v1/notifications").await.status(), 200);
+    app.stop().await;
+}
+
+/// A tenant looping slow reads holds at most its share (then 429 for it alone): another tenant
+/// still reads, and a cancel finds a permit even when reads hold every one they may.
+#[tokio::test]
+async fn one_tenants_slow_reads_hold_only_its_share_and_never_block_a_cancel() {
+    let app = spawn_app_with(|settings| {
+        // Three for reads, one kept for cancellations; two per tenant.
+        settings.server.max_concurrent_reads = 4;
+        settings.server.max_concurrent_reads_per_tenant = 2;
+        settings.database.statement_timeout_ms = 4_000;
+        settings.database.query_timeout_ms = 8_000;
+    })
+    .await;
+    let (_, greedy_key) = create_tenant(&app.settings, &app.database, "greedy").await;
+    let (_, other_key) = create_tenant(&app.settings, &app.database, "other").await;
+    let mut later = notification(&["u1"]);
+    later["scheduled_for"] = json!((chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339());
+    let to_cancel = json(app.post_notification(&later).await).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let states_lock =
+        TableLock::take(&app.settings, "notification_states", "ACCESS EXCLUSIVE").await;
+    let request = |method: reqwest::Method, path: String, key: String| {
+        let client = app.client.clone();
+        let url = format!("{}{path}", app.address);
+        tokio::spawn(async move { client.request(method, url).bearer_auth(key).send().await })
+    };
+    let list = "/v1/notifications".to_owned();
+    let greedy_reads: Vec<_> = (0..2)
+        .map(|_| request(reqwest::Method::GET, list.clone(), greedy_key.clone()))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let refused = request(reqwest::Method::GET, list.clone(), greedy_key.clone())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(refused.status(), 429, "the greedy tenant is over its share");
+    assert!(refused.headers().contains_key("retry-after"));
+
+    // The other tenant takes the last read permit (it waits on the lock, like the others).
+    let other_read = request(reqwest::Method::GET, list.clone(), other_key.clone());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !other_read.is_finished(),
+        "the other tenant's read was let in"
+    );
+    // Every read permit is held now; a cancel still gets one of its own.
+    let cancel = request(
+        reqwest::Method::POST,
+        format!("/v1/notifications/{to_cancel}/cancel"),
+        app.api_key.clone(),
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!cancel.is_finished(), "the cancel was let in, not refused");
+
+    states_lock.release().await;
+    for read in greedy_reads {
+        assert_eq!(read.await.unwrap().unwrap().status(), 200);
+    }
+    assert_eq!(other_read.await.unwrap().unwrap().status(), 200);
+    assert_eq!(cancel.await.unwrap().unwrap().status(), 200);
     app.stop().await;
 }
 
@@ -294,6 +361,93 @@ async fn a_client_guessing_keys_is_throttled_while_known_keys_keep_working() {
     app.stop().await;
 }
 
+async fn list_with(app: &TestApp, key: &str, forwarded_for: Option<&str>) -> u16 {
+    let mut request = app
+        .client
+        .get(format!("{}/v1/notifications", app.address))
+        .bearer_auth(key);
+    if let Some(forwarded_for) = forwarded_for {
+        request = request.header("x-forwarded-for", forwarded_for);
+    }
+    request.send().await.unwrap().status().as_u16()
+}
+
+/// Behind an ingress every tenant shares one peer address: a guesser there must not lock out a
+/// good tenant whose key this replica has not seen yet, nor one created during the attack.
+#[tokio::test]
+async fn another_clients_bad_keys_never_refuse_a_valid_key_this_replica_has_not_seen() {
+    let app = spawn_app().await;
+    let (_, unseen_key) = create_tenant(&app.settings, &app.database, "unseen").await;
+    let mut guesses = Vec::new();
+    for guess in 0..40 {
+        guesses.push(list_with(&app, &format!("hk_guess_{guess}"), None).await);
+    }
+    assert_eq!(
+        *guesses.last().unwrap(),
+        429,
+        "the guesser is throttled: {guesses:?}"
+    );
+
+    assert_eq!(
+        list_with(&app, &unseen_key, None).await,
+        200,
+        "an existing key"
+    );
+    let (_, new_key) = create_tenant(&app.settings, &app.database, "created-now").await;
+    // Announced to the replica on commit; give the announcement a moment, never a 429.
+    let mut statuses = Vec::new();
+    for _ in 0..20 {
+        let status = list_with(&app, &new_key, None).await;
+        statuses.push(status);
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        *statuses.last().unwrap(),
+        200,
+        "a key created during the attack: {statuses:?}"
+    );
+    app.stop().await;
+}
+
+/// With the ingress configured as a trusted proxy, each client behind it has its own budget of
+/// unknown keys; without it, `X-Forwarded-For` is ignored, so rotating it evades nothing.
+#[tokio::test]
+async fn the_throttle_counts_per_forwarded_client_only_behind_trusted_proxies() {
+    let behind_ingress = spawn_app_with(|settings| {
+        settings.server.trusted_proxies = vec!["127.0.0.0/8".into()];
+    })
+    .await;
+    let mut guesses = Vec::new();
+    for guess in 0..40 {
+        let key = format!("hk_guess_{guess}");
+        guesses.push(list_with(&behind_ingress, &key, Some("203.0.113.9")).await);
+    }
+    assert_eq!(*guesses.last().unwrap(), 429, "{guesses:?}");
+    assert_eq!(
+        list_with(&behind_ingress, "hk_typo", Some("198.51.100.7")).await,
+        401,
+        "another client behind the same ingress has its own budget"
+    );
+    behind_ingress.stop().await;
+
+    let exposed = spawn_app().await;
+    let mut guesses = Vec::new();
+    for guess in 0..40 {
+        let key = format!("hk_guess_{guess}");
+        let spoofed = format!("198.51.100.{guess}");
+        guesses.push(list_with(&exposed, &key, Some(&spoofed)).await);
+    }
+    assert_eq!(
+        *guesses.last().unwrap(),
+        429,
+        "a forged header changes nothing: {guesses:?}"
+    );
+    exposed.stop().await;
+}
+
 #[tokio::test]
 async fn request_bytes_in_flight_are_bounded_in_bytes() {
     let app = spawn_app_with(|settings| {
@@ -301,7 +455,8 @@ async fn request_bytes_in_flight_are_bounded_in_bytes() {
         settings.ingest.max_bytes_in_flight = 64 * 1024;
     })
     .await;
-    // Two clients announce 30 KB bodies and send them slowly: 60 of the 64 KiB are held.
+    // Two clients send 29,900 bytes of 30 KB bodies and stall: 60 of the 64 KiB are held (bytes
+    // are held as they arrive, not as announced).
     let port: u16 = app.address.rsplit(':').next().unwrap().parse().unwrap();
     let mut slow_clients = Vec::new();
     for _ in 0..2 {
@@ -310,8 +465,9 @@ async fn request_bytes_in_flight_are_bounded_in_bytes() {
             .unwrap();
         let head = format!(
             "POST /v1/notifications HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {}\r\n\
-             Content-Type: application/json\r\nContent-Length: 30000\r\n\r\n{{\"user_ids\"",
-            app.api_key
+             Content-Type: application/json\r\nContent-Length: 30000\r\n\r\n{}",
+            app.api_key,
+            " ".repeat(29_900)
         );
         stream.write_all(head.as_bytes()).await.unwrap();
         slow_clients.push(stream);
@@ -330,6 +486,75 @@ async fn request_bytes_in_flight_are_bounded_in_bytes() {
     })
     .await;
     assert!(accepted, "the budget comes back when those requests end");
+    app.stop().await;
+}
+
+/// 64 connections announce 4 MiB bodies (or chunked ones) and trickle a byte now and then: they
+/// hold only the bytes they sent, another tenant's notification is accepted meanwhile, and each
+/// trickler gets 408 at the body deadline.
+#[tokio::test]
+async fn trickling_bodies_hold_only_what_they_sent_and_are_cut_at_the_deadline() {
+    let app = spawn_app_with(|settings| {
+        settings.server.body_read_timeout_ms = 2_000;
+    })
+    .await;
+    let (_, other_key) = create_tenant(&app.settings, &app.database, "other").await;
+    let port: u16 = app.address.rsplit(':').next().unwrap().parse().unwrap();
+    let mut tricklers = Vec::new();
+    for index in 0..64 {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let length = if index % 2 == 0 {
+            "Content-Length: 4194304".to_owned()
+        } else {
+            "Transfer-Encoding: chunked".to_owned()
+        };
+        let head = format!(
+            "POST /v1/notifications HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {}\r\n\
+             Content-Type: application/json\r\n{length}\r\n\r\n{}",
+            app.api_key,
+            if index % 2 == 0 { "{" } else { "1\r\n{\r\n" }
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        tricklers.push(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let response = app
+        .client
+        .post(format!("{}/v1/notifications", app.address))
+        .bearer_auth(&other_key)
+        .json(&notification(&["u1"]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        202,
+        "the tricklers hold a byte each, not 4 MiB"
+    );
+
+    // Past the deadline each trickler is answered 408 and its bytes are back.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let mut timed_out = 0;
+    for stream in &mut tricklers {
+        let mut answer = vec![0u8; 64];
+        use tokio::io::AsyncReadExt;
+        if let Ok(Ok(read)) =
+            tokio::time::timeout(Duration::from_millis(500), stream.read(&mut answer)).await
+        {
+            if String::from_utf8_lossy(&answer[..read]).starts_with("HTTP/1.1 408") {
+                timed_out += 1;
+            }
+        }
+    }
+    assert_eq!(timed_out, 64, "every trickler is cut at the deadline");
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert_eq!(
+        metric_value(&metrics, "herald_body_read_timeouts_total"),
+        64.0
+    );
     app.stop().await;
 }
 

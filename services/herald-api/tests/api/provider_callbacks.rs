@@ -4,6 +4,8 @@
 //! change nothing and are still acknowledged. Signatures are made by herald-testing's own signers,
 //! not by the API's verification code.
 
+use std::time::Duration;
+
 use herald_testing::provider_signatures::{twilio_signature, SendGridSigner};
 use sea_orm::{ConnectionTrait, DatabaseBackend, Statement};
 use secrecy::SecretString;
@@ -654,4 +656,69 @@ async fn concurrent_batches_over_the_same_deliveries_are_all_taken() {
         .await;
     assert_eq!(moved, 200);
     test.app.stop().await;
+}
+
+/// A provider can deliver and call back before the worker records the send: the report is kept
+/// and applied once the delivery is `sent`, never dropped while the delivery stays `sent` for
+/// ever. A report for a delivery that then fails is forgotten.
+#[tokio::test]
+async fn a_report_that_arrives_before_the_send_is_recorded_is_applied_once_it_is() {
+    let test = callback_app().await;
+    let in_flight = test.insert_delivery("sendgrid", "sending").await;
+    let bounced_in_flight = test.insert_delivery("sendgrid", "sending").await;
+    let batch = json!([
+        test.event("delivered", in_flight, json!({"response": "250 OK"})),
+        test.event(
+            "bounce",
+            bounced_in_flight,
+            json!({"reason": "550 no such user"})
+        ),
+    ]);
+    let response = test.post_sendgrid_signed(&batch).await;
+    assert_eq!(response.status(), 204);
+    assert_eq!(
+        test.status_of(in_flight).await,
+        "sending",
+        "not applied early"
+    );
+    let metrics = test.metrics().await;
+    assert!(
+        metrics.contains(
+            "herald_provider_reports_total{outcome=\"deferred\",provider=\"sendgrid\",report=\"delivered\"} 1"
+        ),
+        "{metrics}"
+    );
+
+    // The recorder writes the send (as the worker does: `sending → sent`).
+    execute(
+        &test.app.database,
+        &format!(
+            "UPDATE deliveries SET status = 'sent' WHERE notification_id = '{}' AND id IN ('{in_flight}', '{bounced_in_flight}')",
+            test.notification_id
+        ),
+    )
+    .await;
+    let mut statuses = (String::new(), String::new());
+    for _ in 0..100 {
+        statuses = (
+            test.status_of(in_flight).await,
+            test.status_of(bounced_in_flight).await,
+        );
+        if statuses.0 != "sent" && statuses.1 != "sent" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(statuses, ("delivered".to_owned(), "bounced".to_owned()));
+    assert_eq!(
+        test.delivery(bounced_in_flight).await.1.as_deref(),
+        Some("sendgrid bounce: 550 no such user")
+    );
+    assert_eq!(
+        test.app
+            .count("SELECT count(*) FROM early_provider_reports")
+            .await,
+        0,
+        "applied reports are not kept"
+    );
 }

@@ -290,7 +290,9 @@ pub async fn wait_until_each_holds_partitions(metrics_ports: &[u16]) {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("the workers on {metrics_ports:?} did not all hold partitions of each topic within 60 s");
+    panic!(
+        "the workers on {metrics_ports:?} did not all hold partitions of each topic within 60 s"
+    );
 }
 
 /// Metrics of a worker process, as text.

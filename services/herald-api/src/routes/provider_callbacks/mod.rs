@@ -165,17 +165,44 @@ pub async fn apply_and_acknowledge(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// Reports applied per pass of [`run_early_reports`], at most.
+const EARLY_REPORTS_PER_PASS: u64 = 1000;
+const EARLY_REPORTS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Applies, every second until `shutdown`, the reports that arrived before their send was recorded
+/// (`herald_store::provider_reports::apply_early_reports`). Every replica runs it; the statement
+/// skips rows another holds.
+pub async fn run_early_reports(
+    database: herald_store::Database,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    herald_telemetry::supervise::every(EARLY_REPORTS_INTERVAL, &shutdown, || async {
+        match herald_store::provider_reports::apply_early_reports(&database, EARLY_REPORTS_PER_PASS)
+            .await
+        {
+            Ok(0) => {}
+            Ok(applied) => tracing::debug!(applied, "early provider reports applied"),
+            Err(error) => tracing::warn!(%error, "applying early provider reports failed"),
+        }
+    })
+    .await
+}
+
 fn count_reports(provider: CallbackProvider, reports: &[DeliveryReport], applied: &AppliedReports) {
     for report in REPORTS {
         let received = reports.iter().filter(|each| each.report == report).count() as u64;
         let moved = applied.applied(report).min(received);
+        let deferred = applied.deferred(report).min(received - moved);
         let labels = |outcome| [provider.as_str(), report_name(report), outcome];
         PROVIDER_REPORTS
             .with_label_values(&labels("applied"))
             .inc_by(moved);
         PROVIDER_REPORTS
+            .with_label_values(&labels("deferred"))
+            .inc_by(deferred);
+        PROVIDER_REPORTS
             .with_label_values(&labels("unchanged"))
-            .inc_by(received - moved);
+            .inc_by(received - moved - deferred);
     }
 }
 
@@ -184,7 +211,7 @@ pub fn declare_metrics() {
     for provider in CallbackProvider::ALL {
         let provider = provider.as_str();
         for report in REPORTS {
-            for outcome in ["applied", "unchanged"] {
+            for outcome in ["applied", "deferred", "unchanged"] {
                 let _ =
                     PROVIDER_REPORTS.with_label_values(&[provider, report_name(report), outcome]);
             }

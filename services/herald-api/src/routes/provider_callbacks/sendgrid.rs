@@ -129,19 +129,25 @@ pub async fn receive_sendgrid_events(
     ) else {
         return Err(refuse(PROVIDER, Refusal::Unsigned));
     };
-    let (body, _bytes) = read_body_within_budget(&request, payload, &state).await?;
+    let refusal = |problem| {
+        refuse(
+            PROVIDER,
+            match problem {
+                SignatureProblem::BadSignature => Refusal::BadSignature,
+                SignatureProblem::Stale => Refusal::Stale,
+            },
+        )
+    };
+    // A stale or malformed signature is refused before the body takes any budget; the signature
+    // itself, over the body, is checked once the body is here.
     let now_unix = chrono::Utc::now().timestamp();
     verifier
+        .check_headers(timestamp, signature, now_unix)
+        .map_err(refusal)?;
+    let (body, _bytes) = read_body_within_budget(&request, payload, &state).await?;
+    verifier
         .verify(timestamp, signature, &body, now_unix)
-        .map_err(|problem| {
-            refuse(
-                PROVIDER,
-                match problem {
-                    SignatureProblem::BadSignature => Refusal::BadSignature,
-                    SignatureProblem::Stale => Refusal::Stale,
-                },
-            )
-        })?;
+        .map_err(refusal)?;
     let events: Vec<SendGridEvent> = serde_json::from_slice(&body).map_err(|error| {
         malformed(
             PROVIDER,

@@ -45,15 +45,14 @@ impl SendGridEventVerifier {
         Ok(SendGridEventVerifier { key })
     }
 
-    /// Verifies one batch as received: the timestamp header's text, the signature header's text
-    /// and the raw body; `now_unix` is the current Unix time in seconds.
-    pub fn verify(
+    /// What can be checked before the body is read (so that a request failing it reserves no
+    /// bytes): the timestamp is a Unix time near `now_unix` and the signature is DER ECDSA.
+    pub fn check_headers(
         &self,
         timestamp: &str,
         signature_base64: &str,
-        body: &[u8],
         now_unix: i64,
-    ) -> Result<(), SignatureProblem> {
+    ) -> Result<Signature, SignatureProblem> {
         let signed_at: i64 = timestamp
             .trim()
             .parse()
@@ -64,7 +63,19 @@ impl SendGridEventVerifier {
         let der = STANDARD
             .decode(signature_base64.trim())
             .map_err(|_| SignatureProblem::BadSignature)?;
-        let signature = Signature::from_der(&der).map_err(|_| SignatureProblem::BadSignature)?;
+        Signature::from_der(&der).map_err(|_| SignatureProblem::BadSignature)
+    }
+
+    /// Verifies one batch as received: the timestamp header's text, the signature header's text
+    /// and the raw body; `now_unix` is the current Unix time in seconds.
+    pub fn verify(
+        &self,
+        timestamp: &str,
+        signature_base64: &str,
+        body: &[u8],
+        now_unix: i64,
+    ) -> Result<(), SignatureProblem> {
+        let signature = self.check_headers(timestamp, signature_base64, now_unix)?;
         // The digest is fed in pieces: a batch of several MiB is not copied to be signed.
         let digest = Sha256::new()
             .chain_update(timestamp.as_bytes())
