@@ -62,8 +62,8 @@ helm.sh/chart: {{ include "herald.chart" .root }}
 
 {{/* herald.toml --------------------------------------------------------------------------------- */}}
 
-{{/* One TOML value. Helm reads numbers in values files as float64; Herald's settings are all
-     integers, strings or booleans, so whole numbers are written as integers. */}}
+{{/* One TOML value. Helm reads numbers in values files as float64; Herald's settings are
+     integers, strings, booleans or lists of them, so whole numbers are written as integers. */}}
 {{- define "herald.tomlValue" -}}
 {{- if kindIs "string" . -}}
 {{- toJson . -}}
@@ -73,6 +73,10 @@ helm.sh/chart: {{ include "herald.chart" .root }}
 {{- if eq (float64 .) (float64 (int64 .)) -}}{{- int64 . -}}{{- else -}}{{- . -}}{{- end -}}
 {{- else if or (kindIs "int" .) (kindIs "int64" .) (kindIs "int32" .) -}}
 {{- . -}}
+{{- else if kindIs "slice" . -}}
+{{- $items := list -}}
+{{- range . }}{{ $items = append $items (include "herald.tomlValue" .) }}{{ end -}}
+[{{ join ", " $items }}]
 {{- else -}}
 {{- fail (printf "herald.toml: unsupported value %v (%s)" . (kindOf .)) -}}
 {{- end -}}

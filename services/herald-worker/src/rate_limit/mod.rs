@@ -2,9 +2,14 @@
 //! limits"): the configured `requests_per_second` is what the provider sees from all of them.
 //!
 //! - **Fast path.** A lane takes each token from what Redis granted it ([`LocalGrant`]): no round
-//!   trip. Used up, it asks for [`GRANT_WINDOW`] worth of the rate at once; unused tokens expire
-//!   after [`GRANT_LIFETIME`], so the replicas together never send more than
-//!   rate × (window + [`GRANT_LIFETIME`] + [`GRANT_WINDOW`]) + 1 in any window.
+//!   trip. Used up, it asks for a grant window's worth of the rate at once: [`GRANT_WINDOW`], or
+//!   twice the round trip Redis has been taking when that is longer (up to [`MAX_GRANT_WINDOW`]),
+//!   so that a slow Redis does not throttle the lane below its rate (refills are one at a time: at
+//!   a 150 ms round trip, 25 ms grants ran a lane at a sixth of its rate). Unused tokens expire
+//!   after twice the window ([`GRANT_LIFETIME`] at the shortest), and Redis's tolerance is the
+//!   window plus the round trip, so the replicas together never send more than
+//!   rate × (interval + 4 × window) + 1 in any interval. The effective-rate metric
+//!   is the lower of the shared rate and what the round trips allow.
 //! - **Adaptive.** A 429 cuts the shared rate and its `Retry-After` pauses every replica
 //!   (`shared.rs`, `penalize.lua`); the lane that saw it pauses at once, before Redis knows. Only
 //!   where a 429 speaks for the whole provider account ([`RateLimitScope`]): a recipient's
@@ -34,8 +39,11 @@ pub use shared::{state_key, Grant, Penalty, SharedRate};
 
 /// A lane asks Redis for this long's worth of its rate at once, and may take that much as a burst.
 pub const GRANT_WINDOW: Duration = Duration::from_millis(25);
-/// Granted tokens not used within this are dropped (see the module documentation).
+/// Granted tokens not used within this are dropped (see the module documentation); a longer
+/// window lives twice as long.
 pub const GRANT_LIFETIME: Duration = Duration::from_millis(50);
+/// The longest grant window, whatever the round trip.
+pub const MAX_GRANT_WINDOW: Duration = Duration::from_millis(500);
 /// The longest a lane waits for Redis before it falls back to its local limiter: well below the
 /// cache's timeout, since every send of the lane waits on it.
 pub const REDIS_TIMEOUT: Duration = Duration::from_millis(200);
@@ -79,8 +87,10 @@ pub struct ProviderRateLimiter {
     provider: &'static str,
     scope: RateLimitScope,
     requests_per_second: u32,
-    /// Tokens asked of Redis at once.
+    /// Tokens asked of Redis at once, at the shortest window.
     chunk: u32,
+    /// Redis's round trip for a grant, smoothed: it sizes the grant window.
+    round_trip: Mutex<Duration>,
     shared: Option<SharedRate>,
     grant: LocalGrant,
     /// One refill at a time: the lane's loop is the only caller, but nothing breaks if not.
@@ -158,6 +168,7 @@ impl ProviderRateLimiter {
             scope,
             requests_per_second,
             chunk,
+            round_trip: Mutex::new(Duration::ZERO),
             shared,
             grant: LocalGrant::default(),
             refilling: tokio::sync::Mutex::new(()),
@@ -181,9 +192,34 @@ impl ProviderRateLimiter {
         Self::shared(self.provider, self.scope, self.requests_per_second, limits)
     }
 
-    /// Tokens asked of Redis per round trip.
+    /// Tokens asked of Redis per round trip at the shortest window.
     pub fn chunk(&self) -> u32 {
         self.chunk
+    }
+
+    /// How long a grant lasts: [`GRANT_WINDOW`], or twice the smoothed round trip when longer.
+    pub fn grant_window(&self) -> Duration {
+        (self.smoothed_round_trip() * 2).clamp(GRANT_WINDOW, MAX_GRANT_WINDOW)
+    }
+
+    fn smoothed_round_trip(&self) -> Duration {
+        *self
+            .round_trip
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn note_round_trip(&self, measured: Duration) {
+        let mut round_trip = self
+            .round_trip
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        // An exponentially weighted mean (¼ of the newest): one slow answer moves it, not jumps it.
+        *round_trip = if round_trip.is_zero() {
+            measured
+        } else {
+            (*round_trip * 3 + measured) / 4
+        };
     }
 
     /// Waits until the lane may make one call.
@@ -201,14 +237,27 @@ impl ProviderRateLimiter {
                 self.fallback.until_ready().await;
                 return;
             };
-            match shared.acquire(self.chunk, GRANT_WINDOW).await {
+            let window = self.grant_window();
+            let wanted = tokens_for(f64::from(self.requests_per_second), window);
+            // The grant is used a round trip after Redis counted it: the GCRA's tolerance covers
+            // both, or each grant would come back short by the round trip's worth.
+            let tolerance = (window + self.smoothed_round_trip()).min(MAX_GRANT_WINDOW * 2);
+            let asked_at = Instant::now();
+            let answer = shared.acquire(wanted, tolerance).await;
+            let round_trip = asked_at.elapsed();
+            self.note_round_trip(round_trip);
+            match answer {
                 Ok(Grant::Tokens {
                     count,
                     effective_per_second,
                 }) => {
                     self.note_redis_answered();
-                    self.grant.refill(count, Instant::now() + GRANT_LIFETIME);
-                    self.publish_effective(effective_per_second);
+                    let lifetime = (window * 2).max(GRANT_LIFETIME);
+                    self.grant.refill(count, Instant::now() + lifetime);
+                    // Refills are one at a time: a grant lasts its window or the next round trip,
+                    // whichever is longer. The metric tells what that allows, if less.
+                    let cycle = round_trip.max(window).as_secs_f64();
+                    self.publish_effective(effective_per_second.min(f64::from(count) / cycle));
                 }
                 Ok(Grant::Wait {
                     wait,

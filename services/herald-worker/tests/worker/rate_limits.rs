@@ -585,3 +585,102 @@ async fn without_redis_a_worker_keeps_sending_at_its_fallback_share() {
     );
     assert_each_delivered_once(&stack, "twilio", total).await;
 }
+
+/// A TCP proxy to `target` that holds every chunk `one_way` before passing it on (each direction):
+/// Redis at a round trip of twice that.
+async fn slow_proxy(target: String, one_way: Duration) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let Ok(server) = tokio::net::TcpStream::connect(&target).await else {
+                continue;
+            };
+            let (client_read, client_write) = client.into_split();
+            let (server_read, server_write) = server.into_split();
+            tokio::spawn(delayed_copy(client_read, server_write, one_way));
+            tokio::spawn(delayed_copy(server_read, client_write, one_way));
+        }
+    });
+    port
+}
+
+async fn delayed_copy(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    delay: Duration,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buffer = vec![0u8; 16 * 1024];
+    while let Ok(read) = from.read(&mut buffer).await {
+        if read == 0 {
+            return;
+        }
+        tokio::time::sleep(delay).await;
+        if to.write_all(&buffer[..read]).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Refills are one at a time: with grants of 25 ms of rate, a Redis 150 ms away ran a lane at a
+/// sixth of its rate, with no fallback counted and the metric still showing the full rate. The
+/// grant window now grows with the round trip.
+#[tokio::test]
+async fn a_slow_redis_does_not_throttle_a_lane_below_its_rate() {
+    use herald_worker::rate_limit::{ProviderRateLimiter, RateLimitScope, SharedRateLimits};
+    let redis_url = env("HERALD_TEST_REDIS_URL");
+    let redis_address = redis_url
+        .trim_start_matches("redis://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let port = slow_proxy(redis_address, Duration::from_millis(75)).await;
+    let redis = Redis::new(&RedisSettings {
+        url: SecretString::from(format!("redis://127.0.0.1:{port}/0")),
+        timeout_ms: 1000,
+    })
+    .unwrap();
+    let limits = SharedRateLimits {
+        redis,
+        group_id: format!("slow-redis-{}", Uuid::new_v4().simple()),
+        config: config(1.0, 0.1),
+    };
+    let rate = 200;
+    let limiter =
+        ProviderRateLimiter::shared("slow-redis-probe", RateLimitScope::Account, rate, &limits);
+    let fallbacks = || {
+        herald_worker::metrics::RATE_LIMIT_FALLBACKS
+            .with_label_values(&["slow-redis-probe"])
+            .get()
+    };
+    // Until the connection stands and the script is loaded (several round trips: the first call
+    // may fall back for its second).
+    let warm_up = Instant::now();
+    while warm_up.elapsed() < Duration::from_millis(1500) {
+        limiter.until_ready().await;
+    }
+    let fallbacks_before = fallbacks();
+
+    let started = Instant::now();
+    let mut calls = 0u32;
+    while started.elapsed() < Duration::from_secs(3) {
+        limiter.until_ready().await;
+        calls += 1;
+    }
+    let achieved = f64::from(calls) / started.elapsed().as_secs_f64();
+    assert!(
+        achieved >= 0.8 * f64::from(rate),
+        "{achieved:.0}/s of {rate}/s through a 150 ms Redis"
+    );
+    assert!(
+        achieved <= 1.3 * f64::from(rate),
+        "{achieved:.0}/s: over the rate"
+    );
+    assert_eq!(
+        fallbacks(),
+        fallbacks_before,
+        "shared all along, not fallen back"
+    );
+}
