@@ -65,8 +65,15 @@ install() {
 }
 
 cluster_id() {
-  # Kafka's form: 16 random bytes, URL-safe base64 without padding.
-  python3 -c 'import base64, os; print(base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("="))'
+  # Kafka's form: 16 random bytes, URL-safe base64 without padding; like Kafka's own Uuid, never
+  # starting with "-" (the storage tool would read such an id as an option: 1 in 64 formats failed).
+  python3 -c '
+import base64, os
+while True:
+    cluster_id = base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")
+    if not cluster_id.startswith("-"):
+        break
+print(cluster_id)'
 }
 
 format() {

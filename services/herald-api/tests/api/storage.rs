@@ -192,10 +192,15 @@ async fn retention_deletes_from_the_default_partitions_only_what_is_final() {
         .await;
         ids.push(id);
     }
+    // The old day has no partition: its rows are in the default ones (the API's own maintenance
+    // may already be at work on them, so no count is asserted here).
     assert_eq!(
-        app.count("SELECT count(*) FROM deliveries_default").await,
-        2,
-        "the old day has no partition: its rows are in the default ones"
+        app.count(&format!(
+            "SELECT count(*) FROM deliveries_default WHERE notification_id = '{}'",
+            ids[1]
+        ))
+        .await,
+        1
     );
 
     // The API's own maintenance may hold the lock at first: until a pass of this test's runs.
