@@ -437,13 +437,15 @@ pub async fn record(
         .await
 }
 
-/// Returns unsent claims of `session` to the queue (graceful shutdown, or a lane that must drop what
-/// it holds), and deletes the send batches that are then complete. Returns how many were released.
+/// Returns unsent claims of `session` to the queue, due in `due_in` (graceful shutdown, a lane that
+/// must drop what it holds, a destination that holds its share already), and deletes the send
+/// batches that are then complete. Returns how many were released.
 pub async fn release_unsent(
     database: &Database,
     session: Uuid,
     claims: &[(DeliveryKey, i32)],
     completed_send_batches: &[Uuid],
+    due_in: std::time::Duration,
 ) -> Result<u64, StoreError> {
     #[derive(Serialize)]
     struct Claim {
@@ -475,7 +477,7 @@ WITH input AS (
 ), queued AS (
     INSERT INTO delivery_queue (delivery_id, notification_id, provider, priority, due_at)
     SELECT released.id, released.notification_id, released.provider,
-           coalesce(n.priority, 'normal'), now()
+           coalesce(n.priority, 'normal'), now() + make_interval(secs => $4::double precision / 1000)
     -- Never lose the entry, even without its notification (parked later as such).
     FROM released LEFT JOIN notifications n ON n.id = released.notification_id
     ON CONFLICT (delivery_id) DO NOTHING
@@ -488,6 +490,7 @@ SELECT count(*)::bigint AS released FROM released
             json_parameter(&claims)?,
             Value::from(session),
             Value::from(completed_send_batches.to_vec()),
+            Value::from(i64::try_from(due_in.as_millis()).unwrap_or(i64::MAX)),
         ],
     );
     let released = database

@@ -29,6 +29,7 @@ use crate::circuit_breaker::{
     CallOutcome, CallPermit, CircuitBreaker, CircuitBreakerSettings, CircuitTransition,
 };
 use crate::context::WorkerContext;
+use crate::destinations::{Destination, DestinationCall, DestinationHold, Destinations};
 use crate::lane_queue::PriorityQueues;
 use crate::metrics;
 use crate::providers::{Contact, Provider, SendOutcome};
@@ -95,6 +96,8 @@ pub struct HeldSlot {
     permit: Option<OwnedSemaphorePermit>,
     /// A `normal` or `low` delivery's share of the room not kept for `high` ones; `None` for `high`.
     ordinary: Option<OwnedSemaphorePermit>,
+    /// Its count in its destination's share, for a destination the tenant chose.
+    destination: Option<DestinationHold>,
     room: Arc<HeldRoom>,
 }
 
@@ -110,6 +113,7 @@ impl std::fmt::Debug for HeldSlot {
 impl Drop for HeldSlot {
     fn drop(&mut self) {
         // The permits first, so that the gauge counts them as given back.
+        drop(self.destination.take());
         drop(self.ordinary.take());
         drop(self.permit.take());
         self.room.publish();
@@ -142,6 +146,15 @@ impl HeldDelivery {
     pub fn priority(&self) -> Priority {
         self.content.priority
     }
+
+    /// The tenant's destination it goes to, for lanes that bound them (`destinations.rs`).
+    fn destination(&self) -> Option<Arc<Destination>> {
+        self.reservation
+            .held
+            .destination
+            .as_ref()
+            .map(|hold| hold.destination().clone())
+    }
 }
 
 /// A provider a lane calls, with the host its calls' spans name (parsed once).
@@ -163,11 +176,41 @@ impl LaneProvider {
     }
 }
 
-/// Which provider a call goes to: the lane's own, with a permit of its circuit, or the failover
-/// while that circuit is open.
+/// Which provider a call goes to: the lane's own, with a permit of its circuit (the destination's
+/// for a tenant's destination), or the failover while that circuit is open.
 enum Route {
     Primary(CallPermit),
     Failover,
+}
+
+/// A call slot of a tenant's destination, for one call. Given back when dropped, on whichever path
+/// (sent, refused, cancelled, a lost session), with the delivery parked longest behind it sent on
+/// its way: none is left parked behind a slot nobody holds.
+struct DestinationCallSlot {
+    lane: Arc<Lane>,
+    destination: Arc<Destination>,
+    call: Option<DestinationCall>,
+}
+
+impl Drop for DestinationCallSlot {
+    fn drop(&mut self) {
+        let Some(call) = self.call.take() else {
+            return;
+        };
+        if let Some(next) = self.destination.end_call(call) {
+            self.lane.hand_over(next);
+        }
+    }
+}
+
+/// What a delivery to a tenant's destination may do now.
+enum DestinationVerdict {
+    /// Call it, within this slot of the destination and with this permit of its circuit.
+    Call(HeldDelivery, DestinationCallSlot, CallPermit),
+    /// Every call slot of the destination is busy: the delivery is parked with it.
+    Parked,
+    /// Its circuit is open: the delivery fails without a call.
+    Refused(HeldDelivery, crate::circuit_breaker::CircuitOpen),
 }
 
 pub struct Lane {
@@ -195,6 +238,9 @@ pub struct Lane {
     waiting: PriorityQueues<HeldDelivery>,
     /// Admission queued deliveries in PostgreSQL for this lane: the pump should look now.
     queued_work: Notify,
+    /// The bounds of each destination, for a lane whose destinations the tenants choose
+    /// (webhooks, Slack, Discord): these then have circuits of their own, and `circuit` is unused.
+    destinations: Option<Destinations>,
 }
 
 impl Lane {
@@ -213,8 +259,18 @@ impl Lane {
             .ok()
             .and_then(|url| url.host_str().map(str::to_owned))
             .unwrap_or_default();
+        let destinations = crate::destinations::channel_has_tenant_destinations(provider.channel())
+            .then(|| {
+                Destinations::new(
+                    provider.name(),
+                    circuit.clone(),
+                    settings.max_in_flight,
+                    settings.max_held,
+                )
+            });
         let circuit = CircuitBreaker::new(provider.name(), circuit);
         Lane {
+            destinations,
             failover: None,
             held: Arc::new(HeldRoom {
                 provider: provider.name(),
@@ -268,6 +324,11 @@ impl Lane {
         }
     }
 
+    /// The timeout of one call: how long a call of the lane can take.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     pub fn capacity(&self) -> usize {
         self.held.capacity
     }
@@ -284,13 +345,38 @@ impl Lane {
         Some(HeldSlot {
             permit: Some(permit),
             ordinary,
+            destination: None,
             room: self.held.clone(),
         })
     }
 
-    /// Room for one delivery of `priority` whose content weighs `bytes`, without waiting.
-    pub fn try_reserve(&self, priority: Priority, bytes: usize) -> Option<Reservation> {
-        let held = self.try_hold(priority)?;
+    /// Counts `held` in the share of the destination `contact` names, if the tenant chose it;
+    /// `false` when that destination holds its share already (the delivery should wait queued).
+    pub fn hold_for_destination(&self, held: &mut HeldSlot, contact: &Contact) -> bool {
+        let Some(destinations) = &self.destinations else {
+            return true;
+        };
+        match destinations.try_hold(contact) {
+            Some(hold) => {
+                held.destination = hold;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Room for one delivery of `priority` to `contact` whose content weighs `bytes`, without
+    /// waiting.
+    pub fn try_reserve(
+        &self,
+        priority: Priority,
+        bytes: usize,
+        contact: &Contact,
+    ) -> Option<Reservation> {
+        let mut held = self.try_hold(priority)?;
+        if !self.hold_for_destination(&mut held, contact) {
+            return None;
+        }
         let bytes = self
             .held_bytes
             .clone()
@@ -369,27 +455,44 @@ impl Lane {
                 biased;
                 _ = abandon.cancelled() => break,
                 slot = self.in_flight.clone().acquire_owned() => slot.expect("never closed"),
-                _ = drain.cancelled(), if waiting.is_empty() => break,
+                _ = drain.cancelled(), if self.nothing_waiting() => break,
             };
             let delivery = tokio::select! {
                 biased;
                 _ = abandon.cancelled() => break,
                 delivery = waiting.pop() => delivery,
-                _ = drain.cancelled(), if waiting.is_empty() => break,
+                _ = drain.cancelled(), if self.nothing_waiting() => break,
             };
             // Its notification was cancelled while it waited: no token, no call.
             let Some(delivery) = self.unless_cancelled(delivery, &context).await else {
                 continue;
             };
-            // Then the circuit and a token; then make sure the session still allows the call.
-            let route = tokio::select! {
-                route = self.route() => route,
-                _ = abandon.cancelled() => { return leftovers(delivery, waiting); }
+            // Then the circuit (the destination's, with a call slot of it, for a tenant's
+            // destination) and a token; then make sure the session still allows the call.
+            let (delivery, route, destination_call) = match delivery.destination() {
+                Some(destination) => match self.admit_to_destination(destination, delivery) {
+                    DestinationVerdict::Call(delivery, call, permit) => {
+                        (delivery, Route::Primary(permit), Some(call))
+                    }
+                    DestinationVerdict::Parked => continue,
+                    DestinationVerdict::Refused(delivery, open) => {
+                        let outcome = self.refused_by_destination(delivery, open, retry_policy);
+                        recorder.submit(outcome).await;
+                        continue;
+                    }
+                },
+                None => {
+                    let route = tokio::select! {
+                        route = self.route() => route,
+                        _ = abandon.cancelled() => { return self.leftovers(delivery); }
+                    };
+                    (delivery, route, None)
+                }
             };
             let waited = Instant::now();
             tokio::select! {
                 _ = self.rate.until_ready() => {}
-                _ = abandon.cancelled() => { return leftovers(delivery, waiting); }
+                _ = abandon.cancelled() => { return self.leftovers(delivery); }
             }
             metrics::RATE_LIMIT_WAIT_SECONDS
                 .with_label_values(&[self.provider.name()])
@@ -397,7 +500,7 @@ impl Lane {
             let permission = tokio::select! {
                 permission = session.wait_for_permission(delivery.session) => permission,
                 // A fenced session at shutdown: what is held goes back unsent.
-                _ = abandon.cancelled() => { return leftovers(delivery, waiting); }
+                _ = abandon.cancelled() => { return self.leftovers(delivery); }
             };
             match permission {
                 SendPermission::Yes => {}
@@ -417,11 +520,94 @@ impl Lane {
             sends.spawn(async move {
                 let outcome = lane.send(delivery, route, retry_policy).await;
                 drop(slot);
+                drop(destination_call);
                 recorder.submit(outcome).await;
                 lane.publish_in_flight();
             });
         }
-        waiting.take_all()
+        self.take_unsent()
+    }
+
+    /// Nothing is waiting to be sent: neither in the queue nor parked with a destination.
+    fn nothing_waiting(&self) -> bool {
+        self.waiting.is_empty()
+            && self
+                .destinations
+                .as_ref()
+                .is_none_or(|destinations| !destinations.any_parked())
+    }
+
+    /// What the lane holds and has not sent: waiting, or parked with a destination. Called when
+    /// the lane stops, and again once its calls in flight have ended (an ending call hands the
+    /// delivery parked behind it back to the queue).
+    pub fn take_unsent(&self) -> Vec<HeldDelivery> {
+        let mut unsent = self.waiting.take_all();
+        if let Some(destinations) = &self.destinations {
+            unsent.extend(destinations.take_parked());
+        }
+        unsent
+    }
+
+    /// A call slot of the delivery's destination and a permit of its circuit, or why not.
+    fn admit_to_destination(
+        self: &Arc<Self>,
+        destination: Arc<Destination>,
+        delivery: HeldDelivery,
+    ) -> DestinationVerdict {
+        let Some((delivery, call)) = destination.start_call_or_park(delivery) else {
+            return DestinationVerdict::Parked;
+        };
+        let circuit = destination.circuit().try_acquire();
+        let slot = DestinationCallSlot {
+            lane: self.clone(),
+            destination,
+            call: Some(call),
+        };
+        match circuit {
+            Ok(permit) => DestinationVerdict::Call(delivery, slot, permit),
+            // The slot goes back as it drops here.
+            Err(open) => DestinationVerdict::Refused(delivery, open),
+        }
+    }
+
+    /// What was never sent when the lane stops: `first` and everything [`Lane::take_unsent`] finds.
+    fn leftovers(&self, first: HeldDelivery) -> Vec<HeldDelivery> {
+        let mut rest = vec![first];
+        rest.extend(self.take_unsent());
+        rest
+    }
+
+    /// The outcome of a delivery whose destination's circuit is open: a retryable failure without
+    /// a call, due again when the circuit probes (or later, by the retry schedule). Holding it
+    /// until then would hold the lane's room for one tenant's broken endpoint.
+    fn refused_by_destination(
+        &self,
+        delivery: HeldDelivery,
+        open: crate::circuit_breaker::CircuitOpen,
+        retry_policy: RetryPolicy,
+    ) -> Outcome {
+        metrics::DESTINATION_REFUSALS
+            .with_label_values(&[self.provider.name(), "circuit_open"])
+            .inc();
+        let started_at = Utc::now();
+        let destination = delivery
+            .destination()
+            .map(|destination| destination.key().to_owned())
+            .unwrap_or_default();
+        let outcome = SendOutcome::Retryable {
+            error: format!(
+                "not called: the circuit of the destination {destination} is {}",
+                open.state
+            ),
+            http_status: None,
+            retry_after: open.retry_in,
+        };
+        let provider = self.provider.name();
+        let mut outcome =
+            self.finish_attempt(delivery, provider, outcome, retry_policy, started_at);
+        // No call was made: nothing of it is in doubt, its room goes back at once.
+        drop(outcome.lane_room.take());
+        outcome
     }
 
     /// The delivery, unless its notification was cancelled: then it is recorded cancelled (no
@@ -566,7 +752,12 @@ impl Lane {
         // Only the lane's own provider has a circuit; a failover call reports to none.
         if let Some(call) = call {
             match circuit_verdict(&outcome) {
-                Some(verdict) => self.note_circuit_transition(call.record(verdict)),
+                Some(verdict) => match delivery.destination() {
+                    Some(destination) => {
+                        destination.note_circuit_transition(call.record(verdict));
+                    }
+                    None => self.note_circuit_transition(call.record(verdict)),
+                },
                 // Neither health nor sickness (a 429, a refused URL): the permit is given back.
                 None => drop(call),
             }
@@ -609,12 +800,6 @@ impl Lane {
             lane_room: Some(delivery.reservation.into_held_slot()),
         }
     }
-}
-
-fn leftovers(first: HeldDelivery, waiting: &PriorityQueues<HeldDelivery>) -> Vec<HeldDelivery> {
-    let mut rest = vec![first];
-    rest.extend(waiting.take_all());
-    rest
 }
 
 fn bytes_permits(bytes: usize) -> u32 {
@@ -760,6 +945,10 @@ mod tests {
         }
     }
 
+    fn email() -> Contact {
+        Contact::Email("someone@example.com".to_owned())
+    }
+
     fn held_gauge() -> i64 {
         metrics::LANE_HELD
             .with_label_values(&["held-gauge-test"])
@@ -793,7 +982,7 @@ mod tests {
         assert_eq!(held_gauge(), 1);
 
         // Admission reserves and gives back what turned out queued or existing.
-        let admitted = lane.try_reserve(Priority::Normal, 100).unwrap();
+        let admitted = lane.try_reserve(Priority::Normal, 100, &email()).unwrap();
         assert_eq!(held_gauge(), 2);
         drop(admitted);
         drop(kept);
@@ -820,12 +1009,12 @@ mod tests {
         // An eighth of 16 is kept for high priority: low and normal fill the other 14.
         let low = lane.try_reserve_held(Priority::Low, 100);
         assert_eq!(low.len(), 14);
-        assert!(lane.try_reserve(Priority::Normal, 10).is_none());
+        assert!(lane.try_reserve(Priority::Normal, 10, &email()).is_none());
         assert_eq!(lane.room(Priority::Low), 0);
         assert_eq!(lane.room(Priority::High), 2);
         let high = lane.try_reserve_held(Priority::High, 100);
         assert_eq!(high.len(), 2);
-        assert!(lane.try_reserve(Priority::High, 10).is_none());
+        assert!(lane.try_reserve(Priority::High, 10, &email()).is_none());
         // Room a low delivery gives back serves any priority again.
         drop(low);
         assert_eq!(lane.room(Priority::Low), 14);

@@ -11,6 +11,7 @@ pub mod consumer;
 pub mod content;
 pub mod context;
 pub mod dead_letter;
+pub mod destinations;
 pub mod lane;
 pub mod lane_queue;
 pub mod metrics;

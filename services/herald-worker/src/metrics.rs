@@ -207,6 +207,24 @@ gauge_vec!(
     "1 for the state each provider's circuit breaker is in (closed, open, half_open), 0 for the others.",
     &["provider", "state"]
 );
+counter_vec!(
+    DESTINATION_REFUSALS,
+    "herald_destination_refusals_total",
+    "Deliveries to a tenant's own destination (webhook, Slack or Discord URL) held back by that destination's bounds: circuit_open (failed without a call, retried later), in_flight_share (waited for one of its calls to end), held_share (left queued in PostgreSQL).",
+    &["provider", "reason"]
+);
+gauge_vec!(
+    DESTINATION_CIRCUITS_OPEN,
+    "herald_destination_circuits_open",
+    "Tenant destinations of each lane whose own circuit breaker is open or half-open (each destination has one; the provider's circuit is not used for them).",
+    &["provider"]
+);
+gauge_vec!(
+    DESTINATIONS_TRACKED,
+    "herald_destinations_tracked",
+    "Tenant destinations each lane tracks bounds for (at most 4096; idle ones are forgotten to make room).",
+    &["provider"]
+);
 gauge!(
     CONTENT_CACHE_BYTES,
     "herald_worker_content_cache_bytes",
@@ -339,6 +357,22 @@ pub fn publish_circuit_state(provider: &str, state: CircuitState) {
             .with_label_values(&[provider, candidate.as_str()])
             .set(i64::from(candidate == state));
     }
+}
+
+/// The destination series of a lane whose destinations the tenants choose.
+pub fn declare_destinations(provider: &str) {
+    declare(
+        &DESTINATION_REFUSALS,
+        &[
+            &[provider, "circuit_open"],
+            &[provider, "in_flight_share"],
+            &[provider, "held_share"],
+        ],
+    );
+    DESTINATION_CIRCUITS_OPEN
+        .with_label_values(&[provider])
+        .set(0);
+    DESTINATIONS_TRACKED.with_label_values(&[provider]).set(0);
 }
 
 pub fn declare_lane(provider: &str, channel: Channel, max_held: usize) {

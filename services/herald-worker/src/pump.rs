@@ -115,12 +115,12 @@ async fn claim_band(
             .iter()
             .map(|delivery| (delivery.key(), delivery.attempts))
             .collect();
-        deliveries::release_unsent(&context.database, session, &returned, &[]).await?;
+        deliveries::release_unsent(&context.database, session, &returned, &[], Duration::ZERO)
+            .await?;
     }
     metrics::QUEUE_CLAIMED
         .with_label_values(&[lane.provider()])
         .inc_by(claimed.len() as u64);
-    context.recorder.expect(send_batch, claimed.len()).await;
 
     // These deliveries are ours now: keep trying to load what they need (the heartbeat keeps them
     // ours meanwhile), unless the worker stops (then the session's takeover returns them).
@@ -135,40 +135,51 @@ async fn claim_band(
         }
     };
     debug_assert!(claimed.len() <= held.len());
-    for (delivery, held_slot) in claimed.into_iter().zip(held) {
-        let content = contents.get(&delivery.notification_id);
-        let recipient = recipients.get(&(delivery.tenant_id, delivery.user_id.clone()));
-        let channel = delivery.channel;
-        if delivery.in_doubt_takeovers >= MAX_IN_DOUBT_TAKEOVERS {
-            metrics::DELIVERIES_GIVEN_UP_AFTER_TAKEOVERS
-                .with_label_values(&[lane.provider()])
-                .inc();
-            let reason = format!(
-                "given up: the worker sending it stopped {} times before recording an outcome",
-                delivery.in_doubt_takeovers
-            );
-            fail_without_call(context, lane, &delivery, session, send_batch, &reason).await;
-            continue;
+    let mut plans = Vec::with_capacity(claimed.len());
+    let mut deferred = Vec::new();
+    for (delivery, mut held_slot) in claimed.into_iter().zip(held) {
+        let plan = plan_claimed(lane, &delivery, &contents, &recipients, &mut held_slot);
+        match plan {
+            ClaimPlan::Defer => deferred.push((delivery.key(), delivery.attempts)),
+            plan => plans.push((delivery, held_slot, plan)),
         }
-        let Some(content) = content else {
-            fail_without_call(
-                context,
-                lane,
-                &delivery,
-                session,
-                send_batch,
-                "nothing to send: the notification no longer exists",
-            )
-            .await;
-            continue;
+    }
+    let any_deferred = !deferred.is_empty();
+    if any_deferred {
+        // Its destination holds its share of the lane: back to the queue, due once a call to it
+        // can have ended, without counting an attempt. The send batch is complete if nothing else
+        // of it is sent.
+        let completed: Vec<Uuid> = if plans.is_empty() {
+            vec![send_batch]
+        } else {
+            Vec::new()
         };
-        let contact = match contact_for(recipient, channel) {
-            Ok(contact) => contact,
-            Err(reason) => {
-                let reason = format!("nothing to send: {reason}");
+        let due_in = lane.timeout();
+        // Ours until released: keep trying, as for loading, unless the worker stops.
+        while let Err(error) =
+            deliveries::release_unsent(&context.database, session, &deferred, &completed, due_in)
+                .await
+        {
+            if stop.is_cancelled() {
+                return Err(error);
+            }
+            tracing::warn!(%error, "returning deferred deliveries to the queue failed; retrying");
+            tokio::time::sleep(RELOAD_PAUSE).await;
+        }
+    }
+    if plans.is_empty() {
+        return Ok(false);
+    }
+    context.recorder.expect(send_batch, plans.len()).await;
+    for (delivery, held_slot, plan) in plans {
+        let channel = delivery.channel;
+        let (content, contact) = match plan {
+            ClaimPlan::Send { content, contact } => (content, contact),
+            ClaimPlan::Fail(reason) => {
                 fail_without_call(context, lane, &delivery, session, send_batch, &reason).await;
                 continue;
             }
+            ClaimPlan::Defer => unreachable!("deferred deliveries were released above"),
         };
         let reservation = lane.complete_reservation(held_slot, content.weight()).await;
         lane.hand_over(HeldDelivery {
@@ -188,7 +199,57 @@ async fn claim_band(
             trace_parent: content.trace_parent.as_deref().map(Arc::from),
         });
     }
-    Ok(wanted == CLAIM_BATCH)
+    // A claim that deferred some stops this round: claiming again at once would take the same
+    // destination's deliveries again before anything of it has ended.
+    Ok(wanted == CLAIM_BATCH && !any_deferred)
+}
+
+/// What becomes of one claimed delivery.
+enum ClaimPlan {
+    Send {
+        content: Arc<herald_store::notifications::NotificationContent>,
+        contact: crate::providers::Contact,
+    },
+    /// Failed without a call, for this reason.
+    Fail(String),
+    /// Back to the queue for a while: its destination holds its share of the lane.
+    Defer,
+}
+
+fn plan_claimed(
+    lane: &Lane,
+    delivery: &ClaimedDelivery,
+    contents: &std::collections::HashMap<
+        Uuid,
+        Arc<herald_store::notifications::NotificationContent>,
+    >,
+    recipients: &std::collections::HashMap<RecipientKey, herald_store::users::Recipient>,
+    held_slot: &mut crate::lane::HeldSlot,
+) -> ClaimPlan {
+    if delivery.in_doubt_takeovers >= MAX_IN_DOUBT_TAKEOVERS {
+        metrics::DELIVERIES_GIVEN_UP_AFTER_TAKEOVERS
+            .with_label_values(&[lane.provider()])
+            .inc();
+        return ClaimPlan::Fail(format!(
+            "given up: the worker sending it stopped {} times before recording an outcome",
+            delivery.in_doubt_takeovers
+        ));
+    }
+    let Some(content) = contents.get(&delivery.notification_id) else {
+        return ClaimPlan::Fail("nothing to send: the notification no longer exists".to_owned());
+    };
+    let recipient = recipients.get(&(delivery.tenant_id, delivery.user_id.clone()));
+    let contact = match contact_for(recipient, delivery.channel) {
+        Ok(contact) => contact,
+        Err(reason) => return ClaimPlan::Fail(format!("nothing to send: {reason}")),
+    };
+    if !lane.hold_for_destination(held_slot, &contact) {
+        return ClaimPlan::Defer;
+    }
+    ClaimPlan::Send {
+        content: content.clone(),
+        contact,
+    }
 }
 
 type Loaded = (

@@ -278,6 +278,11 @@ impl Worker {
         {
             tracing::error!("calls in flight did not hand over their outcomes; they are in doubt");
         }
+        // A call that ended after its lane stopped handed the delivery parked behind it (a tenant's
+        // destination, `destinations.rs`) back to the lane's queue: unsent, it goes back too.
+        for lane in context.lanes.iter() {
+            unsent.extend(lane.take_unsent());
+        }
 
         // Every outcome is submitted: the recorder writes them all and stops.
         let session = context.session.id();
@@ -329,7 +334,7 @@ async fn release_unsent(
         .filter(|(_, left)| **left == 0)
         .map(|(batch, _)| *batch)
         .collect();
-    match deliveries::release_unsent(database, session, &claims, &completed).await {
+    match deliveries::release_unsent(database, session, &claims, &completed, Duration::ZERO).await {
         Ok(released) => tracing::info!(released, "unsent deliveries returned to the queue"),
         Err(error) => {
             tracing::warn!(%error, "returning unsent deliveries failed; they will be taken over after the lease")

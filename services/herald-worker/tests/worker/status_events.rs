@@ -253,6 +253,9 @@ async fn a_worker_killed_mid_relay_loses_no_status_event() {
     let broker = KafkaCluster::start(1).await;
     let mut stack = start_stack_with(Some(&broker.brokers()), None, |settings| {
         settings.status_events.relay_lease_ms = 5_000;
+        // 400 sends over about ten seconds: sends (and their events) go on while the broker is
+        // paused; unthrottled, all of them could be over before the pause, with nothing to lease.
+        settings.providers.twilio.requests_per_second = 40;
     })
     .await;
     // The restarted worker is the same group member (as a StatefulSet pod would be).
