@@ -19,9 +19,6 @@ HERALD_KAFKA_FRESH=1 HERALD_STARTED_FILE="$started_services" scripts/services.sh
 eval "$(scripts/services.sh env)"
 scripts/services.sh drop-databases "$test_databases"
 
-# Containers, the Helm chart and the k8s manifests: hadolint, helm, kubernetes-validate (docs/DEPLOY.md).
-scripts/check-deploy.sh
-
 # Tests create their own databases and topics from these.
 export HERALD_TEST_DATABASE_URL="${HERALD_DATABASE__URL%/*}/postgres"
 export HERALD_TEST_REDIS_URL="$HERALD_REDIS__URL"
@@ -31,48 +28,51 @@ export HERALD_TEST_KAFKA_SCRIPT="$PWD/scripts/kafka.sh"
 export HERALD_TEST_PG_BIN_DIR="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"
 
 # Everything the suites run is built first, at once (two compilations at the same time would
-# only share two cores): the tests, the criterion benches and the profiling build.
-cargo test --workspace --lib --bins --tests --examples --no-run "$@"
-cargo test --workspace --bench '*' --no-run "$@"
-cargo test -p herald-telemetry --features profiling --lib --no-run
+# only share two cores). One feature set for every invocation below, the CPU profile endpoint
+# included (a cargo feature, off in the release images): its test runs with the others, and no
+# invocation builds the dependencies again with other features (`-p herald-telemetry` alone did,
+# for about two minutes).
+features=(--features herald-telemetry/profiling)
+cargo test --workspace "${features[@]}" --lib --bins --tests --examples --benches --no-run "$@"
 
 # Two streams side by side. Within each, one test at a time: an end-to-end test runs an API,
 # workers, a simulator and sometimes its own brokers, and two heavy ones at once on 2 cores starve
 # each other's group heartbeats. The tests of the second stream mostly wait (for a broker, a session
 # timeout, a load test's clock), so they share the machine with the first at little cost: a fresh
 # machine's `make test` is about a third shorter than one stream (README).
-# Stream 2: the API suite, the worker tests that wait on brokers restarting or sessions expiring,
-# then the k6 smoke test and the dashboards against the debug binaries just built.
-slow_worker_tests=(kafka_cluster:: restarts::)
+# Stream 2: the deployment checks, the API suite, the worker tests that wait on brokers restarting
+# or sessions expiring, then the dashboards against the debug binaries just built.
+slow_worker_tests=(kafka_cluster:: restarts:: crashes::a_broker_restart_mid_run_loses_nothing)
 stream_log="$HERALD_RUN_DIR/test-second-stream.log"
 mkdir -p "$HERALD_RUN_DIR"
 (
   set -e
-  cargo test --workspace --test api --no-fail-fast "$@" -- --test-threads=1
-  cargo test --workspace --test worker "$@" -- --test-threads=1 "${slow_worker_tests[@]}"
-  # The k6 smoke test (load-tests/README.md): a minute of every endpoint against the SLA, at a rate
-  # the debug build serves as easily as the release one (`make load-test` builds that).
-  HERALD_BIN_DIR=target/debug scripts/load-test.sh smoke
+  # Containers, the Helm chart and the k8s manifests: hadolint, helm, kubernetes-validate (docs/DEPLOY.md).
+  scripts/check-deploy.sh
+  cargo test --workspace "${features[@]}" --test api --no-fail-fast "$@" -- --test-threads=1
+  cargo test --workspace "${features[@]}" --test worker "$@" -- --test-threads=1 "${slow_worker_tests[@]}"
   # The dashboards and alert rules: schema, promtool, and every panel and rule against a running Herald.
   HERALD_BIN_DIR=target/debug scripts/check-dashboards.sh
 ) >"$stream_log" 2>&1 &
 second_stream=$!
 
-# Stream 1: unit tests, the simulator's suite and the rest of the worker's.
+# Stream 1: unit tests (the profiling endpoint's among them), the simulator's suite and the rest of
+# the worker's, the benches, then the k6 smoke test.
 first_stream_status=0
 skips=()
 for test_name in "${slow_worker_tests[@]}"; do skips+=(--skip "$test_name"); done
-cargo test --workspace --lib --bins --examples --test simulator --test worker --no-fail-fast "$@" \
-  -- --test-threads=1 "${skips[@]}" || first_stream_status=$?
+cargo test --workspace "${features[@]}" --lib --bins --examples --test simulator --test worker \
+  --no-fail-fast "$@" -- --test-threads=1 "${skips[@]}" || first_stream_status=$?
 # The criterion benches, each benchmark run once as a test (criterion takes no libtest options).
-cargo test --workspace --bench '*' --no-fail-fast "$@" || first_stream_status=$?
-# The CPU profile endpoint exists only in profiling builds (a cargo feature): its test too.
-cargo test -p herald-telemetry --features profiling --lib profiling || first_stream_status=$?
+cargo test --workspace "${features[@]}" --benches --no-fail-fast "$@" || first_stream_status=$?
+# The k6 smoke test (load-tests/README.md): a minute of every endpoint against the SLA, at a rate
+# the debug build serves as easily as the release one (`make load-test` builds that).
+HERALD_BIN_DIR=target/debug scripts/load-test.sh smoke || first_stream_status=$?
 
 second_stream_status=0
 wait "$second_stream" || second_stream_status=$?
 second_stream=""
-echo "---- the second stream: the API suite, the slow worker tests, the k6 smoke test, the dashboards ----"
+echo "---- the second stream: deployment checks, the API suite, the slow worker tests, the dashboards ----"
 cat "$stream_log"
 if [ "$first_stream_status" != 0 ] || [ "$second_stream_status" != 0 ]; then
   echo "make test failed: first stream exit $first_stream_status, second stream exit $second_stream_status" >&2

@@ -20,6 +20,7 @@ mod m20261126_000011_status_events;
 mod m20261126_000012_cancel_held_deliveries;
 mod m20261204_000013_early_provider_reports;
 mod m20261204_000014_retention_spares_unfinished_work;
+mod m20261205_000015_bounded_subscription_backlogs;
 
 pub struct Migrator;
 
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000012_cancel_held_deliveries::Migration),
             Box::new(m20261204_000013_early_provider_reports::Migration),
             Box::new(m20261204_000014_retention_spares_unfinished_work::Migration),
+            Box::new(m20261205_000015_bounded_subscription_backlogs::Migration),
         ]
     }
 }

@@ -24,6 +24,10 @@ pub struct StatusEventsSettings {
     /// Sends to subscribers in flight at once, per worker, and per subscription.
     pub max_in_flight: usize,
     pub max_in_flight_per_subscription: usize,
+    /// Events one subscription may have waiting to be sent (retries included, parked ones not):
+    /// while its backlog is full, new events for it are dropped and counted (`dropped_events` in
+    /// `GET /v1/webhooks`), so an endpoint that never answers holds a bounded share of the table.
+    pub max_pending_per_subscription: u64,
     /// Each send's timeout.
     pub timeout_ms: u64,
     /// Attempts per (event, subscription) before it is parked; the delay between attempts grows
@@ -47,6 +51,7 @@ impl Default for StatusEventsSettings {
             subscription_cache_tenants: 10_000,
             max_in_flight: 256,
             max_in_flight_per_subscription: 8,
+            max_pending_per_subscription: 10_000,
             timeout_ms: 10_000,
             max_attempts: 10,
             retry_base_ms: 1000,
@@ -84,6 +89,12 @@ impl StatusEventsSettings {
             return Err(invalid(
                 "status_events.max_in_flight_per_subscription",
                 "must be at least 1 and at most status_events.max_in_flight",
+            ));
+        }
+        if self.max_pending_per_subscription == 0 {
+            return Err(invalid(
+                "status_events.max_pending_per_subscription",
+                "must be at least 1",
             ));
         }
         if self.max_attempts < 1 || self.timeout_ms == 0 || self.dispatch_interval_ms == 0 {

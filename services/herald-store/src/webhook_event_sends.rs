@@ -24,30 +24,81 @@ pub struct NewSend {
     pub payload: String,
 }
 
+/// What [`enqueue`] stored and dropped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromQueryResult)]
+pub struct Enqueued {
+    pub stored: i64,
+    /// Events not stored because their subscription's backlog was full.
+    pub dropped: i64,
+}
+
 /// Stores `sends`, skipping subscriptions deleted meanwhile and (event, subscription) pairs already
-/// stored (a redelivered record). Returns how many were new.
-pub async fn enqueue(database: &Database, sends: &[NewSend]) -> Result<u64, StoreError> {
+/// stored (a redelivered record), and dropping what would take a subscription's backlog (its sends
+/// not parked) beyond `max_pending_per_subscription`: those are counted in the subscription's
+/// `dropped_events`, and `backlog_full_since` marks it until it takes events again. Two batches for
+/// one subscription at once may each see the other's rows missing: the bound can be passed by one
+/// batch, never more.
+pub async fn enqueue(
+    database: &Database,
+    sends: &[NewSend],
+    max_pending_per_subscription: u64,
+) -> Result<Enqueued, StoreError> {
     if sends.is_empty() {
-        return Ok(0);
+        return Ok(Enqueued::default());
     }
     let statement = Statement::from_sql_and_values(
         DatabaseBackend::Postgres,
         r#"
-INSERT INTO webhook_event_sends (subscription_id, event_id, payload)
-SELECT input.subscription_id, input.event_id, input.payload
-FROM jsonb_to_recordset($1::jsonb) AS input(subscription_id uuid, event_id uuid, payload text)
-JOIN webhook_subscriptions subscription ON subscription.id = input.subscription_id
-ON CONFLICT (subscription_id, event_id) DO NOTHING
+WITH input AS (
+    SELECT * FROM jsonb_to_recordset($1::jsonb)
+        AS input(subscription_id uuid, event_id uuid, payload text)
+), backlog AS (
+    -- Each subscription's sends not parked, counted on `webhook_event_sends_pending`.
+    SELECT subscription.id,
+           (SELECT count(*) FROM webhook_event_sends send
+            WHERE send.subscription_id = subscription.id AND send.parked_at IS NULL) AS pending
+    FROM webhook_subscriptions subscription
+    WHERE subscription.id IN (SELECT DISTINCT subscription_id FROM input)
+), new_input AS (
+    -- A redelivered event already stored is neither stored again nor dropped.
+    SELECT input.*, backlog.pending,
+           row_number() OVER (PARTITION BY input.subscription_id ORDER BY input.event_id) AS place
+    FROM input JOIN backlog ON backlog.id = input.subscription_id
+    WHERE NOT EXISTS (SELECT 1 FROM webhook_event_sends stored
+                      WHERE stored.subscription_id = input.subscription_id
+                        AND stored.event_id = input.event_id)
+), stored AS (
+    INSERT INTO webhook_event_sends (subscription_id, event_id, payload)
+    SELECT subscription_id, event_id, payload FROM new_input WHERE pending + place <= $2
+    ON CONFLICT (subscription_id, event_id) DO NOTHING
+    RETURNING subscription_id
+), dropped AS (
+    SELECT subscription_id, count(*) AS dropped FROM new_input WHERE pending + place > $2
+    GROUP BY subscription_id
+), marked AS (
+    UPDATE webhook_subscriptions subscription
+    SET dropped_events = subscription.dropped_events + coalesce(dropped.dropped, 0),
+        backlog_full_since = CASE WHEN dropped.dropped IS NULL THEN NULL
+                                  ELSE coalesce(subscription.backlog_full_since, now()) END
+    FROM backlog LEFT JOIN dropped ON dropped.subscription_id = backlog.id
+    WHERE subscription.id = backlog.id
+      AND (dropped.dropped IS NOT NULL OR subscription.backlog_full_since IS NOT NULL)
+)
+SELECT (SELECT count(*) FROM stored) AS stored,
+       (SELECT coalesce(sum(dropped), 0)::bigint FROM dropped) AS dropped
 "#,
-        [json_parameter(sends)?],
+        [
+            json_parameter(sends)?,
+            Value::from(i64::try_from(max_pending_per_subscription).unwrap_or(i64::MAX)),
+        ],
     );
-    let result = database
+    let enqueued = database
         .run(
             "webhook_event_sends.enqueue",
-            database.connection().execute(statement),
+            Enqueued::find_by_statement(statement).one(database.connection()),
         )
         .await?;
-    Ok(result.rows_affected())
+    Ok(enqueued.unwrap_or_default())
 }
 
 /// A send claimed by one dispatcher, with what it needs to sign and post it.
@@ -61,6 +112,43 @@ pub struct ClaimedSend {
     pub url: String,
     pub secret: String,
 }
+
+/// The statement of [`claim_due`] (public for the test that reads its plan).
+pub const CLAIM_DUE: &str = r#"
+WITH room AS (
+    SELECT * FROM unnest($5::uuid[], $6::int[]) AS room(subscription_id, free)
+), due AS (
+    SELECT send.subscription_id, send.event_id, send.due_at
+    FROM webhook_subscriptions subscription
+    LEFT JOIN room ON room.subscription_id = subscription.id
+    CROSS JOIN LATERAL (
+        SELECT candidate.subscription_id, candidate.event_id, candidate.due_at
+        FROM webhook_event_sends candidate
+        WHERE candidate.subscription_id = subscription.id AND candidate.parked_at IS NULL
+          AND candidate.due_at <= now()
+          AND (candidate.lease_until IS NULL OR candidate.lease_until < now())
+        ORDER BY candidate.due_at
+        LIMIT greatest(coalesce(room.free, $4), 0)
+    ) send
+), chosen AS (
+    SELECT send.subscription_id, send.event_id
+    FROM webhook_event_sends send
+    JOIN (SELECT subscription_id, event_id FROM due ORDER BY due_at LIMIT $3) fair
+      ON fair.subscription_id = send.subscription_id AND fair.event_id = send.event_id
+    FOR UPDATE OF send SKIP LOCKED
+), claimed AS (
+    UPDATE webhook_event_sends send
+    SET lease_owner = $1, lease_until = now() + $2 * interval '1 millisecond',
+        attempts = send.attempts + 1
+    FROM chosen
+    WHERE send.subscription_id = chosen.subscription_id AND send.event_id = chosen.event_id
+    RETURNING send.subscription_id, send.event_id, send.payload, send.attempts, send.due_at
+)
+SELECT claimed.subscription_id, claimed.event_id, claimed.payload, claimed.attempts,
+       subscription.url, subscription.secret
+FROM claimed JOIN webhook_subscriptions subscription ON subscription.id = claimed.subscription_id
+ORDER BY claimed.due_at
+"#;
 
 /// Claims up to `limit` due sends for `lease`, oldest first: at most `per_subscription` of any one
 /// subscription, except that the subscriptions `busy_subscriptions[i]` (those with sends in flight
@@ -76,41 +164,13 @@ pub async fn claim_due(
     rooms: &[i32],
 ) -> Result<Vec<ClaimedSend>, StoreError> {
     debug_assert_eq!(busy_subscriptions.len(), rooms.len());
-    // FOR UPDATE cannot sit beside a window function, so the fair choice is made first and the rows
-    // locked after (SKIP LOCKED: another dispatcher's claim is left to it).
+    // Each subscription's oldest due sends, read in order from `webhook_event_sends_pending` (a
+    // probe per subscription, never a sort of every due send: a subscriber's backlog of millions
+    // costs its own probe only), then the oldest of those; the rows are locked after (SKIP LOCKED:
+    // another dispatcher's claim is left to it).
     let statement = Statement::from_sql_and_values(
         DatabaseBackend::Postgres,
-        r#"
-WITH room AS (
-    SELECT * FROM unnest($5::uuid[], $6::int[]) AS room(subscription_id, free)
-), due AS (
-    SELECT send.subscription_id, send.event_id, send.due_at, coalesce(room.free, $4) AS free,
-           row_number() OVER (PARTITION BY send.subscription_id
-                              ORDER BY send.due_at, send.event_id) AS place
-    FROM webhook_event_sends send
-    LEFT JOIN room ON room.subscription_id = send.subscription_id
-    WHERE send.parked_at IS NULL AND send.due_at <= now()
-      AND (send.lease_until IS NULL OR send.lease_until < now())
-), chosen AS (
-    SELECT send.subscription_id, send.event_id
-    FROM webhook_event_sends send
-    JOIN (SELECT subscription_id, event_id, due_at FROM due WHERE place <= free
-          ORDER BY due_at LIMIT $3) fair
-      ON fair.subscription_id = send.subscription_id AND fair.event_id = send.event_id
-    FOR UPDATE OF send SKIP LOCKED
-), claimed AS (
-    UPDATE webhook_event_sends send
-    SET lease_owner = $1, lease_until = now() + $2 * interval '1 millisecond',
-        attempts = send.attempts + 1
-    FROM chosen
-    WHERE send.subscription_id = chosen.subscription_id AND send.event_id = chosen.event_id
-    RETURNING send.subscription_id, send.event_id, send.payload, send.attempts, send.due_at
-)
-SELECT claimed.subscription_id, claimed.event_id, claimed.payload, claimed.attempts,
-       subscription.url, subscription.secret
-FROM claimed JOIN webhook_subscriptions subscription ON subscription.id = claimed.subscription_id
-ORDER BY claimed.due_at
-"#,
+        CLAIM_DUE,
         [
             Value::from(owner),
             Value::from(lease.as_millis() as i64),

@@ -21,6 +21,12 @@ pub struct SubscriptionView {
     /// `delivery.<status>` names, or `*`.
     pub events: Vec<String>,
     pub created_at: DateTime<Utc>,
+    /// Events waiting to be sent to it (retries included, parked ones not).
+    pub pending_events: i64,
+    /// Events it did not take because its backlog was full.
+    pub dropped_events: i64,
+    /// Since when its backlog has been full (events are being dropped); `None` while it takes them.
+    pub backlog_full_since: Option<DateTime<Utc>>,
 }
 
 /// What creating a subscription came to.
@@ -59,7 +65,8 @@ pub async fn create(
 INSERT INTO webhook_subscriptions (id, tenant_id, url, event_types, secret)
 SELECT $1, $2, $3, $4, $5
 WHERE (SELECT count(*) FROM webhook_subscriptions WHERE tenant_id = $2) < $6
-RETURNING id, url, event_types AS events, created_at
+RETURNING id, url, event_types AS events, created_at, 0::bigint AS pending_events,
+          dropped_events, backlog_full_since
 "#,
                 [
                     Value::from(id),
@@ -89,8 +96,12 @@ pub async fn list(
     let statement = Statement::from_sql_and_values(
         DatabaseBackend::Postgres,
         r#"
-SELECT id, url, event_types AS events, created_at FROM webhook_subscriptions
-WHERE tenant_id = $1 ORDER BY created_at, id
+SELECT subscription.id, subscription.url, subscription.event_types AS events,
+       subscription.created_at, subscription.dropped_events, subscription.backlog_full_since,
+       (SELECT count(*) FROM webhook_event_sends send
+        WHERE send.subscription_id = subscription.id AND send.parked_at IS NULL) AS pending_events
+FROM webhook_subscriptions subscription
+WHERE subscription.tenant_id = $1 ORDER BY subscription.created_at, subscription.id
 "#,
         [Value::from(tenant_id)],
     );

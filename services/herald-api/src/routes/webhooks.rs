@@ -39,6 +39,14 @@ pub struct SubscriptionResponse {
     pub url: String,
     pub events: Vec<String>,
     pub created_at: DateTime<Utc>,
+    /// Events waiting to be sent to it (retries included, parked ones not); at most
+    /// `status_events.max_pending_per_subscription` (10,000 by default).
+    pub pending_events: i64,
+    /// Events it did not take because its backlog was full: an endpoint that does not keep up
+    /// loses the newest events, counted here, rather than holding an unbounded backlog.
+    pub dropped_events: i64,
+    /// Since when its backlog has been full and events are being dropped; null while it takes them.
+    pub backlog_full_since: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -53,6 +61,9 @@ impl From<SubscriptionView> for SubscriptionResponse {
             url: view.url,
             events: view.events,
             created_at: view.created_at,
+            pending_events: view.pending_events,
+            dropped_events: view.dropped_events,
+            backlog_full_since: view.backlog_full_since,
         }
     }
 }

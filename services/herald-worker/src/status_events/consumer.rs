@@ -87,7 +87,8 @@ pub async fn run_events_consumer(
             }
         }
         loop {
-            match store_sends(&database, &subscriptions, &batch).await {
+            let max_pending = settings.status_events.max_pending_per_subscription;
+            match store_sends(&database, &subscriptions, &batch, max_pending).await {
                 Ok(()) => break,
                 Err(error) => {
                     tracing::warn!(%error, "storing status event sends failed; retrying the batch");
@@ -125,6 +126,7 @@ async fn store_sends(
     database: &Database,
     subscriptions: &SubscriptionCache,
     batch: &[OwnedMessage],
+    max_pending_per_subscription: u64,
 ) -> anyhow::Result<()> {
     let mut events: Vec<(StatusEvent, &str)> = Vec::with_capacity(batch.len());
     for message in batch {
@@ -163,7 +165,9 @@ async fn store_sends(
                 })
         })
         .collect();
-    let stored = webhook_event_sends::enqueue(database, &sends).await?;
-    metrics::SENDS_ENQUEUED.inc_by(stored);
+    let enqueued =
+        webhook_event_sends::enqueue(database, &sends, max_pending_per_subscription).await?;
+    metrics::SENDS_ENQUEUED.inc_by(enqueued.stored.max(0) as u64);
+    metrics::SENDS_DROPPED.inc_by(enqueued.dropped.max(0) as u64);
     Ok(())
 }

@@ -45,6 +45,15 @@ pub static EVENTS_UNDECODABLE: Lazy<IntCounter> = Lazy::new(|| {
     .expect("registering herald_status_events_undecodable_total")
 });
 
+pub static SENDS_DROPPED: Lazy<IntCounter> = Lazy::new(|| {
+    register_int_counter_with_registry!(
+        "herald_webhook_subscription_events_dropped_total",
+        "Events not stored for a subscription because its backlog was full (status_events.max_pending_per_subscription); each subscription's count is its dropped_events in GET /v1/webhooks.",
+        REGISTRY
+    )
+    .expect("registering herald_webhook_subscription_events_dropped_total")
+});
+
 pub static SENDS_ENQUEUED: Lazy<IntCounter> = Lazy::new(|| {
     register_int_counter_with_registry!(
         "herald_webhook_subscription_sends_enqueued_total",
@@ -80,6 +89,7 @@ pub fn register() {
     Lazy::force(&EVENTS_OLDEST_AGE);
     Lazy::force(&EVENTS_UNDECODABLE);
     Lazy::force(&SENDS_ENQUEUED);
+    Lazy::force(&SENDS_DROPPED);
     Lazy::force(&SENDS_PARKED);
     for outcome in SendOutcome::LABELS {
         SEND_ATTEMPTS.with_label_values(&[outcome]);

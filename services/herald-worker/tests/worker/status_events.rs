@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use herald_domain::DeliveryStatus;
-use sea_orm::{ConnectionTrait, DatabaseBackend, Statement};
+use sea_orm::{ConnectionTrait, DatabaseBackend, Statement, TransactionTrait};
 use serde_json::{json, Value};
 
 use crate::helpers::*;
@@ -807,6 +807,7 @@ async fn a_late_failure_of_an_expired_claim_leaves_the_new_claim_alone() {
             event_id,
             payload: "{}".to_owned(),
         }],
+        10_000,
     )
     .await
     .unwrap();
@@ -857,4 +858,162 @@ async fn a_late_failure_of_an_expired_claim_leaves_the_new_claim_alone() {
         claim(uuid::Uuid::new_v4()).await.is_empty(),
         "nobody else can claim it"
     );
+}
+
+/// A subscriber that never answers cannot grow its backlog without bound (issue 14, hole 4): the
+/// backlog stops at `max_pending_per_subscription`, the events beyond it are dropped and counted
+/// where the tenant sees them (`GET /v1/webhooks`), another tenant's subscriber keeps receiving,
+/// and the dispatcher's claim reads each backlog through its index, never sorting every due send.
+#[tokio::test]
+async fn a_subscription_to_a_tarpit_keeps_a_bounded_backlog_and_shows_what_it_dropped() {
+    const BOUND: u64 = 25;
+    const EVENTS: u64 = 60;
+    let stack = start_stack_with(None, None, |settings| {
+        settings.status_events.max_pending_per_subscription = BOUND;
+    })
+    .await;
+    let hanging_simulator = start_simulator().await.http;
+    let response = stack
+        .client
+        .put(format!("{hanging_simulator}/_sim/config/webhook"))
+        .json(&json!({"latency_ms": 30000}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let attacker_key = herald_api::cli::create_tenant(
+        &stack.settings,
+        &format!("attacker-{}", uuid::Uuid::new_v4().simple()),
+    )
+    .await
+    .unwrap();
+    subscribe_endpoint(&stack, &attacker_key, &hanging_simulator, "hanging", &["*"]).await;
+    let simulator = stack.simulator.clone();
+    subscribe_endpoint(
+        &stack,
+        &stack.api_key,
+        &simulator,
+        "steady",
+        &["delivery.sent"],
+    )
+    .await;
+    stack
+        .put_user("u1", json!({"email": "u1@example.com"}))
+        .await;
+    let (stop, worker) = start_worker(&stack.settings).await;
+
+    // One event each (a skipped delivery: the recipient does not exist) for the tarpit.
+    let items: Vec<Value> = (0..EVENTS)
+        .map(|_| alert(&["nobody"], &["email"]))
+        .collect();
+    let response = stack
+        .client
+        .post(format!("{}/v1/notifications/batch", stack.api))
+        .bearer_auth(&attacker_key)
+        .json(&json!({ "notifications": items }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let subscription = loop {
+        let listed: Value = stack
+            .client
+            .get(format!("{}/v1/webhooks", stack.api))
+            .bearer_auth(&attacker_key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let subscription = listed["data"][0].clone();
+        if subscription["dropped_events"].as_u64() == Some(EVENTS - BOUND) {
+            break subscription;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the dropped events are not counted: {listed}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(subscription["pending_events"], BOUND, "{subscription}");
+    assert!(
+        subscription["backlog_full_since"].is_string(),
+        "{subscription}"
+    );
+    let stored = stack
+        .count(
+            "SELECT count(*) FROM webhook_event_sends s JOIN webhook_subscriptions w \
+             ON w.id = s.subscription_id WHERE w.url LIKE '%/webhooks/hanging'",
+        )
+        .await;
+    assert_eq!(stored, BOUND as i64, "the backlog stops at its bound");
+
+    // Another tenant's subscriber is not held back.
+    for _ in 0..5 {
+        stack.notify(alert(&["u1"], &["email"])).await;
+    }
+    let steady = wait_for_events(&stack, &simulator, "steady", 5, Duration::from_secs(10)).await;
+    assert_eq!(steady.len(), 5);
+
+    stop.cancel();
+    worker.await.unwrap().unwrap();
+
+    // A claim beside a backlog of a hundred thousand (as the table would hold without the bound,
+    // or with many subscriptions), run and rolled back: no step of it reads more than a few rows
+    // (each subscription's oldest due sends, from the index), never the whole backlog.
+    execute(
+        &stack.database,
+        "INSERT INTO webhook_event_sends (subscription_id, event_id, payload) \
+         SELECT w.id, gen_random_uuid(), '{}' FROM webhook_subscriptions w, \
+         generate_series(1, 100000) WHERE w.url LIKE '%/webhooks/hanging'",
+    )
+    .await;
+    execute(&stack.database, "ANALYZE webhook_event_sends").await;
+    execute(&stack.database, "ANALYZE webhook_subscriptions").await;
+    let transaction = stack.database.connection().begin().await.unwrap();
+    let plan: serde_json::Value = transaction
+        .query_one(Statement::from_sql_and_values(
+            DatabaseBackend::Postgres,
+            format!(
+                "EXPLAIN (ANALYZE, FORMAT JSON) {}",
+                herald_store::webhook_event_sends::CLAIM_DUE
+            ),
+            [
+                sea_orm::Value::from(uuid::Uuid::new_v4()),
+                sea_orm::Value::from(60_000_i64),
+                sea_orm::Value::from(256_i64),
+                sea_orm::Value::from(8_i64),
+                sea_orm::Value::from(Vec::<uuid::Uuid>::new()),
+                sea_orm::Value::from(Vec::<i32>::new()),
+            ],
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get_by_index(0)
+        .unwrap();
+    transaction.rollback().await.unwrap();
+    let most_rows_read = most_rows_of_any_step(&plan[0]["Plan"]);
+    assert!(
+        most_rows_read <= 100,
+        "a step of the claim read {most_rows_read} rows of a backlog of 100,000:\n{plan:#}"
+    );
+}
+
+/// The most rows any step of an `EXPLAIN (ANALYZE, FORMAT JSON)` plan produced or removed by a
+/// filter, over all its loops.
+fn most_rows_of_any_step(node: &Value) -> u64 {
+    let loops = node["Actual Loops"].as_f64().unwrap_or(1.0);
+    let rows = node["Actual Rows"].as_f64().unwrap_or(0.0)
+        + node["Rows Removed by Filter"].as_f64().unwrap_or(0.0);
+    let own = (rows * loops).round() as u64;
+    node["Plans"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(most_rows_of_any_step)
+        .fold(own, u64::max)
 }
