@@ -94,7 +94,7 @@ else
   export HERALD_SIM_SMTP_LISTEN="${HERALD_SIM_SMTP_LISTEN:-127.0.0.1:19325}"
   # Requests over 100 ms are logged at warn: under stress that alone is plenty.
   export RUST_LOG="${RUST_LOG:-warn}"
-  log "building Herald (release)"
+  [ -n "${HERALD_BIN_DIR:-}" ] || log "building Herald (release)"
   stack_build
   stack_isolate "k6_$SCENARIO"
   isolated_database="${HERALD_DATABASE__URL##*/}"

@@ -11,7 +11,9 @@ started_services="$(mktemp)"
 # and leftovers of an interrupted run when the next one starts.
 test_databases='herald\_test\_%'
 second_stream=""
+third_stream=""
 trap '[ -z "$second_stream" ] || kill -- "$second_stream" 2>/dev/null || true
+      [ -z "$third_stream" ] || kill -- "$third_stream" 2>/dev/null || true
       scripts/services.sh drop-databases "$test_databases" || true
       scripts/services.sh stop $(cat "$started_services"); rm -f "$started_services"' EXIT
 # A broker this run starts begins empty: every topic on it is a test's own, made afresh.
@@ -27,6 +29,10 @@ export HERALD_TEST_KAFKA_BROKERS="$HERALD_KAFKA__BROKERS"
 export HERALD_TEST_KAFKA_SCRIPT="$PWD/scripts/kafka.sh"
 export HERALD_TEST_PG_BIN_DIR="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"
 
+# The pinned tools (k6, helm, promtool, …) once, before the streams below would install them at
+# the same time.
+scripts/tools.sh install
+
 # Everything the suites run is built first, at once (two compilations at the same time would
 # only share two cores). One feature set for every invocation below, the CPU profile endpoint
 # included (a cargo feature, off in the release images): its test runs with the others, and no
@@ -35,29 +41,39 @@ export HERALD_TEST_PG_BIN_DIR="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tai
 features=(--features herald-telemetry/profiling)
 cargo test --workspace "${features[@]}" --lib --bins --tests --examples --benches --no-run "$@"
 
-# Two streams side by side. Within each, one test at a time: an end-to-end test runs an API,
+# Three streams side by side. Within each, one test at a time: an end-to-end test runs an API,
 # workers, a simulator and sometimes its own brokers, and two heavy ones at once on 2 cores starve
-# each other's group heartbeats. The tests of the second stream mostly wait (for a broker, a session
-# timeout, a load test's clock), so they share the machine with the first at little cost: a fresh
-# machine's `make test` is about a third shorter than one stream (README).
+# each other's group heartbeats. The second stream's tests mostly wait (for brokers restarting,
+# sessions expiring), and the third is a light load (20 and 40 req/s), so they share the machine
+# with the first at little cost (40-75 % of the CPU is busy): a fresh machine's `make test` takes
+# about 17 minutes instead of 28 (README).
 # Stream 2: the deployment checks, the API suite, the worker tests that wait on brokers restarting
-# or sessions expiring, then the dashboards against the debug binaries just built.
+# or sessions expiring.
 slow_worker_tests=(kafka_cluster:: restarts:: crashes::a_broker_restart_mid_run_loses_nothing)
-stream_log="$HERALD_RUN_DIR/test-second-stream.log"
 mkdir -p "$HERALD_RUN_DIR"
+second_log="$HERALD_RUN_DIR/test-second-stream.log"
+third_log="$HERALD_RUN_DIR/test-third-stream.log"
 (
   set -e
   # Containers, the Helm chart and the k8s manifests: hadolint, helm, kubernetes-validate (docs/DEPLOY.md).
   scripts/check-deploy.sh
   cargo test --workspace "${features[@]}" --test api --no-fail-fast "$@" -- --test-threads=1
   cargo test --workspace "${features[@]}" --test worker "$@" -- --test-threads=1 "${slow_worker_tests[@]}"
-  # The dashboards and alert rules: schema, promtool, and every panel and rule against a running Herald.
-  HERALD_BIN_DIR=target/debug scripts/check-dashboards.sh
-) >"$stream_log" 2>&1 &
+) >"$second_log" 2>&1 &
 second_stream=$!
+# Stream 3, against the debug binaries just built: the k6 smoke test (load-tests/README.md), a
+# minute of every endpoint against the SLA at a rate the debug build serves as easily as the
+# release one (`make load-test` builds that); then the dashboards and alert rules: schema,
+# promtool, and every panel and rule against a running Herald.
+(
+  set -e
+  HERALD_BIN_DIR=target/debug scripts/load-test.sh smoke
+  HERALD_BIN_DIR=target/debug scripts/check-dashboards.sh
+) >"$third_log" 2>&1 &
+third_stream=$!
 
 # Stream 1: unit tests (the profiling endpoint's among them), the simulator's suite and the rest of
-# the worker's, the benches, then the k6 smoke test.
+# the worker's, then the benches.
 first_stream_status=0
 skips=()
 for test_name in "${slow_worker_tests[@]}"; do skips+=(--skip "$test_name"); done
@@ -65,16 +81,18 @@ cargo test --workspace "${features[@]}" --lib --bins --examples --test simulator
   --no-fail-fast "$@" -- --test-threads=1 "${skips[@]}" || first_stream_status=$?
 # The criterion benches, each benchmark run once as a test (criterion takes no libtest options).
 cargo test --workspace "${features[@]}" --benches --no-fail-fast "$@" || first_stream_status=$?
-# The k6 smoke test (load-tests/README.md): a minute of every endpoint against the SLA, at a rate
-# the debug build serves as easily as the release one (`make load-test` builds that).
-HERALD_BIN_DIR=target/debug scripts/load-test.sh smoke || first_stream_status=$?
 
 second_stream_status=0
 wait "$second_stream" || second_stream_status=$?
 second_stream=""
-echo "---- the second stream: deployment checks, the API suite, the slow worker tests, the dashboards ----"
-cat "$stream_log"
-if [ "$first_stream_status" != 0 ] || [ "$second_stream_status" != 0 ]; then
-  echo "make test failed: first stream exit $first_stream_status, second stream exit $second_stream_status" >&2
+third_stream_status=0
+wait "$third_stream" || third_stream_status=$?
+third_stream=""
+echo "---- the second stream: deployment checks, the API suite, the slow worker tests ----"
+cat "$second_log"
+echo "---- the third stream: the k6 smoke test, the dashboards ----"
+cat "$third_log"
+if [ "$first_stream_status" != 0 ] || [ "$second_stream_status" != 0 ] || [ "$third_stream_status" != 0 ]; then
+  echo "make test failed: streams exited $first_stream_status, $second_stream_status, $third_stream_status" >&2
   exit 1
 fi

@@ -21,6 +21,7 @@ mod m20261126_000012_cancel_held_deliveries;
 mod m20261204_000013_early_provider_reports;
 mod m20261204_000014_retention_spares_unfinished_work;
 mod m20261205_000015_bounded_subscription_backlogs;
+mod m20261205_000016_tenant_ingest_limits;
 
 pub struct Migrator;
 
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000013_early_provider_reports::Migration),
             Box::new(m20261204_000014_retention_spares_unfinished_work::Migration),
             Box::new(m20261205_000015_bounded_subscription_backlogs::Migration),
+            Box::new(m20261205_000016_tenant_ingest_limits::Migration),
         ]
     }
 }

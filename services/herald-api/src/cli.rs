@@ -84,6 +84,22 @@ pub async fn ensure_tenant_with_key(
     Ok(key.key)
 }
 
+/// Sets the ingest limit of the tenant named (or identified by) `tenant`: notifications per second
+/// (0: none), or `None` for the configured default. Every API replica applies it within
+/// [`crate::tenant_limits::RELOAD_EVERY`].
+pub async fn set_ingest_limit(
+    settings: &Settings,
+    tenant: &str,
+    notifications_per_second: Option<u32>,
+) -> anyhow::Result<()> {
+    let database = connect_database(settings).await?;
+    let Some(tenant_id) = herald_store::tenants::find_tenant_id(&database, tenant).await? else {
+        anyhow::bail!("no tenant is named or identified by {tenant:?}");
+    };
+    herald_store::tenants::set_ingest_limit(&database, tenant_id, notifications_per_second).await?;
+    Ok(())
+}
+
 /// Revokes a key; every API replica stops accepting it at once. Returns whether it was active.
 pub async fn revoke_key(settings: &Settings, key: &str) -> anyhow::Result<bool> {
     let database = connect_database(settings).await?;

@@ -57,6 +57,8 @@ pub enum ApiError {
     TooManyRequests,
     #[error("too many of this tenant's reads are in flight; retry later")]
     TenantBusy,
+    #[error("this tenant submits more notifications per second than its limit; retry after {} ms", retry_after.as_millis())]
+    TenantRateLimited { retry_after: std::time::Duration },
     #[error("the database refused this notification: {0}")]
     RefusedByDatabase(String),
     #[error("a dependency is unavailable; retry later")]
@@ -101,7 +103,9 @@ impl ApiError {
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::BodyReadTimeout { .. } => "body_timeout",
             ApiError::Overloaded(_) => "overloaded",
-            ApiError::TooManyRequests | ApiError::TenantBusy => "rate_limited",
+            ApiError::TooManyRequests
+            | ApiError::TenantBusy
+            | ApiError::TenantRateLimited { .. } => "rate_limited",
             ApiError::RefusedByDatabase(_) => "validation_failed",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
@@ -118,6 +122,9 @@ impl ApiError {
                 serde_json::json!({ "limit_bytes": limit_bytes })
             }
             ApiError::NotificationFinal { status } => serde_json::json!({ "status": status }),
+            ApiError::TenantRateLimited { retry_after } => {
+                serde_json::json!({ "retry_after_ms": retry_after.as_millis() as u64 })
+            }
             ApiError::DeliveryNotFailed { status } => serde_json::json!({ "status": status }),
             ApiError::RefusedByDatabase(reason) => {
                 serde_json::json!([{ "field": "$", "problem": format!("the database refused it: {reason}") }])
@@ -146,7 +153,9 @@ impl ResponseError for ApiError {
             ApiError::Validation(_) | ApiError::RefusedByDatabase(_) => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
-            ApiError::TooManyRequests | ApiError::TenantBusy => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::TooManyRequests
+            | ApiError::TenantBusy
+            | ApiError::TenantRateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::MissingApiKey | ApiError::InvalidApiKey | ApiError::UnsignedCallback(_) => {
                 StatusCode::UNAUTHORIZED
             }
@@ -173,7 +182,12 @@ impl ResponseError for ApiError {
             _ => {}
         }
         let mut response = HttpResponse::build(self.status_code());
-        if matches!(
+        if let ApiError::TenantRateLimited { retry_after } = self {
+            // Whole seconds, rounded up: a client that waits that long is admitted.
+            let seconds = retry_after.as_millis().div_ceil(1000).max(1);
+            let seconds = u32::try_from(seconds).unwrap_or(u32::MAX);
+            response.insert_header((header::RETRY_AFTER, HeaderValue::from(seconds)));
+        } else if matches!(
             self.status_code(),
             StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS
         ) {

@@ -13,6 +13,7 @@ pub mod request_span;
 pub mod routes;
 pub mod startup;
 pub mod state;
+pub mod tenant_limits;
 pub mod timing;
 
 pub use startup::Application;

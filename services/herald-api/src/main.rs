@@ -40,6 +40,17 @@ enum Command {
         #[arg(long, env = "HERALD_REVOKE_KEY", hide_env_values = true)]
         key: String,
     },
+    /// Set a tenant's ingest limit in notifications per second (0: none), or with `--default` go
+    /// back to `ingest.tenant_notifications_per_second`. Every API replica applies it within 2 s.
+    SetIngestLimit {
+        /// The tenant's name or id.
+        #[arg(long)]
+        tenant: String,
+        #[arg(long, required_unless_present = "default", conflicts_with = "default")]
+        notifications_per_second: Option<u32>,
+        #[arg(long)]
+        default: bool,
+    },
     /// List records the broker refused for good (JSON lines).
     Parked {
         #[arg(long, default_value_t = 100)]
@@ -101,6 +112,26 @@ async fn run(arguments: Arguments) -> anyhow::Result<()> {
         Command::EnsureTenant { name, api_key } => {
             let key = cli::ensure_tenant_with_key(&settings, &name, api_key).await?;
             println!("{key}");
+        }
+        Command::SetIngestLimit {
+            tenant,
+            notifications_per_second,
+            default,
+        } => {
+            let limit = if default {
+                None
+            } else {
+                notifications_per_second
+            };
+            cli::set_ingest_limit(&settings, &tenant, limit).await?;
+            match limit {
+                Some(0) => println!("{tenant}: no ingest limit"),
+                Some(rate) => println!("{tenant}: {rate} notifications per second"),
+                None => println!(
+                    "{tenant}: the default ({} notifications per second; 0 is none)",
+                    settings.ingest.tenant_notifications_per_second
+                ),
+            }
         }
         Command::RevokeKey { key } => {
             let revoked = cli::revoke_key(&settings, &key).await?;

@@ -193,6 +193,24 @@ pub static AUTH_THROTTLED: Lazy<IntCounter> = Lazy::new(|| {
     .unwrap()
 });
 
+pub static TENANT_RATE_LIMITED: Lazy<IntCounter> = Lazy::new(|| {
+    register_int_counter_with_registry!(
+        "herald_tenant_rate_limited_total",
+        "Ingest requests refused with 429 because their tenant is over its notifications per second (ingest.tenant_notifications_per_second or its override).",
+        REGISTRY
+    )
+    .unwrap()
+});
+
+pub static TENANT_RATE_LIMIT_FALLBACKS: Lazy<IntCounter> = Lazy::new(|| {
+    register_int_counter_with_registry!(
+        "herald_tenant_rate_limit_fallbacks_total",
+        "Tenant rate limit decisions made in process because Redis did not answer within 50 ms (each replica then limits alone).",
+        REGISTRY
+    )
+    .unwrap()
+});
+
 pub static PROVIDER_REPORTS: Lazy<IntCounterVec> = Lazy::new(|| {
     register_int_counter_vec_with_registry!(
         "herald_provider_reports_total",
@@ -307,6 +325,8 @@ pub fn register_all() {
     Lazy::force(&BODY_READ_TIMEOUTS);
     Lazy::force(&RETENTION_BLOCKED_DAYS);
     Lazy::force(&AUTH_THROTTLED);
+    Lazy::force(&TENANT_RATE_LIMITED);
+    Lazy::force(&TENANT_RATE_LIMIT_FALLBACKS);
     Lazy::force(&PROVIDER_REPORTS);
     Lazy::force(&PROVIDER_EVENTS_IGNORED);
     Lazy::force(&PROVIDER_CALLBACKS_REFUSED);

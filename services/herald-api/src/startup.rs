@@ -141,6 +141,21 @@ impl Application {
                 routes::provider_callbacks::run_early_reports(database.clone(), shutdown.clone())
             }));
         }
+        let tenant_limits = Arc::new(crate::tenant_limits::TenantLimits::new(
+            redis.clone(),
+            settings.ingest.tenant_notifications_per_second,
+        ));
+        {
+            let (tenant_limits, database, shutdown) =
+                (tenant_limits.clone(), database.clone(), shutdown.clone());
+            supervised.spawn(supervise("tenant_limits", move || {
+                crate::tenant_limits::run_reload(
+                    tenant_limits.clone(),
+                    database.clone(),
+                    shutdown.clone(),
+                )
+            }));
+        }
         let authenticator = Arc::new(TenantAuthenticator::new(database.clone()));
         {
             let (authenticator, shutdown) = (authenticator.clone(), shutdown.clone());
@@ -161,6 +176,7 @@ impl Application {
                 COMMIT_TIMEOUT,
             ),
             request_bytes: RequestBytes::new(settings.ingest.max_bytes_in_flight),
+            tenant_limits,
             read_permits: ReadPermits::new(
                 settings.server.max_concurrent_reads,
                 settings.server.max_concurrent_reads_per_tenant,

@@ -15,6 +15,8 @@ pub struct AppState {
     pub ingest: IngestHandle,
     pub request_bytes: RequestBytes,
     pub read_permits: ReadPermits,
+    /// Each tenant's ingest rate limit, shared by the replicas through Redis.
+    pub tenant_limits: std::sync::Arc<crate::tenant_limits::TenantLimits>,
     pub limits: RequestLimits,
     /// How long the recipient cache keeps an entry the API writes through.
     pub user_cache_ttl_seconds: u64,

@@ -160,6 +160,10 @@ pub struct IngestSettings {
     pub max_batch_items: usize,
     /// Most `user_ids` in one notification.
     pub max_recipients: usize,
+    /// Notifications per second one tenant may submit, shared by every API replica through Redis
+    /// (429 with `Retry-After` beyond; a burst of a second's worth, or of one full batch); 0 for no
+    /// limit. An operator overrides it per tenant with `herald-api set-ingest-limit`.
+    pub tenant_notifications_per_second: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -161,3 +161,78 @@ pub async fn revoke_api_key(database: &Database, key_hash: &[u8]) -> Result<bool
         })
         .await
 }
+
+/// The tenant named `name`, or whose id is `name`: what an operator may type.
+pub async fn find_tenant_id(
+    database: &Database,
+    name_or_id: &str,
+) -> Result<Option<Uuid>, StoreError> {
+    if let Ok(id) = Uuid::parse_str(name_or_id) {
+        let found = database
+            .run(
+                "tenants.find_by_id",
+                tenants::Entity::find_by_id(id).one(database.connection()),
+            )
+            .await?;
+        if found.is_some() {
+            return Ok(Some(id));
+        }
+    }
+    Ok(find_tenant_by_name(database, name_or_id)
+        .await?
+        .map(|tenant| tenant.id))
+}
+
+/// Sets the tenant's ingest limit in notifications per second (0: none), or removes it so the
+/// configured default applies (`None`).
+pub async fn set_ingest_limit(
+    database: &Database,
+    tenant_id: Uuid,
+    notifications_per_second: Option<u32>,
+) -> Result<(), StoreError> {
+    let statement = match notifications_per_second {
+        Some(rate) => Statement::from_sql_and_values(
+            DatabaseBackend::Postgres,
+            "INSERT INTO tenant_ingest_limits (tenant_id, notifications_per_second) VALUES ($1, $2) \
+             ON CONFLICT (tenant_id) DO UPDATE \
+             SET notifications_per_second = excluded.notifications_per_second, updated_at = now()",
+            [Value::from(tenant_id), Value::from(i64::from(rate))],
+        ),
+        None => Statement::from_sql_and_values(
+            DatabaseBackend::Postgres,
+            "DELETE FROM tenant_ingest_limits WHERE tenant_id = $1",
+            [Value::from(tenant_id)],
+        ),
+    };
+    database
+        .run(
+            "tenants.set_ingest_limit",
+            database.connection().execute(statement),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Every tenant's ingest limit override: (tenant, notifications per second, 0 for none).
+pub async fn ingest_limits(database: &Database) -> Result<Vec<(Uuid, u32)>, StoreError> {
+    use sea_orm::FromQueryResult;
+    #[derive(FromQueryResult)]
+    struct Row {
+        tenant_id: Uuid,
+        notifications_per_second: i32,
+    }
+    let rows = database
+        .run(
+            "tenants.ingest_limits",
+            Row::find_by_statement(Statement::from_string(
+                DatabaseBackend::Postgres,
+                "SELECT tenant_id, notifications_per_second FROM tenant_ingest_limits",
+            ))
+            .all(database.connection()),
+        )
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| (row.tenant_id, row.notifications_per_second.max(0) as u32))
+        .collect())
+}

@@ -56,7 +56,7 @@ fn accepted_or_error(outcome: CommitOutcome) -> Result<AcceptedResponse, ApiErro
         (status = 413, body = ErrorBody, description = "body over the size limit"),
         (status = 415, body = ErrorBody, description = "body is not JSON"),
         (status = 422, body = ErrorBody, description = "validation failed; details name each field"),
-        (status = 429, body = ErrorBody, description = "too many unknown API keys from this client; see Retry-After"),
+        (status = 429, body = ErrorBody, description = "the tenant is over its notifications per second (`details.retry_after_ms`), or too many unknown API keys from this client; see Retry-After"),
         (status = 503, body = ErrorBody, description = "durability cannot be guaranteed now; see Retry-After"),
     ),
     security(("api_key" = [])))]
@@ -76,6 +76,7 @@ pub async fn create_notification(
             now,
         )
         .map_err(ApiError::Validation)?;
+    admit_for_tenant(&state, tenant.id, 1).await?;
     let prepared = PreparedNotification::new(tenant.id, validated, now, current_traceparent());
     let outcome = state
         .ingest
@@ -136,7 +137,7 @@ impl BatchItemResult {
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
         (status = 422, body = ErrorBody, description = "empty, over 1000 items, or every item invalid"),
-        (status = 429, body = ErrorBody),
+        (status = 429, body = ErrorBody, description = "the tenant is over its notifications per second (every valid item counts; `details.retry_after_ms`), or too many unknown API keys from this client; see Retry-After"),
         (status = 503, body = ErrorBody),
     ),
     security(("api_key" = [])))]
@@ -200,6 +201,7 @@ pub async fn create_notification_batch(
     }
 
     if !prepared.is_empty() {
+        admit_for_tenant(&state, tenant.id, prepared.len()).await?;
         let outcomes = state
             .ingest
             .commit(prepared)
@@ -277,4 +279,20 @@ pub fn ingest_error_to_api(error: IngestError) -> ApiError {
             ApiError::Unavailable(anyhow::anyhow!("no commit within the commit timeout"))
         }
     }
+}
+
+/// The tenant's ingest rate limit (`tenant_limits.rs`): `notifications` more now, or a 429 saying
+/// when. Counted after validation, so invalid items cost nothing, and before the commit.
+async fn admit_for_tenant(
+    state: &AppState,
+    tenant_id: Uuid,
+    notifications: usize,
+) -> Result<(), ApiError> {
+    state
+        .tenant_limits
+        .admit(tenant_id, notifications)
+        .await
+        .map_err(|limited| ApiError::TenantRateLimited {
+            retry_after: limited.retry_after,
+        })
 }

@@ -619,3 +619,116 @@ async fn a_placeholder_bomb_is_a_422_naming_the_field_and_what_it_renders_to() {
     assert_eq!(app.count("SELECT count(*) FROM notifications").await, 1);
     app.stop().await;
 }
+
+/// POSTs one notification as `api_key` to `address`; returns the status, `Retry-After` and body.
+async fn post_as(
+    client: &reqwest::Client,
+    address: &str,
+    api_key: &str,
+    body: &Value,
+) -> (u16, Option<u64>, Value) {
+    let response = client
+        .post(format!("{address}/v1/notifications"))
+        .bearer_auth(api_key)
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse().ok());
+    (
+        status,
+        retry_after,
+        response.json().await.unwrap_or(Value::Null),
+    )
+}
+
+/// A tenant over its ingest limit (set by the operator command) is refused with 429, a
+/// `Retry-After` and the wait in the body, counted across two API replicas through Redis; a big
+/// batch passes on a full bucket and pays its whole cost; another tenant on the same replicas is
+/// never refused (issue 14, hole 7).
+#[tokio::test]
+async fn a_tenant_over_its_ingest_limit_gets_429_on_every_replica_and_another_tenant_none() {
+    const LIMIT: u32 = 10;
+    let app = spawn_app().await;
+    herald_api::cli::set_ingest_limit(&app.settings, &app.tenant_id.to_string(), Some(LIMIT))
+        .await
+        .unwrap();
+    let second = start_app(
+        app.settings.clone(),
+        Some((app.tenant_id, app.api_key.clone())),
+    )
+    .await;
+    let (_, neighbour_key) = create_tenant(&app.settings, &app.database, "neighbour").await;
+    // The first replica reloads the operators' limits every two seconds.
+    tokio::time::sleep(herald_api::tenant_limits::RELOAD_EVERY + Duration::from_millis(500)).await;
+
+    let replicas = [app.address.clone(), second.address.clone()];
+    let started = tokio::time::Instant::now();
+    let mut accepted = 0;
+    let mut refused = Vec::new();
+    for index in 0..40 {
+        let address = &replicas[index % 2];
+        let body = notification(&["limited-user"]);
+        let (status, retry_after, answer) =
+            post_as(&app.client, address, &app.api_key, &body).await;
+        match status {
+            202 => accepted += 1,
+            429 => refused.push((retry_after, answer)),
+            other => panic!("unexpected {other}: {answer}"),
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    // A burst of a second's worth, then the rate, whichever replica is asked.
+    let most = LIMIT as f64 * (1.0 + elapsed) + 1.0;
+    assert!(
+        accepted >= LIMIT as usize && (accepted as f64) <= most,
+        "{accepted} of 40 accepted in {elapsed:.2} s at {LIMIT}/s on two replicas"
+    );
+    assert_eq!(accepted + refused.len(), 40);
+    for (retry_after, answer) in &refused {
+        assert_eq!(*retry_after, Some(1), "{answer}");
+        assert_eq!(answer["error"]["code"], "rate_limited", "{answer}");
+        let wait = answer["error"]["details"]["retry_after_ms"]
+            .as_u64()
+            .unwrap();
+        assert!((1..=1000).contains(&wait), "{answer}");
+    }
+
+    // The neighbour, on the same replicas meanwhile: never refused.
+    for index in 0..40 {
+        let body = notification(&["neighbour-user"]);
+        let (status, _, answer) =
+            post_as(&app.client, &replicas[index % 2], &neighbour_key, &body).await;
+        assert_eq!(status, 202, "{answer}");
+    }
+
+    // On a full bucket a batch three times the burst passes, and pays for itself: the next
+    // notification waits about two seconds.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let batch: Vec<Value> = (0..30).map(|_| notification(&["limited-user"])).collect();
+    let response = app
+        .post_json(
+            "/v1/notifications/batch",
+            &json!({ "notifications": batch }),
+        )
+        .await;
+    assert_eq!(response.status(), 202);
+    let (status, retry_after, answer) = post_as(
+        &app.client,
+        &second.address,
+        &app.api_key,
+        &notification(&["limited-user"]),
+    )
+    .await;
+    assert_eq!(status, 429, "{answer}");
+    let wait = answer["error"]["details"]["retry_after_ms"]
+        .as_u64()
+        .unwrap();
+    assert!((1500..=2100).contains(&wait), "{answer}");
+    assert_eq!(retry_after, Some(wait.div_ceil(1000)));
+}
