@@ -55,6 +55,8 @@ pub enum ApiError {
     Overloaded(&'static str),
     #[error("too many requests with unknown API keys from this client; retry later")]
     TooManyRequests,
+    #[error("this client's request bodies in progress hold its whole share of the byte budget; retry later")]
+    ClientBytesExhausted,
     #[error("too many of this tenant's reads are in flight; retry later")]
     TenantBusy,
     #[error("this tenant submits more notifications per second than its limit; retry after {} ms", retry_after.as_millis())]
@@ -105,7 +107,8 @@ impl ApiError {
             ApiError::Overloaded(_) => "overloaded",
             ApiError::TooManyRequests
             | ApiError::TenantBusy
-            | ApiError::TenantRateLimited { .. } => "rate_limited",
+            | ApiError::TenantRateLimited { .. }
+            | ApiError::ClientBytesExhausted => "rate_limited",
             ApiError::RefusedByDatabase(_) => "validation_failed",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
@@ -155,7 +158,8 @@ impl ResponseError for ApiError {
             }
             ApiError::TooManyRequests
             | ApiError::TenantBusy
-            | ApiError::TenantRateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            | ApiError::TenantRateLimited { .. }
+            | ApiError::ClientBytesExhausted => StatusCode::TOO_MANY_REQUESTS,
             ApiError::MissingApiKey | ApiError::InvalidApiKey | ApiError::UnsignedCallback(_) => {
                 StatusCode::UNAUTHORIZED
             }

@@ -6,6 +6,7 @@ use futures::StreamExt;
 use herald_domain::FieldError;
 use serde::de::DeserializeOwned;
 
+use crate::client_address::TrustedProxies;
 use crate::error::ApiError;
 use crate::ingest::BytesPermit;
 use crate::metrics;
@@ -42,7 +43,12 @@ pub async fn read_any_body_within_budget(
         return Err(ApiError::PayloadTooLarge { limit_bytes });
     }
     let deadline = state.limits.body_read_timeout;
-    let read = read_reserving(payload, state, limit_bytes, declared_length);
+    // The client whose share of the byte budget the body takes (behind a trusted proxy, the
+    // forwarded client; every client of an unconfigured ingress shares the proxy's).
+    let client = request
+        .app_data::<web::Data<TrustedProxies>>()
+        .and_then(|proxies| proxies.client_of(request));
+    let read = read_reserving(payload, state, client, limit_bytes, declared_length);
     match tokio::time::timeout(deadline, read).await {
         Ok(read) => read,
         Err(_) => {
@@ -59,11 +65,15 @@ pub async fn read_any_body_within_budget(
 async fn read_reserving(
     mut payload: web::Payload,
     state: &AppState,
+    client: Option<std::net::IpAddr>,
     limit_bytes: usize,
     declared_length: Option<usize>,
 ) -> Result<(web::Bytes, BytesPermit), ApiError> {
     // A request in progress holds at least a byte, so an empty body is accounted too.
-    let mut permit = state.request_bytes.take(1).map_err(ingest_error_to_api)?;
+    let mut permit = state
+        .request_bytes
+        .take(client, 1)
+        .map_err(ingest_error_to_api)?;
     // Never allocated on the client's word alone: at most 64 KiB ahead of what has arrived.
     let mut body =
         web::BytesMut::with_capacity(declared_length.unwrap_or(1024).min(limit_bytes).min(65_536));
@@ -75,7 +85,7 @@ async fn read_reserving(
         }
         let chunk_permit = state
             .request_bytes
-            .take(chunk.len())
+            .take(client, chunk.len())
             .map_err(ingest_error_to_api)?;
         permit.merge(chunk_permit);
         body.extend_from_slice(&chunk);

@@ -66,7 +66,8 @@ pub static INGEST_REJECTED: Lazy<IntCounterVec> = Lazy::new(|| {
     register_int_counter_vec_with_registry!(
         "herald_ingest_rejected_total",
         "Notifications or requests refused after validation, by reason (queue_full, outbox_full, \
-         bytes_in_flight, refused_by_database, unavailable, idempotency_conflict).",
+         bytes_in_flight, client_bytes_in_flight, refused_by_database, unavailable, \
+         idempotency_conflict).",
         &["reason"],
         REGISTRY
     )
@@ -282,6 +283,7 @@ pub fn register_all() {
             &["queue_full"],
             &["outbox_full"],
             &["bytes_in_flight"],
+            &["client_bytes_in_flight"],
             &["refused_by_database"],
             &["unavailable"],
             &["idempotency_conflict"],

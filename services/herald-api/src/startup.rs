@@ -175,7 +175,10 @@ impl Application {
                 settings.outbox.max_unpublished,
                 COMMIT_TIMEOUT,
             ),
-            request_bytes: RequestBytes::new(settings.ingest.max_bytes_in_flight),
+            request_bytes: RequestBytes::new(
+                settings.ingest.max_bytes_in_flight,
+                max_bytes_per_client(&settings),
+            ),
             tenant_limits,
             read_permits: ReadPermits::new(
                 settings.server.max_concurrent_reads,
@@ -290,4 +293,10 @@ impl BackgroundTasks {
         }
         tracing::info!("shutdown complete");
     }
+}
+
+/// One client's share of the request byte budget: an eighth of it, and at least one body of the
+/// largest size (a client must always be able to send one).
+fn max_bytes_per_client(settings: &Settings) -> usize {
+    (settings.ingest.max_bytes_in_flight / 8).max(settings.server.max_body_bytes)
 }

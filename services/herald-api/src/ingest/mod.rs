@@ -93,6 +93,8 @@ pub enum IngestError {
     OutboxFull,
     #[error("too many request bytes are in progress")]
     BytesExhausted,
+    #[error("too many request bytes of this client are in progress")]
+    ClientBytesExhausted,
     #[error("the service is shutting down")]
     ShuttingDown,
     #[error("storing the submission timed out")]
@@ -176,8 +178,12 @@ impl IngestHandle {
     }
 }
 
-/// Held by a handler from before it reads its body until it answers: request bytes in progress.
-pub struct BytesPermit(#[allow(dead_code)] OwnedSemaphorePermit);
+/// Held by a handler from before it reads its body until it answers: request bytes in progress,
+/// in the whole budget and in its client's share.
+pub struct BytesPermit {
+    permit: OwnedSemaphorePermit,
+    client: Option<admission::ClientShare>,
+}
 
 pub fn collector_settings(settings: &herald_config::IngestSettings) -> CollectorSettings {
     CollectorSettings {

@@ -274,6 +274,7 @@ pub fn ingest_error_to_api(error: IngestError) -> ApiError {
         IngestError::BytesExhausted => {
             ApiError::Overloaded("too many request bytes are being processed")
         }
+        IngestError::ClientBytesExhausted => ApiError::ClientBytesExhausted,
         IngestError::ShuttingDown => ApiError::Overloaded("the service is shutting down"),
         IngestError::CommitTimedOut => {
             ApiError::Unavailable(anyhow::anyhow!("no commit within the commit timeout"))

@@ -453,18 +453,21 @@ async fn request_bytes_in_flight_are_bounded_in_bytes() {
     let app = spawn_app_with(|settings| {
         settings.server.max_body_bytes = 32 * 1024;
         settings.ingest.max_bytes_in_flight = 64 * 1024;
+        // Three clients behind one proxy, each within its own share: the budget is what runs out.
+        settings.server.trusted_proxies = vec!["127.0.0.1/32".to_owned()];
     })
     .await;
     // Two clients send 29,900 bytes of 30 KB bodies and stall: 60 of the 64 KiB are held (bytes
     // are held as they arrive, not as announced).
     let port: u16 = app.address.rsplit(':').next().unwrap().parse().unwrap();
     let mut slow_clients = Vec::new();
-    for _ in 0..2 {
+    for client in 1..=2 {
         let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
             .unwrap();
         let head = format!(
             "POST /v1/notifications HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {}\r\n\
+             X-Forwarded-For: 203.0.113.{client}\r\n\
              Content-Type: application/json\r\nContent-Length: 30000\r\n\r\n{}",
             app.api_key,
             " ".repeat(29_900)
@@ -477,12 +480,20 @@ async fn request_bytes_in_flight_are_bounded_in_bytes() {
     // 8 KB more than the 5.5 KB left.
     let mut probe = notification(&["u1"]);
     probe["data"]["padding"] = json!("p".repeat(8000));
-    let response = app.post_notification(&probe).await;
+    let post_probe = || {
+        app.client
+            .post(format!("{}/v1/notifications", app.address))
+            .bearer_auth(&app.api_key)
+            .header("X-Forwarded-For", "203.0.113.3")
+            .json(&probe)
+            .send()
+    };
+    let response = post_probe().await.unwrap();
     assert_eq!(response.status(), 503, "the byte budget is spent");
     assert!(response.headers().contains_key("retry-after"));
     drop(slow_clients);
     let accepted = eventually(Duration::from_secs(5), || async {
-        app.post_notification(&probe).await.status() == 202
+        post_probe().await.unwrap().status() == 202
     })
     .await;
     assert!(accepted, "the budget comes back when those requests end");
@@ -731,4 +742,85 @@ async fn a_tenant_over_its_ingest_limit_gets_429_on_every_replica_and_another_te
         .unwrap();
     assert!((1500..=2100).contains(&wait), "{answer}");
     assert_eq!(retry_after, Some(wait.div_ceil(1000)));
+}
+
+/// One client holding many slow bodies open gets 429 once it holds its share of the request byte
+/// budget (an eighth); another client behind the same trusted proxy still gets its notification
+/// accepted, while before the greedy one took the whole budget and everyone got 503.
+#[tokio::test]
+async fn one_client_holding_slow_bodies_takes_only_its_share_of_the_byte_budget() {
+    let app = spawn_app_with(|settings| {
+        settings.ingest.max_bytes_in_flight = 1024 * 1024;
+        settings.server.max_body_bytes = 64 * 1024;
+        settings.server.trusted_proxies = vec!["127.0.0.1/32".to_owned()];
+        settings.server.body_read_timeout_ms = 10_000;
+    })
+    .await;
+    let port: u16 = app.address.rsplit(':').next().unwrap().parse().unwrap();
+    // 20 bodies of 60 KB, each missing its last byte: 1.2 MB, more than the whole budget.
+    let mut holders = Vec::new();
+    let partial = format!(
+        "{{\"user_ids\": [\"u1\"], \"body\": \"{}",
+        "x".repeat(60_000)
+    );
+    for _ in 0..20 {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let head = format!(
+            "POST /v1/notifications HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {}\r\n\
+             X-Forwarded-For: 203.0.113.7\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n{partial}",
+            app.api_key,
+            partial.len() + 1,
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        holders.push(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // The greedy client's requests beyond its share were answered 429 at once.
+    let mut refused = 0;
+    for stream in &mut holders {
+        let mut answer = vec![0u8; 64];
+        use tokio::io::AsyncReadExt;
+        if let Ok(Ok(read)) =
+            tokio::time::timeout(Duration::from_millis(200), stream.read(&mut answer)).await
+        {
+            if String::from_utf8_lossy(&answer[..read]).starts_with("HTTP/1.1 429") {
+                refused += 1;
+            }
+        }
+    }
+    // A share of 128 KiB holds two 60 KB bodies.
+    assert_eq!(
+        refused, 18,
+        "all but its share's worth of bodies are refused"
+    );
+
+    let response = app
+        .client
+        .post(format!("{}/v1/notifications", app.address))
+        .bearer_auth(&app.api_key)
+        .header("X-Forwarded-For", "198.51.100.20")
+        .json(&notification(&["u2"]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        202,
+        "another client is not starved: {:?}",
+        response.text().await
+    );
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert_eq!(
+        metric_value(
+            &metrics,
+            "herald_ingest_rejected_total{reason=\"client_bytes_in_flight\"}"
+        ),
+        18.0
+    );
+    drop(holders);
+    app.stop().await;
 }

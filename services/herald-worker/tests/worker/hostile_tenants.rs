@@ -259,9 +259,12 @@ async fn a_tenants_tarpit_endpoint_holds_only_its_share_and_never_opens_anothers
         slowest < 1000,
         "tenant B's slowest webhook took {slowest} ms from acceptance to its recorded send"
     );
+    // The tarpit sees a timed-out call's connection close only when its reader runs, which on a
+    // busy machine can be after the worker's next call to it opened: one more than the share.
+    // Without the bound it held the lane's every slot (16).
     let most_held = tarpit.most_held.load(std::sync::atomic::Ordering::SeqCst);
     assert!(
-        (1..=PER_DESTINATION).contains(&most_held),
+        (1..=PER_DESTINATION + 1).contains(&most_held),
         "the tarpit held {most_held} calls at once; its share is {PER_DESTINATION}"
     );
     let metrics = worker_metrics(metrics_port).await;
