@@ -43,7 +43,7 @@ cargo test --workspace "${features[@]}" --lib --bins --tests --examples --benche
 # workers, a simulator and sometimes its own brokers, and two heavy ones at once on 2 cores starve
 # each other's group heartbeats. The second stream's tests mostly wait (for brokers restarting,
 # sessions expiring), so they share the machine with the first at little cost (40-75 % of the CPU
-# is busy): a fresh machine's `make test` takes about 17 minutes instead of 28 (README). A third
+# is busy): a fresh machine's `make test` takes 17½ to 19 minutes instead of 28 (README). A third
 # stream (the k6 smoke test and the dashboards from the start) saved nothing measurable and made
 # the heaviest worker test fail (its SendGrid calls timed out and the SMTP failover refused).
 # Stream 2: the deployment checks, the API suite, the worker tests that wait on brokers restarting
