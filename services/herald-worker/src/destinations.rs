@@ -82,6 +82,8 @@ pub struct Destination {
     /// Deliveries that found every call slot of this destination busy, oldest first; taken under
     /// this lock together with the slots, so an ending call never misses one parked meanwhile.
     parked: Mutex<VecDeque<HeldDelivery>>,
+    /// The lane's count of parked deliveries, over all its destinations.
+    lane_parked: Arc<AtomicUsize>,
 }
 
 impl std::fmt::Debug for Destination {
@@ -125,6 +127,7 @@ impl Destination {
                     .with_label_values(&[self.provider, "in_flight_share"])
                     .inc();
                 parked.push_back(delivery);
+                self.lane_parked.fetch_add(1, Ordering::AcqRel);
                 None
             }
         }
@@ -134,7 +137,11 @@ impl Destination {
     pub fn end_call(&self, call: DestinationCall) -> Option<HeldDelivery> {
         let mut parked = self.parked();
         drop(call.slot);
-        parked.pop_front()
+        let next = parked.pop_front();
+        if next.is_some() {
+            self.lane_parked.fetch_sub(1, Ordering::AcqRel);
+        }
+        next
     }
 
     /// Publishes a transition of this destination's circuit (the open ones are counted per lane,
@@ -192,6 +199,9 @@ pub struct Destinations {
     max_held: usize,
     tracked: Mutex<HashMap<String, Arc<Destination>>>,
     overflow: Arc<Destination>,
+    /// Deliveries parked with any destination: read on every turn of the lane's loop, so a count
+    /// rather than a walk over every destination.
+    parked: Arc<AtomicUsize>,
 }
 
 impl Destinations {
@@ -204,12 +214,13 @@ impl Destinations {
         let max_in_flight = (lane_max_in_flight / DESTINATION_SHARE_DIVISOR).max(1);
         let max_held = (lane_max_held / DESTINATION_SHARE_DIVISOR).max(1);
         metrics::declare_destinations(provider);
+        let parked = Arc::new(AtomicUsize::new(0));
         let overflow = Arc::new(Self::destination(
             provider,
             OVERFLOW_KEY.to_owned(),
             &circuit,
-            max_in_flight,
-            max_held,
+            (max_in_flight, max_held),
+            parked.clone(),
         ));
         Destinations {
             provider,
@@ -218,6 +229,7 @@ impl Destinations {
             max_held,
             tracked: Mutex::new(HashMap::new()),
             overflow,
+            parked,
         }
     }
 
@@ -225,8 +237,8 @@ impl Destinations {
         provider: &'static str,
         key: String,
         circuit: &CircuitBreakerSettings,
-        max_in_flight: usize,
-        max_held: usize,
+        (max_in_flight, max_held): (usize, usize),
+        lane_parked: Arc<AtomicUsize>,
     ) -> Destination {
         Destination {
             key,
@@ -236,6 +248,7 @@ impl Destinations {
             max_held,
             in_flight: Arc::new(Semaphore::new(max_in_flight)),
             parked: Mutex::new(VecDeque::new()),
+            lane_parked,
         }
     }
 
@@ -266,8 +279,8 @@ impl Destinations {
             self.provider,
             key.to_owned(),
             &self.circuit,
-            self.max_in_flight,
-            self.max_held,
+            (self.max_in_flight, self.max_held),
+            self.parked.clone(),
         ));
         tracked.insert(key.to_owned(), destination.clone());
         metrics::DESTINATIONS_TRACKED
@@ -306,19 +319,17 @@ impl Destinations {
             .cloned()
             .chain(std::iter::once(self.overflow.clone()))
             .collect();
-        destinations
+        let taken: Vec<HeldDelivery> = destinations
             .iter()
             .flat_map(|destination| destination.parked().drain(..).collect::<Vec<_>>())
-            .collect()
+            .collect();
+        self.parked.fetch_sub(taken.len(), Ordering::AcqRel);
+        taken
     }
 
     /// Is any delivery parked with a destination?
     pub fn any_parked(&self) -> bool {
-        let tracked = self.tracked();
-        !self.overflow.parked().is_empty()
-            || tracked
-                .values()
-                .any(|destination| !destination.parked().is_empty())
+        self.parked.load(Ordering::Acquire) > 0
     }
 
     /// The share of the lane's held deliveries one destination may take.
