@@ -17,6 +17,10 @@
 //! Redis unavailable: each replica limits alone with the same algorithm in process (so a tenant
 //! gets up to the limit per replica), counted in `herald_tenant_rate_limit_fallbacks_total`;
 //! ingest never fails because Redis did.
+//!
+//! Why not a crate: `governor` implements the same GCRA, but keeps its state in process; the count
+//! here must be one for every replica, so it lives in Redis, and the few lines of the in-process
+//! fallback are the same function ([`admission_wait`]) the script is.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError, RwLock};
