@@ -548,18 +548,7 @@ async fn trickling_bodies_hold_only_what_they_sent_and_are_cut_at_the_deadline()
 
     // Past the deadline each trickler is answered 408 and its bytes are back.
     tokio::time::sleep(Duration::from_millis(2_500)).await;
-    let mut timed_out = 0;
-    for stream in &mut tricklers {
-        let mut answer = vec![0u8; 64];
-        use tokio::io::AsyncReadExt;
-        if let Ok(Ok(read)) =
-            tokio::time::timeout(Duration::from_millis(500), stream.read(&mut answer)).await
-        {
-            if String::from_utf8_lossy(&answer[..read]).starts_with("HTTP/1.1 408") {
-                timed_out += 1;
-            }
-        }
-    }
+    let timed_out = answered_with(&mut tricklers, 408, Duration::from_millis(500)).await;
     assert_eq!(timed_out, 64, "every trickler is cut at the deadline");
     let metrics = app.get("/metrics").await.text().await.unwrap();
     assert_eq!(
@@ -780,18 +769,7 @@ async fn one_client_holding_slow_bodies_takes_only_its_share_of_the_byte_budget(
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     // The greedy client's requests beyond its share were answered 429 at once.
-    let mut refused = 0;
-    for stream in &mut holders {
-        let mut answer = vec![0u8; 64];
-        use tokio::io::AsyncReadExt;
-        if let Ok(Ok(read)) =
-            tokio::time::timeout(Duration::from_millis(200), stream.read(&mut answer)).await
-        {
-            if String::from_utf8_lossy(&answer[..read]).starts_with("HTTP/1.1 429") {
-                refused += 1;
-            }
-        }
-    }
+    let refused = answered_with(&mut holders, 429, Duration::from_millis(200)).await;
     // A share of 128 KiB holds two 60 KB bodies.
     assert_eq!(
         refused, 18,
@@ -823,4 +801,25 @@ async fn one_client_holding_slow_bodies_takes_only_its_share_of_the_byte_budget(
     );
     drop(holders);
     app.stop().await;
+}
+
+/// How many of `streams` (raw HTTP/1.1 requests) have been answered with `status`, reading each
+/// for at most `wait`.
+async fn answered_with(
+    streams: &mut [tokio::net::TcpStream],
+    status: u16,
+    wait: Duration,
+) -> usize {
+    use tokio::io::AsyncReadExt;
+    let status_line = format!("HTTP/1.1 {status}");
+    let mut answered = 0;
+    for stream in streams {
+        let mut answer = vec![0u8; 64];
+        if let Ok(Ok(read)) = tokio::time::timeout(wait, stream.read(&mut answer)).await {
+            if String::from_utf8_lossy(&answer[..read]).starts_with(&status_line) {
+                answered += 1;
+            }
+        }
+    }
+    answered
 }

@@ -284,6 +284,41 @@ async fn a_tenants_tarpit_endpoint_holds_only_its_share_and_never_opens_anothers
         refused_without_call > 0.0,
         "the tarpit's deliveries fail without a call while its circuit is open"
     );
+    // A's surplus beyond its destination's held share was left queued (by admission, and by the
+    // pump, which returns it without counting an attempt) instead of taking the lane's room ...
+    let held_back = metric_value(
+        &metrics,
+        "herald_destination_refusals_total{provider=\"webhook\",reason=\"held_share\"}",
+    );
+    assert!(held_back > 0.0, "A's surplus waited queued");
+    // ... and nothing of A's is lost meanwhile: each of its 300 deliveries exists, none was sent,
+    // and none is left `sending` without an owner to send it.
+    let of_tenant_a = format!(
+        "FROM deliveries d JOIN notifications n ON n.id = d.notification_id \
+         WHERE n.tenant_id <> '{}'",
+        stack.tenant_id
+    );
+    assert_eq!(
+        stack.count(&format!("SELECT count(*) {of_tenant_a}")).await,
+        300
+    );
+    assert_eq!(
+        stack
+            .count(&format!(
+                "SELECT count(*) {of_tenant_a} AND d.status = 'sent'"
+            ))
+            .await,
+        0
+    );
+    assert_eq!(
+        stack
+            .count(&format!(
+                "SELECT count(*) {of_tenant_a} AND d.status = 'sending' AND d.owner_session IS NULL"
+            ))
+            .await,
+        0,
+        "a deferred delivery is queued, not orphaned"
+    );
     drop(tarpit.holding);
 }
 

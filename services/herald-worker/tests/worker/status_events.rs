@@ -694,24 +694,17 @@ async fn subscriptions_are_validated_listed_without_secrets_bounded_and_deleted(
     assert_eq!(post(json!({"url": url, "events": ["*"]})).await.0, 201);
 }
 
-#[tokio::test]
-async fn a_hanging_subscriber_holds_only_its_own_slots_and_other_tenants_events_keep_going() {
-    let stack = start_stack_with(None, None, |settings| {
-        // Few slots: a hanging endpoint that could take them all would stall everyone.
-        settings.status_events.max_in_flight = 4;
-        settings.status_events.max_in_flight_per_subscription = 2;
-    })
-    .await;
+/// Another tenant's `*` subscription to `/webhooks/hanging` of a simulator of its own that answers
+/// after 30 s (every call times out: 1 s in tests), beside the stack tenant's `delivery.sent`
+/// subscription to `/webhooks/steady` of the stack's simulator, and the stack tenant's user `u1`.
+struct HangingBesideSteady {
+    other_key: String,
+    hanging_simulator: String,
+    simulator: String,
+}
+
+async fn hanging_subscriber_beside_a_steady_one(stack: &Stack) -> HangingBesideSteady {
     let hanging_simulator = start_simulator().await.http;
-    let simulator = stack.simulator.clone();
-    // Another tenant's endpoint answers after 30 s: every call to it times out (1 s in tests).
-    let other_key = herald_api::cli::create_tenant(
-        &stack.settings,
-        &format!("other-{}", uuid::Uuid::new_v4().simple()),
-    )
-    .await
-    .unwrap();
-    subscribe_endpoint(&stack, &other_key, &hanging_simulator, "hanging", &["*"]).await;
     let response = stack
         .client
         .put(format!("{hanging_simulator}/_sim/config/webhook"))
@@ -720,8 +713,16 @@ async fn a_hanging_subscriber_holds_only_its_own_slots_and_other_tenants_events_
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
+    let other_key = herald_api::cli::create_tenant(
+        &stack.settings,
+        &format!("other-{}", uuid::Uuid::new_v4().simple()),
+    )
+    .await
+    .unwrap();
+    subscribe_endpoint(stack, &other_key, &hanging_simulator, "hanging", &["*"]).await;
+    let simulator = stack.simulator.clone();
     subscribe_endpoint(
-        &stack,
+        stack,
         &stack.api_key,
         &simulator,
         "steady",
@@ -731,6 +732,26 @@ async fn a_hanging_subscriber_holds_only_its_own_slots_and_other_tenants_events_
     stack
         .put_user("u1", json!({"email": "u1@example.com"}))
         .await;
+    HangingBesideSteady {
+        other_key,
+        hanging_simulator,
+        simulator,
+    }
+}
+
+#[tokio::test]
+async fn a_hanging_subscriber_holds_only_its_own_slots_and_other_tenants_events_keep_going() {
+    let stack = start_stack_with(None, None, |settings| {
+        // Few slots: a hanging endpoint that could take them all would stall everyone.
+        settings.status_events.max_in_flight = 4;
+        settings.status_events.max_in_flight_per_subscription = 2;
+    })
+    .await;
+    let HangingBesideSteady {
+        other_key,
+        hanging_simulator,
+        simulator,
+    } = hanging_subscriber_beside_a_steady_one(&stack).await;
     let (stop, worker) = start_worker(&stack.settings).await;
 
     // The other tenant's backlog: 20 notifications to a recipient it does not have (skipped), so
@@ -872,34 +893,11 @@ async fn a_subscription_to_a_tarpit_keeps_a_bounded_backlog_and_shows_what_it_dr
         settings.status_events.max_pending_per_subscription = BOUND;
     })
     .await;
-    let hanging_simulator = start_simulator().await.http;
-    let response = stack
-        .client
-        .put(format!("{hanging_simulator}/_sim/config/webhook"))
-        .json(&json!({"latency_ms": 30000}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let attacker_key = herald_api::cli::create_tenant(
-        &stack.settings,
-        &format!("attacker-{}", uuid::Uuid::new_v4().simple()),
-    )
-    .await
-    .unwrap();
-    subscribe_endpoint(&stack, &attacker_key, &hanging_simulator, "hanging", &["*"]).await;
-    let simulator = stack.simulator.clone();
-    subscribe_endpoint(
-        &stack,
-        &stack.api_key,
-        &simulator,
-        "steady",
-        &["delivery.sent"],
-    )
-    .await;
-    stack
-        .put_user("u1", json!({"email": "u1@example.com"}))
-        .await;
+    let HangingBesideSteady {
+        other_key: attacker_key,
+        simulator,
+        ..
+    } = hanging_subscriber_beside_a_steady_one(&stack).await;
     let (stop, worker) = start_worker(&stack.settings).await;
 
     // One event each (a skipped delivery: the recipient does not exist) for the tarpit.
