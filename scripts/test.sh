@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 
 export HERALD_RUN_DIR="${HERALD_RUN_DIR:-/tmp/herald-test-run}"
+# Where the time goes, for whoever balances the two streams below next.
+phase_done() { echo "[test] $1 done, ${SECONDS} s into make test" >&2; }
 started_services="$(mktemp)"
 # Every test creates a database of its own (herald-testing); they are dropped when the run ends,
 # and leftovers of an interrupted run when the next one starts.
@@ -38,6 +40,7 @@ scripts/tools.sh install
 # for about two minutes).
 features=(--features herald-telemetry/profiling)
 cargo test --workspace "${features[@]}" --lib --bins --tests --examples --benches --no-run "$@"
+phase_done "the build"
 
 # Two streams side by side. Within each, one test at a time: an end-to-end test runs an API,
 # workers, a simulator and sometimes its own brokers, and two heavy ones at once on 2 cores starve
@@ -55,10 +58,14 @@ second_log="$HERALD_RUN_DIR/test-second-stream.log"
   set -e
   # Containers, the Helm chart and the k8s manifests: hadolint, helm, kubernetes-validate (docs/DEPLOY.md).
   scripts/check-deploy.sh
+  phase_done "stream 2: deployment checks"
   cargo test --workspace "${features[@]}" --test api --no-fail-fast "$@" -- --test-threads=1
+  phase_done "stream 2: API suite"
   cargo test --workspace "${features[@]}" --test worker "$@" -- --test-threads=1 "${slow_worker_tests[@]}"
+  phase_done "stream 2: slow worker tests"
   # The dashboards and alert rules: schema, promtool, and every panel and rule against a running Herald.
   HERALD_BIN_DIR=target/debug scripts/check-dashboards.sh
+  phase_done "stream 2: dashboards"
 ) >"$second_log" 2>&1 &
 second_stream=$!
 
@@ -69,11 +76,13 @@ skips=()
 for test_name in "${slow_worker_tests[@]}"; do skips+=(--skip "$test_name"); done
 cargo test --workspace "${features[@]}" --lib --bins --examples --test simulator --test worker \
   --no-fail-fast "$@" -- --test-threads=1 "${skips[@]}" || first_stream_status=$?
+phase_done "stream 1: unit, simulator and worker suites"
 # The criterion benches, each benchmark run once as a test (criterion takes no libtest options).
 cargo test --workspace "${features[@]}" --benches --no-fail-fast "$@" || first_stream_status=$?
 # The k6 smoke test (load-tests/README.md): a minute of every endpoint against the SLA, at a rate
 # the debug build serves as easily as the release one (`make load-test` builds that).
 HERALD_BIN_DIR=target/debug scripts/load-test.sh smoke || first_stream_status=$?
+phase_done "stream 1: benches and the k6 smoke test"
 
 second_stream_status=0
 wait "$second_stream" || second_stream_status=$?

@@ -22,6 +22,7 @@ mod m20261204_000013_early_provider_reports;
 mod m20261204_000014_retention_spares_unfinished_work;
 mod m20261205_000015_bounded_subscription_backlogs;
 mod m20261205_000016_tenant_ingest_limits;
+mod m20261205_000017_fair_delivery_queue;
 
 pub struct Migrator;
 
@@ -45,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000014_retention_spares_unfinished_work::Migration),
             Box::new(m20261205_000015_bounded_subscription_backlogs::Migration),
             Box::new(m20261205_000016_tenant_ingest_limits::Migration),
+            Box::new(m20261205_000017_fair_delivery_queue::Migration),
         ]
     }
 }

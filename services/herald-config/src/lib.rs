@@ -222,6 +222,9 @@ pub struct WorkerSettings {
     pub metrics_port: u16,
     pub user_cache_ttl_seconds: u64,
     pub content_cache_bytes: u64,
+    /// The part of each lane's `max_held` one tenant may hold (0 < share ≤ 1): the rest stays
+    /// free for the other tenants (docs/DESIGN.md, "Fairness between tenants").
+    pub tenant_held_share: f64,
 }
 
 impl WorkerSettings {

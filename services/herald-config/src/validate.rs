@@ -83,6 +83,13 @@ impl Settings {
                 "must be at least server.max_body_bytes, or the largest request could never be taken",
             ));
         }
+        let share = self.worker.tenant_held_share;
+        if !(share > 0.0 && share <= 1.0) {
+            return Err(invalid(
+                "worker.tenant_held_share",
+                "must be above 0 and at most 1 (the part of a lane's max_held one tenant may hold)",
+            ));
+        }
         if self.retention.days < 3 {
             return Err(invalid(
                 "retention.days",

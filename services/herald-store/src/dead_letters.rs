@@ -195,8 +195,8 @@ async fn replay_in(
         .await?;
     transaction
         .execute(statement(
-            "INSERT INTO delivery_queue (delivery_id, notification_id, provider, priority, due_at) \
-             SELECT d.id, d.notification_id, d.provider, coalesce(n.priority, 'normal'), now() \
+            "INSERT INTO delivery_queue (delivery_id, notification_id, provider, tenant_id, priority, due_at) \
+             SELECT d.id, d.notification_id, d.provider, d.tenant_id, coalesce(n.priority, 'normal'), now() \
              FROM deliveries d LEFT JOIN notifications n ON n.id = d.notification_id \
              WHERE d.notification_id = $1 AND d.id = $2 \
              ON CONFLICT (delivery_id) DO UPDATE SET due_at = excluded.due_at",

@@ -87,11 +87,12 @@ WITH input AS (
                 THEN 'cancelled with its notification before it was sent' ELSE last_error END
     FROM decided
     ON CONFLICT (notification_id, id) DO NOTHING
-    RETURNING notification_id, id, status, provider
+    RETURNING notification_id, id, status, provider, tenant_id
 ), queued AS (
     -- The priority is the notification's: one row per notification, however often it is listed.
-    INSERT INTO delivery_queue (delivery_id, notification_id, provider, priority, due_at)
-    SELECT inserted.id, inserted.notification_id, inserted.provider, wanted.priority, now()
+    INSERT INTO delivery_queue (delivery_id, notification_id, provider, tenant_id, priority, due_at)
+    SELECT inserted.id, inserted.notification_id, inserted.provider, inserted.tenant_id,
+           wanted.priority, now()
     FROM inserted
     JOIN (SELECT DISTINCT notification_id, priority FROM input) AS wanted
       ON wanted.notification_id = inserted.notification_id
@@ -195,6 +196,23 @@ impl ClaimedDelivery {
     }
 }
 
+/// What a claim may take of each tenant: `rooms[i]` of `tenants[i]`, `unlisted` of any other.
+#[derive(Debug, Clone, Copy)]
+pub struct TenantRoom<'a> {
+    pub tenants: &'a [Uuid],
+    pub rooms: &'a [usize],
+    pub unlisted: usize,
+}
+
+impl TenantRoom<'_> {
+    /// Every tenant may take the whole claim.
+    pub const UNBOUNDED: TenantRoom<'static> = TenantRoom {
+        tenants: &[],
+        rooms: &[],
+        unlisted: usize::MAX >> 1,
+    };
+}
+
 /// Which priorities a claim takes, from the highest to the lowest (inclusive).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PriorityBand {
@@ -215,9 +233,16 @@ impl PriorityBand {
     };
 }
 
+/// Tenants one claim takes turns between, at most: each is one index probe to find and one to
+/// read; a claim starts at a random point of the tenants with entries, so beyond this many every
+/// tenant still comes up in turn, claim after claim.
+pub const MAX_TENANTS_PER_CLAIM: i64 = 64;
+
 /// Claims up to `limit` due entries of `provider`'s delivery queue whose priority is in `band`,
-/// highest priority first, then by due time, for `session`, as the send batch `send_batch_id`.
-/// Queue entries whose delivery is no longer waiting are dropped.
+/// for `session`, as the send batch `send_batch_id`, taking turns by tenant (docs/DESIGN.md,
+/// "Fairness between tenants"): up to [`MAX_TENANTS_PER_CLAIM`] tenants with entries, each giving
+/// at most its equal part of `limit` and at most its `room` in the lane, its highest priority
+/// first, then by due time. Queue entries whose delivery is no longer waiting are dropped.
 pub async fn claim_queued(
     database: &Database,
     session: Uuid,
@@ -225,20 +250,57 @@ pub async fn claim_queued(
     band: PriorityBand,
     limit: usize,
     send_batch_id: Uuid,
+    room: &TenantRoom<'_>,
 ) -> Result<Vec<ClaimedDelivery>, StoreError> {
+    debug_assert_eq!(room.tenants.len(), room.rooms.len());
     let statement = Statement::from_sql_and_values(
         DatabaseBackend::Postgres,
         r#"
-WITH picked AS MATERIALIZED (
-    -- The enum's order is high < normal < low: the index (provider, priority, due_at) serves
-    -- this scan in its own order. Picked once, here: as an `IN (...)` subquery the planner may
-    -- run it again for each row it deletes, and with SKIP LOCKED every run finds new rows, so the
-    -- claim took several times LIMIT (measured: 3,936 claimed for 500 wanted).
-    SELECT delivery_id FROM delivery_queue
-    WHERE provider = $1 AND priority BETWEEN $5::priority AND $6::priority AND due_at <= now()
-    ORDER BY priority, due_at
+WITH RECURSIVE turns (tenant_id, first_tenant_id, turn) AS (
+    -- A loose index scan of (provider, tenant_id, ...): the first tenant after a random point, then
+    -- each next one, wrapping around, until back at the first or MAX_TENANTS_PER_CLAIM are found.
+    SELECT start.tenant_id, start.tenant_id, 1
+    FROM (SELECT coalesce(
+              (SELECT tenant_id FROM delivery_queue WHERE provider = $1 AND tenant_id > $7
+               ORDER BY tenant_id LIMIT 1),
+              (SELECT tenant_id FROM delivery_queue WHERE provider = $1
+               ORDER BY tenant_id LIMIT 1)) AS tenant_id) AS start
+    WHERE start.tenant_id IS NOT NULL
+  UNION ALL
+    SELECT next.tenant_id, turns.first_tenant_id, turns.turn + 1
+    FROM turns, LATERAL (SELECT coalesce(
+              (SELECT tenant_id FROM delivery_queue WHERE provider = $1 AND tenant_id > turns.tenant_id
+               ORDER BY tenant_id LIMIT 1),
+              (SELECT tenant_id FROM delivery_queue WHERE provider = $1
+               ORDER BY tenant_id LIMIT 1)) AS tenant_id) AS next
+    WHERE turns.turn < $8 AND next.tenant_id <> turns.first_tenant_id
+), eligible AS MATERIALIZED (
+    SELECT turns.tenant_id, turns.turn,
+           least(coalesce(room.room, $11), ceil($2::numeric / (SELECT count(*) FROM turns))) AS room
+    FROM turns LEFT JOIN unnest($9::uuid[], $10::bigint[]) AS room (tenant_id, room)
+      ON room.tenant_id = turns.tenant_id
+), picked AS MATERIALIZED (
+    -- Each tenant's equal part, from the index in its own order (the enum's order is
+    -- high < normal < low). Picked once, here: as an `IN (...)` subquery the planner may run it
+    -- again for each row it deletes, and with SKIP LOCKED every run finds new rows, so the claim
+    -- took several times LIMIT (measured: 3,936 claimed for 500 wanted).
+    SELECT entry.delivery_id
+    FROM (
+        SELECT entry.delivery_id,
+               row_number() OVER (PARTITION BY eligible.tenant_id
+                                  ORDER BY entry.priority, entry.due_at) AS place,
+               eligible.turn
+        FROM eligible CROSS JOIN LATERAL (
+            SELECT delivery_id, priority, due_at FROM delivery_queue
+            WHERE provider = $1 AND tenant_id = eligible.tenant_id
+              AND priority BETWEEN $5::priority AND $6::priority AND due_at <= now()
+            ORDER BY priority, due_at
+            LIMIT eligible.room::bigint
+            FOR UPDATE SKIP LOCKED
+        ) AS entry
+    ) AS entry
+    ORDER BY entry.place, entry.turn
     LIMIT $2
-    FOR UPDATE SKIP LOCKED
 ), due AS (
     DELETE FROM delivery_queue WHERE delivery_id IN (SELECT delivery_id FROM picked)
     RETURNING notification_id, delivery_id
@@ -298,6 +360,17 @@ SELECT * FROM claimed
             Value::from(send_batch_id),
             Value::from(band.highest.as_str()),
             Value::from(band.lowest.as_str()),
+            // Where this claim's turns start: anywhere, so that every tenant comes first as often.
+            Value::from(Uuid::new_v4()),
+            Value::from(MAX_TENANTS_PER_CLAIM),
+            Value::from(room.tenants.to_vec()),
+            Value::from(
+                room.rooms
+                    .iter()
+                    .map(|&room| room as i64)
+                    .collect::<Vec<i64>>(),
+            ),
+            Value::from(room.unlisted as i64),
         ],
     );
     database
@@ -366,8 +439,8 @@ WITH input AS (
     FROM input
     ON CONFLICT DO NOTHING
 ), requeued AS (
-    INSERT INTO delivery_queue (delivery_id, notification_id, provider, priority, due_at)
-    SELECT updated.id, updated.notification_id, updated.provider,
+    INSERT INTO delivery_queue (delivery_id, notification_id, provider, tenant_id, priority, due_at)
+    SELECT updated.id, updated.notification_id, updated.provider, updated.tenant_id,
            coalesce(n.priority, 'normal'), updated.next_attempt_at
     -- Never lose the entry, even without its notification (parked later as such).
     FROM updated LEFT JOIN notifications n ON n.id = updated.notification_id
@@ -473,10 +546,10 @@ WITH input AS (
     FROM input
     WHERE d.notification_id = input.notification_id AND d.id = input.id
       AND d.status = 'sending' AND d.owner_session = $2 AND d.attempts = input.attempt
-    RETURNING d.notification_id, d.id, d.provider
+    RETURNING d.notification_id, d.id, d.provider, d.tenant_id
 ), queued AS (
-    INSERT INTO delivery_queue (delivery_id, notification_id, provider, priority, due_at)
-    SELECT released.id, released.notification_id, released.provider,
+    INSERT INTO delivery_queue (delivery_id, notification_id, provider, tenant_id, priority, due_at)
+    SELECT released.id, released.notification_id, released.provider, released.tenant_id,
            coalesce(n.priority, 'normal'), now() + make_interval(secs => $4::double precision / 1000)
     -- Never lose the entry, even without its notification (parked later as such).
     FROM released LEFT JOIN notifications n ON n.id = released.notification_id
@@ -548,7 +621,7 @@ WITH dead AS (
     FROM claims
     WHERE d.notification_id = claims.notification_id AND d.id = claims.id
       AND d.status = 'sending' AND d.owner_session = claims.session_id
-    RETURNING d.notification_id, d.id, d.provider, d.attempts
+    RETURNING d.notification_id, d.id, d.provider, d.tenant_id, d.attempts
 ), attempts AS (
     INSERT INTO delivery_attempts (notification_id, delivery_id, attempt, outcome, provider, error,
                                    started_at, finished_at)
@@ -557,8 +630,8 @@ WITH dead AS (
     FROM released
     ON CONFLICT DO NOTHING
 ), queued AS (
-    INSERT INTO delivery_queue (delivery_id, notification_id, provider, priority, due_at)
-    SELECT released.id, released.notification_id, released.provider,
+    INSERT INTO delivery_queue (delivery_id, notification_id, provider, tenant_id, priority, due_at)
+    SELECT released.id, released.notification_id, released.provider, released.tenant_id,
            coalesce(n.priority, 'normal'), now()
     -- Never lose the entry, even without its notification (parked later as such).
     FROM released LEFT JOIN notifications n ON n.id = released.notification_id

@@ -196,8 +196,12 @@ async fn admit_batch(context: &WorkerContext, records: &[&OwnedMessage]) -> Resu
             let (status, last_error, contact) = match contact_for(recipient, channel) {
                 Err(reason) => (DeliveryStatus::Skipped, Some(reason), None),
                 Ok(contact) => {
-                    let reservation =
-                        lane.try_reserve(content.priority, content.weight(), &contact);
+                    let reservation = lane.try_reserve(
+                        content.tenant_id,
+                        content.priority,
+                        content.weight(),
+                        &contact,
+                    );
                     let status = if reservation.is_some() {
                         DeliveryStatus::Sending
                     } else {

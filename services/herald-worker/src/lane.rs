@@ -30,12 +30,13 @@ use crate::circuit_breaker::{
 };
 use crate::context::WorkerContext;
 use crate::destinations::{Destination, DestinationCall, DestinationHold, Destinations};
-use crate::lane_queue::PriorityQueues;
+use crate::lane_queue::FairQueues;
 use crate::metrics;
 use crate::providers::{Contact, Provider, SendOutcome};
 use crate::rate_limit::{rate_limited_answer, ProviderRateLimiter, SharedRateLimits};
 use crate::recorder::Outcome;
 use crate::session::SendPermission;
+use crate::tenant_shares::{TenantHold, TenantRooms, TenantShares};
 use crate::traces;
 use crate::work::render_message;
 
@@ -98,6 +99,8 @@ pub struct HeldSlot {
     ordinary: Option<OwnedSemaphorePermit>,
     /// Its count in its destination's share, for a destination the tenant chose.
     destination: Option<DestinationHold>,
+    /// Its count in its tenant's share of the lane, once its tenant is known.
+    tenant: Option<TenantHold>,
     room: Arc<HeldRoom>,
 }
 
@@ -113,6 +116,7 @@ impl std::fmt::Debug for HeldSlot {
 impl Drop for HeldSlot {
     fn drop(&mut self) {
         // The permits first, so that the gauge counts them as given back.
+        drop(self.tenant.take());
         drop(self.destination.take());
         drop(self.ordinary.take());
         drop(self.permit.take());
@@ -234,8 +238,11 @@ pub struct Lane {
     /// Opens when the provider fails (timeouts, connection errors, 5xx): the lane then waits
     /// instead of calling, holding only its own slots, and spends no attempt.
     circuit: CircuitBreaker,
-    /// Held deliveries not sent yet, highest priority first (bounded by `held`).
-    waiting: PriorityQueues<HeldDelivery>,
+    /// Held deliveries not sent yet, the tenants taking turns, each tenant's highest priority
+    /// first (bounded by `held`).
+    waiting: FairQueues<HeldDelivery>,
+    /// How many deliveries each tenant holds, and the most it may by admission.
+    tenants: TenantShares,
     /// Admission queued deliveries in PostgreSQL for this lane: the pump should look now.
     queued_work: Notify,
     /// The bounds of each destination, for a lane whose destinations the tenants choose
@@ -269,6 +276,8 @@ impl Lane {
                 )
             });
         let circuit = CircuitBreaker::new(provider.name(), circuit);
+        // Every tenant may hold the whole lane until `with_tenant_held_share`.
+        let tenants = TenantShares::new(provider.name(), settings.max_held, 1.0);
         Lane {
             destinations,
             failover: None,
@@ -288,7 +297,8 @@ impl Lane {
             max_in_flight: settings.max_in_flight,
             rate,
             circuit,
-            waiting: PriorityQueues::default(),
+            waiting: FairQueues::default(),
+            tenants,
             queued_work: Notify::new(),
         }
     }
@@ -298,6 +308,13 @@ impl Lane {
         debug_assert_eq!(failover.channel(), self.provider.channel());
         metrics::declare_provider(failover.name(), failover.channel());
         self.failover = Some(LaneProvider::new(failover));
+        self
+    }
+
+    /// Bounds each tenant's held deliveries to `share` of the lane's `max_held` (docs/DESIGN.md,
+    /// "Fairness between tenants").
+    pub fn with_tenant_held_share(mut self, share: f64) -> Lane {
+        self.tenants = TenantShares::new(self.provider.name(), self.held.capacity, share);
         self
     }
 
@@ -346,6 +363,7 @@ impl Lane {
             permit: Some(permit),
             ordinary,
             destination: None,
+            tenant: None,
             room: self.held.clone(),
         })
     }
@@ -365,15 +383,32 @@ impl Lane {
         }
     }
 
-    /// Room for one delivery of `priority` to `contact` whose content weighs `bytes`, without
-    /// waiting.
+    /// Counts `held` in the share of `tenant`, a delivery the pump claimed within the tenant's room
+    /// ([`Lane::tenant_rooms`]).
+    pub fn hold_for_tenant(&self, held: &mut HeldSlot, tenant: Uuid) {
+        debug_assert!(
+            held.tenant.is_none(),
+            "a slot is counted for one tenant once"
+        );
+        held.tenant = Some(self.tenants.hold(tenant));
+    }
+
+    /// What each tenant may still take of the lane: what the pump may claim of each.
+    pub fn tenant_rooms(&self) -> TenantRooms {
+        self.tenants.rooms()
+    }
+
+    /// Room for one delivery of `tenant` and `priority` to `contact` whose content weighs
+    /// `bytes`, without waiting; none while the tenant holds its share of the lane.
     pub fn try_reserve(
         &self,
+        tenant: Uuid,
         priority: Priority,
         bytes: usize,
         contact: &Contact,
     ) -> Option<Reservation> {
         let mut held = self.try_hold(priority)?;
+        held.tenant = Some(self.tenants.try_hold(tenant)?);
         if !self.hold_for_destination(&mut held, contact) {
             return None;
         }
@@ -414,10 +449,11 @@ impl Lane {
         }
     }
 
-    /// Queues a held delivery for sending, behind the waiting ones of its priority and ahead of
-    /// those of lower priorities.
+    /// Queues a held delivery for sending: in its tenant's turn, behind the tenant's waiting ones
+    /// of its priority and ahead of the tenant's lower priorities.
     pub fn hand_over(&self, delivery: HeldDelivery) {
-        self.waiting.push(delivery.priority(), delivery);
+        self.waiting
+            .push(delivery.tenant_id, delivery.priority(), delivery);
     }
 
     pub fn note_queued_work(&self) {
@@ -933,6 +969,8 @@ mod tests {
     use super::*;
     use crate::providers::{OutgoingMessage, ProviderIdentity};
 
+    const TEST_TENANT: Uuid = Uuid::from_u128(1);
+
     struct Silent(ProviderIdentity);
 
     #[async_trait::async_trait]
@@ -982,7 +1020,9 @@ mod tests {
         assert_eq!(held_gauge(), 1);
 
         // Admission reserves and gives back what turned out queued or existing.
-        let admitted = lane.try_reserve(Priority::Normal, 100, &email()).unwrap();
+        let admitted = lane
+            .try_reserve(TEST_TENANT, Priority::Normal, 100, &email())
+            .unwrap();
         assert_eq!(held_gauge(), 2);
         drop(admitted);
         drop(kept);
@@ -1009,12 +1049,16 @@ mod tests {
         // An eighth of 16 is kept for high priority: low and normal fill the other 14.
         let low = lane.try_reserve_held(Priority::Low, 100);
         assert_eq!(low.len(), 14);
-        assert!(lane.try_reserve(Priority::Normal, 10, &email()).is_none());
+        assert!(lane
+            .try_reserve(TEST_TENANT, Priority::Normal, 10, &email())
+            .is_none());
         assert_eq!(lane.room(Priority::Low), 0);
         assert_eq!(lane.room(Priority::High), 2);
         let high = lane.try_reserve_held(Priority::High, 100);
         assert_eq!(high.len(), 2);
-        assert!(lane.try_reserve(Priority::High, 10, &email()).is_none());
+        assert!(lane
+            .try_reserve(TEST_TENANT, Priority::High, 10, &email())
+            .is_none());
         // Room a low delivery gives back serves any priority again.
         drop(low);
         assert_eq!(lane.room(Priority::Low), 14);

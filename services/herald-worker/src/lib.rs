@@ -26,6 +26,7 @@ pub mod session;
 pub mod startup;
 pub mod status_events;
 pub mod sweeper;
+pub mod tenant_shares;
 pub mod traces;
 pub mod work;
 

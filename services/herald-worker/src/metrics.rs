@@ -213,6 +213,12 @@ counter_vec!(
     "Deliveries to a tenant's own destination (webhook, Slack or Discord URL) held back by that destination's bounds: circuit_open (failed without a call, retried later), in_flight_share (waited for one of its calls to end), held_share (left queued in PostgreSQL).",
     &["provider", "reason"]
 );
+counter_vec!(
+    TENANT_SHARE_REFUSALS,
+    "herald_lane_tenant_share_refusals_total",
+    "Deliveries admission left queued in PostgreSQL because their tenant held its share of the provider's lane (worker.tenant_held_share); the pump claims them taking turns by tenant.",
+    &["provider"]
+);
 gauge_vec!(
     DESTINATION_CIRCUITS_OPEN,
     "herald_destination_circuits_open",
@@ -386,6 +392,7 @@ pub fn declare_lane(provider: &str, channel: Channel, max_held: usize) {
     declare(&RATE_LIMIT_FALLBACKS, &[&[provider]]);
     declare(&RATE_LIMITED, &[&[provider]]);
     declare(&QUEUE_CLAIMED, &[&[provider]]);
+    declare(&TENANT_SHARE_REFUSALS, &[&[provider]]);
     declare(&DELIVERIES_GIVEN_UP_AFTER_TAKEOVERS, &[&[provider]]);
     declare_provider(provider, channel);
 }

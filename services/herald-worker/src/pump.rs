@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use herald_domain::{AttemptOutcome, DeliveryEvent, DeliveryStatus, Priority};
-use herald_store::deliveries::{self, ClaimedDelivery, PriorityBand, RecordedAttempt};
+use herald_store::deliveries::{self, ClaimedDelivery, PriorityBand, RecordedAttempt, TenantRoom};
 use herald_store::StoreError;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -89,6 +89,7 @@ async fn claim_band(
     }
     let wanted = held.len();
     let send_batch = Uuid::now_v7();
+    let rooms = lane.tenant_rooms();
     let mut claimed = deliveries::claim_queued(
         &context.database,
         session,
@@ -96,6 +97,11 @@ async fn claim_band(
         band,
         wanted,
         send_batch,
+        &TenantRoom {
+            tenants: &rooms.tenants,
+            rooms: &rooms.rooms,
+            unlisted: rooms.max_per_tenant,
+        },
     )
     .await?;
     if claimed.is_empty() {
@@ -138,6 +144,7 @@ async fn claim_band(
     let mut plans = Vec::with_capacity(claimed.len());
     let mut deferred = Vec::new();
     for (delivery, mut held_slot) in claimed.into_iter().zip(held) {
+        lane.hold_for_tenant(&mut held_slot, delivery.tenant_id);
         let plan = plan_claimed(lane, &delivery, &contents, &recipients, &mut held_slot);
         match plan {
             ClaimPlan::Defer => deferred.push((delivery.key(), delivery.attempts)),

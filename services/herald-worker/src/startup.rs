@@ -94,7 +94,8 @@ impl Worker {
                 .map(|provider_lane| {
                     let lane =
                         Lane::new(provider_lane.provider, provider_lane.lane, circuit.clone())
-                            .with_shared_rate_limit(&rate_limits);
+                            .with_shared_rate_limit(&rate_limits)
+                            .with_tenant_held_share(settings.worker.tenant_held_share);
                     Arc::new(match provider_lane.failover {
                         Some(failover) => lane.with_failover(failover),
                         None => lane,

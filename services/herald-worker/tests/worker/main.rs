@@ -11,6 +11,7 @@ mod crashes;
 mod dead_letters;
 mod delivery;
 mod failures;
+mod fairness;
 mod faults;
 mod helpers;
 mod hostile_tenants;

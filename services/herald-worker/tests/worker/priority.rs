@@ -122,7 +122,7 @@ async fn a_high_priority_notification_overtakes_a_backlog_of_twenty_thousand_low
 /// before `low`, whatever their due times.
 #[tokio::test]
 async fn queued_entries_are_claimed_highest_priority_first_whatever_their_due_times() {
-    use herald_store::deliveries::{claim_queued, PriorityBand};
+    use herald_store::deliveries::{claim_queued, PriorityBand, TenantRoom};
 
     let stack = start_stack(None).await;
     stack.put_user("u1", json!({"phone": "+14155550100"})).await;
@@ -137,8 +137,8 @@ async fn queued_entries_are_claimed_highest_priority_first_whatever_their_due_ti
             &format!(
                 "INSERT INTO deliveries (notification_id, id, tenant_id, user_id, channel, provider, status) \
                  VALUES ('{id}', '{id}', '{tenant}', 'u1', 'sms', 'twilio', 'queued'); \
-                 INSERT INTO delivery_queue (delivery_id, notification_id, provider, priority, due_at) \
-                 VALUES ('{id}', '{id}', 'twilio', '{priority}', now() - interval '{waited_seconds} seconds')",
+                 INSERT INTO delivery_queue (delivery_id, notification_id, provider, tenant_id, priority, due_at) \
+                 VALUES ('{id}', '{id}', 'twilio', '{tenant}', '{priority}', now() - interval '{waited_seconds} seconds')",
                 tenant = stack.tenant_id
             ),
         )
@@ -149,12 +149,20 @@ async fn queued_entries_are_claimed_highest_priority_first_whatever_their_due_ti
     let claim = |band, limit| {
         let database = stack.database.clone();
         async move {
-            claim_queued(&database, session, "twilio", band, limit, Uuid::now_v7())
-                .await
-                .unwrap()
-                .into_iter()
-                .map(|claimed| claimed.id)
-                .collect::<Vec<Uuid>>()
+            claim_queued(
+                &database,
+                session,
+                "twilio",
+                band,
+                limit,
+                Uuid::now_v7(),
+                &TenantRoom::UNBOUNDED,
+            )
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|claimed| claimed.id)
+            .collect::<Vec<Uuid>>()
         }
     };
 

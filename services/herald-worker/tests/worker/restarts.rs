@@ -33,10 +33,23 @@ async fn a_worker_stopped_together_with_its_broker_delivers_again_after_both_res
     let mut worker = worker_process(&stack.settings, free_port());
     delivered_within(&stack, Duration::from_secs(60)).await;
 
-    // Both at once, as Ctrl-C in a terminal used to stop them: the worker cannot leave its group.
-    terminate(&worker);
+    // Both at once, as Ctrl-C in a terminal used to stop them: the worker cannot commit nor leave
+    // its group, and still stops within its drain timeout (it once waited for the broker, 25 s and
+    // more).
     broker.kill().await;
-    let _ = tokio::time::timeout(Duration::from_secs(30), worker.wait()).await;
+    let stopping = Instant::now();
+    terminate(&worker);
+    let drain_timeout = Duration::from_millis(stack.settings.worker.drain_timeout_ms);
+    let exit = tokio::time::timeout(drain_timeout + Duration::from_secs(3), worker.wait())
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "the worker still ran {:?} after SIGTERM with its broker away",
+                stopping.elapsed()
+            )
+        })
+        .unwrap();
+    assert!(exit.success(), "a drained stop exits 0: {exit:?}");
     broker.restart().await;
     let _replacement = worker_process(&stack.settings, free_port());
 
@@ -45,6 +58,52 @@ async fn a_worker_stopped_together_with_its_broker_delivers_again_after_both_res
     assert!(
         took < session_timeout + Duration::from_secs(10),
         "took {took:?} (session timeout {session_timeout:?})"
+    );
+}
+
+#[tokio::test]
+async fn a_second_sigterm_ends_a_draining_worker_at_once() {
+    let stack = start_stack_with(None, None, |settings| {
+        settings.worker.drain_timeout_ms = 20_000;
+        settings.providers.twilio.timeout_ms = 10_000;
+        settings.worker.lease_ms = 20_000;
+    })
+    .await;
+    stack.put_user("u1", json!({"phone": "+14155550100"})).await;
+    let metrics_port = free_port();
+    let mut worker = worker_process(&stack.settings, metrics_port);
+    wait_until_ready(metrics_port).await;
+    // A call that hangs: the first SIGTERM's drain waits for it, up to the 20 s drain timeout.
+    stack
+        .configure_provider("twilio", json!({"latency_ms": 60_000}))
+        .await;
+    let id = stack.notify(alert(&["u1"], &["sms"])).await;
+    stack
+        .wait_for_count(
+            &format!("SELECT count(*) FROM deliveries WHERE notification_id = '{id}' AND status = 'sending'"),
+            1,
+            Duration::from_secs(30),
+        )
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await; // claimed, now in the call
+
+    terminate(&worker);
+    let still_draining = tokio::time::timeout(Duration::from_secs(2), worker.wait()).await;
+    assert!(
+        still_draining.is_err(),
+        "the first SIGTERM drains: {still_draining:?}"
+    );
+    let second = Instant::now();
+    terminate(&worker);
+    let exit = tokio::time::timeout(Duration::from_secs(2), worker.wait())
+        .await
+        .expect("a second SIGTERM ends the worker at once")
+        .unwrap();
+    assert_eq!(
+        exit.code(),
+        Some(128 + 15),
+        "{exit:?} after {:?}",
+        second.elapsed()
     );
 }
 
