@@ -31,6 +31,10 @@ const CLAIM_BATCH: usize = 500;
 /// in flight on that worker in doubt. The failure is a dead letter, replayable once understood.
 pub const MAX_IN_DOUBT_TAKEOVERS: i32 = 3;
 const RELOAD_PAUSE: Duration = Duration::from_millis(500);
+/// How soon a pump whose last round claimed something looks again, whatever `sweep_interval_ms`:
+/// a tenant holds only its share of the lane (`tenant_shares.rs`), so a backlog is claimed a share
+/// at a time, and the lane sends a share faster than a sweep interval.
+const BACKLOG_RECHECK: Duration = Duration::from_millis(50);
 
 pub async fn run_pump(
     context: Arc<WorkerContext>,
@@ -38,54 +42,75 @@ pub async fn run_pump(
     interval: Duration,
     stop: CancellationToken,
 ) {
+    let mut wait = interval;
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
+            _ = tokio::time::sleep(wait) => {}
             _ = lane.queued_work() => {}
             _ = stop.cancelled() => return,
         }
+        let mut claimed_any = false;
         while !stop.is_cancelled() {
             match pump_once(&context, &lane, &stop).await {
-                Ok(true) => continue,
-                Ok(false) => break,
+                Ok(round) => {
+                    claimed_any |= round.claimed > 0;
+                    if !round.more {
+                        break;
+                    }
+                }
                 Err(error) => {
                     tracing::warn!(%error, provider = lane.provider(), "claiming queued deliveries failed");
                     break;
                 }
             }
         }
+        wait = if claimed_any {
+            BACKLOG_RECHECK.min(interval)
+        } else {
+            interval
+        };
     }
 }
 
-/// Claims one batch of `high` entries, then one of `normal` and `low` ones; returns whether more
-/// may be waiting (a claim was full).
+/// What a round of claims did.
+#[derive(Debug, Clone, Copy, Default)]
+struct ClaimRound {
+    /// Deliveries claimed and handed to the lane (or failed without a call).
+    claimed: usize,
+    /// A claim was full: more may be waiting, and the lane may have room for it.
+    more: bool,
+}
+
+/// Claims one batch of `high` entries, then one of `normal` and `low` ones.
 async fn pump_once(
     context: &WorkerContext,
     lane: &Arc<Lane>,
     stop: &CancellationToken,
-) -> Result<bool, StoreError> {
-    let more_high = claim_band(context, lane, PriorityBand::HIGH, stop).await?;
-    let more_ordinary = claim_band(context, lane, PriorityBand::ORDINARY, stop).await?;
-    Ok(more_high || more_ordinary)
+) -> Result<ClaimRound, StoreError> {
+    let high = claim_band(context, lane, PriorityBand::HIGH, stop).await?;
+    let ordinary = claim_band(context, lane, PriorityBand::ORDINARY, stop).await?;
+    Ok(ClaimRound {
+        claimed: high.claimed + ordinary.claimed,
+        more: high.more || ordinary.more,
+    })
 }
 
-/// Claims one batch of the entries in `band` and hands them to the lane; returns whether the claim
-/// was full.
+/// Claims one batch of the entries in `band` and hands them to the lane.
 async fn claim_band(
     context: &WorkerContext,
     lane: &Arc<Lane>,
     band: PriorityBand,
     stop: &CancellationToken,
-) -> Result<bool, StoreError> {
+) -> Result<ClaimRound, StoreError> {
     let session = context.session.id();
     if context.session.permission(session) != SendPermission::Yes {
-        return Ok(false);
+        return Ok(ClaimRound::default());
     }
     // The room of the band's highest priority: all of it for `high`, the ordinary share else.
     let priority: Priority = band.highest;
     let held = lane.try_reserve_held(priority, lane.room(priority).min(CLAIM_BATCH));
     if held.is_empty() {
-        return Ok(false);
+        return Ok(ClaimRound::default());
     }
     let wanted = held.len();
     let send_batch = Uuid::now_v7();
@@ -105,7 +130,7 @@ async fn claim_band(
     )
     .await?;
     if claimed.is_empty() {
-        return Ok(false);
+        return Ok(ClaimRound::default());
     }
     if claimed.len() > wanted {
         // Never meant to happen (the claim takes at most `wanted`); if it does, what the lane has no
@@ -175,9 +200,10 @@ async fn claim_band(
         }
     }
     if plans.is_empty() {
-        return Ok(false);
+        return Ok(ClaimRound::default());
     }
-    context.recorder.expect(send_batch, plans.len()).await;
+    let claimed = plans.len();
+    context.recorder.expect(send_batch, claimed).await;
     for (delivery, held_slot, plan) in plans {
         let channel = delivery.channel;
         let (content, contact) = match plan {
@@ -208,7 +234,10 @@ async fn claim_band(
     }
     // A claim that deferred some stops this round: claiming again at once would take the same
     // destination's deliveries again before anything of it has ended.
-    Ok(wanted == CLAIM_BATCH && !any_deferred)
+    Ok(ClaimRound {
+        claimed,
+        more: wanted == CLAIM_BATCH && !any_deferred,
+    })
 }
 
 /// What becomes of one claimed delivery.

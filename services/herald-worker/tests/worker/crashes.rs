@@ -153,7 +153,15 @@ async fn delivered_by(metrics_port: u16) -> u64 {
 
 #[tokio::test]
 async fn two_workers_in_one_group_share_the_partitions_and_deliver_each_once() {
-    let stack = start_stack(None).await;
+    // No call may time out here: a timed-out call is in doubt and sent again, which this test
+    // counts. In a full `make test` it once counted 2,601 messages for 2,000 deliveries, what a
+    // worker stalled for a second on the busy 2-core machine does with ~600 calls in flight at the
+    // tests' usual 1 s timeout.
+    let stack = start_stack_with(None, None, |settings| {
+        settings.providers.twilio.timeout_ms = 10_000;
+        settings.worker.lease_ms = 20_000;
+    })
+    .await;
     stack
         .configure_provider("twilio", json!({"latency_ms": 5}))
         .await;
