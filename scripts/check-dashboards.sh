@@ -10,7 +10,9 @@
 #      batch notifications, reads, refused requests, provider failures, 429s, retries, dead
 #      letters); then runs every panel's and variable's query, and every rule, against that
 #      Prometheus (grafana/check.py live): a query that errors or returns nothing fails, and each
-#      series selector of a rule must match. Stops everything it started.
+#      series selector of a rule must match;
+#   4. on the same running system, the API against its OpenAPI document (scripts/check-contract.sh:
+#      schemathesis, every check). Stops everything it started.
 #
 #   scripts/check-dashboards.sh           all of it
 #   DASHBOARDS_LIVE=0 scripts/check-dashboards.sh   steps 1 and 2 only (no services)
@@ -134,4 +136,7 @@ python3 grafana/load.py "$STACK_API_URL" "$STACK_API_KEY" "$STACK_SIMULATOR_URL"
 interval_seconds="${scrape_interval%s}"
 sleep "$((interval_seconds * 5 + 2))"
 python3 grafana/check.py live "$STACK_PROMETHEUS_URL" "$since"
+# The API's contract, on the same running system, after the dashboards' figures are read (its
+# requests would count in them).
+scripts/check-contract.sh "$STACK_API_URL" "$STACK_API_KEY"
 log "all checks passed ($((SECONDS - started_at))s)"

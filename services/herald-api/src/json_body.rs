@@ -146,6 +146,19 @@ pub fn parse_json_at<T: DeserializeOwned>(
     bytes: &[u8],
     path_prefix: &str,
 ) -> Result<T, JsonProblem> {
+    // Every body the API reads is an object, and serde would read a struct from an array too (its
+    // fields in order): refused here, as nested structs are by `herald_domain::objects_only`.
+    if bytes.iter().find(|byte| !byte.is_ascii_whitespace()) == Some(&b'[') {
+        let field = if path_prefix.is_empty() {
+            "$"
+        } else {
+            path_prefix
+        };
+        return Err(JsonProblem::Shape(FieldError::new(
+            field,
+            "invalid type: array, expected an object",
+        )));
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();

@@ -22,21 +22,54 @@ pub const WEBHOOK_SECRET_PREFIX: &str = "whsec_";
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChannelData {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::objects_only::optional_object"
+    )]
     pub slack: Option<WebhookUrlContact>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::objects_only::optional_object"
+    )]
     pub discord: Option<WebhookUrlContact>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::objects_only::optional_object"
+    )]
     pub telegram: Option<TelegramContact>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::objects_only::optional_object"
+    )]
     pub webhook: Option<SignedWebhookContact>,
+}
+
+/// The schema of a URL Herald calls for a tenant: `https`, a public host name (an IP literal or a
+/// local name such as `localhost` is refused by the validation, unless a deployment allows private
+/// networks), at most [`MAX_URL_CHARS`].
+pub fn public_https_url_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    ObjectBuilder::new()
+        .schema_type(SchemaType::Type(Type::String))
+        .max_length(Some(MAX_URL_CHARS))
+        .pattern(Some(
+            r"^https://[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,63}(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/-]*)?$",
+        ))
+        .into()
 }
 
 /// A Slack or Discord incoming-webhook URL.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookUrlContact {
-    #[schema(example = "https://hooks.slack.com/services/T000/B000/XXXX")]
+    #[schema(
+        example = "https://hooks.slack.com/services/T000/B000/XXXX",
+        schema_with = public_https_url_schema
+    )]
     pub webhook_url: String,
 }
 
@@ -44,14 +77,40 @@ pub struct WebhookUrlContact {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TelegramContact {
+    #[schema(schema_with = telegram_chat_id_schema)]
     pub chat_id: TelegramChatId,
+}
+
+/// A numeric chat id other than 0, or `@` and a public username (utoipa's attributes reach neither
+/// variant).
+fn telegram_chat_id_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, SchemaType, Type};
+    OneOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(SchemaType::Type(Type::Integer))
+                .maximum(Some(-1)),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(SchemaType::Type(Type::Integer))
+                .minimum(Some(1)),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(SchemaType::Type(Type::String))
+                .pattern(Some(r"^@[A-Za-z0-9_]{5,32}$")),
+        )
+        .into()
 }
 
 /// Telegram takes `chat_id` as an integer or a string; it is given back as it came.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(untagged)]
 pub enum TelegramChatId {
+    /// A chat's numeric id (never 0; groups' are negative).
     Number(i64),
+    /// `@` and a public username of 5 to 32 letters, digits or underscores.
     Name(String),
 }
 
@@ -59,10 +118,10 @@ pub enum TelegramChatId {
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignedWebhookContact {
-    #[schema(example = "https://example.com/herald-events")]
+    #[schema(example = "https://example.com/herald-events", schema_with = public_https_url_schema)]
     pub url: String,
     /// `whsec_` + base64 of 24 to 64 random bytes (Standard Webhooks).
-    #[schema(example = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")]
+    #[schema(example = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", schema_with = webhook_secret_schema)]
     pub secret: String,
 }
 
@@ -142,6 +201,20 @@ impl TelegramChatId {
             TelegramChatId::Name(name) => serde_json::Value::from(name.as_str()),
         }
     }
+}
+
+/// `whsec_` and the canonical, padded base64 of 24 to 64 bytes: 8 to 20 groups of four characters
+/// and an optional one- or two-byte tail, or 21 groups and an optional one-byte tail.
+fn webhook_secret_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    ObjectBuilder::new()
+        .schema_type(SchemaType::Type(Type::String))
+        .pattern(Some(concat!(
+            r"^whsec_(?:(?:[A-Za-z0-9+/]{4}){8,20}",
+            r"(?:[A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)?",
+            r"|(?:[A-Za-z0-9+/]{4}){21}(?:[A-Za-z0-9+/][AQgw]==)?)$",
+        )))
+        .into()
 }
 
 /// The secret's key bytes: the base64 after `whsec_`, or why it is not one.

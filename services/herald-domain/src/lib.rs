@@ -4,6 +4,7 @@
 pub mod channel;
 pub mod contacts;
 pub mod envelope;
+pub mod objects_only;
 pub mod outbound_url;
 pub mod placeholders;
 pub mod request;

@@ -7,29 +7,69 @@ use utoipa::ToSchema;
 
 use crate::{Channel, NotificationStatus, Priority};
 
+/// An array of distinct items, at least one, each as `items` describes: `user_ids` and `channels`
+/// as the validation takes them (utoipa's attributes have no `uniqueItems`).
+fn distinct_items(items: utoipa::openapi::schema::Schema) -> utoipa::openapi::schema::Schema {
+    utoipa::openapi::schema::ArrayBuilder::new()
+        .items(utoipa::openapi::RefOr::T(items))
+        .min_items(Some(1))
+        .unique_items(true)
+        .into()
+}
+
+/// `user_ids`: distinct ids of 1 to 128 characters, none a control character.
+fn user_ids_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    distinct_items(
+        ObjectBuilder::new()
+            .schema_type(SchemaType::Type(Type::String))
+            .min_length(Some(1))
+            .max_length(Some(crate::validation::MAX_USER_ID_CHARS))
+            .pattern(Some(r"^[^\x00-\x1f\x7f-\x9f]*$"))
+            .into(),
+    )
+}
+
+/// `channels`: distinct channel names.
+fn channels_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::PartialSchema;
+    match Channel::schema() {
+        utoipa::openapi::RefOr::T(schema) => distinct_items(schema),
+        utoipa::openapi::RefOr::Ref(_) => unreachable!("a derived enum schema is inline"),
+    }
+}
+
 /// A notification as submitted. Channels and priority are strings here so that an unknown value
 /// is reported as a validation error naming the field, not as a parse error.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NotificationRequest {
-    /// Recipients: the tenant's user ids (see `PUT /v1/users/{user_id}`).
+    /// Recipients: the tenant's user ids (see `PUT /v1/users/{user_id}`), each once.
+    #[schema(schema_with = user_ids_schema)]
     pub user_ids: Vec<String>,
-    /// Any of `email`, `sms`.
-    #[schema(example = json!(["email", "sms"]))]
+    /// The channels to deliver on, each once.
+    #[schema(example = json!(["email", "sms"]), schema_with = channels_schema)]
     pub channels: Vec<String>,
+    #[serde(deserialize_with = "crate::objects_only::object")]
     pub content: ContentRequest,
     /// Values for the `{{placeholders}}` of the content.
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = Object, example = json!({"value": 97, "machine": "press-4"}))]
     pub data: Option<serde_json::Map<String, serde_json::Value>>,
     /// `high`, `normal` (default) or `low`.
     #[serde(default)]
+    #[schema(value_type = Option<Priority>)]
     pub priority: Option<String>,
     /// RFC 3339 time; the notification is held until then.
     #[serde(default)]
     pub scheduled_for: Option<String>,
     /// Retrying with the same key returns the same id and creates nothing new.
     #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub idempotency_key: Option<String>,
 }
 
@@ -39,7 +79,11 @@ pub struct ContentRequest {
     /// Required when `channels` contains `email`.
     #[serde(default)]
     pub subject: Option<String>,
-    #[schema(example = "Pressure {{value}} on {{machine}}")]
+    #[schema(
+        example = "Pressure {{value}} on {{machine}}",
+        min_length = 1,
+        pattern = r"^[^\x00]*$"
+    )]
     pub body: String,
 }
 

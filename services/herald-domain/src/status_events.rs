@@ -83,17 +83,36 @@ pub struct StatusEventData {
     pub previous_status: Option<DeliveryStatus>,
 }
 
+/// `events`: at least one of `*` and `delivery.<status>`.
+fn event_filters_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, SchemaType, Type};
+    ArrayBuilder::new()
+        .items(
+            ObjectBuilder::new()
+                .schema_type(SchemaType::Type(Type::String))
+                .pattern(Some(
+                    r"^(\*|delivery\.(queued|sending|retrying|sent|failed|skipped|cancelled|delivered|bounced))$",
+                )),
+        )
+        .min_items(Some(1))
+        .max_items(Some(MAX_EVENT_FILTERS))
+        .into()
+}
+
 /// `POST /v1/webhooks`.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookSubscriptionRequest {
     /// Where events are POSTed: an absolute `https` URL on a public host.
-    #[schema(example = "https://example.com/herald-events")]
+    #[schema(
+        example = "https://example.com/herald-events",
+        schema_with = crate::contacts::public_https_url_schema
+    )]
     pub url: String,
     /// `delivery.<status>` for each status wanted (`delivery.queued`, `delivery.sending`,
     /// `delivery.retrying`, `delivery.sent`, `delivery.failed`, `delivery.skipped`,
     /// `delivery.cancelled`, `delivery.delivered`, `delivery.bounced`), or `*` for all.
-    #[schema(example = json!(["delivery.sent", "delivery.failed"]))]
+    #[schema(example = json!(["delivery.sent", "delivery.failed"]), schema_with = event_filters_schema)]
     pub events: Vec<String>,
 }
 

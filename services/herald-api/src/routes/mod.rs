@@ -36,10 +36,10 @@ pub const API_ROUTES: &[(&str, &str)] = &[
 
 pub fn configure(config: &mut web::ServiceConfig) {
     config
-        .route("/healthz", web::get().to(health::healthz))
-        .route("/readyz", web::get().to(health::readyz))
-        .route("/metrics", web::get().to(health::metrics))
-        .route("/openapi.json", web::get().to(openapi::openapi_json))
+        .service(get_only("/healthz").route(web::get().to(health::healthz)))
+        .service(get_only("/readyz").route(web::get().to(health::readyz)))
+        .service(get_only("/metrics").route(web::get().to(health::metrics)))
+        .service(get_only("/openapi.json").route(web::get().to(openapi::openapi_json)))
         .configure(herald_telemetry::profiling::configure)
         .service(
             web::resource("/v1/users/{user_id}")
@@ -119,6 +119,30 @@ pub async fn not_found(_request: HttpRequest) -> HttpResponse {
     ApiError::NotFound("route").error_response()
 }
 
-async fn method_not_allowed() -> HttpResponse {
-    ApiError::MethodNotAllowed.error_response()
+/// An operations route, answered 405 for any method but GET (like the API's routes).
+fn get_only(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(method_not_allowed))
+}
+
+/// 405 with the `Allow` header HTTP requires: the methods [`API_ROUTES`] lists for the route
+/// matched, or GET for an operations route.
+async fn method_not_allowed(request: HttpRequest) -> HttpResponse {
+    let route = request.match_pattern();
+    let allowed: Vec<&str> = API_ROUTES
+        .iter()
+        .filter(|(_, template)| route.as_deref() == Some(*template))
+        .map(|(method, _)| *method)
+        .collect();
+    let allow = if allowed.is_empty() {
+        "GET".to_owned()
+    } else {
+        allowed.join(", ")
+    };
+    let mut response = ApiError::MethodNotAllowed.error_response();
+    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&allow) {
+        response
+            .headers_mut()
+            .insert(actix_web::http::header::ALLOW, value);
+    }
+    response
 }

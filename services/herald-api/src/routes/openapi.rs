@@ -21,7 +21,10 @@ use super::{cancellation, dead_letters, health, notification_reads, notification
         super::webhooks::create_subscription, super::webhooks::list_subscriptions,
         super::webhooks::delete_subscription,
     ),
-    components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail, herald_domain::FieldError)),
+    components(schemas(
+        crate::error::ErrorBody, crate::error::ErrorDetail, herald_domain::FieldError,
+        notifications::BatchItemResult,
+    )),
     modifiers(&BearerApiKey)
 )]
 pub struct ApiDoc;

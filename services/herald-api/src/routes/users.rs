@@ -18,17 +18,32 @@ use crate::state::AppState;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserRequest {
-    #[schema(example = "ops@example.com")]
+    /// One `@`, a dotted domain, no whitespace (deliverability is the provider's business).
+    #[schema(
+        example = "ops@example.com",
+        max_length = 254,
+        pattern = r"^[^\s@]+@[^\s@.]([^\s@]*[^\s@.])?\.[^\s@.]([^\s@]*[^\s@.])?$"
+    )]
     pub email: Option<String>,
     /// E.164, e.g. `+14155550100`.
-    #[schema(example = "+14155550100")]
+    #[schema(example = "+14155550100", pattern = r"^\+[1-9][0-9]{1,14}$")]
     pub phone: Option<String>,
-    #[schema(example = "en-US")]
+    /// A BCP 47 language tag.
+    #[schema(
+        example = "en-US",
+        max_length = 35,
+        pattern = r"^[A-Za-z0-9]+(-[A-Za-z0-9]+)*$"
+    )]
     pub locale: Option<String>,
-    #[schema(example = "Europe/Berlin")]
+    /// An IANA time zone name.
+    #[schema(
+        example = "Europe/Berlin",
+        max_length = 64,
+        pattern = r"^[A-Za-z0-9/_+-]+$"
+    )]
     pub timezone: Option<String>,
     /// Contacts on the chat and webhook channels, each optional.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "herald_domain::objects_only::object")]
     pub channel_data: ChannelData,
 }
 

@@ -6,7 +6,6 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use herald_domain::status_events::{WebhookSubscriptionRequest, MAX_SUBSCRIPTIONS_PER_TENANT};
-use herald_domain::FieldError;
 use herald_store::webhook_subscriptions::{self, Created, SubscriptionView};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -83,6 +82,7 @@ fn new_secret() -> String {
     responses(
         (status = 201, body = CreatedSubscription),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 409, description = "the tenant holds as many subscriptions as it may (`limit_reached`)", body = ErrorBody),
         (status = 413, body = ErrorBody), (status = 422, body = ErrorBody),
         (status = 503, body = ErrorBody),
     ),
@@ -119,13 +119,13 @@ pub async fn create_subscription(
             secret,
             created_at: view.created_at,
         })),
-        Created::LimitReached => Err(ApiError::Validation(vec![FieldError::new(
-            "$",
-            format!(
+        Created::LimitReached => Err(ApiError::LimitReached {
+            what: format!(
                 "a tenant may hold at most {MAX_SUBSCRIPTIONS_PER_TENANT} webhook subscriptions; \
                  delete one first"
             ),
-        )])),
+            limit: MAX_SUBSCRIPTIONS_PER_TENANT,
+        }),
     }
 }
 

@@ -101,7 +101,61 @@ async fn unknown_routes_and_notifications_are_a_404_and_wrong_methods_a_405() {
         .send()
         .await
         .unwrap();
+    let allow = response.headers().get("allow").cloned();
     assert_error(response, 405, "method_not_allowed").await;
+    assert_eq!(
+        allow.unwrap(),
+        "POST, GET",
+        "Allow names the route's methods"
+    );
+    // The operations routes too, whatever the method (schemathesis tries TRACE).
+    for path in ["/healthz", "/readyz", "/metrics", "/openapi.json"] {
+        let response = app
+            .client
+            .request(reqwest::Method::TRACE, format!("{}{path}", app.address))
+            .send()
+            .await
+            .unwrap();
+        let allow = response.headers().get("allow").cloned();
+        assert_error(response, 405, "method_not_allowed").await;
+        assert_eq!(allow.unwrap(), "GET", "{path}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_document_given_as_an_array_is_refused_at_every_level() {
+    let app = spawn_app().await;
+    // serde reads a struct from an array (its fields in order): `[null, null]` was stored as
+    // empty contacts.
+    let put_user = |body: Value| {
+        app.client
+            .put(format!("{}/v1/users/u1", app.address))
+            .bearer_auth(&app.api_key)
+            .json(&body)
+            .send()
+    };
+    for (body, field) in [
+        (json!({"channel_data": [null, null]}), "channel_data"),
+        (
+            json!({"channel_data": {"slack": ["https://hooks.slack.com/x"]}}),
+            "channel_data.slack",
+        ),
+        (json!([null, "+14155550100"]), "$"),
+    ] {
+        let body = assert_error(put_user(body).await.unwrap(), 422, "validation_failed").await;
+        assert_eq!(body["error"]["details"][0]["field"], field, "{body}");
+    }
+    let response = app
+        .client
+        .post(format!("{}/v1/notifications", app.address))
+        .bearer_auth(&app.api_key)
+        .json(&json!({"user_ids": ["u1"], "channels": ["sms"], "content": ["a body"]}))
+        .send()
+        .await
+        .unwrap();
+    let body = assert_error(response, 422, "validation_failed").await;
+    assert_eq!(body["error"]["details"][0]["field"], "content", "{body}");
     app.stop().await;
 }
 

@@ -663,8 +663,11 @@ async fn subscriptions_are_validated_listed_without_secrets_bounded_and_deleted(
     for _ in 1..limit {
         assert_eq!(post(json!({"url": url, "events": ["*"]})).await.0, 201);
     }
+    // A valid request the tenant's state refuses: 409, not a validation error.
     let (status, refused) = post(json!({"url": url, "events": ["*"]})).await;
-    assert_eq!(status, 422, "{refused}");
+    assert_eq!(status, 409, "{refused}");
+    assert_eq!(refused["error"]["code"], "limit_reached", "{refused}");
+    assert_eq!(refused["error"]["details"]["limit"], limit, "{refused}");
 
     // Deleted once; another tenant cannot delete it; then it is unknown.
     let id = created["id"].as_str().unwrap();
