@@ -1,5 +1,5 @@
 # Herald: the two commands a new machine needs are `make run` and `make test`.
-.PHONY: run test bench services services-stop lint fmt dashboards load-test
+.PHONY: run test bench services services-stop lint fmt dashboards load-test audit
 
 ## Install what is missing, start PostgreSQL, Redis, Apache Kafka and Herald in the foreground (Ctrl-C stops all).
 run:
@@ -27,6 +27,10 @@ load-test:
 ## Check the Grafana dashboards and Prometheus rules (schema, promtool, live against a running stack).
 dashboards:
 	scripts/check-dashboards.sh
+
+## Supply chain: cargo deny (advisories, licences, bans, sources: deny.toml) and cargo audit (ops/supply-chain/).
+audit:
+	scripts/audit.sh
 
 lint:
 	cargo fmt --all -- --check
