@@ -50,8 +50,13 @@ phase_done "the build"
 # stream (the k6 smoke test and the dashboards from the start) saved nothing measurable and made
 # the heaviest worker test fail (its SendGrid calls timed out and the SMTP failover refused).
 # Stream 2: the deployment checks, the API suite, the worker tests that wait on brokers restarting
-# or sessions expiring, then the dashboards against the debug binaries just built.
+# or sessions expiring, then the dashboards and the API contract against the debug binaries just
+# built, then the latency comparisons.
 slow_worker_tests=(kafka_cluster:: restarts:: crashes::a_broker_restart_mid_run_loses_nothing)
+# Tests that compare latencies measured a few seconds apart (tenant B alone, then beside an attack):
+# last in stream 2, when the other stream runs only its benches and the light k6 smoke test. Beside
+# the API suite its "fair" P99 ratio was measured at 1.64 instead of 1.06-1.09.
+quiet_worker_tests=(fairness::)
 mkdir -p "$HERALD_RUN_DIR"
 second_log="$HERALD_RUN_DIR/test-second-stream.log"
 (
@@ -65,7 +70,9 @@ second_log="$HERALD_RUN_DIR/test-second-stream.log"
   phase_done "stream 2: slow worker tests"
   # The dashboards and alert rules: schema, promtool, and every panel and rule against a running Herald.
   HERALD_BIN_DIR=target/debug scripts/check-dashboards.sh
-  phase_done "stream 2: dashboards"
+  phase_done "stream 2: dashboards and the API contract"
+  cargo test --workspace "${features[@]}" --test worker "$@" -- --test-threads=1 "${quiet_worker_tests[@]}"
+  phase_done "stream 2: latency comparisons"
 ) >"$second_log" 2>&1 &
 second_stream=$!
 
@@ -73,7 +80,7 @@ second_stream=$!
 # the worker's, the benches, then the k6 smoke test.
 first_stream_status=0
 skips=()
-for test_name in "${slow_worker_tests[@]}"; do skips+=(--skip "$test_name"); done
+for test_name in "${slow_worker_tests[@]}" "${quiet_worker_tests[@]}"; do skips+=(--skip "$test_name"); done
 cargo test --workspace "${features[@]}" --lib --bins --examples --test simulator --test worker \
   --no-fail-fast "$@" -- --test-threads=1 "${skips[@]}" || first_stream_status=$?
 phase_done "stream 1: unit, simulator and worker suites"

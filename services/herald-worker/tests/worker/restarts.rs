@@ -34,13 +34,14 @@ async fn a_worker_stopped_together_with_its_broker_delivers_again_after_both_res
     delivered_within(&stack, Duration::from_secs(60)).await;
 
     // Both at once, as Ctrl-C in a terminal used to stop them: the worker cannot commit nor leave
-    // its group, and still stops within its drain timeout (it once waited for the broker, 25 s and
-    // more).
+    // its group, gives both up after at most its drain timeout, and stops (it once waited for the
+    // broker, 25 s and more). The margin is for the rest of its stop on a busy machine (measured:
+    // 5.2 s alone, 8 s beside the other stream of `make test`).
     broker.kill().await;
     let stopping = Instant::now();
     terminate(&worker);
     let drain_timeout = Duration::from_millis(stack.settings.worker.drain_timeout_ms);
-    let exit = tokio::time::timeout(drain_timeout + Duration::from_secs(3), worker.wait())
+    let exit = tokio::time::timeout(drain_timeout + Duration::from_secs(10), worker.wait())
         .await
         .unwrap_or_else(|_| {
             panic!(
