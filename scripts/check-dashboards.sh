@@ -12,15 +12,16 @@
 #      Prometheus (grafana/check.py live): a query that errors or returns nothing fails, and each
 #      series selector of a rule must match;
 #   4. on the same running system, the API against its OpenAPI document (scripts/check-contract.sh:
-#      schemathesis, every check). Stops everything it started.
+#      schemathesis, every check), through a second API replica configured as production is (no
+#      private networks). Stops everything it started.
 #
 #   scripts/check-dashboards.sh           all of it
 #   DASHBOARDS_LIVE=0 scripts/check-dashboards.sh   steps 1 and 2 only (no services)
 #
 # Knobs (env): DASHBOARDS_LOAD_SECONDS (40), DASHBOARDS_LOAD_RATE (requests/s, 40),
 # DASHBOARDS_SCRAPE_INTERVAL (2s, whole seconds). Ports of what it starts, all distinct from `make run`'s:
-# HERALD_SERVER__PORT (18280), HERALD_WORKER__METRICS_PORT (19464), HERALD_SIM_LISTEN
-# (127.0.0.1:19290), HERALD_CHECK_PROMETHEUS_PORT (19291); the backing services' ports are
+# HERALD_SERVER__PORT (18280), HERALD_CHECK_CONTRACT_API_PORT (18281, the contract's replica),
+# HERALD_WORKER__METRICS_PORT (19464), HERALD_SIM_LISTEN (127.0.0.1:19290), HERALD_CHECK_PROMETHEUS_PORT (19291); the backing services' ports are
 # scripts/services.sh's (HERALD_PG_PORT, HERALD_REDIS_PORT, HERALD_KAFKA_PORT, HERALD_RUN_DIR).
 # HERALD_BIN_DIR: run prebuilt binaries instead of building this tree (scripts/lib/stack.sh).
 # Logs of a failed run are kept and their directory printed.
@@ -82,7 +83,7 @@ export HERALD_WORKER__DRAIN_TIMEOUT_MS="${HERALD_WORKER__DRAIN_TIMEOUT_MS:-3000}
 # A rate limit the load reaches now and then: the rate-limiter waits are not all zero.
 export HERALD_PROVIDERS__TWILIO__REQUESTS_PER_SECOND="${HERALD_PROVIDERS__TWILIO__REQUESTS_PER_SECOND:-30}"
 
-for port in "$HERALD_SERVER__PORT" "$HERALD_WORKER__METRICS_PORT" "${HERALD_SIM_LISTEN##*:}" "${HERALD_SIM_SMTP_LISTEN##*:}" "$prometheus_port"; do
+for port in "$HERALD_SERVER__PORT" "${HERALD_CHECK_CONTRACT_API_PORT:-18281}" "$HERALD_WORKER__METRICS_PORT" "${HERALD_SIM_LISTEN##*:}" "${HERALD_SIM_SMTP_LISTEN##*:}" "$prometheus_port"; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     log "port $port is taken; choose others (see the knobs at the top of $0)"
     exit 1
@@ -138,5 +139,13 @@ sleep "$((interval_seconds * 5 + 2))"
 python3 grafana/check.py live "$STACK_PROMETHEUS_URL" "$since"
 # The API's contract, on the same running system, after the dashboards' figures are read (its
 # requests would count in them).
-scripts/check-contract.sh "$STACK_API_URL" "$STACK_API_KEY"
+# The contract is production's, where tenants' URLs must lead to public https hosts: it runs against
+# a second API replica of the same system that allows no private networks (the first allows them,
+# for the simulator's webhooks on 127.0.0.1).
+contract_port="${HERALD_CHECK_CONTRACT_API_PORT:-18281}"
+HERALD_SERVER__PORT="$contract_port" HERALD_OUTBOUND__ALLOW_PRIVATE_NETWORKS=false \
+  stack_spawn "$work_dir" api-contract "$STACK_API_BIN" serve
+STACK_HERALD_PIDS+=("$STACK_SPAWNED_PID")
+stack_wait_http "http://127.0.0.1:$contract_port/healthz"
+scripts/check-contract.sh "http://127.0.0.1:$contract_port" "$STACK_API_KEY"
 log "all checks passed ($((SECONDS - started_at))s)"

@@ -56,11 +56,20 @@ pub fn public_https_url_schema() -> utoipa::openapi::schema::Schema {
     ObjectBuilder::new()
         .schema_type(SchemaType::Type(Type::String))
         .max_length(Some(MAX_URL_CHARS))
-        .pattern(Some(
-            r"^https://[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,63}(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/-]*)?$",
-        ))
+        .pattern(Some(PUBLIC_HTTPS_URL_PATTERN))
         .into()
 }
+
+/// What a URL Herald calls for a tenant looks like, published in the API's schema and enforced on
+/// the text as given (unless a deployment allows private networks): `https`, a lowercase host
+/// name ending in a letters-only top-level label, a port below 10,000, and a path and query of
+/// unreserved or percent-encoded characters. One expression for both, so that the schema never
+/// promises what the API refuses, or refuses what it accepts.
+pub const PUBLIC_HTTPS_URL_PATTERN: &str = r"^https://[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,63}(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/%-]*)?(\?[A-Za-z0-9._~/%=&+-]*)?$";
+
+static PUBLIC_HTTPS_URL: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(PUBLIC_HTTPS_URL_PATTERN).expect("PUBLIC_HTTPS_URL_PATTERN is a valid regex")
+});
 
 /// A Slack or Discord incoming-webhook URL.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -81,6 +90,10 @@ pub struct TelegramContact {
     pub chat_id: TelegramChatId,
 }
 
+/// Largest magnitude of a numeric Telegram chat id: Telegram's ids have at most 52 significant
+/// bits, and a JSON number this size is exact in every client's double.
+pub const MAX_TELEGRAM_CHAT_ID: i64 = (1 << 53) - 1;
+
 /// A numeric chat id other than 0, or `@` and a public username (utoipa's attributes reach neither
 /// variant).
 fn telegram_chat_id_schema() -> utoipa::openapi::schema::Schema {
@@ -89,12 +102,14 @@ fn telegram_chat_id_schema() -> utoipa::openapi::schema::Schema {
         .item(
             ObjectBuilder::new()
                 .schema_type(SchemaType::Type(Type::Integer))
+                .minimum(Some(-MAX_TELEGRAM_CHAT_ID))
                 .maximum(Some(-1)),
         )
         .item(
             ObjectBuilder::new()
                 .schema_type(SchemaType::Type(Type::Integer))
-                .minimum(Some(1)),
+                .minimum(Some(1))
+                .maximum(Some(MAX_TELEGRAM_CHAT_ID)),
         )
         .item(
             ObjectBuilder::new()
@@ -105,13 +120,44 @@ fn telegram_chat_id_schema() -> utoipa::openapi::schema::Schema {
 }
 
 /// Telegram takes `chat_id` as an integer or a string; it is given back as it came.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum TelegramChatId {
     /// A chat's numeric id (never 0; groups' are negative).
     Number(i64),
     /// `@` and a public username of 5 to 32 letters, digits or underscores.
     Name(String),
+}
+
+/// By hand rather than `untagged`, for two reasons: JSON has one number type, so `-1001234.0` is
+/// the integer `-1001234` (as JSON Schema says, and some clients' encoders write it so), and a
+/// number that is no chat id gets a message saying so rather than "did not match any variant".
+impl<'de> Deserialize<'de> for TelegramChatId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Given {
+            Number(serde_json::Number),
+            Name(String),
+        }
+        let number = match Given::deserialize(deserializer)? {
+            Given::Name(name) => return Ok(TelegramChatId::Name(name)),
+            Given::Number(number) => number,
+        };
+        let whole = number.as_i64().or_else(|| {
+            // Within ±2^53 a double holds every whole number exactly, so the cast is exact.
+            number
+                .as_f64()
+                .filter(|value| value.fract() == 0.0 && value.abs() <= MAX_TELEGRAM_CHAT_ID as f64)
+                .map(|value| value as i64)
+        });
+        whole.map(TelegramChatId::Number).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "a numeric chat id must be a whole number between -{MAX_TELEGRAM_CHAT_ID} and \
+                 {MAX_TELEGRAM_CHAT_ID}, got {number}"
+            ))
+        })
+    }
 }
 
 /// The recipient's own endpoint and the secret Herald signs its requests with.
@@ -173,6 +219,12 @@ impl TelegramContact {
         let field = "channel_data.telegram.chat_id";
         match &self.chat_id {
             TelegramChatId::Number(0) => Some(FieldError::new(field, "must not be 0")),
+            TelegramChatId::Number(number) if number.abs() > MAX_TELEGRAM_CHAT_ID => {
+                Some(FieldError::new(
+                    field,
+                    format!("must be between -{MAX_TELEGRAM_CHAT_ID} and {MAX_TELEGRAM_CHAT_ID}"),
+                ))
+            }
             TelegramChatId::Number(_) => None,
             TelegramChatId::Name(name) => {
                 // Telegram's public usernames: `@`, then 5 to 32 letters, digits or underscores.
@@ -262,6 +314,14 @@ pub fn url_problem(field: &str, text: &str, allow_private_networks: bool) -> Opt
             "must not contain control characters or surrounding whitespace",
         ));
     }
+    if !allow_private_networks && !PUBLIC_HTTPS_URL.is_match(text) {
+        return Some(FieldError::new(
+            field,
+            "must be https:// and a lowercase public host name (e.g. hooks.example.com), with an \
+             optional port below 10000 and an optional path and query of unreserved or \
+             percent-encoded characters",
+        ));
+    }
     let url = match url::Url::parse(text) {
         Ok(url) => url,
         Err(error) => {
@@ -283,10 +343,14 @@ mod tests {
     #[test]
     fn tenant_urls_must_be_https_to_a_public_host_without_credentials() {
         let field = "url";
-        assert_eq!(
-            url_problem(field, "https://hooks.example.com/x", false),
-            None
-        );
+        for accepted in [
+            "https://hooks.example.com/x",
+            "https://hooks.example.com:8443/services/T0/B0/x%2Fy",
+            "https://api.example.co.uk/hook?token=abc-1&v=2",
+            "https://example.com",
+        ] {
+            assert_eq!(url_problem(field, accepted, false), None, "{accepted}");
+        }
         for refused in [
             "http://hooks.example.com/x",
             "ftp://hooks.example.com/x",
@@ -299,6 +363,10 @@ mod tests {
             "https://169.254.169.254/latest/meta-data",
             "https://[::ffff:10.0.0.1]/x",
             "https://2130706433/x",
+            "https://hooks.example.com*/x",
+            "https://Hooks.Example.com/x",
+            "https://hooks.example.com/a b",
+            "https://hooks.example.com:65000/x",
             "not a url",
             "/relative",
         ] {
@@ -323,6 +391,29 @@ mod tests {
         ] {
             assert!(url_problem("url", hostile, true).is_some(), "{hostile:?}");
         }
+    }
+
+    #[test]
+    fn a_numeric_chat_id_is_any_whole_json_number_within_telegrams_range() {
+        let chat_id = |value: serde_json::Value| {
+            serde_json::from_value::<TelegramContact>(serde_json::json!({"chat_id": value}))
+                .map(|contact| contact.chat_id)
+        };
+        assert_eq!(
+            chat_id(serde_json::json!(-1001234.0)).unwrap(),
+            TelegramChatId::Number(-1001234)
+        );
+        assert_eq!(
+            chat_id(serde_json::json!(42)).unwrap(),
+            TelegramChatId::Number(42)
+        );
+        assert!(chat_id(serde_json::json!(1.5)).is_err());
+        assert!(chat_id(serde_json::json!(1e30)).is_err());
+        assert!(chat_id(serde_json::json!(u64::MAX)).is_err());
+        let beyond = TelegramContact {
+            chat_id: TelegramChatId::Number(MAX_TELEGRAM_CHAT_ID + 1),
+        };
+        assert!(beyond.problem().is_some());
     }
 
     #[test]

@@ -26,6 +26,43 @@ async fn a_notification_can_be_read_back() {
     app.stop().await;
 }
 
+/// PostgreSQL keeps a `data` number exactly and writes it back in full (the largest double as 309
+/// digits); serde_json's fast float parsing overflowed on that, and every read of the notification
+/// (and every list holding it) was a 500. Found by schemathesis against an API built on its own
+/// (`cargo test -p herald-api` fails without serde_json's `float_roundtrip`): a build of the whole
+/// workspace had it from the simulator's `jsonschema`, which hid it.
+#[tokio::test]
+async fn extreme_numbers_in_data_are_read_back_as_they_were_accepted() {
+    let app = spawn_app().await;
+    let mut body = notification(&["u1"]);
+    let extremes = json!({
+        "largest": f64::MAX,
+        "most_negative": f64::MIN,
+        "smallest": 5e-324,
+        "huge_integer": -2.001_487_765_620_052e34,
+    });
+    for (name, number) in extremes.as_object().unwrap() {
+        body["data"][name] = number.clone();
+    }
+    let response = app.post_notification(&body).await;
+    let status = response.status();
+    let answer = json(response).await;
+    assert_eq!(status, 202, "{answer}");
+    let id = answer["id"].as_str().unwrap().to_owned();
+
+    let single = app.get(&format!("/v1/notifications/{id}")).await;
+    assert_eq!(single.status(), 200);
+    let read_back = json(single).await["data"].clone();
+    let list = app.get("/v1/notifications").await;
+    assert_eq!(list.status(), 200);
+    let listed = json(list).await["items"][0]["data"].clone();
+    for (name, number) in extremes.as_object().unwrap() {
+        assert_eq!(&read_back[name], number, "{name}");
+        assert_eq!(&listed[name], number, "{name}");
+    }
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn a_tenant_sees_only_its_own_notifications() {
     let app = spawn_app().await;

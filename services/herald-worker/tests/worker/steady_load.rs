@@ -52,7 +52,8 @@ pub struct LoadReport {
 }
 
 /// Posts one notification every `1 / LOAD_PER_SECOND` for `seconds`, each with its own
-/// idempotency key and retried (same key) until accepted, as a careful client would.
+/// idempotency key and retried (same key, after `Retry-After`) until accepted, as a careful client
+/// would.
 pub fn start_load(
     api: String,
     api_key: String,
@@ -92,6 +93,7 @@ pub fn start_load(
                         .await;
                     let status = response.as_ref().ok().map(|r| r.status().as_u16());
                     answers.lock().await.push((Instant::now(), status));
+                    let mut pause = Duration::from_millis(250);
                     if let Ok(response) = response {
                         if response.status() == 202 {
                             let answer: Value = response.json().await.unwrap();
@@ -101,13 +103,24 @@ pub fn start_load(
                                 .push(answer["id"].as_str().unwrap().to_owned());
                             return;
                         }
+                        // 408: the server did not read the request in time (an overloaded
+                        // machine), so it was not taken; RFC 9110 lets a client repeat it.
                         assert!(
-                            response.status().is_server_error(),
-                            "only 5xx may be retried: {}",
+                            response.status().is_server_error() || response.status() == 408,
+                            "only 5xx and 408 may be retried: {}",
                             response.status()
                         );
+                        // As a careful client does: no sooner than the API asks.
+                        if let Some(seconds) = response
+                            .headers()
+                            .get("retry-after")
+                            .and_then(|value| value.to_str().ok())
+                            .and_then(|value| value.parse::<u64>().ok())
+                        {
+                            pause = pause.max(Duration::from_secs(seconds));
+                        }
                     }
-                    tokio::time::sleep(Duration::from_millis(250)).await;
+                    tokio::time::sleep(pause).await;
                 }
             });
         }
