@@ -21,8 +21,9 @@
 # Knobs (env): DASHBOARDS_LOAD_SECONDS (40), DASHBOARDS_LOAD_RATE (requests/s, 40),
 # DASHBOARDS_SCRAPE_INTERVAL (2s, whole seconds). Ports of what it starts, all distinct from `make run`'s:
 # HERALD_SERVER__PORT (18280), HERALD_CHECK_CONTRACT_API_PORT (18281, the contract's replica),
-# HERALD_WORKER__METRICS_PORT (19464), HERALD_SIM_LISTEN (127.0.0.1:19290), HERALD_CHECK_PROMETHEUS_PORT (19291); the backing services' ports are
-# scripts/services.sh's (HERALD_PG_PORT, HERALD_REDIS_PORT, HERALD_KAFKA_PORT, HERALD_RUN_DIR).
+# HERALD_WORKER__METRICS_PORT (19464), HERALD_SIM_LISTEN (127.0.0.1:19290),
+# HERALD_CHECK_PROMETHEUS_PORT (19291); the backing services' ports are scripts/services.sh's
+# (HERALD_PG_PORT, HERALD_REDIS_PORT, HERALD_KAFKA_PORT, HERALD_RUN_DIR).
 # HERALD_BIN_DIR: run prebuilt binaries instead of building this tree (scripts/lib/stack.sh).
 # Logs of a failed run are kept and their directory printed.
 set -euo pipefail

@@ -314,14 +314,6 @@ pub fn url_problem(field: &str, text: &str, allow_private_networks: bool) -> Opt
             "must not contain control characters or surrounding whitespace",
         ));
     }
-    if !allow_private_networks && !PUBLIC_HTTPS_URL.is_match(text) {
-        return Some(FieldError::new(
-            field,
-            "must be https:// and a lowercase public host name (e.g. hooks.example.com), with an \
-             optional port below 10000 and an optional path and query of unreserved or \
-             percent-encoded characters",
-        ));
-    }
     let url = match url::Url::parse(text) {
         Ok(url) => url,
         Err(error) => {
@@ -331,9 +323,19 @@ pub fn url_problem(field: &str, text: &str, allow_private_networks: bool) -> Opt
             ))
         }
     };
-    check_url(&url, allow_private_networks)
-        .err()
-        .map(|refusal| FieldError::new(field, refusal.to_string()))
+    if let Err(refusal) = check_url(&url, allow_private_networks) {
+        return Some(FieldError::new(field, refusal.to_string()));
+    }
+    // The specific refusals first (they say why); then the schema's pattern, which also refuses
+    // what the URL parser would accept or quietly rewrite (`*` in a host, upper case).
+    (!allow_private_networks && !PUBLIC_HTTPS_URL.is_match(text)).then(|| {
+        FieldError::new(
+            field,
+            "must be https:// and a lowercase public host name (e.g. hooks.example.com), with an \
+             optional port below 10000 and an optional path and query of unreserved or \
+             percent-encoded characters",
+        )
+    })
 }
 
 #[cfg(test)]
