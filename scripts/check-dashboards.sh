@@ -144,9 +144,6 @@ python3 grafana/check.py live "$STACK_PROMETHEUS_URL" "$since"
 # a second API replica of the same system that allows no private networks (the first allows them,
 # for the simulator's webhooks on 127.0.0.1).
 contract_port="${HERALD_CHECK_CONTRACT_API_PORT:-18281}"
-HERALD_SERVER__PORT="$contract_port" HERALD_OUTBOUND__ALLOW_PRIVATE_NETWORKS=false \
-  stack_spawn "$work_dir" api-contract "$STACK_API_BIN" serve
-STACK_HERALD_PIDS+=("$STACK_SPAWNED_PID")
-stack_wait_http "http://127.0.0.1:$contract_port/healthz"
+stack_start_api_replica "$work_dir" api-contract "$contract_port" HERALD_OUTBOUND__ALLOW_PRIVATE_NETWORKS=false
 scripts/check-contract.sh "http://127.0.0.1:$contract_port" "$STACK_API_KEY"
 log "all checks passed ($((SECONDS - started_at))s)"

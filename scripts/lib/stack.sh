@@ -9,6 +9,8 @@
 #   stack_start [LOG_DIR]             migrate, create topics, ensure the tenant, start the three
 #                                     processes and wait until the worker holds partitions; logs go
 #                                     to LOG_DIR/<process>.log, or to this terminal without LOG_DIR
+#   stack_start_api_replica LOG_DIR NAME PORT [VAR=VALUE...]
+#                                     (optional) a second API process with settings of its own
 #   stack_stop                        API and worker first (they drain), then the simulator
 #
 # Ports come from the usual settings, with these defaults: HERALD_SERVER__PORT (8080),
@@ -110,6 +112,17 @@ stack_start() {
   stack_wait_http "$STACK_API_URL/healthz" || return 1
   # The worker is ready once the group has given it partitions (a session timeout at most).
   stack_wait_http "$STACK_WORKER_URL/readyz" '"assigned_partitions":[1-9]' 60 || return 1
+}
+
+# stack_start_api_replica LOG_DIR NAME PORT [VAR=VALUE...]: one more API process of the running
+# system (after stack_start) on PORT, with the given settings over the stack's; its log is
+# LOG_DIR/NAME.log, and stack_stop stops it with the others.
+stack_start_api_replica() {
+  local log_dir=$1 name=$2 port=$3
+  shift 3
+  stack_spawn "$log_dir" "$name" env "$@" HERALD_SERVER__PORT="$port" "$STACK_API_BIN" serve
+  STACK_HERALD_PIDS+=("$STACK_SPAWNED_PID")
+  stack_wait_http "http://127.0.0.1:$port/healthz"
 }
 
 stack_stop_and_wait() {

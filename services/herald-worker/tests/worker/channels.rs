@@ -38,6 +38,29 @@ fn channel_data(stack: &Stack, slack_secret: &str, telegram_chat: i64) -> Value 
     })
 }
 
+/// A stack with the simulator's `ops` webhook endpoint registered and a worker running, and user
+/// `u1` reachable on every chat channel (`slack_secret` and `telegram_chat` as in
+/// [`channel_data`]).
+async fn stack_with_a_chat_user(
+    slack_secret: &str,
+    telegram_chat: i64,
+) -> (
+    Stack,
+    tokio_util::sync::CancellationToken,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
+    let stack = start_stack(None).await;
+    register_webhook_endpoint(&stack, "ops").await;
+    let (stop_worker, worker) = start_worker(&stack.settings).await;
+    stack
+        .put_user(
+            "u1",
+            json!({"channel_data": channel_data(&stack, slack_secret, telegram_chat)}),
+        )
+        .await;
+    (stack, stop_worker, worker)
+}
+
 fn deliveries_by_channel(view: &Value) -> Vec<(String, Value)> {
     let mut deliveries: Vec<(String, Value)> = view["deliveries"]
         .as_array()
@@ -56,15 +79,7 @@ fn deliveries_by_channel(view: &Value) -> Vec<(String, Value)> {
 
 #[tokio::test]
 async fn every_chat_channel_is_delivered_in_its_providers_shape() {
-    let stack = start_stack(None).await;
-    register_webhook_endpoint(&stack, "ops").await;
-    let (stop_worker, worker) = start_worker(&stack.settings).await;
-    stack
-        .put_user(
-            "u1",
-            json!({"channel_data": channel_data(&stack, "secret-1", 4242)}),
-        )
-        .await;
+    let (stack, stop_worker, worker) = stack_with_a_chat_user("secret-1", 4242).await;
     let user = stack.get_user("u1").await;
     assert_eq!(user["channel_data"]["webhook"]["has_secret"], true);
     assert!(
@@ -118,17 +133,42 @@ async fn every_chat_channel_is_delivered_in_its_providers_shape() {
     worker.await.unwrap().unwrap();
 }
 
+/// A tenant's `data` holding the extremes of a double, which PostgreSQL writes back in full (the
+/// largest as 309 digits): the worker reads them exactly (serde_json's `float_roundtrip`), and the
+/// delivery goes out rather than failing to decode, again and again.
 #[tokio::test]
-async fn a_revoked_webhook_or_a_blocked_bot_fails_at_once_with_the_providers_reason() {
-    let stack = start_stack(None).await;
-    register_webhook_endpoint(&stack, "ops").await;
-    let (stop_worker, worker) = start_worker(&stack.settings).await;
+async fn extreme_numbers_in_data_do_not_keep_a_delivery_from_going_out() {
+    let (stack, stop_worker, worker) = stack_with_a_chat_user("secret-1", 4242).await;
+    let mut notification = alert(&["u1"], &["webhook"]);
+    notification["data"]["largest"] = json!(f64::MAX);
+    notification["data"]["most_negative"] = json!(f64::MIN);
+    notification["data"]["smallest"] = json!(5e-324);
+    let id = stack.notify(notification).await;
+    // The worker's part, seen in the database and at the provider, apart from the API's reads.
     stack
-        .put_user(
-            "u1",
-            json!({"channel_data": channel_data(&stack, "invalid", -1)}),
+        .wait_for_count(
+            "SELECT count(*) FROM deliveries WHERE status = 'sent'",
+            1,
+            Duration::from_secs(30),
         )
         .await;
+    let received = stack.received("webhook").await;
+    assert_eq!(
+        received["messages"].as_array().unwrap().len(),
+        1,
+        "{received}"
+    );
+    let view = stack.wait_until_final(&id, Duration::from_secs(30)).await;
+    assert_eq!(view["status"], "delivered", "{view}");
+    assert_eq!(view["data"]["largest"], json!(f64::MAX), "{view}");
+
+    stop_worker.cancel();
+    worker.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_revoked_webhook_or_a_blocked_bot_fails_at_once_with_the_providers_reason() {
+    let (stack, stop_worker, worker) = stack_with_a_chat_user("invalid", -1).await;
 
     let id = stack.notify(alert(&["u1"], &["slack", "telegram"])).await;
     let view = stack.wait_until_final(&id, Duration::from_secs(30)).await;

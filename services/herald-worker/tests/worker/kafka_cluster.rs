@@ -47,18 +47,13 @@ async fn three_brokers_losing_a_leader_then_the_quorum_lose_nothing_and_answer_5
     let (stop_worker, worker) = start_worker(&stack.settings).await;
     let started = Instant::now();
     let load = start_load(stack.api.clone(), stack.api_key.clone(), LOAD_SECONDS);
-    let sent = || stack.count("SELECT count(*) FROM deliveries WHERE status = 'sent'");
+    const SENT: &str = "SELECT count(*) FROM deliveries WHERE status = 'sent'";
+    let sent = || stack.count(SENT);
 
     // Deliveries flow end to end before a broker is lost: a worker still joining its group when
     // the broker coordinating the group dies waits for another coordinator, and would be measured
     // as deliveries stopping while a quorum stood. Joining takes 4 s here, longer under load.
-    stack
-        .wait_for_count(
-            "SELECT count(*) FROM deliveries WHERE status = 'sent'",
-            1,
-            Duration::from_secs(30),
-        )
-        .await;
+    stack.wait_for_count(SENT, 1, Duration::from_secs(30)).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let leader = cluster.leader_of(&stack.settings.kafka.topic, 0).await;
     cluster.kill_node(leader).await;
