@@ -1,6 +1,7 @@
 //! Kafka client set-up, once for every Herald process: the producer's durability settings, the
 //! consumer's base configuration, the topics and their retention, and broker reachability.
 
+pub mod leave_group;
 pub mod metrics;
 pub mod trace_context;
 

@@ -243,48 +243,22 @@ pub async fn run_consumer(
     partitions.close();
     partitions.wait().await;
     drop(published);
-    commit_and_leave_within(consumer, offsets, leave_timeout(&settings), &topic).await;
-}
-
-/// The last offset commit, synchronously, then the goodbye to the group (dropping the last
-/// reference closes the consumer). Both block in librdkafka until the group coordinator answers,
-/// which it never does while the broker is away, so they run on a thread of their own and the
-/// worker waits at most `timeout`: a tokio blocking task would hold the runtime's shutdown (and
-/// the process) as long as librdkafka waits. Given up, nothing is lost: the partitions' next owner
-/// reads the records since the last commit again, and admission ignores deliveries that exist.
-async fn commit_and_leave_within(
-    consumer: Arc<WorkerConsumer>,
-    offsets: Arc<OffsetTracker>,
-    timeout: Duration,
-    topic: &str,
-) {
-    let (left, leaving) = tokio::sync::oneshot::channel::<()>();
-    let spawned = std::thread::Builder::new()
-        .name("consumer-leave".to_owned())
-        .spawn(move || {
+    // The last commit, synchronously, then the goodbye (dropping the last reference closes it).
+    herald_kafka::leave_group::commit_and_leave_within(
+        &topic,
+        leave_timeout(&settings),
+        move || {
             offsets.commit(&consumer, CommitMode::Sync);
             drop(consumer);
-            let _ = left.send(());
-        });
-    if let Err(error) = spawned {
-        tracing::warn!(%error, topic, "no thread to commit and leave the group on; the group's session expires instead");
-        return;
-    }
-    if tokio::time::timeout(timeout, leaving).await.is_err() {
-        tracing::warn!(
-            topic,
-            timeout_ms = timeout.as_millis() as u64,
-            "the last offset commit and leaving the group did not finish (is the broker reachable?): \
-             stopping without them; the records since the last commit are read again by the \
-             partitions' next owner, which admits none of them twice"
-        );
-    }
+        },
+    )
+    .await;
 }
 
 /// How long a stopping consumer waits for its last commit and its goodbye: a few seconds when the
 /// broker answers in milliseconds, and never more than the drain timeout the worker promises to stop
 /// within.
-fn leave_timeout(settings: &Settings) -> Duration {
+pub(crate) fn leave_timeout(settings: &Settings) -> Duration {
     LEAVE_TIMEOUT.min(Duration::from_millis(settings.worker.drain_timeout_ms))
 }
 

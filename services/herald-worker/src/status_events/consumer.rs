@@ -110,8 +110,9 @@ pub async fn run_events_consumer(
         }
         batch.clear();
     }
-    // The last stored offsets, then leave the group: both block.
-    let _ = tokio::task::spawn_blocking(move || {
+    // The last stored offsets, then leave the group (dropping the last reference closes it).
+    let leave_timeout = crate::consumer::leave_timeout(&settings);
+    herald_kafka::leave_group::commit_and_leave_within("status events", leave_timeout, move || {
         if let Err(error) = consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync) {
             tracing::debug!(%error, "the last status events commit failed; the records are read again");
         }

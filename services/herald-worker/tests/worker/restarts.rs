@@ -34,9 +34,10 @@ async fn a_worker_stopped_together_with_its_broker_delivers_again_after_both_res
     delivered_within(&stack, Duration::from_secs(60)).await;
 
     // Both at once, as Ctrl-C in a terminal used to stop them: the worker cannot commit nor leave
-    // its group, gives both up after at most its drain timeout, and stops (it once waited for the
-    // broker, 25 s and more). The margin is for the rest of its stop on a busy machine (measured:
-    // 5.2 s alone, 8 s beside the other stream of `make test`).
+    // its groups, gives both up after at most its drain timeout, and stops (it once waited for the
+    // broker, 25 s and more; its status events consumer, caught joining its group, once waited 15 s
+    // and more). The margin is for the rest of its stop on a busy machine (measured: 5.2 s alone,
+    // 8 s beside the other stream of `make test`).
     broker.kill().await;
     let stopping = Instant::now();
     terminate(&worker);
