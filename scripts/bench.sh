@@ -2,7 +2,7 @@
 # `make bench`: load benchmarks, driven from a second process (oha) over loopback at fixed arrival
 # rates (--latency-correction), beside a bare actix handler measured the same way in the same run.
 #
-# Scenarios (BENCH_SCENARIOS, default "delivery capacity ingest channels scaling failover"):
+# Scenarios (BENCH_SCENARIOS, default "delivery capacity ingest channels scaling failover neighbours"):
 #   delivery  notifications accepted through the batch endpoint and delivered by one worker to the
 #             provider simulator (20 ms latency): deliveries/s and accept-to-delivery P50/P95/P99
 #             (bench-results/delivery.json). Its own database, topic and group.
@@ -28,6 +28,12 @@
 #             the partition leader killed, then a second broker, then both restarted; nothing lost,
 #             nothing doubled, 503 and never a lost 2xx without a quorum (bench-results/failover.json;
 #             scripts/lib/bench_failover.sh).
+#   neighbours tenant B's steady load (SMS and webhooks, reads) alone, then beside each attack
+#             tenant A can make (a high-priority flood at ten times B's rate, tarpit webhooks,
+#             trickling bodies, bogus keys, slow recipient reads, placeholder bombs, tarpit event
+#             subscriptions): B's POST, read and accept-to-delivery P99 and their ratios to B alone
+#             (bench-results/neighbours.json; scripts/lib/bench_neighbours.py). Phases of
+#             BENCH_NEIGHBOURS_PHASE_SECONDS (BENCH_DURATION's), B at BENCH_NEIGHBOURS_B_RATE (100).
 #   relay     a backlog of BENCH_RELAY_NOTIFICATIONS (default 1,000,000) notifications left in the
 #             outbox, as an API that died with the broker away leaves them; one API's relay drains it
 #             (bench-results/relay.json). Not in the defaults: it takes minutes.
@@ -74,7 +80,7 @@ CHANNELS_CEILING_SHARE="${BENCH_CHANNELS_CEILING_SHARE:-0.8}"
 CHANNELS_LATENCY_MS="${BENCH_CHANNELS_LATENCY_MS:-50}"
 CHANNELS_USERS="${BENCH_CHANNELS_USERS:-200}"
 CHANNELS_CONNECTIONS="${BENCH_CHANNELS_CONNECTIONS:-32}"
-SCENARIOS="${BENCH_SCENARIOS:-delivery capacity ingest channels scaling failover}"
+SCENARIOS="${BENCH_SCENARIOS:-delivery capacity ingest channels scaling failover neighbours}"
 OUT_DIR=bench-results
 mkdir -p "$OUT_DIR"
 rm -f "$OUT_DIR"/*.json  # figures of an earlier run must never be mistaken for this one's
@@ -87,6 +93,7 @@ source scripts/lib/bench_scaling.sh
 source scripts/lib/kafka_cluster.sh
 source scripts/lib/bench_failover.sh
 source scripts/lib/bench_rebalance.sh
+source scripts/lib/bench_neighbours.sh
 
 command -v oha >/dev/null || cargo install oha --version 1.16.0 --locked
 started_services="$(mktemp)"
@@ -485,6 +492,7 @@ for scenario in $SCENARIOS; do
     scaling) run_scaling_scenario ;;
     failover) run_failover_scenario ;;
     rebalance) run_rebalance_scenario ;;
-    *) fail "unknown scenario $scenario (known: delivery capacity ingest channels scaling failover relay rebalance)" ;;
+    neighbours) run_neighbours_scenario ;;
+    *) fail "unknown scenario $scenario (known: delivery capacity ingest channels scaling failover neighbours relay rebalance)" ;;
   esac
 done
