@@ -131,8 +131,7 @@ cleanup() {
   stop_started
   kafka_cluster_stop
   drop_bench_databases
-  scripts/services.sh stop $(cat "$started_services")
-  rm -f "$started_services"
+  scripts/services.sh stop-started "$started_services"
 }
 trap cleanup EXIT
 

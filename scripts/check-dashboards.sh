@@ -107,7 +107,7 @@ cleanup() {
     psql "${HERALD_DATABASE__URL%/*}/postgres" -qc "DROP DATABASE IF EXISTS $isolated_database" >/dev/null 2>&1 || true
   fi
   # Only what this run started; services that were already running stay up.
-  if [ -s "$started_services" ]; then scripts/services.sh stop $(cat "$started_services") || true; fi
+  scripts/services.sh stop-started "$started_services" || true
   rm -rf "$work_dir/prometheus/data"
   if [ "$status" = 0 ]; then
     rm -rf "$work_dir"

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 source scripts/lib/stack.sh
 RUNS="${RUNS:-5}"
 started_services="$(mktemp)"
-trap 'scripts/services.sh stop $(cat "$started_services"); rm -f "$started_services"' EXIT
+trap 'scripts/services.sh stop-started "$started_services"' EXIT
 HERALD_STARTED_FILE="$started_services" scripts/services.sh start
 eval "$(scripts/services.sh env)"
 stack_build >&2

@@ -62,10 +62,8 @@ cleanup() {
     psql "${HERALD_DATABASE__URL%/*}/postgres" -qc "DROP DATABASE IF EXISTS $isolated_database" >/dev/null 2>&1 || true
   fi
   if [ -n "$started_services" ]; then
-    # Only what this run started; services that were already running stay up. (`services.sh
-    # stop` without names stops all of them, so it is not called when this run started none.)
-    if [ -s "$started_services" ]; then scripts/services.sh stop $(cat "$started_services"); fi
-    rm -f "$started_services"
+    # Only what this run started; services that were already running stay up.
+    scripts/services.sh stop-started "$started_services"
   fi
   exit "$status"
 }

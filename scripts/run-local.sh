@@ -17,8 +17,7 @@ cleanup() {
   stack_stop
   echo "[run] stopping the services this run started"
   # Only what this run started; services that were already running stay up.
-  scripts/services.sh stop $(cat "$started_services")
-  rm -f "$started_services"
+  scripts/services.sh stop-started "$started_services"
 }
 trap cleanup INT TERM HUP EXIT
 HERALD_STARTED_FILE="$started_services" scripts/services.sh start

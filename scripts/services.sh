@@ -7,6 +7,9 @@
 #   scripts/services.sh install      install what is missing
 #   scripts/services.sh start        start what is not running (background), wait until ready
 #   scripts/services.sh stop [names] stop what `start` started (all, or: postgres redis kafka)
+#   scripts/services.sh stop-started FILE
+#                                    stop the services FILE names (HERALD_STARTED_FILE below), none
+#                                    when it names none, and remove FILE
 #
 #   scripts/services.sh drop-databases PATTERN...
 #                                    drop the databases whose names match a LIKE pattern and that
@@ -149,6 +152,16 @@ stop() {
   done
 }
 
+# stop_started_in FILE: a caller's goodbye: stops exactly the services its `start` started (FILE,
+# from HERALD_STARTED_FILE) and removes FILE. Never `stop` with an empty list, which stops every
+# service: a `make test` or `make bench` beside a developer's running services would take them.
+stop_started_in() {
+  local -a names=()
+  [ -f "$1" ] && mapfile -t names < <(grep -v '^$' "$1")
+  [ ${#names[@]} -eq 0 ] || stop "${names[@]}"
+  rm -f "$1"
+}
+
 # Tests and benches create a database per test or scenario; left behind they fill the disk (29 GB
 # after a few weeks of runs). A database someone is still connected to is left alone: it may be
 # another run's, in progress.
@@ -177,7 +190,8 @@ case "${1:-}" in
   install) install ;;
   start) install; start_postgres; start_redis; start_kafka ;;
   stop) shift; stop "$@" ;;
+  stop-started) stop_started_in "$2" ;;
   env) print_env ;;
   drop-databases) shift; drop_databases "$@" ;;
-  *) echo "usage: $0 install|start|stop|env|drop-databases" >&2; exit 2 ;;
+  *) echo "usage: $0 install|start|stop|stop-started|env|drop-databases" >&2; exit 2 ;;
 esac

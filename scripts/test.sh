@@ -15,7 +15,7 @@ test_databases='herald\_test\_%'
 second_stream=""
 trap '[ -z "$second_stream" ] || kill -- "$second_stream" 2>/dev/null || true
       scripts/services.sh drop-databases "$test_databases" || true
-      scripts/services.sh stop $(cat "$started_services"); rm -f "$started_services"' EXIT
+      scripts/services.sh stop-started "$started_services"' EXIT
 # A broker this run starts begins empty: every topic on it is a test's own, made afresh.
 HERALD_KAFKA_FRESH=1 HERALD_STARTED_FILE="$started_services" scripts/services.sh start
 eval "$(scripts/services.sh env)"

@@ -21,9 +21,12 @@ pub struct StatusEventsSettings {
     /// within this), and how many tenants' subscriptions are cached at most.
     pub subscription_cache_ttl_ms: u64,
     pub subscription_cache_tenants: u64,
-    /// Sends to subscribers in flight at once, per worker, and per subscription.
+    /// Sends to subscribers in flight at once, per worker, per subscription and per tenant: a
+    /// tenant's subscriptions together hold at most `max_in_flight_per_tenant` (its twenty
+    /// subscriptions to a tarpit could otherwise hold twenty times the per-subscription share).
     pub max_in_flight: usize,
     pub max_in_flight_per_subscription: usize,
+    pub max_in_flight_per_tenant: usize,
     /// Events one subscription may have waiting to be sent (retries included, parked ones not):
     /// while its backlog is full, new events for it are dropped and counted (`dropped_events` in
     /// `GET /v1/webhooks`), so an endpoint that never answers holds a bounded share of the table.
@@ -51,6 +54,7 @@ impl Default for StatusEventsSettings {
             subscription_cache_tenants: 10_000,
             max_in_flight: 256,
             max_in_flight_per_subscription: 8,
+            max_in_flight_per_tenant: 32,
             max_pending_per_subscription: 10_000,
             timeout_ms: 10_000,
             max_attempts: 10,
@@ -89,6 +93,15 @@ impl StatusEventsSettings {
             return Err(invalid(
                 "status_events.max_in_flight_per_subscription",
                 "must be at least 1 and at most status_events.max_in_flight",
+            ));
+        }
+        if self.max_in_flight_per_tenant < self.max_in_flight_per_subscription
+            || self.max_in_flight_per_tenant > self.max_in_flight
+        {
+            return Err(invalid(
+                "status_events.max_in_flight_per_tenant",
+                "must be at least status_events.max_in_flight_per_subscription and at most \
+                 status_events.max_in_flight",
             ));
         }
         if self.max_pending_per_subscription == 0 {

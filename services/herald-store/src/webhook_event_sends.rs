@@ -105,6 +105,8 @@ SELECT (SELECT count(*) FROM stored) AS stored,
 #[derive(Debug, Clone, FromQueryResult)]
 pub struct ClaimedSend {
     pub subscription_id: Uuid,
+    /// The subscription's tenant: its sends in flight together are bounded too.
+    pub tenant_id: Uuid,
     pub event_id: Uuid,
     pub payload: String,
     /// This attempt's number, from 1.
@@ -117,10 +119,13 @@ pub struct ClaimedSend {
 pub const CLAIM_DUE: &str = r#"
 WITH room AS (
     SELECT * FROM unnest($5::uuid[], $6::int[]) AS room(subscription_id, free)
+), tenant_room AS (
+    SELECT * FROM unnest($7::uuid[], $8::int[]) AS tenant_room(tenant_id, free)
 ), due AS (
-    SELECT send.subscription_id, send.event_id, send.due_at
+    SELECT send.subscription_id, send.event_id, send.due_at, subscription.tenant_id
     FROM webhook_subscriptions subscription
     LEFT JOIN room ON room.subscription_id = subscription.id
+    LEFT JOIN tenant_room ON tenant_room.tenant_id = subscription.tenant_id
     CROSS JOIN LATERAL (
         SELECT candidate.subscription_id, candidate.event_id, candidate.due_at
         FROM webhook_event_sends candidate
@@ -128,12 +133,18 @@ WITH room AS (
           AND candidate.due_at <= now()
           AND (candidate.lease_until IS NULL OR candidate.lease_until < now())
         ORDER BY candidate.due_at
-        LIMIT greatest(coalesce(room.free, $4), 0)
+        LIMIT greatest(least(coalesce(room.free, $4), coalesce(tenant_room.free, $9)), 0)
     ) send
+), within_tenant_room AS (
+    SELECT due.subscription_id, due.event_id, due.due_at
+    FROM (SELECT due.*, row_number() OVER (PARTITION BY due.tenant_id ORDER BY due.due_at) AS tenant_rank
+          FROM due) due
+    LEFT JOIN tenant_room ON tenant_room.tenant_id = due.tenant_id
+    WHERE due.tenant_rank <= coalesce(tenant_room.free, $9)
 ), chosen AS (
     SELECT send.subscription_id, send.event_id
     FROM webhook_event_sends send
-    JOIN (SELECT subscription_id, event_id FROM due ORDER BY due_at LIMIT $3) fair
+    JOIN (SELECT subscription_id, event_id FROM within_tenant_room ORDER BY due_at LIMIT $3) fair
       ON fair.subscription_id = send.subscription_id AND fair.event_id = send.event_id
     FOR UPDATE OF send SKIP LOCKED
 ), claimed AS (
@@ -144,30 +155,45 @@ WITH room AS (
     WHERE send.subscription_id = chosen.subscription_id AND send.event_id = chosen.event_id
     RETURNING send.subscription_id, send.event_id, send.payload, send.attempts, send.due_at
 )
-SELECT claimed.subscription_id, claimed.event_id, claimed.payload, claimed.attempts,
-       subscription.url, subscription.secret
+SELECT claimed.subscription_id, subscription.tenant_id, claimed.event_id, claimed.payload,
+       claimed.attempts, subscription.url, subscription.secret
 FROM claimed JOIN webhook_subscriptions subscription ON subscription.id = claimed.subscription_id
 ORDER BY claimed.due_at
 "#;
 
-/// Claims up to `limit` due sends for `lease`, oldest first: at most `per_subscription` of any one
-/// subscription, except that the subscriptions `busy_subscriptions[i]` (those with sends in flight
-/// here) take at most `rooms[i]`. The attempt is counted at the claim: a dispatcher that dies
-/// mid-send has used it.
+/// What a dispatcher may still take, per subscription and per tenant: the subscriptions and
+/// tenants with sends in flight here, each with its remaining room; every other one may take the
+/// whole `per_subscription` / `per_tenant`.
+pub struct ClaimRooms<'a> {
+    pub per_subscription: u64,
+    pub busy_subscriptions: &'a [Uuid],
+    pub subscription_rooms: &'a [i32],
+    pub per_tenant: u64,
+    pub busy_tenants: &'a [Uuid],
+    pub tenant_rooms: &'a [i32],
+}
+
+/// Claims up to `limit` due sends for `lease`, oldest first, within `rooms`: at most
+/// `per_subscription` of any one subscription and `per_tenant` of any one tenant's subscriptions
+/// together, less what each has in flight here. The attempt is counted at the claim: a dispatcher
+/// that dies mid-send has used it.
 pub async fn claim_due(
     database: &Database,
     owner: Uuid,
     lease: Duration,
     limit: u64,
-    per_subscription: u64,
-    busy_subscriptions: &[Uuid],
-    rooms: &[i32],
+    rooms: ClaimRooms<'_>,
 ) -> Result<Vec<ClaimedSend>, StoreError> {
-    debug_assert_eq!(busy_subscriptions.len(), rooms.len());
+    debug_assert_eq!(
+        rooms.busy_subscriptions.len(),
+        rooms.subscription_rooms.len()
+    );
+    debug_assert_eq!(rooms.busy_tenants.len(), rooms.tenant_rooms.len());
     // Each subscription's oldest due sends, read in order from `webhook_event_sends_pending` (a
     // probe per subscription, never a sort of every due send: a subscriber's backlog of millions
-    // costs its own probe only), then the oldest of those; the rows are locked after (SKIP LOCKED:
-    // another dispatcher's claim is left to it).
+    // costs its own probe only), then each tenant's oldest of those within its room, then the
+    // oldest of all; the rows are locked after (SKIP LOCKED: another dispatcher's claim is left
+    // to it).
     let statement = Statement::from_sql_and_values(
         DatabaseBackend::Postgres,
         CLAIM_DUE,
@@ -175,9 +201,12 @@ pub async fn claim_due(
             Value::from(owner),
             Value::from(lease.as_millis() as i64),
             Value::from(limit as i64),
-            Value::from(per_subscription as i64),
-            Value::from(busy_subscriptions.to_vec()),
-            Value::from(rooms.to_vec()),
+            Value::from(rooms.per_subscription as i64),
+            Value::from(rooms.busy_subscriptions.to_vec()),
+            Value::from(rooms.subscription_rooms.to_vec()),
+            Value::from(rooms.busy_tenants.to_vec()),
+            Value::from(rooms.tenant_rooms.to_vec()),
+            Value::from(rooms.per_tenant as i64),
         ],
     );
     database

@@ -2,9 +2,11 @@
 //! its subscription's URL through the `webhook` channel's own path (`providers::webhook::
 //! post_signed_event`: Standard Webhooks signature, SSRF checks, the guarded client).
 //!
-//! Bounded: at most `max_in_flight` sends at once in this worker, and at most
-//! `max_in_flight_per_subscription` for any one subscription, so one slow endpoint holds only its
-//! own slots while every other subscription's events keep going. A 2xx deletes the send; a
+//! Bounded: at most `max_in_flight` sends at once in this worker, at most
+//! `max_in_flight_per_subscription` for any one subscription and `max_in_flight_per_tenant` for
+//! one tenant's subscriptions together, so one slow endpoint holds only its own slots, and a
+//! tenant's twenty subscriptions to a tarpit only the tenant's, while every other subscription's
+//! events keep going. A 2xx deletes the send; a
 //! timeout, connection failure, 429 or 5xx makes it due again after an exponential backoff (a
 //! `Retry-After` is a floor), until `max_attempts`; then, or at once for any other answer, the
 //! send is parked and counted (`herald_webhook_subscription_parked_total`).
@@ -14,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
-use herald_store::webhook_event_sends::{self, ClaimedSend, Unsent};
+use herald_store::webhook_event_sends::{self, ClaimRooms, ClaimedSend, Unsent};
 use herald_store::Database;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -29,6 +31,7 @@ use crate::providers::SendOutcome;
 pub struct DispatcherSettings {
     pub max_in_flight: usize,
     pub max_in_flight_per_subscription: usize,
+    pub max_in_flight_per_tenant: usize,
     pub timeout: Duration,
     pub retry_policy: RetryPolicy,
     pub interval: Duration,
@@ -40,37 +43,37 @@ pub struct DispatcherSettings {
 /// How often parked sends past `keep_parked` are deleted.
 const PARKED_CLEANUP_INTERVAL: Duration = Duration::from_secs(60);
 
-/// Sends in flight per subscription, in this worker.
+/// Sends in flight in this worker, counted by one key (a subscription, or a tenant).
 #[derive(Default)]
 struct InFlight(Mutex<HashMap<Uuid, usize>>);
 
 impl InFlight {
-    fn started(&self, subscription_id: Uuid) {
+    fn started(&self, key: Uuid) {
         *self
             .0
             .lock()
             .expect("in-flight map poisoned")
-            .entry(subscription_id)
+            .entry(key)
             .or_default() += 1;
     }
 
-    fn finished(&self, subscription_id: Uuid) {
+    fn finished(&self, key: Uuid) {
         let mut in_flight = self.0.lock().expect("in-flight map poisoned");
-        if let Some(count) = in_flight.get_mut(&subscription_id) {
+        if let Some(count) = in_flight.get_mut(&key) {
             *count -= 1;
             if *count == 0 {
-                in_flight.remove(&subscription_id);
+                in_flight.remove(&key);
             }
         }
     }
 
-    /// The subscriptions with sends in flight, and how many more each may take.
-    fn rooms(&self, per_subscription: usize) -> (Vec<Uuid>, Vec<i32>) {
+    /// The keys with sends in flight, and how many more each may take of `bound`.
+    fn rooms(&self, bound: usize) -> (Vec<Uuid>, Vec<i32>) {
         self.0
             .lock()
             .expect("in-flight map poisoned")
             .iter()
-            .map(|(id, count)| (*id, per_subscription.saturating_sub(*count) as i32))
+            .map(|(key, count)| (*key, bound.saturating_sub(*count) as i32))
             .unzip()
     }
 }
@@ -85,7 +88,8 @@ pub async fn run_dispatcher(
 ) {
     let owner = Uuid::new_v4();
     let slots = Arc::new(Semaphore::new(settings.max_in_flight));
-    let in_flight = Arc::new(InFlight::default());
+    let in_flight_by_subscription = Arc::new(InFlight::default());
+    let in_flight_by_tenant = Arc::new(InFlight::default());
     let sends = TaskTracker::new();
     // A claim outlives the call and the recording of its outcome.
     let lease = settings.timeout * 2 + Duration::from_secs(30);
@@ -103,21 +107,24 @@ pub async fn run_dispatcher(
         let claimed = if free == 0 {
             Vec::new()
         } else {
-            let (ids, rooms) = in_flight.rooms(settings.max_in_flight_per_subscription);
-            webhook_event_sends::claim_due(
-                &database,
-                owner,
-                lease,
-                free as u64,
-                settings.max_in_flight_per_subscription as u64,
-                &ids,
-                &rooms,
-            )
-            .await
-            .unwrap_or_else(|error| {
-                tracing::warn!(%error, "claiming webhook sends failed; retrying");
-                Vec::new()
-            })
+            let (busy_subscriptions, subscription_rooms) =
+                in_flight_by_subscription.rooms(settings.max_in_flight_per_subscription);
+            let (busy_tenants, tenant_rooms) =
+                in_flight_by_tenant.rooms(settings.max_in_flight_per_tenant);
+            let rooms = ClaimRooms {
+                per_subscription: settings.max_in_flight_per_subscription as u64,
+                busy_subscriptions: &busy_subscriptions,
+                subscription_rooms: &subscription_rooms,
+                per_tenant: settings.max_in_flight_per_tenant as u64,
+                busy_tenants: &busy_tenants,
+                tenant_rooms: &tenant_rooms,
+            };
+            webhook_event_sends::claim_due(&database, owner, lease, free as u64, rooms)
+                .await
+                .unwrap_or_else(|error| {
+                    tracing::warn!(%error, "claiming webhook sends failed; retrying");
+                    Vec::new()
+                })
         };
         let claimed_any = !claimed.is_empty();
         for send in claimed {
@@ -125,17 +132,18 @@ pub async fn run_dispatcher(
                 // Cannot happen (at most `free` were claimed); the lease brings it back.
                 break;
             };
-            in_flight.started(send.subscription_id);
-            let (database, client, settings, in_flight) = (
-                database.clone(),
-                client.clone(),
-                settings.clone(),
-                in_flight.clone(),
+            in_flight_by_subscription.started(send.subscription_id);
+            in_flight_by_tenant.started(send.tenant_id);
+            let (database, client, settings) = (database.clone(), client.clone(), settings.clone());
+            let (by_subscription, by_tenant) = (
+                in_flight_by_subscription.clone(),
+                in_flight_by_tenant.clone(),
             );
             sends.spawn(async move {
-                let subscription_id = send.subscription_id;
+                let (subscription_id, tenant_id) = (send.subscription_id, send.tenant_id);
                 deliver(&database, &client, &settings, send).await;
-                in_flight.finished(subscription_id);
+                by_subscription.finished(subscription_id);
+                by_tenant.finished(tenant_id);
                 drop(slot);
             });
         }

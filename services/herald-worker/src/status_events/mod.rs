@@ -96,6 +96,7 @@ impl StatusEvents {
         let dispatcher_settings = Arc::new(DispatcherSettings {
             max_in_flight: events.max_in_flight,
             max_in_flight_per_subscription: events.max_in_flight_per_subscription,
+            max_in_flight_per_tenant: events.max_in_flight_per_tenant,
             timeout: Duration::from_millis(events.timeout_ms),
             retry_policy: RetryPolicy {
                 max_attempts: events.max_attempts,

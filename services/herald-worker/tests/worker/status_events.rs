@@ -697,16 +697,20 @@ async fn subscriptions_are_validated_listed_without_secrets_bounded_and_deleted(
     assert_eq!(post(json!({"url": url, "events": ["*"]})).await.0, 201);
 }
 
-/// Another tenant's `*` subscription to `/webhooks/hanging` of a simulator of its own that answers
-/// after 30 s (every call times out: 1 s in tests), beside the stack tenant's `delivery.sent`
-/// subscription to `/webhooks/steady` of the stack's simulator, and the stack tenant's user `u1`.
+/// Another tenant's `hanging_subscriptions` `*` subscriptions to `/webhooks/hanging-{n}` of a
+/// simulator of its own that answers after 30 s (every call times out: 1 s in tests), beside the
+/// stack tenant's `delivery.sent` subscription to `/webhooks/steady` of the stack's simulator, and
+/// the stack tenant's user `u1`.
 struct HangingBesideSteady {
     other_key: String,
     hanging_simulator: String,
     simulator: String,
 }
 
-async fn hanging_subscriber_beside_a_steady_one(stack: &Stack) -> HangingBesideSteady {
+async fn hanging_subscribers_beside_a_steady_one(
+    stack: &Stack,
+    hanging_subscriptions: usize,
+) -> HangingBesideSteady {
     let hanging_simulator = start_simulator().await.http;
     let response = stack
         .client
@@ -722,7 +726,10 @@ async fn hanging_subscriber_beside_a_steady_one(stack: &Stack) -> HangingBesideS
     )
     .await
     .unwrap();
-    subscribe_endpoint(stack, &other_key, &hanging_simulator, "hanging", &["*"]).await;
+    for index in 0..hanging_subscriptions {
+        let endpoint = format!("hanging-{index}");
+        subscribe_endpoint(stack, &other_key, &hanging_simulator, &endpoint, &["*"]).await;
+    }
     let simulator = stack.simulator.clone();
     subscribe_endpoint(
         stack,
@@ -754,7 +761,7 @@ async fn a_hanging_subscriber_holds_only_its_own_slots_and_other_tenants_events_
         other_key,
         hanging_simulator,
         simulator,
-    } = hanging_subscriber_beside_a_steady_one(&stack).await;
+    } = hanging_subscribers_beside_a_steady_one(&stack, 1).await;
     let (stop, worker) = start_worker(&stack.settings).await;
 
     // The other tenant's backlog: 20 notifications to a recipient it does not have (skipped), so
@@ -792,12 +799,77 @@ async fn a_hanging_subscriber_holds_only_its_own_slots_and_other_tenants_events_
     let hanging_sends = stack
         .count(
             "SELECT count(*) FROM webhook_event_sends s JOIN webhook_subscriptions w \
-             ON w.id = s.subscription_id WHERE w.url LIKE '%/webhooks/hanging'",
+             ON w.id = s.subscription_id WHERE w.url LIKE '%/webhooks/hanging-%'",
         )
         .await;
     assert_eq!(
         hanging_sends, 20,
         "the hanging subscriber's events wait, durably"
+    );
+
+    stop.cancel();
+    worker.await.unwrap().unwrap();
+}
+
+/// One tenant's subscriptions together hold at most `max_in_flight_per_tenant` of the dispatcher:
+/// three subscriptions to a tarpit, each within its own bound, would otherwise hold every slot, and
+/// every other tenant's events would wait for their timeouts.
+#[tokio::test]
+async fn a_tenants_subscriptions_to_a_tarpit_hold_only_its_share_of_the_dispatcher() {
+    let stack = start_stack_with(None, None, |settings| {
+        settings.status_events.max_in_flight = 6;
+        settings.status_events.max_in_flight_per_subscription = 2;
+        settings.status_events.max_in_flight_per_tenant = 2;
+        // Longer than the test waits for the steady subscriber: a slot taken by the tarpit stays
+        // taken until then.
+        settings.status_events.timeout_ms = 8_000;
+    })
+    .await;
+    let HangingBesideSteady {
+        other_key: attacker_key,
+        hanging_simulator,
+        simulator,
+    } = hanging_subscribers_beside_a_steady_one(&stack, 3).await;
+    let (stop, worker) = start_worker(&stack.settings).await;
+
+    // Twenty events for each of the attacker's three subscriptions (skipped deliveries: the
+    // recipient does not exist).
+    let items: Vec<Value> = (0..20).map(|_| alert(&["nobody"], &["email"])).collect();
+    let response = stack
+        .client
+        .post(format!("{}/v1/notifications/batch", stack.api))
+        .bearer_auth(&attacker_key)
+        .json(&json!({ "notifications": items }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while webhook_stats(&stack, &hanging_simulator).await["requests"]
+        .as_u64()
+        .unwrap()
+        < 2
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the tarpit is not called"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    for _ in 0..10 {
+        stack.notify(alert(&["u1"], &["email"])).await;
+    }
+    let steady = wait_for_events(&stack, &simulator, "steady", 10, Duration::from_secs(4)).await;
+    assert_eq!(steady.len(), 10);
+    // No call to the tarpit has ended yet (each waits for its timeout): every call it received is
+    // one held at once, and the attacker's tenant held no more than its share.
+    let tarpit_calls = webhook_stats(&stack, &hanging_simulator).await["requests"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(
+        tarpit_calls, 2,
+        "the attacker's three subscriptions held {tarpit_calls} slots"
     );
 
     stop.cancel();
@@ -838,17 +910,17 @@ async fn a_late_failure_of_an_expired_claim_leaves_the_new_claim_alone() {
     let claim = |owner| {
         let database = stack.database.clone();
         async move {
-            webhook_event_sends::claim_due(
-                &database,
-                owner,
-                Duration::from_millis(200),
-                10,
-                8,
-                &[],
-                &[],
-            )
-            .await
-            .unwrap()
+            let rooms = webhook_event_sends::ClaimRooms {
+                per_subscription: 8,
+                busy_subscriptions: &[],
+                subscription_rooms: &[],
+                per_tenant: 32,
+                busy_tenants: &[],
+                tenant_rooms: &[],
+            };
+            webhook_event_sends::claim_due(&database, owner, Duration::from_millis(200), 10, rooms)
+                .await
+                .unwrap()
         }
     };
     let (late, current) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
@@ -900,7 +972,7 @@ async fn a_subscription_to_a_tarpit_keeps_a_bounded_backlog_and_shows_what_it_dr
         other_key: attacker_key,
         simulator,
         ..
-    } = hanging_subscriber_beside_a_steady_one(&stack).await;
+    } = hanging_subscribers_beside_a_steady_one(&stack, 1).await;
     let (stop, worker) = start_worker(&stack.settings).await;
 
     // One event each (a skipped delivery: the recipient does not exist) for the tarpit.
@@ -947,7 +1019,7 @@ async fn a_subscription_to_a_tarpit_keeps_a_bounded_backlog_and_shows_what_it_dr
     let stored = stack
         .count(
             "SELECT count(*) FROM webhook_event_sends s JOIN webhook_subscriptions w \
-             ON w.id = s.subscription_id WHERE w.url LIKE '%/webhooks/hanging'",
+             ON w.id = s.subscription_id WHERE w.url LIKE '%/webhooks/hanging-%'",
         )
         .await;
     assert_eq!(stored, BOUND as i64, "the backlog stops at its bound");
@@ -969,7 +1041,7 @@ async fn a_subscription_to_a_tarpit_keeps_a_bounded_backlog_and_shows_what_it_dr
         &stack.database,
         "INSERT INTO webhook_event_sends (subscription_id, event_id, payload) \
          SELECT w.id, gen_random_uuid(), '{}' FROM webhook_subscriptions w, \
-         generate_series(1, 100000) WHERE w.url LIKE '%/webhooks/hanging'",
+         generate_series(1, 100000) WHERE w.url LIKE '%/webhooks/hanging-%'",
     )
     .await;
     execute(&stack.database, "ANALYZE webhook_event_sends").await;
@@ -989,6 +1061,9 @@ async fn a_subscription_to_a_tarpit_keeps_a_bounded_backlog_and_shows_what_it_dr
                 sea_orm::Value::from(8_i64),
                 sea_orm::Value::from(Vec::<uuid::Uuid>::new()),
                 sea_orm::Value::from(Vec::<i32>::new()),
+                sea_orm::Value::from(Vec::<uuid::Uuid>::new()),
+                sea_orm::Value::from(Vec::<i32>::new()),
+                sea_orm::Value::from(32_i64),
             ],
         ))
         .await
