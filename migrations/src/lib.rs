@@ -23,6 +23,7 @@ mod m20261204_000014_retention_spares_unfinished_work;
 mod m20261205_000015_bounded_subscription_backlogs;
 mod m20261205_000016_tenant_ingest_limits;
 mod m20261205_000017_fair_delivery_queue;
+mod m20261206_000018_tenant_ingest_quotas;
 
 pub struct Migrator;
 
@@ -47,6 +48,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000015_bounded_subscription_backlogs::Migration),
             Box::new(m20261205_000016_tenant_ingest_limits::Migration),
             Box::new(m20261205_000017_fair_delivery_queue::Migration),
+            Box::new(m20261206_000018_tenant_ingest_quotas::Migration),
         ]
     }
 }

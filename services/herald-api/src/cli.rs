@@ -5,6 +5,7 @@ use std::time::Duration;
 use herald_config::Settings;
 use herald_migrations::{Migrator, MigratorTrait};
 use herald_store::outbox::{self, ParkedPublication};
+pub use herald_store::tenants::IngestLimitOverrides;
 use uuid::Uuid;
 
 use crate::auth::{describe_api_key, generate_api_key, hash_api_key};
@@ -85,18 +86,38 @@ pub async fn ensure_tenant_with_key(
 }
 
 /// Sets the ingest limit of the tenant named (or identified by) `tenant`: notifications per second
-/// (0: none), or `None` for the configured default. Every API replica applies it within
-/// [`crate::tenant_limits::RELOAD_EVERY`].
+/// (0: none), keeping its daily quota, or `None` for the configured defaults of both. Every API
+/// replica applies it within [`crate::tenant_limits::RELOAD_EVERY`].
 pub async fn set_ingest_limit(
     settings: &Settings,
     tenant: &str,
     notifications_per_second: Option<u32>,
 ) -> anyhow::Result<()> {
+    let overrides = notifications_per_second.map(|rate| IngestLimitOverrides {
+        notifications_per_second: Some(rate),
+        notifications_per_day: None,
+    });
+    set_ingest_limits(settings, tenant, overrides).await
+}
+
+/// Sets the ingest limits given of the tenant named (or identified by) `tenant`, keeping those not
+/// given (0: none), or with `None` removes them all so the configured defaults apply. Every API
+/// replica applies them within [`crate::tenant_limits::RELOAD_EVERY`].
+pub async fn set_ingest_limits(
+    settings: &Settings,
+    tenant: &str,
+    overrides: Option<IngestLimitOverrides>,
+) -> anyhow::Result<()> {
     let database = connect_database(settings).await?;
     let Some(tenant_id) = herald_store::tenants::find_tenant_id(&database, tenant).await? else {
         anyhow::bail!("no tenant is named or identified by {tenant:?}");
     };
-    herald_store::tenants::set_ingest_limit(&database, tenant_id, notifications_per_second).await?;
+    match overrides {
+        Some(overrides) => {
+            herald_store::tenants::set_ingest_limits(&database, tenant_id, overrides).await?
+        }
+        None => herald_store::tenants::clear_ingest_limits(&database, tenant_id).await?,
+    }
     Ok(())
 }
 

@@ -65,6 +65,12 @@ pub enum ApiError {
     TenantBusy,
     #[error("this tenant submits more notifications per second than its limit; retry after {} ms", retry_after.as_millis())]
     TenantRateLimited { retry_after: std::time::Duration },
+    #[error("this tenant's quota of {quota_per_day} notifications per day is used up ({used_today} today, and this request's do not fit in the rest); it resets at the next UTC midnight, in {} s", whole_seconds(*retry_after))]
+    TenantQuotaExceeded {
+        quota_per_day: u64,
+        used_today: u64,
+        retry_after: std::time::Duration,
+    },
     #[error("the database refused this notification: {0}")]
     RefusedByDatabase(String),
     #[error("a dependency is unavailable; retry later")]
@@ -82,13 +88,13 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     /// Stable, machine-readable: `malformed_json`, `validation_failed`, `invalid_query`,
     /// `unauthorized`, `invalid_signature`, `malformed_callback`, `not_found`,
-    /// `method_not_allowed`, `idempotency_conflict`, `limit_reached`, `payload_too_large`, `unsupported_media_type`, `rate_limited`, `overloaded`, `unavailable`,
+    /// `method_not_allowed`, `idempotency_conflict`, `limit_reached`, `payload_too_large`, `unsupported_media_type`, `rate_limited`, `quota_exceeded`, `overloaded`, `unavailable`,
     /// `notification_final`, `notification_cancelled`, `delivery_not_failed`, `internal`.
     pub code: &'static str,
     pub message: String,
     /// `null`, or what the code says more: the offending fields (`validation_failed`), each
     /// item's result (a batch's `validation_failed`), or an object of named values
-    /// (`retry_after_ms`, `limit_bytes`, `existing_id`, `status`).
+    /// (`retry_after_ms`, `quota_per_day` and `used_today`, `limit_bytes`, `existing_id`, `status`).
     #[schema(schema_with = error_details_schema)]
     pub details: serde_json::Value,
 }
@@ -133,6 +139,7 @@ impl ApiError {
             | ApiError::TenantBusy
             | ApiError::TenantRateLimited { .. }
             | ApiError::ClientBytesExhausted => "rate_limited",
+            ApiError::TenantQuotaExceeded { .. } => "quota_exceeded",
             ApiError::RefusedByDatabase(_) => "validation_failed",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
@@ -153,11 +160,29 @@ impl ApiError {
             ApiError::TenantRateLimited { retry_after } => {
                 serde_json::json!({ "retry_after_ms": retry_after.as_millis() as u64 })
             }
+            ApiError::TenantQuotaExceeded {
+                quota_per_day,
+                used_today,
+                retry_after,
+            } => serde_json::json!({
+                "retry_after_ms": retry_after.as_millis() as u64,
+                "quota_per_day": quota_per_day,
+                "used_today": used_today,
+            }),
             ApiError::DeliveryNotFailed { status } => serde_json::json!({ "status": status }),
             ApiError::RefusedByDatabase(reason) => {
                 serde_json::json!([{ "field": "$", "problem": format!("the database refused it: {reason}") }])
             }
             _ => serde_json::Value::Null,
+        }
+    }
+
+    /// The wait this refusal knows exactly (a tenant's rate or quota), rather than the generic one.
+    fn known_wait(&self) -> Option<std::time::Duration> {
+        match self {
+            ApiError::TenantRateLimited { retry_after }
+            | ApiError::TenantQuotaExceeded { retry_after, .. } => Some(*retry_after),
+            _ => None,
         }
     }
 
@@ -184,6 +209,7 @@ impl ResponseError for ApiError {
             ApiError::TooManyRequests
             | ApiError::TenantBusy
             | ApiError::TenantRateLimited { .. }
+            | ApiError::TenantQuotaExceeded { .. }
             | ApiError::ClientBytesExhausted => StatusCode::TOO_MANY_REQUESTS,
             ApiError::MissingApiKey | ApiError::InvalidApiKey | ApiError::UnsignedCallback(_) => {
                 StatusCode::UNAUTHORIZED
@@ -212,10 +238,8 @@ impl ResponseError for ApiError {
             _ => {}
         }
         let mut response = HttpResponse::build(self.status_code());
-        if let ApiError::TenantRateLimited { retry_after } = self {
-            // Whole seconds, rounded up: a client that waits that long is admitted.
-            let seconds = retry_after.as_millis().div_ceil(1000).max(1);
-            let seconds = u32::try_from(seconds).unwrap_or(u32::MAX);
+        if let Some(retry_after) = self.known_wait() {
+            let seconds = whole_seconds(retry_after);
             response.insert_header((header::RETRY_AFTER, HeaderValue::from(seconds)));
         } else if matches!(
             self.status_code(),
@@ -227,6 +251,33 @@ impl ResponseError for ApiError {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
         }
         response.json(self.body())
+    }
+}
+
+/// A wait in whole seconds for `Retry-After`, rounded up (a client that waits that long is
+/// admitted), and at least one.
+fn whole_seconds(wait: std::time::Duration) -> u32 {
+    let seconds = wait.as_millis().div_ceil(1000).max(1);
+    u32::try_from(seconds).unwrap_or(u32::MAX)
+}
+
+impl From<crate::tenant_limits::IngestRefusal> for ApiError {
+    fn from(refusal: crate::tenant_limits::IngestRefusal) -> ApiError {
+        use crate::tenant_limits::IngestRefusal;
+        match refusal {
+            IngestRefusal::RateLimited { retry_after } => {
+                ApiError::TenantRateLimited { retry_after }
+            }
+            IngestRefusal::QuotaExceeded {
+                quota_per_day,
+                used_today,
+                retry_after,
+            } => ApiError::TenantQuotaExceeded {
+                quota_per_day,
+                used_today,
+                retry_after,
+            },
+        }
     }
 }
 

@@ -1,6 +1,6 @@
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{ArgGroup, Parser, Subcommand};
 use herald_api::{cli, Application};
 use herald_config::Settings;
 
@@ -40,14 +40,27 @@ enum Command {
         #[arg(long, env = "HERALD_REVOKE_KEY", hide_env_values = true)]
         key: String,
     },
-    /// Set a tenant's ingest limit in notifications per second (0: none), or with `--default` go
-    /// back to `ingest.tenant_notifications_per_second`. Every API replica applies it within 2 s.
+    /// Set a tenant's ingest limits, notifications per second and per UTC day (0: none; either or
+    /// both, the other one kept), or with `--default` go back to both settings
+    /// (`ingest.tenant_notifications_per_second`, `ingest.tenant_notifications_per_day`). Every API
+    /// replica applies them within 2 s.
+    #[command(group(
+        ArgGroup::new("limits")
+            .required(true)
+            .multiple(true)
+            .args(["notifications_per_second", "notifications_per_day", "default"])
+    ))]
     SetIngestLimit {
         /// The tenant's name or id.
         #[arg(long)]
         tenant: String,
-        #[arg(long, required_unless_present = "default", conflicts_with = "default")]
+        /// Notifications per second, shared by every replica (0: no limit).
+        #[arg(long, conflicts_with = "default")]
         notifications_per_second: Option<u32>,
+        /// Notifications per UTC day, shared by every replica (0: no quota).
+        #[arg(long, conflicts_with = "default")]
+        notifications_per_day: Option<u64>,
+        /// Remove both overrides: the settings apply.
         #[arg(long)]
         default: bool,
     },
@@ -116,22 +129,15 @@ async fn run(arguments: Arguments) -> anyhow::Result<()> {
         Command::SetIngestLimit {
             tenant,
             notifications_per_second,
+            notifications_per_day,
             default,
         } => {
-            let limit = if default {
-                None
-            } else {
-                notifications_per_second
-            };
-            cli::set_ingest_limit(&settings, &tenant, limit).await?;
-            match limit {
-                Some(0) => println!("{tenant}: no ingest limit"),
-                Some(rate) => println!("{tenant}: {rate} notifications per second"),
-                None => println!(
-                    "{tenant}: the default ({} notifications per second; 0 is none)",
-                    settings.ingest.tenant_notifications_per_second
-                ),
-            }
+            let overrides = (!default).then_some(cli::IngestLimitOverrides {
+                notifications_per_second,
+                notifications_per_day,
+            });
+            cli::set_ingest_limits(&settings, &tenant, overrides).await?;
+            println!("{tenant}: {}", describe_ingest_limits(overrides, &settings));
         }
         Command::RevokeKey { key } => {
             let revoked = cli::revoke_key(&settings, &key).await?;
@@ -155,4 +161,31 @@ async fn run(arguments: Arguments) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// What `set-ingest-limit` set, in the operator's words.
+fn describe_ingest_limits(
+    overrides: Option<cli::IngestLimitOverrides>,
+    settings: &Settings,
+) -> String {
+    let Some(overrides) = overrides else {
+        return format!(
+            "the defaults ({} notifications per second, {} per day; 0 is none)",
+            settings.ingest.tenant_notifications_per_second,
+            settings.ingest.tenant_notifications_per_day
+        );
+    };
+    let per_second = overrides.notifications_per_second.map(|rate| match rate {
+        0 => "no ingest limit".to_owned(),
+        rate => format!("{rate} notifications per second"),
+    });
+    let per_day = overrides.notifications_per_day.map(|quota| match quota {
+        0 => "no daily quota".to_owned(),
+        quota => format!("{quota} notifications per day"),
+    });
+    [per_second, per_day]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join("; ")
 }

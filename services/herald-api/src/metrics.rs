@@ -194,10 +194,18 @@ pub static AUTH_THROTTLED: Lazy<IntCounter> = Lazy::new(|| {
     .unwrap()
 });
 
-pub static TENANT_RATE_LIMITED: Lazy<IntCounter> = Lazy::new(|| {
-    register_int_counter_with_registry!(
+/// The reasons of [`TENANT_RATE_LIMITED`]: the error codes of the refusals.
+pub const TENANT_OVER_RATE: &str = "rate_limited";
+pub const TENANT_OVER_QUOTA: &str = "quota_exceeded";
+
+pub static TENANT_RATE_LIMITED: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec_with_registry!(
         "herald_tenant_rate_limited_total",
-        "Ingest requests refused with 429 because their tenant is over its notifications per second (ingest.tenant_notifications_per_second or its override).",
+        "Ingest requests refused with 429 because of their tenant's ingest limits, by reason: \
+         rate_limited (over its notifications per second, ingest.tenant_notifications_per_second \
+         or its override) or quota_exceeded (over its notifications per UTC day, \
+         ingest.tenant_notifications_per_day or its override).",
+        &["reason"],
         REGISTRY
     )
     .unwrap()
@@ -206,7 +214,7 @@ pub static TENANT_RATE_LIMITED: Lazy<IntCounter> = Lazy::new(|| {
 pub static TENANT_RATE_LIMIT_FALLBACKS: Lazy<IntCounter> = Lazy::new(|| {
     register_int_counter_with_registry!(
         "herald_tenant_rate_limit_fallbacks_total",
-        "Tenant rate limit decisions made in process because Redis did not answer within 50 ms (each replica then limits alone).",
+        "Tenant ingest limit decisions (rate and daily quota) made in process because Redis did not answer within 50 ms (each replica then counts alone).",
         REGISTRY
     )
     .unwrap()
@@ -290,6 +298,10 @@ pub fn register_all() {
         ],
     );
     declare(
+        &TENANT_RATE_LIMITED,
+        &[&[TENANT_OVER_RATE], &[TENANT_OVER_QUOTA]],
+    );
+    declare(
         &KAFKA_PUBLISH,
         &[
             &["fast_path", "ok"],
@@ -327,7 +339,6 @@ pub fn register_all() {
     Lazy::force(&BODY_READ_TIMEOUTS);
     Lazy::force(&RETENTION_BLOCKED_DAYS);
     Lazy::force(&AUTH_THROTTLED);
-    Lazy::force(&TENANT_RATE_LIMITED);
     Lazy::force(&TENANT_RATE_LIMIT_FALLBACKS);
     Lazy::force(&PROVIDER_REPORTS);
     Lazy::force(&PROVIDER_EVENTS_IGNORED);

@@ -144,6 +144,7 @@ impl Application {
         let tenant_limits = Arc::new(crate::tenant_limits::TenantLimits::new(
             redis.clone(),
             settings.ingest.tenant_notifications_per_second,
+            settings.ingest.tenant_notifications_per_day,
         ));
         {
             let (tenant_limits, database, shutdown) =

@@ -164,6 +164,10 @@ pub struct IngestSettings {
     /// (429 with `Retry-After` beyond; a burst of a second's worth, or of one full batch); 0 for no
     /// limit. An operator overrides it per tenant with `herald-api set-ingest-limit`.
     pub tenant_notifications_per_second: u32,
+    /// Notifications one tenant may submit per UTC day, counted across every API replica in Redis
+    /// (429 `quota_exceeded` with `Retry-After` until the next UTC midnight beyond); 0 for no quota.
+    /// An operator overrides it per tenant with `herald-api set-ingest-limit`.
+    pub tenant_notifications_per_day: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -183,56 +183,98 @@ pub async fn find_tenant_id(
         .map(|tenant| tenant.id))
 }
 
-/// Sets the tenant's ingest limit in notifications per second (0: none), or removes it so the
-/// configured default applies (`None`).
-pub async fn set_ingest_limit(
+/// An operator's ingest limits for one tenant, each overriding its setting
+/// (`ingest.tenant_notifications_per_second`, `ingest.tenant_notifications_per_day`; 0: none).
+/// `None` is no override: as loaded, the setting applies; as written, the stored override stays.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IngestLimitOverrides {
+    pub notifications_per_second: Option<u32>,
+    pub notifications_per_day: Option<u64>,
+}
+
+/// Sets the overrides given for the tenant, keeping the ones not given.
+pub async fn set_ingest_limits(
     database: &Database,
     tenant_id: Uuid,
-    notifications_per_second: Option<u32>,
+    overrides: IngestLimitOverrides,
 ) -> Result<(), StoreError> {
-    let statement = match notifications_per_second {
-        Some(rate) => Statement::from_sql_and_values(
-            DatabaseBackend::Postgres,
-            "INSERT INTO tenant_ingest_limits (tenant_id, notifications_per_second) VALUES ($1, $2) \
-             ON CONFLICT (tenant_id) DO UPDATE \
-             SET notifications_per_second = excluded.notifications_per_second, updated_at = now()",
-            [Value::from(tenant_id), Value::from(i64::from(rate))],
-        ),
-        None => Statement::from_sql_and_values(
-            DatabaseBackend::Postgres,
-            "DELETE FROM tenant_ingest_limits WHERE tenant_id = $1",
-            [Value::from(tenant_id)],
-        ),
-    };
+    let statement = Statement::from_sql_and_values(
+        DatabaseBackend::Postgres,
+        "INSERT INTO tenant_ingest_limits (tenant_id, notifications_per_second, notifications_per_day) \
+         VALUES ($1, $2, $3) \
+         ON CONFLICT (tenant_id) DO UPDATE SET \
+         notifications_per_second = COALESCE(excluded.notifications_per_second, tenant_ingest_limits.notifications_per_second), \
+         notifications_per_day = COALESCE(excluded.notifications_per_day, tenant_ingest_limits.notifications_per_day), \
+         updated_at = now()",
+        [
+            Value::from(tenant_id),
+            Value::from(overrides.notifications_per_second.map(i64::from)),
+            Value::from(overrides.notifications_per_day.map(day_quota_to_column)),
+        ],
+    );
+    execute(database, "tenants.set_ingest_limits", statement).await
+}
+
+/// Removes every override of the tenant's: the configured defaults apply again.
+pub async fn clear_ingest_limits(database: &Database, tenant_id: Uuid) -> Result<(), StoreError> {
+    let statement = Statement::from_sql_and_values(
+        DatabaseBackend::Postgres,
+        "DELETE FROM tenant_ingest_limits WHERE tenant_id = $1",
+        [Value::from(tenant_id)],
+    );
+    execute(database, "tenants.clear_ingest_limits", statement).await
+}
+
+/// Runs one write, named `operation` in the database's metrics and errors.
+async fn execute(
+    database: &Database,
+    operation: &'static str,
+    statement: Statement,
+) -> Result<(), StoreError> {
     database
-        .run(
-            "tenants.set_ingest_limit",
-            database.connection().execute(statement),
-        )
+        .run(operation, database.connection().execute(statement))
         .await?;
     Ok(())
 }
 
-/// Every tenant's ingest limit override: (tenant, notifications per second, 0 for none).
-pub async fn ingest_limits(database: &Database) -> Result<Vec<(Uuid, u32)>, StoreError> {
+/// A `bigint` holds any quota an operator means; beyond it is "practically none".
+fn day_quota_to_column(notifications_per_day: u64) -> i64 {
+    i64::try_from(notifications_per_day).unwrap_or(i64::MAX)
+}
+
+/// Every tenant's ingest limit overrides.
+pub async fn ingest_limits(
+    database: &Database,
+) -> Result<Vec<(Uuid, IngestLimitOverrides)>, StoreError> {
     use sea_orm::FromQueryResult;
     #[derive(FromQueryResult)]
     struct Row {
         tenant_id: Uuid,
-        notifications_per_second: i32,
+        notifications_per_second: Option<i32>,
+        notifications_per_day: Option<i64>,
     }
     let rows = database
         .run(
             "tenants.ingest_limits",
             Row::find_by_statement(Statement::from_string(
                 DatabaseBackend::Postgres,
-                "SELECT tenant_id, notifications_per_second FROM tenant_ingest_limits",
+                "SELECT tenant_id, notifications_per_second, notifications_per_day \
+                 FROM tenant_ingest_limits",
             ))
             .all(database.connection()),
         )
         .await?;
+    // The columns' CHECK keeps them >= 0; the max(0) only spares a cast's surprise.
     Ok(rows
         .into_iter()
-        .map(|row| (row.tenant_id, row.notifications_per_second.max(0) as u32))
+        .map(|row| {
+            let overrides = IngestLimitOverrides {
+                notifications_per_second: row
+                    .notifications_per_second
+                    .map(|rate| rate.max(0) as u32),
+                notifications_per_day: row.notifications_per_day.map(|quota| quota.max(0) as u64),
+            };
+            (row.tenant_id, overrides)
+        })
         .collect())
 }

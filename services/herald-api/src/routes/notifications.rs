@@ -56,7 +56,7 @@ fn accepted_or_error(outcome: CommitOutcome) -> Result<AcceptedResponse, ApiErro
         (status = 413, body = ErrorBody, description = "body over the size limit"),
         (status = 415, body = ErrorBody, description = "body is not JSON"),
         (status = 422, body = ErrorBody, description = "validation failed; details name each field"),
-        (status = 429, body = ErrorBody, description = "the tenant is over its notifications per second (`details.retry_after_ms`), or too many unknown API keys from this client; see Retry-After"),
+        (status = 429, body = ErrorBody, description = "`rate_limited`: the tenant is over its notifications per second (`details.retry_after_ms`), or too many unknown API keys from this client; `quota_exceeded`: the tenant's notifications per UTC day are used up until the next UTC midnight (`details.retry_after_ms`, `quota_per_day`, `used_today`); see Retry-After"),
         (status = 503, body = ErrorBody, description = "durability cannot be guaranteed now; see Retry-After"),
     ),
     security(("api_key" = [])))]
@@ -137,7 +137,7 @@ impl BatchItemResult {
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
         (status = 422, body = ErrorBody, description = "empty, over 1000 items, or every item invalid"),
-        (status = 429, body = ErrorBody, description = "the tenant is over its notifications per second (every valid item counts; `details.retry_after_ms`), or too many unknown API keys from this client; see Retry-After"),
+        (status = 429, body = ErrorBody, description = "`rate_limited`: the tenant is over its notifications per second (every valid item counts; `details.retry_after_ms`), or too many unknown API keys from this client; `quota_exceeded`: the batch's valid items do not fit in what is left of the tenant's notifications per UTC day, until the next UTC midnight (`details.retry_after_ms`, `quota_per_day`, `used_today`); see Retry-After"),
         (status = 503, body = ErrorBody),
     ),
     security(("api_key" = [])))]
@@ -282,8 +282,9 @@ pub fn ingest_error_to_api(error: IngestError) -> ApiError {
     }
 }
 
-/// The tenant's ingest rate limit (`tenant_limits.rs`): `notifications` more now, or a 429 saying
-/// when. Counted after validation, so invalid items cost nothing, and before the commit.
+/// The tenant's ingest limits (`tenant_limits.rs`, its rate and its daily quota): `notifications`
+/// more now, or a 429 saying which and when. Counted after validation, so invalid items cost
+/// nothing, and before the commit.
 async fn admit_for_tenant(
     state: &AppState,
     tenant_id: Uuid,
@@ -293,7 +294,5 @@ async fn admit_for_tenant(
         .tenant_limits
         .admit(tenant_id, notifications)
         .await
-        .map_err(|limited| ApiError::TenantRateLimited {
-            retry_after: limited.retry_after,
-        })
+        .map_err(ApiError::from)
 }

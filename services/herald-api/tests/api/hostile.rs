@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use futures::future::join_all;
+use herald_api::cli::IngestLimitOverrides;
 use herald_testing::TableLock;
 use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
@@ -627,8 +629,34 @@ async fn post_as(
     api_key: &str,
     body: &Value,
 ) -> (u16, Option<u64>, Value) {
+    post_at(client, address, "/v1/notifications", api_key, body).await
+}
+
+/// POSTs `count` notifications as `api_key` to `address`: one alone, more as a batch; returns the
+/// status, `Retry-After` and body.
+async fn post_notifications_as(
+    client: &reqwest::Client,
+    address: &str,
+    api_key: &str,
+    count: usize,
+) -> (u16, Option<u64>, Value) {
+    if count == 1 {
+        return post_as(client, address, api_key, &notification(&["limited-user"])).await;
+    }
+    let batch = json!({ "notifications": items_of(count) });
+    post_at(client, address, "/v1/notifications/batch", api_key, &batch).await
+}
+
+/// POSTs `body` as `api_key` to `path` of `address`; returns the status, `Retry-After` and body.
+async fn post_at(
+    client: &reqwest::Client,
+    address: &str,
+    path: &str,
+    api_key: &str,
+    body: &Value,
+) -> (u16, Option<u64>, Value) {
     let response = client
-        .post(format!("{address}/v1/notifications"))
+        .post(format!("{address}{path}"))
         .bearer_auth(api_key)
         .json(body)
         .send()
@@ -655,18 +683,11 @@ async fn post_as(
 async fn a_tenant_over_its_ingest_limit_gets_429_on_every_replica_and_another_tenant_none() {
     const LIMIT: u32 = 10;
     let app = spawn_app().await;
-    herald_api::cli::set_ingest_limit(&app.settings, &app.tenant_id.to_string(), Some(LIMIT))
-        .await
-        .unwrap();
-    let second = start_app(
-        app.settings.clone(),
-        Some((app.tenant_id, app.api_key.clone())),
-    )
-    .await;
-    let (_, neighbour_key) = create_tenant(&app.settings, &app.database, "neighbour").await;
-    // The first replica reloads the operators' limits every two seconds.
-    tokio::time::sleep(herald_api::tenant_limits::RELOAD_EVERY + Duration::from_millis(500)).await;
-
+    let overrides = IngestLimitOverrides {
+        notifications_per_second: Some(LIMIT),
+        notifications_per_day: None,
+    };
+    let (second, neighbour_key) = limited_on_two_replicas(&app, overrides).await;
     let replicas = [app.address.clone(), second.address.clone()];
     let started = tokio::time::Instant::now();
     let mut accepted = 0;
@@ -700,12 +721,7 @@ async fn a_tenant_over_its_ingest_limit_gets_429_on_every_replica_and_another_te
     }
 
     // The neighbour, on the same replicas meanwhile: never refused.
-    for index in 0..40 {
-        let body = notification(&["neighbour-user"]);
-        let (status, _, answer) =
-            post_as(&app.client, &replicas[index % 2], &neighbour_key, &body).await;
-        assert_eq!(status, 202, "{answer}");
-    }
+    assert_never_refused(&app.client, &replicas, &neighbour_key, 40).await;
 
     // On a full bucket a batch three times the burst passes, and pays for itself: the next
     // notification waits about two seconds.
@@ -731,6 +747,124 @@ async fn a_tenant_over_its_ingest_limit_gets_429_on_every_replica_and_another_te
         .unwrap();
     assert!((1500..=2100).contains(&wait), "{answer}");
     assert_eq!(retry_after, Some(wait.div_ceil(1000)));
+}
+
+/// A second API replica of `app`'s tenant and another tenant's key, once an operator has set
+/// `overrides` for `app`'s tenant and every replica has loaded them.
+async fn limited_on_two_replicas(
+    app: &TestApp,
+    overrides: IngestLimitOverrides,
+) -> (TestApp, String) {
+    let tenant = app.tenant_id.to_string();
+    herald_api::cli::set_ingest_limits(&app.settings, &tenant, Some(overrides))
+        .await
+        .unwrap();
+    let second = start_app(
+        app.settings.clone(),
+        Some((app.tenant_id, app.api_key.clone())),
+    )
+    .await;
+    let (_, neighbour_key) = create_tenant(&app.settings, &app.database, "neighbour").await;
+    // The first replica reloads the operators' limits every two seconds.
+    tokio::time::sleep(herald_api::tenant_limits::RELOAD_EVERY + Duration::from_millis(500)).await;
+    (second, neighbour_key)
+}
+
+/// `count` notifications as `api_key`, alternating over `replicas`: every one accepted.
+async fn assert_never_refused(
+    client: &reqwest::Client,
+    replicas: &[String],
+    api_key: &str,
+    count: usize,
+) {
+    for index in 0..count {
+        let body = notification(&["neighbour-user"]);
+        let (status, _, answer) =
+            post_as(client, &replicas[index % replicas.len()], api_key, &body).await;
+        assert_eq!(status, 202, "{answer}");
+    }
+}
+
+/// Milliseconds from `at` until the next UTC midnight: Unix time has 86,400 s a day.
+fn millis_until_utc_midnight(at: DateTime<Utc>) -> u64 {
+    const DAY_MS: i64 = 86_400_000;
+    (DAY_MS - at.timestamp_millis().rem_euclid(DAY_MS)) as u64
+}
+
+/// A tenant over its daily quota (set by the operator command) is refused with 429
+/// `quota_exceeded` until the next UTC midnight, counted item by item across two API replicas
+/// through Redis: exactly the quota is accepted, a batch that does not fit is refused whole and
+/// costs nothing, and another tenant on the same replicas is never refused (issue 14, item 7).
+#[tokio::test]
+async fn a_tenant_over_its_daily_quota_gets_429_until_midnight_on_every_replica_and_another_tenant_none(
+) {
+    const QUOTA: u64 = 7;
+    // The day's count must not start again mid-test: close to a UTC midnight, let it pass first.
+    let until_midnight = millis_until_utc_midnight(Utc::now());
+    if until_midnight < 60_000 {
+        tokio::time::sleep(Duration::from_millis(until_midnight + 1000)).await;
+    }
+    let app = spawn_app().await;
+    let overrides = IngestLimitOverrides {
+        notifications_per_second: None,
+        notifications_per_day: Some(QUOTA),
+    };
+    let (second, neighbour_key) = limited_on_two_replicas(&app, overrides).await;
+    let replicas = [app.address.clone(), second.address.clone()];
+
+    // Requests of so many notifications, alternating replicas: 1, 4, 5, then 3 more do not fit in
+    // the 2 left and are refused, 6, 2 more refused, 7, and nothing more.
+    let sizes = [1, 3, 1, 3, 1, 2, 1, 1, 2, 1];
+    let mut accepted = 0;
+    let mut refused = 0;
+    for (index, size) in sizes.into_iter().enumerate() {
+        let before = Utc::now();
+        let (status, retry_after, answer) =
+            post_notifications_as(&app.client, &replicas[index % 2], &app.api_key, size).await;
+        let after = Utc::now();
+        match status {
+            202 if size == 1 => accepted += 1,
+            202 => {
+                assert_eq!(answer["accepted"], size, "{answer}");
+                accepted += size as u64;
+            }
+            429 => {
+                refused += 1;
+                let error = &answer["error"];
+                assert_eq!(error["code"], "quota_exceeded", "{answer}");
+                assert_eq!(error["details"]["quota_per_day"], QUOTA, "{answer}");
+                assert_eq!(
+                    error["details"]["used_today"], accepted,
+                    "refusals cost nothing: {answer}"
+                );
+                let message = error["message"].as_str().unwrap();
+                assert!(
+                    message.contains("7 notifications per day") && message.contains("UTC midnight"),
+                    "{message}"
+                );
+                // The wait is until the next UTC midnight, as the server's clock saw it between
+                // `before` and `after`; Retry-After is that in whole seconds, rounded up.
+                let wait_ms = error["details"]["retry_after_ms"].as_u64().unwrap();
+                let (latest, earliest) = (
+                    millis_until_utc_midnight(before),
+                    millis_until_utc_midnight(after),
+                );
+                assert!(
+                    (earliest - 1..=latest).contains(&wait_ms),
+                    "{wait_ms} not within {earliest}..={latest}"
+                );
+                let retry_after = retry_after.expect("Retry-After");
+                assert!((1..=86_400).contains(&retry_after), "{retry_after}");
+                assert_eq!(retry_after, wait_ms.div_ceil(1000).max(1), "{answer}");
+            }
+            other => panic!("unexpected {other}: {answer}"),
+        }
+    }
+    assert_eq!(accepted, QUOTA, "exactly the quota, counted by items");
+    assert_eq!(refused, 5);
+
+    // The neighbour, on the same replicas meanwhile: never refused.
+    assert_never_refused(&app.client, &replicas, &neighbour_key, 10).await;
 }
 
 /// One client holding many slow bodies open gets 429 once it holds its share of the request byte

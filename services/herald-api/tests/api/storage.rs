@@ -261,10 +261,19 @@ async fn the_newest_migrations_can_be_undone_and_done_again() {
     };
     assert!(held_delivery_may_be_cancelled().await);
 
-    // Undoes 000017 (fair delivery queue), 000016 (tenant ingest limits), 000015 (subscription
-    // backlogs), 000014 (retention), 000013 (early reports), 000012 (held cancellations), 000011,
-    // 000010, 000009 and 000008 (cancellation itself).
-    Migrator::down(connection, Some(10)).await.unwrap();
+    // A daily quota alone: a row 000018's undoing must drop, having no rate to keep.
+    execute(
+        &database,
+        &format!(
+            "INSERT INTO tenant_ingest_limits (tenant_id, notifications_per_day) \
+             VALUES ('{tenant_id}', 7)"
+        ),
+    )
+    .await;
+    // Undoes 000018 (tenant ingest quotas), 000017 (fair delivery queue), 000016 (tenant ingest
+    // limits), 000015 (subscription backlogs), 000014 (retention), 000013 (early reports), 000012
+    // (held cancellations), 000011, 000010, 000009 and 000008 (cancellation itself).
+    Migrator::down(connection, Some(11)).await.unwrap();
     assert!(
         !held_delivery_may_be_cancelled().await,
         "without 000012 a held delivery cannot be cancelled"
