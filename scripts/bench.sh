@@ -31,8 +31,8 @@
 #   neighbours tenant B's steady load (SMS and webhooks, reads) alone, then beside each attack
 #             tenant A can make (a high-priority flood at ten times B's rate, tarpit webhooks,
 #             trickling bodies, bogus keys, slow recipient reads, placeholder bombs, tarpit event
-#             subscriptions): B's POST, read and accept-to-delivery P99 and their ratios to B alone
-#             (bench-results/neighbours.json; scripts/lib/bench_neighbours.py). Phases of
+#             subscriptions, a request flood): B's POST, read and accept-to-delivery P99 and their
+#             ratios to B alone (bench-results/neighbours.json; scripts/lib/bench_neighbours.py). Phases of
 #             BENCH_NEIGHBOURS_PHASE_SECONDS (BENCH_DURATION's), B at BENCH_NEIGHBOURS_B_RATE (100).
 #   relay     a backlog of BENCH_RELAY_NOTIFICATIONS (default 1,000,000) notifications left in the
 #             outbox, as an API that died with the broker away leaves them; one API's relay drains it

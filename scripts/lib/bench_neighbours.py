@@ -50,6 +50,7 @@ ATTACKS = [
     "slow_reads",
     "placeholder_bombs",
     "tarpit_subscriptions",
+    "request_flood",
 ]
 # A's flood: ten times B's whole rate, all `priority: high`, on the SMS lane B uses.
 FLOOD_MULTIPLE = 10
@@ -58,6 +59,12 @@ TRICKLING_CONNECTIONS = 64
 # 127.0.0.0/8 address is this host).
 TRICKLING_SOURCE_ADDRESS = "127.0.0.2"
 SLOW_READ_CONNECTIONS = 16
+# B reads on as many connections as one tenant's read permits (server.max_concurrent_reads_per_tenant):
+# more would be refused by B's own bound, not by a neighbour.
+B_READ_CONNECTIONS = 2
+# The slow reads' rate, as a multiple of B's reads: far more than A's read permits can serve at
+# once (each such read takes tens of milliseconds), so A's permits stay taken the whole phase.
+SLOW_READ_MULTIPLE = 20
 # A tenant holds at most this many subscriptions (herald-domain MAX_SUBSCRIPTIONS_PER_TENANT).
 TARPIT_SUBSCRIPTIONS = 20
 # B's requests answered other than 2xx, beyond which a phase fails.
@@ -147,6 +154,12 @@ class Tarpit:
     def summary(self):
         with self.lock:
             return {"connections_accepted": self.accepted, "most_held_at_once": self.most_held}
+
+    def most_held_since_last_asked(self):
+        """The most connections held at once since the last call (a phase's own figure)."""
+        with self.lock:
+            most_held, self.most_held = self.most_held, len(self.held)
+            return most_held
 
 
 def notification(user_id, channel, phase, priority="normal"):
@@ -268,10 +281,16 @@ def start_attack(name, args, tenant_a, tarpit):
         write_lines(path, [notification("b-0", "sms", name)])
         attack.processes.append(oha(args, "a-bogus-keys", f"{url}/v1/notifications", "hk_bogus_" + "x" * 40,
                                     5 * args.b_rate, seconds, 32, "POST", body_lines=path))
-    elif name == "slow_reads":
+    elif name in ("slow_reads", "request_flood"):
         # A recipient with no notification among A's newest: the index path, over A's whole flood.
-        attack.processes.append(oha(args, "a-slow-reads", f"{url}/v1/notifications?user_id={A_FLOOD_USER}&limit=100",
-                                    tenant_a.key, 0, seconds, SLOW_READ_CONNECTIONS))
+        # `slow_reads` at a fixed rate that keeps A's read permits taken; `request_flood` the same
+        # requests as fast as the connections go, answered 429 but each answered: what it costs is
+        # the CPU every tenant shares (on this machine with the generator's own), which only a
+        # rate limit in front of the API (an ingress) bounds.
+        rate = SLOW_READ_MULTIPLE * args.b_read_rate if name == "slow_reads" else 0
+        attack.processes.append(oha(args, f"a-{name.replace('_', '-')}",
+                                    f"{url}/v1/notifications?user_id={A_FLOOD_USER}&limit=100",
+                                    tenant_a.key, rate, seconds, SLOW_READ_CONNECTIONS))
     elif name == "placeholder_bombs":
         path = os.path.join(bodies_dir, "neighbours-a-bomb.json")
         bomb = notification(A_FLOOD_USER, "sms", name)
@@ -339,7 +358,7 @@ def b_load(args, tenant_b, phase):
     posts = oha(args, f"b-posts-{phase}", f"{url}/v1/notifications", tenant_b.key, args.b_rate,
                 args.phase_seconds, 32, "POST", body_lines=path)
     reads = oha(args, f"b-reads-{phase}", f"{url}/v1/notifications?limit=10", tenant_b.key, args.b_read_rate,
-                args.phase_seconds, 8)
+                args.phase_seconds, B_READ_CONNECTIONS)
     return posts, reads
 
 
@@ -397,17 +416,20 @@ def main():
     if not tenant_b_id:
         fail("tenant B's users were not stored")
 
+    # A first phase, not reported, warms every cache, pool and lane: "alone" must not be the cold one.
     phases = {}
-    for phase in ["alone"] + ATTACKS:
+    for phase in ["warm_up", "alone"] + ATTACKS:
         log(f"{phase}: B at {args.b_rate} req/s for {args.phase_seconds}s")
-        attack = start_attack(phase, args, tenant_a, tarpit) if phase != "alone" else None
+        attack = start_attack(phase, args, tenant_a, tarpit) if phase in ATTACKS else None
         (posts, posts_output), (reads, reads_output) = b_load(args, tenant_b, phase)
         posts.wait()
         reads.wait()
         attack_summary = attack.stop() if attack else {}
+        attack_summary["tarpit_most_held_at_once"] = tarpit.most_held_since_last_asked()
         phases[phase] = {"b_posts": read_oha(posts_output), "b_reads": read_oha(reads_output),
                          "attack": attack_summary}
 
+    del phases["warm_up"]
     accepted_by_phase = {phase: figures["b_posts"]["status_codes"].get("202", 0) for phase, figures in phases.items()}
     log(f"waiting for B's deliveries: {accepted_by_phase}")
     missing = wait_for_b(args, tenant_b_id, accepted_by_phase)

@@ -1,7 +1,8 @@
 # The `neighbours` scenario of scripts/bench.sh (sourced after scripts/lib/bench_delivery.sh):
 # tenant B's latency alone and beside each attack tenant A can make (a high-priority flood at ten
 # times B's rate, webhooks to a tarpit, trickling request bodies, bogus API keys, slow
-# recipient-filtered reads, placeholder bombs, event subscriptions to a tarpit), as a ratio
+# recipient-filtered reads, placeholder bombs, event subscriptions to a tarpit, a request flood),
+# as a ratio
 # (bench-results/neighbours.json; scripts/lib/bench_neighbours.py says how each is made and
 # measured). One API and one worker on a database, topic and group of the scenario's own; the
 # SMS lane limited to NEIGHBOURS_SMS_RATE calls/s, so that A's flood is twice what it can send.
