@@ -95,13 +95,12 @@ impl StatusEventsSettings {
                 "must be at least 1 and at most status_events.max_in_flight",
             ));
         }
-        if self.max_in_flight_per_tenant < self.max_in_flight_per_subscription
-            || self.max_in_flight_per_tenant > self.max_in_flight
-        {
+        // Above max_in_flight it bounds nothing more (the worker's slots do), which an operator
+        // who lowers max_in_flight alone must not have to mend: only zero is refused.
+        if self.max_in_flight_per_tenant == 0 {
             return Err(invalid(
                 "status_events.max_in_flight_per_tenant",
-                "must be at least status_events.max_in_flight_per_subscription and at most \
-                 status_events.max_in_flight",
+                "must be at least 1",
             ));
         }
         if self.max_pending_per_subscription == 0 {
