@@ -122,7 +122,8 @@ WITH room AS (
 ), tenant_room AS (
     SELECT * FROM unnest($7::uuid[], $8::int[]) AS tenant_room(tenant_id, free)
 ), due AS (
-    SELECT send.subscription_id, send.event_id, send.due_at, subscription.tenant_id
+    SELECT send.subscription_id, send.event_id, send.due_at, subscription.tenant_id,
+           coalesce(tenant_room.free, $9) AS tenant_free
     FROM webhook_subscriptions subscription
     LEFT JOIN room ON room.subscription_id = subscription.id
     LEFT JOIN tenant_room ON tenant_room.tenant_id = subscription.tenant_id
@@ -136,11 +137,10 @@ WITH room AS (
         LIMIT greatest(least(coalesce(room.free, $4), coalesce(tenant_room.free, $9)), 0)
     ) send
 ), within_tenant_room AS (
-    SELECT due.subscription_id, due.event_id, due.due_at
+    SELECT ranked.subscription_id, ranked.event_id, ranked.due_at
     FROM (SELECT due.*, row_number() OVER (PARTITION BY due.tenant_id ORDER BY due.due_at) AS tenant_rank
-          FROM due) due
-    LEFT JOIN tenant_room ON tenant_room.tenant_id = due.tenant_id
-    WHERE due.tenant_rank <= coalesce(tenant_room.free, $9)
+          FROM due) ranked
+    WHERE ranked.tenant_rank <= ranked.tenant_free
 ), chosen AS (
     SELECT send.subscription_id, send.event_id
     FROM webhook_event_sends send

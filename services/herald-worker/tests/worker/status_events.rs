@@ -749,6 +749,39 @@ async fn hanging_subscribers_beside_a_steady_one(
     }
 }
 
+/// `count` notifications of the tenant of `api_key` to a recipient it does not have: each is
+/// skipped at once, an event for every `*` subscription of the tenant.
+async fn events_for_nobody(stack: &Stack, api_key: &str, count: usize) {
+    let items: Vec<Value> = (0..count).map(|_| alert(&["nobody"], &["email"])).collect();
+    let response = stack
+        .client
+        .post(format!("{}/v1/notifications/batch", stack.api))
+        .bearer_auth(api_key)
+        .json(&json!({ "notifications": items }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+}
+
+/// Calls the hanging simulator received (counted on arrival, before its 30 s answer).
+async fn hanging_calls(stack: &Stack, hanging_simulator: &str) -> u64 {
+    webhook_stats(stack, hanging_simulator).await["requests"]
+        .as_u64()
+        .unwrap()
+}
+
+async fn wait_for_hanging_calls(stack: &Stack, hanging_simulator: &str, at_least: u64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while hanging_calls(stack, hanging_simulator).await < at_least {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the hanging endpoint is not called"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test]
 async fn a_hanging_subscriber_holds_only_its_own_slots_and_other_tenants_events_keep_going() {
     let stack = start_stack_with(None, None, |settings| {
@@ -766,29 +799,8 @@ async fn a_hanging_subscriber_holds_only_its_own_slots_and_other_tenants_events_
 
     // The other tenant's backlog: 20 notifications to a recipient it does not have (skipped), so
     // 20 events for the hanging endpoint, retried over and over.
-    for _ in 0..20 {
-        let response = stack
-            .client
-            .post(format!("{}/v1/notifications", stack.api))
-            .bearer_auth(&other_key)
-            .json(&alert(&["nobody"], &["email"]))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 202);
-    }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    while webhook_stats(&stack, &hanging_simulator).await["requests"]
-        .as_u64()
-        .unwrap()
-        < 8
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the hanging endpoint is not called"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    events_for_nobody(&stack, &other_key, 20).await;
+    wait_for_hanging_calls(&stack, &hanging_simulator, 8).await;
 
     // Now this tenant's events: they pass the hanging backlog at once.
     for _ in 0..10 {
@@ -834,28 +846,8 @@ async fn a_tenants_subscriptions_to_a_tarpit_hold_only_its_share_of_the_dispatch
 
     // Twenty events for each of the attacker's three subscriptions (skipped deliveries: the
     // recipient does not exist).
-    let items: Vec<Value> = (0..20).map(|_| alert(&["nobody"], &["email"])).collect();
-    let response = stack
-        .client
-        .post(format!("{}/v1/notifications/batch", stack.api))
-        .bearer_auth(&attacker_key)
-        .json(&json!({ "notifications": items }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 202);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    while webhook_stats(&stack, &hanging_simulator).await["requests"]
-        .as_u64()
-        .unwrap()
-        < 2
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the tarpit is not called"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    events_for_nobody(&stack, &attacker_key, 20).await;
+    wait_for_hanging_calls(&stack, &hanging_simulator, 2).await;
 
     for _ in 0..10 {
         stack.notify(alert(&["u1"], &["email"])).await;
@@ -864,9 +856,7 @@ async fn a_tenants_subscriptions_to_a_tarpit_hold_only_its_share_of_the_dispatch
     assert_eq!(steady.len(), 10);
     // No call to the tarpit has ended yet (each waits for its timeout): every call it received is
     // one held at once, and the attacker's tenant held no more than its share.
-    let tarpit_calls = webhook_stats(&stack, &hanging_simulator).await["requests"]
-        .as_u64()
-        .unwrap();
+    let tarpit_calls = hanging_calls(&stack, &hanging_simulator).await;
     assert_eq!(
         tarpit_calls, 2,
         "the attacker's three subscriptions held {tarpit_calls} slots"
@@ -976,18 +966,7 @@ async fn a_subscription_to_a_tarpit_keeps_a_bounded_backlog_and_shows_what_it_dr
     let (stop, worker) = start_worker(&stack.settings).await;
 
     // One event each (a skipped delivery: the recipient does not exist) for the tarpit.
-    let items: Vec<Value> = (0..EVENTS)
-        .map(|_| alert(&["nobody"], &["email"]))
-        .collect();
-    let response = stack
-        .client
-        .post(format!("{}/v1/notifications/batch", stack.api))
-        .bearer_auth(&attacker_key)
-        .json(&json!({ "notifications": items }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 202);
+    events_for_nobody(&stack, &attacker_key, EVENTS as usize).await;
 
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let subscription = loop {
