@@ -24,6 +24,7 @@ mod m20261205_000015_bounded_subscription_backlogs;
 mod m20261205_000016_tenant_ingest_limits;
 mod m20261205_000017_fair_delivery_queue;
 mod m20261206_000018_tenant_ingest_quotas;
+mod m20261206_000019_recipient_index;
 
 pub struct Migrator;
 
@@ -49,6 +50,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000016_tenant_ingest_limits::Migration),
             Box::new(m20261205_000017_fair_delivery_queue::Migration),
             Box::new(m20261206_000018_tenant_ingest_quotas::Migration),
+            Box::new(m20261206_000019_recipient_index::Migration),
         ]
     }
 }

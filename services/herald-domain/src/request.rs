@@ -39,6 +39,48 @@ fn channels_schema() -> utoipa::openapi::schema::Schema {
     }
 }
 
+/// A regex that matches text with no NUL and at least one character that is not white space
+/// (what validation calls "not blank"); each white space character is named, see
+/// [`crate::validation::WHITE_SPACE`].
+pub fn not_blank_pattern() -> String {
+    let white_space: String = crate::validation::WHITE_SPACE
+        .iter()
+        .map(|(first, last)| {
+            let escape = |character: &char| format!("\\u{:04x}", u32::from(*character));
+            if first == last {
+                escape(first)
+            } else {
+                format!("{}-{}", escape(first), escape(last))
+            }
+        })
+        .collect();
+    format!(r"^[^\x00]*[^\x00{white_space}][^\x00]*$")
+}
+
+/// `content.subject`: at most 998 characters, no NUL; a blank one counts as none.
+fn subject_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .max_length(Some(crate::validation::MAX_SUBJECT_CHARS))
+        .pattern(Some(r"^[^\x00]*$"))
+        .description(Some(
+            "Required (and not blank) when `channels` contains `email`.",
+        ))
+        .into()
+}
+
+/// `content.body`: not blank, no NUL.
+fn body_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    ObjectBuilder::new()
+        .schema_type(SchemaType::Type(Type::String))
+        .min_length(Some(1))
+        .pattern(Some(not_blank_pattern()))
+        .examples([serde_json::json!("Pressure {{value}} on {{machine}}")])
+        .into()
+}
+
 /// A notification as submitted. Channels and priority are strings here so that an unknown value
 /// is reported as a validation error naming the field, not as a parse error.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -76,14 +118,10 @@ pub struct NotificationRequest {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContentRequest {
-    /// Required when `channels` contains `email`.
     #[serde(default)]
+    #[schema(schema_with = subject_schema)]
     pub subject: Option<String>,
-    #[schema(
-        example = "Pressure {{value}} on {{machine}}",
-        min_length = 1,
-        pattern = r"^[^\x00]*$"
-    )]
+    #[schema(schema_with = body_schema)]
     pub body: String,
 }
 

@@ -53,6 +53,23 @@ pub struct ValidationLimits {
 /// that one request cannot fail the commit batch it shares with others.
 const NUL: char = '\u{0}';
 
+/// The characters `str::trim` removes (Unicode `White_Space`, what `char::is_whitespace` is): a
+/// subject or body of only these is blank. The API's schema names them one by one in its "not
+/// blank" patterns, because `\s` means a different set in each regex engine (ECMAScript counts
+/// U+FEFF, Python not U+0085).
+pub const WHITE_SPACE: &[(char, char)] = &[
+    ('\u{9}', '\u{d}'),
+    (' ', ' '),
+    ('\u{85}', '\u{85}'),
+    ('\u{a0}', '\u{a0}'),
+    ('\u{1680}', '\u{1680}'),
+    ('\u{2000}', '\u{200a}'),
+    ('\u{2028}', '\u{2029}'),
+    ('\u{202f}', '\u{202f}'),
+    ('\u{205f}', '\u{205f}'),
+    ('\u{3000}', '\u{3000}'),
+];
+
 fn nul_problem(field: &str, text: &str) -> Option<FieldError> {
     text.contains(NUL)
         .then(|| FieldError::new(field, "must not contain the NUL character (U+0000)"))
@@ -133,22 +150,26 @@ impl NotificationRequest {
             }
         }
 
+        // Too long is refused even when blank: the schema's `maxLength` says so for any subject.
+        let subject_too_long = self
+            .content
+            .subject
+            .as_ref()
+            .is_some_and(|subject| subject.chars().count() > MAX_SUBJECT_CHARS);
         let subject = self
             .content
             .subject
             .filter(|subject| !subject.trim().is_empty());
-        match &subject {
-            None if channels.contains(&Channel::Email) => errors.push(FieldError::new(
+        if subject_too_long {
+            errors.push(FieldError::new(
+                "content.subject",
+                format!("at most {MAX_SUBJECT_CHARS} characters"),
+            ));
+        } else if subject.is_none() && channels.contains(&Channel::Email) {
+            errors.push(FieldError::new(
                 "content.subject",
                 "is required when channels include email",
-            )),
-            Some(subject) if subject.chars().count() > MAX_SUBJECT_CHARS => {
-                errors.push(FieldError::new(
-                    "content.subject",
-                    format!("at most {MAX_SUBJECT_CHARS} characters"),
-                ))
-            }
-            _ => {}
+            ));
         }
         let body = self.content.body;
         errors.extend(
@@ -522,5 +543,37 @@ mod hostile_input_tests {
         let errors = problems(value);
         assert_eq!(errors[0].field, "user_ids", "{errors:?}");
         assert!(errors[0].problem.contains("kafka.max_record_bytes"));
+    }
+
+    #[test]
+    fn white_space_is_exactly_what_trim_removes() {
+        let listed = |character: char| {
+            WHITE_SPACE
+                .iter()
+                .any(|(first, last)| (*first..=*last).contains(&character))
+        };
+        for character in (0..=u32::from(char::MAX)).filter_map(char::from_u32) {
+            assert_eq!(
+                listed(character),
+                character.is_whitespace(),
+                "U+{:04X}",
+                u32::from(character)
+            );
+        }
+    }
+
+    #[test]
+    fn a_subject_too_long_is_refused_even_when_blank_and_not_needed() {
+        let mut long_blank = base();
+        long_blank["channels"] = json!(["sms"]);
+        long_blank["content"]["subject"] = json!(" ".repeat(MAX_SUBJECT_CHARS + 1));
+        assert_eq!(problems(long_blank)[0].field, "content.subject");
+        let mut blank = base();
+        blank["channels"] = json!(["sms"]);
+        blank["content"]["subject"] = json!("   ");
+        assert!(serde_json::from_value::<NotificationRequest>(blank)
+            .unwrap()
+            .validate(LIMITS, None, Utc::now())
+            .is_ok());
     }
 }

@@ -237,32 +237,41 @@ pub struct ListFilter<'a> {
     pub limit: u64,
 }
 
-/// How many of the newest notifications the recipient filter's fast path looks through.
-const RECIPIENT_FAST_PATH_WINDOW: u64 = 2_000;
-
 /// A page of the tenant's notifications, newest first. A status filter is served by the
 /// `(tenant_id, status, id)` index of the states, the rest by `(tenant_id, id)`; only the
-/// predicates that are set appear in the SQL. A recipient filter is served in two steps, because
-/// no single plan is good for both a recipient in most notifications and one in almost none
-/// (walking the tenant's notifications backwards and filtering read every row of the tenant, 0.7 s
-/// at 850K rows, for a user with no notification): first among the newest
-/// [`RECIPIENT_FAST_PATH_WINDOW`] notifications, which is exact whenever it fills the page; then,
-/// only when it does not, through the tenant-scoped GIN index, whose cost is the recipient's own
-/// notification count, not the tenant's; the page is cut before anything else is read, and its
-/// rows are looked up by key, so no plan can walk every tenant's states in a merge join (what a
-/// 30-minute soak at 125 req/s found: statements of 3 to 6 s, growing with the day's volume).
+/// predicates that are set appear in the SQL. A recipient filter walks the recipient's own
+/// `notification_recipients` rows backwards from the cursor and stops at the page's size, so a
+/// page costs the same for a recipient of three notifications or of 15,000 (docs/DESIGN.md,
+/// "Reading a recipient's notifications").
 pub async fn list_notifications(
     database: &Database,
     filter: ListFilter<'_>,
 ) -> Result<Vec<NotificationRow>, StoreError> {
-    let Some(user_id) = filter.user_id else {
-        return list_without_recipient(database, &filter).await;
+    let (operation, statement) = list_statement(&filter);
+    database
+        .run(
+            operation,
+            NotificationRow::find_by_statement(statement).all(database.connection()),
+        )
+        .await
+}
+
+/// The statement [`list_notifications`] runs for `filter`, and the operation it is timed and
+/// counted as; public so that a test can `EXPLAIN` exactly what a read runs.
+pub fn list_statement(filter: &ListFilter<'_>) -> (&'static str, Statement) {
+    let mut placeholders = Placeholders(Vec::new());
+    let (operation, sql) = match filter.user_id {
+        Some(user_id) => (
+            "notifications.list_recipient",
+            list_recipient_sql(filter, user_id, &mut placeholders),
+        ),
+        None => (
+            "notifications.list",
+            list_without_recipient_sql(filter, &mut placeholders),
+        ),
     };
-    let newest = list_recipient_among_newest(database, &filter, user_id).await?;
-    if newest.len() as u64 >= filter.limit {
-        return Ok(newest);
-    }
-    list_recipient_through_index(database, &filter, user_id).await
+    let statement = Statement::from_sql_and_values(DatabaseBackend::Postgres, sql, placeholders.0);
+    (operation, statement)
 }
 
 /// SQL placeholders in order: `push` returns the `$n` naming the value just added.
@@ -298,117 +307,58 @@ fn cursor_predicate(
     }
 }
 
-async fn list_without_recipient(
-    database: &Database,
-    filter: &ListFilter<'_>,
-) -> Result<Vec<NotificationRow>, StoreError> {
-    let mut placeholders = Placeholders(Vec::new());
+fn list_without_recipient_sql(filter: &ListFilter<'_>, placeholders: &mut Placeholders) -> String {
     let tenant = placeholders.push(filter.tenant_id);
     let order_column = if filter.status.is_some() {
         "s.id"
     } else {
         "n.id"
     };
-    let status = status_predicate(filter, &mut placeholders);
-    let cursor = cursor_predicate(filter, order_column, &mut placeholders);
+    let status = status_predicate(filter, placeholders);
+    let cursor = cursor_predicate(filter, order_column, placeholders);
     let limit = filter.limit;
-    let sql = format!(
+    format!(
         "SELECT {NOTIFICATION_COLUMNS} FROM notifications n JOIN notification_states s ON s.id = n.id \
          WHERE n.tenant_id = {tenant} AND s.tenant_id = {tenant}{status}{cursor} \
          ORDER BY {order_column} DESC LIMIT {limit}"
-    );
-    run_list(database, "notifications.list", sql, placeholders).await
-}
-
-async fn list_recipient_among_newest(
-    database: &Database,
-    filter: &ListFilter<'_>,
-    user_id: &str,
-) -> Result<Vec<NotificationRow>, StoreError> {
-    let mut placeholders = Placeholders(Vec::new());
-    let tenant = placeholders.push(filter.tenant_id);
-    let recipient = placeholders.push(vec![user_id.to_owned()]);
-    let cursor = cursor_predicate(filter, "id", &mut placeholders);
-    let status = status_predicate(filter, &mut placeholders);
-    // Literal limits: see `list_recipient_through_index`.
-    let limit = filter.limit;
-    let sql = format!(
-        "SELECT {NOTIFICATION_COLUMNS} FROM ( \
-             SELECT id, user_ids FROM notifications WHERE tenant_id = {tenant}{cursor} \
-             ORDER BY id DESC LIMIT {RECIPIENT_FAST_PATH_WINDOW}) newest \
-         JOIN notifications n ON n.id = newest.id JOIN notification_states s ON s.id = n.id \
-         WHERE newest.user_ids @> {recipient} AND s.tenant_id = {tenant}{status} \
-         ORDER BY n.id DESC LIMIT {limit}"
-    );
-    run_list(
-        database,
-        "notifications.list_recipient_newest",
-        sql,
-        placeholders,
     )
-    .await
 }
 
-async fn list_recipient_through_index(
-    database: &Database,
+fn list_recipient_sql(
     filter: &ListFilter<'_>,
     user_id: &str,
-) -> Result<Vec<NotificationRow>, StoreError> {
-    let mut placeholders = Placeholders(Vec::new());
+    placeholders: &mut Placeholders,
+) -> String {
     let tenant = placeholders.push(filter.tenant_id);
-    let recipient = placeholders.push(vec![user_id.to_owned()]);
-    let cursor = cursor_predicate(filter, "id", &mut placeholders);
+    let recipient = placeholders.push(user_id.to_owned());
+    let cursor = cursor_predicate(filter, "r.notification_id", placeholders);
     let status_check = match filter.status {
         Some(status) => format!(
             " CROSS JOIN LATERAL (SELECT 1 FROM notification_states page_state \
-               WHERE page_state.id = matched.id AND page_state.tenant_id = {tenant} \
+               WHERE page_state.id = r.notification_id AND page_state.tenant_id = {tenant} \
                AND page_state.status = {}::notification_status LIMIT 1) in_status",
             placeholders.push(status.as_str())
         ),
         None => String::new(),
     };
-    // Every step is fenced so that no plan, custom or generic, can turn it into a walk: the
-    // GIN index gives the recipient's notifications (MATERIALIZED), the page is cut from them,
-    // and each of the page's rows is looked up by its key (a LATERAL subquery with LIMIT 1 is
-    // never flattened into a join). A plain join let the planner merge-join the page with every
-    // tenant's states, walking the whole day's states backwards: 3 to 6 s, found by a soak.
-    // The limit is a literal: a parameter would leave a generic plan guessing its size.
-    let sql = format!(
-        "WITH matched AS MATERIALIZED ( \
-             SELECT id FROM notifications \
-             WHERE tenant_id = {tenant} AND user_ids @> {recipient}{cursor}), \
-         page AS MATERIALIZED ( \
-             SELECT matched.id FROM matched{status_check} \
-             ORDER BY matched.id DESC LIMIT {limit}) \
+    // The page is the recipient's index walked backwards with the LIMIT inside (a status filter
+    // probes each row's state as it goes, a LATERAL subquery with LIMIT 1, never flattened into
+    // a join); then each of the page's rows is looked up by its key. Every step is fenced so that
+    // no plan, custom or generic, can turn it into a walk of the tenant's rows or a merge join with
+    // every tenant's states (what a soak once found: statements of 3 to 6 s). The limit is a
+    // literal: a parameter would leave a generic plan guessing its size.
+    format!(
+        "WITH page AS MATERIALIZED ( \
+             SELECT r.notification_id AS id FROM notification_recipients r{status_check} \
+             WHERE r.tenant_id = {tenant} AND r.user_id = {recipient}{cursor} \
+             ORDER BY r.notification_id DESC LIMIT {limit}) \
          SELECT {NOTIFICATION_COLUMNS} FROM page \
          CROSS JOIN LATERAL (SELECT * FROM notifications n WHERE n.id = page.id LIMIT 1) n \
          CROSS JOIN LATERAL (SELECT * FROM notification_states s \
              WHERE s.id = page.id AND s.tenant_id = {tenant} LIMIT 1) s \
          ORDER BY page.id DESC",
         limit = filter.limit
-    );
-    run_list(
-        database,
-        "notifications.list_recipient_index",
-        sql,
-        placeholders,
     )
-    .await
-}
-
-async fn run_list(
-    database: &Database,
-    operation: &'static str,
-    sql: String,
-    placeholders: Placeholders,
-) -> Result<Vec<NotificationRow>, StoreError> {
-    let statement = Statement::from_sql_and_values(DatabaseBackend::Postgres, sql, placeholders.0);
-    database
-        .run(
-            operation,
-            NotificationRow::find_by_statement(statement).all(database.connection()),
-        )
-        .await
 }
 
 /// What the publisher needs to build a notification's records.

@@ -42,5 +42,35 @@ impl Modify for BearerApiKey {
 }
 
 pub async fn openapi_json() -> HttpResponse {
-    HttpResponse::Ok().json(ApiDoc::openapi())
+    static DOCUMENT: std::sync::LazyLock<serde_json::Value> =
+        std::sync::LazyLock::new(openapi_document);
+    HttpResponse::Ok().json(&*DOCUMENT)
+}
+
+/// The document `/openapi.json` serves: utoipa's, with what its attributes cannot say added.
+pub fn openapi_document() -> serde_json::Value {
+    let mut document = serde_json::to_value(ApiDoc::openapi()).expect("the document is JSON");
+    require_a_subject_with_email(&mut document);
+    document
+}
+
+/// A notification whose channels include `email` needs a subject that is not blank: a JSON
+/// Schema `if`/`then` (OpenAPI 3.1), the same rule as `NotificationRequest::validate`.
+fn require_a_subject_with_email(document: &mut serde_json::Value) {
+    let request = &mut document["components"]["schemas"]["NotificationRequest"];
+    debug_assert!(request.is_object(), "NotificationRequest is a component");
+    request["if"] = serde_json::json!({
+        "required": ["channels"],
+        "properties": {"channels": {"type": "array", "contains": {"const": "email"}}},
+    });
+    request["then"] = serde_json::json!({
+        "properties": {"content": {
+            "type": "object",
+            "required": ["subject"],
+            "properties": {"subject": {
+                "type": "string",
+                "pattern": herald_domain::request::not_blank_pattern(),
+            }},
+        }},
+    });
 }

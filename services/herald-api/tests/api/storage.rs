@@ -153,12 +153,21 @@ async fn days_past_the_retention_are_dropped_whole_unless_they_hold_unfinished_n
     assert_eq!(
         app.count(&remaining(finished_day)).await,
         0,
-        "all four tables' partitions dropped"
+        "all five tables' partitions dropped"
     );
-    assert_eq!(app.count(&remaining(unfinished_day)).await, 4);
+    assert_eq!(app.count(&remaining(unfinished_day)).await, 5);
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) FROM notification_recipients_{} WHERE user_id = 'u'",
+            unfinished_day.format("%Y%m%d")
+        ))
+        .await,
+        1,
+        "the kept day's recipient row, in its own day"
+    );
     assert_eq!(
         app.count(&remaining(today + Days::new(7))).await,
-        4,
+        5,
         "premade ahead"
     );
     app.stop().await;
@@ -218,7 +227,16 @@ async fn retention_deletes_from_the_default_partitions_only_what_is_final() {
     assert!(!skipped);
     let deliveries_of =
         |id: Uuid| format!("SELECT count(*) FROM deliveries WHERE notification_id = '{id}'");
+    let recipients_of = |id: Uuid| {
+        format!("SELECT count(*) FROM notification_recipients WHERE notification_id = '{id}'")
+    };
     assert_eq!(app.count(&deliveries_of(ids[0])).await, 0, "final: deleted");
+    assert_eq!(
+        app.count(&recipients_of(ids[0])).await,
+        0,
+        "final: its recipient row deleted with it"
+    );
+    assert_eq!(app.count(&recipients_of(ids[1])).await, 1);
     assert_eq!(
         app.count(&deliveries_of(ids[1])).await,
         1,
@@ -270,16 +288,37 @@ async fn the_newest_migrations_can_be_undone_and_done_again() {
         ),
     )
     .await;
-    // Undoes 000018 (tenant ingest quotas), 000017 (fair delivery queue), 000016 (tenant ingest
-    // limits), 000015 (subscription backlogs), 000014 (retention), 000013 (early reports), 000012
-    // (held cancellations), 000011, 000010, 000009 and 000008 (cancellation itself).
-    Migrator::down(connection, Some(11)).await.unwrap();
+    // Undoes 000019 (recipient index), 000018 (tenant ingest quotas), 000017 (fair delivery
+    // queue), 000016 (tenant ingest limits), 000015 (subscription backlogs), 000014 (retention),
+    // 000013 (early reports), 000012 (held cancellations), 000011, 000010, 000009 and 000008
+    // (cancellation itself).
+    Migrator::down(connection, Some(12)).await.unwrap();
     assert!(
         !held_delivery_may_be_cancelled().await,
         "without 000012 a held delivery cannot be cancelled"
     );
+    // A notification accepted before 000019: its recipients are indexed when it is done again.
+    let older_notification = Uuid::now_v7();
+    execute(
+        &database,
+        &format!(
+            "INSERT INTO notifications (id, tenant_id, user_ids, channels, body, priority, request_hash, created_at) \
+             VALUES ('{older_notification}', '{tenant_id}', ARRAY['u1', 'u2'], '{{sms}}', 'b', 'normal', '\\x00', now())"
+        ),
+    )
+    .await;
     Migrator::up(connection, None).await.unwrap();
     assert!(held_delivery_may_be_cancelled().await);
+    assert_eq!(
+        count(
+            &database,
+            &format!(
+                "SELECT count(*) FROM notification_recipients WHERE notification_id = '{older_notification}'"
+            )
+        )
+        .await,
+        2
+    );
     assert_eq!(
         count(&database, "SELECT count(*) FROM notification_cancellations").await,
         0
