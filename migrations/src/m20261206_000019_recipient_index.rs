@@ -9,9 +9,10 @@ use sea_orm_migration::prelude::*;
 /// from the cursor that stops after `limit` rows.
 ///
 /// * Written by a statement trigger on `notifications`, from the inserted rows: every path that
-///   inserts notifications (the group commit, a test, an operator's repair) keeps it complete,
-///   with no contract for the writer to remember. It replaces the GIN index, which cost as much
-///   to maintain.
+///   inserts notifications (the group commit, an API replica of the previous version during a
+///   rolling upgrade, a test, an operator's repair) keeps it complete, with no contract for the
+///   writer to remember. It replaces the GIN index; the group commit's statement costs about 29 %
+///   more for it (docs/DESIGN.md).
 /// * Partitioned by day on the notification id like `notifications`; maintenance creates and
 ///   drops its days with the others (`herald_ensure_partitions`, `herald_drop_expired_partitions`).
 /// * The functions name the table only while it exists, so `down` leaves them as they are.
