@@ -400,6 +400,50 @@ pub async fn run_reload(
 mod tests {
     use super::*;
 
+    proptest::proptest! {
+        /// Whatever the arrivals, what a tenant's rate admits within any window of time is at
+        /// most the rate over that window plus one second's burst; and a refused request asked
+        /// again after the wait it was told is admitted.
+        #[test]
+        fn the_rate_admits_at_most_its_rate_plus_the_burst_in_any_window(
+            rate in 1u32..60,
+            requests in proptest::collection::vec((1u64..60, 0.0f64..300.0), 1..120),
+        ) {
+            let limits = Limits { per_second: Some(rate), per_day: None };
+            let tenant = Uuid::from_u128(1);
+            let mut counts = LocalCounts::default();
+            let mut now_ms = 0.0;
+            let mut admitted: Vec<(f64, u64)> = Vec::new();
+            for (cost, gap_ms) in requests {
+                // At most a burst at once: a full bucket admits a bigger one whole.
+                let cost = cost.min(u64::from(rate));
+                now_ms += gap_ms;
+                match counts.decide(tenant, limits, cost, now_ms, day(TODAY)) {
+                    Verdict::Admitted => admitted.push((now_ms, cost)),
+                    Verdict::OverRate { wait_ms } => {
+                        proptest::prop_assert!(wait_ms > 0.0);
+                        now_ms += wait_ms + 0.001;
+                        let again = counts.decide(tenant, limits, cost, now_ms, day(TODAY));
+                        proptest::prop_assert_eq!(again, Verdict::Admitted, "after {} ms", wait_ms);
+                        admitted.push((now_ms, cost));
+                    }
+                    Verdict::OverQuota { .. } => proptest::prop_assert!(false, "no quota"),
+                }
+            }
+            for (first, (window_start, _)) in admitted.iter().enumerate() {
+                let mut within = 0;
+                for (at, cost) in &admitted[first..] {
+                    within += cost;
+                    let bound = f64::from(rate) * (at - window_start) / 1000.0 + f64::from(rate);
+                    proptest::prop_assert!(
+                        within as f64 <= bound + 1e-6,
+                        "{} admitted in {} ms at {} per second", within, at - window_start, rate
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn a_full_bucket_admits_a_burst_then_the_rate() {
         // 10 per second: 100 ms each, a burst of 10.

@@ -12,6 +12,9 @@ pub mod status;
 pub mod status_events;
 pub mod validation;
 
+#[cfg(test)]
+mod properties;
+
 pub use channel::{Channel, Priority};
 pub use contacts::ChannelData;
 pub use envelope::NotificationEnvelope;
