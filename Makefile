@@ -1,5 +1,5 @@
 # Herald: the two commands a new machine needs are `make run` and `make test`.
-.PHONY: run test bench services services-stop lint fmt dashboards load-test audit
+.PHONY: run test bench services services-stop lint fmt dashboards load-test audit cycles
 
 ## Install what is missing, start PostgreSQL, Redis, Apache Kafka and Herald in the foreground (Ctrl-C stops all).
 run:
@@ -31,6 +31,10 @@ dashboards:
 ## Supply chain: cargo deny (advisories, licences, bans, sources: deny.toml) and cargo audit (ops/supply-chain/).
 audit:
 	scripts/audit.sh
+
+## Import circles between each crate's modules (scripts/module-cycles.py); exits 1 while there is one.
+cycles:
+	scripts/module-cycles.py
 
 lint:
 	cargo fmt --all -- --check

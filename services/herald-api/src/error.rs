@@ -281,6 +281,28 @@ impl From<crate::tenant_limits::IngestRefusal> for ApiError {
     }
 }
 
+impl From<crate::ingest::IngestError> for ApiError {
+    fn from(error: crate::ingest::IngestError) -> ApiError {
+        use crate::ingest::IngestError;
+        match error {
+            IngestError::QueueFull => {
+                ApiError::Overloaded("too many notifications are waiting to be stored")
+            }
+            IngestError::OutboxFull => {
+                ApiError::Overloaded("the broker is behind and the outbox is full")
+            }
+            IngestError::BytesExhausted => {
+                ApiError::Overloaded("too many request bytes are being processed")
+            }
+            IngestError::ClientBytesExhausted => ApiError::ClientBytesExhausted,
+            IngestError::ShuttingDown => ApiError::Overloaded("the service is shutting down"),
+            IngestError::CommitTimedOut => {
+                ApiError::Unavailable(anyhow::anyhow!("no commit within the commit timeout"))
+            }
+        }
+    }
+}
+
 impl From<herald_store::StoreError> for ApiError {
     fn from(error: herald_store::StoreError) -> ApiError {
         use herald_store::StoreError;

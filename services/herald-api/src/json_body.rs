@@ -10,7 +10,6 @@ use crate::client_address::TrustedProxies;
 use crate::error::ApiError;
 use crate::ingest::BytesPermit;
 use crate::metrics;
-use crate::routes::notifications::ingest_error_to_api;
 use crate::state::AppState;
 
 /// The JSON request body, its bytes taken from the ingest byte budget as they arrive and held until
@@ -73,7 +72,7 @@ async fn read_reserving(
     let mut permit = state
         .request_bytes
         .take(client, 1)
-        .map_err(ingest_error_to_api)?;
+        .map_err(ApiError::from)?;
     // Never allocated on the client's word alone: at most 64 KiB ahead of what has arrived.
     let mut body =
         web::BytesMut::with_capacity(declared_length.unwrap_or(1024).min(limit_bytes).min(65_536));
@@ -86,7 +85,7 @@ async fn read_reserving(
         let chunk_permit = state
             .request_bytes
             .take(client, chunk.len())
-            .map_err(ingest_error_to_api)?;
+            .map_err(ApiError::from)?;
         permit.merge(chunk_permit);
         body.extend_from_slice(&chunk);
     }

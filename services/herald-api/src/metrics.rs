@@ -9,8 +9,6 @@ use prometheus::{
     HistogramVec, IntCounter, IntCounterVec, IntGauge,
 };
 
-use crate::ingest::CommitOutcome;
-
 const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 ];
@@ -19,7 +17,7 @@ const LATENCY_BUCKETS: &[f64] = &[
 /// template (never the raw path), and the status class.
 const HTTP_LABELS: &[&str] = &["method", "route", "status_class"];
 /// The status classes declared at start-up for every route.
-const STATUS_CLASSES: &[&str] = &["2xx", "4xx", "5xx"];
+pub const STATUS_CLASSES: &[&str] = &["2xx", "4xx", "5xx"];
 
 pub static HTTP_REQUESTS: Lazy<IntCounterVec> = Lazy::new(|| {
     register_int_counter_vec_with_registry!(
@@ -254,23 +252,6 @@ pub static PROVIDER_CALLBACKS_REFUSED: Lazy<IntCounterVec> = Lazy::new(|| {
     .unwrap()
 });
 
-/// Counts what became of one submitted notification.
-pub fn record_commit_outcome(outcome: &CommitOutcome) {
-    match outcome {
-        CommitOutcome::Created { .. } => NOTIFICATIONS_ACCEPTED.inc(),
-        CommitOutcome::AlreadyAccepted { .. } => {}
-        CommitOutcome::IdempotencyConflict { .. } => INGEST_REJECTED
-            .with_label_values(&["idempotency_conflict"])
-            .inc(),
-        CommitOutcome::Refused { .. } => INGEST_REJECTED
-            .with_label_values(&["refused_by_database"])
-            .inc(),
-        CommitOutcome::Undetermined | CommitOutcome::Unavailable { .. } => {
-            INGEST_REJECTED.with_label_values(&["unavailable"]).inc()
-        }
-    }
-}
-
 /// Registers every metric, so `/metrics` lists them before their first use.
 pub fn register_all() {
     use herald_telemetry::metrics::{declare, PANICS_CAUGHT, TASK_RESTARTS};
@@ -311,14 +292,6 @@ pub fn register_all() {
             &["relay", "failed"],
         ],
     );
-    crate::routes::provider_callbacks::declare_metrics();
-    for (method, route) in crate::routes::API_ROUTES {
-        for status_class in STATUS_CLASSES {
-            let labels = [*method, *route, *status_class];
-            let _ = HTTP_REQUESTS.with_label_values(&labels);
-            let _ = HTTP_REQUEST_SECONDS.with_label_values(&labels);
-        }
-    }
     herald_store::metrics::register_all();
     herald_store::metrics::declare_caches(&[herald_store::metrics::CacheKind::ApiKey]);
     herald_kafka::metrics::register_all();

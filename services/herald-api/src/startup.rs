@@ -65,6 +65,7 @@ pub async fn connect_database(settings: &Settings) -> anyhow::Result<Database> {
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         metrics::register_all();
+        crate::routes::declare_metrics();
         let database = connect_database(&settings).await?;
         let redis = herald_store::cache::Redis::new(&settings.redis)?;
         let producer =

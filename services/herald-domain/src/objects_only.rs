@@ -67,18 +67,32 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for OptionalObjectVisitor<T> {
 
 #[cfg(test)]
 mod tests {
-    use crate::contacts::ChannelData;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    struct Webhook {
+        #[allow(dead_code)]
+        webhook_url: String,
+    }
+
+    /// Shaped as the contacts are (`contacts::ChannelData`), without depending on them.
+    #[derive(Debug, Deserialize)]
+    struct Contacts {
+        #[serde(default, deserialize_with = "super::optional_object")]
+        slack: Option<Webhook>,
+        #[serde(default, deserialize_with = "super::optional_object")]
+        discord: Option<Webhook>,
+    }
 
     #[test]
     fn contacts_given_as_arrays_are_refused_and_objects_taken() {
-        let error =
-            serde_json::from_str::<ChannelData>(r#"{"slack": ["https://hooks.slack.com/x"]}"#)
-                .unwrap_err();
+        let error = serde_json::from_str::<Contacts>(r#"{"slack": ["https://hooks.slack.com/x"]}"#)
+            .unwrap_err();
         assert!(
             error.to_string().contains("sequence, expected an object"),
             "{error}"
         );
-        let contacts: ChannelData = serde_json::from_str(
+        let contacts: Contacts = serde_json::from_str(
             r#"{"slack": {"webhook_url": "https://hooks.slack.com/x"}, "discord": null}"#,
         )
         .unwrap();

@@ -7,8 +7,8 @@ use secrecy::SecretString;
 use crate::config::SimulatorConfig;
 use crate::provider::Provider;
 use crate::simulation::ProviderSimulation;
-use crate::telegram::MessageNumbers;
-use crate::webhook::WebhookEndpoints;
+use crate::telegram::message_numbers::MessageNumbers;
+use crate::webhook::endpoints::WebhookEndpoints;
 
 pub struct SimulatorState {
     pub sendgrid_api_key: SecretString,

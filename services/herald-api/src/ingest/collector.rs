@@ -161,7 +161,7 @@ async fn write_batch(
             .take(submission.notifications.len())
             .collect();
         for outcome in &submission_outcomes {
-            metrics::record_commit_outcome(outcome);
+            outcome.record_metric();
         }
         // A handler that gave up waiting is not an error: the batch is committed regardless.
         let _ = submission.reply.send(Ok(submission_outcomes));

@@ -85,6 +85,26 @@ pub enum CommitOutcome {
     Unavailable { reason: String },
 }
 
+impl CommitOutcome {
+    /// Counts what became of one submitted notification.
+    pub fn record_metric(&self) {
+        use crate::metrics::{INGEST_REJECTED, NOTIFICATIONS_ACCEPTED};
+        match self {
+            CommitOutcome::Created { .. } => NOTIFICATIONS_ACCEPTED.inc(),
+            CommitOutcome::AlreadyAccepted { .. } => {}
+            CommitOutcome::IdempotencyConflict { .. } => INGEST_REJECTED
+                .with_label_values(&["idempotency_conflict"])
+                .inc(),
+            CommitOutcome::Refused { .. } => INGEST_REJECTED
+                .with_label_values(&["refused_by_database"])
+                .inc(),
+            CommitOutcome::Undetermined | CommitOutcome::Unavailable { .. } => {
+                INGEST_REJECTED.with_label_values(&["unavailable"]).inc()
+            }
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
     #[error("the commit queue is full")]

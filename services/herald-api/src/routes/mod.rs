@@ -34,6 +34,20 @@ pub const API_ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/v1/webhooks/{id}"),
 ];
 
+/// Lists every route's request series and every provider callback series at zero, so dashboards
+/// and alerts see them before the first request (beside `metrics::register_all`).
+pub fn declare_metrics() {
+    use crate::metrics::{HTTP_REQUESTS, HTTP_REQUEST_SECONDS, STATUS_CLASSES};
+    provider_callbacks::declare_metrics();
+    for (method, route) in API_ROUTES {
+        for status_class in STATUS_CLASSES {
+            let labels = [*method, *route, *status_class];
+            let _ = HTTP_REQUESTS.with_label_values(&labels);
+            let _ = HTTP_REQUEST_SECONDS.with_label_values(&labels);
+        }
+    }
+}
+
 pub fn configure(config: &mut web::ServiceConfig) {
     config
         .service(get_only("/healthz").route(web::get().to(health::healthz)))

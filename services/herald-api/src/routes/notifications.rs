@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::auth::Tenant;
 use crate::error::{ApiError, ErrorBody, ErrorDetail};
-use crate::ingest::{CommitOutcome, IngestError, PreparedNotification};
+use crate::ingest::{CommitOutcome, PreparedNotification};
 use crate::json_body::{parse_json, parse_json_at, read_body_within_budget, JsonProblem};
 use crate::state::AppState;
 
@@ -82,7 +82,7 @@ pub async fn create_notification(
         .ingest
         .commit(vec![prepared])
         .await
-        .map_err(ingest_error_to_api)?
+        .map_err(ApiError::from)?
         .pop()
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("commit returned no outcome")))?;
     Ok(HttpResponse::Accepted().json(accepted_or_error(outcome)?))
@@ -206,7 +206,7 @@ pub async fn create_notification_batch(
             .ingest
             .commit(prepared)
             .await
-            .map_err(ingest_error_to_api)?;
+            .map_err(ApiError::from)?;
         for (index, outcome) in prepared_indexes.into_iter().zip(outcomes) {
             results[index] = Some(match accepted_or_error(outcome) {
                 Ok(accepted) => BatchItemResult {
@@ -260,25 +260,6 @@ fn idempotency_key_header(request: &HttpRequest) -> Result<Option<&str>, ApiErro
                 "must be visible ASCII",
             )])
         }),
-    }
-}
-
-pub fn ingest_error_to_api(error: IngestError) -> ApiError {
-    match error {
-        IngestError::QueueFull => {
-            ApiError::Overloaded("too many notifications are waiting to be stored")
-        }
-        IngestError::OutboxFull => {
-            ApiError::Overloaded("the broker is behind and the outbox is full")
-        }
-        IngestError::BytesExhausted => {
-            ApiError::Overloaded("too many request bytes are being processed")
-        }
-        IngestError::ClientBytesExhausted => ApiError::ClientBytesExhausted,
-        IngestError::ShuttingDown => ApiError::Overloaded("the service is shutting down"),
-        IngestError::CommitTimedOut => {
-            ApiError::Unavailable(anyhow::anyhow!("no commit within the commit timeout"))
-        }
     }
 }
 

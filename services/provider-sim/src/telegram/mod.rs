@@ -7,10 +7,11 @@
 //! and `description` otherwise. Method names are case-insensitive, as Telegram's are.
 
 mod chat;
-mod message_numbers;
+pub mod message_numbers;
 mod parameters;
 pub mod responses;
 mod send_message;
+mod telegram_error;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
@@ -18,8 +19,8 @@ use secrecy::ExposeSecret;
 
 pub use message_numbers::MessageNumbers;
 use parameters::read_parameters;
-use responses::TelegramError;
 use send_message::validate_send_message;
+use telegram_error::TelegramError;
 
 use crate::delivery_reference::delivery_id;
 use crate::provider::Provider;

@@ -6,7 +6,7 @@ use actix_web::http::header::CONTENT_TYPE;
 use actix_web::HttpRequest;
 use serde_json::{Map, Value};
 
-use super::responses::TelegramError;
+use super::telegram_error::TelegramError;
 
 pub fn read_parameters(
     request: &HttpRequest,

@@ -7,53 +7,13 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use super::send_message::SendMessage;
+use super::telegram_error::TelegramError;
 use crate::behaviour::FaultKind;
 use crate::retry_after;
 
 /// The bot the default token belongs to, as `from` shows it.
 const BOT_FIRST_NAME: &str = "Herald";
 const BOT_USERNAME: &str = "herald_local_bot";
-
-/// A refusal: the HTTP status (also the body's `error_code`) and Telegram's description.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TelegramError {
-    pub status: StatusCode,
-    pub description: String,
-}
-
-impl TelegramError {
-    fn new(status: StatusCode, description: impl Into<String>) -> Self {
-        TelegramError {
-            status,
-            description: description.into(),
-        }
-    }
-
-    pub fn bad_request(description: &str) -> Self {
-        TelegramError::new(StatusCode::BAD_REQUEST, description)
-    }
-
-    pub fn forbidden(description: &str) -> Self {
-        TelegramError::new(StatusCode::FORBIDDEN, description)
-    }
-
-    pub fn unauthorized() -> Self {
-        TelegramError::new(StatusCode::UNAUTHORIZED, "Unauthorized")
-    }
-
-    /// An unknown method.
-    pub fn not_found() -> Self {
-        TelegramError::new(StatusCode::NOT_FOUND, "Not Found")
-    }
-
-    pub fn response(&self) -> HttpResponse {
-        HttpResponse::build(self.status).json(json!({
-            "ok": false,
-            "error_code": self.status.as_u16(),
-            "description": self.description
-        }))
-    }
-}
 
 /// 200 with the sent message.
 pub fn sent_message(

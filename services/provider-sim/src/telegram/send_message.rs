@@ -6,7 +6,7 @@
 use serde_json::{Map, Value};
 
 use super::chat::{look_up, Chat, ChatLookup};
-use super::responses::TelegramError;
+use super::telegram_error::TelegramError;
 
 /// Telegram refuses a longer `text`, counted in characters.
 pub const MAX_TEXT_CHARACTERS: usize = 4096;

@@ -8,7 +8,7 @@
 //! `webhook-id` is recorded as the reference: it is the same on every retry of one message, so a
 //! receiver (and an exactly-once proof) deduplicates by it.
 
-mod endpoints;
+pub mod endpoints;
 mod registration;
 pub mod responses;
 pub mod signature;
