@@ -59,12 +59,17 @@ pub(crate) fn body_excerpt(body: &[u8]) -> String {
     String::from_utf8_lossy(body).chars().take(500).collect()
 }
 
-/// Whether an HTTP status is worth a retry: a rate limit (429) or the provider's own failure (5xx).
+/// Whether an HTTP status is worth a retry: the provider's server or a proxy in front of it gave up
+/// reading the request in time (408: nothing was processed, RFC 9110 §15.5.9 lets the client
+/// repeat it), a rate limit (429), or the provider's own failure (5xx). A 408 was once permanent:
+/// a provider slow to read a request, under load, failed deliveries for good.
 pub(crate) fn is_retryable_status(status: StatusCode) -> bool {
-    status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
+    status == StatusCode::REQUEST_TIMEOUT
+        || status == StatusCode::TOO_MANY_REQUESTS
+        || status.is_server_error()
 }
 
-/// Retryable for 429 and 5xx (honouring `Retry-After`), permanent for other statuses.
+/// Retryable for 408, 429 and 5xx (honouring `Retry-After`), permanent for other statuses.
 pub(crate) async fn classify_error_response(provider: &str, response: Response) -> SendOutcome {
     let status = response.status();
     let retry_after = response
@@ -143,6 +148,16 @@ mod tests {
             parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", now),
             Some(MAX_RETRY_AFTER)
         );
+    }
+
+    #[test]
+    fn a_request_timeout_a_rate_limit_and_server_errors_are_retried_and_nothing_else() {
+        let retried: Vec<u16> = (100..600)
+            .filter(|code| is_retryable_status(StatusCode::from_u16(*code).unwrap()))
+            .collect();
+        let mut expected = vec![408, 429];
+        expected.extend(500..600);
+        assert_eq!(retried, expected);
     }
 
     #[test]
