@@ -19,7 +19,8 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::context::WorkerContext;
-use crate::lane::{HeldDelivery, Lane, Reservation};
+use crate::held::{HeldDelivery, Reservation};
+use crate::lane::Lane;
 use crate::metrics;
 use crate::parking::{park, ParkReason, Parking};
 use crate::providers::Contact;

@@ -8,7 +8,7 @@ use herald_store::Database;
 use crate::backoff::RetryPolicy;
 use crate::cancellations::CancelledNotifications;
 use crate::content::ContentCache;
-use crate::lane::Lane;
+use crate::lane::{Lane, SendServices};
 use crate::recipients::Recipients;
 use crate::recorder::RecorderHandle;
 use crate::session::Session;
@@ -25,6 +25,18 @@ pub struct WorkerContext {
     pub cancelled: Arc<CancelledNotifications>,
     /// The Kafka consumer group, as spans name it.
     pub consumer_group: String,
+}
+
+impl WorkerContext {
+    /// What the lanes' sends need of it.
+    pub fn send_services(&self) -> SendServices {
+        SendServices {
+            session: self.session.clone(),
+            recorder: self.recorder.clone(),
+            retry_policy: self.retry_policy,
+            cancelled: self.cancelled.clone(),
+        }
+    }
 }
 
 /// One lane per provider; each channel is served by one of them.

@@ -13,7 +13,7 @@ use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use crate::metrics;
-use crate::recorder::Outcome;
+use crate::outcome::Outcome;
 
 const PRODUCE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Dead-letter batches being produced at once; beyond that a batch is only counted as unproduced.

@@ -28,7 +28,6 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::circuit_breaker::{
     CircuitBreaker, CircuitBreakerSettings, CircuitState, CircuitTransition,
 };
-use crate::lane::HeldDelivery;
 use crate::metrics;
 use crate::providers::Contact;
 
@@ -71,8 +70,9 @@ pub fn destination_key(contact: &Contact) -> Option<String> {
     }
 }
 
-/// The bounds of one destination.
-pub struct Destination {
+/// The bounds of one destination; `Parked` is what waits there for a call slot (a lane's held
+/// delivery: `held::Destination`).
+pub struct Destination<Parked> {
     key: String,
     provider: &'static str,
     circuit: CircuitBreaker,
@@ -81,12 +81,12 @@ pub struct Destination {
     in_flight: Arc<Semaphore>,
     /// Deliveries that found every call slot of this destination busy, oldest first; taken under
     /// this lock together with the slots, so an ending call never misses one parked meanwhile.
-    parked: Mutex<VecDeque<HeldDelivery>>,
+    parked: Mutex<VecDeque<Parked>>,
     /// The lane's count of parked deliveries, over all its destinations.
     lane_parked: Arc<AtomicUsize>,
 }
 
-impl std::fmt::Debug for Destination {
+impl<Parked> std::fmt::Debug for Destination<Parked> {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         formatter
             .debug_struct("Destination")
@@ -96,7 +96,7 @@ impl std::fmt::Debug for Destination {
     }
 }
 
-impl Destination {
+impl<Parked> Destination<Parked> {
     pub fn key(&self) -> &str {
         &self.key
     }
@@ -105,7 +105,7 @@ impl Destination {
         &self.circuit
     }
 
-    fn parked(&self) -> MutexGuard<'_, VecDeque<HeldDelivery>> {
+    fn parked(&self) -> MutexGuard<'_, VecDeque<Parked>> {
         self.parked.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -115,10 +115,7 @@ impl Destination {
     }
 
     /// A call slot of this destination for `delivery`, or `delivery` parked until one frees up.
-    pub fn start_call_or_park(
-        &self,
-        delivery: HeldDelivery,
-    ) -> Option<(HeldDelivery, DestinationCall)> {
+    pub fn start_call_or_park(&self, delivery: Parked) -> Option<(Parked, DestinationCall)> {
         let mut parked = self.parked();
         match self.in_flight.clone().try_acquire_owned() {
             Ok(slot) => Some((delivery, DestinationCall { slot })),
@@ -134,7 +131,7 @@ impl Destination {
     }
 
     /// Ends a call of this destination; returns the delivery parked longest, now free to go.
-    pub fn end_call(&self, call: DestinationCall) -> Option<HeldDelivery> {
+    pub fn end_call(&self, call: DestinationCall) -> Option<Parked> {
         let mut parked = self.parked();
         drop(call.slot);
         let next = parked.pop_front();
@@ -174,17 +171,17 @@ pub struct DestinationCall {
 
 /// A held delivery's count in its destination's share; given back when dropped.
 #[derive(Debug)]
-pub struct DestinationHold {
-    destination: Arc<Destination>,
+pub struct DestinationHold<Parked> {
+    destination: Arc<Destination<Parked>>,
 }
 
-impl DestinationHold {
-    pub fn destination(&self) -> &Arc<Destination> {
+impl<Parked> DestinationHold<Parked> {
+    pub fn destination(&self) -> &Arc<Destination<Parked>> {
         &self.destination
     }
 }
 
-impl Drop for DestinationHold {
+impl<Parked> Drop for DestinationHold<Parked> {
     fn drop(&mut self) {
         let before = self.destination.held.fetch_sub(1, Ordering::AcqRel);
         debug_assert!(before > 0, "a hold is counted once");
@@ -192,25 +189,25 @@ impl Drop for DestinationHold {
 }
 
 /// The destinations of one lane.
-pub struct Destinations {
+pub struct Destinations<Parked> {
     provider: &'static str,
     circuit: CircuitBreakerSettings,
     max_in_flight: usize,
     max_held: usize,
-    tracked: Mutex<HashMap<String, Arc<Destination>>>,
-    overflow: Arc<Destination>,
+    tracked: Mutex<HashMap<String, Arc<Destination<Parked>>>>,
+    overflow: Arc<Destination<Parked>>,
     /// Deliveries parked with any destination: read on every turn of the lane's loop, so a count
     /// rather than a walk over every destination.
     parked: Arc<AtomicUsize>,
 }
 
-impl Destinations {
+impl<Parked> Destinations<Parked> {
     pub fn new(
         provider: &'static str,
         circuit: CircuitBreakerSettings,
         lane_max_in_flight: usize,
         lane_max_held: usize,
-    ) -> Destinations {
+    ) -> Destinations<Parked> {
         let max_in_flight = (lane_max_in_flight / DESTINATION_SHARE_DIVISOR).max(1);
         let max_held = (lane_max_held / DESTINATION_SHARE_DIVISOR).max(1);
         metrics::declare_destinations(provider);
@@ -239,7 +236,7 @@ impl Destinations {
         circuit: &CircuitBreakerSettings,
         (max_in_flight, max_held): (usize, usize),
         lane_parked: Arc<AtomicUsize>,
-    ) -> Destination {
+    ) -> Destination<Parked> {
         Destination {
             key,
             provider,
@@ -252,12 +249,12 @@ impl Destinations {
         }
     }
 
-    fn tracked(&self) -> MutexGuard<'_, HashMap<String, Arc<Destination>>> {
+    fn tracked(&self) -> MutexGuard<'_, HashMap<String, Arc<Destination<Parked>>>> {
         self.tracked.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The entry of `key`, made if need be (see the module documentation for the bound).
-    fn entry(&self, key: &str) -> Arc<Destination> {
+    fn entry(&self, key: &str) -> Arc<Destination<Parked>> {
         let mut tracked = self.tracked();
         if let Some(destination) = tracked.get(key) {
             return destination.clone();
@@ -291,7 +288,7 @@ impl Destinations {
 
     /// A count in the share of the destination `contact` goes to; `Some(None)` when the contact
     /// names no destination of a tenant's, `None` when that destination holds its share already.
-    pub fn try_hold(&self, contact: &Contact) -> Option<Option<DestinationHold>> {
+    pub fn try_hold(&self, contact: &Contact) -> Option<Option<DestinationHold<Parked>>> {
         let Some(key) = destination_key(contact) else {
             return Some(None);
         };
@@ -312,14 +309,14 @@ impl Destinations {
     }
 
     /// Every delivery parked with a destination (the lane is stopping: they go back to the queue).
-    pub fn take_parked(&self) -> Vec<HeldDelivery> {
-        let destinations: Vec<Arc<Destination>> = self
+    pub fn take_parked(&self) -> Vec<Parked> {
+        let destinations: Vec<Arc<Destination<Parked>>> = self
             .tracked()
             .values()
             .cloned()
             .chain(std::iter::once(self.overflow.clone()))
             .collect();
-        let taken: Vec<HeldDelivery> = destinations
+        let taken: Vec<Parked> = destinations
             .iter()
             .flat_map(|destination| destination.parked().drain(..).collect::<Vec<_>>())
             .collect();
@@ -377,7 +374,8 @@ mod tests {
 
     #[test]
     fn a_destination_holds_its_share_only_and_gets_it_back() {
-        let destinations = Destinations::new("test", CircuitBreakerSettings::default(), 16, 16);
+        let destinations: Destinations<()> =
+            Destinations::new("test", CircuitBreakerSettings::default(), 16, 16);
         assert_eq!(destinations.max_held_per_destination(), 2);
         let tarpit = webhook("http://tarpit.example:81/");
         let first = destinations.try_hold(&tarpit).unwrap().unwrap();
@@ -399,9 +397,10 @@ mod tests {
 
     #[test]
     fn tracked_destinations_are_bounded_and_idle_ones_forgotten() {
-        let destinations = Destinations::new("test", CircuitBreakerSettings::default(), 16, 16);
+        let destinations: Destinations<()> =
+            Destinations::new("test", CircuitBreakerSettings::default(), 16, 16);
         // Every tracked destination busy (one hold each): the next share the overflow entry.
-        let holds: Vec<DestinationHold> = (0..MAX_TRACKED_DESTINATIONS)
+        let holds: Vec<DestinationHold<()>> = (0..MAX_TRACKED_DESTINATIONS)
             .map(|index| {
                 destinations
                     .try_hold(&webhook(&format!("http://host-{index}.example/")))

@@ -15,28 +15,29 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use herald_config::LaneSettings;
 use herald_domain::{AttemptOutcome, Channel, DeliveryEvent, DeliveryStatus, Priority};
-use herald_store::deliveries::{DeliveryKey, RecordedAttempt};
-use herald_store::notifications::NotificationContent;
+use herald_store::deliveries::RecordedAttempt;
 use herald_telemetry::supervise::catch_panic;
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::backoff::RetryPolicy;
+use crate::cancellations::CancelledNotifications;
 use crate::circuit_breaker::{
     CallOutcome, CallPermit, CircuitBreaker, CircuitBreakerSettings, CircuitTransition,
 };
-use crate::context::WorkerContext;
-use crate::destinations::{Destination, DestinationCall, DestinationHold, Destinations};
+use crate::destinations::DestinationCall;
+use crate::held::{Destination, Destinations, HeldDelivery, HeldRoom, HeldSlot, Reservation};
 use crate::lane_queue::FairQueues;
 use crate::metrics;
+use crate::outcome::Outcome;
 use crate::providers::{Contact, Provider, SendOutcome};
 use crate::rate_limit::{rate_limited_answer, ProviderRateLimiter, SharedRateLimits};
-use crate::recorder::Outcome;
-use crate::session::SendPermission;
-use crate::tenant_shares::{TenantHold, TenantRooms, TenantShares};
+use crate::recorder::RecorderHandle;
+use crate::session::{SendPermission, Session};
+use crate::tenant_shares::{TenantRooms, TenantShares};
 use crate::traces;
 use crate::work::render_message;
 
@@ -60,105 +61,15 @@ fn kept_for_high_priority(max_held: usize) -> usize {
     (max_held / HIGH_PRIORITY_SHARE_DIVISOR).max(1)
 }
 
-/// Room in a lane, taken before a delivery is claimed for it. Its bytes are given back when its
-/// send is over, its held slot once the send's outcome is recorded ([`Reservation::into_held_slot`]).
-pub struct Reservation {
-    held: HeldSlot,
-    _bytes: OwnedSemaphorePermit,
-}
-
-impl Reservation {
-    /// Gives the content's bytes back and keeps the slot: a delivery whose call is made but whose
-    /// outcome is not yet in PostgreSQL would be in doubt if the worker died, so it still counts
-    /// against the lane's `max_held` (docs/DESIGN.md, "The in-doubt set").
-    pub fn into_held_slot(self) -> HeldSlot {
-        self.held
-    }
-}
-
-/// The held-deliveries count of a lane and its gauge.
-struct HeldRoom {
-    provider: &'static str,
-    semaphore: Arc<Semaphore>,
-    capacity: usize,
-}
-
-impl HeldRoom {
-    fn publish(&self) {
-        metrics::LANE_HELD
-            .with_label_values(&[self.provider])
-            .set((self.capacity - self.semaphore.available_permits()) as i64);
-    }
-}
-
-/// Room for one held delivery. Giving it back, on whichever path (sent, queued, already existing,
-/// unused by the pump), updates the lane's held gauge: no caller has to remember to.
-pub struct HeldSlot {
-    permit: Option<OwnedSemaphorePermit>,
-    /// A `normal` or `low` delivery's share of the room not kept for `high` ones; `None` for `high`.
-    ordinary: Option<OwnedSemaphorePermit>,
-    /// Its count in its destination's share, for a destination the tenant chose.
-    destination: Option<DestinationHold>,
-    /// Its count in its tenant's share of the lane, once its tenant is known.
-    tenant: Option<TenantHold>,
-    room: Arc<HeldRoom>,
-}
-
-impl std::fmt::Debug for HeldSlot {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter
-            .debug_struct("HeldSlot")
-            .field("provider", &self.room.provider)
-            .finish()
-    }
-}
-
-impl Drop for HeldSlot {
-    fn drop(&mut self) {
-        // The permits first, so that the gauge counts them as given back.
-        drop(self.tenant.take());
-        drop(self.destination.take());
-        drop(self.ordinary.take());
-        drop(self.permit.take());
-        self.room.publish();
-    }
-}
-
-/// A delivery this worker owns and will send through a lane.
-pub struct HeldDelivery {
-    pub key: DeliveryKey,
-    pub attempt: i32,
-    /// Attempts made before its current attempt budget: 0, or the attempts before a dead-letter
-    /// replay. The retry policy counts `attempt - attempt_budget_start`.
-    pub attempt_budget_start: i32,
-    /// The session it was claimed under: if that session is lost, it is never sent.
-    pub session: Uuid,
-    pub send_batch: Uuid,
-    pub tenant_id: Uuid,
-    pub user_id: String,
-    pub channel: Channel,
-    pub accepted_at: DateTime<Utc>,
-    pub content: Arc<NotificationContent>,
-    pub contact: Contact,
-    pub reservation: Reservation,
-    /// The W3C context its provider call's span is the child of.
-    pub trace_parent: Option<Arc<str>>,
-}
-
-impl HeldDelivery {
-    /// Its notification's priority: the order it waits in (docs/DESIGN.md, "Priority lanes").
-    pub fn priority(&self) -> Priority {
-        self.content.priority
-    }
-
-    /// The tenant's destination it goes to, for lanes that bound them (`destinations.rs`).
-    fn destination(&self) -> Option<Arc<Destination>> {
-        self.reservation
-            .held
-            .destination
-            .as_ref()
-            .map(|hold| hold.destination().clone())
-    }
+/// What a lane's sends need of the worker besides the lane: the session they are made under,
+/// where their outcomes go, how a failed call is retried, and which notifications were cancelled
+/// (their held deliveries are recorded cancelled instead of sent).
+#[derive(Clone)]
+pub struct SendServices {
+    pub session: Arc<Session>,
+    pub recorder: RecorderHandle,
+    pub retry_policy: RetryPolicy,
+    pub cancelled: Arc<CancelledNotifications>,
 }
 
 /// A provider a lane calls, with the host its calls' spans name (parsed once).
@@ -475,13 +386,13 @@ impl Lane {
     /// `abandon` is cancelled; returns what was never sent (to release). Sends run on `sends`.
     pub async fn run(
         self: Arc<Self>,
-        context: Arc<WorkerContext>,
+        services: SendServices,
         sends: TaskTracker,
         drain: CancellationToken,
         abandon: CancellationToken,
     ) -> Vec<HeldDelivery> {
         let (session, recorder, retry_policy) =
-            (&context.session, &context.recorder, context.retry_policy);
+            (&services.session, &services.recorder, services.retry_policy);
         let waiting = &self.waiting;
         loop {
             // A slot first, then the delivery: the one chosen is the oldest of the highest priority
@@ -500,7 +411,7 @@ impl Lane {
                 _ = drain.cancelled(), if self.nothing_waiting() => break,
             };
             // Its notification was cancelled while it waited: no token, no call.
-            let Some(delivery) = self.unless_cancelled(delivery, &context).await else {
+            let Some(delivery) = self.unless_cancelled(delivery, &services).await else {
                 continue;
             };
             // Then the circuit (the destination's, with a call slot of it, for a tenant's
@@ -547,7 +458,7 @@ impl Lane {
                 }
             }
             // Cancelled while it waited for its token: the last moment a call can be avoided.
-            let Some(delivery) = self.unless_cancelled(delivery, &context).await else {
+            let Some(delivery) = self.unless_cancelled(delivery, &services).await else {
                 continue;
             };
             self.publish_in_flight();
@@ -651,12 +562,12 @@ impl Lane {
     async fn unless_cancelled(
         &self,
         delivery: HeldDelivery,
-        context: &WorkerContext,
+        services: &SendServices,
     ) -> Option<HeldDelivery> {
-        if !context.cancelled.contains(delivery.key.notification_id) {
+        if !services.cancelled.contains(delivery.key.notification_id) {
             return Some(delivery);
         }
-        context
+        services
             .recorder
             .submit(self.cancelled_before_call(delivery))
             .await;

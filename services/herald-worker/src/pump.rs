@@ -16,10 +16,11 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::context::WorkerContext;
-use crate::lane::{HeldDelivery, Lane};
+use crate::held::HeldDelivery;
+use crate::lane::Lane;
 use crate::metrics;
+use crate::outcome::Outcome;
 use crate::recipients::RecipientKey;
-use crate::recorder::Outcome;
 use crate::session::SendPermission;
 use crate::work::contact_for;
 
@@ -260,7 +261,7 @@ fn plan_claimed(
         Arc<herald_store::notifications::NotificationContent>,
     >,
     recipients: &std::collections::HashMap<RecipientKey, herald_store::users::Recipient>,
-    held_slot: &mut crate::lane::HeldSlot,
+    held_slot: &mut crate::held::HeldSlot,
 ) -> ClaimPlan {
     if delivery.in_doubt_takeovers >= MAX_IN_DOUBT_TAKEOVERS {
         metrics::DELIVERIES_GIVEN_UP_AFTER_TAKEOVERS

@@ -6,7 +6,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use herald_domain::{Channel, DeliveryStatus};
+use herald_domain::DeliveryStatus;
 use herald_store::deliveries::{self, DeliveryKey, RecordedAttempt};
 use herald_store::Database;
 use herald_telemetry::supervise::catch_panic;
@@ -15,8 +15,8 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::dead_letter::{DeadLetter, DeadLetters};
-use crate::lane::HeldSlot;
 use crate::metrics;
+use crate::outcome::Outcome;
 
 /// Outcomes written per transaction, at most.
 const MAX_OUTCOMES_PER_WRITE: usize = 1000;
@@ -24,21 +24,6 @@ const MAX_OUTCOMES_PER_WRITE: usize = 1000;
 const LINGER: Duration = Duration::from_millis(5);
 const FIRST_RETRY_PAUSE: Duration = Duration::from_millis(100);
 const LONGEST_RETRY_PAUSE: Duration = Duration::from_secs(5);
-
-/// The outcome of one provider call, on its way to PostgreSQL.
-#[derive(Debug)]
-pub struct Outcome {
-    pub session: Uuid,
-    pub send_batch: Uuid,
-    pub tenant_id: Uuid,
-    pub user_id: String,
-    pub channel: Channel,
-    pub attempt: RecordedAttempt,
-    /// The delivery's room in its lane, given back once the outcome is written: until then the
-    /// call is in doubt should the worker die, so the lane's `max_held` bounds the calls not yet
-    /// recorded however far the writes fall behind. `None` when no call was made.
-    pub lane_room: Option<HeldSlot>,
-}
 
 pub struct Message(MessageKind);
 

@@ -31,7 +31,8 @@ use crate::consumer::{consumed_topics, run_consumer, ConsumerStatus};
 use crate::content::ContentCache;
 use crate::context::{Lanes, WorkerContext};
 use crate::dead_letter::DeadLetters;
-use crate::lane::{HeldDelivery, Lane};
+use crate::held::HeldDelivery;
+use crate::lane::Lane;
 use crate::metrics;
 use crate::providers::registry::build_providers;
 use crate::pump::run_pump;
@@ -211,7 +212,7 @@ impl Worker {
         let mut lane_runs = Vec::new();
         for lane in context.lanes.iter() {
             lane_runs.push(tokio::spawn(lane.clone().run(
-                context.clone(),
+                context.send_services(),
                 sends.clone(),
                 drain.clone(),
                 abandon.clone(),
