@@ -37,6 +37,7 @@ cycles:
 	scripts/module-cycles.py
 
 lint:
+	scripts/module-cycles.py
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo clippy -p herald-telemetry --features profiling --all-targets -- -D warnings
