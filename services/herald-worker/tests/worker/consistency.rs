@@ -12,7 +12,19 @@ use crate::helpers::*;
 
 #[tokio::test]
 async fn a_notification_finished_by_two_workers_at_once_ends_final_with_exact_counts() {
-    let stack = start_stack(None).await;
+    // What this tests is the counts, not the providers: 18,000 calls by two debug workers on a
+    // busy 2-core machine must not fail for want of CPU. With the tests' 1 s call timeout, calls
+    // timed out on every attempt (SendGrid, then its SMTP failover) in a `make test`, and their
+    // deliveries ended `failed`.
+    let stack = start_stack_with(None, None, |settings| {
+        let providers = &mut settings.providers;
+        providers.twilio.timeout_ms = 8_000;
+        providers.sendgrid.timeout_ms = 8_000;
+        providers.smtp.timeout_ms = 8_000;
+        // At least twice the longest call (validated); no claim here is ever taken over.
+        settings.worker.lease_ms = 20_000;
+    })
+    .await;
     stack
         .configure_provider("twilio", json!({"latency_ms": 5}))
         .await;
