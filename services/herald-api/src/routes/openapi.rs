@@ -48,7 +48,7 @@ pub async fn openapi_json() -> HttpResponse {
 }
 
 /// The document `/openapi.json` serves: utoipa's, with what its attributes cannot say added.
-pub fn openapi_document() -> serde_json::Value {
+fn openapi_document() -> serde_json::Value {
     let mut document = serde_json::to_value(ApiDoc::openapi()).expect("the document is JSON");
     require_a_subject_with_email(&mut document);
     document

@@ -7,7 +7,7 @@
 //! one tenant's subscriptions together, so one slow endpoint holds only its own slots, and a
 //! tenant's twenty subscriptions to a tarpit only the tenant's, while every other subscription's
 //! events keep going. A 2xx deletes the send; a
-//! timeout, connection failure, 429 or 5xx makes it due again after an exponential backoff (a
+//! timeout, connection failure, 408, 429 or 5xx makes it due again after an exponential backoff (a
 //! `Retry-After` is a floor), until `max_attempts`; then, or at once for any other answer, the
 //! send is parked and counted (`herald_webhook_subscription_parked_total`).
 

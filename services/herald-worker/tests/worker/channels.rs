@@ -9,7 +9,6 @@ use serde_json::{json, Value};
 
 use crate::helpers::*;
 
-const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const CHAT_CHANNELS: [&str; 4] = ["slack", "discord", "telegram", "webhook"];
 
 /// Registers the secret the simulator verifies `/webhooks/{endpoint}` requests with.

@@ -1,5 +1,8 @@
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
+use actix_web::{web, App, HttpResponse, HttpServer};
 use serde_json::json;
 
 use crate::helpers::*;
@@ -139,4 +142,63 @@ async fn a_huge_or_dated_retry_after_is_capped_and_the_delivery_still_goes_out()
     assert_eq!(metric_value(&metrics, "herald_panics_caught_total"), 0.0);
     stop_worker.cancel();
     worker.await.unwrap().unwrap();
+}
+
+/// A destination (or a proxy before it) that gave up reading the request answers 408: nothing was
+/// processed, so the delivery is retried and sent, never failed for good (RFC 9110 §15.5.9). A
+/// server slow to read requests under load once failed deliveries this way.
+#[tokio::test]
+async fn a_408_request_timeout_is_retried_and_the_delivery_sent() {
+    let requests = Arc::new(AtomicUsize::new(0));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    let counted = requests.clone();
+    let server = HttpServer::new(move || {
+        let counted = counted.clone();
+        App::new().default_service(web::to(move || {
+            let first = counted.fetch_add(1, Ordering::SeqCst) == 0;
+            async move {
+                if first {
+                    HttpResponse::RequestTimeout().finish()
+                } else {
+                    HttpResponse::NoContent().finish()
+                }
+            }
+        }))
+    })
+    .workers(1)
+    .listen(listener)
+    .unwrap()
+    .run();
+    let server_handle = server.handle();
+    tokio::spawn(server);
+
+    let stack = start_stack(None).await;
+    stack
+        .put_user(
+            "u1",
+            json!({"channel_data": {"webhook": {
+                "url": format!("http://{address}/hooks"), "secret": WEBHOOK_SECRET
+            }}}),
+        )
+        .await;
+    let (stop_worker, worker) = start_worker(&stack.settings).await;
+    let id = stack.notify(alert(&["u1"], &["webhook"])).await;
+    let view = stack.wait_until_final(&id, Duration::from_secs(30)).await;
+    assert_eq!(view["status"], "delivered", "{view}");
+    assert_eq!(view["deliveries"][0]["attempts"], 2, "{view}");
+    assert_eq!(
+        stack
+            .count(&format!(
+                "SELECT count(*) FROM delivery_attempts WHERE notification_id = '{id}' \
+                 AND outcome = 'retryable_error' AND http_status = 408"
+            ))
+            .await,
+        1,
+        "the 408 is recorded as a retryable attempt"
+    );
+    assert_eq!(requests.load(Ordering::SeqCst), 2);
+    stop_worker.cancel();
+    worker.await.unwrap().unwrap();
+    server_handle.stop(true).await;
 }

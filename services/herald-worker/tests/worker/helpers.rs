@@ -477,6 +477,9 @@ pub fn alert_to_first_users(count: usize, channels: &[&str]) -> Value {
     alert(&user_refs, channels)
 }
 
+/// A signed webhook contact's secret, for tests' recipients.
+pub const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
 pub fn alert(user_ids: &[&str], channels: &[&str]) -> Value {
     json!({
         "user_ids": user_ids,

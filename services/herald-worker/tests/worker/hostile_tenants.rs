@@ -113,8 +113,6 @@ async fn a_delivery_whose_worker_keeps_dying_is_given_up_after_three_takeovers()
     );
 }
 
-const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-
 /// An endpoint that accepts connections and never answers; counts the connections it holds.
 struct Tarpit {
     url: String,
