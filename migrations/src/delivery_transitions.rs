@@ -2,14 +2,12 @@
 //! `DeliveryStatus::may_become`. Each migration that changes the moves writes the whole function
 //! again (`CREATE OR REPLACE`), from its list here, so the lists are the only thing that differs.
 
+use crate::sql_list::quoted_list;
+
 /// `CREATE OR REPLACE FUNCTION herald_check_delivery_transition()` allowing `moves`, each written
 /// `'from>to'`.
 pub fn check_delivery_transition_function(moves: &[&str]) -> String {
-    let allowed = moves
-        .iter()
-        .map(|one_move| format!("'{one_move}'"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let allowed = quoted_list(moves);
     format!(
         r#"
 CREATE OR REPLACE FUNCTION herald_check_delivery_transition() RETURNS trigger LANGUAGE plpgsql AS $$

@@ -25,6 +25,9 @@ mod m20261205_000016_tenant_ingest_limits;
 mod m20261205_000017_fair_delivery_queue;
 mod m20261206_000018_tenant_ingest_quotas;
 mod m20261206_000019_recipient_index;
+mod m20261206_000020_provider_names;
+mod provider_names;
+mod sql_list;
 
 pub struct Migrator;
 
@@ -51,6 +54,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000017_fair_delivery_queue::Migration),
             Box::new(m20261206_000018_tenant_ingest_quotas::Migration),
             Box::new(m20261206_000019_recipient_index::Migration),
+            Box::new(m20261206_000020_provider_names::Migration),
         ]
     }
 }

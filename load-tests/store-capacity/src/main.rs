@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use herald_config::Settings;
 use herald_domain::{
-    AttemptOutcome, Channel, DeliveryStatus, NotificationStatus, Priority, ValidatedNotification,
+    AttemptOutcome, Channel, DeliveryStatus, NotificationStatus, Priority, ProviderId,
+    ValidatedNotification,
 };
 use herald_migrations::{Migrator, MigratorTrait};
 use herald_store::deliveries::{self, NewDelivery, RecordedAttempt};
@@ -120,7 +121,7 @@ async fn round(
             tenant_id,
             user_id: notification.user_ids[0].clone(),
             channel: Channel::Sms,
-            provider: "twilio",
+            provider: ProviderId::Twilio,
             status: DeliveryStatus::Sending,
             priority: notification.priority,
             last_error: None,
@@ -138,7 +139,7 @@ async fn round(
             attempt: 1,
             status: DeliveryStatus::Sent,
             outcome: AttemptOutcome::Sent,
-            provider: "twilio",
+            provider: ProviderId::Twilio,
             provider_message_id: Some(format!("SM{}", key.id.simple())),
             http_status: Some(201),
             error: None,

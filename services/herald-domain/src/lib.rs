@@ -7,6 +7,7 @@ pub mod envelope;
 pub mod objects_only;
 pub mod outbound_url;
 pub mod placeholders;
+pub mod provider;
 pub mod request;
 pub mod status;
 pub mod status_events;
@@ -18,6 +19,7 @@ mod properties;
 pub use channel::{Channel, Priority};
 pub use contacts::ChannelData;
 pub use envelope::NotificationEnvelope;
+pub use provider::ProviderId;
 pub use request::{ContentRequest, NotificationRequest, ValidatedNotification};
 pub use status::{
     AttemptOutcome, DeliveryEvent, DeliveryProgress, DeliveryStatus, InvalidTransition,

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::contacts::url_problem;
-use crate::{Channel, DeliveryStatus, FieldError};
+use crate::{Channel, DeliveryStatus, FieldError, ProviderId};
 
 /// Subscriptions one tenant may hold: each event is sent to every matching one, so this bounds the
 /// sends one status change can cost.
@@ -77,7 +77,7 @@ pub struct StatusEventData {
     pub delivery_id: Uuid,
     pub user_id: String,
     pub channel: Channel,
-    pub provider: String,
+    pub provider: ProviderId,
     pub status: DeliveryStatus,
     /// `null` for a delivery's first status.
     pub previous_status: Option<DeliveryStatus>,

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use herald_domain::{
-    Channel, DeliveryEvent, DeliveryStatus, NotificationEvent, NotificationStatus,
+    Channel, DeliveryEvent, DeliveryStatus, NotificationEvent, NotificationStatus, ProviderId,
 };
 use sea_orm::{
     ConnectionTrait, DatabaseBackend, DatabaseTransaction, DbErr, FromQueryResult, Statement,
@@ -22,7 +22,7 @@ pub struct DeadLetterRow {
     pub notification_id: Uuid,
     pub user_id: String,
     pub channel: Channel,
-    pub provider: String,
+    pub provider: ProviderId,
     pub attempts: i32,
     pub last_error: Option<String>,
     pub failed_at: DateTime<Utc>,

@@ -11,7 +11,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use herald_domain::{
     AttemptOutcome, Channel, DeliveryProgress, DeliveryStatus, NotificationEvent,
-    NotificationStatus, Priority,
+    NotificationStatus, Priority, ProviderId,
 };
 use sea_orm::{
     ConnectionTrait, DatabaseBackend, DatabaseTransaction, DbErr, FromQueryResult, Statement,
@@ -38,7 +38,7 @@ pub struct NewDelivery {
     pub tenant_id: Uuid,
     pub user_id: String,
     pub channel: Channel,
-    pub provider: &'static str,
+    pub provider: ProviderId,
     /// Its notification's: where a queued one waits in `delivery_queue`'s order.
     pub priority: Priority,
     /// `Sending` (claimed by this session now), `Queued` (its lane had no room) or `Skipped`.
@@ -246,7 +246,7 @@ pub const MAX_TENANTS_PER_CLAIM: i64 = 64;
 pub async fn claim_queued(
     database: &Database,
     session: Uuid,
-    provider: &str,
+    provider: ProviderId,
     band: PriorityBand,
     limit: usize,
     send_batch_id: Uuid,
@@ -354,7 +354,7 @@ WITH RECURSIVE turns (tenant_id, first_tenant_id, turn) AS (
 SELECT * FROM claimed
 "#,
         [
-            Value::from(provider),
+            Value::from(provider.as_str()),
             Value::from(limit as i64),
             Value::from(session),
             Value::from(send_batch_id),
@@ -390,7 +390,7 @@ pub struct RecordedAttempt {
     /// The delivery's new status: `Sent`, `Retrying` or `Failed`.
     pub status: DeliveryStatus,
     pub outcome: AttemptOutcome,
-    pub provider: &'static str,
+    pub provider: ProviderId,
     pub provider_message_id: Option<String>,
     pub http_status: Option<i32>,
     pub error: Option<String>,
@@ -787,7 +787,7 @@ pub struct DeliveryRow {
     pub channel: Channel,
     pub status: DeliveryStatus,
     pub attempts: i32,
-    pub provider: String,
+    pub provider: ProviderId,
     pub provider_message_id: Option<String>,
     pub last_error: Option<String>,
     pub next_attempt_at: Option<DateTime<Utc>>,

@@ -9,7 +9,7 @@
 //! [`apply_early_reports`] once the delivery is `sent`. The notification's counters are not
 //! touched: they count what Herald handed over.
 
-use herald_domain::{DeliveryStatus, ProviderReport};
+use herald_domain::{DeliveryStatus, ProviderId, ProviderReport};
 use sea_orm::{DatabaseBackend, FromQueryResult, Statement, Value};
 use serde::Serialize;
 use uuid::Uuid;
@@ -144,7 +144,7 @@ SELECT status FROM deferred
 /// Applies one callback's reports from `provider` (`sendgrid`, `twilio`) in one statement.
 pub async fn apply_reports(
     database: &Database,
-    provider: &str,
+    provider: ProviderId,
     reports: &[DeliveryReport],
 ) -> Result<AppliedReports, StoreError> {
     if reports.is_empty() {
@@ -164,7 +164,7 @@ pub async fn apply_reports(
     let statement = Statement::from_sql_and_values(
         DatabaseBackend::Postgres,
         APPLY_SQL,
-        [json_parameter(&rows)?, Value::from(provider)],
+        [json_parameter(&rows)?, Value::from(provider.as_str())],
     );
     let moved = database
         .run(

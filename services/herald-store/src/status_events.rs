@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use herald_domain::{Channel, DeliveryStatus};
+use herald_domain::{Channel, DeliveryStatus, ProviderId};
 use sea_orm::{ConnectionTrait, DatabaseBackend, FromQueryResult, Statement, Value};
 use uuid::Uuid;
 
@@ -23,7 +23,7 @@ pub struct PendingStatusEvent {
     pub delivery_id: Uuid,
     pub user_id: String,
     pub channel: Channel,
-    pub provider: String,
+    pub provider: ProviderId,
     pub previous_status: Option<DeliveryStatus>,
     pub status: DeliveryStatus,
     pub at: DateTime<Utc>,

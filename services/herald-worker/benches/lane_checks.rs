@@ -10,6 +10,7 @@ use std::time::Duration;
 use chrono::Utc;
 use criterion::{criterion_group, criterion_main, Criterion};
 use governor::{Quota, RateLimiter};
+use herald_domain::ProviderId;
 use herald_store::cancellation::Cancellation;
 use herald_worker::cancellations::{CancelledNotifications, MAX_REMEMBERED};
 use herald_worker::circuit_breaker::{CallOutcome, CircuitBreaker, CircuitBreakerSettings};
@@ -34,7 +35,7 @@ fn rate_limiter_check(criterion: &mut Criterion) {
 }
 
 fn circuit_breaker_check(criterion: &mut Criterion) {
-    let breaker = CircuitBreaker::new("bench", CircuitBreakerSettings::default());
+    let breaker = CircuitBreaker::new(ProviderId::Twilio, CircuitBreakerSettings::default());
     criterion.bench_function("circuit_breaker_check", |bencher| {
         bencher.iter(|| {
             let permit = breaker

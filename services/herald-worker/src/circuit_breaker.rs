@@ -44,6 +44,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use herald_domain::ProviderId;
 use tokio::time::Instant;
 
 /// The longest a circuit stays open at once, whatever the settings say: a breaker must probe
@@ -170,7 +171,7 @@ pub struct CircuitTransition {
 /// A call refused without reaching the provider.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CircuitOpen {
-    pub provider: &'static str,
+    pub provider: ProviderId,
     /// Open, or half-open with every probe slot taken.
     pub state: CircuitState,
     /// When an open circuit starts probing; `None` while half-open: the probes in flight decide.
@@ -448,7 +449,7 @@ pub struct CircuitBreaker {
 
 #[derive(Debug)]
 struct Shared {
-    provider: &'static str,
+    provider: ProviderId,
     settings: CircuitBreakerSettings,
     machine: Mutex<Machine>,
 }
@@ -456,7 +457,7 @@ struct Shared {
 impl CircuitBreaker {
     /// A closed circuit. Out-of-range settings are brought into range (see
     /// [`CircuitBreaker::settings`] for what is in force).
-    pub fn new(provider: &'static str, settings: CircuitBreakerSettings) -> CircuitBreaker {
+    pub fn new(provider: ProviderId, settings: CircuitBreakerSettings) -> CircuitBreaker {
         let settings = settings.normalized();
         let machine = Mutex::new(Machine::new(&settings));
         CircuitBreaker {
@@ -468,7 +469,7 @@ impl CircuitBreaker {
         }
     }
 
-    pub fn provider(&self) -> &'static str {
+    pub fn provider(&self) -> ProviderId {
         self.shared.provider
     }
 
@@ -533,7 +534,7 @@ impl CircuitBreaker {
                 transition: None,
             };
         }
-        let provider = self.shared.provider;
+        let provider = self.shared.provider.as_str();
         match to {
             CircuitState::Open => {
                 tracing::warn!(provider, from = from.as_str(), "circuit breaker opened")
@@ -610,7 +611,7 @@ mod tests {
     /// Only `consecutive` failures in a row open it: the rate needs more calls than any test makes.
     fn by_consecutive(consecutive: u32) -> CircuitBreaker {
         CircuitBreaker::new(
-            "test",
+            ProviderId::Webhook,
             CircuitBreakerSettings {
                 consecutive_failures: consecutive,
                 failure_rate: 1.0,
@@ -626,7 +627,7 @@ mod tests {
     /// Only the failure rate opens it.
     fn by_rate(failure_rate: f64, window: usize, minimum_calls: usize) -> CircuitBreaker {
         CircuitBreaker::new(
-            "test",
+            ProviderId::Webhook,
             CircuitBreakerSettings {
                 consecutive_failures: u32::MAX,
                 failure_rate,
@@ -732,14 +733,14 @@ mod tests {
         assert_eq!(
             refusal,
             CircuitOpen {
-                provider: "test",
+                provider: ProviderId::Webhook,
                 state: CircuitState::Open,
                 retry_in: Some(OPEN_FOR),
             }
         );
         assert_eq!(
             refusal.to_string(),
-            "the circuit breaker of test is open: calls are refused for another 10.000s"
+            "the circuit breaker of webhook is open: calls are refused for another 10.000s"
         );
         tokio::time::advance(OPEN_FOR - Duration::from_millis(1)).await;
         let refusal = breaker.try_acquire().unwrap_err();
@@ -824,7 +825,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn probes_in_flight_are_limited() {
         let breaker = CircuitBreaker::new(
-            "test",
+            ProviderId::Webhook,
             CircuitBreakerSettings {
                 consecutive_failures: 1,
                 half_open_probes: 2,
@@ -891,7 +892,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_probe_of_an_earlier_period_frees_no_slot_of_the_next() {
         let breaker = CircuitBreaker::new(
-            "test",
+            ProviderId::Webhook,
             CircuitBreakerSettings {
                 consecutive_failures: 1,
                 open_for: OPEN_FOR,
@@ -926,7 +927,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn out_of_range_settings_make_a_working_breaker() {
         let breaker = CircuitBreaker::new(
-            "test",
+            ProviderId::Webhook,
             CircuitBreakerSettings {
                 consecutive_failures: 0,
                 failure_rate: f64::NAN,
@@ -959,7 +960,7 @@ mod tests {
         const CALLS: usize = 500;
         const PROBES: u32 = 2;
         let breaker = CircuitBreaker::new(
-            "test",
+            ProviderId::Webhook,
             CircuitBreakerSettings {
                 consecutive_failures: 3,
                 failure_rate: 0.5,

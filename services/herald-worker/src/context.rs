@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use herald_domain::Channel;
+use herald_domain::{Channel, ProviderId};
 use herald_store::Database;
 
 use crate::backoff::RetryPolicy;
@@ -52,7 +52,7 @@ impl Lanes {
         self.0.iter().find(|lane| lane.channel() == channel)
     }
 
-    pub fn for_provider(&self, provider: &str) -> Option<&Arc<Lane>> {
+    pub fn for_provider(&self, provider: ProviderId) -> Option<&Arc<Lane>> {
         self.0.iter().find(|lane| lane.provider() == provider)
     }
 

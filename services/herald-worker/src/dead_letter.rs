@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use crate::metrics;
 use crate::outcome::Outcome;
+use herald_domain::ProviderId;
 
 const PRODUCE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Dead-letter batches being produced at once; beyond that a batch is only counted as unproduced.
@@ -26,7 +27,7 @@ pub struct DeadLetter {
     pub tenant_id: Uuid,
     pub user_id: String,
     pub channel: &'static str,
-    pub provider: &'static str,
+    pub provider: ProviderId,
     pub attempts: i32,
     pub error: String,
 }

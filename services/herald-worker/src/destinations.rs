@@ -30,6 +30,7 @@ use crate::circuit_breaker::{
 };
 use crate::metrics;
 use crate::providers::Contact;
+use herald_domain::ProviderId;
 
 /// Destinations one lane tracks at once.
 pub const MAX_TRACKED_DESTINATIONS: usize = 4096;
@@ -74,7 +75,7 @@ pub fn destination_key(contact: &Contact) -> Option<String> {
 /// delivery: `held::Destination`).
 pub struct Destination<Parked> {
     key: String,
-    provider: &'static str,
+    provider: ProviderId,
     circuit: CircuitBreaker,
     held: AtomicUsize,
     max_held: usize,
@@ -121,7 +122,7 @@ impl<Parked> Destination<Parked> {
             Ok(slot) => Some((delivery, DestinationCall { slot })),
             Err(_) => {
                 metrics::DESTINATION_REFUSALS
-                    .with_label_values(&[self.provider, "in_flight_share"])
+                    .with_label_values(&[self.provider.as_str(), "in_flight_share"])
                     .inc();
                 parked.push_back(delivery);
                 self.lane_parked.fetch_add(1, Ordering::AcqRel);
@@ -147,14 +148,14 @@ impl<Parked> Destination<Parked> {
         let Some(transition) = transition else {
             return;
         };
-        let gauge = metrics::DESTINATION_CIRCUITS_OPEN.with_label_values(&[self.provider]);
+        let gauge = metrics::DESTINATION_CIRCUITS_OPEN.with_label_values(&[self.provider.as_str()]);
         match (transition.from, transition.to) {
             (CircuitState::Closed, CircuitState::Open) => gauge.inc(),
             (_, CircuitState::Closed) => gauge.dec(),
             _ => {}
         }
         tracing::info!(
-            provider = self.provider,
+            provider = %self.provider,
             destination = %self.key,
             from = %transition.from,
             to = %transition.to,
@@ -190,7 +191,7 @@ impl<Parked> Drop for DestinationHold<Parked> {
 
 /// The destinations of one lane.
 pub struct Destinations<Parked> {
-    provider: &'static str,
+    provider: ProviderId,
     circuit: CircuitBreakerSettings,
     max_in_flight: usize,
     max_held: usize,
@@ -203,7 +204,7 @@ pub struct Destinations<Parked> {
 
 impl<Parked> Destinations<Parked> {
     pub fn new(
-        provider: &'static str,
+        provider: ProviderId,
         circuit: CircuitBreakerSettings,
         lane_max_in_flight: usize,
         lane_max_held: usize,
@@ -231,7 +232,7 @@ impl<Parked> Destinations<Parked> {
     }
 
     fn destination(
-        provider: &'static str,
+        provider: ProviderId,
         key: String,
         circuit: &CircuitBreakerSettings,
         (max_in_flight, max_held): (usize, usize),
@@ -266,7 +267,7 @@ impl<Parked> Destinations<Parked> {
                 Arc::strong_count(destination) > 1 || destination.is_busy()
             });
             metrics::DESTINATIONS_TRACKED
-                .with_label_values(&[self.provider])
+                .with_label_values(&[self.provider.as_str()])
                 .set(tracked.len() as i64);
             if tracked.len() >= MAX_TRACKED_DESTINATIONS {
                 return self.overflow.clone();
@@ -281,7 +282,7 @@ impl<Parked> Destinations<Parked> {
         ));
         tracked.insert(key.to_owned(), destination.clone());
         metrics::DESTINATIONS_TRACKED
-            .with_label_values(&[self.provider])
+            .with_label_values(&[self.provider.as_str()])
             .set(tracked.len() as i64);
         destination
     }
@@ -301,7 +302,7 @@ impl<Parked> Destinations<Parked> {
             .is_ok();
         if !counted {
             metrics::DESTINATION_REFUSALS
-                .with_label_values(&[self.provider, "held_share"])
+                .with_label_values(&[self.provider.as_str(), "held_share"])
                 .inc();
             return None;
         }
@@ -374,8 +375,12 @@ mod tests {
 
     #[test]
     fn a_destination_holds_its_share_only_and_gets_it_back() {
-        let destinations: Destinations<()> =
-            Destinations::new("test", CircuitBreakerSettings::default(), 16, 16);
+        let destinations: Destinations<()> = Destinations::new(
+            ProviderId::Webhook,
+            CircuitBreakerSettings::default(),
+            16,
+            16,
+        );
         assert_eq!(destinations.max_held_per_destination(), 2);
         let tarpit = webhook("http://tarpit.example:81/");
         let first = destinations.try_hold(&tarpit).unwrap().unwrap();
@@ -397,8 +402,12 @@ mod tests {
 
     #[test]
     fn tracked_destinations_are_bounded_and_idle_ones_forgotten() {
-        let destinations: Destinations<()> =
-            Destinations::new("test", CircuitBreakerSettings::default(), 16, 16);
+        let destinations: Destinations<()> = Destinations::new(
+            ProviderId::Webhook,
+            CircuitBreakerSettings::default(),
+            16,
+            16,
+        );
         // Every tracked destination busy (one hold each): the next share the overflow entry.
         let holds: Vec<DestinationHold<()>> = (0..MAX_TRACKED_DESTINATIONS)
             .map(|index| {

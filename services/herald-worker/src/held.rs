@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use herald_domain::{Channel, Priority};
+use herald_domain::{Channel, Priority, ProviderId};
 use herald_store::deliveries::DeliveryKey;
 use herald_store::notifications::NotificationContent;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -42,7 +42,7 @@ impl Reservation {
 
 /// The held-deliveries count of a lane and its gauge.
 pub(crate) struct HeldRoom {
-    pub(crate) provider: &'static str,
+    pub(crate) provider: ProviderId,
     pub(crate) semaphore: Arc<Semaphore>,
     pub(crate) capacity: usize,
 }
@@ -50,7 +50,7 @@ pub(crate) struct HeldRoom {
 impl HeldRoom {
     pub(crate) fn publish(&self) {
         metrics::LANE_HELD
-            .with_label_values(&[self.provider])
+            .with_label_values(&[self.provider.as_str()])
             .set((self.capacity - self.semaphore.available_permits()) as i64);
     }
 }

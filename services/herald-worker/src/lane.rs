@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use herald_config::LaneSettings;
-use herald_domain::{AttemptOutcome, Channel, DeliveryEvent, DeliveryStatus, Priority};
+use herald_domain::{AttemptOutcome, Channel, DeliveryEvent, DeliveryStatus, Priority, ProviderId};
 use herald_store::deliveries::RecordedAttempt;
 use herald_telemetry::supervise::catch_panic;
 use tokio::sync::{Notify, Semaphore};
@@ -167,12 +167,8 @@ impl Lane {
         settings: LaneSettings,
         circuit: CircuitBreakerSettings,
     ) -> Lane {
-        metrics::declare_lane(provider.name(), provider.channel(), settings.max_held);
-        let rate = ProviderRateLimiter::local(
-            provider.name(),
-            provider.channel(),
-            settings.requests_per_second,
-        );
+        metrics::declare_lane(provider.id(), settings.max_held);
+        let rate = ProviderRateLimiter::local(provider.id(), settings.requests_per_second);
         let server_address = reqwest::Url::parse(provider.endpoint())
             .ok()
             .and_then(|url| url.host_str().map(str::to_owned))
@@ -180,20 +176,20 @@ impl Lane {
         let destinations = crate::destinations::channel_has_tenant_destinations(provider.channel())
             .then(|| {
                 Destinations::new(
-                    provider.name(),
+                    provider.id(),
                     circuit.clone(),
                     settings.max_in_flight,
                     settings.max_held,
                 )
             });
-        let circuit = CircuitBreaker::new(provider.name(), circuit);
+        let circuit = CircuitBreaker::new(provider.id(), circuit);
         // Every tenant may hold the whole lane until `with_tenant_held_share`.
-        let tenants = TenantShares::new(provider.name(), settings.max_held, 1.0);
+        let tenants = TenantShares::new(provider.id(), settings.max_held, 1.0);
         Lane {
             destinations,
             failover: None,
             held: Arc::new(HeldRoom {
-                provider: provider.name(),
+                provider: provider.id(),
                 semaphore: Arc::new(Semaphore::new(settings.max_held)),
                 capacity: settings.max_held,
             }),
@@ -217,7 +213,7 @@ impl Lane {
     /// Sends through `failover` while the lane's circuit is open, instead of waiting.
     pub fn with_failover(mut self, failover: Arc<dyn Provider>) -> Lane {
         debug_assert_eq!(failover.channel(), self.provider.channel());
-        metrics::declare_provider(failover.name(), failover.channel());
+        metrics::declare_provider(failover.id());
         self.failover = Some(LaneProvider::new(failover));
         self
     }
@@ -225,7 +221,7 @@ impl Lane {
     /// Bounds each tenant's held deliveries to `share` of the lane's `max_held` (docs/DESIGN.md,
     /// "Fairness between tenants").
     pub fn with_tenant_held_share(mut self, share: f64) -> Lane {
-        self.tenants = TenantShares::new(self.provider.name(), self.held.capacity, share);
+        self.tenants = TenantShares::new(self.provider.id(), self.held.capacity, share);
         self
     }
 
@@ -235,8 +231,8 @@ impl Lane {
         self
     }
 
-    pub fn provider(&self) -> &'static str {
-        self.provider.name()
+    pub fn provider(&self) -> ProviderId {
+        self.provider.id()
     }
 
     pub fn channel(&self) -> Channel {
@@ -378,7 +374,7 @@ impl Lane {
     /// Sets the in-flight gauge from its semaphore (the held gauge follows its `HeldSlot`s).
     fn publish_in_flight(&self) {
         metrics::LANE_IN_FLIGHT
-            .with_label_values(&[self.provider.name()])
+            .with_label_values(&[self.provider.id().as_str()])
             .set((self.max_in_flight - self.in_flight.available_permits()) as i64);
     }
 
@@ -442,7 +438,7 @@ impl Lane {
                 _ = abandon.cancelled() => { return self.leftovers(delivery); }
             }
             metrics::RATE_LIMIT_WAIT_SECONDS
-                .with_label_values(&[self.provider.name()])
+                .with_label_values(&[self.provider.id().as_str()])
                 .observe(waited.elapsed().as_secs_f64());
             let permission = tokio::select! {
                 permission = session.wait_for_permission(delivery.session) => permission,
@@ -534,7 +530,7 @@ impl Lane {
         retry_policy: RetryPolicy,
     ) -> Outcome {
         metrics::DESTINATION_REFUSALS
-            .with_label_values(&[self.provider.name(), "circuit_open"])
+            .with_label_values(&[self.provider.id().as_str(), "circuit_open"])
             .inc();
         let started_at = Utc::now();
         let destination = delivery
@@ -549,7 +545,7 @@ impl Lane {
             http_status: None,
             retry_after: open.retry_in,
         };
-        let provider = self.provider.name();
+        let provider = self.provider.id();
         let mut outcome =
             self.finish_attempt(delivery, provider, outcome, retry_policy, started_at);
         // No call was made: nothing of it is in doubt, its room goes back at once.
@@ -582,9 +578,13 @@ impl Lane {
         let status = DeliveryStatus::Sending
             .transition(DeliveryEvent::Cancelled)
             .expect("a held delivery may be cancelled");
-        let provider = self.provider.name();
+        let provider = self.provider.id();
         metrics::DELIVERIES
-            .with_label_values(&[delivery.channel.as_str(), provider, status.as_str()])
+            .with_label_values(&[
+                delivery.channel.as_str(),
+                provider.as_str(),
+                status.as_str(),
+            ])
             .inc();
         Outcome {
             session: delivery.session,
@@ -635,7 +635,7 @@ impl Lane {
         let Some(transition) = transition else {
             return;
         };
-        metrics::publish_circuit_state(self.provider.name(), transition.to);
+        metrics::publish_circuit_state(self.provider.id(), transition.to);
     }
 
     pub fn circuit_state(&self) -> crate::circuit_breaker::CircuitState {
@@ -656,7 +656,7 @@ impl Lane {
             }
             (Route::Failover, None) => unreachable!("a failover route needs a failover provider"),
         };
-        let provider = called.name();
+        let provider = called.id();
         let started_at = Utc::now();
         let message = match render_message(
             delivery.key.id,
@@ -713,7 +713,7 @@ impl Lane {
             .with_label_values(&[provider])
             .observe(started.elapsed().as_secs_f64());
         metrics::PROVIDER_REQUESTS
-            .with_label_values(&[provider, outcome.label()])
+            .with_label_values(&[provider.as_str(), outcome.label()])
             .inc();
         self.finish_attempt(delivery, provider, outcome, retry_policy, started_at)
     }
@@ -722,14 +722,18 @@ impl Lane {
     fn finish_attempt(
         &self,
         delivery: HeldDelivery,
-        provider: &'static str,
+        provider: ProviderId,
         outcome: SendOutcome,
         retry_policy: RetryPolicy,
         started_at: chrono::DateTime<Utc>,
     ) -> Outcome {
         let attempt = attempt_record(&delivery, provider, outcome, retry_policy, started_at);
         metrics::DELIVERIES
-            .with_label_values(&[delivery.channel.as_str(), provider, attempt.status.as_str()])
+            .with_label_values(&[
+                delivery.channel.as_str(),
+                provider.as_str(),
+                attempt.status.as_str(),
+            ])
             .inc();
         if attempt.status == DeliveryStatus::Sent {
             let since_accept = (Utc::now() - delivery.accepted_at)
@@ -799,7 +803,7 @@ fn retry_delay(
 /// domain's transition function.
 pub fn attempt_record(
     delivery: &HeldDelivery,
-    provider: &'static str,
+    provider: ProviderId,
     outcome: SendOutcome,
     retry_policy: RetryPolicy,
     started_at: DateTime<Utc>,
@@ -898,9 +902,12 @@ mod tests {
         Contact::Email("someone@example.com".to_owned())
     }
 
+    /// No other unit test makes a lane of it: the gauge is this test's alone.
+    const HELD_GAUGE_TEST_PROVIDER: ProviderId = ProviderId::Smtp;
+
     fn held_gauge() -> i64 {
         metrics::LANE_HELD
-            .with_label_values(&["held-gauge-test"])
+            .with_label_values(&[HELD_GAUGE_TEST_PROVIDER])
             .get()
     }
 
@@ -908,8 +915,7 @@ mod tests {
     async fn the_held_gauge_follows_room_given_back_on_every_path() {
         let lane = Lane::new(
             Arc::new(Silent(ProviderIdentity {
-                name: "held-gauge-test",
-                channel: Channel::Email,
+                id: HELD_GAUGE_TEST_PROVIDER,
                 endpoint: "http://provider.test/send".to_owned(),
             })),
             LaneSettings {
@@ -945,8 +951,7 @@ mod tests {
     fn a_lane_full_of_ordinary_work_still_holds_high_priority_deliveries() {
         let lane = Lane::new(
             Arc::new(Silent(ProviderIdentity {
-                name: "high-priority-room-test",
-                channel: Channel::Sms,
+                id: ProviderId::Twilio,
                 endpoint: "http://provider.test/send".to_owned(),
             })),
             LaneSettings {

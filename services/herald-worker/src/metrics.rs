@@ -1,6 +1,6 @@
 //! Prometheus metrics of the worker, as statics registered in the process's one registry.
 
-use herald_domain::{Channel, DeliveryStatus};
+use herald_domain::{DeliveryStatus, ProviderId};
 use herald_store::metrics::CacheKind;
 use herald_telemetry::metrics::{declare, REGISTRY};
 
@@ -357,22 +357,22 @@ const COUNTED_DELIVERY_STATUSES: [DeliveryStatus; 3] = [
 
 /// Shows every series of one provider lane from the start, at zero, and its capacity.
 /// Sets the one-hot circuit state gauge of `provider`.
-pub fn publish_circuit_state(provider: &str, state: CircuitState) {
+pub fn publish_circuit_state(provider: ProviderId, state: CircuitState) {
     for candidate in CircuitState::ALL {
         CIRCUIT_STATE
-            .with_label_values(&[provider, candidate.as_str()])
+            .with_label_values(&[provider.as_str(), candidate.as_str()])
             .set(i64::from(candidate == state));
     }
 }
 
 /// The destination series of a lane whose destinations the tenants choose.
-pub fn declare_destinations(provider: &str) {
+pub fn declare_destinations(provider: ProviderId) {
     declare(
         &DESTINATION_REFUSALS,
         &[
-            &[provider, "circuit_open"],
-            &[provider, "in_flight_share"],
-            &[provider, "held_share"],
+            &[provider.as_str(), "circuit_open"],
+            &[provider.as_str(), "in_flight_share"],
+            &[provider.as_str(), "held_share"],
         ],
     );
     DESTINATION_CIRCUITS_OPEN
@@ -381,7 +381,7 @@ pub fn declare_destinations(provider: &str) {
     DESTINATIONS_TRACKED.with_label_values(&[provider]).set(0);
 }
 
-pub fn declare_lane(provider: &str, channel: Channel, max_held: usize) {
+pub fn declare_lane(provider: ProviderId, max_held: usize) {
     publish_circuit_state(provider, CircuitState::Closed);
     LANE_MAX_HELD
         .with_label_values(&[provider])
@@ -389,25 +389,33 @@ pub fn declare_lane(provider: &str, channel: Channel, max_held: usize) {
     LANE_HELD.with_label_values(&[provider]).set(0);
     LANE_IN_FLIGHT.with_label_values(&[provider]).set(0);
     let _ = RATE_LIMIT_WAIT_SECONDS.with_label_values(&[provider]);
-    declare(&RATE_LIMIT_FALLBACKS, &[&[provider]]);
-    declare(&RATE_LIMITED, &[&[provider]]);
-    declare(&QUEUE_CLAIMED, &[&[provider]]);
-    declare(&TENANT_SHARE_REFUSALS, &[&[provider]]);
-    declare(&DELIVERIES_GIVEN_UP_AFTER_TAKEOVERS, &[&[provider]]);
-    declare_provider(provider, channel);
+    for counter in [
+        &RATE_LIMIT_FALLBACKS,
+        &RATE_LIMITED,
+        &QUEUE_CLAIMED,
+        &TENANT_SHARE_REFUSALS,
+        &DELIVERIES_GIVEN_UP_AFTER_TAKEOVERS,
+    ] {
+        declare(counter, &[&[provider.as_str()]]);
+    }
+    declare_provider(provider);
 }
 
 /// The series of a provider's calls and deliveries: every lane's provider, and a failover
 /// provider that calls within another's lane.
-pub fn declare_provider(provider: &str, channel: Channel) {
+pub fn declare_provider(provider: ProviderId) {
     let _ = PROVIDER_REQUEST_SECONDS.with_label_values(&[provider]);
     for outcome in SendOutcome::LABELS {
-        declare(&PROVIDER_REQUESTS, &[&[provider, outcome]]);
+        declare(&PROVIDER_REQUESTS, &[&[provider.as_str(), outcome]]);
     }
     for status in COUNTED_DELIVERY_STATUSES {
         declare(
             &DELIVERIES,
-            &[&[channel.as_str(), provider, status.as_str()]],
+            &[&[
+                provider.channel().as_str(),
+                provider.as_str(),
+                status.as_str(),
+            ]],
         );
     }
 }

@@ -60,7 +60,7 @@ pub async fn run_pump(
                     }
                 }
                 Err(error) => {
-                    tracing::warn!(%error, provider = lane.provider(), "claiming queued deliveries failed");
+                    tracing::warn!(%error, provider = %lane.provider(), "claiming queued deliveries failed");
                     break;
                 }
             }
@@ -140,7 +140,7 @@ async fn claim_band(
         tracing::error!(
             claimed = wanted + extra.len(),
             wanted,
-            provider = lane.provider(),
+            provider = %lane.provider(),
             "the claim took more than the lane has room for; returning the rest to the queue"
         );
         let returned: Vec<_> = extra
@@ -331,7 +331,7 @@ async fn fail_without_call(
         .unwrap_or(DeliveryStatus::Failed);
     let channel = delivery.channel;
     metrics::DELIVERIES
-        .with_label_values(&[channel.as_str(), lane.provider(), status.as_str()])
+        .with_label_values(&[channel.as_str(), lane.provider().as_str(), status.as_str()])
         .inc();
     context
         .recorder

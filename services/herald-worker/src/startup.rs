@@ -378,7 +378,7 @@ async fn readyz(state: web::Data<(Arc<WorkerContext>, Arc<ConsumerStatus>)>) -> 
         circuits: context
             .lanes
             .iter()
-            .map(|lane| (lane.provider(), lane.circuit_state().as_str()))
+            .map(|lane| (lane.provider().as_str(), lane.circuit_state().as_str()))
             .collect(),
         ready: false,
     };

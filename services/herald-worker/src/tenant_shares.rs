@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use uuid::Uuid;
 
 use crate::metrics;
+use herald_domain::ProviderId;
 
 /// The held deliveries of each tenant in one lane.
 pub struct TenantShares {
@@ -20,7 +21,7 @@ pub struct TenantShares {
 }
 
 struct Counts {
-    provider: &'static str,
+    provider: ProviderId,
     /// The most a tenant may hold by admission; at least one.
     max_per_tenant: usize,
     held: Mutex<HashMap<Uuid, usize>>,
@@ -66,7 +67,7 @@ impl Drop for TenantHold {
 
 impl TenantShares {
     /// Shares of a lane of `max_held` slots: each tenant `share` of them (0 < share ≤ 1), at least one.
-    pub fn new(provider: &'static str, max_held: usize, share: f64) -> TenantShares {
+    pub fn new(provider: ProviderId, max_held: usize, share: f64) -> TenantShares {
         debug_assert!(share > 0.0 && share <= 1.0, "validated with the settings");
         let max_per_tenant = ((max_held as f64 * share).floor() as usize).clamp(1, max_held.max(1));
         TenantShares {
@@ -89,7 +90,7 @@ impl TenantShares {
         let count = held.entry(tenant).or_insert(0);
         if *count >= self.counts.max_per_tenant {
             metrics::TENANT_SHARE_REFUSALS
-                .with_label_values(&[self.counts.provider])
+                .with_label_values(&[self.counts.provider.as_str()])
                 .inc();
             return None;
         }
@@ -149,7 +150,7 @@ mod tests {
 
     #[test]
     fn a_tenant_holds_at_most_its_share_and_gets_it_back_as_holds_end() {
-        let shares = TenantShares::new("sendgrid", 10, 0.5);
+        let shares = TenantShares::new(ProviderId::SendGrid, 10, 0.5);
         assert_eq!(shares.max_per_tenant(), 5);
         let mut a_holds: Vec<TenantHold> = (0..5).map(|_| shares.try_hold(A).unwrap()).collect();
         assert!(shares.try_hold(A).is_none(), "A holds its share");
@@ -173,7 +174,7 @@ mod tests {
 
     #[test]
     fn holds_past_the_share_make_admission_wait_until_below_it() {
-        let shares = TenantShares::new("twilio", 4, 0.5);
+        let shares = TenantShares::new(ProviderId::Twilio, 4, 0.5);
         let mut holds: Vec<TenantHold> = (0..3).map(|_| shares.hold(A)).collect();
         assert!(shares.try_hold(A).is_none());
         holds.truncate(2);
@@ -184,7 +185,13 @@ mod tests {
 
     #[test]
     fn a_share_is_at_least_one_slot_and_at_most_the_lane() {
-        assert_eq!(TenantShares::new("slack", 1, 0.1).max_per_tenant(), 1);
-        assert_eq!(TenantShares::new("slack", 8, 1.0).max_per_tenant(), 8);
+        assert_eq!(
+            TenantShares::new(ProviderId::Slack, 1, 0.1).max_per_tenant(),
+            1
+        );
+        assert_eq!(
+            TenantShares::new(ProviderId::Slack, 8, 1.0).max_per_tenant(),
+            8
+        );
     }
 }

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use herald_domain::NotificationEnvelope;
+use herald_domain::{NotificationEnvelope, ProviderId};
 use herald_kafka::trace_context::record_traceparent;
 use herald_telemetry::traces::{add_link, exporting, set_error, set_parent, traceparent_of};
 use rdkafka::message::OwnedMessage;
@@ -84,7 +84,7 @@ pub fn record_span(
 
 /// The client span of one provider call (OpenTelemetry HTTP conventions), child of `parent`.
 pub fn provider_call_span(
-    provider: &'static str,
+    provider: ProviderId,
     endpoint: &str,
     server_address: &str,
     attempt: i32,
@@ -102,7 +102,7 @@ pub fn provider_call_span(
         url.full = endpoint,
         server.address = server_address,
         http.request.resend_count = tracing::field::Empty,
-        herald.provider = provider,
+        herald.provider = provider.as_str(),
         http.response.status_code = tracing::field::Empty,
         error.type = tracing::field::Empty,
     );

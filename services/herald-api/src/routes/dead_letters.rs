@@ -4,7 +4,7 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
-use herald_domain::{Channel, DeliveryStatus, NotificationStatus};
+use herald_domain::{Channel, DeliveryStatus, NotificationStatus, ProviderId};
 use herald_store::dead_letters::{self, DeadLetterRow, ReplayOutcome};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -26,7 +26,7 @@ pub struct DeadLetterView {
     pub notification_id: Uuid,
     pub user_id: String,
     pub channel: Channel,
-    pub provider: String,
+    pub provider: ProviderId,
     /// Attempts made when it failed (a replayed delivery keeps counting).
     pub attempts: i32,
     pub last_error: Option<String>,

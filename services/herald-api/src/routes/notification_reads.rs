@@ -2,7 +2,7 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
-use herald_domain::{Channel, DeliveryStatus, NotificationStatus, Priority};
+use herald_domain::{Channel, DeliveryStatus, NotificationStatus, Priority, ProviderId};
 use herald_store::deliveries::{self, DeliveryRow};
 use herald_store::notifications::{self, ListFilter, NotificationRow};
 use serde::{Deserialize, Serialize};
@@ -37,7 +37,7 @@ pub struct DeliveryView {
     /// `cancelled` (with its notification, before it was sent).
     pub status: DeliveryStatus,
     pub attempts: i32,
-    pub provider: String,
+    pub provider: ProviderId,
     pub provider_message_id: Option<String>,
     pub last_error: Option<String>,
     pub next_attempt_at: Option<DateTime<Utc>>,

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use chrono::{Days, NaiveDate, Utc};
-use herald_domain::{DeliveryStatus, NotificationStatus};
+use herald_domain::{DeliveryStatus, NotificationStatus, ProviderId};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -88,6 +88,93 @@ async fn the_database_allows_exactly_the_moves_the_domain_allows() {
         )
         .await
     );
+    app.stop().await;
+}
+
+/// The providers each `provider` column's CHECK constraint allows, by table.
+async fn providers_allowed(app: &TestApp) -> Vec<(String, Vec<String>)> {
+    #[derive(Debug, sea_orm::FromQueryResult)]
+    struct ConstraintRow {
+        table_name: String,
+        definition: String,
+    }
+    use sea_orm::{FromQueryResult, Statement};
+    let rows = ConstraintRow::find_by_statement(Statement::from_string(
+        sea_orm::DatabaseBackend::Postgres,
+        // A partition's copy of its parent's constraint is not local: one row per table.
+        "SELECT conrelid::regclass::text AS table_name, pg_get_constraintdef(oid) AS definition \
+         FROM pg_constraint WHERE conname LIKE '%\\_provider\\_known' AND conislocal ORDER BY 1",
+    ))
+    .all(app.database.connection())
+    .await
+    .unwrap();
+    rows.into_iter()
+        .map(|row| {
+            // `CHECK ((provider = ANY (ARRAY['sendgrid'::text, …])))`: every other piece between
+            // quotes is a name.
+            let mut names: Vec<String> = row
+                .definition
+                .split('\'')
+                .skip(1)
+                .step_by(2)
+                .map(str::to_owned)
+                .collect();
+            names.sort();
+            (row.table_name, names)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn every_provider_column_accepts_exactly_the_domains_providers() {
+    let app = spawn_app().await;
+    let mut expected: Vec<String> = ProviderId::ALL
+        .iter()
+        .map(|provider| provider.as_str().to_owned())
+        .collect();
+    expected.sort();
+    let allowed = providers_allowed(&app).await;
+    let tables: Vec<&str> = allowed.iter().map(|(table, _)| table.as_str()).collect();
+    assert_eq!(
+        tables,
+        [
+            "dead_letters",
+            "deliveries",
+            "delivery_attempts",
+            "delivery_queue",
+            "early_provider_reports",
+            "status_events"
+        ],
+        "every table with a provider column has the constraint"
+    );
+    for (table, names) in &allowed {
+        assert_eq!(
+            names, &expected,
+            "{table} allows the providers of ProviderId::ALL: a provider added in Rust needs a \
+             migration that calls replace_provider_checks"
+        );
+    }
+    let insert = |provider: &str| {
+        format!(
+            "INSERT INTO deliveries (notification_id, id, tenant_id, user_id, channel, provider, status) \
+             VALUES ('{}', '{}', '{}', 'u', 'email', '{provider}', 'queued')",
+            Uuid::now_v7(),
+            Uuid::new_v4(),
+            app.tenant_id
+        )
+    };
+    for provider in ProviderId::ALL {
+        assert!(
+            accepted(&app, &insert(provider.as_str())).await,
+            "{provider}"
+        );
+    }
+    for misspelt in ["SendGrid", "mailgun", ""] {
+        assert!(
+            !accepted(&app, &insert(misspelt)).await,
+            "{misspelt:?} is refused"
+        );
+    }
     app.stop().await;
 }
 
@@ -288,11 +375,11 @@ async fn the_newest_migrations_can_be_undone_and_done_again() {
         ),
     )
     .await;
-    // Undoes 000019 (recipient index), 000018 (tenant ingest quotas), 000017 (fair delivery
+    // Undoes 000020 (provider names), 000019 (recipient index), 000018 (tenant ingest quotas), 000017 (fair delivery
     // queue), 000016 (tenant ingest limits), 000015 (subscription backlogs), 000014 (retention),
     // 000013 (early reports), 000012 (held cancellations), 000011, 000010, 000009 and 000008
     // (cancellation itself).
-    Migrator::down(connection, Some(12)).await.unwrap();
+    Migrator::down(connection, Some(13)).await.unwrap();
     assert!(
         !held_delivery_may_be_cancelled().await,
         "without 000012 a held delivery cannot be cancelled"

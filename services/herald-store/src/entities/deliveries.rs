@@ -1,6 +1,6 @@
 //! One delivery: notification × recipient × channel (partitioned by day on `notification_id`).
 
-use herald_domain::{Channel, DeliveryStatus};
+use herald_domain::{Channel, DeliveryStatus, ProviderId};
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -13,7 +13,7 @@ pub struct Model {
     pub tenant_id: Uuid,
     pub user_id: String,
     pub channel: Channel,
-    pub provider: String,
+    pub provider: ProviderId,
     pub status: DeliveryStatus,
     pub attempts: i32,
     pub owner_session: Option<Uuid>,

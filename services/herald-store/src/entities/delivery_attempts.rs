@@ -1,4 +1,4 @@
-use herald_domain::AttemptOutcome;
+use herald_domain::{AttemptOutcome, ProviderId};
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -11,7 +11,7 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub attempt: i32,
     pub outcome: AttemptOutcome,
-    pub provider: String,
+    pub provider: ProviderId,
     pub http_status: Option<i32>,
     pub error: Option<String>,
     pub provider_message_id: Option<String>,

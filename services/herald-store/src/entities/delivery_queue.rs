@@ -1,3 +1,4 @@
+use herald_domain::ProviderId;
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -6,7 +7,7 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub delivery_id: Uuid,
     pub notification_id: Uuid,
-    pub provider: String,
+    pub provider: ProviderId,
     pub due_at: ChronoDateTimeUtc,
     pub enqueued_at: ChronoDateTimeUtc,
 }

@@ -4,6 +4,7 @@
 
 use std::time::{Duration, SystemTime};
 
+use herald_domain::ProviderId;
 use reqwest::header::RETRY_AFTER;
 use reqwest::{Response, StatusCode};
 
@@ -70,7 +71,10 @@ pub(crate) fn is_retryable_status(status: StatusCode) -> bool {
 }
 
 /// Retryable for 408, 429 and 5xx (honouring `Retry-After`), permanent for other statuses.
-pub(crate) async fn classify_error_response(provider: &str, response: Response) -> SendOutcome {
+pub(crate) async fn classify_error_response(
+    provider: ProviderId,
+    response: Response,
+) -> SendOutcome {
     let status = response.status();
     let retry_after = response
         .headers()
@@ -94,7 +98,7 @@ pub(crate) async fn classify_error_response(provider: &str, response: Response) 
 }
 
 /// A request that got no HTTP answer (timeout, refused, reset) may be retried.
-pub fn classify_transport_error(provider: &str, error: reqwest::Error) -> SendOutcome {
+pub fn classify_transport_error(provider: ProviderId, error: reqwest::Error) -> SendOutcome {
     let kind = if error.is_timeout() {
         "timed out"
     } else if error.is_connect() {
@@ -205,7 +209,7 @@ mod body_tests {
             .send()
             .await
             .unwrap();
-        let outcome = classify_error_response("test", response).await;
+        let outcome = classify_error_response(ProviderId::Webhook, response).await;
         let SendOutcome::Retryable {
             error, http_status, ..
         } = outcome

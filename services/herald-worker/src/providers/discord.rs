@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use herald_domain::Channel;
+use herald_domain::ProviderId;
 use serde::{Deserialize, Serialize};
 
 use super::classify::{classify_error_response, read_capped};
@@ -16,7 +16,7 @@ use super::{
     ProviderIdentity, SendOutcome,
 };
 
-pub const PROVIDER: &str = "discord";
+pub const PROVIDER: ProviderId = ProviderId::Discord;
 /// Discord refuses a message whose `content` is longer.
 pub const MAX_CONTENT_CHARS: usize = 2_000;
 /// A created message is about a kilobyte; a larger answer is not believed.
@@ -49,8 +49,7 @@ impl Discord {
     pub fn new(client: reqwest::Client, allow_private_networks: bool) -> Discord {
         Discord {
             identity: ProviderIdentity {
-                name: PROVIDER,
-                channel: Channel::Discord,
+                id: PROVIDER,
                 endpoint: "https://discord.com/api/webhooks".to_owned(),
             },
             client,

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use herald_domain::contacts::{SignedWebhookContact, TelegramContact, WebhookUrlContact};
-use herald_domain::Channel;
+use herald_domain::{Channel, ProviderId};
 use uuid::Uuid;
 
 pub use classify::{classify_transport_error, parse_retry_after, MAX_RETRY_AFTER};
@@ -75,7 +75,7 @@ impl OutgoingMessage {
 
 /// The outcome for a message whose contact is not this provider's channel: admission picks the
 /// lane by channel, so this is a bug, and retrying cannot mend it.
-pub fn wrong_contact(provider: &str, message: &OutgoingMessage) -> SendOutcome {
+pub fn wrong_contact(provider: ProviderId, message: &OutgoingMessage) -> SendOutcome {
     debug_assert!(
         false,
         "{provider} was given a {:?} contact",
@@ -94,7 +94,10 @@ pub fn wrong_contact(provider: &str, message: &OutgoingMessage) -> SendOutcome {
 /// `request_body` ends here, so what a send does before the network is one pure call that the
 /// benches (`benches/payload_rendering.rs`) measure. Herald's request types always serialize;
 /// an error would be a bug, and retrying could not mend it.
-pub fn encode_json(provider: &str, body: &impl serde::Serialize) -> Result<Vec<u8>, SendOutcome> {
+pub fn encode_json(
+    provider: ProviderId,
+    body: &impl serde::Serialize,
+) -> Result<Vec<u8>, SendOutcome> {
     serde_json::to_vec(body).map_err(|error| SendOutcome::Permanent {
         error: format!("the {provider} request cannot be encoded: {error}"),
         http_status: None,
@@ -148,9 +151,8 @@ impl SendOutcome {
 /// What a provider is, as lanes, metrics and spans name it.
 #[derive(Debug, Clone)]
 pub struct ProviderIdentity {
-    /// As metrics and the `deliveries.provider` column show it.
-    pub name: &'static str,
-    pub channel: Channel,
+    /// As metrics and the `deliveries.provider` column show it; its channel is the lane's.
+    pub id: ProviderId,
     /// The URL it sends to (no credentials in it; for recipients' own URLs, a fixed name), as
     /// the call's span names it.
     pub endpoint: String,
@@ -164,12 +166,12 @@ pub trait Provider: Send + Sync {
     /// One call, bounded by `timeout`, and what its answer means for the delivery.
     async fn send(&self, message: &OutgoingMessage, timeout: Duration) -> SendOutcome;
 
-    fn name(&self) -> &'static str {
-        self.identity().name
+    fn id(&self) -> ProviderId {
+        self.identity().id
     }
 
     fn channel(&self) -> Channel {
-        self.identity().channel
+        self.identity().id.channel()
     }
 
     fn endpoint(&self) -> &str {

@@ -8,14 +8,14 @@ use serde::Serialize;
 
 use super::classify::classify_error_response;
 use async_trait::async_trait;
-use herald_domain::Channel;
+use herald_domain::ProviderId;
 
 use super::{
     classify_transport_error, encode_json, wrong_contact, Contact, OutgoingMessage, Provider,
     ProviderIdentity, SendOutcome,
 };
 
-pub const PROVIDER: &str = "sendgrid";
+pub const PROVIDER: ProviderId = ProviderId::SendGrid;
 
 pub struct SendGrid {
     identity: ProviderIdentity,
@@ -64,8 +64,7 @@ impl SendGrid {
     pub fn new(settings: &SendGridSettings, client: reqwest::Client) -> SendGrid {
         SendGrid {
             identity: ProviderIdentity {
-                name: PROVIDER,
-                channel: Channel::Email,
+                id: PROVIDER,
                 endpoint: format!("{}/v3/mail/send", settings.base_url.trim_end_matches('/')),
             },
             client,

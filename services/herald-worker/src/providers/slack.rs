@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use herald_domain::Channel;
+use herald_domain::ProviderId;
 use serde::Serialize;
 
 use super::classify::classify_error_response;
@@ -15,7 +15,7 @@ use super::{
     ProviderIdentity, SendOutcome,
 };
 
-pub const PROVIDER: &str = "slack";
+pub const PROVIDER: ProviderId = ProviderId::Slack;
 /// Slack truncates `text` past 40,000 characters and refuses a section's text past 3,000.
 const MAX_TEXT_CHARS: usize = 40_000;
 const MAX_SECTION_CHARS: usize = 3_000;
@@ -60,8 +60,7 @@ impl Slack {
     pub fn new(client: reqwest::Client, allow_private_networks: bool) -> Slack {
         Slack {
             identity: ProviderIdentity {
-                name: PROVIDER,
-                channel: Channel::Slack,
+                id: PROVIDER,
                 endpoint: "https://hooks.slack.com/services".to_owned(),
             },
             client,

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use herald_config::SmtpSettings;
-use herald_domain::Channel;
+use herald_domain::ProviderId;
 use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue};
 use lettre::message::Mailbox;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
@@ -23,7 +23,7 @@ use super::{
     DELIVERY_ID_HEADER,
 };
 
-pub const PROVIDER: &str = "smtp";
+pub const PROVIDER: ProviderId = ProviderId::Smtp;
 
 pub struct Smtp {
     identity: ProviderIdentity,
@@ -77,8 +77,7 @@ impl Smtp {
             .unwrap_or_else(|| "smtp".to_owned());
         Ok(Some(Smtp {
             identity: ProviderIdentity {
-                name: PROVIDER,
-                channel: Channel::Email,
+                id: PROVIDER,
                 endpoint,
             },
             transport,

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use herald_config::TelegramSettings;
-use herald_domain::Channel;
+use herald_domain::ProviderId;
 use reqwest::header::RETRY_AFTER;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -20,7 +20,7 @@ use super::{
     MAX_RETRY_AFTER,
 };
 
-pub const PROVIDER: &str = "telegram";
+pub const PROVIDER: ProviderId = ProviderId::Telegram;
 /// Telegram refuses a longer message text.
 pub const MAX_TEXT_CHARS: usize = 4_096;
 /// Answers are small; a larger one is cut (an error's description stays readable).
@@ -70,8 +70,7 @@ impl Telegram {
         let base_url = settings.base_url.trim_end_matches('/');
         Telegram {
             identity: ProviderIdentity {
-                name: PROVIDER,
-                channel: Channel::Telegram,
+                id: PROVIDER,
                 endpoint: format!("{base_url}/bot<token>/sendMessage"),
             },
             client,

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use herald_domain::ProviderId;
 use uuid::Uuid;
 
 use super::{classify_transport_error, SendOutcome, DELIVERY_ID_HEADER};
@@ -13,7 +14,7 @@ use crate::outbound;
 /// permanent failure (retrying cannot make it safe), no answer a retryable one.
 pub async fn post_to_tenant_url(
     client: &reqwest::Client,
-    provider: &str,
+    provider: ProviderId,
     url: &str,
     allow_private_networks: bool,
     delivery_id: Uuid,

@@ -9,14 +9,14 @@ use serde::{Deserialize, Serialize};
 
 use super::classify::{classify_error_response, read_capped};
 use async_trait::async_trait;
-use herald_domain::Channel;
+use herald_domain::ProviderId;
 
 use super::{
     classify_transport_error, wrong_contact, Contact, OutgoingMessage, Provider, ProviderIdentity,
     SendOutcome,
 };
 
-pub const PROVIDER: &str = "twilio";
+pub const PROVIDER: ProviderId = ProviderId::Twilio;
 const MAX_RESOURCE_BYTES: usize = 64 * 1024;
 /// Carries the delivery's stable reference. Twilio's Messages API does not deduplicate on it;
 /// it identifies a repeat (see "in doubt" in docs/DESIGN.md), and the simulator can honour it.
@@ -55,8 +55,7 @@ impl Twilio {
     pub fn new(settings: &TwilioSettings, client: reqwest::Client) -> Twilio {
         Twilio {
             identity: ProviderIdentity {
-                name: PROVIDER,
-                channel: Channel::Sms,
+                id: PROVIDER,
                 endpoint: format!(
                     "{}/2010-04-01/Accounts/{}/Messages.json",
                     settings.base_url.trim_end_matches('/'),

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use herald_domain::Channel;
+use herald_domain::ProviderId;
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -21,7 +21,7 @@ use super::{
     encode_json, wrong_contact, Contact, OutgoingMessage, Provider, ProviderIdentity, SendOutcome,
 };
 
-pub const PROVIDER: &str = "webhook";
+pub const PROVIDER: ProviderId = ProviderId::Webhook;
 /// The event type a notification's message is sent as.
 pub const MESSAGE_EVENT_TYPE: &str = "notification.message";
 
@@ -74,8 +74,7 @@ impl Webhook {
     pub fn new(client: reqwest::Client, allow_private_networks: bool) -> Webhook {
         Webhook {
             identity: ProviderIdentity {
-                name: PROVIDER,
-                channel: Channel::Webhook,
+                id: PROVIDER,
                 endpoint: "webhook".to_owned(),
             },
             client,

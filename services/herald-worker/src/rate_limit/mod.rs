@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use herald_config::RateLimitConfig;
-use herald_domain::Channel;
+use herald_domain::{Channel, ProviderId};
 use herald_store::cache::Redis;
 use tokio::time::Instant;
 
@@ -84,7 +84,7 @@ pub struct SharedRateLimits {
 }
 
 pub struct ProviderRateLimiter {
-    provider: &'static str,
+    provider: ProviderId,
     scope: RateLimitScope,
     requests_per_second: u32,
     /// Tokens asked of Redis at once, at the shortest window.
@@ -107,12 +107,8 @@ pub struct ProviderRateLimiter {
 
 impl ProviderRateLimiter {
     /// A limiter of this process alone, at the full rate (a lane built without Redis: unit tests).
-    pub fn local(
-        provider: &'static str,
-        channel: Channel,
-        requests_per_second: u32,
-    ) -> ProviderRateLimiter {
-        let scope = RateLimitScope::of(channel);
+    pub fn local(provider: ProviderId, requests_per_second: u32) -> ProviderRateLimiter {
+        let scope = RateLimitScope::of(provider.channel());
         Self::build(
             provider,
             scope,
@@ -125,14 +121,14 @@ impl ProviderRateLimiter {
 
     /// The provider's limiter shared through Redis, with its local fallback.
     pub fn shared(
-        provider: &'static str,
+        provider: ProviderId,
         scope: RateLimitScope,
         requests_per_second: u32,
         limits: &SharedRateLimits,
     ) -> ProviderRateLimiter {
         let shared = SharedRate::new(
             limits.redis.clone(),
-            state_key(&limits.group_id, provider),
+            state_key(&limits.group_id, provider.as_str()),
             requests_per_second,
             limits.config,
             REDIS_TIMEOUT,
@@ -148,7 +144,7 @@ impl ProviderRateLimiter {
     }
 
     fn build(
-        provider: &'static str,
+        provider: ProviderId,
         scope: RateLimitScope,
         requests_per_second: u32,
         shared: Option<SharedRate>,
@@ -277,7 +273,7 @@ impl ProviderRateLimiter {
     /// (in the background: the caller has an outcome to record).
     pub fn note_rate_limited(&self, retry_after: Option<Duration>) {
         metrics::RATE_LIMITED
-            .with_label_values(&[self.provider])
+            .with_label_values(&[self.provider.as_str()])
             .inc();
         if self.scope == RateLimitScope::Destination {
             return;
@@ -297,7 +293,7 @@ impl ProviderRateLimiter {
         let Some(shared) = self.reachable_shared() else {
             return;
         };
-        let provider = self.provider;
+        let provider = self.provider.as_str();
         tokio::spawn(async move {
             match shared.penalize(pause).await {
                 Ok(penalty) => tracing::info!(
@@ -344,12 +340,12 @@ impl ProviderRateLimiter {
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now() + FALLBACK_FOR);
         metrics::RATE_LIMIT_FALLBACKS
-            .with_label_values(&[self.provider])
+            .with_label_values(&[self.provider.as_str()])
             .inc();
         self.publish_effective(self.fallback_per_second);
         if !self.in_fallback.swap(true, Ordering::Relaxed) {
             tracing::warn!(
-                provider = self.provider,
+                provider = %self.provider,
                 error,
                 local_per_second = self.fallback_per_second,
                 "redis is unavailable: the provider's rate limit falls back to this worker's share"
@@ -360,7 +356,7 @@ impl ProviderRateLimiter {
     fn note_redis_answered(&self) {
         if self.in_fallback.swap(false, Ordering::Relaxed) {
             tracing::info!(
-                provider = self.provider,
+                provider = %self.provider,
                 "redis answers again: the provider's rate limit is shared again"
             );
         }
@@ -368,7 +364,7 @@ impl ProviderRateLimiter {
 
     fn publish_effective(&self, per_second: f64) {
         metrics::RATE_LIMIT_EFFECTIVE
-            .with_label_values(&[self.provider])
+            .with_label_values(&[self.provider.as_str()])
             .set(per_second);
     }
 }
@@ -397,6 +393,9 @@ fn tokens_for(per_second: f64, window: Duration) -> u32 {
 
 #[cfg(test)]
 mod tests {
+    //! The metrics are the process's and these tests run in parallel: each test that reads a
+    //! counter reads it under a provider no other test here counts under (the scope follows the
+    //! provider's channel: SendGrid and Twilio are account-wide, webhooks per destination).
     use super::*;
 
     #[test]
@@ -406,19 +405,19 @@ mod tests {
         assert_eq!(tokens_for(10_000.0, GRANT_WINDOW), 250);
         assert_eq!(tokens_for(0.5, GRANT_WINDOW), 1);
         assert_eq!(
-            ProviderRateLimiter::local("chunk-test", Channel::Email, 2000).chunk(),
+            ProviderRateLimiter::local(ProviderId::Smtp, 2000).chunk(),
             50
         );
         // The largest configurable rate builds (its fallback has no period to speak of).
         assert_eq!(
-            ProviderRateLimiter::local("huge-rate-test", Channel::Email, u32::MAX).chunk(),
+            ProviderRateLimiter::local(ProviderId::Smtp, u32::MAX).chunk(),
             107_374_183
         );
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_retry_after_pauses_the_lane_capped_and_only_once_over() {
-        let limiter = ProviderRateLimiter::local("pause-test", Channel::Sms, 1000);
+        let limiter = ProviderRateLimiter::local(ProviderId::Twilio, 1000);
         limiter.until_ready().await;
 
         let started = Instant::now();
@@ -447,7 +446,7 @@ mod tests {
         assert!(started.elapsed() < Duration::from_millis(10));
         assert_eq!(
             metrics::RATE_LIMITED
-                .with_label_values(&["pause-test"])
+                .with_label_values(&[ProviderId::Twilio])
                 .get(),
             4
         );
@@ -471,8 +470,7 @@ mod tests {
                 max_pause_ms: 1000,
             },
         };
-        let limiter =
-            ProviderRateLimiter::local("fallback-test", Channel::Sms, 400).shared_through(&limits);
+        let limiter = ProviderRateLimiter::local(ProviderId::SendGrid, 400).shared_through(&limits);
         let started = std::time::Instant::now();
         // Ten tokens at the fallback share (200/s, a burst of 5): about 25 ms.
         for _ in 0..10 {
@@ -485,14 +483,14 @@ mod tests {
         );
         assert_eq!(
             metrics::RATE_LIMIT_FALLBACKS
-                .with_label_values(&["fallback-test"])
+                .with_label_values(&[ProviderId::SendGrid])
                 .get(),
             1,
             "one fallback: Redis is not asked again for a second"
         );
         assert_eq!(
             metrics::RATE_LIMIT_EFFECTIVE
-                .with_label_values(&["fallback-test"])
+                .with_label_values(&[ProviderId::SendGrid])
                 .get(),
             200.0
         );
@@ -505,14 +503,14 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_destination_429_does_not_pause_the_lane() {
-        let limiter = ProviderRateLimiter::local("destination-test", Channel::Webhook, 1000);
+        let limiter = ProviderRateLimiter::local(ProviderId::Webhook, 1000);
         let started = Instant::now();
         limiter.note_rate_limited(Some(Duration::from_secs(30)));
         limiter.until_ready().await;
         assert!(started.elapsed() < Duration::from_millis(10));
         assert_eq!(
             metrics::RATE_LIMITED
-                .with_label_values(&["destination-test"])
+                .with_label_values(&[ProviderId::Webhook])
                 .get(),
             1,
             "counted all the same"

@@ -36,7 +36,7 @@ pub fn encode(event: &PendingStatusEvent) -> Result<Vec<u8>, serde_json::Error> 
             delivery_id: event.delivery_id,
             user_id: event.user_id.clone(),
             channel: event.channel,
-            provider: event.provider.clone(),
+            provider: event.provider,
             status: event.status,
             previous_status: event.previous_status,
         },

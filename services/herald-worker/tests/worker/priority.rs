@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use herald_domain::Channel;
+use herald_domain::{Channel, ProviderId};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -152,7 +152,7 @@ async fn queued_entries_are_claimed_highest_priority_first_whatever_their_due_ti
             claim_queued(
                 &database,
                 session,
-                "twilio",
+                ProviderId::Twilio,
                 band,
                 limit,
                 Uuid::now_v7(),

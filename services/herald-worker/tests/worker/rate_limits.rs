@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use herald_config::{RateLimitConfig, RedisSettings};
+use herald_domain::ProviderId;
 use herald_store::cache::Redis;
 use herald_testing::eventually;
 use herald_worker::rate_limit::{state_key, Grant, SharedRate, GRANT_LIFETIME, GRANT_WINDOW};
@@ -648,11 +649,13 @@ async fn a_slow_redis_does_not_throttle_a_lane_below_its_rate() {
         config: config(1.0, 0.1),
     };
     let rate = 200;
-    let limiter =
-        ProviderRateLimiter::shared("slow-redis-probe", RateLimitScope::Account, rate, &limits);
+    // The counter below is this process's (the workers of other tests are processes of their own),
+    // and only this limiter counts under its label while the test runs.
+    let provider = ProviderId::Webhook;
+    let limiter = ProviderRateLimiter::shared(provider, RateLimitScope::Account, rate, &limits);
     let fallbacks = || {
         herald_worker::metrics::RATE_LIMIT_FALLBACKS
-            .with_label_values(&["slow-redis-probe"])
+            .with_label_values(&[provider])
             .get()
     };
     // Until the connection stands and the script is loaded (several round trips: the first call

@@ -10,7 +10,7 @@ pub mod twilio_signature;
 
 use actix_web::HttpResponse;
 use herald_config::ProvidersSettings;
-use herald_domain::ProviderReport;
+use herald_domain::{ProviderId, ProviderReport};
 use herald_store::provider_reports::{apply_reports, AppliedReports, DeliveryReport};
 use secrecy::SecretString;
 
@@ -54,24 +54,8 @@ impl ProviderCallbacks {
     }
 }
 
-/// Who sent a callback.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CallbackProvider {
-    SendGrid,
-    Twilio,
-}
-
-impl CallbackProvider {
-    const ALL: [CallbackProvider; 2] = [CallbackProvider::SendGrid, CallbackProvider::Twilio];
-
-    /// Its name, as `deliveries.provider` and the metrics spell it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CallbackProvider::SendGrid => "sendgrid",
-            CallbackProvider::Twilio => "twilio",
-        }
-    }
-}
+/// The providers that call back (the others have no delivery reports).
+const CALLBACK_PROVIDERS: [ProviderId; 2] = [ProviderId::SendGrid, ProviderId::Twilio];
 
 /// Why a callback was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,7 +111,7 @@ fn report_name(report: ProviderReport) -> &'static str {
 }
 
 /// The 401 for a refused callback, counted.
-pub fn refuse(provider: CallbackProvider, refusal: Refusal) -> ApiError {
+pub fn refuse(provider: ProviderId, refusal: Refusal) -> ApiError {
     PROVIDER_CALLBACKS_REFUSED
         .with_label_values(&[provider.as_str(), refusal.as_str()])
         .inc();
@@ -135,7 +119,7 @@ pub fn refuse(provider: CallbackProvider, refusal: Refusal) -> ApiError {
 }
 
 /// The 400 for a well-signed callback whose body is not the provider's shape, counted.
-pub fn malformed(provider: CallbackProvider, problem: String) -> ApiError {
+pub fn malformed(provider: ProviderId, problem: String) -> ApiError {
     PROVIDER_CALLBACKS_REFUSED
         .with_label_values(&[provider.as_str(), "malformed"])
         .inc();
@@ -146,11 +130,11 @@ pub fn malformed(provider: CallbackProvider, problem: String) -> ApiError {
 /// reported nothing Herald tracks. Answers 204.
 pub async fn apply_and_acknowledge(
     state: &AppState,
-    provider: CallbackProvider,
+    provider: ProviderId,
     reports: &[DeliveryReport],
     ignored: usize,
 ) -> Result<HttpResponse, ApiError> {
-    let applied = apply_reports(&state.database, provider.as_str(), reports).await?;
+    let applied = apply_reports(&state.database, provider, reports).await?;
     count_reports(provider, reports, &applied);
     PROVIDER_EVENTS_IGNORED
         .with_label_values(&[provider.as_str()])
@@ -188,7 +172,7 @@ pub async fn run_early_reports(
     .await
 }
 
-fn count_reports(provider: CallbackProvider, reports: &[DeliveryReport], applied: &AppliedReports) {
+fn count_reports(provider: ProviderId, reports: &[DeliveryReport], applied: &AppliedReports) {
     for report in REPORTS {
         let received = reports.iter().filter(|each| each.report == report).count() as u64;
         let moved = applied.applied(report).min(received);
@@ -208,7 +192,7 @@ fn count_reports(provider: CallbackProvider, reports: &[DeliveryReport], applied
 
 /// Lists every series at zero, so dashboards and alerts see them before the first callback.
 pub fn declare_metrics() {
-    for provider in CallbackProvider::ALL {
+    for provider in CALLBACK_PROVIDERS {
         let provider = provider.as_str();
         for report in REPORTS {
             for outcome in ["applied", "deferred", "unchanged"] {

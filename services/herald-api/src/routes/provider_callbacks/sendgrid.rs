@@ -3,7 +3,7 @@
 //! `herald_notification_id` and `herald_delivery_id`, the delivery's key.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use herald_domain::ProviderReport;
+use herald_domain::{ProviderId, ProviderReport};
 use herald_store::provider_reports::DeliveryReport;
 use serde::Deserialize;
 use serde_json::Value;
@@ -11,14 +11,12 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::sendgrid_signature::{SignatureProblem, SIGNATURE_HEADER, TIMESTAMP_HEADER};
-use super::{
-    apply_and_acknowledge, header, malformed, refuse, CallbackProvider, ProviderCallbacks, Refusal,
-};
+use super::{apply_and_acknowledge, header, malformed, refuse, ProviderCallbacks, Refusal};
 use crate::error::{ApiError, ErrorBody};
 use crate::json_body::read_body_within_budget;
 use crate::state::AppState;
 
-const PROVIDER: CallbackProvider = CallbackProvider::SendGrid;
+const PROVIDER: ProviderId = ProviderId::SendGrid;
 
 /// One event as SendGrid posts it; only the fields Herald reads are listed (SendGrid sends more,
 /// and they are ignored). Fields are taken leniently: an event Herald cannot use is ignored, not

@@ -4,21 +4,19 @@
 //! so the URL names the delivery, and the signature covers the URL.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use herald_domain::ProviderReport;
+use herald_domain::{ProviderId, ProviderReport};
 use herald_store::provider_reports::DeliveryReport;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::twilio_signature::{is_valid_signature, SIGNATURE_HEADER};
-use super::{
-    apply_and_acknowledge, header, malformed, refuse, CallbackProvider, ProviderCallbacks, Refusal,
-};
+use super::{apply_and_acknowledge, header, malformed, refuse, ProviderCallbacks, Refusal};
 use crate::error::{ApiError, ErrorBody};
 use crate::json_body::read_any_body_within_budget;
 use crate::state::AppState;
 
-const PROVIDER: CallbackProvider = CallbackProvider::Twilio;
+const PROVIDER: ProviderId = ProviderId::Twilio;
 /// A status callback is a few hundred bytes of form parameters.
 pub const MAX_STATUS_CALLBACK_BYTES: usize = 64 * 1024;
 /// The route, as the worker builds `StatusCallback` URLs from it.
