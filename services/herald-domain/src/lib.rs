@@ -12,6 +12,7 @@ pub mod request;
 pub mod status;
 pub mod status_events;
 pub mod validation;
+pub mod vocabulary;
 
 #[cfg(test)]
 mod properties;

@@ -2,9 +2,7 @@
 //! function**; PostgreSQL holds the same sets as enum types and its triggers allow exactly the moves
 //! `may_become` allows (a test compares them pair by pair). See docs/DESIGN.md, "Typed states".
 
-use sea_orm::{DeriveActiveEnum, EnumIter};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use crate::vocabulary;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("a {kind} cannot move from `{from}` to `{to}`")]
@@ -14,42 +12,19 @@ pub struct InvalidTransition {
     pub to: &'static str,
 }
 
-/// Where a notification stands, as the API shows it.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    Deserialize,
-    ToSchema,
-    EnumIter,
-    DeriveActiveEnum,
-)]
-#[serde(rename_all = "snake_case")]
-#[sea_orm(
-    rs_type = "String",
-    db_type = "Enum",
-    enum_name = "notification_status"
-)]
-pub enum NotificationStatus {
-    #[sea_orm(string_value = "scheduled")]
-    Scheduled,
-    #[sea_orm(string_value = "accepted")]
-    Accepted,
-    #[sea_orm(string_value = "processing")]
-    Processing,
-    #[sea_orm(string_value = "delivered")]
-    Delivered,
-    #[sea_orm(string_value = "partially_delivered")]
-    PartiallyDelivered,
-    #[sea_orm(string_value = "failed")]
-    Failed,
-    /// The tenant cancelled it before it was final: every delivery not yet sent is `cancelled`.
-    #[sea_orm(string_value = "cancelled")]
-    Cancelled,
+vocabulary! {
+    /// Where a notification stands, as the API shows it.
+    #[sea_orm(rs_type = "String", db_type = "Enum", enum_name = "notification_status")]
+    pub enum NotificationStatus {
+        Scheduled = "scheduled",
+        Accepted = "accepted",
+        Processing = "processing",
+        Delivered = "delivered",
+        PartiallyDelivered = "partially_delivered",
+        Failed = "failed",
+        /// The tenant cancelled it before it was final: every delivery not yet sent is `cancelled`.
+        Cancelled = "cancelled",
+    }
 }
 
 /// What happens to a notification.
@@ -107,34 +82,6 @@ impl DeliveryProgress {
 }
 
 impl NotificationStatus {
-    pub const ALL: [NotificationStatus; 7] = [
-        NotificationStatus::Scheduled,
-        NotificationStatus::Accepted,
-        NotificationStatus::Processing,
-        NotificationStatus::Delivered,
-        NotificationStatus::PartiallyDelivered,
-        NotificationStatus::Failed,
-        NotificationStatus::Cancelled,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NotificationStatus::Scheduled => "scheduled",
-            NotificationStatus::Accepted => "accepted",
-            NotificationStatus::Processing => "processing",
-            NotificationStatus::Delivered => "delivered",
-            NotificationStatus::PartiallyDelivered => "partially_delivered",
-            NotificationStatus::Failed => "failed",
-            NotificationStatus::Cancelled => "cancelled",
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<NotificationStatus> {
-        NotificationStatus::ALL
-            .into_iter()
-            .find(|status| status.as_str() == name)
-    }
-
     pub fn is_final(self) -> bool {
         self.rank() == 3
     }
@@ -213,49 +160,28 @@ impl NotificationStatus {
     }
 }
 
-/// Where one delivery (notification × recipient × channel) stands.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    Deserialize,
-    ToSchema,
-    EnumIter,
-    DeriveActiveEnum,
-)]
-#[serde(rename_all = "snake_case")]
-#[sea_orm(rs_type = "String", db_type = "Enum", enum_name = "delivery_status")]
-pub enum DeliveryStatus {
-    /// Waiting in `delivery_queue` for a provider lane with room.
-    #[sea_orm(string_value = "queued")]
-    Queued,
-    /// Owned by one worker session; a provider call may be in flight.
-    #[sea_orm(string_value = "sending")]
-    Sending,
-    /// An attempt failed and may succeed later; due at `next_attempt_at`.
-    #[sea_orm(string_value = "retrying")]
-    Retrying,
-    #[sea_orm(string_value = "sent")]
-    Sent,
-    #[sea_orm(string_value = "failed")]
-    Failed,
-    /// Nothing to send: unknown recipient or no address for the channel.
-    #[sea_orm(string_value = "skipped")]
-    Skipped,
-    /// Its notification was cancelled before it was sent.
-    #[sea_orm(string_value = "cancelled")]
-    Cancelled,
-    /// Sent, and the provider reported it delivered (SendGrid's event webhook, Twilio's status
-    /// callback).
-    #[sea_orm(string_value = "delivered")]
-    Delivered,
-    /// Sent, and the provider reported that the recipient's server refused it.
-    #[sea_orm(string_value = "bounced")]
-    Bounced,
+vocabulary! {
+    /// Where one delivery (notification × recipient × channel) stands.
+    #[sea_orm(rs_type = "String", db_type = "Enum", enum_name = "delivery_status")]
+    pub enum DeliveryStatus {
+        /// Waiting in `delivery_queue` for a provider lane with room.
+        Queued = "queued",
+        /// Owned by one worker session; a provider call may be in flight.
+        Sending = "sending",
+        /// An attempt failed and may succeed later; due at `next_attempt_at`.
+        Retrying = "retrying",
+        Sent = "sent",
+        Failed = "failed",
+        /// Nothing to send: unknown recipient or no address for the channel.
+        Skipped = "skipped",
+        /// Its notification was cancelled before it was sent.
+        Cancelled = "cancelled",
+        /// Sent, and the provider reported it delivered (SendGrid's event webhook, Twilio's status
+        /// callback).
+        Delivered = "delivered",
+        /// Sent, and the provider reported that the recipient's server refused it.
+        Bounced = "bounced",
+    }
 }
 
 /// What a provider reported later about a delivery it had accepted.
@@ -290,38 +216,6 @@ pub enum DeliveryEvent {
 }
 
 impl DeliveryStatus {
-    pub const ALL: [DeliveryStatus; 9] = [
-        DeliveryStatus::Queued,
-        DeliveryStatus::Sending,
-        DeliveryStatus::Retrying,
-        DeliveryStatus::Sent,
-        DeliveryStatus::Failed,
-        DeliveryStatus::Skipped,
-        DeliveryStatus::Cancelled,
-        DeliveryStatus::Delivered,
-        DeliveryStatus::Bounced,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeliveryStatus::Queued => "queued",
-            DeliveryStatus::Sending => "sending",
-            DeliveryStatus::Retrying => "retrying",
-            DeliveryStatus::Sent => "sent",
-            DeliveryStatus::Failed => "failed",
-            DeliveryStatus::Skipped => "skipped",
-            DeliveryStatus::Cancelled => "cancelled",
-            DeliveryStatus::Delivered => "delivered",
-            DeliveryStatus::Bounced => "bounced",
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<DeliveryStatus> {
-        DeliveryStatus::ALL
-            .into_iter()
-            .find(|status| status.as_str() == name)
-    }
-
     /// Whether Herald's work on it is over: it counts in its notification's counters. A sent
     /// delivery may still learn its fate from the provider (`delivered`, `bounced`, `failed`) without
     /// changing its notification's counters; a failed one may be replayed, which reopens them.
@@ -397,53 +291,24 @@ impl DeliveryEvent {
     }
 }
 
-/// What one provider call came to.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    Deserialize,
-    ToSchema,
-    EnumIter,
-    DeriveActiveEnum,
-)]
-#[serde(rename_all = "snake_case")]
-#[sea_orm(rs_type = "String", db_type = "Enum", enum_name = "attempt_outcome")]
-pub enum AttemptOutcome {
-    #[sea_orm(string_value = "sent")]
-    Sent,
-    #[sea_orm(string_value = "retryable_error")]
-    RetryableError,
-    #[sea_orm(string_value = "permanent_error")]
-    PermanentError,
-    /// A retryable error on the last allowed attempt.
-    #[sea_orm(string_value = "gave_up")]
-    GaveUp,
-    /// The worker making the call died before recording its outcome.
-    #[sea_orm(string_value = "in_doubt")]
-    InDoubt,
-    /// No call: the notification was cancelled while the worker held the delivery, before its call
-    /// started.
-    #[sea_orm(string_value = "cancelled")]
-    Cancelled,
+vocabulary! {
+    /// What one provider call came to.
+    #[sea_orm(rs_type = "String", db_type = "Enum", enum_name = "attempt_outcome")]
+    pub enum AttemptOutcome {
+        Sent = "sent",
+        RetryableError = "retryable_error",
+        PermanentError = "permanent_error",
+        /// A retryable error on the last allowed attempt.
+        GaveUp = "gave_up",
+        /// The worker making the call died before recording its outcome.
+        InDoubt = "in_doubt",
+        /// No call: the notification was cancelled while the worker held the delivery, before its call
+        /// started.
+        Cancelled = "cancelled",
+    }
 }
 
 impl AttemptOutcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AttemptOutcome::Sent => "sent",
-            AttemptOutcome::RetryableError => "retryable_error",
-            AttemptOutcome::PermanentError => "permanent_error",
-            AttemptOutcome::GaveUp => "gave_up",
-            AttemptOutcome::InDoubt => "in_doubt",
-            AttemptOutcome::Cancelled => "cancelled",
-        }
-    }
-
     /// The delivery event this outcome is.
     pub fn event(self, will_retry: bool) -> DeliveryEvent {
         match self {
