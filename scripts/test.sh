@@ -46,7 +46,7 @@ phase_done "the build"
 # workers, a simulator and sometimes its own brokers, and two heavy ones at once on 2 cores starve
 # each other's group heartbeats. The second stream's tests mostly wait (for brokers restarting,
 # sessions expiring), so they share the machine with the first at little cost (40-75 % of the CPU
-# is busy): a fresh machine's `make test` takes 17½ to 19 minutes instead of 28 (README). A third
+# is busy): the streams took 621 s and 594 s side by side, 20 minutes one after the other. A third
 # stream (the k6 smoke test and the dashboards from the start) saved nothing measurable and made
 # the heaviest worker test fail (its SendGrid calls timed out and the SMTP failover refused).
 # Stream 2: the deployment checks, the API suite, the worker tests that wait on brokers restarting
