@@ -80,14 +80,18 @@ second_stream=$!
 first_stream_status=0
 skips=()
 for test_name in "${slow_worker_tests[@]}" "${quiet_worker_tests[@]}"; do skips+=(--skip "$test_name"); done
+# Its output is also kept in a file, for the summary of failures at the end.
+first_log="$HERALD_RUN_DIR/test-first-stream.log"
+: >"$first_log"
 cargo test --workspace "${features[@]}" --lib --bins --examples --test simulator --test worker \
-  --no-fail-fast "$@" -- --test-threads=1 "${skips[@]}" || first_stream_status=$?
+  --no-fail-fast "$@" -- --test-threads=1 "${skips[@]}" 2>&1 | tee -a "$first_log" || first_stream_status=$?
 phase_done "stream 1: unit, simulator and worker suites"
 # The criterion benches, each benchmark run once as a test (criterion takes no libtest options).
-cargo test --workspace "${features[@]}" --benches --no-fail-fast "$@" || first_stream_status=$?
+cargo test --workspace "${features[@]}" --benches --no-fail-fast "$@" 2>&1 | tee -a "$first_log" \
+  || first_stream_status=$?
 # The k6 smoke test (load-tests/README.md): a minute of every endpoint against the SLA, at a rate
 # the debug build serves as easily as the release one (`make load-test` builds that).
-HERALD_BIN_DIR=target/debug scripts/load-test.sh smoke || first_stream_status=$?
+HERALD_BIN_DIR=target/debug scripts/load-test.sh smoke 2>&1 | tee -a "$first_log" || first_stream_status=$?
 phase_done "stream 1: benches and the k6 smoke test"
 
 second_stream_status=0
@@ -98,10 +102,15 @@ cat "$second_log"
 
 # Last, with nothing else running: the latency comparisons.
 quiet_status=0
+quiet_log="$HERALD_RUN_DIR/test-latency-comparisons.log"
 cargo test --workspace "${features[@]}" --test worker "$@" -- --test-threads=1 "${quiet_worker_tests[@]}" \
-  || quiet_status=$?
+  2>&1 | tee "$quiet_log" || quiet_status=$?
 phase_done "the latency comparisons"
 if [ "$first_stream_status" != 0 ] || [ "$second_stream_status" != 0 ] || [ "$quiet_status" != 0 ]; then
+  # Last, where a reader of the output's tail (a CI summary) sees it: which tests failed, and why.
+  echo "---- failures ----" >&2
+  grep -h -A 3 -E '^test .* \.\.\. FAILED$|panicked at|have been crossed|^error: ' \
+    "$first_log" "$second_log" "$quiet_log" | tail -n 80 >&2 || true
   echo "make test failed: first stream exit $first_stream_status, second stream exit $second_stream_status," \
     "latency comparisons exit $quiet_status" >&2
   exit 1
