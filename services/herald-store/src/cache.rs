@@ -20,8 +20,11 @@ const REBUILD_PAUSE: Duration = Duration::from_secs(1);
 
 /// Redis as every Herald process uses it: bounded connect and response times, and a connection
 /// that heals itself. The process starts without Redis and connects in the background; a call that
-/// fails or times out has the connection rebuilt (redis-rs's manager was seen to stay broken after
-/// a Redis restart). Callers get an error, never a wait beyond the timeout.
+/// fails or times out has the connection dropped and rebuilt (redis-rs's manager was seen to stay
+/// broken after a Redis restart). Until the rebuild connects, calls fail at once: with Redis gone,
+/// every call would otherwise wait out its timeout (a second by default) before its caller falls
+/// back, and a worker's admission, which looks recipients up per batch, ran at half its pace.
+/// Callers get an error, never a wait beyond the timeout.
 #[derive(Clone)]
 pub struct Redis {
     inner: Arc<RedisInner>,
@@ -34,7 +37,10 @@ struct RedisInner {
 }
 
 struct ConnectionState {
-    connection: Option<ConnectionManager>,
+    /// The connection, with the number of the rebuild that made it: a call that fails drops it
+    /// only if no newer one has replaced it meanwhile.
+    connection: Option<(u64, ConnectionManager)>,
+    generation: u64,
     rebuilding: bool,
     last_rebuild: Option<Instant>,
 }
@@ -53,6 +59,7 @@ impl Redis {
                 timeout: Duration::from_millis(settings.timeout_ms),
                 state: Mutex::new(ConnectionState {
                     connection: None,
+                    generation: 0,
                     rebuilding: false,
                     last_rebuild: None,
                 }),
@@ -90,20 +97,29 @@ impl Redis {
             .expect("redis state poisoned")
             .connection
             .clone();
-        let Some(connection) = connection else {
+        let Some((generation, connection)) = connection else {
             self.rebuild();
             return Err(RedisUnavailable("not connected".into()));
         };
-        match tokio::time::timeout(timeout, call(connection)).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(error)) => {
-                self.rebuild();
-                Err(RedisUnavailable(error.to_string()))
-            }
-            Err(_) => {
-                self.rebuild();
-                Err(RedisUnavailable(format!("no answer within {timeout:?}")))
-            }
+        let failure = match tokio::time::timeout(timeout, call(connection)).await {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(error)) => error.to_string(),
+            Err(_) => format!("no answer within {timeout:?}"),
+        };
+        self.drop_connection(generation);
+        self.rebuild();
+        Err(RedisUnavailable(failure))
+    }
+
+    /// Forgets the connection of rebuild `generation`, unless a newer one replaced it.
+    fn drop_connection(&self, generation: u64) {
+        let mut state = self.inner.state.lock().expect("redis state poisoned");
+        if state
+            .connection
+            .as_ref()
+            .is_some_and(|(current, _)| *current == generation)
+        {
+            state.connection = None;
         }
     }
 
@@ -134,7 +150,10 @@ impl Redis {
             let mut state = inner.state.lock().expect("redis state poisoned");
             state.rebuilding = false;
             match connected {
-                Ok(Ok(connection)) => state.connection = Some(connection),
+                Ok(Ok(connection)) => {
+                    state.generation += 1;
+                    state.connection = Some((state.generation, connection));
+                }
                 Ok(Err(error)) => tracing::debug!(%error, "connecting to redis failed"),
                 Err(_) => tracing::debug!("connecting to redis timed out"),
             }

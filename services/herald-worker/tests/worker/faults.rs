@@ -4,8 +4,10 @@
 //! accepted notification is final, nothing is lost, and nothing is sent twice outside the in-doubt
 //! set (docs/DESIGN.md). A cluster of three brokers losing its leaders: `kafka_cluster.rs`.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use herald_config::RedisSettings;
+use herald_store::cache::Redis;
 use serde_json::json;
 
 use crate::helpers::*;
@@ -177,4 +179,59 @@ async fn with_redis_stopped_delivery_goes_on_and_the_cache_recovers() {
     assert!(recovered, "the cache serves again once Redis is back");
     stop_worker.cancel();
     worker.await.unwrap().unwrap();
+}
+
+async fn ping(redis: &Redis) -> bool {
+    redis
+        .call(|mut connection| async move {
+            redis::cmd("PING")
+                .query_async::<String>(&mut connection)
+                .await
+        })
+        .await
+        .is_ok()
+}
+
+/// With Redis gone, only a call that finds it gone may wait for it: the next ones fail at once
+/// until a rebuilt connection answers again. Otherwise every cache look-up and shared rate-limit
+/// grant waits out its timeout before falling back, and delivery runs at half its pace (measured:
+/// 175 to 215 deliveries in the 6 s of `with_redis_stopped…` with waits, 314 to 444 without).
+#[tokio::test]
+async fn with_redis_gone_calls_fail_at_once_and_succeed_again_once_it_is_back() {
+    let mut server = RedisServer::start().await;
+    let redis = Redis::new(&RedisSettings {
+        url: server.url().into(),
+        timeout_ms: 1000,
+    })
+    .unwrap();
+    let connected = Instant::now();
+    while !ping(&redis).await {
+        assert!(connected.elapsed() < Duration::from_secs(10), "never connected");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    server.kill().await;
+    // The call that finds it gone: at most its timeout.
+    let found_gone = Instant::now();
+    assert!(!ping(&redis).await);
+    assert!(found_gone.elapsed() <= Duration::from_millis(1_500));
+    let after = Instant::now();
+    for _ in 0..20 {
+        assert!(!ping(&redis).await, "answered with Redis killed");
+    }
+    let twenty_calls = after.elapsed();
+    assert!(
+        twenty_calls < Duration::from_millis(250),
+        "20 calls with Redis gone took {twenty_calls:?}: each waited for it"
+    );
+
+    server.start_again().await;
+    let restarted = Instant::now();
+    while !ping(&redis).await {
+        assert!(
+            restarted.elapsed() < Duration::from_secs(10),
+            "no answer 10 s after Redis came back"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
