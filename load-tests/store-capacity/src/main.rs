@@ -10,12 +10,12 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use herald_config::Settings;
 use herald_domain::{
-    AttemptOutcome, Channel, DeliveryStatus, NotificationStatus, Priority, ProviderId,
+    AcceptedNotification, AttemptOutcome, Channel, DeliveryStatus, Priority, ProviderId,
     ValidatedNotification,
 };
 use herald_migrations::{Migrator, MigratorTrait};
 use herald_store::deliveries::{self, NewDelivery, RecordedAttempt};
-use herald_store::notifications::{self, NewNotification};
+use herald_store::notifications;
 use herald_store::{sessions, tenants, Database};
 use uuid::Uuid;
 
@@ -81,7 +81,7 @@ async fn round(
     batch: usize,
 ) -> anyhow::Result<()> {
     let now = Utc::now();
-    let requests: Vec<(Uuid, ValidatedNotification)> = (0..batch)
+    let requests: Vec<AcceptedNotification> = (0..batch)
         .map(|index| {
             let mut data = serde_json::Map::new();
             data.insert("value".into(), serde_json::json!(index));
@@ -96,34 +96,23 @@ async fn round(
                 idempotency_key: None,
                 data_bytes: 12,
             };
-            (Uuid::now_v7(), notification)
+            AcceptedNotification::new(tenant_id, notification, now, None)
         })
         .collect();
-    let rows: Vec<NewNotification> = requests
-        .iter()
-        .map(|(id, notification)| NewNotification {
-            id: *id,
-            tenant_id,
-            notification,
-            status: NotificationStatus::Accepted,
-            request_hash: notification.request_hash(),
-            created_at: now,
-            trace_parent: None,
-        })
-        .collect();
+    let rows: Vec<&AcceptedNotification> = requests.iter().collect();
     let ids = notifications::insert_batch(database, &rows, Uuid::now_v7()).await?;
     notifications::load_content(database, &ids).await?;
     let new_deliveries: Vec<NewDelivery> = requests
         .iter()
-        .map(|(id, notification)| NewDelivery {
-            notification_id: *id,
-            id: Uuid::new_v5(id, notification.user_ids[0].as_bytes()),
+        .map(|accepted| NewDelivery {
+            notification_id: accepted.id,
+            id: Uuid::new_v5(&accepted.id, accepted.notification.user_ids[0].as_bytes()),
             tenant_id,
-            user_id: notification.user_ids[0].clone(),
+            user_id: accepted.notification.user_ids[0].clone(),
             channel: Channel::Sms,
             provider: ProviderId::Twilio,
             status: DeliveryStatus::Sending,
-            priority: notification.priority,
+            priority: accepted.notification.priority,
             last_error: None,
         })
         .collect();

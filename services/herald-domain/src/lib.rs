@@ -1,6 +1,7 @@
 //! Herald's domain vocabulary, shared by the API and the worker: what a notification request is,
 //! the rules it must satisfy, the record that travels through Kafka, and the placeholder syntax.
 
+pub mod accepted;
 pub mod channel;
 pub mod contacts;
 pub mod envelope;
@@ -17,6 +18,7 @@ pub mod vocabulary;
 #[cfg(test)]
 mod properties;
 
+pub use accepted::AcceptedNotification;
 pub use channel::{Channel, Priority};
 pub use contacts::ChannelData;
 pub use envelope::NotificationEnvelope;

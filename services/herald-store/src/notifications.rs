@@ -2,25 +2,15 @@
 //! and the worker.
 
 use chrono::{DateTime, Utc};
-use herald_domain::{Channel, NotificationStatus, Priority, ValidatedNotification};
+use herald_domain::{
+    AcceptedNotification, Channel, NotificationEnvelope, NotificationStatus, Priority,
+};
 use sea_orm::{ConnectionTrait, DatabaseBackend, FromQueryResult, JsonValue, Statement, Value};
 use serde::Serialize;
 use uuid::Uuid;
 
 use crate::database::{Database, StoreError};
 use crate::json_parameter;
-
-/// One notification of a commit batch.
-pub struct NewNotification<'a> {
-    pub id: Uuid,
-    pub tenant_id: Uuid,
-    pub notification: &'a ValidatedNotification,
-    pub status: NotificationStatus,
-    pub request_hash: [u8; 32],
-    pub created_at: DateTime<Utc>,
-    /// The accepting request's W3C trace context, if it was traced.
-    pub trace_parent: Option<&'a str>,
-}
 
 /// The JSON row `jsonb_to_recordset` reads: the whole batch travels as one parameter, so a batch
 /// of any size is one statement with a stable text (one prepared statement, one plan).
@@ -85,7 +75,7 @@ SELECT id FROM accepted
 /// Returns the ids actually inserted: a missing id lost an idempotency-key conflict.
 pub async fn insert_batch(
     database: &Database,
-    rows: &[NewNotification<'_>],
+    rows: &[&AcceptedNotification],
     outbox_batch_id: Uuid,
 ) -> Result<Vec<Uuid>, StoreError> {
     #[derive(FromQueryResult)]
@@ -108,8 +98,8 @@ pub async fn insert_batch(
             scheduled_for: row.notification.scheduled_for,
             idempotency_key: row.notification.idempotency_key.as_deref(),
             request_hash: hex::encode(row.request_hash),
-            created_at: row.created_at,
-            trace_parent: row.trace_parent,
+            created_at: row.accepted_at,
+            trace_parent: row.trace_parent.as_deref(),
         })
         .collect();
     let statement = Statement::from_sql_and_values(
@@ -361,15 +351,54 @@ fn list_recipient_sql(
     )
 }
 
-/// What the publisher needs to build a notification's records.
+/// A committed notification on its way to Kafka, whether the fast path publishes it (from the
+/// [`AcceptedNotification`] still in memory) or the relay (read back by [`load_publishable`]):
+/// what its records need, nothing more.
 #[derive(Debug, Clone, FromQueryResult)]
 pub struct PublishableNotification {
     pub id: Uuid,
     pub tenant_id: Uuid,
     pub user_ids: Vec<String>,
     pub priority: Priority,
-    pub created_at: DateTime<Utc>,
+    pub accepted_at: DateTime<Utc>,
+    /// The accepting request's W3C trace context: the parent of the span that publishes it.
     pub trace_parent: Option<String>,
+}
+
+impl PublishableNotification {
+    /// The record of one of its recipients.
+    pub fn envelope<'a>(&'a self, user_id: &'a str) -> NotificationEnvelope<'a> {
+        NotificationEnvelope::new(
+            self.id,
+            self.tenant_id,
+            user_id,
+            self.priority,
+            self.accepted_at,
+        )
+    }
+
+    /// Bytes it holds while it waits to be published.
+    pub fn weight(&self) -> usize {
+        64 + self.trace_parent.as_ref().map_or(0, String::len)
+            + self
+                .user_ids
+                .iter()
+                .map(|user_id| user_id.len() + 24)
+                .sum::<usize>()
+    }
+}
+
+impl From<&AcceptedNotification> for PublishableNotification {
+    fn from(accepted: &AcceptedNotification) -> PublishableNotification {
+        PublishableNotification {
+            id: accepted.id,
+            tenant_id: accepted.tenant_id,
+            user_ids: accepted.notification.user_ids.clone(),
+            priority: accepted.notification.priority,
+            accepted_at: accepted.accepted_at,
+            trace_parent: accepted.trace_parent.clone(),
+        }
+    }
 }
 
 /// The next notifications to publish among `notification_ids`, in acceptance order, after the id
@@ -384,8 +413,9 @@ pub async fn load_publishable(
     let statement = Statement::from_sql_and_values(
         DatabaseBackend::Postgres,
         r#"
-SELECT id, tenant_id, user_ids, priority, created_at, trace_parent FROM (
-    SELECT n.id, n.tenant_id, n.user_ids, n.priority::text AS priority, n.created_at, n.trace_parent,
+SELECT id, tenant_id, user_ids, priority, accepted_at, trace_parent FROM (
+    SELECT n.id, n.tenant_id, n.user_ids, n.priority::text AS priority, n.created_at AS accepted_at,
+           n.trace_parent,
            sum(cardinality(n.user_ids)) OVER (ORDER BY n.id) - cardinality(n.user_ids) AS before
     FROM unnest($1::uuid[]) AS wanted(id) JOIN notifications n ON n.id = wanted.id
     WHERE $2::uuid IS NULL OR n.id > $2

@@ -19,11 +19,10 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::context::WorkerContext;
-use crate::held::{HeldDelivery, Reservation};
+use crate::held::{DeliveryPlan, HeldDelivery, Reservation};
 use crate::lane::Lane;
 use crate::metrics;
 use crate::parking::{park, ParkReason, Parking};
-use crate::providers::Contact;
 use crate::recipients::RecipientKey;
 use crate::traces::{self, RecordSpan};
 use crate::work::{contact_for, delivery_id};
@@ -94,35 +93,75 @@ fn admit_bisecting<'a>(
 struct Planned {
     lane: Arc<Lane>,
     reservation: Option<Reservation>,
-    tenant_id: Uuid,
-    user_id: String,
-    accepted_at: chrono::DateTime<chrono::Utc>,
-    content: Arc<herald_store::notifications::NotificationContent>,
-    contact: Contact,
-    /// The context of its record's span: the parent of its provider call's span.
-    trace_parent: Option<Arc<str>>,
+    plan: DeliveryPlan,
 }
 
+/// Admits one batch in four steps: decode its records, plan their deliveries (reserving lane
+/// room), admit the plan in one statement, hand the claimed deliveries over to their lanes.
 async fn admit_batch(context: &WorkerContext, records: &[&OwnedMessage]) -> Result<(), BatchError> {
-    let mut parkings = Vec::new();
-    let mut envelopes: Vec<(&OwnedMessage, NotificationEnvelope)> =
-        Vec::with_capacity(records.len());
     // Open until the batch is admitted; `admit_records` runs this inside the batch's span.
     let batch_span = tracing::Span::current();
-    let mut record_spans: HashMap<i64, RecordSpan> = HashMap::new();
-    for record in records {
+    let decoded = decode(context, records, &batch_span);
+    let batch_plan = plan(
+        context,
+        decoded.envelopes,
+        decoded.parkings,
+        &decoded.record_spans,
+    )
+    .await?;
+    let session = context.session.id();
+    let send_batch = Uuid::now_v7();
+    let admitted = deliveries::admit(
+        &context.database,
+        session,
+        send_batch,
+        &batch_plan.new_deliveries,
+    )
+    .await?;
+    count_admitted(&admitted, batch_plan.new_deliveries.len());
+    hand_over(
+        context,
+        admitted.sending,
+        batch_plan.planned,
+        session,
+        send_batch,
+    )
+    .await;
+    for lane in batch_plan.lanes_with_queued_work {
+        lane.note_queued_work();
+    }
+    // The record spans end here, with the batch admitted.
+    drop(decoded.record_spans);
+    Ok(())
+}
+
+/// A batch's records, decoded: the envelopes, a span per record (while traces are exported), and
+/// the records that cannot be decoded, to park.
+struct DecodedBatch<'a> {
+    envelopes: Vec<(&'a OwnedMessage, NotificationEnvelope<'a>)>,
+    record_spans: HashMap<i64, RecordSpan>,
+    parkings: Vec<Parking>,
+}
+
+fn decode<'a>(
+    context: &WorkerContext,
+    records: &[&'a OwnedMessage],
+    batch_span: &tracing::Span,
+) -> DecodedBatch<'a> {
+    let mut decoded = DecodedBatch {
+        envelopes: Vec::with_capacity(records.len()),
+        record_spans: HashMap::new(),
+        parkings: Vec::new(),
+    };
+    for &record in records {
         match NotificationEnvelope::decode(record.payload().unwrap_or_default()) {
             Ok(envelope) => {
                 if herald_telemetry::traces::exporting() {
-                    let span = traces::record_span(
-                        record,
-                        &envelope,
-                        &context.consumer_group,
-                        &batch_span,
-                    );
-                    record_spans.insert(record.offset(), span);
+                    let span =
+                        traces::record_span(record, &envelope, &context.consumer_group, batch_span);
+                    decoded.record_spans.insert(record.offset(), span);
                 }
-                envelopes.push((record, envelope))
+                decoded.envelopes.push((record, envelope))
             }
             Err(error) => {
                 let reason = match error {
@@ -133,11 +172,33 @@ async fn admit_batch(context: &WorkerContext, records: &[&OwnedMessage]) -> Resu
                         ParkReason::Undecodable
                     }
                 };
-                parkings.push(Parking::new(record, reason, error.to_string()));
+                decoded
+                    .parkings
+                    .push(Parking::new(record, reason, error.to_string()));
             }
         }
     }
+    decoded
+}
 
+/// What admitting a batch will do: the delivery rows to insert, the sendable deliveries among
+/// them with their reserved room, and the lanes that will have queued work.
+struct BatchPlan {
+    new_deliveries: Vec<NewDelivery>,
+    planned: HashMap<DeliveryKey, Planned>,
+    lanes_with_queued_work: Vec<Arc<Lane>>,
+}
+
+/// Loads what the envelopes name (contents, recipients), parks the records that could not be
+/// decoded (`parkings`) with those whose notification is gone, and plans one delivery per
+/// recipient and channel: skipped without a contact, sending when its lane has room (reserved
+/// here), queued otherwise.
+async fn plan(
+    context: &WorkerContext,
+    mut envelopes: Vec<(&OwnedMessage, NotificationEnvelope<'_>)>,
+    mut parkings: Vec<Parking>,
+    record_spans: &HashMap<i64, RecordSpan>,
+) -> Result<BatchPlan, BatchError> {
     let notification_ids: Vec<Uuid> = envelopes
         .iter()
         .map(|(_, envelope)| envelope.notification_id)
@@ -174,6 +235,9 @@ async fn admit_batch(context: &WorkerContext, records: &[&OwnedMessage]) -> Resu
     let mut lanes_with_queued_work: Vec<Arc<Lane>> = Vec::new();
     for (record, envelope) in &envelopes {
         let content = &contents[&envelope.notification_id];
+        // The API writes record and row from the same accepted notification: the plan takes the
+        // tenant and the acceptance time from the row (PostgreSQL keeps the time to the µs).
+        debug_assert_eq!(content.tenant_id, envelope.tenant_id);
         let trace_parent = record_spans
             .get(&record.offset())
             .and_then(|span| span.traceparent.clone());
@@ -220,12 +284,12 @@ async fn admit_batch(context: &WorkerContext, records: &[&OwnedMessage]) -> Resu
                         Planned {
                             lane: lane.clone(),
                             reservation,
-                            tenant_id: envelope.tenant_id,
-                            user_id: envelope.user_id.to_string(),
-                            accepted_at: envelope.accepted_at,
-                            content: content.clone(),
-                            contact: contact.clone(),
-                            trace_parent: trace_parent.clone(),
+                            plan: DeliveryPlan {
+                                user_id: envelope.user_id.to_string(),
+                                content: content.clone(),
+                                contact: contact.clone(),
+                                trace_parent: trace_parent.clone(),
+                            },
                         },
                     );
                     (status, None, Some(contact))
@@ -246,63 +310,64 @@ async fn admit_batch(context: &WorkerContext, records: &[&OwnedMessage]) -> Resu
         }
     }
 
-    let session = context.session.id();
-    let send_batch = Uuid::now_v7();
-    let admitted =
-        deliveries::admit(&context.database, session, send_batch, &new_deliveries).await?;
-    let existing = new_deliveries.len()
+    Ok(BatchPlan {
+        new_deliveries,
+        planned,
+        lanes_with_queued_work,
+    })
+}
+
+fn count_admitted(admitted: &deliveries::Admitted, planned_rows: usize) {
+    let existing = planned_rows
         - admitted.sending.len()
         - admitted.queued
         - admitted.skipped
         - admitted.cancelled;
-    metrics::ADMITTED
-        .with_label_values(&["sending"])
-        .inc_by(admitted.sending.len() as u64);
-    metrics::ADMITTED
-        .with_label_values(&["queued"])
-        .inc_by(admitted.queued as u64);
-    metrics::ADMITTED
-        .with_label_values(&["skipped"])
-        .inc_by(admitted.skipped as u64);
-    metrics::ADMITTED
-        .with_label_values(&["cancelled"])
-        .inc_by(admitted.cancelled as u64);
-    metrics::ADMITTED
-        .with_label_values(&["existing"])
-        .inc_by(existing as u64);
+    for (label, count) in [
+        ("sending", admitted.sending.len()),
+        ("queued", admitted.queued),
+        ("skipped", admitted.skipped),
+        ("cancelled", admitted.cancelled),
+        ("existing", existing),
+    ] {
+        metrics::ADMITTED
+            .with_label_values(&[label])
+            .inc_by(count as u64);
+    }
+}
 
-    context
-        .recorder
-        .expect(send_batch, admitted.sending.len())
-        .await;
-    for key in admitted.sending {
-        let Some(plan) = planned.remove(&key) else {
+/// Hands the deliveries this batch claimed (`sending`) over to their lanes. What is left of
+/// `planned` already existed or was queued: its reservations are given back when it drops.
+async fn hand_over(
+    context: &WorkerContext,
+    sending: Vec<DeliveryKey>,
+    mut planned: HashMap<DeliveryKey, Planned>,
+    session: Uuid,
+    send_batch: Uuid,
+) {
+    context.recorder.expect(send_batch, sending.len()).await;
+    for key in sending {
+        let Some(Planned {
+            lane,
+            reservation,
+            plan,
+        }) = planned.remove(&key)
+        else {
             continue;
         };
-        let Some(reservation) = plan.reservation else {
+        let Some(reservation) = reservation else {
             debug_assert!(false, "a sending delivery always has its reservation");
             continue;
         };
-        plan.lane.hand_over(HeldDelivery {
+        debug_assert_eq!(plan.channel(), lane.channel());
+        lane.hand_over(HeldDelivery {
             key,
             attempt: 1,
             attempt_budget_start: 0,
             session,
             send_batch,
-            tenant_id: plan.tenant_id,
-            user_id: plan.user_id,
-            channel: plan.lane.channel(),
-            accepted_at: plan.accepted_at,
-            content: plan.content,
-            contact: plan.contact,
+            plan,
             reservation,
-            trace_parent: plan.trace_parent,
         });
     }
-    // What is left in `planned` already existed or was queued: its reservations are given back here.
-    drop(planned);
-    for lane in lanes_with_queued_work {
-        lane.note_queued_work();
-    }
-    Ok(())
 }

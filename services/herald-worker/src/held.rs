@@ -1,7 +1,7 @@
 //! What a lane holds (docs/DESIGN.md, "Provider lanes"): room for a delivery ([`HeldSlot`],
-//! [`Reservation`]) and the delivery itself once claimed ([`HeldDelivery`]). Apart from the lane,
-//! so that what records a delivery's outcome or parks it at its destination needs only this, not
-//! the lane that sends it.
+//! [`Reservation`]) and the delivery itself once claimed ([`HeldDelivery`], sent from its
+//! [`DeliveryPlan`]). Apart from the lane, so that what records a delivery's outcome or parks it
+//! at its destination needs only this, not the lane that sends it.
 
 use std::sync::Arc;
 
@@ -88,7 +88,34 @@ impl Drop for HeldSlot {
     }
 }
 
-/// A delivery this worker owns and will send through a lane.
+/// What one delivery is sent from, however it came to the lane: admitted from its Kafka record,
+/// or claimed from the queue. Providers render their request from it (`render_message`).
+pub struct DeliveryPlan {
+    pub user_id: String,
+    /// Its notification: tenant, content, priority and acceptance time.
+    pub content: Arc<NotificationContent>,
+    /// Where it goes: the recipient's address on the delivery's channel.
+    pub contact: Contact,
+    /// The W3C context its provider call's span is the child of.
+    pub trace_parent: Option<Arc<str>>,
+}
+
+impl DeliveryPlan {
+    pub fn tenant_id(&self) -> Uuid {
+        self.content.tenant_id
+    }
+
+    pub fn channel(&self) -> Channel {
+        self.contact.channel()
+    }
+
+    pub fn accepted_at(&self) -> DateTime<Utc> {
+        self.content.created_at
+    }
+}
+
+/// A delivery this worker owns and will send through a lane: its plan, the claim that makes it
+/// this worker's, and the room it holds in the lane.
 pub struct HeldDelivery {
     pub key: DeliveryKey,
     pub attempt: i32,
@@ -98,21 +125,14 @@ pub struct HeldDelivery {
     /// The session it was claimed under: if that session is lost, it is never sent.
     pub session: Uuid,
     pub send_batch: Uuid,
-    pub tenant_id: Uuid,
-    pub user_id: String,
-    pub channel: Channel,
-    pub accepted_at: DateTime<Utc>,
-    pub content: Arc<NotificationContent>,
-    pub contact: Contact,
+    pub plan: DeliveryPlan,
     pub reservation: Reservation,
-    /// The W3C context its provider call's span is the child of.
-    pub trace_parent: Option<Arc<str>>,
 }
 
 impl HeldDelivery {
     /// Its notification's priority: the order it waits in (docs/DESIGN.md, "Priority lanes").
     pub fn priority(&self) -> Priority {
-        self.content.priority
+        self.plan.content.priority
     }
 
     /// The tenant's destination it goes to, for lanes that bound them (`destinations.rs`).

@@ -25,6 +25,7 @@ pub mod rate_limit;
 pub mod recipients;
 pub mod recorder;
 pub mod session;
+pub mod shutdown;
 pub mod startup;
 pub mod status_events;
 pub mod sweeper;

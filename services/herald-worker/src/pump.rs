@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::context::WorkerContext;
-use crate::held::HeldDelivery;
+use crate::held::{DeliveryPlan, HeldDelivery};
 use crate::lane::Lane;
 use crate::metrics;
 use crate::outcome::Outcome;
@@ -206,31 +206,25 @@ async fn claim_band(
     let claimed = plans.len();
     context.recorder.expect(send_batch, claimed).await;
     for (delivery, held_slot, plan) in plans {
-        let channel = delivery.channel;
-        let (content, contact) = match plan {
-            ClaimPlan::Send { content, contact } => (content, contact),
+        let plan = match plan {
+            ClaimPlan::Send(plan) => plan,
             ClaimPlan::Fail(reason) => {
                 fail_without_call(context, lane, &delivery, session, send_batch, &reason).await;
                 continue;
             }
             ClaimPlan::Defer => unreachable!("deferred deliveries were released above"),
         };
-        let reservation = lane.complete_reservation(held_slot, content.weight()).await;
+        let reservation = lane
+            .complete_reservation(held_slot, plan.content.weight())
+            .await;
         lane.hand_over(HeldDelivery {
             key: delivery.key(),
             attempt: delivery.attempts,
             attempt_budget_start: delivery.attempt_budget_start,
             session,
             send_batch,
-            tenant_id: delivery.tenant_id,
-            user_id: delivery.user_id,
-            channel,
-            accepted_at: content.created_at,
-            content: content.clone(),
-            contact,
+            plan,
             reservation,
-            // A queued or retried delivery has no record: its call continues the request's trace.
-            trace_parent: content.trace_parent.as_deref().map(Arc::from),
         });
     }
     // A claim that deferred some stops this round: claiming again at once would take the same
@@ -243,10 +237,7 @@ async fn claim_band(
 
 /// What becomes of one claimed delivery.
 enum ClaimPlan {
-    Send {
-        content: Arc<herald_store::notifications::NotificationContent>,
-        contact: crate::providers::Contact,
-    },
+    Send(DeliveryPlan),
     /// Failed without a call, for this reason.
     Fail(String),
     /// Back to the queue for a while: its destination holds its share of the lane.
@@ -283,10 +274,14 @@ fn plan_claimed(
     if !lane.hold_for_destination(held_slot, &contact) {
         return ClaimPlan::Defer;
     }
-    ClaimPlan::Send {
+    debug_assert_eq!(content.tenant_id, delivery.tenant_id);
+    ClaimPlan::Send(DeliveryPlan {
+        user_id: delivery.user_id.clone(),
         content: content.clone(),
+        // A queued or retried delivery has no record: its call continues the request's trace.
+        trace_parent: content.trace_parent.as_deref().map(Arc::from),
         contact,
-    }
+    })
 }
 
 type Loaded = (

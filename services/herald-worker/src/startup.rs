@@ -2,9 +2,10 @@
 //! sweeper (each supervised: a panic is counted and the task restarted), the metrics and readiness
 //! endpoint, and a shutdown that leaves nothing in doubt.
 //!
-//! Shutdown order: stop taking records and claims → commit offsets and leave the group → let the
-//! lanes send what they hold, up to `worker.drain_timeout_ms` → wait for the calls in flight →
-//! write every outcome → return what was never sent to the queue → end the session.
+//! Shutdown order (its phases are `shutdown.rs`): stop taking records and claims → commit offsets
+//! and leave the group → let the lanes send what they hold, up to `worker.drain_timeout_ms` → wait
+//! for the calls in flight → write every outcome → return what was never sent to the queue → end
+//! the session.
 
 use std::future::Future;
 use std::net::TcpListener;
@@ -21,7 +22,6 @@ use herald_store::Database;
 use herald_telemetry::supervise::supervise;
 use sea_orm::ConnectionTrait;
 use serde::Serialize;
-use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::backoff::RetryPolicy;
@@ -40,6 +40,7 @@ use crate::rate_limit::SharedRateLimits;
 use crate::recipients::Recipients;
 use crate::recorder::{self, run_recorder};
 use crate::session::Session;
+use crate::shutdown::{Phase, ShutdownPhases};
 use crate::status_events::StatusEvents;
 use crate::sweeper::run_sweeper;
 
@@ -175,10 +176,9 @@ impl Worker {
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         let context = self.context;
         let settings = self.settings;
-        let heartbeat_stop = CancellationToken::new();
-        let intake_stop = CancellationToken::new();
-        let drain = CancellationToken::new();
-        let abandon = CancellationToken::new();
+        let phases = ShutdownPhases::new();
+        let heartbeat_stop = phases.token(Phase::EndSession);
+        let intake_stop = phases.token(Phase::StopIntake);
         let intake = TaskTracker::new();
         let sends = TaskTracker::new();
 
@@ -202,20 +202,18 @@ impl Worker {
                 )
             }))
         };
-        let recorder_finish = CancellationToken::new();
         let recorder = tokio::spawn(run_recorder(
             context.database.clone(),
             self.dead_letters,
             self.recorder_inbox,
-            recorder_finish.clone(),
+            phases.token(Phase::FinishRecording).clone(),
         ));
         let mut lane_runs = Vec::new();
         for lane in context.lanes.iter() {
             lane_runs.push(tokio::spawn(lane.clone().run(
                 context.send_services(),
                 sends.clone(),
-                drain.clone(),
-                abandon.clone(),
+                phases.clone(),
             )));
             let (context, lane, stop) = (context.clone(), lane.clone(), intake_stop.clone());
             let interval = Duration::from_millis(settings.worker.sweep_interval_ms);
@@ -231,7 +229,7 @@ impl Worker {
                 run_sweeper(context.clone(), lease, interval, stop.clone())
             }));
         }
-        self.status_events.spawn(&intake, &intake_stop);
+        self.status_events.spawn(&intake, intake_stop);
         for topic in consumed_topics(&settings) {
             let (context, status, stop) =
                 (context.clone(), self.status.clone(), intake_stop.clone());
@@ -251,19 +249,13 @@ impl Worker {
 
         shutdown.await;
         tracing::info!("shutting down: no new records or claims; sending what is held");
-        intake_stop.cancel();
+        phases.begin(Phase::StopIntake);
         intake.close();
         intake.wait().await;
 
-        drain.cancel();
+        phases.begin(Phase::Drain);
         let drain_timeout = Duration::from_millis(settings.worker.drain_timeout_ms);
-        let abandon_at_deadline = {
-            let abandon = abandon.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(drain_timeout).await;
-                abandon.cancel();
-            })
-        };
+        let abandon_at_deadline = phases.abandon_after(drain_timeout);
         let mut unsent: Vec<HeldDelivery> = Vec::new();
         for run in lane_runs {
             if let Ok(rest) = run.await {
@@ -289,7 +281,7 @@ impl Worker {
         // Every outcome is submitted: the recorder writes them all and stops.
         let session = context.session.id();
         let database = context.database.clone();
-        recorder_finish.cancel();
+        phases.begin(Phase::FinishRecording);
         let outstanding = match tokio::time::timeout(Duration::from_secs(60), recorder).await {
             Ok(Ok(outstanding)) => outstanding,
             _ => {
@@ -298,7 +290,7 @@ impl Worker {
             }
         };
         release_unsent(&database, session, unsent, outstanding).await;
-        heartbeat_stop.cancel();
+        phases.begin(Phase::EndSession);
         let _ = heartbeat.await;
         let _ = cancellation_watch.await;
         if let Err(error) = herald_store::sessions::end(&database, session).await {

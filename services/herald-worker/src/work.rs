@@ -4,10 +4,10 @@
 use herald_domain::placeholders::render;
 use herald_domain::validation::{MAX_RENDERED_BODY_BYTES, MAX_RENDERED_SUBJECT_BYTES};
 use herald_domain::Channel;
-use herald_store::notifications::NotificationContent;
 use herald_store::users::Recipient;
 use uuid::Uuid;
 
+use crate::held::DeliveryPlan;
 use crate::providers::{Contact, OutgoingMessage};
 
 /// The stable id (and provider reference) of a delivery: the same on every worker, every time.
@@ -40,12 +40,8 @@ pub fn contact_for(recipient: Option<&Recipient>, channel: Channel) -> Result<Co
 /// The message for one delivery, rendered from the notification's content, or why it cannot be
 /// sent: content that renders beyond the bounds the API enforces at ingest (a row accepted before
 /// they existed) is never rendered, let alone sent.
-pub fn render_message(
-    delivery_id: Uuid,
-    user_id: &str,
-    contact: &Contact,
-    content: &NotificationContent,
-) -> Result<OutgoingMessage, String> {
+pub fn render_message(delivery_id: Uuid, plan: &DeliveryPlan) -> Result<OutgoingMessage, String> {
+    let content = &plan.content;
     let empty = serde_json::Map::new();
     let data = content.data.as_object().unwrap_or(&empty);
     let subject = match content.subject.as_deref() {
@@ -62,8 +58,8 @@ pub fn render_message(
     Ok(OutgoingMessage {
         delivery_id,
         notification_id: content.id,
-        user_id: user_id.to_owned(),
-        contact: contact.clone(),
+        user_id: plan.user_id.clone(),
+        contact: plan.contact.clone(),
         subject,
         body,
     })

@@ -10,8 +10,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use herald_domain::NotificationStatus;
-use herald_store::notifications::{self, NewNotification};
+use herald_domain::{AcceptedNotification, NotificationStatus};
+use herald_store::notifications::{self, PublishableNotification};
 use herald_store::{Database, StoreError};
 use herald_telemetry::supervise::catch_panic;
 use tokio::sync::{mpsc, Semaphore};
@@ -19,8 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use super::outgoing::OutgoingNotification;
-use super::{CommitOutcome, OutboxBacklog, PreparedNotification, Publisher, Submission};
+use super::{CommitOutcome, OutboxBacklog, Publisher, Submission};
 use crate::metrics;
 
 pub struct CollectorSettings {
@@ -119,38 +118,38 @@ async fn write_batch(
     backlog: &OutboxBacklog,
 ) {
     let started = Instant::now();
-    let prepared: Vec<&PreparedNotification> = batch
+    let accepted: Vec<&AcceptedNotification> = batch
         .iter()
         .flat_map(|submission| &submission.notifications)
         .collect();
-    metrics::INGEST_BATCH_ROWS.observe(prepared.len() as f64);
-    let all_rows: Vec<usize> = (0..prepared.len()).collect();
-    let mut outcomes: Vec<Option<CommitOutcome>> = vec![None; prepared.len()];
+    metrics::INGEST_BATCH_ROWS.observe(accepted.len() as f64);
+    let all_rows: Vec<usize> = (0..accepted.len()).collect();
+    let mut outcomes: Vec<Option<CommitOutcome>> = vec![None; accepted.len()];
     let mut parts = Vec::new();
     commit_bisecting(
         database,
-        &prepared,
+        &accepted,
         all_rows,
         TIMEOUT_BISECTIONS,
         &mut outcomes,
         &mut parts,
     )
-    .instrument(commit_batch_span(&batch, prepared.len()))
+    .instrument(commit_batch_span(&batch, accepted.len()))
     .await;
     metrics::INGEST_COMMIT_SECONDS.observe(started.elapsed().as_secs_f64());
 
     // Hand over to the publisher before answering: a client's next request then always enters
     // the producer after this one (per-recipient order, see docs/DESIGN.md).
     for part in parts {
-        let to_publish: Vec<OutgoingNotification> = part
+        let to_publish: Vec<PublishableNotification> = part
             .published_rows
             .iter()
-            .map(|&row| OutgoingNotification::from(prepared[row]))
+            .map(|&row| PublishableNotification::from(accepted[row]))
             .collect();
         backlog.committed(to_publish.len() as u64);
         publisher.publish_fast_path(part.outbox_batch_id, to_publish);
     }
-    drop(prepared);
+    drop(accepted);
     let mut outcomes = outcomes.into_iter().map(|outcome| {
         debug_assert!(outcome.is_some(), "every row has an outcome");
         outcome.unwrap_or(CommitOutcome::Undetermined)
@@ -185,7 +184,7 @@ fn commit_batch_span(batch: &[Submission], rows: usize) -> tracing::Span {
         let trace_parent = submission
             .notifications
             .first()
-            .and_then(|prepared| prepared.trace_parent.as_deref());
+            .and_then(|accepted| accepted.trace_parent.as_deref());
         herald_telemetry::traces::add_link(&span, trace_parent);
     }
     span
@@ -196,12 +195,12 @@ fn commit_batch_span(batch: &[Submission], rows: usize) -> tracing::Span {
 /// multiply the wait.
 const TIMEOUT_BISECTIONS: u32 = 2;
 
-/// Commits `rows` (indexes into `prepared`) as one statement; if PostgreSQL refuses it for a reason
+/// Commits `rows` (indexes into `accepted`) as one statement; if PostgreSQL refuses it for a reason
 /// that may lie in the rows, commits each half on its own: down to single rows for refused data,
 /// `timeout_bisections` times for statement timeouts.
 fn commit_bisecting<'a>(
     database: &'a Database,
-    prepared: &'a [&'a PreparedNotification],
+    accepted: &'a [&'a AcceptedNotification],
     rows: Vec<usize>,
     timeout_bisections: u32,
     outcomes: &'a mut Vec<Option<CommitOutcome>>,
@@ -209,7 +208,7 @@ fn commit_bisecting<'a>(
 ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
     Box::pin(async move {
         let outbox_batch_id = Uuid::now_v7();
-        match commit_and_resolve(database, prepared, &rows, outbox_batch_id).await {
+        match commit_and_resolve(database, accepted, &rows, outbox_batch_id).await {
             Ok(resolved) => {
                 let mut published_rows = Vec::new();
                 for (row, outcome) in rows.iter().zip(resolved) {
@@ -247,7 +246,7 @@ fn commit_bisecting<'a>(
                 let second_half = first_half.split_off(first_half.len() / 2);
                 commit_bisecting(
                     database,
-                    prepared,
+                    accepted,
                     first_half,
                     timeout_bisections,
                     outcomes,
@@ -256,7 +255,7 @@ fn commit_bisecting<'a>(
                 .await;
                 commit_bisecting(
                     database,
-                    prepared,
+                    accepted,
                     second_half,
                     timeout_bisections,
                     outcomes,
@@ -267,7 +266,7 @@ fn commit_bisecting<'a>(
             Err(error) => {
                 let outcome = match &error {
                     StoreError::Refused { message, .. } => {
-                        tracing::warn!(notification_id = %prepared[rows[0]].id, %error, "the database refused a notification");
+                        tracing::warn!(notification_id = %accepted[rows[0]].id, %error, "the database refused a notification");
                         CommitOutcome::Refused {
                             reason: message.clone(),
                         }
@@ -301,25 +300,11 @@ fn commit_bisecting<'a>(
 /// inserted ones are committed, whatever happens next.
 async fn commit_and_resolve(
     database: &Database,
-    prepared: &[&PreparedNotification],
+    accepted: &[&AcceptedNotification],
     rows: &[usize],
     outbox_batch_id: Uuid,
 ) -> Result<Vec<CommitOutcome>, StoreError> {
-    let new_rows: Vec<NewNotification> = rows
-        .iter()
-        .map(|&row| {
-            let prepared = prepared[row];
-            NewNotification {
-                id: prepared.id,
-                tenant_id: prepared.tenant_id,
-                notification: &prepared.notification,
-                status: prepared.status,
-                request_hash: prepared.request_hash,
-                created_at: prepared.accepted_at,
-                trace_parent: prepared.trace_parent.as_deref(),
-            }
-        })
-        .collect();
+    let new_rows: Vec<&AcceptedNotification> = rows.iter().map(|&row| accepted[row]).collect();
     let inserted: HashSet<Uuid> = notifications::insert_batch(database, &new_rows, outbox_batch_id)
         .await?
         .into_iter()
@@ -400,7 +385,7 @@ mod tests {
         };
         let (reply, _) = oneshot::channel();
         Submission {
-            notifications: vec![PreparedNotification::new(
+            notifications: vec![AcceptedNotification::new(
                 Uuid::now_v7(),
                 notification,
                 Utc::now(),

@@ -7,7 +7,6 @@ mod admission;
 mod collector;
 mod maintenance;
 mod outbox_cleaner;
-mod outgoing;
 mod publisher;
 mod relay;
 mod scheduler;
@@ -15,8 +14,7 @@ mod scheduler;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use herald_domain::{NotificationStatus, ValidatedNotification};
+use herald_domain::{AcceptedNotification, NotificationStatus};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 use uuid::Uuid;
 
@@ -29,38 +27,6 @@ pub use relay::{run_relay, RelaySettings};
 pub use scheduler::run_scheduler;
 
 use crate::metrics;
-
-/// A validated notification with its identity, ready to be committed.
-pub struct PreparedNotification {
-    pub id: Uuid,
-    pub tenant_id: Uuid,
-    pub notification: ValidatedNotification,
-    pub request_hash: [u8; 32],
-    pub status: NotificationStatus,
-    pub accepted_at: DateTime<Utc>,
-    /// The W3C trace context of the request that submitted it (when traces are exported): the
-    /// parent of its publication span, stored with it for the relay and the worker.
-    pub trace_parent: Option<String>,
-}
-
-impl PreparedNotification {
-    pub fn new(
-        tenant_id: Uuid,
-        notification: ValidatedNotification,
-        now: DateTime<Utc>,
-        trace_parent: Option<String>,
-    ) -> Self {
-        PreparedNotification {
-            id: Uuid::now_v7(),
-            tenant_id,
-            request_hash: notification.request_hash(),
-            status: notification.initial_status(now),
-            notification,
-            accepted_at: now,
-            trace_parent,
-        }
-    }
-}
 
 /// What became of one submitted notification.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,7 +90,7 @@ pub enum IngestError {
 /// A group of notifications from one request; they commit in the same batch (or, if the batch is
 /// bisected, together in one part of it).
 pub struct Submission {
-    pub notifications: Vec<PreparedNotification>,
+    pub notifications: Vec<AcceptedNotification>,
     pub reply: oneshot::Sender<Result<Vec<CommitOutcome>, IngestError>>,
 }
 
@@ -132,7 +98,7 @@ impl Submission {
     fn stored_bytes(&self) -> usize {
         self.notifications
             .iter()
-            .map(|prepared| prepared.notification.stored_bytes())
+            .map(|accepted| accepted.notification.stored_bytes())
             .sum()
     }
 }
@@ -165,7 +131,7 @@ impl IngestHandle {
     /// a full queue or outbox is an immediate error (the API's 503).
     pub async fn commit(
         &self,
-        notifications: Vec<PreparedNotification>,
+        notifications: Vec<AcceptedNotification>,
     ) -> Result<Vec<CommitOutcome>, IngestError> {
         debug_assert!(!notifications.is_empty());
         if self.backlog.estimate() >= self.max_unpublished {

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use herald_domain::{NotificationEnvelope, Priority};
 use herald_kafka::trace_context::producer_headers;
 use herald_kafka::{HeraldProducer, ProducerRole};
+use herald_store::notifications::PublishableNotification;
 use herald_store::outbox::ParkedRecord;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{DeliveryFuture, FutureRecord};
@@ -20,7 +21,6 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
-use super::outgoing::OutgoingNotification;
 use super::OutboxCleaner;
 use crate::metrics;
 
@@ -67,7 +67,7 @@ impl RecordTopics {
 
 /// Walks the records of several outbox batches in order: batch, notification, recipient.
 struct RecordCursor<'a> {
-    batches: Vec<&'a [OutgoingNotification]>,
+    batches: Vec<&'a [PublishableNotification]>,
     topics: &'a RecordTopics,
     batch: usize,
     notification: usize,
@@ -77,7 +77,10 @@ struct RecordCursor<'a> {
 }
 
 impl<'a> RecordCursor<'a> {
-    fn new(batches: Vec<&'a [OutgoingNotification]>, topics: &'a RecordTopics) -> RecordCursor<'a> {
+    fn new(
+        batches: Vec<&'a [PublishableNotification]>,
+        topics: &'a RecordTopics,
+    ) -> RecordCursor<'a> {
         RecordCursor {
             batches,
             topics,
@@ -129,7 +132,7 @@ impl<'a> RecordCursor<'a> {
 /// accepted it, whose context its records carry (OpenTelemetry messaging conventions: `send`).
 fn publication_span(
     topic: &str,
-    notification: &OutgoingNotification,
+    notification: &PublishableNotification,
 ) -> (tracing::Span, Option<Arc<str>>) {
     if !herald_telemetry::traces::exporting() {
         return (tracing::Span::none(), None);
@@ -187,7 +190,7 @@ fn is_permanent(error: &KafkaError) -> bool {
 
 struct FastPathBatch {
     outbox_batch_id: Uuid,
-    notifications: Vec<OutgoingNotification>,
+    notifications: Vec<PublishableNotification>,
     _bytes: OwnedSemaphorePermit,
 }
 
@@ -232,9 +235,12 @@ impl Publisher {
     pub fn publish_fast_path(
         &self,
         outbox_batch_id: Uuid,
-        notifications: Vec<OutgoingNotification>,
+        notifications: Vec<PublishableNotification>,
     ) {
-        let bytes: usize = notifications.iter().map(OutgoingNotification::weight).sum();
+        let bytes: usize = notifications
+            .iter()
+            .map(PublishableNotification::weight)
+            .sum();
         let permit = u32::try_from(bytes).ok().and_then(|bytes| {
             self.fast_path_bytes
                 .clone()
@@ -264,7 +270,7 @@ impl Publisher {
     /// not yet fully published report it.
     pub async fn publish_batches(
         &self,
-        batches: &[Vec<OutgoingNotification>],
+        batches: &[Vec<PublishableNotification>],
         chunk_records: usize,
     ) -> Vec<PublishReport> {
         let mut reports = vec![PublishReport::default(); batches.len()];

@@ -11,7 +11,6 @@ use herald_telemetry::supervise::every;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::outgoing::OutgoingNotification;
 use super::{OutboxBacklog, Publisher};
 use crate::metrics;
 
@@ -104,16 +103,15 @@ async fn publish_round(
         let mut published = 0;
         let mut after = None;
         loop {
-            let rows = notifications::load_publishable(
+            let chunk = notifications::load_publishable(
                 database,
                 &batch.notification_ids,
                 after,
                 RELAY_CHUNK_RECORDS,
             )
             .await?;
-            let Some(last) = rows.last() else { break };
+            let Some(last) = chunk.last() else { break };
             after = Some(last.id);
-            let chunk: Vec<OutgoingNotification> = rows.into_iter().map(Into::into).collect();
             published += chunk.len();
             let report = publisher
                 .publish_batches(std::slice::from_ref(&chunk), RELAY_CHUNK_RECORDS)

@@ -2,7 +2,7 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
-use herald_domain::{FieldError, NotificationRequest, NotificationStatus};
+use herald_domain::{AcceptedNotification, FieldError, NotificationRequest, NotificationStatus};
 use herald_telemetry::traces::current_traceparent;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::auth::Tenant;
 use crate::error::{ApiError, ErrorBody, ErrorDetail};
-use crate::ingest::{CommitOutcome, PreparedNotification};
+use crate::ingest::CommitOutcome;
 use crate::json_body::{parse_json, parse_json_at, read_body_within_budget, JsonProblem};
 use crate::state::AppState;
 
@@ -77,10 +77,10 @@ pub async fn create_notification(
         )
         .map_err(ApiError::Validation)?;
     admit_for_tenant(&state, tenant.id, 1).await?;
-    let prepared = PreparedNotification::new(tenant.id, validated, now, current_traceparent());
+    let accepted = AcceptedNotification::new(tenant.id, validated, now, current_traceparent());
     let outcome = state
         .ingest
-        .commit(vec![prepared])
+        .commit(vec![accepted])
         .await
         .map_err(ApiError::from)?
         .pop()
@@ -170,8 +170,8 @@ pub async fn create_notification_batch(
     let now = Utc::now();
     let trace_parent = current_traceparent();
     let mut results: Vec<Option<BatchItemResult>> = (0..item_count).map(|_| None).collect();
-    let mut prepared = Vec::with_capacity(item_count);
-    let mut prepared_indexes = Vec::with_capacity(item_count);
+    let mut to_commit = Vec::with_capacity(item_count);
+    let mut to_commit_indexes = Vec::with_capacity(item_count);
     for (index, raw_item) in batch.notifications.iter().enumerate() {
         let path = format!("notifications[{index}]");
         let parsed: Result<NotificationRequest, ApiError> =
@@ -188,26 +188,26 @@ pub async fn create_notification_batch(
         });
         match validated {
             Ok(validated) => {
-                prepared.push(PreparedNotification::new(
+                to_commit.push(AcceptedNotification::new(
                     tenant.id,
                     validated,
                     now,
                     trace_parent.clone(),
                 ));
-                prepared_indexes.push(index);
+                to_commit_indexes.push(index);
             }
             Err(error) => results[index] = Some(BatchItemResult::rejected(index, error)),
         }
     }
 
-    if !prepared.is_empty() {
-        admit_for_tenant(&state, tenant.id, prepared.len()).await?;
+    if !to_commit.is_empty() {
+        admit_for_tenant(&state, tenant.id, to_commit.len()).await?;
         let outcomes = state
             .ingest
-            .commit(prepared)
+            .commit(to_commit)
             .await
             .map_err(ApiError::from)?;
-        for (index, outcome) in prepared_indexes.into_iter().zip(outcomes) {
+        for (index, outcome) in to_commit_indexes.into_iter().zip(outcomes) {
             results[index] = Some(match accepted_or_error(outcome) {
                 Ok(accepted) => BatchItemResult {
                     index,
