@@ -1,7 +1,8 @@
 //! `[providers.<name>]`: one section per provider, each with its lane (bulkhead) bounds and the
 //! provider's own endpoint and credentials. A new provider is a struct here, a field of
-//! [`ProvidersSettings`], and a line of [`ProvidersSettings::lanes`].
+//! [`ProvidersSettings`], and an arm of [`ProvidersSettings::lane`].
 
+use herald_domain::ProviderId;
 use secrecy::SecretString;
 use serde::Deserialize;
 
@@ -70,16 +71,25 @@ pub struct ProvidersSettings {
 }
 
 impl ProvidersSettings {
-    /// Every provider's lane, by the provider's name (`providers.<name>`).
-    pub fn lanes(&self) -> [(&'static str, LaneSettings); 6] {
-        [
-            ("sendgrid", self.sendgrid.lane()),
-            ("twilio", self.twilio.lane()),
-            ("slack", self.slack),
-            ("discord", self.discord),
-            ("telegram", self.telegram.lane()),
-            ("webhook", self.webhook),
-        ]
+    /// A provider's lane (`providers.<id>`); SMTP has none: it sends within SendGrid's.
+    pub fn lane(&self, provider: ProviderId) -> Option<LaneSettings> {
+        match provider {
+            ProviderId::SendGrid => Some(self.sendgrid.lane()),
+            ProviderId::Twilio => Some(self.twilio.lane()),
+            ProviderId::Smtp => None,
+            ProviderId::Slack => Some(self.slack),
+            ProviderId::Discord => Some(self.discord),
+            ProviderId::Telegram => Some(self.telegram.lane()),
+            ProviderId::Webhook => Some(self.webhook),
+        }
+    }
+
+    /// Every provider's lane, by provider.
+    pub fn lanes(&self) -> Vec<(ProviderId, LaneSettings)> {
+        ProviderId::ALL
+            .into_iter()
+            .filter_map(|provider| Some((provider, self.lane(provider)?)))
+            .collect()
     }
 
     /// The base URLs of the providers that have one, by setting name.

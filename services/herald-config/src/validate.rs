@@ -315,6 +315,7 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use herald_domain::ProviderId;
 
     #[test]
     fn defaults_are_valid() {
@@ -354,6 +355,37 @@ mod tests {
         .expect("known settings, script variables and aliases load");
         assert_eq!(settings.server.port, 1234);
         assert_eq!(settings.providers.sendgrid.from, "alias@example.com");
+    }
+
+    #[test]
+    fn each_lane_is_the_one_its_providers_section_configures() {
+        let max_held = |index: usize| 5_000 + index;
+        let environment: Vec<(String, String)> = ProviderId::ALL
+            .iter()
+            .enumerate()
+            .filter(|(_, provider)| **provider != ProviderId::Smtp)
+            .map(|(index, provider)| {
+                let variable = format!(
+                    "HERALD_PROVIDERS__{}__MAX_HELD",
+                    provider.as_str().to_uppercase()
+                );
+                (variable, max_held(index).to_string())
+            })
+            .collect();
+        let settings = Settings::load_with_environment(None, environment)
+            .expect("each provider's max_held set on its own");
+        for (index, provider) in ProviderId::ALL.into_iter().enumerate() {
+            let lane = settings.providers.lane(provider);
+            assert_eq!(lane.is_none(), provider == ProviderId::Smtp, "{provider}");
+            if let Some(lane) = lane {
+                assert_eq!(
+                    lane.max_held,
+                    max_held(index),
+                    "the lane of {provider} is not providers.{provider}'s"
+                );
+            }
+        }
+        assert_eq!(settings.providers.lanes().len(), ProviderId::ALL.len() - 1);
     }
 
     #[test]
