@@ -101,12 +101,20 @@ impl Redis {
             self.rebuild();
             return Err(RedisUnavailable("not connected".into()));
         };
-        let failure = match tokio::time::timeout(timeout, call(connection)).await {
-            Ok(Ok(value)) => return Ok(value),
-            Ok(Err(error)) => error.to_string(),
-            Err(_) => format!("no answer within {timeout:?}"),
-        };
-        self.drop_connection(generation);
+        let (failure, connection_broken) =
+            match tokio::time::timeout(timeout, call(connection)).await {
+                Ok(Ok(value)) => return Ok(value),
+                // An error Redis answered with (a script's, a busy server's) leaves the
+                // connection usable; a failed read or write does not.
+                Ok(Err(error)) => (
+                    error.to_string(),
+                    error.is_io_error() || error.is_unrecoverable_error(),
+                ),
+                Err(_) => (format!("no answer within {timeout:?}"), true),
+            };
+        if connection_broken {
+            self.drop_connection(generation);
+        }
         self.rebuild();
         Err(RedisUnavailable(failure))
     }

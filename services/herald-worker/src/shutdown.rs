@@ -1,5 +1,5 @@
 //! The worker's shutdown as one ordered set of phases (`startup.rs` runs them; docs/DESIGN.md,
-//! "Sessions and ownership"). Each phase has a token its tasks watch; entering a phase cancels
+//! "The in-doubt set"). Each phase has a token its tasks watch; entering a phase cancels
 //! its token and every earlier one, so no task can see a later phase without the earlier ones
 //! (a lane told to abandon has been told to drain, and nothing takes new work while it does).
 

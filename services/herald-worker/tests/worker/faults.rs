@@ -206,7 +206,10 @@ async fn with_redis_gone_calls_fail_at_once_and_succeed_again_once_it_is_back() 
     .unwrap();
     let connected = Instant::now();
     while !ping(&redis).await {
-        assert!(connected.elapsed() < Duration::from_secs(10), "never connected");
+        assert!(
+            connected.elapsed() < Duration::from_secs(10),
+            "never connected"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
