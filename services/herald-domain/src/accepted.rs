@@ -31,7 +31,7 @@ impl AcceptedNotification {
         now: DateTime<Utc>,
         trace_parent: Option<String>,
     ) -> AcceptedNotification {
-        let accepted = AcceptedNotification {
+        AcceptedNotification {
             id: Uuid::now_v7(),
             tenant_id,
             request_hash: notification.request_hash(),
@@ -39,11 +39,6 @@ impl AcceptedNotification {
             notification,
             accepted_at: now,
             trace_parent,
-        };
-        debug_assert!(matches!(
-            accepted.status,
-            NotificationStatus::Scheduled | NotificationStatus::Accepted
-        ));
-        accepted
+        }
     }
 }

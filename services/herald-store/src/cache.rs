@@ -20,11 +20,12 @@ const REBUILD_PAUSE: Duration = Duration::from_secs(1);
 
 /// Redis as every Herald process uses it: bounded connect and response times, and a connection
 /// that heals itself. The process starts without Redis and connects in the background; a call that
-/// fails or times out has the connection dropped and rebuilt (redis-rs's manager was seen to stay
-/// broken after a Redis restart). Until the rebuild connects, calls fail at once: with Redis gone,
-/// every call would otherwise wait out its timeout (a second by default) before its caller falls
-/// back, and a worker's admission, which looks recipients up per batch, ran at half its pace.
-/// Callers get an error, never a wait beyond the timeout.
+/// fails or times out has the connection rebuilt (redis-rs's manager was seen to stay broken after
+/// a Redis restart), and one that fails to read or write has it dropped as well, so that calls
+/// fail at once until the rebuild connects. With Redis gone, every call would otherwise wait for
+/// the broken connection (about 0.7 s each) before its caller falls back, and a worker's
+/// admission, which looks recipients up per batch, ran at half its pace. Callers get an error,
+/// never a wait beyond the timeout.
 #[derive(Clone)]
 pub struct Redis {
     inner: Arc<RedisInner>,
@@ -104,13 +105,16 @@ impl Redis {
         let (failure, connection_broken) =
             match tokio::time::timeout(timeout, call(connection)).await {
                 Ok(Ok(value)) => return Ok(value),
-                // An error Redis answered with (a script's, a busy server's) leaves the
-                // connection usable; a failed read or write does not.
+                // A failed read or write means the connection is gone. An error Redis answered
+                // with, or a call that outran its timeout (the rate limits give Redis 200 ms on a
+                // hot path, and a busy Redis misses that now and then), leaves it usable: dropping
+                // it then sent every caller to its fallback for up to a second (an email behind a
+                // saturated lane took over 3 s in `no_stall::a_provider_that_times_out…`).
                 Ok(Err(error)) => (
                     error.to_string(),
                     error.is_io_error() || error.is_unrecoverable_error(),
                 ),
-                Err(_) => (format!("no answer within {timeout:?}"), true),
+                Err(_) => (format!("no answer within {timeout:?}"), false),
             };
         if connection_broken {
             self.drop_connection(generation);

@@ -206,17 +206,24 @@ async fn plan(
         .into_iter()
         .collect();
     let contents = context.contents.load(&notification_ids).await?;
+    // A record is admitted only for its notification's own tenant: one naming another tenant's
+    // notification would look its recipients up in one tenant and send the other's content.
     envelopes.retain(|(record, envelope)| {
-        if contents.contains_key(&envelope.notification_id) {
-            return true;
-        }
-        parkings.push(Parking::new(
-            record,
-            ParkReason::NotificationMissing,
-            format!(
+        let detail = match contents.get(&envelope.notification_id) {
+            Some(content) if content.tenant_id == envelope.tenant_id => return true,
+            Some(_) => format!(
+                "notification {} is not tenant {}'s",
+                envelope.notification_id, envelope.tenant_id
+            ),
+            None => format!(
                 "notification {} does not exist (past the retention, or another database)",
                 envelope.notification_id
             ),
+        };
+        parkings.push(Parking::new(
+            record,
+            ParkReason::NotificationMissing,
+            detail,
         ));
         false
     });
@@ -235,9 +242,8 @@ async fn plan(
     let mut lanes_with_queued_work: Vec<Arc<Lane>> = Vec::new();
     for (record, envelope) in &envelopes {
         let content = &contents[&envelope.notification_id];
-        // The API writes record and row from the same accepted notification: the plan takes the
-        // tenant and the acceptance time from the row (PostgreSQL keeps the time to the µs).
-        debug_assert_eq!(content.tenant_id, envelope.tenant_id);
+        // Same tenant (checked above); the plan takes the acceptance time from the row, which
+        // PostgreSQL keeps to the µs.
         let trace_parent = record_spans
             .get(&record.offset())
             .and_then(|span| span.traceparent.clone());

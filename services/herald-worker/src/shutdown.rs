@@ -97,11 +97,17 @@ mod tests {
         }
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn the_lanes_are_abandoned_at_the_drain_deadline_and_not_before() {
+    /// Phases draining, with the lanes abandoned 5 s from now unless the task is aborted.
+    fn draining_for_five_seconds() -> (ShutdownPhases, JoinHandle<()>) {
         let phases = ShutdownPhases::new();
         phases.begin(Phase::Drain);
-        let _deadline = phases.abandon_after(Duration::from_secs(5));
+        let deadline = phases.abandon_after(Duration::from_secs(5));
+        (phases, deadline)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_lanes_are_abandoned_at_the_drain_deadline_and_not_before() {
+        let (phases, _deadline) = draining_for_five_seconds();
         tokio::time::sleep(Duration::from_millis(4_999)).await;
         assert!(
             !phases.has_begun(Phase::Abandon),
@@ -117,9 +123,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn lanes_that_stop_in_time_are_never_abandoned() {
-        let phases = ShutdownPhases::new();
-        phases.begin(Phase::Drain);
-        let deadline = phases.abandon_after(Duration::from_secs(5));
+        let (phases, deadline) = draining_for_five_seconds();
         tokio::time::sleep(Duration::from_secs(1)).await;
         deadline.abort();
         tokio::time::sleep(Duration::from_secs(60)).await;

@@ -147,16 +147,7 @@ async fn a_tenant_at_ten_times_its_share_leaves_anothers_accept_to_delivery_p99_
             json!({"phone": "+14155550100", "email": "b-user@example.com"}),
         )
         .await;
-    let attacker_key = herald_api::cli::create_tenant(&stack.settings, "attacker")
-        .await
-        .unwrap();
-    let attacker_id: Uuid = herald_store::tenants::find_tenant_id_by_key_hash(
-        &stack.database,
-        &herald_api::auth::hash_api_key(&attacker_key),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let (attacker_id, attacker_key) = stack.create_other_tenant("attacker").await;
     execute(
         &stack.database,
         &format!(

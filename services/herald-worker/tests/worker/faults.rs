@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use herald_config::RedisSettings;
 use herald_store::cache::Redis;
+use herald_testing::eventually;
 use serde_json::json;
 
 use crate::helpers::*;
@@ -204,14 +205,10 @@ async fn with_redis_gone_calls_fail_at_once_and_succeed_again_once_it_is_back() 
         timeout_ms: 1000,
     })
     .unwrap();
-    let connected = Instant::now();
-    while !ping(&redis).await {
-        assert!(
-            connected.elapsed() < Duration::from_secs(10),
-            "never connected"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    assert!(
+        eventually(Duration::from_secs(10), || ping(&redis)).await,
+        "never connected"
+    );
 
     server.kill().await;
     // The call that finds it gone: at most its timeout.
@@ -229,12 +226,8 @@ async fn with_redis_gone_calls_fail_at_once_and_succeed_again_once_it_is_back() 
     );
 
     server.start_again().await;
-    let restarted = Instant::now();
-    while !ping(&redis).await {
-        assert!(
-            restarted.elapsed() < Duration::from_secs(10),
-            "no answer 10 s after Redis came back"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    assert!(
+        eventually(Duration::from_secs(10), || ping(&redis)).await,
+        "no answer 10 s after Redis came back"
+    );
 }

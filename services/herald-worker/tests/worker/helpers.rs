@@ -304,6 +304,21 @@ pub async fn worker_metrics(metrics_port: u16) -> String {
 }
 
 impl Stack {
+    /// Another tenant in the same database: its id and API key.
+    pub async fn create_other_tenant(&self, name: &str) -> (Uuid, String) {
+        let api_key = herald_api::cli::create_tenant(&self.settings, name)
+            .await
+            .unwrap();
+        let tenant_id = herald_store::tenants::find_tenant_id_by_key_hash(
+            &self.database,
+            &herald_api::auth::hash_api_key(&api_key),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        (tenant_id, api_key)
+    }
+
     pub async fn put_user(&self, user_id: &str, body: Value) {
         let response = self
             .client

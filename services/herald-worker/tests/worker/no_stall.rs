@@ -93,6 +93,68 @@ async fn records_that_cannot_be_processed_are_parked_and_their_partition_goes_on
     worker.await.unwrap().unwrap();
 }
 
+/// A record naming another tenant's notification (forged, or from a producer that mixed them up)
+/// is parked: admitted, it would look its recipient up in its own tenant and send the other
+/// tenant's content there.
+#[tokio::test]
+async fn a_record_naming_another_tenants_notification_is_parked_and_sends_nothing() {
+    let stack = start_stack(None).await;
+    stack.put_user("u1", json!({"phone": "+14155550100"})).await;
+    let (intruder, _) = stack.create_other_tenant("intruder").await;
+    execute(
+        &stack.database,
+        &format!("INSERT INTO users (tenant_id, id, phone) VALUES ('{intruder}', 'mallory', '+14155550199')"),
+    )
+    .await;
+    let (stop_worker, worker) = start_worker(&stack.settings).await;
+    let id = stack.notify(alert(&["u1"], &["sms"])).await;
+    stack.wait_until_final(&id, Duration::from_secs(30)).await;
+
+    let forged = NotificationEnvelope::new(
+        id.parse().unwrap(),
+        intruder,
+        "mallory",
+        Priority::Normal,
+        chrono::Utc::now(),
+    )
+    .encode();
+    let producer = herald_kafka::create_producer(
+        &stack.settings.kafka,
+        "test",
+        herald_kafka::ProducerRole::Worker,
+    )
+    .unwrap();
+    producer
+        .send(
+            FutureRecord::to(&stack.settings.kafka.topic)
+                .key(&NotificationEnvelope::partition_key(intruder, "mallory"))
+                .payload(&forged),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    stack
+        .wait_for_count(
+            "SELECT count(*) FROM parked_records \
+             WHERE reason LIKE 'notification_missing:%' AND reason LIKE '%is not tenant%'",
+            1,
+            Duration::from_secs(30),
+        )
+        .await;
+    let intruders_deliveries = stack
+        .count(&format!(
+            "SELECT count(*) FROM deliveries WHERE tenant_id = '{intruder}'"
+        ))
+        .await;
+    assert_eq!(
+        intruders_deliveries, 0,
+        "a delivery was made for the forged record"
+    );
+    assert_eq!(stack.count("SELECT count(*) FROM deliveries").await, 1);
+    stop_worker.cancel();
+    worker.await.unwrap().unwrap();
+}
+
 #[tokio::test]
 async fn a_provider_that_times_out_leaves_the_other_provider_at_full_speed() {
     let stack = start_stack_with(None, None, |settings| {
