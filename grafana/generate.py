@@ -655,8 +655,8 @@ def delivery():
              "{{provider}} fallbacks/s"),
         ],
         "short",
-        "The rate all replicas share (requests_per_second, cut on SendGrid/Twilio 429s and grown back), the 429s "
-        "answered, and the fallbacks to a local share while Redis is unreachable.",
+        "The rate all replicas share (requests_per_second, cut on SendGrid/Twilio/Pushover 429s and grown back), "
+        "the 429s answered, and the fallbacks to a local share while Redis is unreachable.",
     )
 
     p.row("Provider lanes")

@@ -20,8 +20,9 @@
 #          grace periods vs. drain deadlines, replicas vs. partitions, selectors, promtool check
 #          rules on the PrometheusRules, dashboard JSON;
 #   5. the chart refuses what it must (more workers than partitions, a secret in values, unknown
-#      keys, scale to zero, a loopback listen address), and check-rendered.py fails on broken
-#      renderings (a writable root filesystem, a plain credential, a short grace period, ...);
+#      keys, scale to zero, a loopback listen address, a provider's base URL missing without the
+#      simulator), and check-rendered.py fails on broken renderings (a writable root filesystem, a
+#      plain credential, a short grace period, ...);
 #   6. k8s/dev-cluster/*.yaml validates the same way;
 #   7. k8s/herald/ is what the chart renders from k8s/values.yaml (no drift);
 #   8. helm package includes the embedded files.
@@ -151,11 +152,13 @@ render_and_check() {
 }
 
 # must_refuse DESCRIPTION EXPECTED_MESSAGE HELM_ARGS...: helm template must fail with the message.
+# The values are helm/herald/ci/minimal-values.yaml, or $REFUSE_VALUES when set.
 must_refuse() {
   local description="$1" expected="$2"
   shift 2
   local output
-  if output="$(helm template "$RELEASE" "$CHART" --namespace "$NAMESPACE" -f "$CHART_SOURCE/ci/minimal-values.yaml" "$@" 2>&1)"; then
+  if output="$(helm template "$RELEASE" "$CHART" --namespace "$NAMESPACE" \
+    -f "${REFUSE_VALUES:-$CHART_SOURCE/ci/minimal-values.yaml}" "$@" 2>&1)"; then
     echo "rendered although it must refuse: $description ($*)"
     return 1
   fi
@@ -165,6 +168,33 @@ must_refuse() {
     return 1
   fi
   echo "  ok: refuses $description"
+}
+
+# minimal_values_without KEY: helm/herald/ci/minimal-values.yaml less config.KEY (dotted), written
+# to the scratch directory; prints its path. (`--set KEY=null` cannot remove a key the chart's
+# defaults lack: the schema then sees null.)
+minimal_values_without() {
+  local out="$scratch/minimal-without-$1.yaml"
+  python3 - "$CHART_SOURCE/ci/minimal-values.yaml" "$1" "$out" <<'EOF'
+import sys, yaml
+values = yaml.safe_load(open(sys.argv[1]))
+*tables, key = ["config"] + sys.argv[2].split(".")
+table = values
+for name in tables:
+    table = table[name]
+del table[key]
+yaml.safe_dump(values, open(sys.argv[3], "w"))
+EOF
+  echo "$out"
+}
+
+# The providers minimal-values.yaml gives a base URL: each one's is required without the simulator.
+minimal_base_url_providers() {
+  python3 -c '
+import sys, yaml
+providers = yaml.safe_load(open(sys.argv[1]))["config"]["providers"]
+print(" ".join(name for name, settings in providers.items() if "base_url" in settings))' \
+    "$CHART_SOURCE/ci/minimal-values.yaml"
 }
 
 refusals() {
@@ -187,6 +217,14 @@ refusals() {
     --set kafkaTopic.enabled=true --set-string 'kafkaTopic.config.retention\.ms=1' || status=1
   must_refuse "a bot token in values" "additional properties 'bot_token' not allowed" \
     --set config.providers.telegram.bot_token=123:abc || status=1
+  must_refuse "a Pushover app token in values" "additional properties 'app_token' not allowed" \
+    --set config.providers.pushover.app_token=aPushoverAppTokenForTests00001 || status=1
+  local provider
+  for provider in $(minimal_base_url_providers); do
+    REFUSE_VALUES="$(minimal_values_without "providers.$provider.base_url")" \
+      must_refuse "real providers without providers.$provider.base_url" \
+      "config.providers.$provider.base_url is required unless providerSim.enabled" || status=1
+  done
   must_refuse "an SMTP URL in values" "additional properties 'url' not allowed" \
     --set config.providers.smtp.url=smtp://user:pw@mail.example.com:587 || status=1
   must_refuse "an SMTP failover without its sender" "config.providers.smtp.from is required" \
@@ -237,6 +275,11 @@ mutants() {
     "/name: HERALD_SMTP_URL/,+1d" || status=1
   must_be_caught "the worker's SMTP failover not at the simulator" "not the simulator's smtp://herald-provider-sim:2525" \
     "s|smtp://herald-provider-sim:2525|smtp://127.0.0.1:2525|" --set providerSim.enabled=true || status=1
+  must_be_caught "Pushover's base URL not at the simulator" "not the simulator's http://herald-provider-sim:9090/pushover" \
+    "s|http://herald-provider-sim:9090/pushover|http://127.0.0.1:9090/pushover|" --set providerSim.enabled=true || status=1
+  must_be_caught "a Pushover app token as a plain value" "HERALD_PROVIDERS__PUSHOVER__APP_TOKEN must come from a secretKeyRef" "" \
+    --set 'worker.extraEnv[0].name=HERALD_PROVIDERS__PUSHOVER__APP_TOKEN' \
+    --set 'worker.extraEnv[0].value=aPushoverAppTokenForTests00001' || status=1
   must_be_caught "the simulator's SMTP sink on loopback" "HERALD_SIM_SMTP_LISTEN 127.0.0.1:2525 must be 0.0.0.0" \
     "/name: HERALD_SIM_SMTP_LISTEN/{n;s/0.0.0.0/127.0.0.1/;}" --set providerSim.enabled=true || status=1
   must_be_caught "a worker grace period no longer than its drain" "terminationGracePeriodSeconds 60 must exceed" \
@@ -269,7 +312,7 @@ def schema_keys(node, path=()):
             yield ".".join(path + (key,))
 
 secrets = {"database.url", "redis.url", "providers.sendgrid.api_key", "providers.twilio.auth_token",
-           "providers.telegram.bot_token", "providers.smtp.url"}
+           "providers.telegram.bot_token", "providers.pushover.app_token", "providers.smtp.url"}
 optional = {"worker.instance_id"}
 want = set(toml_keys(toml)) - secrets
 have = set(schema_keys(schema))

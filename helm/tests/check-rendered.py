@@ -35,13 +35,19 @@ CREDENTIAL_ENV = {"HERALD_DATABASE__URL", "HERALD_REDIS__URL",
                   "HERALD_SENDGRID_API_KEY", "HERALD_PROVIDERS__SENDGRID__API_KEY",
                   "HERALD_TWILIO_AUTH_TOKEN", "HERALD_PROVIDERS__TWILIO__AUTH_TOKEN",
                   "HERALD_TELEGRAM_BOT_TOKEN", "HERALD_PROVIDERS__TELEGRAM__BOT_TOKEN",
+                  "HERALD_PROVIDERS__PUSHOVER__APP_TOKEN",
                   "HERALD_SMTP_URL", "HERALD_PROVIDERS__SMTP__URL"}
 # The email failover's URL (a credential) may also be a plain value, but only an empty one (failover
 # off) or, when the simulator is rendered, its Service's SMTP sink (no credentials in it).
 SMTP_URL_ENV = ("HERALD_SMTP_URL", "HERALD_PROVIDERS__SMTP__URL")
 # Settings of config/herald.toml that are secrets: never in the rendered herald.toml.
 SECRET_SETTINGS = ("database.url", "redis.url", "providers.sendgrid.api_key",
-                   "providers.twilio.auth_token", "providers.telegram.bot_token", "providers.smtp.url")
+                   "providers.twilio.auth_token", "providers.telegram.bot_token",
+                   "providers.pushover.app_token", "providers.smtp.url")
+# The providers reached at a configured base URL, and the path the simulator serves each under
+# (the chart's herald.simProviderPaths): the simulator's Service plus it with the simulator, else a
+# real endpoint.
+SIM_PATHS = {"sendgrid": "", "twilio": "", "telegram": "/telegram", "pushover": "/pushover"}
 CREDENTIAL_WORDS = ("PASSWORD", "TOKEN", "API_KEY", "SECRET")
 API_SHUTDOWN_SECONDS = 46  # herald-api startup.rs: 30 + 10 + 1 + 5 (see _helpers.tpl)
 
@@ -247,21 +253,20 @@ def main(path):
             if not sim_http:
                 problem(f"{name_of(sim)}: no Service with a port named http selects the simulator")
                 continue
-            base = sim_http
-            want = {"sendgrid": base, "twilio": base, "telegram": base + "/telegram"}
+            want = {name: sim_http + path for name, path in SIM_PATHS.items()}
             if not allow_private:
                 problem(f"{name_of(doc)}: outbound.allow_private_networks must be true with the simulator "
                         "(recipients' Slack/Discord/webhook URLs point at its cluster IP)")
         else:
             want = {}
-        for name in ("sendgrid", "twilio", "telegram"):
+        for name in SIM_PATHS:
             url = providers.get(name, {}).get("base_url")
             if name in want and url != want[name]:
                 problem(f"{name_of(doc)}: providers.{name}.base_url is {url}, not the simulator's {want[name]}")
             elif not want and (not url or "127.0.0.1" in url or "localhost" in url):
                 problem(f"{name_of(doc)}: providers.{name}.base_url must name the real provider, not {url}")
     checked.append("provider endpoints: " + ("the simulator's Service, private networks allowed" if sim
-                                             else "real base URLs for sendgrid, twilio, telegram"))
+                                             else "real base URLs for " + ", ".join(SIM_PATHS)))
 
     # The email failover: unset, the built-in default (a simulator on 127.0.0.1) would apply.
     smtp_env = [env for env in pod_spec(worker)["containers"][0].get("env", [])

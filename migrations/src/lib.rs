@@ -26,6 +26,7 @@ mod m20261205_000017_fair_delivery_queue;
 mod m20261206_000018_tenant_ingest_quotas;
 mod m20261206_000019_recipient_index;
 mod m20261206_000020_provider_names;
+mod m20261206_000021_pushover_channel;
 mod provider_names;
 mod sql_list;
 
@@ -55,6 +56,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000018_tenant_ingest_quotas::Migration),
             Box::new(m20261206_000019_recipient_index::Migration),
             Box::new(m20261206_000020_provider_names::Migration),
+            Box::new(m20261206_000021_pushover_channel::Migration),
         ]
     }
 }

@@ -116,8 +116,21 @@ helm.sh/chart: {{ include "herald.chart" .root }}
 {{- end }}
 {{- end -}}
 
-{{/* .Values.config as Herald gets it. With providerSim.enabled: the providers' base URLs point at
-     the simulator's Service (Telegram's Bot API under /telegram), and
+{{/* The providers Herald reaches at a configured base URL (config.providers.<name>.base_url), each
+     with the path the provider simulator serves it under. With providerSim.enabled the chart points
+     each base URL at the simulator's Service plus this path; without it, each base URL is required
+     (validate.yaml: the built-in defaults point at a simulator on 127.0.0.1). A new provider with
+     a base URL joins by one line here (and in helm/tests/check-rendered.py, SIM_PATHS). */}}
+{{- define "herald.simProviderPaths" -}}
+sendgrid: ""
+twilio: ""
+telegram: /telegram
+pushover: /pushover
+{{- end -}}
+
+{{/* .Values.config as Herald gets it. With providerSim.enabled: the base URLs of
+     herald.simProviderPaths point at the simulator's Service (Telegram's Bot API under /telegram,
+     Pushover's Message API under /pushover), and
      outbound.allow_private_networks is true. The latter because the URLs of Slack, Discord and
      webhook recipients are given by tenants and point at the simulator too
      (http://<fullname>-provider-sim:<port>/slack/..., /discord/...), a Service with a private
@@ -131,8 +144,8 @@ helm.sh/chart: {{ include "herald.chart" .root }}
 {{- if .Values.providerSim.enabled -}}
 {{- $sim := printf "http://%s:%d" (include "herald.componentName" (dict "root" . "component" "provider-sim")) (int .Values.providerSim.port) -}}
 {{- $providers := default dict $config.providers -}}
-{{- range $provider, $url := dict "sendgrid" $sim "twilio" $sim "telegram" (printf "%s/telegram" $sim) -}}
-{{- $_ := set $providers $provider (merge (dict "base_url" $url) (omit (default dict (get $providers $provider)) "base_url")) -}}
+{{- range $provider, $path := include "herald.simProviderPaths" . | fromYaml -}}
+{{- $_ := set $providers $provider (merge (dict "base_url" (printf "%s%s" $sim $path)) (omit (default dict (get $providers $provider)) "base_url")) -}}
 {{- end -}}
 {{- $_ := set $config "providers" $providers -}}
 {{- $_ := set $config "outbound" (merge (dict "allow_private_networks" true) (omit (default dict $config.outbound) "allow_private_networks")) -}}
@@ -196,6 +209,23 @@ helm.sh/chart: {{ include "herald.chart" .root }}
 
 {{/* Pod pieces ------------------------------------------------------------------------------- */}}
 
+{{/* The providers' credentials: each from secrets.<secret> (an existing Secret; empty name: the
+     variable is not set and the built-in default of config/herald.toml, the simulator's, applies)
+     as the variable env, to the components listed. The worker sends with them; the API also gets
+     the Twilio auth token, to verify Twilio's status callbacks (docs/DESIGN.md, "Provider
+     callbacks"). Required ones are checked in validate.yaml. A new provider credential joins by one
+     entry here (and secrets.<secret> in values.yaml and values.schema.json); the SMTP URL has rules
+     of its own (herald.smtpUrlEnv). env is a flat alias herald-config knows
+     (HERALD_TELEGRAM_BOT_TOKEN) or the nested name every setting has
+     (HERALD_PROVIDERS__PUSHOVER__APP_TOKEN is providers.pushover.app_token). */}}
+{{- define "herald.providerCredentials" -}}
+credentials:
+  - {secret: twilioAuthToken, env: HERALD_TWILIO_AUTH_TOKEN, components: [api, worker]}
+  - {secret: sendgridApiKey, env: HERALD_SENDGRID_API_KEY, components: [worker]}
+  - {secret: telegramBotToken, env: HERALD_TELEGRAM_BOT_TOKEN, components: [worker]}
+  - {secret: pushoverAppToken, env: HERALD_PROVIDERS__PUSHOVER__APP_TOKEN, components: [worker]}
+{{- end -}}
+
 {{/* Environment every Herald process gets. Call with (dict "root" $ "component" "api"). */}}
 {{- define "herald.env" -}}
 {{- $root := .root -}}
@@ -218,30 +248,17 @@ helm.sh/chart: {{ include "herald.chart" .root }}
       name: {{ required "secrets.redisUrl.name: the name of an existing Secret holding the Redis URL" $v.secrets.redisUrl.name }}
       key: {{ $v.secrets.redisUrl.key }}
 {{- end }}
-{{- /* The worker sends with the Twilio auth token; the API verifies Twilio's status callbacks
-     with it (docs/DESIGN.md, "Provider callbacks"). */}}
-{{- if and (has .component (list "api" "worker")) $v.secrets.twilioAuthToken.name }}
-- name: HERALD_TWILIO_AUTH_TOKEN
+{{- range $credential := (include "herald.providerCredentials" $root | fromYaml).credentials }}
+{{- $secret := get $v.secrets $credential.secret }}
+{{- if and (has $.component $credential.components) $secret.name }}
+- name: {{ $credential.env }}
   valueFrom:
     secretKeyRef:
-      name: {{ $v.secrets.twilioAuthToken.name }}
-      key: {{ $v.secrets.twilioAuthToken.key }}
+      name: {{ $secret.name }}
+      key: {{ $secret.key }}
+{{- end }}
 {{- end }}
 {{- if eq .component "worker" }}
-{{- if $v.secrets.sendgridApiKey.name }}
-- name: HERALD_SENDGRID_API_KEY
-  valueFrom:
-    secretKeyRef:
-      name: {{ $v.secrets.sendgridApiKey.name }}
-      key: {{ $v.secrets.sendgridApiKey.key }}
-{{- end }}
-{{- if $v.secrets.telegramBotToken.name }}
-- name: HERALD_TELEGRAM_BOT_TOKEN
-  valueFrom:
-    secretKeyRef:
-      name: {{ $v.secrets.telegramBotToken.name }}
-      key: {{ $v.secrets.telegramBotToken.key }}
-{{- end }}
 {{ include "herald.smtpUrlEnv" $root }}
 {{- end }}
 {{- if $v.otel.endpoint }}

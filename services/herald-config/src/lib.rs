@@ -9,14 +9,17 @@ use config::{Config, Environment, File, FileFormat};
 use secrecy::SecretString;
 use serde::Deserialize;
 
-mod providers;
 mod status_events;
 mod validate;
 
-pub use providers::twilio_status_callback_url;
-pub use providers::{
+pub use herald_channels::sendgrid::SendGridSettings;
+pub use herald_channels::smtp::SmtpSettings;
+pub use herald_channels::telegram::TelegramSettings;
+pub use herald_channels::twilio::{
+    twilio_status_callback_url, TwilioSettings, TWILIO_STATUS_CALLBACK_PATH,
+};
+pub use herald_channels::{
     CircuitBreakerConfig, LaneSettings, OutboundSettings, ProvidersSettings, RateLimitConfig,
-    SendGridSettings, SmtpSettings, TelegramSettings, TwilioSettings, TWILIO_STATUS_CALLBACK_PATH,
 };
 pub use status_events::StatusEventsSettings;
 pub use validate::ConfigError;

@@ -18,6 +18,8 @@ vocabulary! {
         Telegram = "telegram",
         /// The recipient's own HTTPS endpoint, signed per the Standard Webhooks specification.
         Webhook = "webhook",
+        /// A Pushover user's devices, through the tenant-wide application.
+        Pushover = "pushover",
     }
 }
 

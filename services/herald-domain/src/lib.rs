@@ -3,7 +3,6 @@
 
 pub mod accepted;
 pub mod channel;
-pub mod contacts;
 pub mod envelope;
 pub mod objects_only;
 pub mod outbound_url;
@@ -12,6 +11,7 @@ pub mod provider;
 pub mod request;
 pub mod status;
 pub mod status_events;
+pub mod tenant_url;
 pub mod validation;
 pub mod vocabulary;
 
@@ -20,7 +20,6 @@ mod properties;
 
 pub use accepted::AcceptedNotification;
 pub use channel::{Channel, Priority};
-pub use contacts::ChannelData;
 pub use envelope::NotificationEnvelope;
 pub use provider::ProviderId;
 pub use request::{ContentRequest, NotificationRequest, ValidatedNotification};

@@ -75,7 +75,7 @@ mod tests {
         webhook_url: String,
     }
 
-    /// Shaped as the contacts are (`contacts::ChannelData`), without depending on them.
+    /// Shaped as the contacts are (`herald_channels::ChannelData`), without depending on them.
     #[derive(Debug, Deserialize)]
     struct Contacts {
         #[serde(default, deserialize_with = "super::optional_object")]

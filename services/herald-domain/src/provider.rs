@@ -21,6 +21,8 @@ vocabulary! {
         Telegram = "telegram",
         /// Recipients' own endpoints, signed per the Standard Webhooks specification.
         Webhook = "webhook",
+        /// Pushover's Message API.
+        Pushover = "pushover",
     }
 }
 
@@ -34,6 +36,7 @@ impl ProviderId {
             ProviderId::Discord => Channel::Discord,
             ProviderId::Telegram => Channel::Telegram,
             ProviderId::Webhook => Channel::Webhook,
+            ProviderId::Pushover => Channel::Pushover,
         }
     }
 }

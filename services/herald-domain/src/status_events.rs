@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::contacts::url_problem;
+use crate::tenant_url::url_problem;
 use crate::{Channel, DeliveryStatus, FieldError, ProviderId};
 
 /// Subscriptions one tenant may hold: each event is sent to every matching one, so this bounds the
@@ -106,7 +106,7 @@ pub struct WebhookSubscriptionRequest {
     /// Where events are POSTed: an absolute `https` URL on a public host.
     #[schema(
         example = "https://example.com/herald-events",
-        schema_with = crate::contacts::public_https_url_schema
+        schema_with = crate::tenant_url::public_https_url_schema
     )]
     pub url: String,
     /// `delivery.<status>` for each status wanted (`delivery.queued`, `delivery.sending`,

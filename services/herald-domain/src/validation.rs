@@ -37,6 +37,15 @@ impl FieldError {
             problem: problem.into(),
         }
     }
+
+    /// The same problem, its field named below `parent` (`webhook_url` below `channel_data.slack`
+    /// is `channel_data.slack.webhook_url`).
+    pub fn below(self, parent: &str) -> FieldError {
+        FieldError {
+            field: format!("{parent}.{}", self.field),
+            problem: self.problem,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -1,7 +1,7 @@
 //! Recipients, versioned: every change increments `version`, so a cached copy can be replaced only
 //! by a newer one (see the worker's recipient cache).
 
-use herald_domain::ChannelData;
+use herald_channels::ChannelData;
 use sea_orm::{DatabaseBackend, DbErr, FromQueryResult, Statement, Value};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;

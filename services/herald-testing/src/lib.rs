@@ -76,13 +76,7 @@ pub async fn fresh_settings_on(admin_url: &str, redis_url: &str, brokers: &str) 
     settings.worker.retry_max_ms = 1000;
     settings.worker.sweep_interval_ms = 200;
     settings.worker.drain_timeout_ms = 5000;
-    settings.providers.sendgrid.timeout_ms = 1000;
-    settings.providers.twilio.timeout_ms = 1000;
-    settings.providers.slack.timeout_ms = 1000;
-    settings.providers.discord.timeout_ms = 1000;
-    settings.providers.telegram.timeout_ms = 1000;
-    settings.providers.webhook.timeout_ms = 1000;
-    settings.providers.smtp.timeout_ms = 1000;
+    settings.providers.set_timeouts_ms(1000);
     // Recipients' webhooks point at the simulator on 127.0.0.1.
     settings.outbound.allow_private_networks = true;
 
@@ -97,8 +91,8 @@ pub async fn fresh_settings_on(admin_url: &str, redis_url: &str, brokers: &str) 
 
 /// The environment that makes a `herald-api` or `herald-worker` child process use `settings`
 /// (the parts tests change).
-pub fn process_environment(settings: &Settings) -> Vec<(&'static str, String)> {
-    let mut environment = vec![
+pub fn process_environment(settings: &Settings) -> Vec<(String, String)> {
+    let fixed = [
         (
             "HERALD_DATABASE__URL",
             settings.database.url.expose_secret().to_owned(),
@@ -180,48 +174,12 @@ pub fn process_environment(settings: &Settings) -> Vec<(&'static str, String)> {
             settings.worker.drain_timeout_ms.to_string(),
         ),
         (
-            "HERALD_SENDGRID_BASE_URL",
-            settings.providers.sendgrid.base_url.clone(),
-        ),
-        (
-            "HERALD_TWILIO_BASE_URL",
-            settings.providers.twilio.base_url.clone(),
-        ),
-        (
-            "HERALD_TELEGRAM_BASE_URL",
-            settings.providers.telegram.base_url.clone(),
-        ),
-        (
             "HERALD_SMTP_URL",
             settings.providers.smtp.url.expose_secret().to_owned(),
         ),
         (
             "HERALD_OUTBOUND__ALLOW_PRIVATE_NETWORKS",
             settings.outbound.allow_private_networks.to_string(),
-        ),
-        (
-            "HERALD_PROVIDERS__SENDGRID__TIMEOUT_MS",
-            settings.providers.sendgrid.timeout_ms.to_string(),
-        ),
-        (
-            "HERALD_PROVIDERS__TWILIO__TIMEOUT_MS",
-            settings.providers.twilio.timeout_ms.to_string(),
-        ),
-        (
-            "HERALD_PROVIDERS__SLACK__TIMEOUT_MS",
-            settings.providers.slack.timeout_ms.to_string(),
-        ),
-        (
-            "HERALD_PROVIDERS__DISCORD__TIMEOUT_MS",
-            settings.providers.discord.timeout_ms.to_string(),
-        ),
-        (
-            "HERALD_PROVIDERS__TELEGRAM__TIMEOUT_MS",
-            settings.providers.telegram.timeout_ms.to_string(),
-        ),
-        (
-            "HERALD_PROVIDERS__WEBHOOK__TIMEOUT_MS",
-            settings.providers.webhook.timeout_ms.to_string(),
         ),
         (
             "HERALD_PROVIDERS__SENDGRID__REQUESTS_PER_SECOND",
@@ -248,8 +206,32 @@ pub fn process_environment(settings: &Settings) -> Vec<(&'static str, String)> {
             settings.providers.sendgrid.max_held.to_string(),
         ),
     ];
+    let mut environment: Vec<(String, String)> = fixed
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value))
+        .collect();
+    // Every provider's timeout and base URL, whichever providers are registered.
+    for (provider, lane) in settings.providers.lanes() {
+        environment.push((
+            format!(
+                "HERALD_PROVIDERS__{}__TIMEOUT_MS",
+                provider.as_str().to_uppercase()
+            ),
+            lane.timeout_ms.to_string(),
+        ));
+    }
+    environment.push((
+        "HERALD_PROVIDERS__SMTP__TIMEOUT_MS".to_owned(),
+        settings.providers.smtp.timeout_ms.to_string(),
+    ));
+    for (setting, base_url) in settings.providers.base_urls() {
+        environment.push((
+            format!("HERALD_{}", setting.replace('.', "__").to_uppercase()),
+            base_url.to_owned(),
+        ));
+    }
     if let Some(instance_id) = &settings.worker.instance_id {
-        environment.push(("HERALD_WORKER__INSTANCE_ID", instance_id.clone()));
+        environment.push(("HERALD_WORKER__INSTANCE_ID".to_owned(), instance_id.clone()));
     }
     environment
 }

@@ -29,7 +29,7 @@ use crate::circuit_breaker::{
     CircuitBreaker, CircuitBreakerSettings, CircuitState, CircuitTransition,
 };
 use crate::metrics;
-use crate::providers::Contact;
+use herald_channels::Contact;
 use herald_domain::ProviderId;
 
 /// Destinations one lane tracks at once.
@@ -38,38 +38,6 @@ pub const MAX_TRACKED_DESTINATIONS: usize = 4096;
 const DESTINATION_SHARE_DIVISOR: usize = 8;
 /// The key of the entry that new destinations share when every tracked one is busy.
 const OVERFLOW_KEY: &str = "(overflow)";
-
-/// Do the tenants choose where this channel's deliveries go (a URL in the recipient's contact)?
-pub fn channel_has_tenant_destinations(channel: herald_domain::Channel) -> bool {
-    use herald_domain::Channel;
-    match channel {
-        Channel::Webhook | Channel::Slack | Channel::Discord => true,
-        Channel::Email | Channel::Sms | Channel::Telegram => false,
-    }
-}
-
-/// Where a delivery goes, when the tenant chose it: a webhook's host and port (a tarpit with many
-/// paths is still one endpoint), a Slack or Discord webhook's URL (its host is the platform's,
-/// shared by every tenant; the URL is the tenant's channel). `None` for a provider's own API.
-pub fn destination_key(contact: &Contact) -> Option<String> {
-    match contact {
-        Contact::Webhook(webhook) => {
-            let url = reqwest::Url::parse(&webhook.url).ok()?;
-            let host = url.host_str()?.to_ascii_lowercase();
-            Some(format!(
-                "{host}:{}",
-                url.port_or_known_default().unwrap_or(0)
-            ))
-        }
-        Contact::Slack(webhook) | Contact::Discord(webhook) => {
-            let mut url = reqwest::Url::parse(&webhook.webhook_url).ok()?;
-            url.set_query(None);
-            url.set_fragment(None);
-            Some(url.to_string())
-        }
-        Contact::Email(_) | Contact::Phone(_) | Contact::Telegram(_) => None,
-    }
-}
 
 /// The bounds of one destination; `Parked` is what waits there for a call slot (a lane's held
 /// delivery: `held::Destination`).
@@ -290,7 +258,7 @@ impl<Parked> Destinations<Parked> {
     /// A count in the share of the destination `contact` goes to; `Some(None)` when the contact
     /// names no destination of a tenant's, `None` when that destination holds its share already.
     pub fn try_hold(&self, contact: &Contact) -> Option<Option<DestinationHold<Parked>>> {
-        let Some(key) = destination_key(contact) else {
+        let Some(key) = contact.destination_key() else {
             return Some(None);
         };
         let destination = self.entry(&key);
@@ -344,33 +312,13 @@ impl<Parked> Destinations<Parked> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use herald_domain::contacts::{SignedWebhookContact, WebhookUrlContact};
+    use herald_channels::webhook::SignedWebhookContact;
 
     fn webhook(url: &str) -> Contact {
         Contact::Webhook(SignedWebhookContact {
             url: url.to_owned(),
             secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_owned(),
         })
-    }
-
-    #[test]
-    fn a_webhook_destination_is_its_host_and_port_and_a_chat_webhook_its_url() {
-        assert_eq!(
-            destination_key(&webhook("https://Example.com/a?x=1")).as_deref(),
-            Some("example.com:443")
-        );
-        assert_eq!(
-            destination_key(&webhook("http://example.com:8080/b")).as_deref(),
-            Some("example.com:8080")
-        );
-        let slack = Contact::Slack(WebhookUrlContact {
-            webhook_url: "https://hooks.slack.com/services/T1/B1/X?y=2".to_owned(),
-        });
-        assert_eq!(
-            destination_key(&slack).as_deref(),
-            Some("https://hooks.slack.com/services/T1/B1/X")
-        );
-        assert_eq!(destination_key(&Contact::Email("a@b.c".to_owned())), None);
     }
 
     #[test]

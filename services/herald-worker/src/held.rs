@@ -14,8 +14,8 @@ use uuid::Uuid;
 
 use crate::destinations;
 use crate::metrics;
-use crate::providers::Contact;
 use crate::tenant_shares::TenantHold;
+use herald_channels::Contact;
 
 /// The bounds of one destination of a lane, whose busy deliveries park there.
 pub type Destination = destinations::Destination<HeldDelivery>;

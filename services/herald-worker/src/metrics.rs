@@ -5,7 +5,7 @@ use herald_store::metrics::CacheKind;
 use herald_telemetry::metrics::{declare, REGISTRY};
 
 use crate::circuit_breaker::CircuitState;
-use crate::providers::SendOutcome;
+use herald_channels::SendOutcome;
 use once_cell::sync::Lazy;
 use prometheus::{
     register_gauge_vec_with_registry, register_histogram_vec_with_registry,

@@ -34,7 +34,6 @@ use crate::dead_letter::DeadLetters;
 use crate::held::HeldDelivery;
 use crate::lane::Lane;
 use crate::metrics;
-use crate::providers::registry::build_providers;
 use crate::pump::run_pump;
 use crate::rate_limit::SharedRateLimits;
 use crate::recipients::Recipients;
@@ -43,6 +42,7 @@ use crate::session::Session;
 use crate::shutdown::{Phase, ShutdownPhases};
 use crate::status_events::StatusEvents;
 use crate::sweeper::run_sweeper;
+use herald_channels::registry::build_providers;
 
 /// Outcomes waiting for the recorder before the lanes stop sending.
 const RECORDER_CAPACITY: usize = 8192;
@@ -83,7 +83,7 @@ impl Worker {
             )?,
             &settings.kafka.topic,
         );
-        let providers = build_providers(&settings)?;
+        let providers = build_providers(&settings.providers, &settings.outbound)?;
         let longest_send = providers
             .iter()
             .map(|provider_lane| Duration::from_millis(provider_lane.lane.timeout_ms))

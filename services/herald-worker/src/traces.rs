@@ -12,7 +12,7 @@ use herald_telemetry::traces::{add_link, exporting, set_error, set_parent, trace
 use rdkafka::message::OwnedMessage;
 use rdkafka::Message;
 
-use crate::providers::SendOutcome;
+use herald_channels::SendOutcome;
 
 /// The span of one admitted batch of a partition's records. Its links are added as its records
 /// are decoded (`record_span`).

@@ -8,7 +8,7 @@ use herald_store::users::Recipient;
 use uuid::Uuid;
 
 use crate::held::DeliveryPlan;
-use crate::providers::{Contact, OutgoingMessage};
+use herald_channels::{Contact, OutgoingMessage};
 
 /// The stable id (and provider reference) of a delivery: the same on every worker, every time.
 pub fn delivery_id(notification_id: Uuid, user_id: &str, channel: Channel) -> Uuid {
@@ -21,14 +21,10 @@ pub fn contact_for(recipient: Option<&Recipient>, channel: Channel) -> Result<Co
     let Some(recipient) = recipient else {
         return Err("unknown recipient: no user with this id (PUT /v1/users/{id} first)".into());
     };
-    let channels = &recipient.channel_data;
     let contact = match channel {
         Channel::Email => recipient.email.clone().map(Contact::Email),
         Channel::Sms => recipient.phone.clone().map(Contact::Phone),
-        Channel::Slack => channels.slack.clone().map(Contact::Slack),
-        Channel::Discord => channels.discord.clone().map(Contact::Discord),
-        Channel::Telegram => channels.telegram.clone().map(Contact::Telegram),
-        Channel::Webhook => channels.webhook.clone().map(Contact::Webhook),
+        kind => recipient.channel_data.contact(kind),
     };
     contact.ok_or_else(|| match channel {
         Channel::Email => "recipient has no email address".to_owned(),

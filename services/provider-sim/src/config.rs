@@ -1,5 +1,9 @@
 //! What the simulator is started with: the credentials each provider accepts, each provider's
 //! behaviour (latency, faults) and how many full message records to keep.
+//!
+//! Each provider has its section here (its credential, if any, and its behaviour), read by
+//! [`SimulatorConfig::behaviour`]; the CLI builds each section from that provider's flags
+//! (`cli/<provider>_flags.rs`).
 
 use std::time::Duration;
 
@@ -7,6 +11,7 @@ use secrecy::SecretString;
 
 use crate::behaviour::{BehaviourError, ProviderBehaviour};
 use crate::provider::Provider;
+use crate::pushover::keys::is_pushover_key;
 pub use crate::records::DEFAULT_MAX_REFERENCES;
 use crate::validation::is_twilio_sid;
 
@@ -16,6 +21,11 @@ pub const DEFAULT_TWILIO_ACCOUNT_SID: &str = "AC00000000000000000000000000000000
 pub const DEFAULT_TWILIO_AUTH_TOKEN: &str = "herald-local-token";
 /// Shaped like a real bot token, `<bot id>:<secret>`: the bot id is what `from.id` answers.
 pub const DEFAULT_TELEGRAM_BOT_TOKEN: &str = "123456:herald-local";
+/// Shaped like a real Pushover application token: 30 letters and digits.
+pub const DEFAULT_PUSHOVER_APP_TOKEN: &str = "aPushoverAppTokenForTests00001";
+/// Messages the Pushover application may send per calendar month (UTC), as on Pushover's free
+/// plan; the next one is answered 429.
+pub const DEFAULT_PUSHOVER_APP_LIMIT: u64 = 10_000;
 /// Where the `herald-provider-sim` binary accepts SMTP unless told otherwise.
 pub const DEFAULT_SMTP_LISTEN_ADDRESS: &str = "127.0.0.1:2525";
 /// The largest message DATA accepts (announced as `SIZE`); larger ones get `552`.
@@ -37,6 +47,7 @@ pub struct SimulatorConfig {
     pub slack: SlackConfig,
     pub discord: DiscordConfig,
     pub telegram: TelegramConfig,
+    pub pushover: PushoverConfig,
     pub webhook: WebhookReceiverConfig,
     pub smtp: SmtpConfig,
     /// Where [`run`](crate::run) accepts SMTP; `None` (the library default, so that tests never
@@ -87,6 +98,17 @@ pub struct TelegramConfig {
     pub behaviour: ProviderBehaviour,
 }
 
+#[derive(Clone, Debug)]
+pub struct PushoverConfig {
+    /// The only application token (the `token` parameter) messages are accepted with: 30
+    /// letters and digits.
+    pub app_token: SecretString,
+    /// Messages accepted per calendar month (UTC) before the application is over its limit
+    /// (429); `X-Limit-App-Limit`. `0` refuses every message.
+    pub app_limit: u64,
+    pub behaviour: ProviderBehaviour,
+}
+
 /// The Standard Webhooks receiver: endpoints and their secrets are registered at run time
 /// (`PUT /_sim/webhook-endpoints/{name}`), so only the behaviour is configured at start-up.
 #[derive(Clone, Debug, Default)]
@@ -131,6 +153,8 @@ pub enum ConfigError {
          letters, digits, `_` or `-`"
     )]
     InvalidTelegramBotToken,
+    #[error("the Pushover application token must be 30 letters (A-Z, a-z) and digits")]
+    InvalidPushoverAppToken,
     #[error("the SMTP limits (message size, recipients, connections, idle timeout) must not be 0")]
     InvalidSmtpLimits,
     #[error("{provider} behaviour: {error}")]
@@ -148,6 +172,7 @@ impl Default for SimulatorConfig {
             slack: SlackConfig::default(),
             discord: DiscordConfig::default(),
             telegram: TelegramConfig::default(),
+            pushover: PushoverConfig::default(),
             webhook: WebhookReceiverConfig::default(),
             smtp: SmtpConfig::default(),
             smtp_listen: None,
@@ -186,6 +211,16 @@ impl Default for TelegramConfig {
     }
 }
 
+impl Default for PushoverConfig {
+    fn default() -> Self {
+        PushoverConfig {
+            app_token: SecretString::from(DEFAULT_PUSHOVER_APP_TOKEN),
+            app_limit: DEFAULT_PUSHOVER_APP_LIMIT,
+            behaviour: ProviderBehaviour::default(),
+        }
+    }
+}
+
 /// `<bot id>:<secret>`, as BotFather issues them; the bot id must fit the `from.id` answered.
 pub fn is_telegram_bot_token(token: &str) -> bool {
     let Some((bot_id, secret)) = token.split_once(':') else {
@@ -217,6 +252,7 @@ impl SimulatorConfig {
             Provider::Slack => &self.slack.behaviour,
             Provider::Discord => &self.discord.behaviour,
             Provider::Telegram => &self.telegram.behaviour,
+            Provider::Pushover => &self.pushover.behaviour,
             Provider::Webhook => &self.webhook.behaviour,
             Provider::Smtp => &self.smtp.behaviour,
         }
@@ -235,6 +271,9 @@ impl SimulatorConfig {
         }
         if !is_telegram_bot_token(self.telegram.bot_token.expose_secret()) {
             return Err(ConfigError::InvalidTelegramBotToken);
+        }
+        if !is_pushover_key(self.pushover.app_token.expose_secret()) {
+            return Err(ConfigError::InvalidPushoverAppToken);
         }
         let smtp = &self.smtp;
         if smtp.max_message_bytes == 0
@@ -276,6 +315,24 @@ mod tests {
             "123:a/b",
         ] {
             assert!(!is_telegram_bot_token(token), "{token}");
+        }
+    }
+
+    #[test]
+    fn the_pushover_app_token_must_look_like_a_real_one() {
+        assert!(SimulatorConfig::default().validate().is_ok());
+        for token in [
+            "",
+            "short",
+            "aPushoverAppTokenForTests0000!",
+            "aPushoverAppTokenForTests000001",
+        ] {
+            let mut config = SimulatorConfig::default();
+            config.pushover.app_token = SecretString::from(token);
+            assert!(
+                matches!(config.validate(), Err(ConfigError::InvalidPushoverAppToken)),
+                "{token}"
+            );
         }
     }
 

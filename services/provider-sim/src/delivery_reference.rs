@@ -1,6 +1,7 @@
 //! The header Herald puts its delivery id in when the provider's own API has no place for it
-//! (Slack, Discord and Telegram): the simulator records it as the delivery's reference, so the
-//! exactly-once proofs work the same for every provider.
+//! (Slack, Discord, Telegram and Pushover; SMTP reads it from the message's headers): the
+//! simulator records it as the delivery's reference, so the exactly-once proofs work the same
+//! for every provider.
 
 use actix_web::HttpRequest;
 

@@ -8,23 +8,15 @@ use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 
 use crate::json_error::json_error;
-use crate::provider::Provider;
+use crate::provider::{PerProvider, Provider};
 use crate::records::{DeliveryRecord, ProviderStats};
 use crate::state::SimulatorState;
 
 const DEFAULT_RECEIVED_LIMIT: usize = 100;
 const MAX_RECEIVED_LIMIT: usize = 200_000;
 
-#[derive(Serialize, Deserialize)]
-pub struct StatsSnapshot {
-    pub sendgrid: ProviderStats,
-    pub twilio: ProviderStats,
-    pub slack: ProviderStats,
-    pub discord: ProviderStats,
-    pub telegram: ProviderStats,
-    pub webhook: ProviderStats,
-    pub smtp: ProviderStats,
-}
+/// `/_sim/stats`: `{"sendgrid": {…}, "twilio": {…}, …}`, every provider.
+pub type StatsSnapshot = PerProvider<ProviderStats>;
 
 #[derive(Serialize, Deserialize)]
 pub struct ReferenceCounts {
@@ -64,15 +56,8 @@ async fn health() -> HttpResponse {
 }
 
 async fn stats(state: web::Data<SimulatorState>) -> HttpResponse {
-    HttpResponse::Ok().json(StatsSnapshot {
-        sendgrid: state.sendgrid.stats(),
-        twilio: state.twilio.stats(),
-        slack: state.slack.stats(),
-        discord: state.discord.stats(),
-        telegram: state.telegram.stats(),
-        webhook: state.webhook.stats(),
-        smtp: state.smtp.stats(),
-    })
+    let stats: StatsSnapshot = PerProvider::from_fn(|provider| state.simulation(provider).stats());
+    HttpResponse::Ok().json(stats)
 }
 
 async fn references(
@@ -103,9 +88,7 @@ async fn received(
 /// Forgets what every provider received and any queued one-shot faults; rates, latency and the
 /// registered webhook endpoints stay (they are configuration, like the credentials).
 async fn reset(state: web::Data<SimulatorState>) -> HttpResponse {
-    for provider in Provider::ALL {
-        state.simulation(provider).reset();
-    }
+    state.reset();
     tracing::info!("simulator records reset");
     HttpResponse::Ok().json(serde_json::json!({"reset": true}))
 }

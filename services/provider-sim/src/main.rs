@@ -5,6 +5,7 @@ use std::net::TcpListener;
 
 use clap::Parser;
 use herald_provider_sim::cli::Arguments;
+use herald_provider_sim::provider::PerProvider;
 use tracing_subscriber::EnvFilter;
 
 /// mimalloc: the allocator is on every request's path, and glibc's showed up in profiles.
@@ -19,15 +20,10 @@ async fn main() -> anyhow::Result<()> {
     let config = arguments.into_config()?;
     let listener = TcpListener::bind(&listen)?;
     // Behaviours only: the credentials are never logged.
+    let behaviours = PerProvider::from_fn(|provider| config.behaviour(provider).clone());
     tracing::info!(
         address = %listener.local_addr()?,
-        sendgrid = ?config.sendgrid.behaviour,
-        twilio = ?config.twilio.behaviour,
-        slack = ?config.slack.behaviour,
-        discord = ?config.discord.behaviour,
-        telegram = ?config.telegram.behaviour,
-        webhook = ?config.webhook.behaviour,
-        smtp = ?config.smtp.behaviour,
+        behaviours = %serde_json::to_string(&behaviours)?,
         smtp_address = config.smtp_listen_address().unwrap_or("disabled"),
         twilio_account_sid = %config.twilio.account_sid,
         "herald-provider-sim listening"

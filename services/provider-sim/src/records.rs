@@ -17,24 +17,29 @@ use serde::{Deserialize, Serialize};
 use crate::behaviour::FaultKind;
 use crate::provider::Provider;
 
-/// One accepted send, as the inspection API shows it.
+/// One accepted send, as the inspection API shows it. Build one with
+/// `DeliveryRecord { …, ..DeliveryRecord::new(provider, reference, recipient, received_at) }`:
+/// the fields only some providers have then stay empty for the others.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DeliveryRecord {
     pub provider: Provider,
     /// `custom_args.herald_delivery_id` (SendGrid), `I-Twilio-Idempotency-Token` (Twilio),
-    /// `X-Herald-Delivery-Id` (Slack, Discord, Telegram) or `webhook-id` (webhook receiver).
+    /// `X-Herald-Delivery-Id` (Slack, Discord, Telegram, Pushover, SMTP) or `webhook-id`
+    /// (webhook receiver).
     pub reference: Option<String>,
     /// The `to` addresses of the personalization (comma-separated), the `To` number, the Slack
-    /// `T…/B…` webhook (never its secret), the Discord webhook id, the Telegram `chat_id` or
-    /// the webhook endpoint's name.
+    /// `T…/B…` webhook (never its secret), the Discord webhook id, the Telegram `chat_id`, the
+    /// Pushover `user` key or the webhook endpoint's name.
     pub recipient: String,
+    /// The email's subject, or Pushover's `title`.
     pub subject: Option<String>,
     /// The first content block's value (SendGrid), `Body` (Twilio), `text` (Slack, Telegram;
-    /// Slack's `blocks` as JSON when there is no text), `content` (Discord), or the raw request
-    /// body (webhook receiver).
+    /// Slack's `blocks` as JSON when there is no text), `content` (Discord), `message`
+    /// (Pushover), or the raw request body (webhook receiver).
     pub body: Option<String>,
-    /// `X-Message-Id` (SendGrid), the message `sid` (Twilio), the message snowflake (Discord)
-    /// or `message_id` (Telegram); `None` where the provider answers no id (Slack, webhooks).
+    /// `X-Message-Id` (SendGrid), the message `sid` (Twilio), the message snowflake (Discord),
+    /// `message_id` (Telegram) or the answered `request` id (Pushover); `None` where the
+    /// provider answers no id (Slack, webhooks).
     pub provider_message_id: Option<String>,
     pub received_at: DateTime<Utc>,
     /// SendGrid's `custom_args` (the personalization's, where Herald puts them): what SendGrid
@@ -44,6 +49,38 @@ pub struct DeliveryRecord {
     /// Twilio's `StatusCallback`: where Twilio would report the message's status.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_callback: Option<String>,
+    /// Pushover's `device`: the user's devices the message is for (comma-separated, as sent);
+    /// `None` for all of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    /// Pushover's `priority`, -2 to 2, when the request gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i8>,
+}
+
+impl DeliveryRecord {
+    /// A record with what every provider records, and nothing else: no subject, body or
+    /// message id, and none of the fields only some providers have.
+    pub fn new(
+        provider: Provider,
+        reference: Option<String>,
+        recipient: String,
+        received_at: DateTime<Utc>,
+    ) -> Self {
+        DeliveryRecord {
+            provider,
+            reference,
+            recipient,
+            subject: None,
+            body: None,
+            provider_message_id: None,
+            received_at,
+            custom_args: BTreeMap::new(),
+            status_callback: None,
+            device: None,
+            priority: None,
+        }
+    }
 }
 
 /// Counters for one provider. `requests` = `accepted` + `rejected` + `server_errors` +
@@ -276,15 +313,14 @@ mod tests {
 
     fn delivery(reference: Option<&str>, recipient: &str) -> DeliveryRecord {
         DeliveryRecord {
-            provider: Provider::Twilio,
-            reference: reference.map(str::to_owned),
-            recipient: recipient.to_owned(),
-            subject: None,
             body: Some("hello".to_owned()),
             provider_message_id: Some("SM00000000000000000000000000000000".to_owned()),
-            received_at: Utc::now(),
-            custom_args: BTreeMap::new(),
-            status_callback: None,
+            ..DeliveryRecord::new(
+                Provider::Twilio,
+                reference.map(str::to_owned),
+                recipient.to_owned(),
+                Utc::now(),
+            )
         }
     }
 

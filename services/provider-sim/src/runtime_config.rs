@@ -3,23 +3,14 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
-use serde::Serialize;
 
 use crate::behaviour::ProviderBehaviour;
 use crate::json_error::json_error;
-use crate::provider::Provider;
+use crate::provider::{PerProvider, Provider};
 use crate::state::SimulatorState;
 
-#[derive(Serialize)]
-pub struct BehaviourSnapshot {
-    pub sendgrid: ProviderBehaviour,
-    pub twilio: ProviderBehaviour,
-    pub slack: ProviderBehaviour,
-    pub discord: ProviderBehaviour,
-    pub telegram: ProviderBehaviour,
-    pub webhook: ProviderBehaviour,
-    pub smtp: ProviderBehaviour,
-}
+/// `GET /_sim/config`: `{"sendgrid": {…}, "twilio": {…}, …}`, every provider's behaviour.
+pub type BehaviourSnapshot = PerProvider<ProviderBehaviour>;
 
 pub fn configure(config: &mut web::ServiceConfig) {
     config
@@ -28,15 +19,9 @@ pub fn configure(config: &mut web::ServiceConfig) {
 }
 
 async fn show_behaviours(state: web::Data<SimulatorState>) -> HttpResponse {
-    HttpResponse::Ok().json(BehaviourSnapshot {
-        sendgrid: state.sendgrid.behaviour(),
-        twilio: state.twilio.behaviour(),
-        slack: state.slack.behaviour(),
-        discord: state.discord.behaviour(),
-        telegram: state.telegram.behaviour(),
-        webhook: state.webhook.behaviour(),
-        smtp: state.smtp.behaviour(),
-    })
+    let behaviours: BehaviourSnapshot =
+        PerProvider::from_fn(|provider| state.simulation(provider).behaviour());
+    HttpResponse::Ok().json(behaviours)
 }
 
 /// Replaces the whole behaviour: fields missing from the body take their defaults, so

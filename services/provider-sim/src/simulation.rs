@@ -68,6 +68,16 @@ impl ProviderSimulation {
         wait(latency).await;
     }
 
+    /// Counts a valid request the provider turns away for a state of its own rather than a
+    /// simulated fault (Pushover's application over its monthly limit: `RateLimit`), then
+    /// waits as long as the provider takes to answer. No one-shot fault is consumed.
+    pub async fn turn_away(&self, fault: FaultKind) {
+        lock(&self.records).count_fault(fault);
+        let jitter_roll = roll();
+        let latency = lock(&self.behaviour).latency(jitter_roll);
+        wait(latency).await;
+    }
+
     /// Decides a valid request's fate and counts it; an accepted request's sends (built by
     /// `deliveries`, only when accepted) are recorded before the wait, as a real provider has
     /// taken a message before its answer reaches the client: a client that gives up early has

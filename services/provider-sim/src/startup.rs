@@ -12,8 +12,8 @@ use tokio::sync::watch;
 use crate::config::SimulatorConfig;
 use crate::state::SimulatorState;
 use crate::{
-    discord, inspection, json_error, runtime_config, sendgrid, slack, smtp, telegram, twilio,
-    webhook,
+    discord, inspection, json_error, pushover, runtime_config, sendgrid, slack, smtp, telegram,
+    twilio, webhook,
 };
 
 /// Seconds shutdown waits for requests in flight; held "timeout" requests are cut short.
@@ -87,6 +87,7 @@ fn serve(
             .configure(slack::configure)
             .configure(discord::configure)
             .configure(telegram::configure)
+            .configure(pushover::configure)
             .configure(webhook::configure)
             .configure(inspection::configure)
             .configure(runtime_config::configure)

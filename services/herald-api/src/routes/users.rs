@@ -2,9 +2,9 @@ use std::time::Duration;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
-use herald_domain::contacts::{TelegramContact, WebhookUrlContact};
+use herald_channels::{ChannelData, ChannelDataView};
 use herald_domain::validation::MAX_USER_ID_CHARS;
-use herald_domain::{ChannelData, FieldError};
+use herald_domain::FieldError;
 use herald_store::users::{find_user, upsert_user, StoredUser, UserContact};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -59,44 +59,15 @@ pub struct UserResponse {
     pub updated_at: DateTime<Utc>,
 }
 
-/// `channel_data` as answered: the webhook's signing secret is never given back.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ChannelDataView {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub slack: Option<WebhookUrlContact>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub discord: Option<WebhookUrlContact>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub telegram: Option<TelegramContact>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub webhook: Option<WebhookView>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct WebhookView {
-    pub url: String,
-    /// Always true: a webhook cannot be stored without its secret, which is write-only.
-    pub has_secret: bool,
-}
-
 impl From<&StoredUser> for UserResponse {
     fn from(stored: &StoredUser) -> UserResponse {
-        let channels = &stored.channel_data;
         UserResponse {
             id: stored.id.clone(),
             email: stored.email.clone(),
             phone: stored.phone.clone(),
             locale: stored.locale.clone(),
             timezone: stored.timezone.clone(),
-            channel_data: ChannelDataView {
-                slack: channels.slack.clone(),
-                discord: channels.discord.clone(),
-                telegram: channels.telegram.clone(),
-                webhook: channels.webhook.as_ref().map(|webhook| WebhookView {
-                    url: webhook.url.clone(),
-                    has_secret: !webhook.secret.is_empty(),
-                }),
-            },
+            channel_data: stored.channel_data.view(),
             created_at: stored.created_at,
             updated_at: stored.updated_at,
         }

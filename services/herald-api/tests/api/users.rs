@@ -70,6 +70,7 @@ async fn channel_data_is_stored_and_read_back_without_the_webhook_secret() {
         "discord": {"webhook_url": "https://discord.com/api/webhooks/1/token"},
         "telegram": {"chat_id": -1001234567890_i64},
         "webhook": {"url": "https://example.com/herald", "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"},
+        "pushover": {"user_key": "uQiRzpo4DXghDmr9QzzfQu27cmVRsG", "device": "iphone,desk"},
     });
     let response = put_user(&app, "u1", json!({"channel_data": channel_data})).await;
     assert_eq!(response.status(), 200);
@@ -80,6 +81,7 @@ async fn channel_data_is_stored_and_read_back_without_the_webhook_secret() {
     assert_eq!(read["channel_data"]["slack"], channel_data["slack"]);
     assert_eq!(read["channel_data"]["discord"], channel_data["discord"]);
     assert_eq!(read["channel_data"]["telegram"], channel_data["telegram"]);
+    assert_eq!(read["channel_data"]["pushover"], channel_data["pushover"]);
     assert_eq!(
         read["channel_data"]["webhook"],
         json!({"url": "https://example.com/herald", "has_secret": true})
@@ -105,6 +107,7 @@ async fn channel_data_that_could_reach_internal_networks_is_a_422_naming_each_fi
             "discord": {"webhook_url": "https://169.254.169.254/latest/meta-data"},
             "telegram": {"chat_id": "not a chat"},
             "webhook": {"url": "https://admin:pw@localhost/x", "secret": "plain-text"},
+            "pushover": {"user_key": "my-email@example.com", "device": "all of them"},
         }}),
     )
     .await;
@@ -117,6 +120,8 @@ async fn channel_data_that_could_reach_internal_networks_is_a_422_naming_each_fi
             "channel_data.telegram.chat_id",
             "channel_data.webhook.url",
             "channel_data.webhook.secret",
+            "channel_data.pushover.user_key",
+            "channel_data.pushover.device",
         ]
     );
 

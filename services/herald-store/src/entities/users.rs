@@ -11,7 +11,7 @@ pub struct Model {
     pub phone: Option<String>,
     pub locale: Option<String>,
     pub timezone: Option<String>,
-    /// Contacts on the chat and webhook channels: a `herald_domain::ChannelData` as JSON.
+    /// Contacts on the chat and webhook channels: a `herald_channels::ChannelData` as JSON.
     pub channel_data: Json,
     /// Incremented on every change: a cache entry is only replaced by a newer version.
     pub version: i64,

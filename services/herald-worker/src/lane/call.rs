@@ -17,10 +17,10 @@ use crate::circuit_breaker::{CallOutcome, CircuitTransition};
 use crate::held::HeldDelivery;
 use crate::metrics;
 use crate::outcome::Outcome;
-use crate::providers::SendOutcome;
 use crate::rate_limit::rate_limited_answer;
 use crate::traces;
 use crate::work::render_message;
+use herald_channels::SendOutcome;
 
 /// How often a lane whose half-open circuit has its probes in flight looks again.
 const HALF_OPEN_RECHECK: Duration = Duration::from_millis(50);

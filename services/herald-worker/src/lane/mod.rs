@@ -32,12 +32,12 @@ use crate::destinations::DestinationCall;
 use crate::held::{Destination, Destinations, HeldDelivery, HeldRoom, HeldSlot, Reservation};
 use crate::lane_queue::FairQueues;
 use crate::metrics;
-use crate::providers::{Contact, Provider};
 use crate::rate_limit::{ProviderRateLimiter, SharedRateLimits};
 use crate::recorder::RecorderHandle;
 use crate::session::{SendPermission, Session};
 use crate::shutdown::{Phase, ShutdownPhases};
 use crate::tenant_shares::{TenantRooms, TenantShares};
+use herald_channels::{Contact, Provider};
 
 /// Bytes of content one lane's held deliveries may pin in memory (each delivery counts its
 /// notification's content, shared or not: a conservative bound).
@@ -167,7 +167,7 @@ impl Lane {
             .ok()
             .and_then(|url| url.host_str().map(str::to_owned))
             .unwrap_or_default();
-        let destinations = crate::destinations::channel_has_tenant_destinations(provider.channel())
+        let destinations = herald_channels::channel_has_tenant_destinations(provider.channel())
             .then(|| {
                 Destinations::new(
                     provider.id(),
@@ -528,7 +528,7 @@ fn bytes_permits(bytes: usize) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::{OutgoingMessage, ProviderIdentity, SendOutcome};
+    use herald_channels::{OutgoingMessage, ProviderIdentity, SendOutcome};
 
     const TEST_TENANT: Uuid = Uuid::from_u128(1);
 

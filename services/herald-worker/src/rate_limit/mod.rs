@@ -28,12 +28,13 @@ use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use herald_config::RateLimitConfig;
-use herald_domain::{Channel, ProviderId};
+use herald_domain::ProviderId;
 use herald_store::cache::Redis;
 use tokio::time::Instant;
 
 use crate::metrics;
-use crate::providers::SendOutcome;
+use herald_channels::kind::RateLimitScope;
+use herald_channels::SendOutcome;
 pub use local_grant::LocalGrant;
 pub use shared::{state_key, Grant, Penalty, SharedRate};
 
@@ -51,28 +52,6 @@ pub const REDIS_TIMEOUT: Duration = Duration::from_millis(200);
 pub const FALLBACK_FOR: Duration = Duration::from_secs(1);
 /// A lane told to wait asks again at least this often (Redis state may have been reset).
 const LONGEST_WAIT: Duration = Duration::from_secs(1);
-
-/// What a provider's 429 answer limits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RateLimitScope {
-    /// Herald's account with the provider (SendGrid's and Twilio's API limits): every replica's
-    /// lane slows down and honours its `Retry-After`.
-    Account,
-    /// One destination (a Slack or Discord webhook, a Telegram chat, a recipient's endpoint):
-    /// only that delivery waits, by its retry delay; the lane goes on for everyone else.
-    Destination,
-}
-
-impl RateLimitScope {
-    pub fn of(channel: Channel) -> RateLimitScope {
-        match channel {
-            Channel::Email | Channel::Sms => RateLimitScope::Account,
-            Channel::Slack | Channel::Discord | Channel::Telegram | Channel::Webhook => {
-                RateLimitScope::Destination
-            }
-        }
-    }
-}
 
 /// What every lane's limiter shares: the worker's Redis, its consumer group (the key namespace)
 /// and the settings.
@@ -108,7 +87,7 @@ pub struct ProviderRateLimiter {
 impl ProviderRateLimiter {
     /// A limiter of this process alone, at the full rate (a lane built without Redis: unit tests).
     pub fn local(provider: ProviderId, requests_per_second: u32) -> ProviderRateLimiter {
-        let scope = RateLimitScope::of(provider.channel());
+        let scope = herald_channels::rate_limit_scope(provider.channel());
         Self::build(
             provider,
             scope,

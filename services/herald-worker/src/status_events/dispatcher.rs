@@ -25,8 +25,8 @@ use uuid::Uuid;
 
 use super::metrics;
 use crate::backoff::RetryPolicy;
-use crate::providers::webhook::{post_signed_event, SignedEvent};
-use crate::providers::SendOutcome;
+use herald_channels::webhook::{post_signed_event, SignedEvent};
+use herald_channels::SendOutcome;
 
 pub struct DispatcherSettings {
     pub max_in_flight: usize,

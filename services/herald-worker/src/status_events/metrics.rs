@@ -7,7 +7,7 @@ use prometheus::{
     register_int_gauge_with_registry, IntCounter, IntCounterVec, IntGauge,
 };
 
-use crate::providers::SendOutcome;
+use herald_channels::SendOutcome;
 
 pub static EVENTS_PRODUCED: Lazy<IntCounter> = Lazy::new(|| {
     register_int_counter_with_registry!(

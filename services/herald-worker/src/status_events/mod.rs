@@ -23,8 +23,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::backoff::RetryPolicy;
-use crate::outbound;
 use dispatcher::DispatcherSettings;
+use herald_channels::outbound;
 use relay::RelaySettings;
 use subscription_cache::SubscriptionCache;
 

@@ -9,7 +9,9 @@ use serde_json::{json, Value};
 
 use crate::helpers::*;
 
-const CHAT_CHANNELS: [&str; 4] = ["slack", "discord", "telegram", "webhook"];
+const CHAT_CHANNELS: [&str; 5] = ["slack", "discord", "telegram", "webhook", "pushover"];
+/// A well-formed Pushover user key the simulator delivers to.
+const PUSHOVER_USER_KEY: &str = "uQiRzpo4DXghDmr9QzzfQu27cmVRsG";
 
 /// Registers the secret the simulator verifies `/webhooks/{endpoint}` requests with.
 async fn register_webhook_endpoint(stack: &Stack, endpoint: &str) {
@@ -34,6 +36,7 @@ fn channel_data(stack: &Stack, slack_secret: &str, telegram_chat: i64) -> Value 
         "discord": {"webhook_url": format!("{}/discord/api/webhooks/1001/token-1", stack.simulator)},
         "telegram": {"chat_id": telegram_chat},
         "webhook": {"url": format!("{}/webhooks/ops", stack.simulator), "secret": WEBHOOK_SECRET},
+        "pushover": {"user_key": PUSHOVER_USER_KEY, "device": "iphone"},
     })
 }
 
@@ -94,7 +97,10 @@ async fn every_chat_channel_is_delivered_in_its_providers_shape() {
         .iter()
         .map(|(channel, _)| channel.as_str())
         .collect();
-    assert_eq!(channels, ["discord", "slack", "telegram", "webhook"]);
+    assert_eq!(
+        channels,
+        ["discord", "pushover", "slack", "telegram", "webhook"]
+    );
     for (channel, delivery) in &deliveries {
         assert_eq!(delivery["status"], "sent", "{delivery}");
         assert_eq!(delivery["provider"], channel.as_str(), "{delivery}");
@@ -112,8 +118,8 @@ async fn every_chat_channel_is_delivered_in_its_providers_shape() {
             "{channel}: rendered content, got {body}"
         );
     }
-    // Discord (with `wait=true`) and Telegram give a message id back.
-    for channel in ["discord", "telegram"] {
+    // Discord (with `wait=true`), Telegram and Pushover give a message id back.
+    for channel in ["discord", "telegram", "pushover"] {
         let (_, delivery) = deliveries.iter().find(|(name, _)| name == channel).unwrap();
         assert!(
             delivery["provider_message_id"]
@@ -122,6 +128,12 @@ async fn every_chat_channel_is_delivered_in_its_providers_shape() {
             "{delivery}"
         );
     }
+    // Pushover's form: the user's key and device, the subject as the title.
+    let pushover = stack.received("pushover").await;
+    let message = &pushover["messages"][0];
+    assert_eq!(message["recipient"], PUSHOVER_USER_KEY, "{pushover}");
+    assert_eq!(message["device"], "iphone", "{pushover}");
+    assert_eq!(message["subject"], "Pressure alert", "{pushover}");
     let stats = stack.simulator_stats().await;
     assert_eq!(
         stats["webhook"]["rejected"], 0,

@@ -54,7 +54,9 @@ async fn fresh_settings_on(
     };
     settings.providers.sendgrid.base_url = simulator.to_owned();
     settings.providers.twilio.base_url = simulator.to_owned();
-    settings.providers.telegram.base_url = format!("{simulator}/telegram");
+    for (provider, base_url) in settings.providers.kind_base_urls_mut() {
+        *base_url = format!("{simulator}/{provider}");
+    }
     settings.providers.smtp.url = SecretString::from(format!("smtp://{smtp}"));
     settings
 }

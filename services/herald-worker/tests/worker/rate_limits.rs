@@ -629,7 +629,8 @@ async fn delayed_copy(
 /// grant window now grows with the round trip.
 #[tokio::test]
 async fn a_slow_redis_does_not_throttle_a_lane_below_its_rate() {
-    use herald_worker::rate_limit::{ProviderRateLimiter, RateLimitScope, SharedRateLimits};
+    use herald_channels::kind::RateLimitScope;
+    use herald_worker::rate_limit::{ProviderRateLimiter, SharedRateLimits};
     let redis_url = env("HERALD_TEST_REDIS_URL");
     let redis_address = redis_url
         .trim_start_matches("redis://")

@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
-use herald_domain::contacts::SignedWebhookContact;
-use herald_worker::providers::webhook::Webhook;
-use herald_worker::providers::{Contact, OutgoingMessage, Provider, SendOutcome};
+use herald_channels::webhook::SignedWebhookContact;
+use herald_channels::webhook::Webhook;
+use herald_channels::{Contact, OutgoingMessage, Provider, SendOutcome};
 use uuid::Uuid;
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";

@@ -4,6 +4,7 @@
 //! heading.
 
 mod discord_flags;
+mod pushover_flags;
 mod sendgrid_flags;
 mod slack_flags;
 mod smtp_flags;
@@ -18,6 +19,7 @@ use crate::config::{
     DEFAULT_RECORD_CAPACITY,
 };
 use discord_flags::DiscordFlags;
+use pushover_flags::PushoverFlags;
 use sendgrid_flags::SendGridFlags;
 use slack_flags::SlackFlags;
 use smtp_flags::SmtpFlags;
@@ -25,8 +27,8 @@ use telegram_flags::TelegramFlags;
 use twilio_flags::TwilioFlags;
 use webhook_flags::WebhookFlags;
 
-/// Simulates the SendGrid, Twilio, Slack, Discord and Telegram APIs, a Standard Webhooks
-/// receiver and an SMTP sink for Herald's tests and benchmarks.
+/// Simulates the SendGrid, Twilio, Slack, Discord, Telegram and Pushover APIs, a Standard
+/// Webhooks receiver and an SMTP sink for Herald's tests and benchmarks.
 // No `Debug`: the arguments hold credentials.
 #[derive(Parser)]
 #[command(name = "herald-provider-sim", version)]
@@ -56,6 +58,8 @@ pub struct Arguments {
     #[command(flatten)]
     pub telegram: TelegramFlags,
     #[command(flatten)]
+    pub pushover: PushoverFlags,
+    #[command(flatten)]
     pub webhook: WebhookFlags,
     #[command(flatten)]
     pub smtp: SmtpFlags,
@@ -74,7 +78,7 @@ fn parse_rate(text: &str) -> Result<f64, String> {
 
 impl Arguments {
     /// The configuration these arguments describe, checked as a whole (rates summing above 1,
-    /// a malformed account SID or bot token).
+    /// a malformed account SID, bot token or Pushover application token).
     pub fn into_config(self) -> Result<SimulatorConfig, ConfigError> {
         let (smtp, smtp_listen) = self.smtp.into_config();
         let config = SimulatorConfig {
@@ -83,6 +87,7 @@ impl Arguments {
             slack: self.slack.into_config(),
             discord: self.discord.into_config(),
             telegram: self.telegram.into_config(),
+            pushover: self.pushover.into_config(),
             webhook: self.webhook.into_config(),
             smtp,
             smtp_listen,
@@ -99,7 +104,9 @@ impl Arguments {
 mod tests {
     use super::*;
     use crate::behaviour::ProviderBehaviour;
-    use crate::config::DEFAULT_TELEGRAM_BOT_TOKEN;
+    use crate::config::{
+        DEFAULT_PUSHOVER_APP_LIMIT, DEFAULT_PUSHOVER_APP_TOKEN, DEFAULT_TELEGRAM_BOT_TOKEN,
+    };
     use crate::provider::Provider;
     use secrecy::ExposeSecret;
 
@@ -121,6 +128,11 @@ mod tests {
             config.telegram.bot_token.expose_secret(),
             DEFAULT_TELEGRAM_BOT_TOKEN
         );
+        assert_eq!(
+            config.pushover.app_token.expose_secret(),
+            DEFAULT_PUSHOVER_APP_TOKEN
+        );
+        assert_eq!(config.pushover.app_limit, DEFAULT_PUSHOVER_APP_LIMIT);
         for provider in Provider::ALL {
             assert_eq!(
                 config.behaviour(provider),
@@ -157,6 +169,12 @@ mod tests {
             "0.2",
             "--telegram-bot-token",
             "42:another-bot",
+            "--pushover-app-token",
+            "anotherPushoverAppToken0000002",
+            "--pushover-app-limit",
+            "3",
+            "--pushover-timeout-rate",
+            "0.5",
             "--webhook-timeout-rate",
             "0.3",
             "--webhook-timeout-hold-ms",
@@ -180,6 +198,12 @@ mod tests {
         assert_eq!(config.discord.behaviour.latency_jitter_ms, 3);
         assert_eq!(config.telegram.behaviour.rate_limit_rate, 0.2);
         assert_eq!(config.telegram.bot_token.expose_secret(), "42:another-bot");
+        assert_eq!(
+            config.pushover.app_token.expose_secret(),
+            "anotherPushoverAppToken0000002"
+        );
+        assert_eq!(config.pushover.app_limit, 3);
+        assert_eq!(config.pushover.behaviour.timeout_rate, 0.5);
         assert_eq!(config.webhook.behaviour.timeout_rate, 0.3);
         assert_eq!(config.webhook.behaviour.timeout_hold_ms, 250);
         assert_eq!(config.smtp_listen, None, "an empty address disables SMTP");
@@ -217,6 +241,10 @@ mod tests {
         assert!(arguments.into_config().is_err());
         let arguments =
             Arguments::try_parse_from(["herald-provider-sim", "--telegram-bot-token", "no-bot-id"])
+                .unwrap();
+        assert!(arguments.into_config().is_err());
+        let arguments =
+            Arguments::try_parse_from(["herald-provider-sim", "--pushover-app-token", "too-short"])
                 .unwrap();
         assert!(arguments.into_config().is_err());
     }

@@ -47,7 +47,7 @@ async fn execute_webhook(
     path: web::Path<(String, String)>,
     body: Result<web::Bytes, actix_web::Error>,
 ) -> HttpResponse {
-    let simulation = &state.discord;
+    let simulation = state.simulation(Provider::Discord);
     let (webhook_id, token) = path.into_inner();
     if !snowflake::is_snowflake(&webhook_id) || token == INVALID_TOKEN {
         simulation.reject().await;
@@ -80,15 +80,14 @@ async fn execute_webhook(
     let admission = simulation
         .admit(|| {
             vec![DeliveryRecord {
-                provider: Provider::Discord,
-                reference,
-                recipient: webhook_id.clone(),
-                subject: None,
                 body: Some(message.content.clone()),
                 provider_message_id: Some(message_id.clone()),
-                received_at,
-                custom_args: Default::default(),
-                status_callback: None,
+                ..DeliveryRecord::new(
+                    Provider::Discord,
+                    reference,
+                    webhook_id.clone(),
+                    received_at,
+                )
             }]
         })
         .await;

@@ -45,7 +45,7 @@ async fn send_mail(
     request: HttpRequest,
     body: Result<web::Bytes, actix_web::Error>,
 ) -> HttpResponse {
-    let simulation = &state.sendgrid;
+    let simulation = state.simulation(Provider::SendGrid);
     if !auth::is_authorized(&request, &state.sendgrid_api_key) {
         simulation.reject().await;
         return errors::unauthorized();
@@ -113,15 +113,16 @@ fn delivery_records(
     mail.personalizations
         .iter()
         .map(|personalization| DeliveryRecord {
-            provider: Provider::SendGrid,
-            reference: personalization.reference.map(str::to_owned),
-            recipient: personalization.recipients.join(","),
             subject: personalization.subject.or(mail.subject).map(str::to_owned),
             body: mail.body.map(str::to_owned),
             provider_message_id: Some(message_id.to_owned()),
-            received_at,
             custom_args: personalization.recorded_custom_args(),
-            status_callback: None,
+            ..DeliveryRecord::new(
+                Provider::SendGrid,
+                personalization.reference.map(str::to_owned),
+                personalization.recipients.join(","),
+                received_at,
+            )
         })
         .collect()
 }

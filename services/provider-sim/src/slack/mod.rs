@@ -43,7 +43,7 @@ async fn post_message(
     path: web::Path<(String, String, String)>,
     body: Result<web::Bytes, actix_web::Error>,
 ) -> HttpResponse {
-    let simulation = &state.slack;
+    let simulation = state.simulation(Provider::Slack);
     let (team, service, secret) = path.into_inner();
     let broken = BrokenWebhook::from_secret(&secret);
     if broken == Some(BrokenWebhook::NoService) {
@@ -73,15 +73,13 @@ async fn post_message(
     let admission = simulation
         .admit(|| {
             vec![DeliveryRecord {
-                provider: Provider::Slack,
-                reference,
-                recipient: format!("{team}/{service}"),
-                subject: None,
                 body: Some(message.recorded_body()),
-                provider_message_id: None,
-                received_at,
-                custom_args: Default::default(),
-                status_callback: None,
+                ..DeliveryRecord::new(
+                    Provider::Slack,
+                    reference,
+                    format!("{team}/{service}"),
+                    received_at,
+                )
             }]
         })
         .await;

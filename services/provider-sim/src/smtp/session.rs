@@ -319,7 +319,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                 .flatten()
         });
         if declared_size.is_some_and(|size| size > self.config.max_message_bytes as u64) {
-            self.state.smtp.reject().await;
+            self.state.simulation(Provider::Smtp).reject().await;
             return self
                 .error("552 5.3.4 Message size exceeds fixed maximum message size")
                 .await;
@@ -343,7 +343,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             return self.error("452 4.5.3 Error: too many recipients").await;
         }
         if is_bounce(&recipient) {
-            self.state.smtp.reject().await;
+            self.state.simulation(Provider::Smtp).reject().await;
             let line = format!(
                 "550 5.1.1 <{}>: mailbox unavailable",
                 single_line(&recipient)
@@ -393,7 +393,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         }
         if too_big || too_long {
             self.reset_transaction();
-            self.state.smtp.reject().await;
+            self.state.simulation(Provider::Smtp).reject().await;
             let line = if too_big {
                 "552 5.3.4 Message size exceeds fixed maximum message size"
             } else {
@@ -411,17 +411,16 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         let parsed = message::parse(message);
         let queue_id = queue_id();
         let record = DeliveryRecord {
-            provider: Provider::Smtp,
-            reference: parsed.delivery_id,
-            recipient,
             subject: parsed.subject,
             body: Some(parsed.body),
             provider_message_id: Some(queue_id.clone()),
-            received_at: Utc::now(),
-            custom_args: Default::default(),
-            status_callback: None,
+            ..DeliveryRecord::new(Provider::Smtp, parsed.delivery_id, recipient, Utc::now())
         };
-        let admission = self.state.smtp.admit(move || vec![record]).await;
+        let admission = self
+            .state
+            .simulation(Provider::Smtp)
+            .admit(move || vec![record])
+            .await;
         let (line, flow) = match admission {
             Admission::Accepted => (format!("250 2.0.0 Ok: queued as {queue_id}"), Flow::Continue),
             Admission::Replayed {

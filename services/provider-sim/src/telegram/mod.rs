@@ -48,7 +48,7 @@ async fn call_method(
     path: web::Path<(String, String)>,
     body: Result<web::Bytes, actix_web::Error>,
 ) -> HttpResponse {
-    let simulation = &state.telegram;
+    let simulation = state.simulation(Provider::Telegram);
     let (token, method) = path.into_inner();
     if token != state.telegram_bot_token.expose_secret() {
         simulation.reject().await;
@@ -78,15 +78,14 @@ async fn call_method(
     let admission = simulation
         .admit(|| {
             vec![DeliveryRecord {
-                provider: Provider::Telegram,
-                reference,
-                recipient: message.chat.recipient(),
-                subject: None,
                 body: Some(message.text.clone()),
                 provider_message_id: Some(message_number.to_string()),
-                received_at: sent_at,
-                custom_args: Default::default(),
-                status_callback: None,
+                ..DeliveryRecord::new(
+                    Provider::Telegram,
+                    reference,
+                    message.chat.recipient(),
+                    sent_at,
+                )
             }]
         })
         .await;

@@ -43,7 +43,7 @@ async fn create_message(
     path_account_sid: web::Path<String>,
     body: Result<web::Bytes, actix_web::Error>,
 ) -> HttpResponse {
-    let simulation = &state.twilio;
+    let simulation = state.simulation(Provider::Twilio);
     let account_sid = state.twilio_account_sid.as_str();
     if !auth::is_authorized(
         &request,
@@ -75,15 +75,15 @@ async fn create_message(
     let admission = simulation
         .admit(|| {
             vec![DeliveryRecord {
-                provider: Provider::Twilio,
-                reference: reference.map(str::to_owned),
-                recipient: message.to.clone(),
-                subject: None,
                 body: Some(message.body.clone()),
                 provider_message_id: Some(sid.clone()),
-                received_at: created_at,
-                custom_args: Default::default(),
                 status_callback: message.status_callback.clone(),
+                ..DeliveryRecord::new(
+                    Provider::Twilio,
+                    reference.map(str::to_owned),
+                    message.to.clone(),
+                    created_at,
+                )
             }]
         })
         .await;

@@ -45,7 +45,7 @@ async fn receive(
     endpoint: web::Path<String>,
     body: Result<web::Bytes, actix_web::Error>,
 ) -> HttpResponse {
-    let simulation = &state.webhook;
+    let simulation = state.simulation(Provider::Webhook);
     let endpoint = endpoint.into_inner();
     let Some(signing_key) = state.webhook_endpoints.signing_key(&endpoint) else {
         simulation.reject().await;
@@ -78,15 +78,13 @@ async fn receive(
     let admission = simulation
         .admit(|| {
             vec![DeliveryRecord {
-                provider: Provider::Webhook,
-                reference: Some(webhook_id),
-                recipient: endpoint.clone(),
-                subject: None,
                 body: Some(String::from_utf8_lossy(&body).into_owned()),
-                provider_message_id: None,
-                received_at,
-                custom_args: Default::default(),
-                status_callback: None,
+                ..DeliveryRecord::new(
+                    Provider::Webhook,
+                    Some(webhook_id),
+                    endpoint.clone(),
+                    received_at,
+                )
             }]
         })
         .await;

@@ -4,8 +4,8 @@
 use std::net::{SocketAddr, TcpListener};
 
 use herald_provider_sim::config::{
-    DEFAULT_SENDGRID_API_KEY, DEFAULT_TELEGRAM_BOT_TOKEN, DEFAULT_TWILIO_ACCOUNT_SID,
-    DEFAULT_TWILIO_AUTH_TOKEN,
+    DEFAULT_PUSHOVER_APP_TOKEN, DEFAULT_SENDGRID_API_KEY, DEFAULT_TELEGRAM_BOT_TOKEN,
+    DEFAULT_TWILIO_ACCOUNT_SID, DEFAULT_TWILIO_AUTH_TOKEN,
 };
 use herald_provider_sim::SimulatorConfig;
 use serde_json::{json, Value};
@@ -14,7 +14,8 @@ pub const API_KEY: &str = DEFAULT_SENDGRID_API_KEY;
 pub const ACCOUNT_SID: &str = DEFAULT_TWILIO_ACCOUNT_SID;
 pub const AUTH_TOKEN: &str = DEFAULT_TWILIO_AUTH_TOKEN;
 pub const BOT_TOKEN: &str = DEFAULT_TELEGRAM_BOT_TOKEN;
-/// The header Herald carries its delivery id in to Slack, Discord and Telegram.
+pub const PUSHOVER_APP_TOKEN: &str = DEFAULT_PUSHOVER_APP_TOKEN;
+/// The header Herald carries its delivery id in to Slack, Discord, Telegram and Pushover.
 pub const DELIVERY_ID_HEADER: &str = "X-Herald-Delivery-Id";
 
 pub struct TestSimulator {

@@ -224,8 +224,8 @@ async fn with_idempotency_honoured_a_repeated_reference_is_answered_but_not_deli
 
 #[tokio::test]
 async fn every_provider_is_in_stats_config_references_and_reset() {
-    const PROVIDERS: [&str; 7] = [
-        "sendgrid", "twilio", "slack", "discord", "telegram", "webhook", "smtp",
+    const PROVIDERS: [&str; 8] = [
+        "sendgrid", "twilio", "slack", "discord", "telegram", "pushover", "webhook", "smtp",
     ];
     let simulator = spawn_simulator().await;
     simulator.send_mail(&mail_with_reference("m")).await;
@@ -254,6 +254,10 @@ async fn every_provider_is_in_stats_config_references_and_reset() {
         )
         .await;
     assert_eq!(telegram.status(), 200);
+    let pushover =
+        crate::pushover::send_form(&simulator, &crate::pushover::message_form(&[]), Some("p"))
+            .await;
+    assert_eq!(pushover.status(), 200);
     simulator
         .register_webhook_endpoint("orders", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
         .await;
@@ -280,7 +284,9 @@ async fn every_provider_is_in_stats_config_references_and_reset() {
     let mut expected = PROVIDERS.to_vec();
     expected.sort_unstable();
     assert_eq!(names, expected);
-    for provider in ["sendgrid", "twilio", "slack", "discord", "telegram", "smtp"] {
+    for provider in [
+        "sendgrid", "twilio", "slack", "discord", "telegram", "pushover", "smtp",
+    ] {
         assert_eq!(stats[provider]["accepted"], 1, "{provider}");
     }
     assert_eq!(stats["webhook"]["rejected"], 1);
@@ -288,6 +294,7 @@ async fn every_provider_is_in_stats_config_references_and_reset() {
         ("slack", "k"),
         ("discord", "d"),
         ("telegram", "t"),
+        ("pushover", "p"),
         ("smtp", "e"),
     ] {
         assert_eq!(

@@ -5,6 +5,7 @@ mod discord;
 mod faults;
 mod helpers;
 mod inspection;
+mod pushover;
 mod runtime_config;
 mod schema;
 mod sendgrid;

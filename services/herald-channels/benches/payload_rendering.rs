@@ -15,15 +15,15 @@ use chrono::Utc;
 use common::BodySize;
 use criterion::measurement::WallTime;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
+use herald_channels::discord::Discord;
+use herald_channels::sendgrid::SendGrid;
+use herald_channels::slack::Slack;
+use herald_channels::smtp::Smtp;
+use herald_channels::telegram::Telegram;
+use herald_channels::twilio::Twilio;
+use herald_channels::webhook::{sign, Webhook};
+use herald_channels::{Contact, OutgoingMessage, SendOutcome};
 use herald_config::Settings;
-use herald_worker::providers::discord::Discord;
-use herald_worker::providers::sendgrid::SendGrid;
-use herald_worker::providers::slack::Slack;
-use herald_worker::providers::smtp::Smtp;
-use herald_worker::providers::telegram::Telegram;
-use herald_worker::providers::twilio::Twilio;
-use herald_worker::providers::webhook::{sign, Webhook};
-use herald_worker::providers::{Contact, OutgoingMessage, SendOutcome};
 
 /// Runs `render` once to prove it succeeds (a bench of an error path would mislead), then
 /// measures it for `message`.

@@ -3,18 +3,58 @@
 
 use std::time::Duration;
 
-use herald_config::{twilio_status_callback_url, TwilioSettings};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-use super::classify::{classify_error_response, read_capped};
+use crate::classify::{classify_error_response, classify_transport_error, read_capped};
 use async_trait::async_trait;
 use herald_domain::ProviderId;
 
-use super::{
-    classify_transport_error, wrong_contact, Contact, OutgoingMessage, Provider, ProviderIdentity,
-    SendOutcome,
-};
+use crate::provider::{wrong_contact, OutgoingMessage, Provider, ProviderIdentity, SendOutcome};
+use crate::Contact;
+
+crate::provider_section! {
+    pub struct TwilioSettings {
+        pub account_sid: String,
+        pub auth_token: SecretString,
+        pub from: String,
+        /// Where Twilio reaches the API from outside (`https://herald.example.com`): messages carry
+        /// `StatusCallback = {this}/v1/providers/twilio/status?...`, and the API rebuilds the URL
+        /// Twilio signed from it. Empty: no status callbacks.
+        #[serde(default)]
+        pub status_callback_base_url: String,
+    }
+}
+
+/// The API's route for Twilio's status callbacks, under `status_callback_base_url`.
+pub const TWILIO_STATUS_CALLBACK_PATH: &str = "/v1/providers/twilio/status";
+
+/// The `StatusCallback` URL of one delivery under `base_url` (a trailing `/` is not doubled);
+/// `None` for an empty base URL.
+pub fn twilio_status_callback_url(
+    base_url: &str,
+    notification_id: impl std::fmt::Display,
+    delivery_id: impl std::fmt::Display,
+) -> Option<String> {
+    let base = base_url.trim().trim_end_matches('/');
+    (!base.is_empty()).then(|| {
+        format!(
+            "{base}{TWILIO_STATUS_CALLBACK_PATH}?notification_id={notification_id}&delivery_id={delivery_id}"
+        )
+    })
+}
+
+impl TwilioSettings {
+    /// The `StatusCallback` URL of one delivery's message, naming the delivery by its key; `None`
+    /// while `status_callback_base_url` is empty.
+    pub fn status_callback_url(
+        &self,
+        notification_id: impl std::fmt::Display,
+        delivery_id: impl std::fmt::Display,
+    ) -> Option<String> {
+        twilio_status_callback_url(&self.status_callback_base_url, notification_id, delivery_id)
+    }
+}
 
 pub const PROVIDER: ProviderId = ProviderId::Twilio;
 const MAX_RESOURCE_BYTES: usize = 64 * 1024;

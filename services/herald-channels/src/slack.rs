@@ -5,15 +5,18 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use herald_domain::ProviderId;
+
+use herald_domain::{Channel, ProviderId};
 use serde::Serialize;
 
-use super::classify::classify_error_response;
-use super::tenant_endpoint::post_to_tenant_url;
-use super::{
-    encode_json, truncate_chars, wrong_contact, Contact, OutgoingMessage, Provider,
-    ProviderIdentity, SendOutcome,
+use crate::classify::classify_error_response;
+
+use crate::provider::{
+    encode_json, truncate_chars, wrong_contact, OutgoingMessage, Provider, ProviderIdentity,
+    SendOutcome,
 };
+use crate::tenant_endpoint::post_to_tenant_url;
+use crate::Contact;
 
 pub const PROVIDER: ProviderId = ProviderId::Slack;
 /// Slack truncates `text` past 40,000 characters and refuses a section's text past 3,000.
@@ -96,6 +99,8 @@ impl Slack {
     }
 }
 
+crate::incoming_webhook_kind!(Slack, Channel::Slack);
+
 #[async_trait]
 impl Provider for Slack {
     fn identity(&self) -> &ProviderIdentity {
@@ -142,7 +147,7 @@ impl Provider for Slack {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use herald_domain::contacts::WebhookUrlContact;
+    use crate::incoming_webhook::WebhookUrlContact;
 
     #[test]
     fn a_message_has_text_and_blocks_within_slacks_limits() {

@@ -8,7 +8,7 @@ use herald_domain::ProviderId;
 use reqwest::header::RETRY_AFTER;
 use reqwest::{Response, StatusCode};
 
-use super::SendOutcome;
+use crate::provider::SendOutcome;
 
 /// What we keep of an error body: enough for a human to see what the provider said.
 const MAX_ERROR_BODY_BYTES: usize = 4096;

@@ -7,8 +7,9 @@ use std::time::Duration;
 use herald_domain::ProviderId;
 use uuid::Uuid;
 
-use super::{classify_transport_error, SendOutcome, DELIVERY_ID_HEADER};
+use crate::classify::classify_transport_error;
 use crate::outbound;
+use crate::provider::{SendOutcome, DELIVERY_ID_HEADER};
 
 /// Sends the request `build` makes from a `POST` to `url`, or says why not: a refused URL is a
 /// permanent failure (retrying cannot make it safe), no answer a retryable one.

@@ -1,55 +1,19 @@
-//! Provider clients. Each turns a message into one HTTP request shaped like the provider's API and
-//! classifies the answer: sent, worth retrying, or not. A provider is one file here plus its line
-//! in [`registry`].
+//! What every provider is: the [`Provider`] trait, the message it is given and the outcome it
+//! answers with, and the helpers every sender uses.
 
-mod classify;
-pub mod discord;
-pub mod registry;
-pub mod sendgrid;
-pub mod slack;
-pub mod smtp;
-pub mod telegram;
-mod tenant_endpoint;
-pub mod twilio;
-pub mod webhook;
-
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use herald_domain::contacts::{SignedWebhookContact, TelegramContact, WebhookUrlContact};
 use herald_domain::{Channel, ProviderId};
 use uuid::Uuid;
 
-pub use classify::{classify_transport_error, parse_retry_after, MAX_RETRY_AFTER};
+use crate::settings::LaneSettings;
+use crate::Contact;
 
 /// Carries the delivery's stable reference to APIs that have no field for it (Slack, Discord,
 /// Telegram, webhooks): a receiver, and the simulator, can recognise a repeat by it.
 pub const DELIVERY_ID_HEADER: &str = "X-Herald-Delivery-Id";
-
-/// Where one delivery goes: the recipient's contact on the delivery's channel.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Contact {
-    Email(String),
-    /// E.164.
-    Phone(String),
-    Slack(WebhookUrlContact),
-    Discord(WebhookUrlContact),
-    Telegram(TelegramContact),
-    Webhook(SignedWebhookContact),
-}
-
-impl Contact {
-    pub fn channel(&self) -> Channel {
-        match self {
-            Contact::Email(_) => Channel::Email,
-            Contact::Phone(_) => Channel::Sms,
-            Contact::Slack(_) => Channel::Slack,
-            Contact::Discord(_) => Channel::Discord,
-            Contact::Telegram(_) => Channel::Telegram,
-            Contact::Webhook(_) => Channel::Webhook,
-        }
-    }
-}
 
 /// A rendered message for one delivery.
 #[derive(Debug, Clone)]
@@ -177,4 +141,11 @@ pub trait Provider: Send + Sync {
     fn endpoint(&self) -> &str {
         &self.identity().endpoint
     }
+}
+
+/// A provider with its lane's settings and the provider that stands in while its circuit is open.
+pub struct ProviderLane {
+    pub provider: Arc<dyn Provider>,
+    pub lane: LaneSettings,
+    pub failover: Option<Arc<dyn Provider>>,
 }

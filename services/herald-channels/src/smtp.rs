@@ -11,17 +11,28 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use herald_config::SmtpSettings;
 use herald_domain::ProviderId;
 use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue};
 use lettre::message::Mailbox;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::ExposeSecret;
+use secrecy::SecretString;
 
-use super::{
-    wrong_contact, Contact, OutgoingMessage, Provider, ProviderIdentity, SendOutcome,
-    DELIVERY_ID_HEADER,
+use crate::provider::{
+    wrong_contact, OutgoingMessage, Provider, ProviderIdentity, SendOutcome, DELIVERY_ID_HEADER,
 };
+use crate::Contact;
+
+/// Plain SMTP: `url` is `smtp://host:port` (`?tls=required` for STARTTLS), `smtps://host:port`
+/// for implicit TLS, with optional `user:password@`; empty turns the failover off. It sends within
+/// SendGrid's lane (its bounds and rate), so it has only a timeout of its own.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct SmtpSettings {
+    /// Secret: it may carry credentials.
+    pub url: SecretString,
+    pub from: String,
+    pub timeout_ms: u64,
+}
 
 pub const PROVIDER: ProviderId = ProviderId::Smtp;
 

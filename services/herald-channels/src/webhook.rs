@@ -11,15 +11,23 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use herald_domain::ProviderId;
-use serde::Serialize;
+use std::fmt;
+use std::sync::Arc;
+
+use herald_domain::tenant_url::{public_https_url_schema, url_problem};
+use herald_domain::{Channel, FieldError, ProviderId};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::classify::classify_error_response;
-use super::tenant_endpoint::post_to_tenant_url;
-use super::{
-    encode_json, wrong_contact, Contact, OutgoingMessage, Provider, ProviderIdentity, SendOutcome,
+use crate::classify::classify_error_response;
+use crate::kind::{ChannelKind, HttpClients, RateLimitScope};
+use crate::provider::{
+    encode_json, wrong_contact, OutgoingMessage, Provider, ProviderIdentity, SendOutcome,
 };
+use crate::settings::LaneSettings;
+use crate::tenant_endpoint::post_to_tenant_url;
+use crate::Contact;
 
 pub const PROVIDER: ProviderId = ProviderId::Webhook;
 /// The event type a notification's message is sent as.
@@ -68,6 +76,128 @@ pub fn sign(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> Result<Signe
         timestamp,
         signature,
     })
+}
+
+/// The recipient's own endpoint and the secret Herald signs its requests with.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignedWebhookContact {
+    #[schema(example = "https://example.com/herald-events", schema_with = public_https_url_schema)]
+    pub url: String,
+    /// `whsec_` + base64 of 24 to 64 random bytes (Standard Webhooks).
+    #[schema(example = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", schema_with = webhook_secret_schema)]
+    pub secret: String,
+}
+
+impl fmt::Debug for SignedWebhookContact {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("SignedWebhookContact")
+            .field("url", &self.url)
+            .field("secret", &"[redacted]")
+            .finish()
+    }
+}
+
+/// `whsec_` and the canonical, padded base64 of 24 to 64 bytes: 8 to 20 groups of four characters
+/// and an optional one- or two-byte tail, or 21 groups and an optional one-byte tail.
+fn webhook_secret_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    ObjectBuilder::new()
+        .schema_type(SchemaType::Type(Type::String))
+        .pattern(Some(concat!(
+            r"^whsec_(?:(?:[A-Za-z0-9+/]{4}){8,20}",
+            r"(?:[A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)?",
+            r"|(?:[A-Za-z0-9+/]{4}){21}(?:[A-Za-z0-9+/][AQgw]==)?)$",
+        )))
+        .into()
+}
+
+/// The secret's key bytes: the base64 after `whsec_`, or why it is not one.
+pub fn decode_webhook_secret(secret: &str) -> Result<Vec<u8>, String> {
+    use base64::Engine;
+    let Some(encoded) = secret.strip_prefix(WEBHOOK_SECRET_PREFIX) else {
+        return Err(format!("must start with `{WEBHOOK_SECRET_PREFIX}`"));
+    };
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .map_err(|_| format!("must be `{WEBHOOK_SECRET_PREFIX}` followed by base64"))?;
+    if !WEBHOOK_SECRET_BYTES.contains(&key.len()) {
+        return Err(format!(
+            "must encode {} to {} bytes (it encodes {})",
+            WEBHOOK_SECRET_BYTES.start(),
+            WEBHOOK_SECRET_BYTES.end(),
+            key.len()
+        ));
+    }
+    Ok(key)
+}
+
+fn webhook_secret_problem(secret: &str) -> Option<FieldError> {
+    decode_webhook_secret(secret)
+        .err()
+        .map(|problem| FieldError::new("secret", problem))
+}
+
+/// The contact as the API answers it: the signing secret is never given back.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookView {
+    pub url: String,
+    /// Always true: a webhook cannot be stored without its secret, which is write-only.
+    pub has_secret: bool,
+}
+
+/// Longest and shortest secret key: Standard Webhooks' secrets are 24 to 64 random bytes, base64
+/// after the `whsec_` prefix.
+const WEBHOOK_SECRET_BYTES: std::ops::RangeInclusive<usize> = 24..=64;
+pub const WEBHOOK_SECRET_PREFIX: &str = "whsec_";
+
+impl ChannelKind for Webhook {
+    const CHANNEL: Channel = Channel::Webhook;
+    const PROVIDER: ProviderId = PROVIDER;
+    /// A 429 is one endpoint's.
+    const RATE_LIMIT_SCOPE: RateLimitScope = RateLimitScope::Destination;
+    const TENANT_DESTINATIONS: bool = true;
+    type Contact = SignedWebhookContact;
+    type ContactView = WebhookView;
+    /// The URL is the recipient's, so only the lane is configured.
+    type Settings = LaneSettings;
+
+    fn contact_problems(
+        contact: &SignedWebhookContact,
+        allow_private_networks: bool,
+    ) -> Vec<FieldError> {
+        let mut problems: Vec<FieldError> =
+            url_problem("url", &contact.url, allow_private_networks)
+                .into_iter()
+                .collect();
+        problems.extend(webhook_secret_problem(&contact.secret));
+        problems
+    }
+
+    fn view(contact: &SignedWebhookContact) -> WebhookView {
+        WebhookView {
+            url: contact.url.clone(),
+            has_secret: !contact.secret.is_empty(),
+        }
+    }
+
+    /// The endpoint's host and port: a tarpit with many paths is still one endpoint.
+    fn destination_key(contact: &SignedWebhookContact) -> Option<String> {
+        let url = reqwest::Url::parse(&contact.url).ok()?;
+        let host = url.host_str()?.to_ascii_lowercase();
+        Some(format!(
+            "{host}:{}",
+            url.port_or_known_default().unwrap_or(0)
+        ))
+    }
+
+    fn sender(_: &LaneSettings, clients: &HttpClients) -> anyhow::Result<Arc<dyn Provider>> {
+        Ok(Arc::new(Webhook::new(
+            clients.tenant_urls.clone(),
+            clients.allow_private_networks,
+        )))
+    }
 }
 
 impl Webhook {
@@ -203,6 +333,23 @@ pub async fn post_signed_event(
 mod tests {
     use super::*;
 
+    #[test]
+    fn webhook_secrets_follow_standard_webhooks() {
+        assert!(decode_webhook_secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").is_ok());
+        assert!(decode_webhook_secret("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").is_err());
+        assert!(decode_webhook_secret("whsec_not base64!").is_err());
+        assert!(decode_webhook_secret("whsec_c2hvcnQ=").is_err(), "5 bytes");
+    }
+
+    #[test]
+    fn a_webhook_secret_never_shows_in_debug_output() {
+        let contact = SignedWebhookContact {
+            url: "https://example.com/h".into(),
+            secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
+        };
+        assert!(!format!("{contact:?}").contains("MfKQ"));
+    }
+
     /// The example of the Standard Webhooks specification's reference libraries: the same secret,
     /// id, timestamp and payload give the same signature.
     #[test]
@@ -229,7 +376,7 @@ mod tests {
             delivery_id: Uuid::now_v7(),
             notification_id: Uuid::now_v7(),
             user_id: "u-1".into(),
-            contact: Contact::Webhook(herald_domain::contacts::SignedWebhookContact {
+            contact: Contact::Webhook(SignedWebhookContact {
                 url: "https://example.com/hooks".into(),
                 secret: secret.into(),
             }),

@@ -7,18 +7,150 @@
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use herald_config::TelegramSettings;
-use herald_domain::ProviderId;
+use std::sync::Arc;
+
+use herald_domain::{Channel, FieldError, ProviderId};
 use reqwest::header::RETRY_AFTER;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-use super::classify::{body_excerpt, is_retryable_status, read_capped};
-use super::{
-    classify_transport_error, encode_json, parse_retry_after, truncate_chars, wrong_contact,
-    Contact, OutgoingMessage, Provider, ProviderIdentity, SendOutcome, DELIVERY_ID_HEADER,
+use crate::classify::{
+    body_excerpt, classify_transport_error, is_retryable_status, parse_retry_after, read_capped,
     MAX_RETRY_AFTER,
 };
+use crate::kind::{ChannelKind, HttpClients, RateLimitScope};
+use crate::provider::{
+    encode_json, truncate_chars, wrong_contact, OutgoingMessage, Provider, ProviderIdentity,
+    SendOutcome, DELIVERY_ID_HEADER,
+};
+use crate::Contact;
+
+crate::provider_section! {
+    /// The Telegram Bot API: `POST {base_url}/bot{bot_token}/sendMessage`.
+    pub struct TelegramSettings {
+        pub bot_token: SecretString,
+    }
+}
+
+/// A Telegram chat the tenant's bot writes to: its numeric id or `@channelusername`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TelegramContact {
+    #[schema(schema_with = telegram_chat_id_schema)]
+    pub chat_id: TelegramChatId,
+}
+
+/// Largest magnitude of a numeric Telegram chat id: Telegram's ids have at most 52 significant
+/// bits, and a JSON number this size is exact in every client's double.
+pub const MAX_TELEGRAM_CHAT_ID: i64 = (1 << 53) - 1;
+
+/// A numeric chat id other than 0, or `@` and a public username (utoipa's attributes reach neither
+/// variant).
+fn telegram_chat_id_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, SchemaType, Type};
+    OneOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(SchemaType::Type(Type::Integer))
+                .minimum(Some(-MAX_TELEGRAM_CHAT_ID))
+                .maximum(Some(-1)),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(SchemaType::Type(Type::Integer))
+                .minimum(Some(1))
+                .maximum(Some(MAX_TELEGRAM_CHAT_ID)),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(SchemaType::Type(Type::String))
+                .pattern(Some(r"^@[A-Za-z0-9_]{5,32}$")),
+        )
+        .into()
+}
+
+/// Telegram takes `chat_id` as an integer or a string; it is given back as it came.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum TelegramChatId {
+    /// A chat's numeric id (never 0; groups' are negative).
+    Number(i64),
+    /// `@` and a public username of 5 to 32 letters, digits or underscores.
+    Name(String),
+}
+
+/// By hand rather than `untagged`, for two reasons: JSON has one number type, so `-1001234.0` is
+/// the integer `-1001234` (as JSON Schema says, and some clients' encoders write it so), and a
+/// number that is no chat id gets a message saying so rather than "did not match any variant".
+impl<'de> Deserialize<'de> for TelegramChatId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Given {
+            Number(serde_json::Number),
+            Name(String),
+        }
+        let number = match Given::deserialize(deserializer)? {
+            Given::Name(name) => return Ok(TelegramChatId::Name(name)),
+            Given::Number(number) => number,
+        };
+        let whole = number.as_i64().or_else(|| {
+            // Within ±2^53 a double holds every whole number exactly, so the cast is exact.
+            number
+                .as_f64()
+                .filter(|value| value.fract() == 0.0 && value.abs() <= MAX_TELEGRAM_CHAT_ID as f64)
+                .map(|value| value as i64)
+        });
+        whole.map(TelegramChatId::Number).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "a numeric chat id must be a whole number between -{MAX_TELEGRAM_CHAT_ID} and \
+                 {MAX_TELEGRAM_CHAT_ID}, got {number}"
+            ))
+        })
+    }
+}
+
+impl TelegramContact {
+    pub fn problem(&self) -> Option<FieldError> {
+        let field = "chat_id";
+        match &self.chat_id {
+            TelegramChatId::Number(0) => Some(FieldError::new(field, "must not be 0")),
+            TelegramChatId::Number(number) if number.abs() > MAX_TELEGRAM_CHAT_ID => {
+                Some(FieldError::new(
+                    field,
+                    format!("must be between -{MAX_TELEGRAM_CHAT_ID} and {MAX_TELEGRAM_CHAT_ID}"),
+                ))
+            }
+            TelegramChatId::Number(_) => None,
+            TelegramChatId::Name(name) => {
+                // Telegram's public usernames: `@`, then 5 to 32 letters, digits or underscores.
+                let well_formed = name.strip_prefix('@').is_some_and(|username| {
+                    (5..=32).contains(&username.len())
+                        && username
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+                });
+                (!well_formed).then(|| {
+                    FieldError::new(
+                        field,
+                        "must be a numeric chat id or `@` and a 5 to 32 character username",
+                    )
+                })
+            }
+        }
+    }
+}
+
+impl TelegramChatId {
+    /// As Telegram's `chat_id` takes it in a JSON body.
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            TelegramChatId::Number(number) => serde_json::Value::from(*number),
+            TelegramChatId::Name(name) => serde_json::Value::from(name.as_str()),
+        }
+    }
+}
 
 pub const PROVIDER: ProviderId = ProviderId::Telegram;
 /// Telegram refuses a longer message text.
@@ -142,6 +274,37 @@ fn classify(
     }
 }
 
+impl ChannelKind for Telegram {
+    const CHANNEL: Channel = Channel::Telegram;
+    const PROVIDER: ProviderId = PROVIDER;
+    /// A flood limit is one chat's.
+    const RATE_LIMIT_SCOPE: RateLimitScope = RateLimitScope::Destination;
+    type Contact = TelegramContact;
+    type ContactView = TelegramContact;
+    type Settings = TelegramSettings;
+
+    fn contact_problems(
+        contact: &TelegramContact,
+        _allow_private_networks: bool,
+    ) -> Vec<FieldError> {
+        contact.problem().into_iter().collect()
+    }
+
+    fn view(contact: &TelegramContact) -> TelegramContact {
+        contact.clone()
+    }
+
+    fn sender(
+        settings: &TelegramSettings,
+        clients: &HttpClients,
+    ) -> anyhow::Result<Arc<dyn Provider>> {
+        Ok(Arc::new(Telegram::new(
+            settings,
+            clients.provider_apis.clone(),
+        )))
+    }
+}
+
 #[async_trait]
 impl Provider for Telegram {
     fn identity(&self) -> &ProviderIdentity {
@@ -182,6 +345,29 @@ impl Provider for Telegram {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_numeric_chat_id_is_any_whole_json_number_within_telegrams_range() {
+        let chat_id = |value: serde_json::Value| {
+            serde_json::from_value::<TelegramContact>(serde_json::json!({"chat_id": value}))
+                .map(|contact| contact.chat_id)
+        };
+        assert_eq!(
+            chat_id(serde_json::json!(-1001234.0)).unwrap(),
+            TelegramChatId::Number(-1001234)
+        );
+        assert_eq!(
+            chat_id(serde_json::json!(42)).unwrap(),
+            TelegramChatId::Number(42)
+        );
+        assert!(chat_id(serde_json::json!(1.5)).is_err());
+        assert!(chat_id(serde_json::json!(1e30)).is_err());
+        assert!(chat_id(serde_json::json!(u64::MAX)).is_err());
+        let beyond = TelegramContact {
+            chat_id: TelegramChatId::Number(MAX_TELEGRAM_CHAT_ID + 1),
+        };
+        assert!(beyond.problem().is_some());
+    }
     use reqwest::StatusCode;
 
     fn answer(json: &str) -> (Option<Answer>, Vec<u8>) {

@@ -6,15 +6,18 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use herald_domain::ProviderId;
+
+use herald_domain::{Channel, ProviderId};
 use serde::{Deserialize, Serialize};
 
-use super::classify::{classify_error_response, read_capped};
-use super::tenant_endpoint::post_to_tenant_url;
-use super::{
-    encode_json, truncate_chars, wrong_contact, Contact, OutgoingMessage, Provider,
-    ProviderIdentity, SendOutcome,
+use crate::classify::{classify_error_response, read_capped};
+
+use crate::provider::{
+    encode_json, truncate_chars, wrong_contact, OutgoingMessage, Provider, ProviderIdentity,
+    SendOutcome,
 };
+use crate::tenant_endpoint::post_to_tenant_url;
+use crate::Contact;
 
 pub const PROVIDER: ProviderId = ProviderId::Discord;
 /// Discord refuses a message whose `content` is longer.
@@ -72,6 +75,8 @@ impl Discord {
         encode_json(PROVIDER, &body)
     }
 }
+
+crate::incoming_webhook_kind!(Discord, Channel::Discord);
 
 #[async_trait]
 impl Provider for Discord {

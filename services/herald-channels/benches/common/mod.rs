@@ -5,10 +5,10 @@
 // Each bench file includes this module and uses a part of it.
 #![allow(dead_code)]
 
-use herald_domain::contacts::{
-    SignedWebhookContact, TelegramChatId, TelegramContact, WebhookUrlContact,
-};
-use herald_worker::providers::{Contact, OutgoingMessage};
+use herald_channels::incoming_webhook::WebhookUrlContact;
+use herald_channels::telegram::{TelegramChatId, TelegramContact};
+use herald_channels::webhook::SignedWebhookContact;
+use herald_channels::{Contact, OutgoingMessage};
 use uuid::Uuid;
 
 /// A valid Standard Webhooks secret (24 bytes, as the specification's examples).

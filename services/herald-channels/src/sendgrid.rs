@@ -2,18 +2,29 @@
 
 use std::time::Duration;
 
-use herald_config::SendGridSettings;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
-use super::classify::classify_error_response;
+use crate::classify::{classify_error_response, classify_transport_error};
 use async_trait::async_trait;
 use herald_domain::ProviderId;
 
-use super::{
-    classify_transport_error, encode_json, wrong_contact, Contact, OutgoingMessage, Provider,
-    ProviderIdentity, SendOutcome,
+use crate::provider::{
+    encode_json, wrong_contact, OutgoingMessage, Provider, ProviderIdentity, SendOutcome,
 };
+use crate::Contact;
+
+crate::provider_section! {
+    pub struct SendGridSettings {
+        pub api_key: SecretString,
+        pub from: String,
+        /// The Event Webhook's verification key as SendGrid's settings show it: base64 of the DER
+        /// (SubjectPublicKeyInfo) ECDSA P-256 public key. Public, not a secret; empty refuses every
+        /// event batch (docs/DESIGN.md, "Provider callbacks").
+        #[serde(default)]
+        pub event_webhook_public_key: String,
+    }
+}
 
 pub const PROVIDER: ProviderId = ProviderId::SendGrid;
 

@@ -10,7 +10,7 @@ use std::hint::black_box;
 use chrono::Utc;
 use common::{BodySize, WEBHOOK_SECRET};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use herald_worker::providers::webhook::{sign, Webhook};
+use herald_channels::webhook::{sign, Webhook};
 
 fn signing(criterion: &mut Criterion) {
     let webhook = Webhook::new(reqwest::Client::new(), false);
