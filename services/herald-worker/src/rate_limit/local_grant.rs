@@ -70,4 +70,65 @@ mod tests {
         grant.clear();
         assert!(!grant.try_take(Instant::now()), "cleared by a pause");
     }
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        Refill { tokens: u32, lifetime_ms: u64 },
+        Take,
+        Clear,
+        Wait { ms: u64 },
+    }
+
+    fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+        use proptest::prelude::*;
+        prop_oneof![
+            1 => (0u32..20, 1u64..100)
+                .prop_map(|(tokens, lifetime_ms)| Step::Refill { tokens, lifetime_ms }),
+            4 => Just(Step::Take),
+            1 => Just(Step::Clear),
+            2 => (0u64..60).prop_map(|ms| Step::Wait { ms }),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Whatever the order of grants, sends, pauses and waits, a lane spends at most the tokens
+        /// of its latest grant, none once that grant has expired or a pause cleared it, and every
+        /// one it holds while the grant lasts (a token refused is a send delayed for nothing).
+        #[test]
+        fn a_lane_spends_its_grant_while_it_lasts_and_never_more(
+            steps in proptest::collection::vec(step(), 1..200)
+        ) {
+            let grant = LocalGrant::default();
+            let mut now = Instant::now();
+            let mut granted = 0u32;
+            let mut spent = 0u32;
+            let mut usable_until: Option<Instant> = None;
+            for step in steps {
+                match step {
+                    Step::Refill { tokens, lifetime_ms } => {
+                        let expires_at = now + Duration::from_millis(lifetime_ms);
+                        grant.refill(tokens, expires_at);
+                        (granted, spent, usable_until) = (tokens, 0, Some(expires_at));
+                    }
+                    Step::Take => {
+                        let lasts = usable_until.is_some_and(|until| now < until);
+                        let took = grant.try_take(now);
+                        proptest::prop_assert_eq!(took, lasts && spent < granted);
+                        if took {
+                            spent += 1;
+                        } else {
+                            // Refused once, the grant is gone until the next one.
+                            usable_until = None;
+                        }
+                        proptest::prop_assert!(spent <= granted);
+                    }
+                    Step::Clear => {
+                        grant.clear();
+                        usable_until = None;
+                    }
+                    Step::Wait { ms } => now += Duration::from_millis(ms),
+                }
+            }
+        }
+    }
 }

@@ -21,23 +21,9 @@ pub fn generate_receipt() -> String {
         .collect()
 }
 
-/// A new `request` id: a random UUID (version 4, RFC 9562 variant), lower-case and hyphenated.
+/// A new `request` id: a random UUID (version 4), lower-case and hyphenated.
 pub fn generate_request_id() -> String {
-    const VERSION_SHIFT: u32 = 76;
-    const VARIANT_SHIFT: u32 = 62;
-    let random = rand::random::<u128>();
-    let value = (random & !(0xF << VERSION_SHIFT) & !(0b11 << VARIANT_SHIFT))
-        | (0x4 << VERSION_SHIFT)
-        | (0b10 << VARIANT_SHIFT);
-    let hex = format!("{value:032x}");
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    uuid::Uuid::new_v4().to_string()
 }
 
 #[cfg(test)]
