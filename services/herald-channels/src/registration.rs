@@ -224,7 +224,7 @@ macro_rules! channel_kinds {
 }
 
 /// An object schema whose properties are the kinds' `$part` types (`Contact` or `ContactView`),
-/// each by reference, with no other property allowed: what `#[derive(ToSchema)]` would write, which
+/// each by reference or `null`, with no other property allowed: what `#[derive(ToSchema)]` would write, which
 /// cannot read a kind's associated types.
 #[doc(hidden)]
 #[macro_export]
@@ -235,11 +235,16 @@ macro_rules! object_schema {
                 use utoipa::ToSchema;
                 utoipa::openapi::schema::ObjectBuilder::new()
                     $(
+                        // Optional and nullable: `null` is taken as absent.
                         .property(
                             stringify!($field),
-                            utoipa::openapi::Ref::from_schema_name(
-                                <<$kind as $crate::kind::ChannelKind>::$part>::name(),
-                            ),
+                            utoipa::openapi::schema::OneOfBuilder::new()
+                                .item(utoipa::openapi::schema::Object::with_type(
+                                    utoipa::openapi::schema::Type::Null,
+                                ))
+                                .item(utoipa::openapi::Ref::from_schema_name(
+                                    <<$kind as $crate::kind::ChannelKind>::$part>::name(),
+                                )),
                         )
                     )+
                     .additional_properties(Some(utoipa::openapi::schema::AdditionalProperties::FreeForm(false)))

@@ -78,6 +78,20 @@ impl From<DbErr> for StoreError {
     }
 }
 
+/// Whether PostgreSQL rolled the transaction back to break a deadlock or a serialization conflict
+/// (SQLSTATE 40P01, 40001): nothing of it was kept, and running it again is safe and usually
+/// succeeds at once.
+pub fn is_transaction_conflict(error: &DbErr) -> bool {
+    use sea_orm::sqlx::Error as SqlxError;
+    let (DbErr::Conn(RuntimeErr::SqlxError(SqlxError::Database(database_error)))
+    | DbErr::Exec(RuntimeErr::SqlxError(SqlxError::Database(database_error)))
+    | DbErr::Query(RuntimeErr::SqlxError(SqlxError::Database(database_error)))) = error
+    else {
+        return false;
+    };
+    matches!(database_error.code().as_deref(), Some("40P01" | "40001"))
+}
+
 /// The SQLSTATE classes Herald treats specially (PostgreSQL appendix A).
 fn classify_sqlstate(code: &str, message: &str) -> Option<StoreError> {
     let class = code.get(..2)?;

@@ -11,7 +11,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::database::{Database, StoreError};
+use crate::database::{is_transaction_conflict, Database, StoreError};
 
 /// One dead letter as the API shows it.
 #[derive(Debug, Clone, FromQueryResult)]
@@ -84,15 +84,41 @@ pub async fn replay_dead_letter(
 ) -> Result<ReplayOutcome, StoreError> {
     database
         .run("dead_letters.replay", async {
-            let transaction = database.connection().begin().await?;
-            let outcome = replay_in(&transaction, tenant_id, delivery_id).await?;
-            match outcome {
-                ReplayOutcome::Replayed { .. } => transaction.commit().await?,
-                _ => transaction.rollback().await?,
+            // The replay locks the notification's state, then the delivery, then its queue row;
+            // a worker's pump holds a queue row before its delivery. Should PostgreSQL break a
+            // deadlock by rolling the replay back, it runs again (a few times at most) instead of
+            // answering 503 for a request that is bound to succeed.
+            let mut attempt = 1;
+            loop {
+                match replay_once(database, tenant_id, delivery_id).await {
+                    Err(error)
+                        if is_transaction_conflict(&error) && attempt < MAX_REPLAY_ATTEMPTS =>
+                    {
+                        attempt += 1;
+                    }
+                    result => return result,
+                }
             }
-            Ok(outcome)
         })
         .await
+}
+
+/// Runs of a replay's transaction, the first included, when PostgreSQL breaks a deadlock by
+/// rolling it back.
+const MAX_REPLAY_ATTEMPTS: u32 = 3;
+
+async fn replay_once(
+    database: &Database,
+    tenant_id: Uuid,
+    delivery_id: Uuid,
+) -> Result<ReplayOutcome, DbErr> {
+    let transaction = database.connection().begin().await?;
+    let outcome = replay_in(&transaction, tenant_id, delivery_id).await?;
+    match outcome {
+        ReplayOutcome::Replayed { .. } => transaction.commit().await?,
+        _ => transaction.rollback().await?,
+    }
+    Ok(outcome)
 }
 
 async fn replay_in(

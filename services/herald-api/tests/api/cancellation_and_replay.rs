@@ -203,6 +203,78 @@ async fn a_dead_letter_is_replayed_once_even_after_its_resend_is_reported_failed
     app.stop().await;
 }
 
+/// A replay that PostgreSQL picks to break a deadlock (here with a session that holds the
+/// delivery's queue row and then wants the delivery, as a worker's pump does) runs again and
+/// succeeds, instead of answering 503 (found by the API contract test: concurrent replays).
+#[tokio::test]
+async fn a_replay_rolled_back_to_break_a_deadlock_runs_again_and_succeeds() {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+
+    let app = spawn_app().await;
+    let id = accept_sms_to_u1_and_u2(&app).await;
+    let tenant = app.tenant_id;
+    let failed = Uuid::new_v4();
+    seed(
+        &app,
+        &format!(
+            "INSERT INTO deliveries (notification_id, id, tenant_id, user_id, channel, provider, status, attempts) VALUES \
+               ('{id}', '{failed}', '{tenant}', 'u2', 'sms', 'twilio', 'failed', 3); \
+             INSERT INTO dead_letters (tenant_id, notification_id, delivery_id, user_id, channel, provider, attempts, last_error) \
+               VALUES ('{tenant}', '{id}', '{failed}', 'u2', 'sms', 'twilio', 3, 'gave up'); \
+             UPDATE notification_states SET status = 'failed', deliveries_failed = 1 WHERE id = '{id}'"
+        ),
+    )
+    .await;
+
+    // The other session: the delivery's queue row, not committed, so the replay's insert of it
+    // waits. Its own deadlock check comes late, so that the replay's finds the deadlock first.
+    let session = herald_testing::connect(&app.settings).await;
+    let other = session.connection().begin().await.unwrap();
+    other
+        .execute_unprepared(&format!(
+            "SET LOCAL statement_timeout = 0; SET LOCAL deadlock_timeout = '20s'; \
+             INSERT INTO delivery_queue (delivery_id, notification_id, provider, tenant_id, priority, due_at) \
+             VALUES ('{failed}', '{id}', 'twilio', '{tenant}', 'normal', now())"
+        ))
+        .await
+        .unwrap();
+    let replay = {
+        let client = app.client.clone();
+        let url = format!("{}/v1/dead-letters/{failed}/replay", app.address);
+        let api_key = app.api_key.clone();
+        tokio::spawn(async move {
+            client
+                .post(url)
+                .bearer_auth(api_key)
+                .json(&json!({}))
+                .send()
+                .await
+                .unwrap()
+        })
+    };
+    // The replay now holds the delivery and waits for the queue row; the other session wants
+    // the delivery: a deadlock, which PostgreSQL breaks by rolling the replay back.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    other
+        .execute_unprepared(&format!(
+            "UPDATE deliveries SET updated_at = now() WHERE notification_id = '{id}' AND id = '{failed}'"
+        ))
+        .await
+        .expect("the replay, not this session, is rolled back");
+    other.rollback().await.unwrap();
+
+    let replayed = replay.await.unwrap();
+    assert_eq!(replayed.status(), 202, "{:?}", replayed.text().await);
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) FROM delivery_queue WHERE delivery_id = '{failed}'"
+        ))
+        .await,
+        1
+    );
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn cancellations_racing_the_scheduler_all_end_cancelled_without_a_deadlock() {
     let app = spawn_app().await;
