@@ -23,13 +23,13 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use herald_channels::Contact;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::circuit_breaker::{
     CircuitBreaker, CircuitBreakerSettings, CircuitState, CircuitTransition,
 };
 use crate::metrics;
-use herald_channels::Contact;
 use herald_domain::ProviderId;
 
 /// Destinations one lane tracks at once.

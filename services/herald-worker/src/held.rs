@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use herald_channels::Contact;
 use herald_domain::{Channel, Priority, ProviderId};
 use herald_store::deliveries::DeliveryKey;
 use herald_store::notifications::NotificationContent;
@@ -15,7 +16,6 @@ use uuid::Uuid;
 use crate::destinations;
 use crate::metrics;
 use crate::tenant_shares::TenantHold;
-use herald_channels::Contact;
 
 /// The bounds of one destination of a lane, whose busy deliveries park there.
 pub type Destination = destinations::Destination<HeldDelivery>;

@@ -1,11 +1,11 @@
 //! Prometheus metrics of the worker, as statics registered in the process's one registry.
 
+use herald_channels::SendOutcome;
 use herald_domain::{DeliveryStatus, ProviderId};
 use herald_store::metrics::CacheKind;
 use herald_telemetry::metrics::{declare, REGISTRY};
 
 use crate::circuit_breaker::CircuitState;
-use herald_channels::SendOutcome;
 use once_cell::sync::Lazy;
 use prometheus::{
     register_gauge_vec_with_registry, register_histogram_vec_with_registry,

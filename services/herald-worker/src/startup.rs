@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpResponse, HttpServer};
+use herald_channels::registry::build_providers;
 use herald_config::Settings;
 use herald_store::cache::RecipientCache;
 use herald_store::deliveries::{self, DeliveryKey};
@@ -42,7 +43,6 @@ use crate::session::Session;
 use crate::shutdown::{Phase, ShutdownPhases};
 use crate::status_events::StatusEvents;
 use crate::sweeper::run_sweeper;
-use herald_channels::registry::build_providers;
 
 /// Outcomes waiting for the recorder before the lanes stop sending.
 const RECORDER_CAPACITY: usize = 8192;

@@ -1,6 +1,7 @@
 //! What a delivery is derived from, and how its message is rendered: shared by admission, the
 //! queue pump and the lanes.
 
+use herald_channels::{Contact, OutgoingMessage};
 use herald_domain::placeholders::render;
 use herald_domain::validation::{MAX_RENDERED_BODY_BYTES, MAX_RENDERED_SUBJECT_BYTES};
 use herald_domain::Channel;
@@ -8,7 +9,6 @@ use herald_store::users::Recipient;
 use uuid::Uuid;
 
 use crate::held::DeliveryPlan;
-use herald_channels::{Contact, OutgoingMessage};
 
 /// The stable id (and provider reference) of a delivery: the same on every worker, every time.
 pub fn delivery_id(notification_id: Uuid, user_id: &str, channel: Channel) -> Uuid {

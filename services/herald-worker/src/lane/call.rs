@@ -6,6 +6,7 @@
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use herald_channels::SendOutcome;
 use herald_domain::{AttemptOutcome, DeliveryEvent, DeliveryStatus, ProviderId};
 use herald_store::deliveries::RecordedAttempt;
 use herald_telemetry::supervise::catch_panic;
@@ -20,7 +21,6 @@ use crate::outcome::Outcome;
 use crate::rate_limit::rate_limited_answer;
 use crate::traces;
 use crate::work::render_message;
-use herald_channels::SendOutcome;
 
 /// How often a lane whose half-open circuit has its probes in flight looks again.
 const HALF_OPEN_RECHECK: Duration = Duration::from_millis(50);

@@ -19,6 +19,7 @@ mod call;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use herald_channels::{Contact, Provider};
 use herald_config::LaneSettings;
 use herald_domain::{Channel, Priority, ProviderId};
 use tokio::sync::{Notify, Semaphore};
@@ -37,7 +38,6 @@ use crate::recorder::RecorderHandle;
 use crate::session::{SendPermission, Session};
 use crate::shutdown::{Phase, ShutdownPhases};
 use crate::tenant_shares::{TenantRooms, TenantShares};
-use herald_channels::{Contact, Provider};
 
 /// Bytes of content one lane's held deliveries may pin in memory (each delivery counts its
 /// notification's content, shared or not: a conservative bound).

@@ -27,14 +27,14 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use herald_channels::kind::RateLimitScope;
+use herald_channels::SendOutcome;
 use herald_config::RateLimitConfig;
 use herald_domain::ProviderId;
 use herald_store::cache::Redis;
 use tokio::time::Instant;
 
 use crate::metrics;
-use herald_channels::kind::RateLimitScope;
-use herald_channels::SendOutcome;
 pub use local_grant::LocalGrant;
 pub use shared::{state_key, Grant, Penalty, SharedRate};
 

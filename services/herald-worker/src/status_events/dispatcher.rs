@@ -16,6 +16,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
+use herald_channels::webhook::{post_signed_event, SignedEvent};
+use herald_channels::SendOutcome;
 use herald_store::webhook_event_sends::{self, ClaimRooms, ClaimedSend, Unsent};
 use herald_store::Database;
 use tokio::sync::Semaphore;
@@ -25,8 +27,6 @@ use uuid::Uuid;
 
 use super::metrics;
 use crate::backoff::RetryPolicy;
-use herald_channels::webhook::{post_signed_event, SignedEvent};
-use herald_channels::SendOutcome;
 
 pub struct DispatcherSettings {
     pub max_in_flight: usize,

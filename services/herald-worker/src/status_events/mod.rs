@@ -15,6 +15,7 @@ pub mod subscription_cache;
 use std::sync::Arc;
 use std::time::Duration;
 
+use herald_channels::outbound;
 use herald_config::Settings;
 use herald_kafka::HeraldProducer;
 use herald_store::Database;
@@ -24,7 +25,6 @@ use tokio_util::task::TaskTracker;
 
 use crate::backoff::RetryPolicy;
 use dispatcher::DispatcherSettings;
-use herald_channels::outbound;
 use relay::RelaySettings;
 use subscription_cache::SubscriptionCache;
 
