@@ -6,12 +6,10 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-
 use herald_domain::{Channel, ProviderId};
 use serde::{Deserialize, Serialize};
 
 use crate::classify::{classify_error_response, read_capped};
-
 use crate::provider::{
     encode_json, truncate_chars, wrong_contact, OutgoingMessage, Provider, ProviderIdentity,
     SendOutcome,

@@ -2,13 +2,12 @@
 
 use std::time::Duration;
 
+use async_trait::async_trait;
+use herald_domain::ProviderId;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
 use crate::classify::{classify_error_response, classify_transport_error};
-use async_trait::async_trait;
-use herald_domain::ProviderId;
-
 use crate::provider::{
     encode_json, wrong_contact, OutgoingMessage, Provider, ProviderIdentity, SendOutcome,
 };

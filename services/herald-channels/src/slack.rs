@@ -5,12 +5,10 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-
 use herald_domain::{Channel, ProviderId};
 use serde::Serialize;
 
 use crate::classify::classify_error_response;
-
 use crate::provider::{
     encode_json, truncate_chars, wrong_contact, OutgoingMessage, Provider, ProviderIdentity,
     SendOutcome,

@@ -15,8 +15,7 @@ use herald_domain::ProviderId;
 use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue};
 use lettre::message::Mailbox;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use secrecy::ExposeSecret;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::provider::{
     wrong_contact, OutgoingMessage, Provider, ProviderIdentity, SendOutcome, DELIVERY_ID_HEADER,

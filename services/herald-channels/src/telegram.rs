@@ -4,11 +4,10 @@
 //! `400`, which no retry mends. (The Bot API server also sends `Retry-After` on 429; the body's
 //! value is preferred, the header is the fallback.)
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use std::sync::Arc;
-
 use herald_domain::{Channel, FieldError, ProviderId};
 use reqwest::header::RETRY_AFTER;
 use secrecy::{ExposeSecret, SecretString};

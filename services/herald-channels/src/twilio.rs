@@ -3,13 +3,12 @@
 
 use std::time::Duration;
 
+use async_trait::async_trait;
+use herald_domain::ProviderId;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use crate::classify::{classify_error_response, classify_transport_error, read_capped};
-use async_trait::async_trait;
-use herald_domain::ProviderId;
-
 use crate::provider::{wrong_contact, OutgoingMessage, Provider, ProviderIdentity, SendOutcome};
 use crate::Contact;
 

@@ -7,13 +7,12 @@
 //! Signing uses the `standardwebhooks` crate, the specification's own reference library, rather
 //! than a hand-written HMAC: the byte layout of the signed content is the whole contract.
 
+use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use std::fmt;
-use std::sync::Arc;
-
 use herald_domain::tenant_url::{public_https_url_schema, url_problem};
 use herald_domain::{Channel, FieldError, ProviderId};
 use serde::{Deserialize, Serialize};

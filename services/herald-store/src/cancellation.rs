@@ -5,12 +5,11 @@
 use chrono::{DateTime, Utc};
 use herald_domain::{DeliveryEvent, DeliveryStatus, NotificationEvent, NotificationStatus};
 use sea_orm::{
-    ConnectionTrait, DatabaseBackend, DatabaseTransaction, DbErr, FromQueryResult, Statement,
-    TransactionTrait, Value,
+    ConnectionTrait, DatabaseBackend, DatabaseTransaction, DbErr, FromQueryResult, Statement, Value,
 };
 use uuid::Uuid;
 
-use crate::database::{Database, StoreError};
+use crate::database::{Database, Finish, StoreError};
 
 /// What a cancellation did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,16 +40,13 @@ pub async fn cancel_notification(
     notification_id: Uuid,
 ) -> Result<CancelOutcome, StoreError> {
     database
-        .run("cancellation.cancel", async {
-            let transaction = database.connection().begin().await?;
-            let outcome = cancel_in(&transaction, tenant_id, notification_id).await?;
-            match outcome {
-                CancelOutcome::Cancelled(_) => transaction.commit().await?,
-                CancelOutcome::NotFound | CancelOutcome::AlreadyFinal(_) => {
-                    transaction.rollback().await?
-                }
-            }
-            Ok(outcome)
+        .transaction("cancellation.cancel", async |transaction| {
+            let outcome = cancel_in(transaction, tenant_id, notification_id).await?;
+            let finish = match outcome {
+                CancelOutcome::Cancelled(_) => Finish::Commit,
+                CancelOutcome::NotFound | CancelOutcome::AlreadyFinal(_) => Finish::RollBack,
+            };
+            Ok((outcome, finish))
         })
         .await
 }

@@ -6,7 +6,10 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use herald_config::DatabaseSettings;
-use sea_orm::{ConnectOptions, ConnectionTrait, DatabaseConnection, DbErr, RuntimeErr, Statement};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, RuntimeErr,
+    Statement, TransactionTrait,
+};
 use secrecy::ExposeSecret;
 
 use crate::metrics;
@@ -78,10 +81,20 @@ impl From<DbErr> for StoreError {
     }
 }
 
+/// How a transaction run by [`Database::transaction`] ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finish {
+    Commit,
+    RollBack,
+}
+
+/// Runs of one transaction, the first included, when PostgreSQL rolls it back to break a conflict.
+pub const MAX_CONFLICT_RUNS: u32 = 3;
+
 /// Whether PostgreSQL rolled the transaction back to break a deadlock or a serialization conflict
 /// (SQLSTATE 40P01, 40001): nothing of it was kept, and running it again is safe and usually
 /// succeeds at once.
-pub fn is_transaction_conflict(error: &DbErr) -> bool {
+fn is_transaction_conflict(error: &DbErr) -> bool {
     use sea_orm::sqlx::Error as SqlxError;
     let (DbErr::Conn(RuntimeErr::SqlxError(SqlxError::Database(database_error)))
     | DbErr::Exec(RuntimeErr::SqlxError(SqlxError::Database(database_error)))
@@ -145,6 +158,39 @@ impl Database {
     /// [`Database::run`].
     pub fn connection(&self) -> &DatabaseConnection {
         &self.connection
+    }
+
+    /// Runs `body` in a transaction within the client deadline, committed when `body` says so
+    /// (`Finish::Commit`) and rolled back otherwise. When PostgreSQL rolls it back to break a
+    /// deadlock or a serialization conflict, it runs again, up to [`MAX_CONFLICT_RUNS`] runs:
+    /// nothing of the failed run was kept, and a request bound to succeed should not fail (503)
+    /// because another transaction locked the same rows in the other order.
+    pub async fn transaction<T>(
+        &self,
+        operation: &'static str,
+        mut body: impl AsyncFnMut(&DatabaseTransaction) -> Result<(T, Finish), DbErr>,
+    ) -> Result<T, StoreError> {
+        self.run(operation, async {
+            let mut run = 1;
+            loop {
+                let attempt = async {
+                    let transaction = self.connection.begin().await?;
+                    let (value, finish) = body(&transaction).await?;
+                    match finish {
+                        Finish::Commit => transaction.commit().await?,
+                        Finish::RollBack => transaction.rollback().await?,
+                    }
+                    Ok(value)
+                };
+                match attempt.await {
+                    Err(error) if is_transaction_conflict(&error) && run < MAX_CONFLICT_RUNS => {
+                        run += 1;
+                    }
+                    result => return result,
+                }
+            }
+        })
+        .await
     }
 
     /// Runs one database operation (a statement or a transaction) within the client deadline,

@@ -6,12 +6,11 @@ use herald_domain::{
     Channel, DeliveryEvent, DeliveryStatus, NotificationEvent, NotificationStatus, ProviderId,
 };
 use sea_orm::{
-    ConnectionTrait, DatabaseBackend, DatabaseTransaction, DbErr, FromQueryResult, Statement,
-    TransactionTrait, Value,
+    ConnectionTrait, DatabaseBackend, DatabaseTransaction, DbErr, FromQueryResult, Statement, Value,
 };
 use uuid::Uuid;
 
-use crate::database::{is_transaction_conflict, Database, StoreError};
+use crate::database::{Database, Finish, StoreError};
 
 /// One dead letter as the API shows it.
 #[derive(Debug, Clone, FromQueryResult)]
@@ -83,42 +82,15 @@ pub async fn replay_dead_letter(
     delivery_id: Uuid,
 ) -> Result<ReplayOutcome, StoreError> {
     database
-        .run("dead_letters.replay", async {
-            // The replay locks the notification's state, then the delivery, then its queue row;
-            // a worker's pump holds a queue row before its delivery. Should PostgreSQL break a
-            // deadlock by rolling the replay back, it runs again (a few times at most) instead of
-            // answering 503 for a request that is bound to succeed.
-            let mut attempt = 1;
-            loop {
-                match replay_once(database, tenant_id, delivery_id).await {
-                    Err(error)
-                        if is_transaction_conflict(&error) && attempt < MAX_REPLAY_ATTEMPTS =>
-                    {
-                        attempt += 1;
-                    }
-                    result => return result,
-                }
-            }
+        .transaction("dead_letters.replay", async |transaction| {
+            let outcome = replay_in(transaction, tenant_id, delivery_id).await?;
+            let finish = match outcome {
+                ReplayOutcome::Replayed { .. } => Finish::Commit,
+                _ => Finish::RollBack,
+            };
+            Ok((outcome, finish))
         })
         .await
-}
-
-/// Runs of a replay's transaction, the first included, when PostgreSQL breaks a deadlock by
-/// rolling it back.
-const MAX_REPLAY_ATTEMPTS: u32 = 3;
-
-async fn replay_once(
-    database: &Database,
-    tenant_id: Uuid,
-    delivery_id: Uuid,
-) -> Result<ReplayOutcome, DbErr> {
-    let transaction = database.connection().begin().await?;
-    let outcome = replay_in(&transaction, tenant_id, delivery_id).await?;
-    match outcome {
-        ReplayOutcome::Replayed { .. } => transaction.commit().await?,
-        _ => transaction.rollback().await?,
-    }
-    Ok(outcome)
 }
 
 async fn replay_in(
