@@ -6,7 +6,6 @@ use crate::vocabulary;
 vocabulary! {
     /// A delivery channel.
     #[derive(PartialOrd, Ord)]
-    #[sea_orm(rs_type = "String", db_type = "Enum", enum_name = "channel")]
     pub enum Channel {
         Email = "email",
         Sms = "sms",
@@ -32,7 +31,6 @@ impl Channel {
 
 vocabulary! {
     #[derive(Default)]
-    #[sea_orm(rs_type = "String", db_type = "Enum", enum_name = "priority")]
     pub enum Priority {
         High = "high",
         #[default]

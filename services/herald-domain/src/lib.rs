@@ -28,3 +28,4 @@ pub use status::{
     NotificationEvent, NotificationStatus, ProviderReport,
 };
 pub use validation::{FieldError, ValidationLimits};
+pub use vocabulary::Vocabulary;

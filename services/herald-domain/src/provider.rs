@@ -8,7 +8,6 @@ use crate::{vocabulary, Channel};
 vocabulary! {
     /// A provider Herald sends through.
     #[derive(PartialOrd, Ord)]
-    #[sea_orm(rs_type = "String", db_type = "Text")]
     pub enum ProviderId {
         /// SendGrid's Mail Send v3 API.
         SendGrid = "sendgrid",

@@ -14,7 +14,6 @@ pub struct InvalidTransition {
 
 vocabulary! {
     /// Where a notification stands, as the API shows it.
-    #[sea_orm(rs_type = "String", db_type = "Enum", enum_name = "notification_status")]
     pub enum NotificationStatus {
         Scheduled = "scheduled",
         Accepted = "accepted",
@@ -162,7 +161,6 @@ impl NotificationStatus {
 
 vocabulary! {
     /// Where one delivery (notification × recipient × channel) stands.
-    #[sea_orm(rs_type = "String", db_type = "Enum", enum_name = "delivery_status")]
     pub enum DeliveryStatus {
         /// Waiting in `delivery_queue` for a provider lane with room.
         Queued = "queued",
@@ -293,7 +291,6 @@ impl DeliveryEvent {
 
 vocabulary! {
     /// What one provider call came to.
-    #[sea_orm(rs_type = "String", db_type = "Enum", enum_name = "attempt_outcome")]
     pub enum AttemptOutcome {
         Sent = "sent",
         RetryableError = "retryable_error",

@@ -1,12 +1,26 @@
 //! Closed sets of names (channels, priorities, statuses, outcomes, providers), each name written
 //! once. [`vocabulary!`] declares the enum with its spelling per variant and derives from that one
-//! spelling everything that names it: JSON (serde), the OpenAPI schema (utoipa), PostgreSQL
-//! (sea-orm's active enum), `as_str`, `parse`, `ALL` and `Display`.
+//! spelling everything that names it: JSON (serde), the OpenAPI schema (utoipa), `as_str`,
+//! `parse`, `ALL`, `Display` and the [`Vocabulary`] trait, through which herald-store reads and
+//! binds the same spellings in PostgreSQL (the domain knows no persistence library).
+
+/// A closed set declared with [`vocabulary!`]: what code generic over vocabularies (the store's
+/// columns, tests) needs of one.
+pub trait Vocabulary: Copy + Eq + std::fmt::Debug + Send + Sync + 'static {
+    /// Every value, in the order declared.
+    const VALUES: &'static [Self];
+
+    /// The one spelling: JSON's, PostgreSQL's, the metrics'.
+    fn spelling(self) -> &'static str;
+
+    /// The value spelt `name` exactly, if any.
+    fn from_spelling(name: &str) -> Option<Self>;
+}
 
 /// Declares a closed set: an enum whose variants are written `Variant = "spelling"`.
 ///
-/// The enum's own attributes (its doc, sea-orm's `rs_type`/`db_type`/`enum_name`, extra derives)
-/// and each variant's (its doc, `#[default]`) are kept as written.
+/// The enum's own attributes (its doc, extra derives) and each variant's (its doc, `#[default]`)
+/// are kept as written.
 #[macro_export]
 macro_rules! vocabulary {
     (
@@ -20,7 +34,6 @@ macro_rules! vocabulary {
             ),+ $(,)?
         }
     ) => {
-        // The derives first: `#[sea_orm(...)]` among the enum's attributes is their helper.
         #[derive(
             Debug,
             Clone,
@@ -31,15 +44,12 @@ macro_rules! vocabulary {
             ::serde::Serialize,
             ::serde::Deserialize,
             ::utoipa::ToSchema,
-            ::sea_orm::EnumIter,
-            ::sea_orm::DeriveActiveEnum,
         )]
         $(#[$enum_attribute])*
         $visibility enum $name {
             $(
                 $(#[$variant_attribute])*
                 #[serde(rename = $spelling)]
-                #[sea_orm(string_value = $spelling)]
                 $variant,
             )+
         }
@@ -64,6 +74,18 @@ macro_rules! vocabulary {
             }
         }
 
+        impl $crate::vocabulary::Vocabulary for $name {
+            const VALUES: &'static [$name] = &$name::ALL;
+
+            fn spelling(self) -> &'static str {
+                self.as_str()
+            }
+
+            fn from_spelling(name: &str) -> Option<$name> {
+                $name::parse(name)
+            }
+        }
+
         impl ::std::fmt::Display for $name {
             fn fmt(&self, formatter: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 formatter.write_str(self.as_str())
@@ -81,20 +103,24 @@ macro_rules! vocabulary {
 
 #[cfg(test)]
 mod tests {
-    use sea_orm::{ActiveEnum, Iterable};
+    use std::collections::HashSet;
 
+    use super::Vocabulary;
     use crate::{
         AttemptOutcome, Channel, DeliveryStatus, NotificationStatus, Priority, ProviderId,
     };
 
-    /// Each value's spelling is the same in `as_str`, `parse`, JSON, the OpenAPI schema, the
-    /// database and `Display`, and `ALL` lists every variant once.
+    /// Each value's spelling is the same in `as_str`, `parse`, the [`Vocabulary`] trait, JSON, the
+    /// OpenAPI schema and `Display`, and `ALL` lists each value once. (The database's spellings are
+    /// compared with `ALL` by herald-store's tests.)
     fn spelt_once_everywhere<T>(all: &[T])
     where
-        T: ActiveEnum<Value = String> + Iterable + serde::Serialize + std::fmt::Display + Copy,
-        T: AsRef<str> + PartialEq + std::fmt::Debug + utoipa::PartialSchema,
+        T: Vocabulary + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Display,
+        T: AsRef<str> + std::hash::Hash + utoipa::PartialSchema,
     {
-        assert_eq!(all.len(), T::iter().count(), "ALL lists every variant");
+        assert_eq!(all, T::VALUES);
+        let distinct: HashSet<T> = all.iter().copied().collect();
+        assert_eq!(distinct.len(), all.len(), "ALL lists each value once");
         let spellings: Vec<&str> = all.iter().map(AsRef::as_ref).collect();
         // A spelling passed to the derives as a `literal` fragment was ignored by utoipa's (the
         // schema said `SendGrid`) while serde's took it: the schema is checked, not assumed.
@@ -107,8 +133,12 @@ mod tests {
         for value in all {
             let spelling = value.as_ref();
             assert!(!spelling.is_empty());
-            assert_eq!(value.to_value(), spelling);
-            assert_eq!(T::try_from_value(&spelling.to_owned()).ok(), Some(*value));
+            assert_eq!(value.spelling(), spelling);
+            assert_eq!(T::from_spelling(spelling), Some(*value));
+            assert_eq!(
+                serde_json::from_value::<T>(serde_json::json!(spelling)).unwrap(),
+                *value
+            );
             assert_eq!(
                 serde_json::to_value(value).unwrap(),
                 serde_json::json!(spelling)

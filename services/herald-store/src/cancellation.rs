@@ -9,6 +9,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use crate::columns::{self, row};
 use crate::database::{Database, Finish, StoreError};
 
 /// What a cancellation did.
@@ -60,15 +61,17 @@ async fn cancel_in(
     struct Owner {
         tenant_id: Uuid,
     }
-    #[derive(FromQueryResult)]
-    struct State {
-        status: NotificationStatus,
-        deliveries_expected: i32,
+    row! {
+        struct State {
+            status: NotificationStatus,
+            deliveries_expected: i32,
+        }
     }
-    #[derive(FromQueryResult)]
-    struct Pending {
-        id: Uuid,
-        status: DeliveryStatus,
+    row! {
+        struct Pending {
+            id: Uuid,
+            status: DeliveryStatus,
+        }
     }
     #[derive(FromQueryResult)]
     struct Count {
@@ -171,7 +174,7 @@ async fn cancel_in(
              WHERE id = $1",
             [
                 Value::from(notification_id),
-                Value::from(cancelled_status.as_str()),
+                columns::bind(cancelled_status),
                 Value::from(cancelled),
             ],
         ))

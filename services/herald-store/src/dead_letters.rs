@@ -10,22 +10,25 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use crate::columns::{self, row};
 use crate::database::{Database, Finish, StoreError};
 
-/// One dead letter as the API shows it.
-#[derive(Debug, Clone, FromQueryResult)]
-pub struct DeadLetterRow {
-    /// The letter's own id (UUIDv7 of its failure): the listing's order and cursor.
-    pub id: Uuid,
-    pub delivery_id: Uuid,
-    pub notification_id: Uuid,
-    pub user_id: String,
-    pub channel: Channel,
-    pub provider: ProviderId,
-    pub attempts: i32,
-    pub last_error: Option<String>,
-    pub failed_at: DateTime<Utc>,
-    pub replayed_at: Option<DateTime<Utc>>,
+row! {
+    /// One dead letter as the API shows it.
+    #[derive(Debug, Clone)]
+    pub struct DeadLetterRow {
+        /// The letter's own id (UUIDv7 of its failure): the listing's order and cursor.
+        pub id: Uuid,
+        pub delivery_id: Uuid,
+        pub notification_id: Uuid,
+        pub user_id: String,
+        pub channel: Channel,
+        pub provider: ProviderId,
+        pub attempts: i32,
+        pub last_error: Option<String>,
+        pub failed_at: DateTime<Utc>,
+        pub replayed_at: Option<DateTime<Utc>>,
+    }
 }
 
 /// A page of the tenant's dead letters, newest first, older than the letter `before_id`
@@ -104,14 +107,16 @@ async fn replay_in(
         notification_id: Uuid,
         replayed: bool,
     }
-    #[derive(FromQueryResult)]
-    struct State {
-        status: NotificationStatus,
-        deliveries_failed: i32,
+    row! {
+        struct State {
+            status: NotificationStatus,
+            deliveries_failed: i32,
+        }
     }
-    #[derive(FromQueryResult)]
-    struct Delivery {
-        status: DeliveryStatus,
+    row! {
+        struct Delivery {
+            status: DeliveryStatus,
+        }
     }
 
     let Some(letter) = Letter::find_by_statement(statement(
@@ -187,7 +192,7 @@ async fn replay_in(
             [
                 Value::from(notification_id),
                 Value::from(delivery_id),
-                Value::from(replayed_status.as_str()),
+                columns::bind(replayed_status),
             ],
         ))
         .await?;
@@ -215,7 +220,7 @@ async fn replay_in(
              WHERE id = $1",
             [
                 Value::from(notification_id),
-                Value::from(notification_status.as_str()),
+                columns::bind(notification_status),
             ],
         ))
         .await?;

@@ -20,6 +20,7 @@ use sea_orm::{
 use serde::Serialize;
 use uuid::Uuid;
 
+use crate::columns::{self, row};
 use crate::database::{Database, StoreError};
 use crate::json_parameter;
 
@@ -47,11 +48,13 @@ pub struct NewDelivery {
     pub last_error: Option<String>,
 }
 
-#[derive(Debug, Clone, FromQueryResult)]
-struct InsertedRow {
-    notification_id: Uuid,
-    id: Uuid,
-    status: DeliveryStatus,
+row! {
+    #[derive(Debug, Clone)]
+    struct InsertedRow {
+        notification_id: Uuid,
+        id: Uuid,
+        status: DeliveryStatus,
+    }
 }
 
 const ADMIT_SQL: &str = r#"
@@ -171,20 +174,22 @@ pub async fn admit(
         .await
 }
 
-/// A delivery a session now owns, with what is needed to render and send it.
-#[derive(Debug, Clone, FromQueryResult)]
-pub struct ClaimedDelivery {
-    pub notification_id: Uuid,
-    pub id: Uuid,
-    pub tenant_id: Uuid,
-    pub user_id: String,
-    pub channel: Channel,
-    pub attempts: i32,
-    /// Attempts made before its current attempt budget (a dead-letter replay starts a new one).
-    pub attempt_budget_start: i32,
-    /// Claims of this delivery, within its attempt budget, taken over from a worker that stopped
-    /// before recording the outcome (its `in_doubt` attempts).
-    pub in_doubt_takeovers: i32,
+row! {
+    /// A delivery a session now owns, with what is needed to render and send it.
+    #[derive(Debug, Clone)]
+    pub struct ClaimedDelivery {
+        pub notification_id: Uuid,
+        pub id: Uuid,
+        pub tenant_id: Uuid,
+        pub user_id: String,
+        pub channel: Channel,
+        pub attempts: i32,
+        /// Attempts made before its current attempt budget (a dead-letter replay starts a new one).
+        pub attempt_budget_start: i32,
+        /// Claims of this delivery, within its attempt budget, taken over from a worker that stopped
+        /// before recording the outcome (its `in_doubt` attempts).
+        pub in_doubt_takeovers: i32,
+    }
 }
 
 impl ClaimedDelivery {
@@ -354,12 +359,12 @@ WITH RECURSIVE turns (tenant_id, first_tenant_id, turn) AS (
 SELECT * FROM claimed
 "#,
         [
-            Value::from(provider.as_str()),
+            columns::bind(provider),
             Value::from(limit as i64),
             Value::from(session),
             Value::from(send_batch_id),
-            Value::from(band.highest.as_str()),
-            Value::from(band.lowest.as_str()),
+            columns::bind(band.highest),
+            columns::bind(band.lowest),
             // Where this claim's turns start: anywhere, so that every tenant comes first as often.
             Value::from(Uuid::new_v4()),
             Value::from(MAX_TENANTS_PER_CLAIM),
@@ -689,15 +694,16 @@ async fn apply_progress(
     transaction: &DatabaseTransaction,
     deltas: &ProgressDeltas,
 ) -> Result<usize, DbErr> {
-    #[derive(FromQueryResult)]
-    struct StateRow {
-        id: Uuid,
-        status: NotificationStatus,
-        deliveries_expected: i32,
-        deliveries_sent: i32,
-        deliveries_failed: i32,
-        deliveries_skipped: i32,
-        deliveries_cancelled: i32,
+    row! {
+        struct StateRow {
+            id: Uuid,
+            status: NotificationStatus,
+            deliveries_expected: i32,
+            deliveries_sent: i32,
+            deliveries_failed: i32,
+            deliveries_skipped: i32,
+            deliveries_cancelled: i32,
+        }
     }
     #[derive(Serialize)]
     struct NewState {
@@ -779,19 +785,21 @@ WHERE s.id = new.id
     Ok(finished)
 }
 
-/// One delivery as the API shows it.
-#[derive(Debug, Clone, FromQueryResult, Serialize)]
-pub struct DeliveryRow {
-    pub id: Uuid,
-    pub user_id: String,
-    pub channel: Channel,
-    pub status: DeliveryStatus,
-    pub attempts: i32,
-    pub provider: ProviderId,
-    pub provider_message_id: Option<String>,
-    pub last_error: Option<String>,
-    pub next_attempt_at: Option<DateTime<Utc>>,
-    pub updated_at: DateTime<Utc>,
+row! {
+    /// One delivery as the API shows it.
+    #[derive(Debug, Clone, Serialize)]
+    pub struct DeliveryRow {
+        pub id: Uuid,
+        pub user_id: String,
+        pub channel: Channel,
+        pub status: DeliveryStatus,
+        pub attempts: i32,
+        pub provider: ProviderId,
+        pub provider_message_id: Option<String>,
+        pub last_error: Option<String>,
+        pub next_attempt_at: Option<DateTime<Utc>>,
+        pub updated_at: DateTime<Utc>,
+    }
 }
 
 /// A page of a notification's deliveries in id order, after the delivery `after_id`.

@@ -1,10 +1,12 @@
-//! PostgreSQL access for Herald: sea-orm entities for every table, and hand-written SQL where one
-//! statement must do the work of many (the group commit, admission, recording, the outbox lease),
-//! with rows mapped into typed structs. Every call goes through [`Database::run`]: a client-side
+//! PostgreSQL access for Herald: sea-orm's entities and query builder for the tables read and
+//! written one row at a time by key, and hand-written SQL where one statement must do the work of
+//! many (the group commit, admission, recording, the outbox lease), with rows mapped into typed
+//! structs by column name (docs/DESIGN.md, "Persistence"). Every call goes through [`Database::run`]: a client-side
 //! deadline, a duration metric, and a [`StoreError`] that says what the caller can do.
 
 pub mod cache;
 pub mod cancellation;
+pub mod columns;
 pub mod database;
 pub mod dead_letters;
 pub mod deliveries;

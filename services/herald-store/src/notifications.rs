@@ -9,6 +9,7 @@ use sea_orm::{ConnectionTrait, DatabaseBackend, FromQueryResult, JsonValue, Stat
 use serde::Serialize;
 use uuid::Uuid;
 
+use crate::columns::row;
 use crate::database::{Database, StoreError};
 use crate::json_parameter;
 
@@ -116,15 +117,17 @@ pub async fn insert_batch(
     Ok(inserted.into_iter().map(|row| row.id).collect())
 }
 
-/// The notification already holding an idempotency key.
-#[derive(Debug, Clone, FromQueryResult)]
-pub struct IdempotencyHolder {
-    pub notification_id: Uuid,
-    pub tenant_id: Uuid,
-    pub key: String,
-    pub request_hash: Vec<u8>,
-    /// Its current status, which a repeat of the request is answered with.
-    pub status: Option<NotificationStatus>,
+row! {
+    /// The notification already holding an idempotency key.
+    #[derive(Debug, Clone)]
+    pub struct IdempotencyHolder {
+        pub notification_id: Uuid,
+        pub tenant_id: Uuid,
+        pub key: String,
+        pub request_hash: Vec<u8>,
+        /// Its current status, which a repeat of the request is answered with.
+        pub status: Option<NotificationStatus>,
+    }
 }
 
 impl IdempotencyHolder {
@@ -168,27 +171,29 @@ LEFT JOIN notification_states s ON s.id = k.notification_id
         .await
 }
 
-/// A notification as the API shows it: content, status and delivery counters.
-#[derive(Debug, Clone, FromQueryResult)]
-pub struct NotificationRow {
-    pub id: Uuid,
-    pub tenant_id: Uuid,
-    pub user_ids: Vec<String>,
-    pub channels: Vec<Channel>,
-    pub subject: Option<String>,
-    pub body: String,
-    pub data: JsonValue,
-    pub priority: Priority,
-    pub status: NotificationStatus,
-    pub scheduled_for: Option<DateTime<Utc>>,
-    pub idempotency_key: Option<String>,
-    pub deliveries_expected: i32,
-    pub deliveries_sent: i32,
-    pub deliveries_failed: i32,
-    pub deliveries_skipped: i32,
-    pub deliveries_cancelled: i32,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
+row! {
+    /// A notification as the API shows it: content, status and delivery counters.
+    #[derive(Debug, Clone)]
+    pub struct NotificationRow {
+        pub id: Uuid,
+        pub tenant_id: Uuid,
+        pub user_ids: Vec<String>,
+        pub channels: Vec<Channel>,
+        pub subject: Option<String>,
+        pub body: String,
+        pub data: JsonValue,
+        pub priority: Priority,
+        pub status: NotificationStatus,
+        pub scheduled_for: Option<DateTime<Utc>>,
+        pub idempotency_key: Option<String>,
+        pub deliveries_expected: i32,
+        pub deliveries_sent: i32,
+        pub deliveries_failed: i32,
+        pub deliveries_skipped: i32,
+        pub deliveries_cancelled: i32,
+        pub created_at: DateTime<Utc>,
+        pub updated_at: DateTime<Utc>,
+    }
 }
 
 const NOTIFICATION_COLUMNS: &str =
@@ -351,18 +356,20 @@ fn list_recipient_sql(
     )
 }
 
-/// A committed notification on its way to Kafka, whether the fast path publishes it (from the
-/// [`AcceptedNotification`] still in memory) or the relay (read back by [`load_publishable`]):
-/// what its records need, nothing more.
-#[derive(Debug, Clone, FromQueryResult)]
-pub struct PublishableNotification {
-    pub id: Uuid,
-    pub tenant_id: Uuid,
-    pub user_ids: Vec<String>,
-    pub priority: Priority,
-    pub accepted_at: DateTime<Utc>,
-    /// The accepting request's W3C trace context: the parent of the span that publishes it.
-    pub trace_parent: Option<String>,
+row! {
+    /// A committed notification on its way to Kafka, whether the fast path publishes it (from the
+    /// [`AcceptedNotification`] still in memory) or the relay (read back by [`load_publishable`]):
+    /// what its records need, nothing more.
+    #[derive(Debug, Clone)]
+    pub struct PublishableNotification {
+        pub id: Uuid,
+        pub tenant_id: Uuid,
+        pub user_ids: Vec<String>,
+        pub priority: Priority,
+        pub accepted_at: DateTime<Utc>,
+        /// The accepting request's W3C trace context: the parent of the span that publishes it.
+        pub trace_parent: Option<String>,
+    }
 }
 
 impl PublishableNotification {
@@ -437,25 +444,27 @@ ORDER BY id
         .await
 }
 
-/// What a worker renders deliveries from.
-#[derive(Debug, Clone, FromQueryResult)]
-pub struct NotificationContent {
-    pub id: Uuid,
-    pub tenant_id: Uuid,
-    pub channels: Vec<Channel>,
-    pub subject: Option<String>,
-    pub body: String,
-    pub data: JsonValue,
-    /// Which lane order its deliveries wait in (docs/DESIGN.md, "Priority lanes").
-    pub priority: Priority,
-    pub created_at: DateTime<Utc>,
-    /// Recipients × channels.
-    pub deliveries: i32,
-    /// About the bytes it holds in memory (computed by PostgreSQL from the stored sizes).
-    pub weight: i32,
-    /// The accepting request's W3C trace context: the parent of spans about it that no Kafka record
-    /// leads to (queued and retried deliveries).
-    pub trace_parent: Option<String>,
+row! {
+    /// What a worker renders deliveries from.
+    #[derive(Debug, Clone)]
+    pub struct NotificationContent {
+        pub id: Uuid,
+        pub tenant_id: Uuid,
+        pub channels: Vec<Channel>,
+        pub subject: Option<String>,
+        pub body: String,
+        pub data: JsonValue,
+        /// Which lane order its deliveries wait in (docs/DESIGN.md, "Priority lanes").
+        pub priority: Priority,
+        pub created_at: DateTime<Utc>,
+        /// Recipients × channels.
+        pub deliveries: i32,
+        /// About the bytes it holds in memory (computed by PostgreSQL from the stored sizes).
+        pub weight: i32,
+        /// The accepting request's W3C trace context: the parent of spans about it that no Kafka record
+        /// leads to (queued and retried deliveries).
+        pub trace_parent: Option<String>,
+    }
 }
 
 impl NotificationContent {

@@ -14,6 +14,7 @@ use sea_orm::{DatabaseBackend, FromQueryResult, Statement, Value};
 use serde::Serialize;
 use uuid::Uuid;
 
+use crate::columns;
 use crate::database::{Database, StoreError};
 use crate::json_parameter;
 
@@ -164,7 +165,7 @@ pub async fn apply_reports(
     let statement = Statement::from_sql_and_values(
         DatabaseBackend::Postgres,
         APPLY_SQL,
-        [json_parameter(&rows)?, Value::from(provider.as_str())],
+        [json_parameter(&rows)?, columns::bind(provider)],
     );
     let moved = database
         .run(

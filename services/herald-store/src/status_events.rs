@@ -9,24 +9,27 @@ use herald_domain::{Channel, DeliveryStatus, ProviderId};
 use sea_orm::{ConnectionTrait, DatabaseBackend, FromQueryResult, Statement, Value};
 use uuid::Uuid;
 
+use crate::columns::row;
 use crate::database::{Database, StoreError};
 
-/// One status change not yet acknowledged by the broker.
-#[derive(Debug, Clone, FromQueryResult)]
-pub struct PendingStatusEvent {
-    /// Its place in the outbox: the relay publishes in this order.
-    pub seq: i64,
-    /// The event's id, stable across redelivery.
-    pub id: Uuid,
-    pub tenant_id: Uuid,
-    pub notification_id: Uuid,
-    pub delivery_id: Uuid,
-    pub user_id: String,
-    pub channel: Channel,
-    pub provider: ProviderId,
-    pub previous_status: Option<DeliveryStatus>,
-    pub status: DeliveryStatus,
-    pub at: DateTime<Utc>,
+row! {
+    /// One status change not yet acknowledged by the broker.
+    #[derive(Debug, Clone)]
+    pub struct PendingStatusEvent {
+        /// Its place in the outbox: the relay publishes in this order.
+        pub seq: i64,
+        /// The event's id, stable across redelivery.
+        pub id: Uuid,
+        pub tenant_id: Uuid,
+        pub notification_id: Uuid,
+        pub delivery_id: Uuid,
+        pub user_id: String,
+        pub channel: Channel,
+        pub provider: ProviderId,
+        pub previous_status: Option<DeliveryStatus>,
+        pub status: DeliveryStatus,
+        pub at: DateTime<Utc>,
+    }
 }
 
 /// Leases up to `limit` events whose lease is absent or expired to `owner` for `lease`, oldest

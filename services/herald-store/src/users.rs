@@ -2,11 +2,13 @@
 //! by a newer one (see the worker's recipient cache).
 
 use herald_channels::ChannelData;
-use sea_orm::{DatabaseBackend, DbErr, FromQueryResult, Statement, Value};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{DatabaseBackend, DbErr, EntityTrait, FromQueryResult, Set, Statement};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::database::{Database, StoreError};
+use crate::entities::users;
 use crate::json_parameter;
 
 pub struct UserContact {
@@ -47,30 +49,12 @@ pub struct StoredUser {
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }
 
-/// A `users` row as PostgreSQL returns it, `channel_data` still JSON.
-#[derive(FromQueryResult)]
-struct UserRow {
-    tenant_id: Uuid,
-    id: String,
-    email: Option<String>,
-    phone: Option<String>,
-    locale: Option<String>,
-    timezone: Option<String>,
-    channel_data: serde_json::Value,
-    version: i64,
-    created_at: chrono::DateTime<chrono::Utc>,
-    updated_at: chrono::DateTime<chrono::Utc>,
-}
-
-const USER_COLUMNS: &str =
-    "tenant_id, id, email, phone, locale, timezone, channel_data, version, created_at, updated_at";
-
-impl TryFrom<UserRow> for StoredUser {
+impl TryFrom<users::Model> for StoredUser {
     type Error = StoreError;
 
     /// Only the API writes `channel_data`, after validating it: a row that does not read back is a
     /// bug, reported as an error rather than read as "no contacts".
-    fn try_from(row: UserRow) -> Result<StoredUser, StoreError> {
+    fn try_from(row: users::Model) -> Result<StoredUser, StoreError> {
         let channel_data = serde_json::from_value(row.channel_data).map_err(|error| {
             StoreError::Other(DbErr::Type(format!(
                 "users.channel_data of user `{}` does not read back: {error}",
@@ -114,35 +98,43 @@ pub async fn upsert_user(
     user_id: &str,
     contact: UserContact,
 ) -> Result<StoredUser, StoreError> {
-    let statement = Statement::from_sql_and_values(
-        DatabaseBackend::Postgres,
-        r#"
-INSERT INTO users (tenant_id, id, email, phone, locale, timezone, channel_data, version, created_at, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, 1, now(), now())
-ON CONFLICT (tenant_id, id) DO UPDATE
-SET email = excluded.email, phone = excluded.phone, locale = excluded.locale,
-    timezone = excluded.timezone, channel_data = excluded.channel_data,
-    version = users.version + 1, updated_at = now()
-RETURNING tenant_id, id, email, phone, locale, timezone, channel_data, version, created_at, updated_at
-"#,
-        [
-            Value::from(tenant_id),
-            Value::from(user_id),
-            Value::from(contact.email),
-            Value::from(contact.phone),
-            Value::from(contact.locale),
-            Value::from(contact.timezone),
-            json_parameter(&contact.channel_data)?,
-        ],
-    );
-    let stored = database
+    let channel_data = serde_json::to_value(&contact.channel_data)
+        .map_err(|error| StoreError::Other(DbErr::Json(error.to_string())))?;
+    let new_user = users::ActiveModel {
+        tenant_id: Set(tenant_id),
+        id: Set(user_id.to_owned()),
+        email: Set(contact.email),
+        phone: Set(contact.phone),
+        locale: Set(contact.locale),
+        timezone: Set(contact.timezone),
+        channel_data: Set(channel_data),
+        version: Set(1),
+        // `created_at` and `updated_at` from the database's clock: the columns' defaults.
+        ..Default::default()
+    };
+    let replace_the_existing_user =
+        OnConflict::columns([users::Column::TenantId, users::Column::Id])
+            .update_columns([
+                users::Column::Email,
+                users::Column::Phone,
+                users::Column::Locale,
+                users::Column::Timezone,
+                users::Column::ChannelData,
+            ])
+            .value(
+                users::Column::Version,
+                Expr::col((users::Entity, users::Column::Version)).add(1),
+            )
+            .value(users::Column::UpdatedAt, Expr::current_timestamp())
+            .to_owned();
+    database
         .run(
             "users.upsert",
-            UserRow::find_by_statement(statement).one(database.connection()),
+            users::Entity::insert(new_user)
+                .on_conflict(replace_the_existing_user)
+                .exec_with_returning(database.connection()),
         )
-        .await?;
-    stored
-        .ok_or_else(|| StoreError::Other(DbErr::RecordNotInserted))?
+        .await?
         .try_into()
 }
 
@@ -152,15 +144,10 @@ pub async fn find_user(
     tenant_id: Uuid,
     user_id: &str,
 ) -> Result<Option<StoredUser>, StoreError> {
-    let statement = Statement::from_sql_and_values(
-        DatabaseBackend::Postgres,
-        format!("SELECT {USER_COLUMNS} FROM users WHERE tenant_id = $1 AND id = $2"),
-        [Value::from(tenant_id), Value::from(user_id)],
-    );
     let row = database
         .run(
             "users.find",
-            UserRow::find_by_statement(statement).one(database.connection()),
+            users::Entity::find_by_id((tenant_id, user_id.to_owned())).one(database.connection()),
         )
         .await?;
     row.map(StoredUser::try_from).transpose()
@@ -199,7 +186,7 @@ JOIN users u ON u.tenant_id = key.tenant_id AND u.id = key.id
     let rows = database
         .run(
             "users.find_recipients",
-            UserRow::find_by_statement(statement).all(database.connection()),
+            users::Model::find_by_statement(statement).all(database.connection()),
         )
         .await?;
     rows.into_iter()

@@ -5,7 +5,11 @@
 use std::time::Duration;
 
 use chrono::{Days, NaiveDate, Utc};
-use herald_domain::{DeliveryStatus, NotificationStatus, ProviderId};
+use herald_domain::{
+    AttemptOutcome, Channel, DeliveryStatus, NotificationStatus, Priority, ProviderId, Vocabulary,
+};
+use herald_store::columns::Column;
+use sea_orm::ConnectionTrait;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -175,6 +179,83 @@ async fn every_provider_column_accepts_exactly_the_domains_providers() {
             "{misspelt:?} is refused"
         );
     }
+    app.stop().await;
+}
+
+/// The labels of the PostgreSQL enum `type_name`, in their order.
+async fn enum_labels(app: &TestApp, type_name: &str) -> Vec<String> {
+    let row = app
+        .database
+        .connection()
+        .query_one(sea_orm::Statement::from_string(
+            sea_orm::DatabaseBackend::Postgres,
+            format!("SELECT enum_range(NULL::{type_name})::text[] AS labels"),
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    Vec::<String>::read(&row, "", "labels").unwrap()
+}
+
+fn spellings<T: Vocabulary>() -> Vec<String> {
+    T::VALUES
+        .iter()
+        .map(|value| value.spelling().to_owned())
+        .collect()
+}
+
+/// The store reads and binds each vocabulary by its spelling: the database's enum types must hold
+/// the same spellings, in the same order (`priority`'s order is the claim order, high first).
+#[tokio::test]
+async fn every_database_enum_holds_exactly_the_domains_spellings_in_order() {
+    let app = spawn_app().await;
+    assert_eq!(enum_labels(&app, "channel").await, spellings::<Channel>());
+    assert_eq!(enum_labels(&app, "priority").await, spellings::<Priority>());
+    assert_eq!(
+        enum_labels(&app, "notification_status").await,
+        spellings::<NotificationStatus>()
+    );
+    assert_eq!(
+        enum_labels(&app, "delivery_status").await,
+        spellings::<DeliveryStatus>()
+    );
+    assert_eq!(
+        enum_labels(&app, "attempt_outcome").await,
+        spellings::<AttemptOutcome>()
+    );
+    app.stop().await;
+}
+
+/// A spelling this binary does not know (a newer release's channel, read during a rolling upgrade)
+/// is an error naming the column, never a panic or a default.
+#[tokio::test]
+async fn an_unknown_spelling_in_a_vocabulary_column_is_an_error_naming_the_column() {
+    let app = spawn_app().await;
+    let row = app
+        .database
+        .connection()
+        .query_one(sea_orm::Statement::from_string(
+            sea_orm::DatabaseBackend::Postgres,
+            "SELECT 'carrier_pigeon'::text AS channel, NULL::text AS status, \
+                    ARRAY['email', 'fax']::text[] AS channels, 'email'::text AS known",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    let unknown = Channel::read(&row, "", "channel").unwrap_err().to_string();
+    assert!(
+        unknown.contains("`channel`") && unknown.contains("carrier_pigeon"),
+        "{unknown}"
+    );
+    assert_eq!(
+        Option::<DeliveryStatus>::read(&row, "", "status").unwrap(),
+        None
+    );
+    let in_a_list = Vec::<Channel>::read(&row, "", "channels")
+        .unwrap_err()
+        .to_string();
+    assert!(in_a_list.contains("`fax`"), "{in_a_list}");
+    assert_eq!(Channel::read(&row, "", "known").unwrap(), Channel::Email);
     app.stop().await;
 }
 
@@ -354,7 +435,7 @@ async fn the_newest_migrations_can_be_undone_and_done_again() {
             ),
         )
         .await;
-        sea_orm::ConnectionTrait::execute_unprepared(
+        ConnectionTrait::execute_unprepared(
             connection,
             &format!(
                 "UPDATE deliveries SET status = 'cancelled' \

@@ -1,18 +1,9 @@
-//! sea-orm entities: one per table, carrying the domain's enums. Hot statements are hand-written SQL
-//! (see the modules beside this one), but their rows map into typed structs, not by position.
+//! sea-orm entities of the tables whose rows are read and written one at a time by key: these go
+//! through sea-orm's query builder. The tables written and read in sets (notifications,
+//! deliveries, the queues) are reached by hand-written SQL in the modules beside this one, with
+//! rows mapped into typed structs by name (`columns::row!`); an entity for them would only be a
+//! second, unchecked description of the same columns.
 
 pub mod api_keys;
-pub mod deliveries;
-pub mod delivery_attempts;
-pub mod delivery_queue;
-pub mod idempotency_keys;
-pub mod notification_states;
-pub mod notifications;
-pub mod outbox_batches;
-pub mod parked_publications;
-pub mod parked_records;
-pub mod scheduled_notifications;
-pub mod send_batches;
 pub mod tenants;
 pub mod users;
-pub mod worker_sessions;
