@@ -6,6 +6,7 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use herald_config::DatabaseSettings;
+use sea_orm::sqlx::Error as SqlxError;
 use sea_orm::{
     ConnectOptions, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, RuntimeErr,
     Statement, TransactionTrait,
@@ -52,15 +53,14 @@ impl StoreError {
 
 impl From<DbErr> for StoreError {
     fn from(error: DbErr) -> StoreError {
-        let sqlx_error = match &error {
-            DbErr::ConnectionAcquire(_) => return StoreError::Unavailable(error.to_string()),
-            DbErr::Conn(RuntimeErr::SqlxError(sqlx_error))
-            | DbErr::Exec(RuntimeErr::SqlxError(sqlx_error))
-            | DbErr::Query(RuntimeErr::SqlxError(sqlx_error)) => sqlx_error,
-            DbErr::Conn(_) => return StoreError::Unavailable(error.to_string()),
-            _ => return StoreError::Other(error),
+        let Some(sqlx_error) = sqlx_error(&error) else {
+            return match error {
+                DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => {
+                    StoreError::Unavailable(error.to_string())
+                }
+                _ => StoreError::Other(error),
+            };
         };
-        use sea_orm::sqlx::Error as SqlxError;
         match sqlx_error {
             SqlxError::Database(database_error) => {
                 let code = database_error
@@ -81,6 +81,16 @@ impl From<DbErr> for StoreError {
     }
 }
 
+/// The driver's error inside sea-orm's, if the failure came from the driver.
+fn sqlx_error(error: &DbErr) -> Option<&SqlxError> {
+    match error {
+        DbErr::Conn(RuntimeErr::SqlxError(sqlx_error))
+        | DbErr::Exec(RuntimeErr::SqlxError(sqlx_error))
+        | DbErr::Query(RuntimeErr::SqlxError(sqlx_error)) => Some(sqlx_error),
+        _ => None,
+    }
+}
+
 /// How a transaction run by [`Database::transaction`] ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Finish {
@@ -95,11 +105,7 @@ pub const MAX_CONFLICT_RUNS: u32 = 3;
 /// (SQLSTATE 40P01, 40001): nothing of it was kept, and running it again is safe and usually
 /// succeeds at once.
 fn is_transaction_conflict(error: &DbErr) -> bool {
-    use sea_orm::sqlx::Error as SqlxError;
-    let (DbErr::Conn(RuntimeErr::SqlxError(SqlxError::Database(database_error)))
-    | DbErr::Exec(RuntimeErr::SqlxError(SqlxError::Database(database_error)))
-    | DbErr::Query(RuntimeErr::SqlxError(SqlxError::Database(database_error)))) = error
-    else {
+    let Some(SqlxError::Database(database_error)) = sqlx_error(error) else {
         return false;
     };
     matches!(database_error.code().as_deref(), Some("40P01" | "40001"))
