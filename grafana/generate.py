@@ -722,6 +722,34 @@ def delivery():
         w=8,
     )
 
+    p.row("Groups")
+    p.timeseries(
+        "Group fan-out: members planned/s and records produced/s",
+        [(f"sum({rate('herald_group_members_planned_total')}) or vector(0)", "members planned/s"),
+         (f"sum({rate('herald_group_records_produced_total')}) or vector(0)", "records produced/s"),
+         (f"sum({rate('herald_group_expansion_failures_total')}) or vector(0)", "failed steps/s (retried)")],
+        "ops",
+        "Notifications to groups are expanded by the workers page by page: each member as of acceptance becomes "
+        "a recipient once and gets one record (produced again only after its worker died).",
+        w=8,
+    )
+    p.timeseries(
+        "Group expansions: running, waiting and oldest",
+        [(f"sum({sel('herald_group_expansions_running')})", "running"),
+         (f"max({sel('herald_group_expansions_waiting')})", "not finished"),
+         (f"max({sel('herald_group_expansion_oldest_age_seconds')})", "oldest age (s)")],
+        "short",
+        "groups.max_concurrent_expansions per worker, one per tenant at a time; an old oldest means the workers "
+        "cannot produce or plan (broker or database away) or none runs.",
+        w=8,
+    )
+    p.timeseries(
+        "Group expansions finished/s",
+        [(f"sum({rate('herald_group_expansions_finished_total')}) or vector(0)", "finished/s")],
+        "ops",
+        w=8,
+    )
+
     p.row("Failures, doubts and sessions")
     p.timeseries(
         "Dead letters",

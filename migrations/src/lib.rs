@@ -27,6 +27,7 @@ mod m20261206_000018_tenant_ingest_quotas;
 mod m20261206_000019_recipient_index;
 mod m20261206_000020_provider_names;
 mod m20261206_000021_pushover_channel;
+mod m20261207_000022_groups;
 mod provider_names;
 mod sql_list;
 
@@ -57,6 +58,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000019_recipient_index::Migration),
             Box::new(m20261206_000020_provider_names::Migration),
             Box::new(m20261206_000021_pushover_channel::Migration),
+            Box::new(m20261207_000022_groups::Migration),
         ]
     }
 }

@@ -87,6 +87,7 @@ async fn round(
             data.insert("value".into(), serde_json::json!(index));
             let notification = ValidatedNotification {
                 user_ids: vec![format!("capacity-{index}")],
+                group_ids: Vec::new(),
                 channels: vec![Channel::Sms],
                 subject: None,
                 body: "Pressure {{value}}".into(),

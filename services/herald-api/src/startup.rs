@@ -192,12 +192,14 @@ impl Application {
                 max_batch_items: settings.ingest.max_batch_items,
                 validation: ValidationLimits {
                     max_recipients: settings.ingest.max_recipients,
+                    max_groups: settings.groups.max_per_notification,
                     max_record_bytes: settings.kafka.max_record_bytes,
                     max_schedule_ahead_days: settings.retention.max_schedule_ahead_days(),
                 },
             },
             user_cache_ttl_seconds: settings.worker.user_cache_ttl_seconds,
             allow_private_networks: settings.outbound.allow_private_networks,
+            groups: settings.groups.clone(),
         });
         let authenticator = web::Data::new(authenticator);
         let trusted_proxies = web::Data::new(

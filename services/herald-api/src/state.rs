@@ -22,6 +22,8 @@ pub struct AppState {
     pub user_cache_ttl_seconds: u64,
     /// Whether recipients' URLs may point at loopback and private networks (`outbound`).
     pub allow_private_networks: bool,
+    /// Bounds of groups and their members (`groups`).
+    pub groups: herald_config::GroupsSettings,
 }
 
 #[derive(Clone, Copy)]

@@ -35,6 +35,7 @@ pub struct Settings {
     pub retention: RetentionSettings,
     pub idempotency: IdempotencySettings,
     pub worker: WorkerSettings,
+    pub groups: GroupsSettings,
     pub providers: ProvidersSettings,
     pub outbound: OutboundSettings,
     /// Delivery status events and webhook subscriptions; defaults when the section is absent.
@@ -232,6 +233,27 @@ pub struct WorkerSettings {
     /// The part of each lane's `max_held` one tenant may hold (0 < share ≤ 1): the rest stays
     /// free for the other tenants (docs/DESIGN.md, "Fairness between tenants").
     pub tenant_held_share: f64,
+}
+
+/// Groups of recipients and their fan-out in the worker (docs/DESIGN.md, "Groups: fan-out in the
+/// worker").
+#[derive(Debug, Clone, Deserialize)]
+pub struct GroupsSettings {
+    /// Groups one notification may name.
+    pub max_per_notification: usize,
+    /// Groups one tenant may have (deleted ones do not count).
+    pub max_per_tenant: u64,
+    /// Members one group may have.
+    pub max_members: u64,
+    /// Members added or removed by one request, and planned by one page of an expansion.
+    pub page_size: usize,
+    /// Expansions one worker runs at once (at most one per tenant across every worker).
+    pub max_concurrent_expansions: usize,
+    /// Records one expansion produces per second at most: a group of 1,000,000 becomes a steady
+    /// stream the lanes' admission keeps up with, not a million records ahead of other tenants'.
+    pub records_per_second: u32,
+    /// How often an idle worker looks for expansions to take.
+    pub poll_interval_ms: u64,
 }
 
 impl WorkerSettings {

@@ -37,6 +37,7 @@ impl Settings {
                 ));
             }
         }
+        self.validate_groups()?;
         if self.server.body_read_timeout_ms == 0 {
             return Err(invalid("server.body_read_timeout_ms", "must be at least 1"));
         }
@@ -307,6 +308,39 @@ impl Settings {
         }
         if self.outbox.relay_batch_limit == 0 {
             return Err(invalid("outbox.relay_batch_limit", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+impl Settings {
+    fn validate_groups(&self) -> Result<(), ConfigError> {
+        let groups = &self.groups;
+        if !(1..=10_000).contains(&groups.page_size) {
+            return Err(invalid("groups.page_size", "must be 1 to 10000"));
+        }
+        if groups.max_members == 0 || groups.max_members > i32::MAX as u64 {
+            return Err(invalid("groups.max_members", "must be 1 to 2147483647"));
+        }
+        for (setting, value) in [
+            (
+                "groups.max_per_notification",
+                groups.max_per_notification as u64,
+            ),
+            ("groups.max_per_tenant", groups.max_per_tenant),
+            (
+                "groups.max_concurrent_expansions",
+                groups.max_concurrent_expansions as u64,
+            ),
+            (
+                "groups.records_per_second",
+                u64::from(groups.records_per_second),
+            ),
+            ("groups.poll_interval_ms", groups.poll_interval_ms),
+        ] {
+            if value == 0 {
+                return Err(invalid(setting, "must be at least 1"));
+            }
         }
         Ok(())
     }

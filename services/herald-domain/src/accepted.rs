@@ -22,6 +22,10 @@ pub struct AcceptedNotification {
     /// The W3C trace context of the request that submitted it (when traces are exported): the
     /// parent of its publication span, stored with it for the relay and the worker.
     pub trace_parent: Option<String>,
+    /// Herald's ids of the groups `notification.group_ids` names, in the same order, as they were
+    /// resolved when the request was accepted (a group deleted and created again under the same
+    /// name is another group).
+    pub groups: Vec<Uuid>,
 }
 
 impl AcceptedNotification {
@@ -39,6 +43,13 @@ impl AcceptedNotification {
             notification,
             accepted_at: now,
             trace_parent,
+            groups: Vec::new(),
         }
+    }
+
+    /// The same, expanding `groups` (resolved from `notification.group_ids`, in its order).
+    pub fn with_groups(self, groups: Vec<Uuid>) -> AcceptedNotification {
+        debug_assert_eq!(groups.len(), self.notification.group_ids.len());
+        AcceptedNotification { groups, ..self }
     }
 }

@@ -7,34 +7,43 @@ use utoipa::ToSchema;
 
 use crate::{Channel, NotificationStatus, Priority};
 
-/// An array of distinct items, at least one, each as `items` describes: `user_ids` and `channels`
-/// as the validation takes them (utoipa's attributes have no `uniqueItems`).
-fn distinct_items(items: utoipa::openapi::schema::Schema) -> utoipa::openapi::schema::Schema {
+/// An array of distinct items, at least `min_items`, each as `items` describes: `user_ids`,
+/// `group_ids` and `channels` as the validation takes them (utoipa's attributes have no
+/// `uniqueItems`).
+fn distinct_items(
+    items: utoipa::openapi::schema::Schema,
+    min_items: usize,
+) -> utoipa::openapi::schema::ArrayBuilder {
     utoipa::openapi::schema::ArrayBuilder::new()
         .items(utoipa::openapi::RefOr::T(items))
-        .min_items(Some(1))
+        .min_items(Some(min_items))
         .unique_items(true)
+}
+
+/// A string of 1 to `max_chars` characters, none a control character: a user's or a group's id.
+pub fn identifier_schema(max_chars: usize) -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    ObjectBuilder::new()
+        .schema_type(SchemaType::Type(Type::String))
+        .min_length(Some(1))
+        .max_length(Some(max_chars))
+        .pattern(Some(r"^[^\x00-\x1f\x7f-\x9f]*$"))
         .into()
 }
 
-/// `user_ids`: distinct ids of 1 to 128 characters, none a control character.
+/// `user_ids`: distinct ids of 1 to 128 characters, none a control character; empty only when
+/// `group_ids` is not (a rule between two fields, which the schema states in words).
 fn user_ids_schema() -> utoipa::openapi::schema::Schema {
-    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
-    distinct_items(
-        ObjectBuilder::new()
-            .schema_type(SchemaType::Type(Type::String))
-            .min_length(Some(1))
-            .max_length(Some(crate::validation::MAX_USER_ID_CHARS))
-            .pattern(Some(r"^[^\x00-\x1f\x7f-\x9f]*$"))
-            .into(),
-    )
+    distinct_items(identifier_schema(crate::validation::MAX_USER_ID_CHARS), 0)
+        .description(Some("At least one unless `group_ids` names a group."))
+        .into()
 }
 
 /// `channels`: distinct channel names.
 fn channels_schema() -> utoipa::openapi::schema::Schema {
     use utoipa::PartialSchema;
     match Channel::schema() {
-        utoipa::openapi::RefOr::T(schema) => distinct_items(schema),
+        utoipa::openapi::RefOr::T(schema) => distinct_items(schema, 1).into(),
         utoipa::openapi::RefOr::Ref(_) => unreachable!("a derived enum schema is inline"),
     }
 }
@@ -81,14 +90,30 @@ fn body_schema() -> utoipa::openapi::schema::Schema {
         .into()
 }
 
+/// `group_ids`: distinct group ids, possibly none.
+fn group_ids_schema() -> utoipa::openapi::schema::Schema {
+    distinct_items(identifier_schema(crate::validation::MAX_GROUP_ID_CHARS), 0)
+        .description(Some(
+            "Groups of the tenant (`PUT /v1/groups/{group_id}`), each once: their members as of \
+             acceptance are recipients too, each recipient once however many times it is named. \
+             `user_ids` may be empty when this is not.",
+        ))
+        .into()
+}
+
 /// A notification as submitted. Channels and priority are strings here so that an unknown value
 /// is reported as a validation error naming the field, not as a parse error.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NotificationRequest {
-    /// Recipients: the tenant's user ids (see `PUT /v1/users/{user_id}`), each once.
+    /// Recipients: the tenant's user ids (see `PUT /v1/users/{user_id}`), each once. At least one
+    /// unless `group_ids` names a group.
+    #[serde(default)]
     #[schema(schema_with = user_ids_schema)]
     pub user_ids: Vec<String>,
+    #[serde(default)]
+    #[schema(schema_with = group_ids_schema)]
+    pub group_ids: Vec<String>,
     /// The channels to deliver on, each once.
     #[schema(example = json!(["email", "sms"]), schema_with = channels_schema)]
     pub channels: Vec<String>,
@@ -129,6 +154,10 @@ pub struct ContentRequest {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ValidatedNotification {
     pub user_ids: Vec<String>,
+    /// The tenant's names of the groups whose members are recipients too (expanded by the worker).
+    /// Serialized only when there are some, so a request without groups hashes as it always did.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub group_ids: Vec<String>,
     pub channels: Vec<Channel>,
     pub subject: Option<String>,
     pub body: String,
@@ -165,12 +194,14 @@ impl ValidatedNotification {
             + self
                 .user_ids
                 .iter()
-                .map(|user_id| user_id.len() + 8)
+                .chain(&self.group_ids)
+                .map(|id| id.len() + 8)
                 .sum::<usize>()
             + 256
     }
 
-    /// Recipients × channels: the deliveries this notification will have.
+    /// Named recipients × channels: the deliveries known at acceptance. Each group's members add
+    /// theirs as the worker expands it.
     pub fn deliveries_expected(&self) -> i32 {
         let expected = self.user_ids.len() * self.channels.len();
         debug_assert!(expected <= i32::MAX as usize, "bounded by max_recipients");

@@ -42,13 +42,16 @@ pub enum NotificationEvent {
 /// How many of a notification's deliveries are final, and how.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct DeliveryProgress {
-    /// Recipients × channels, fixed when the notification is accepted.
+    /// Recipients × channels: the named recipients' when the notification is accepted, plus each
+    /// group member's as its group is expanded.
     pub expected: i32,
     pub sent: i32,
     pub failed: i32,
     pub skipped: i32,
     /// Deliveries cancelled with their notification before they were sent.
     pub cancelled: i32,
+    /// Groups of the notification not yet expanded: deliveries `expected` does not count yet.
+    pub expansions_pending: i32,
 }
 
 impl DeliveryProgress {
@@ -66,12 +69,15 @@ impl DeliveryProgress {
             // Only a cancelled notification has cancelled deliveries; it stays cancelled.
             return NotificationStatus::Cancelled;
         }
-        if self.finished() == 0 {
+        let more_to_come = self.expansions_pending > 0;
+        if self.finished() == 0 && (self.expected > 0 || more_to_come) {
             return NotificationStatus::Accepted;
         }
-        if self.finished() < self.expected {
+        if self.finished() < self.expected || more_to_come {
             return NotificationStatus::Processing;
         }
+        // Every delivery is final and every group expanded. With none sent (all skipped, failed,
+        // or groups without members and no one named), nobody got it: failed.
         match (self.sent > 0, self.failed > 0) {
             (true, false) => NotificationStatus::Delivered,
             (true, true) => NotificationStatus::PartiallyDelivered,
@@ -331,7 +337,28 @@ mod tests {
             failed,
             skipped,
             cancelled: 0,
+            expansions_pending: 0,
         })
+    }
+
+    #[test]
+    fn a_notification_with_groups_still_expanding_is_never_final() {
+        use NotificationStatus::*;
+        let counts = |expected, sent, expansions_pending| {
+            NotificationEvent::Progressed(DeliveryProgress {
+                expected,
+                sent,
+                expansions_pending,
+                ..DeliveryProgress::default()
+            })
+        };
+        // Only groups, none expanded yet: nothing expected, nothing final, not failed.
+        assert_eq!(Accepted.transition(counts(0, 0, 1)), Ok(Accepted));
+        // Every delivery known so far is sent, but a group has more members to come.
+        assert_eq!(Accepted.transition(counts(4, 4, 1)), Ok(Processing));
+        assert_eq!(Processing.transition(counts(4, 4, 0)), Ok(Delivered));
+        // Groups without members and no one named: nobody got it.
+        assert_eq!(Accepted.transition(counts(0, 0, 0)), Ok(Failed));
     }
 
     #[test]

@@ -12,6 +12,8 @@ use crate::placeholders::{placeholder_names, rendered_len};
 use crate::{Channel, NotificationRequest, Priority, ValidatedNotification};
 
 pub const MAX_USER_ID_CHARS: usize = 128;
+/// A group's id, as the tenant names it (`PUT /v1/groups/{group_id}`).
+pub const MAX_GROUP_ID_CHARS: usize = 128;
 pub const MAX_SUBJECT_CHARS: usize = 998;
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// `data` as compact JSON: it is stored in `jsonb` and rendered into every message.
@@ -51,6 +53,8 @@ impl FieldError {
 #[derive(Debug, Clone, Copy)]
 pub struct ValidationLimits {
     pub max_recipients: usize,
+    /// Groups one notification may name (`group_ids`).
+    pub max_groups: usize,
     /// Largest Kafka record (key + value) the producer and broker take; see `kafka.max_record_bytes`.
     pub max_record_bytes: usize,
     /// How far ahead `scheduled_for` may be: less than the retention, so a notification is final
@@ -113,11 +117,28 @@ impl NotificationRequest {
     ) -> Result<ValidatedNotification, Vec<FieldError>> {
         let mut errors = Vec::new();
 
-        if self.user_ids.is_empty() {
+        if self.user_ids.is_empty() && self.group_ids.is_empty() {
             errors.push(FieldError::new(
                 "user_ids",
-                "must name at least one recipient",
+                "must name at least one recipient (or `group_ids` at least one group)",
             ));
+        }
+        if self.group_ids.len() > limits.max_groups {
+            errors.push(FieldError::new(
+                "group_ids",
+                format!("at most {} groups per notification", limits.max_groups),
+            ));
+        }
+        let mut seen_group_ids = HashSet::with_capacity(self.group_ids.len());
+        for (index, group_id) in self.group_ids.iter().enumerate() {
+            if let Some(problem) = group_id_problem(group_id) {
+                errors.push(FieldError::new(format!("group_ids[{index}]"), problem));
+            } else if !seen_group_ids.insert(group_id.as_str()) {
+                errors.push(FieldError::new(
+                    format!("group_ids[{index}]"),
+                    format!("`{group_id}` is listed twice"),
+                ));
+            }
         }
         if self.user_ids.len() > limits.max_recipients {
             errors.push(FieldError::new(
@@ -326,6 +347,7 @@ impl NotificationRequest {
         }
         Ok(ValidatedNotification {
             user_ids: self.user_ids,
+            group_ids: self.group_ids,
             channels,
             subject,
             body,
@@ -354,7 +376,8 @@ fn largest_record_bytes(user_ids: &[String]) -> Option<usize> {
     Some(envelope.record_bytes())
 }
 
-fn user_id_problem(user_id: &str) -> Option<String> {
+/// What is wrong with a user id, if anything: the rule for `user_ids` and for group members.
+pub fn user_id_problem(user_id: &str) -> Option<String> {
     if user_id.is_empty() {
         return Some("must not be empty".into());
     }
@@ -362,6 +385,20 @@ fn user_id_problem(user_id: &str) -> Option<String> {
         return Some(format!("at most {MAX_USER_ID_CHARS} characters"));
     }
     if user_id.chars().any(char::is_control) {
+        return Some("must not contain control characters".into());
+    }
+    None
+}
+
+/// What is wrong with a group id, if anything: 1 to 128 characters, none a control character.
+pub fn group_id_problem(group_id: &str) -> Option<String> {
+    if group_id.is_empty() {
+        return Some("must not be empty".into());
+    }
+    if group_id.chars().count() > MAX_GROUP_ID_CHARS {
+        return Some(format!("at most {MAX_GROUP_ID_CHARS} characters"));
+    }
+    if group_id.chars().any(char::is_control) {
         return Some("must not contain control characters".into());
     }
     None
@@ -375,6 +412,7 @@ mod tests {
 
     const LIMITS: ValidationLimits = ValidationLimits {
         max_recipients: 3,
+        max_groups: 2,
         max_record_bytes: 65536,
         max_schedule_ahead_days: 28,
     };
@@ -496,6 +534,7 @@ mod hostile_input_tests {
 
     const LIMITS: ValidationLimits = ValidationLimits {
         max_recipients: 10,
+        max_groups: 2,
         max_record_bytes: 1024,
         max_schedule_ahead_days: 28,
     };

@@ -53,6 +53,7 @@ macro_rules! read_by_sea_orm {
 // The types the store's rows have today; a row with another one fails to compile until it is
 // added here.
 read_by_sea_orm!(
+    bool,
     i32,
     i64,
     String,

@@ -670,11 +670,20 @@ WHERE s.heartbeat_at < now() - $1 * interval '1 millisecond'
     Ok(taken_over.max(0) as u64)
 }
 
-/// Per notification, how many deliveries became final in one transaction, and how.
+/// Per notification, how many deliveries became final in one transaction, and how, and how many
+/// of its group expansions ended (a negative `expansions_pending`).
 #[derive(Debug, Default)]
-struct ProgressDeltas(BTreeMap<Uuid, DeliveryProgress>);
+pub(crate) struct ProgressDeltas(BTreeMap<Uuid, DeliveryProgress>);
 
 impl ProgressDeltas {
+    /// One of the notification's group expansions is done.
+    pub(crate) fn expansion_finished(&mut self, notification_id: Uuid) {
+        self.0
+            .entry(notification_id)
+            .or_default()
+            .expansions_pending -= 1;
+    }
+
     fn add(&mut self, notification_id: Uuid, status: DeliveryStatus) {
         let delta = self.0.entry(notification_id).or_default();
         match status {
@@ -690,7 +699,7 @@ impl ProgressDeltas {
 /// Adds the deltas to the notifications' counters and moves their statuses with the domain's
 /// transition function. Rows are locked in id order first, so two transactions never deadlock.
 /// Returns how many notifications became final.
-async fn apply_progress(
+pub(crate) async fn apply_progress(
     transaction: &DatabaseTransaction,
     deltas: &ProgressDeltas,
 ) -> Result<usize, DbErr> {
@@ -703,6 +712,7 @@ async fn apply_progress(
             deliveries_failed: i32,
             deliveries_skipped: i32,
             deliveries_cancelled: i32,
+            expansions_pending: i32,
         }
     }
     #[derive(Serialize)]
@@ -713,6 +723,7 @@ async fn apply_progress(
         failed: i32,
         skipped: i32,
         cancelled: i32,
+        expansions_pending: i32,
     }
     if deltas.0.is_empty() {
         return Ok(0);
@@ -723,7 +734,7 @@ async fn apply_progress(
         DatabaseBackend::Postgres,
         r#"
 SELECT id, status::text AS status, deliveries_expected, deliveries_sent, deliveries_failed,
-       deliveries_skipped, deliveries_cancelled
+       deliveries_skipped, deliveries_cancelled, expansions_pending
 FROM notification_states WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE
 "#,
         [Value::from(ids)],
@@ -740,6 +751,7 @@ FROM notification_states WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE
             failed: row.deliveries_failed + delta.failed,
             skipped: row.deliveries_skipped + delta.skipped,
             cancelled: row.deliveries_cancelled + delta.cancelled,
+            expansions_pending: row.expansions_pending + delta.expansions_pending,
         };
         if progress.finished() > progress.expected {
             // Cannot happen while each delivery becomes final once. If it did, the CHECK constraint
@@ -766,6 +778,7 @@ FROM notification_states WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE
             failed: progress.failed,
             skipped: progress.skipped,
             cancelled: progress.cancelled,
+            expansions_pending: progress.expansions_pending.max(0),
         });
     }
     transaction
@@ -774,9 +787,11 @@ FROM notification_states WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE
             r#"
 UPDATE notification_states s
 SET status = new.status, deliveries_sent = new.sent, deliveries_failed = new.failed,
-    deliveries_skipped = new.skipped, deliveries_cancelled = new.cancelled, updated_at = now()
+    deliveries_skipped = new.skipped, deliveries_cancelled = new.cancelled,
+    expansions_pending = new.expansions_pending, updated_at = now()
 FROM jsonb_to_recordset($1::jsonb) AS new(id uuid, status notification_status, sent integer,
-                                          failed integer, skipped integer, cancelled integer)
+                                          failed integer, skipped integer, cancelled integer,
+                                          expansions_pending integer)
 WHERE s.id = new.id
 "#,
             [json_parameter(&updates).map_err(|error| DbErr::Json(error.to_string()))?],

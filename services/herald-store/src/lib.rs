@@ -11,6 +11,8 @@ pub mod database;
 pub mod dead_letters;
 pub mod deliveries;
 pub mod entities;
+pub mod group_expansions;
+pub mod groups;
 pub mod maintenance;
 pub mod metrics;
 pub mod notifications;

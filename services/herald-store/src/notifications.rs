@@ -20,6 +20,8 @@ struct InsertRow<'a> {
     id: Uuid,
     tenant_id: Uuid,
     user_ids: &'a [String],
+    group_ids: &'a [String],
+    groups: &'a [Uuid],
     channels: &'a [Channel],
     subject: Option<&'a str>,
     body: &'a str,
@@ -37,7 +39,8 @@ struct InsertRow<'a> {
 const INSERT_BATCH_SQL: &str = r#"
 WITH input AS (
     SELECT * FROM jsonb_to_recordset($1::jsonb) AS row(
-        id uuid, tenant_id uuid, user_ids text[], channels channel[], subject text, body text,
+        id uuid, tenant_id uuid, user_ids text[], group_ids text[], groups uuid[],
+        channels channel[], subject text, body text,
         data jsonb, priority priority, status notification_status, deliveries_expected integer,
         scheduled_for timestamptz, idempotency_key text, request_hash text, created_at timestamptz,
         trace_parent text)
@@ -52,14 +55,23 @@ WITH input AS (
     SELECT * FROM input
     WHERE idempotency_key IS NULL OR id IN (SELECT notification_id FROM claimed_keys)
 ), content AS (
-    INSERT INTO notifications (id, tenant_id, user_ids, channels, subject, body, data, priority,
-                               scheduled_for, idempotency_key, request_hash, created_at, trace_parent)
-    SELECT id, tenant_id, user_ids, channels, subject, body, data, priority, scheduled_for,
-           idempotency_key, decode(request_hash, 'hex'), created_at, trace_parent
+    INSERT INTO notifications (id, tenant_id, user_ids, group_ids, channels, subject, body, data,
+                               priority, scheduled_for, idempotency_key, request_hash, created_at,
+                               trace_parent)
+    SELECT id, tenant_id, user_ids, group_ids, channels, subject, body, data, priority,
+           scheduled_for, idempotency_key, decode(request_hash, 'hex'), created_at, trace_parent
     FROM accepted
 ), states AS (
-    INSERT INTO notification_states (id, tenant_id, status, deliveries_expected, updated_at)
-    SELECT id, tenant_id, status, deliveries_expected, created_at FROM accepted
+    INSERT INTO notification_states (id, tenant_id, status, deliveries_expected,
+                                     expansions_pending, updated_at)
+    SELECT id, tenant_id, status, deliveries_expected, cardinality(groups), created_at
+    FROM accepted
+), expansions AS (
+    -- Each group's fan-out, for the workers (group_expansions.rs). `now()` is this transaction's
+    -- start, between the request's arrival and its answer: membership as of then.
+    INSERT INTO group_expansions (notification_id, group_id, tenant_id, as_of)
+    SELECT accepted.id, group_id, accepted.tenant_id, now()
+    FROM accepted CROSS JOIN LATERAL unnest(accepted.groups) AS group_id
 ), scheduled AS (
     INSERT INTO scheduled_notifications (notification_id, due_at)
     SELECT id, scheduled_for FROM accepted WHERE status = 'scheduled'
@@ -89,6 +101,8 @@ pub async fn insert_batch(
             id: row.id,
             tenant_id: row.tenant_id,
             user_ids: &row.notification.user_ids,
+            group_ids: &row.notification.group_ids,
+            groups: &row.groups,
             channels: &row.notification.channels,
             subject: row.notification.subject.as_deref(),
             body: &row.notification.body,
@@ -178,6 +192,7 @@ row! {
         pub id: Uuid,
         pub tenant_id: Uuid,
         pub user_ids: Vec<String>,
+        pub group_ids: Vec<String>,
         pub channels: Vec<Channel>,
         pub subject: Option<String>,
         pub body: String,
@@ -191,16 +206,19 @@ row! {
         pub deliveries_failed: i32,
         pub deliveries_skipped: i32,
         pub deliveries_cancelled: i32,
+        /// Groups not yet expanded into recipients.
+        pub expansions_pending: i32,
         pub created_at: DateTime<Utc>,
         pub updated_at: DateTime<Utc>,
     }
 }
 
 const NOTIFICATION_COLUMNS: &str =
-    "n.id, n.tenant_id, n.user_ids, n.channels::text[] AS channels, \
+    "n.id, n.tenant_id, n.user_ids, n.group_ids, n.channels::text[] AS channels, \
      n.subject, n.body, n.data, n.priority::text AS priority, s.status::text AS status, \
      n.scheduled_for, n.idempotency_key, s.deliveries_expected, s.deliveries_sent, \
-     s.deliveries_failed, s.deliveries_skipped, s.deliveries_cancelled, n.created_at, s.updated_at";
+     s.deliveries_failed, s.deliveries_skipped, s.deliveries_cancelled, s.expansions_pending, \
+     n.created_at, s.updated_at";
 
 pub async fn find_notification(
     database: &Database,
@@ -457,7 +475,7 @@ row! {
         /// Which lane order its deliveries wait in (docs/DESIGN.md, "Priority lanes").
         pub priority: Priority,
         pub created_at: DateTime<Utc>,
-        /// Recipients × channels.
+        /// Recipients × channels (the largest `i32` for a notification to groups).
         pub deliveries: i32,
         /// About the bytes it holds in memory (computed by PostgreSQL from the stored sizes).
         pub weight: i32,
@@ -484,7 +502,10 @@ pub async fn load_content(
         r#"
 SELECT n.id, n.tenant_id, n.channels::text[] AS channels, n.subject, n.body, n.data,
        n.priority::text AS priority, n.created_at,
-       n.trace_parent, cardinality(n.user_ids) * cardinality(n.channels) AS deliveries,
+       n.trace_parent,
+       -- A group's members are many: its content is read for each of them.
+       CASE WHEN cardinality(n.group_ids) > 0 THEN 2147483647
+            ELSE cardinality(n.user_ids) * cardinality(n.channels) END AS deliveries,
        (octet_length(n.body) + coalesce(octet_length(n.subject), 0) + pg_column_size(n.data) + 128)::int4 AS weight
 FROM unnest($1::uuid[]) AS wanted(id) JOIN notifications n ON n.id = wanted.id
 "#,

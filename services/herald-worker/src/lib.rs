@@ -12,6 +12,7 @@ pub mod content;
 pub mod context;
 pub mod dead_letter;
 pub mod destinations;
+pub mod group_expander;
 pub mod held;
 pub mod lane;
 pub mod lane_queue;

@@ -253,6 +253,41 @@ gauge!(
     "1 while the worker starts no provider call because its heartbeat could not be renewed."
 );
 counter!(
+    GROUP_RECORDS_PRODUCED,
+    "herald_group_records_produced_total",
+    "Records produced for group members by expansions (a page produced again after its owner died counts again)."
+);
+counter!(
+    GROUP_MEMBERS_PLANNED,
+    "herald_group_members_planned_total",
+    "Group members that became recipients of a notification (each recipient once per notification)."
+);
+counter!(
+    GROUP_EXPANSIONS_FINISHED,
+    "herald_group_expansions_finished_total",
+    "Group expansions done: every member as of acceptance planned and produced."
+);
+counter!(
+    GROUP_EXPANSION_FAILURES,
+    "herald_group_expansion_failures_total",
+    "Steps of a group expansion that failed (database or broker away) and were retried."
+);
+gauge!(
+    GROUP_EXPANSIONS_RUNNING,
+    "herald_group_expansions_running",
+    "Group expansions this worker is running."
+);
+gauge!(
+    GROUP_EXPANSIONS_WAITING,
+    "herald_group_expansions_waiting",
+    "Group expansions not finished, every worker's (waiting or running), as this worker last read them."
+);
+gauge!(
+    GROUP_EXPANSION_OLDEST_AGE_SECONDS,
+    "herald_group_expansion_oldest_age_seconds",
+    "Age of the oldest unfinished group expansion, as this worker last read it."
+);
+counter!(
     SESSIONS_LOST,
     "herald_worker_sessions_lost_total",
     "Sessions given up because their heartbeat lapsed past the lease; their claims are someone else's."
@@ -339,6 +374,13 @@ pub fn register_all() {
     Lazy::force(&CONSUMER_LAG);
     Lazy::force(&SESSION_FENCED);
     Lazy::force(&SESSIONS_LOST);
+    Lazy::force(&GROUP_RECORDS_PRODUCED);
+    Lazy::force(&GROUP_MEMBERS_PLANNED);
+    Lazy::force(&GROUP_EXPANSIONS_FINISHED);
+    Lazy::force(&GROUP_EXPANSION_FAILURES);
+    Lazy::force(&GROUP_EXPANSIONS_RUNNING);
+    Lazy::force(&GROUP_EXPANSIONS_WAITING);
+    Lazy::force(&GROUP_EXPANSION_OLDEST_AGE_SECONDS);
     Lazy::force(&CONSUMED);
     herald_store::metrics::declare_caches(&[CacheKind::Recipient, CacheKind::Content]);
     herald_kafka::metrics::register_all();

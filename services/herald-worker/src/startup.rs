@@ -32,6 +32,7 @@ use crate::consumer::{consumed_topics, run_consumer, ConsumerStatus};
 use crate::content::ContentCache;
 use crate::context::{Lanes, WorkerContext};
 use crate::dead_letter::DeadLetters;
+use crate::group_expander::{run_group_expander, GroupExpander};
 use crate::held::HeldDelivery;
 use crate::lane::Lane;
 use crate::metrics;
@@ -52,6 +53,7 @@ pub struct Worker {
     context: Arc<WorkerContext>,
     recorder_inbox: recorder::RecorderInbox,
     dead_letters: DeadLetters,
+    group_expander: Arc<GroupExpander>,
     status_events: StatusEvents,
     status: Arc<ConsumerStatus>,
     metrics_server: Server,
@@ -115,6 +117,18 @@ impl Worker {
             )
             .await?,
         );
+        let group_expander = Arc::new(GroupExpander::new(
+            database.clone(),
+            session.clone(),
+            herald_kafka::create_producer(
+                &settings.kafka,
+                "herald-worker-group-expansion",
+                herald_kafka::ProducerRole::Worker,
+            )?,
+            settings.groups.clone(),
+            &settings.kafka,
+            lease,
+        ));
         let (recorder, recorder_inbox) = recorder::start(RECORDER_CAPACITY);
         let context = Arc::new(WorkerContext {
             consumer_group: settings.worker.group_id.clone(),
@@ -161,6 +175,7 @@ impl Worker {
             context,
             recorder_inbox,
             dead_letters,
+            group_expander,
             status_events,
             status,
             metrics_server,
@@ -227,6 +242,12 @@ impl Worker {
             let interval = Duration::from_millis(settings.worker.sweep_interval_ms);
             intake.spawn(supervise("sweeper", move || {
                 run_sweeper(context.clone(), lease, interval, stop.clone())
+            }));
+        }
+        {
+            let (expander, stop) = (self.group_expander.clone(), intake_stop.clone());
+            intake.spawn(supervise("group_expander", move || {
+                run_group_expander(expander.clone(), stop.clone())
             }));
         }
         self.status_events.spawn(&intake, intake_stop);

@@ -374,6 +374,7 @@ mod tests {
     fn submission(body_bytes: usize) -> Submission {
         let notification = ValidatedNotification {
             user_ids: vec!["u1".into()],
+            group_ids: Vec::new(),
             channels: vec![Channel::Sms],
             subject: None,
             body: "x".repeat(body_bytes),

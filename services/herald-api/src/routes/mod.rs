@@ -2,6 +2,7 @@
 
 pub mod cancellation;
 pub mod dead_letters;
+pub mod groups;
 pub mod health;
 pub mod notification_reads;
 pub mod notifications;
@@ -20,6 +21,12 @@ use crate::error::ApiError;
 pub const API_ROUTES: &[(&str, &str)] = &[
     ("PUT", "/v1/users/{user_id}"),
     ("GET", "/v1/users/{user_id}"),
+    ("PUT", "/v1/groups/{group_id}"),
+    ("GET", "/v1/groups/{group_id}"),
+    ("DELETE", "/v1/groups/{group_id}"),
+    ("POST", "/v1/groups/{group_id}/members"),
+    ("DELETE", "/v1/groups/{group_id}/members"),
+    ("GET", "/v1/groups/{group_id}/members"),
     ("POST", "/v1/notifications"),
     ("GET", "/v1/notifications"),
     ("POST", "/v1/notifications/batch"),
@@ -61,6 +68,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
                 .route(web::get().to(users::get_user))
                 .default_service(web::to(method_not_allowed)),
         )
+        .configure(group_routes)
         .service(
             web::resource("/v1/notifications")
                 .route(web::post().to(notifications::create_notification))
@@ -94,6 +102,25 @@ pub fn configure(config: &mut web::ServiceConfig) {
         )
         .configure(webhook_subscription_routes)
         .configure(provider_callbacks_routes);
+}
+
+/// Groups of recipients and their members (docs/DESIGN.md, "Groups: fan-out in the worker").
+fn group_routes(config: &mut web::ServiceConfig) {
+    config
+        .service(
+            web::resource("/v1/groups/{group_id}")
+                .route(web::put().to(groups::put_group))
+                .route(web::get().to(groups::get_group))
+                .route(web::delete().to(groups::delete_group))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            web::resource("/v1/groups/{group_id}/members")
+                .route(web::post().to(groups::add_members))
+                .route(web::delete().to(groups::remove_members))
+                .route(web::get().to(groups::list_members))
+                .default_service(web::to(method_not_allowed)),
+        );
 }
 
 /// Tenants' subscriptions to delivery status events (docs/DESIGN.md, "Status events and webhook

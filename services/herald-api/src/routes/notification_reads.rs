@@ -64,13 +64,16 @@ impl From<DeliveryRow> for DeliveryView {
 /// How many of the notification's deliveries are final, and how.
 #[derive(Serialize, ToSchema)]
 pub struct DeliverySummary {
-    /// Recipients × channels.
+    /// Recipients × channels: the named users', and the members' of each group expanded so far.
     pub expected: i32,
     pub sent: i32,
     pub failed: i32,
     pub skipped: i32,
     /// Cancelled with the notification before they were sent.
     pub cancelled: i32,
+    /// Groups not yet fully expanded into their members: `expected` grows until this is 0, and the
+    /// status is not final before.
+    pub expansions_pending: i32,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -78,6 +81,8 @@ pub struct NotificationView {
     pub id: Uuid,
     pub status: NotificationStatus,
     pub user_ids: Vec<String>,
+    /// The groups whose members (as of acceptance) are recipients too.
+    pub group_ids: Vec<String>,
     pub channels: Vec<Channel>,
     pub content: ContentView,
     #[schema(value_type = Object)]
@@ -102,6 +107,7 @@ impl From<NotificationRow> for NotificationView {
             id: row.id,
             status: row.status,
             user_ids: row.user_ids,
+            group_ids: row.group_ids,
             channels: row.channels,
             content: ContentView {
                 subject: row.subject,
@@ -119,6 +125,7 @@ impl From<NotificationRow> for NotificationView {
                 failed: row.deliveries_failed,
                 skipped: row.deliveries_skipped,
                 cancelled: row.deliveries_cancelled,
+                expansions_pending: row.expansions_pending,
             },
             deliveries: None,
             deliveries_next_cursor: None,

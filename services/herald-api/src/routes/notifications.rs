@@ -2,7 +2,12 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
-use herald_domain::{AcceptedNotification, FieldError, NotificationRequest, NotificationStatus};
+use std::collections::HashMap;
+
+use herald_domain::{
+    AcceptedNotification, FieldError, NotificationRequest, NotificationStatus,
+    ValidatedNotification,
+};
 use herald_telemetry::traces::current_traceparent;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -76,8 +81,11 @@ pub async fn create_notification(
             now,
         )
         .map_err(ApiError::Validation)?;
+    let live_groups = resolve_groups(&state, tenant.id, [&validated]).await?;
+    let groups = groups_of(&validated, &live_groups).map_err(ApiError::Validation)?;
     admit_for_tenant(&state, tenant.id, 1).await?;
-    let accepted = AcceptedNotification::new(tenant.id, validated, now, current_traceparent());
+    let accepted = AcceptedNotification::new(tenant.id, validated, now, current_traceparent())
+        .with_groups(groups);
     let outcome = state
         .ingest
         .commit(vec![accepted])
@@ -170,8 +178,7 @@ pub async fn create_notification_batch(
     let now = Utc::now();
     let trace_parent = current_traceparent();
     let mut results: Vec<Option<BatchItemResult>> = (0..item_count).map(|_| None).collect();
-    let mut to_commit = Vec::with_capacity(item_count);
-    let mut to_commit_indexes = Vec::with_capacity(item_count);
+    let mut valid_items = Vec::with_capacity(item_count);
     for (index, raw_item) in batch.notifications.iter().enumerate() {
         let path = format!("notifications[{index}]");
         let parsed: Result<NotificationRequest, ApiError> =
@@ -187,16 +194,33 @@ pub async fn create_notification_batch(
                 .map_err(|errors| ApiError::Validation(prefix_fields(&path, errors)))
         });
         match validated {
-            Ok(validated) => {
-                to_commit.push(AcceptedNotification::new(
-                    tenant.id,
-                    validated,
-                    now,
-                    trace_parent.clone(),
-                ));
+            Ok(validated) => valid_items.push((index, validated)),
+            Err(error) => results[index] = Some(BatchItemResult::rejected(index, error)),
+        }
+    }
+
+    let live_groups = resolve_groups(
+        &state,
+        tenant.id,
+        valid_items.iter().map(|(_, validated)| validated),
+    )
+    .await?;
+    let mut to_commit = Vec::with_capacity(valid_items.len());
+    let mut to_commit_indexes = Vec::with_capacity(valid_items.len());
+    for (index, validated) in valid_items {
+        match groups_of(&validated, &live_groups) {
+            Ok(groups) => {
+                to_commit.push(
+                    AcceptedNotification::new(tenant.id, validated, now, trace_parent.clone())
+                        .with_groups(groups),
+                );
                 to_commit_indexes.push(index);
             }
-            Err(error) => results[index] = Some(BatchItemResult::rejected(index, error)),
+            Err(errors) => {
+                let error =
+                    ApiError::Validation(prefix_fields(&format!("notifications[{index}]"), errors));
+                results[index] = Some(BatchItemResult::rejected(index, error));
+            }
         }
     }
 
@@ -242,6 +266,49 @@ pub async fn create_notification_batch(
         })));
     }
     Ok(HttpResponse::Accepted().json(response))
+}
+
+/// Herald's ids of the tenant's live groups that `notifications` name, by the tenant's ids, in one
+/// query (none without groups).
+async fn resolve_groups<'a>(
+    state: &AppState,
+    tenant_id: Uuid,
+    notifications: impl IntoIterator<Item = &'a ValidatedNotification>,
+) -> Result<HashMap<String, Uuid>, ApiError> {
+    let mut named: Vec<String> = notifications
+        .into_iter()
+        .flat_map(|notification| notification.group_ids.iter().cloned())
+        .collect();
+    if named.is_empty() {
+        return Ok(HashMap::new());
+    }
+    named.sort_unstable();
+    named.dedup();
+    Ok(herald_store::groups::resolve_live_groups(&state.database, tenant_id, &named).await?)
+}
+
+/// The groups a notification expands, in the order of its `group_ids`, or a problem naming each
+/// one the tenant does not have.
+fn groups_of(
+    notification: &ValidatedNotification,
+    live_groups: &HashMap<String, Uuid>,
+) -> Result<Vec<Uuid>, Vec<FieldError>> {
+    let mut groups = Vec::with_capacity(notification.group_ids.len());
+    let mut problems = Vec::new();
+    for (index, group_id) in notification.group_ids.iter().enumerate() {
+        match live_groups.get(group_id) {
+            Some(group) => groups.push(*group),
+            None => problems.push(FieldError::new(
+                format!("group_ids[{index}]"),
+                format!("the tenant has no group `{group_id}` (PUT /v1/groups/{{group_id}} creates one)"),
+            )),
+        }
+    }
+    if problems.is_empty() {
+        Ok(groups)
+    } else {
+        Err(problems)
+    }
 }
 
 fn prefix_fields(prefix: &str, errors: Vec<FieldError>) -> Vec<FieldError> {

@@ -5,7 +5,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::provider_callbacks::{sendgrid, twilio};
-use super::{cancellation, dead_letters, health, notification_reads, notifications, users};
+use super::{cancellation, dead_letters, groups, health, notification_reads, notifications, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -13,6 +13,8 @@ use super::{cancellation, dead_letters, health, notification_reads, notification
     paths(
         health::healthz, health::readyz, health::metrics,
         users::put_user, users::get_user,
+        groups::put_group, groups::get_group, groups::delete_group,
+        groups::add_members, groups::remove_members, groups::list_members,
         notifications::create_notification, notifications::create_notification_batch,
         notification_reads::get_notification, notification_reads::list_notifications,
         cancellation::cancel_notification,
@@ -51,7 +53,19 @@ pub async fn openapi_json() -> HttpResponse {
 fn openapi_document() -> serde_json::Value {
     let mut document = serde_json::to_value(ApiDoc::openapi()).expect("the document is JSON");
     require_a_subject_with_email(&mut document);
+    require_a_recipient_or_a_group(&mut document);
     document
+}
+
+/// A notification names at least one user or one group: the rule between `user_ids` and
+/// `group_ids` of `NotificationRequest::validate`, as a JSON Schema `anyOf`.
+fn require_a_recipient_or_a_group(document: &mut serde_json::Value) {
+    let request = &mut document["components"]["schemas"]["NotificationRequest"];
+    debug_assert!(request.is_object(), "NotificationRequest is a component");
+    request["anyOf"] = serde_json::json!([
+        {"required": ["user_ids"], "properties": {"user_ids": {"type": "array", "minItems": 1}}},
+        {"required": ["group_ids"], "properties": {"group_ids": {"type": "array", "minItems": 1}}},
+    ]);
 }
 
 /// A notification whose channels include `email` needs a subject that is not blank: a JSON

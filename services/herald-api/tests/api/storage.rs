@@ -341,6 +341,71 @@ async fn days_past_the_retention_are_dropped_whole_unless_they_hold_unfinished_n
     app.stop().await;
 }
 
+/// Group history past the retention goes: members removed before it, and deleted groups with
+/// their members. Current members, recent history, and every row of a group a notification still
+/// has to expand stay, whatever their age.
+#[tokio::test]
+async fn group_history_past_the_retention_goes_unless_a_notification_still_needs_it() {
+    let app = spawn_app().await;
+    let tenant = app.tenant_id;
+    let today = Utc::now().date_naive();
+    let long_ago = "now() - interval '40 days'";
+    let (kept, deleted, pending) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    execute(
+        &app.database,
+        &format!(
+            "INSERT INTO groups (id, tenant_id, external_id, created_at) VALUES \
+                 ('{kept}', '{tenant}', 'kept', {long_ago}), ('{pending}', '{tenant}', 'pending', {long_ago}); \
+             INSERT INTO groups (id, tenant_id, external_id, created_at, deleted_at) VALUES \
+                 ('{deleted}', '{tenant}', 'deleted', {long_ago}, {long_ago}); \
+             INSERT INTO group_members (group_id, user_id, added_at, removed_at) VALUES \
+                 ('{kept}', 'current', {long_ago}, NULL), \
+                 ('{kept}', 'left-long-ago', {long_ago}, {long_ago}), \
+                 ('{kept}', 'left-yesterday', {long_ago}, now() - interval '1 day'), \
+                 ('{deleted}', 'member-of-deleted', {long_ago}, NULL), \
+                 ('{pending}', 'left-long-ago', {long_ago}, {long_ago}); \
+             INSERT INTO group_expansions (notification_id, group_id, tenant_id, as_of) \
+                 VALUES ('{}', '{pending}', '{tenant}', {long_ago})",
+            id_on(today - Days::new(41))
+        ),
+    )
+    .await;
+
+    let report = herald_store::maintenance::maintain_partitions(&app.database, today, 7, 30)
+        .await
+        .unwrap();
+    assert!(!report.skipped);
+    let members =
+        |group: Uuid| format!("SELECT count(*) FROM group_members WHERE group_id = '{group}'");
+    assert_eq!(
+        app.count(&members(kept)).await,
+        2,
+        "current and recent history stay"
+    );
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) FROM group_members WHERE group_id = '{kept}' AND user_id = 'left-long-ago'"
+        ))
+        .await,
+        0
+    );
+    assert_eq!(app.count(&members(deleted)).await, 0);
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) FROM groups WHERE id = '{deleted}'"
+        ))
+        .await,
+        0,
+        "a deleted group goes once empty"
+    );
+    assert_eq!(
+        app.count(&members(pending)).await,
+        1,
+        "a group still to be expanded keeps its history"
+    );
+    app.stop().await;
+}
+
 /// Rows of a day without partitions of its own live in the default partitions; past the
 /// retention only a final notification's deliveries and attempts go from there, never those of one
 /// still in progress.
@@ -456,11 +521,10 @@ async fn the_newest_migrations_can_be_undone_and_done_again() {
         ),
     )
     .await;
-    // Undoes 000020 (provider names), 000019 (recipient index), 000018 (tenant ingest quotas), 000017 (fair delivery
+    // Undoes 000022 (groups), 000021 (pushover), 000020 (provider names), 000019 (recipient index), 000018 (tenant ingest quotas), 000017 (fair delivery
     // queue), 000016 (tenant ingest limits), 000015 (subscription backlogs), 000014 (retention),
-    // 000013 (early reports), 000012 (held cancellations), 000011, 000010, 000009 and 000008
-    // (cancellation itself).
-    Migrator::down(connection, Some(13)).await.unwrap();
+    // 000013 (early reports), 000012 (held cancellations), 000011, 000010 and 000009.
+    Migrator::down(connection, Some(14)).await.unwrap();
     assert!(
         !held_delivery_may_be_cancelled().await,
         "without 000012 a held delivery cannot be cancelled"

@@ -36,8 +36,9 @@ pub async fn other_tenant_key(stack: &Stack) -> String {
         .unwrap()
 }
 
-/// Polls until the notification's counters add up to its expected deliveries.
-async fn wait_until_counted(stack: &Stack, id: &str, timeout: Duration) -> Value {
+/// Polls until the notification's counters add up to its expected deliveries, with every group
+/// expanded (so `expected` is final too).
+pub async fn wait_until_counted(stack: &Stack, id: &str, timeout: Duration) -> Value {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         let view = stack.notification(id).await;
@@ -46,7 +47,7 @@ async fn wait_until_counted(stack: &Stack, id: &str, timeout: Duration) -> Value
             .iter()
             .map(|field| summary[field].as_i64().unwrap())
             .sum();
-        if counted == summary["expected"].as_i64().unwrap() {
+        if counted == summary["expected"].as_i64().unwrap() && summary["expansions_pending"] == 0 {
             return view;
         }
         assert!(

@@ -13,6 +13,7 @@ mod delivery;
 mod failures;
 mod fairness;
 mod faults;
+mod groups;
 mod helpers;
 mod hostile_tenants;
 mod kafka_cluster;
