@@ -37,6 +37,15 @@
 #   relay     a backlog of BENCH_RELAY_NOTIFICATIONS (default 1,000,000) notifications left in the
 #             outbox, as an API that died with the broker away leaves them; one API's relay drains it
 #             (bench-results/relay.json). Not in the defaults: it takes minutes.
+#   groups    one notification to a group of BENCH_GROUP_MEMBERS (100,000) fanned out by one worker,
+#             between two plain runs to the same recipients named in notifications of 1,000: deliveries/s
+#             and accept-to-delivery for each, and the group's ratio to the plain mean
+#             (bench-results/groups.json; scripts/lib/bench_groups.sh). Not in the defaults: it
+#             delivers 300,000 messages.
+#   export    BENCH_EXPORT_ROWS (1,000,000) notifications exported as NDJSON and as CSV through
+#             GET /v1/notifications/export, the API's RSS sampled throughout: rows/s and RSS before,
+#             at the peak and after (bench-results/export.json; scripts/lib/bench_export.sh). Not in
+#             the defaults.
 #   rebalance the consumer group protocols (classic, KIP-848 consumer) compared: how long partitions
 #             are without an owner when a worker joins, leaves and is killed, under load
 #             (bench-results/rebalance.json; scripts/lib/bench_rebalance.sh). Not in the defaults:
@@ -94,6 +103,8 @@ source scripts/lib/kafka_cluster.sh
 source scripts/lib/bench_failover.sh
 source scripts/lib/bench_rebalance.sh
 source scripts/lib/bench_neighbours.sh
+source scripts/lib/bench_groups.sh
+source scripts/lib/bench_export.sh
 
 command -v oha >/dev/null || cargo install oha --version 1.16.0 --locked
 started_services="$(mktemp)"
@@ -492,6 +503,8 @@ for scenario in $SCENARIOS; do
     failover) run_failover_scenario ;;
     rebalance) run_rebalance_scenario ;;
     neighbours) run_neighbours_scenario ;;
-    *) fail "unknown scenario $scenario (known: delivery capacity ingest channels scaling failover neighbours relay rebalance)" ;;
+    groups) run_groups_scenario ;;
+    export) run_export_scenario ;;
+    *) fail "unknown scenario $scenario (known: delivery capacity ingest channels scaling failover neighbours relay rebalance groups export)" ;;
   esac
 done

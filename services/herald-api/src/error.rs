@@ -63,6 +63,12 @@ pub enum ApiError {
     ClientBytesExhausted,
     #[error("too many of this tenant's reads are in flight; retry later")]
     TenantBusy,
+    /// One export per tenant at a time (`GET /v1/notifications/export`).
+    #[error("an export of this tenant's notifications is in progress; retry when it ends")]
+    ExportInProgress,
+    /// The request's `Accept` names no format the route answers in.
+    #[error("the route answers in {0}; the request's Accept names none of them")]
+    NotAcceptable(&'static str),
     #[error("this tenant submits more notifications per second than its limit; retry after {} ms", retry_after.as_millis())]
     TenantRateLimited { retry_after: std::time::Duration },
     #[error("this tenant's quota of {quota_per_day} notifications per day is used up ({used_today} today, and this request's do not fit in the rest); it resets at the next UTC midnight, in {} s", whole_seconds(*retry_after))]
@@ -88,7 +94,7 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     /// Stable, machine-readable: `malformed_json`, `validation_failed`, `invalid_query`,
     /// `unauthorized`, `invalid_signature`, `malformed_callback`, `not_found`,
-    /// `method_not_allowed`, `idempotency_conflict`, `limit_reached`, `payload_too_large`, `unsupported_media_type`, `rate_limited`, `quota_exceeded`, `overloaded`, `unavailable`,
+    /// `method_not_allowed`, `idempotency_conflict`, `limit_reached`, `payload_too_large`, `unsupported_media_type`, `rate_limited`, `quota_exceeded`, `export_in_progress`, `not_acceptable`, `overloaded`, `unavailable`,
     /// `notification_final`, `notification_cancelled`, `delivery_not_failed`, `internal`.
     pub code: &'static str,
     pub message: String,
@@ -140,6 +146,8 @@ impl ApiError {
             | ApiError::TenantRateLimited { .. }
             | ApiError::ClientBytesExhausted => "rate_limited",
             ApiError::TenantQuotaExceeded { .. } => "quota_exceeded",
+            ApiError::ExportInProgress => "export_in_progress",
+            ApiError::NotAcceptable(_) => "not_acceptable",
             ApiError::RefusedByDatabase(_) => "validation_failed",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
@@ -210,7 +218,9 @@ impl ResponseError for ApiError {
             | ApiError::TenantBusy
             | ApiError::TenantRateLimited { .. }
             | ApiError::TenantQuotaExceeded { .. }
+            | ApiError::ExportInProgress
             | ApiError::ClientBytesExhausted => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             ApiError::MissingApiKey | ApiError::InvalidApiKey | ApiError::UnsignedCallback(_) => {
                 StatusCode::UNAUTHORIZED
             }

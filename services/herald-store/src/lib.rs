@@ -11,6 +11,7 @@ pub mod database;
 pub mod dead_letters;
 pub mod deliveries;
 pub mod entities;
+pub mod exports;
 pub mod group_expansions;
 pub mod groups;
 pub mod maintenance;

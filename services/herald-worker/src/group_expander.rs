@@ -234,8 +234,14 @@ async fn next_step(
     stop: &CancellationToken,
 ) -> Result<Progress, Step> {
     let key = expansion.key();
-    if expander.session.id() != session || expander.session.is_fenced() {
+    if expander.session.id() != session {
+        // The session lapsed and was replaced: its claims are anyone's now.
         return Err(Step::Stopped(Stopped::Lost));
+    }
+    if expander.session.is_fenced() {
+        // The heartbeat is failing: no new step until it is renewed (or the session is replaced),
+        // so that nothing is produced under a claim another worker may be taking over.
+        return Err(Step::Failed("the worker session is fenced".into()));
     }
     if !unproduced.is_empty() {
         produce_page(expander, expansion, unproduced).await?;

@@ -2,6 +2,7 @@
 
 pub mod cancellation;
 pub mod dead_letters;
+pub mod export;
 pub mod groups;
 pub mod health;
 pub mod notification_reads;
@@ -30,6 +31,7 @@ pub const API_ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/notifications"),
     ("GET", "/v1/notifications"),
     ("POST", "/v1/notifications/batch"),
+    ("GET", "/v1/notifications/export"),
     ("GET", "/v1/notifications/{id}"),
     ("POST", "/v1/notifications/{id}/cancel"),
     ("GET", "/v1/dead-letters"),
@@ -78,6 +80,11 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(
             web::resource("/v1/notifications/batch")
                 .route(web::post().to(notifications::create_notification_batch))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            web::resource("/v1/notifications/export")
+                .route(web::get().to(export::export_notifications))
                 .default_service(web::to(method_not_allowed)),
         )
         .service(

@@ -17,6 +17,7 @@ use super::{cancellation, dead_letters, groups, health, notification_reads, noti
         groups::add_members, groups::remove_members, groups::list_members,
         notifications::create_notification, notifications::create_notification_batch,
         notification_reads::get_notification, notification_reads::list_notifications,
+        super::export::export_notifications,
         cancellation::cancel_notification,
         dead_letters::list_dead_letters, dead_letters::replay_dead_letter,
         sendgrid::receive_sendgrid_events, twilio::receive_twilio_status,

@@ -83,7 +83,7 @@ async fn a_replay_takes_the_delivery_out_of_the_failed_counter_and_a_cancellatio
     assert_eq!(view["status"], "processing");
     assert_eq!(
         view["delivery_summary"],
-        json!({"expected": 2, "sent": 1, "failed": 0, "skipped": 0, "cancelled": 0})
+        json!({"expected": 2, "sent": 1, "failed": 0, "skipped": 0, "cancelled": 0, "expansions_pending": 0})
     );
     assert_eq!(
         app.count(&format!(
@@ -129,7 +129,7 @@ async fn a_replay_takes_the_delivery_out_of_the_failed_counter_and_a_cancellatio
     assert_eq!(view["status"], "cancelled");
     assert_eq!(
         view["delivery_summary"],
-        json!({"expected": 2, "sent": 1, "failed": 0, "skipped": 0, "cancelled": 1})
+        json!({"expected": 2, "sent": 1, "failed": 0, "skipped": 0, "cancelled": 1, "expansions_pending": 0})
     );
     assert_eq!(
         app.count(&format!(
@@ -197,7 +197,7 @@ async fn a_dead_letter_is_replayed_once_even_after_its_resend_is_reported_failed
     let view = json(app.get(&format!("/v1/notifications/{id}")).await).await;
     assert_eq!(
         view["delivery_summary"],
-        json!({"expected": 2, "sent": 1, "failed": 1, "skipped": 0, "cancelled": 0}),
+        json!({"expected": 2, "sent": 1, "failed": 1, "skipped": 0, "cancelled": 0, "expansions_pending": 0}),
         "the other delivery's failure is still counted"
     );
     app.stop().await;

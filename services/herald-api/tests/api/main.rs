@@ -4,6 +4,7 @@
 mod cancellation_and_replay;
 mod durability;
 mod errors;
+mod export;
 mod groups;
 mod helpers;
 mod hostile;

@@ -295,6 +295,50 @@ async fn every_api_route_is_counted_under_the_template_its_metrics_are_declared_
         .status()
         .is_success());
     assert!(app.get("/v1/notifications").await.status().is_success());
+    assert!(app
+        .get("/v1/notifications/export")
+        .await
+        .status()
+        .is_success());
+    // Groups: created, read, members added, listed and removed, deleted.
+    let group_call = |method: reqwest::Method, path: &str, body: Option<Value>| {
+        let mut request = app
+            .client
+            .request(method, format!("{}{path}", app.address))
+            .bearer_auth(&app.api_key);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        async move { request.send().await.unwrap().status() }
+    };
+    let members = json!({"user_ids": ["metrics-user"]});
+    for (method, path, body) in [
+        (
+            reqwest::Method::PUT,
+            "/v1/groups/metrics-group",
+            Some(json!({})),
+        ),
+        (reqwest::Method::GET, "/v1/groups/metrics-group", None),
+        (
+            reqwest::Method::POST,
+            "/v1/groups/metrics-group/members",
+            Some(members.clone()),
+        ),
+        (
+            reqwest::Method::GET,
+            "/v1/groups/metrics-group/members",
+            None,
+        ),
+        (
+            reqwest::Method::DELETE,
+            "/v1/groups/metrics-group/members",
+            Some(members),
+        ),
+        (reqwest::Method::DELETE, "/v1/groups/metrics-group", None),
+    ] {
+        let status = group_call(method.clone(), path, body).await;
+        assert!(status.is_success(), "{method} {path}: {status}");
+    }
     let id = created["id"].as_str().unwrap();
     assert!(app
         .get(&format!("/v1/notifications/{id}"))
