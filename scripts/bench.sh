@@ -41,7 +41,7 @@
 #             between two plain runs to the same recipients named in notifications of 1,000: deliveries/s
 #             and accept-to-delivery for each, and the group's ratio to the plain mean
 #             (bench-results/groups.json; scripts/lib/bench_groups.sh). Not in the defaults: it
-#             delivers 300,000 messages.
+#             delivers 400,000 messages (a plain warm-up first).
 #   export    BENCH_EXPORT_ROWS (1,000,000) notifications exported as NDJSON and as CSV through
 #             GET /v1/notifications/export, the API's RSS sampled throughout: rows/s and RSS before,
 #             at the peak and after (bench-results/export.json; scripts/lib/bench_export.sh). Not in

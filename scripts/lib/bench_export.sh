@@ -19,9 +19,11 @@ export_run() {
   curl -fsS -N -H "Authorization: Bearer $API_KEY" -H "Accept: $accept" \
     -o "$OUT_DIR/export-$name.out" http://127.0.0.1:18082/v1/notifications/export &
   local curl_pid=$!
+  : > "$OUT_DIR/export-$name.samples"
   while kill -0 "$curl_pid" 2>/dev/null; do
     rss=$(export_rss "$api_pid")
     [ "$rss" -gt "$peak" ] && peak=$rss
+    echo "$(stat -c %s "$OUT_DIR/export-$name.out" 2>/dev/null || echo 0) $rss" >> "$OUT_DIR/export-$name.samples"
     sleep 0.2
   done
   wait "$curl_pid" || fail "export ($name): curl failed"
@@ -30,15 +32,23 @@ export_run() {
   rows=$(wc -l < "$OUT_DIR/export-$name.out")
   [ "$accept" = text/csv ] && rows=$(( rows - 1 ))
   rm -f "$OUT_DIR/export-$name.out"
-  python3 - "$name" "$rows" "$bytes" "$started" "$finished" "$before" "$peak" "$(export_rss "$api_pid")" <<'PY'
+  python3 - "$name" "$rows" "$bytes" "$started" "$finished" "$before" "$peak" "$(export_rss "$api_pid")" \
+    "$OUT_DIR/export-$name.samples" <<'PY'
 import json, sys
-name, rows, size, started, finished, before, peak, after = sys.argv[1:]
+name, rows, size, started, finished, before, peak, after, samples_file = sys.argv[1:]
 seconds = float(finished) - float(started)
+samples = [tuple(map(int, line.split())) for line in open(samples_file) if line.strip()]
+# RSS when the client had received each quarter of the export: flat means no growth with the rows.
+by_quarter = {}
+for quarter in (1, 2, 3, 4):
+    reached = [rss for received, rss in samples if received >= int(size) * quarter / 4 * 0.98]
+    by_quarter[f"{quarter * 25}%"] = reached[0] if reached else None
 print(json.dumps({"format": name, "rows": int(rows), "bytes": int(size), "seconds": round(seconds, 1),
                   "rows_per_second": round(int(rows) / seconds), "rss_kib": {
                       "before": int(before), "peak": int(peak), "after": int(after),
-                      "peak_growth": int(peak) - int(before)}}))
+                      "peak_growth": int(peak) - int(before), "at_received": by_quarter}}))
 PY
+  rm -f "$OUT_DIR/export-$name.samples"
 }
 
 run_export_scenario() {
@@ -56,23 +66,26 @@ run_export_scenario() {
          LATERAL (SELECT now() - (($rows - i) * interval '1 millisecond') AS at) AS times
     WHERE t.name = 'bench';
     INSERT INTO notification_states (id, tenant_id, status, deliveries_expected, deliveries_sent, updated_at)
-    SELECT id, tenant_id, 'delivered', 1, 1, created_at FROM notifications;
-    VACUUM ANALYZE notifications, notification_states;"
+    SELECT id, tenant_id, 'delivered', 1, 1, created_at FROM notifications;"
+  psql "$DELIVERY_DATABASE_URL" -qc "VACUUM ANALYZE notifications, notification_states"
   delivery_api 0
   local api_pid=$SPAWNED_PID
   local ndjson csv
   ndjson=$(export_run ndjson application/x-ndjson "$api_pid")
   csv=$(export_run csv text/csv "$api_pid")
-  printf '%s\n%s\n' "$ndjson" "$csv" | python3 -c '
+  printf '%s\n%s\n' "$ndjson" "$csv" > "$OUT_DIR/export-runs.jsonl"
+  python3 - "$OUT_DIR/export-runs.jsonl" "$OUT_DIR/export.json" <<'PY'
 import json, sys
-runs = [json.loads(line) for line in sys.stdin if line.strip()]
-json.dump({"exports": runs}, open(sys.argv[1], "w"))
+runs = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+json.dump({"exports": runs}, open(sys.argv[2], "w"))
 for run in runs:
     rss = run["rss_kib"]
-    print(f"export {run[\"format\"]:<7} {run[\"rows\"]:>9} rows {run[\"bytes\"] / 1e6:8.1f} MB {run[\"seconds\"]:6.1f} s "
-          f"{run[\"rows_per_second\"]:>8} rows/s  API RSS {rss[\"before\"] / 1024:.1f} MiB before, "
-          f"{rss[\"peak\"] / 1024:.1f} peak, {rss[\"after\"] / 1024:.1f} after")
-' "$OUT_DIR/export.json"
+    quarters = ", ".join(f"{share} {kib / 1024:.1f}" for share, kib in rss["at_received"].items() if kib)
+    print(f"export {run['format']:<7} {run['rows']:>9} rows {run['bytes'] / 1e6:8.1f} MB {run['seconds']:6.1f} s "
+          f"{run['rows_per_second']:>8} rows/s  API RSS {rss['before'] / 1024:.1f} MiB before, "
+          f"{rss['peak'] / 1024:.1f} peak, {rss['after'] / 1024:.1f} after; by share received: {quarters}")
+PY
+  rm -f "$OUT_DIR/export-runs.jsonl"
   python3 - "$OUT_DIR/export.json" "$rows" <<'PY' || fail "export: rows missing or memory not flat"
 import json, sys
 runs, expected = json.load(open(sys.argv[1]))["exports"], int(sys.argv[2])

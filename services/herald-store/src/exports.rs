@@ -52,7 +52,10 @@ pub async fn export_page(
     range: ExportRange,
     limit: u64,
 ) -> Result<Vec<ExportRow>, StoreError> {
-    // With a status, the states' `(tenant_id, status, id)` index walks only that status's rows.
+    // With a status, the states' `(tenant_id, status, id)` index walks only that status's rows. The
+    // id window bounds both sides of the join: bounded on one side only, a merge join walks the
+    // other from its beginning on every page (a page in the middle of 200,000 rows read 101,001
+    // states: 60 ms instead of about 1, and an export quadratic in its rows).
     let (order_column, status_predicate, mut values) = match range.status {
         Some(status) => (
             "s.id",
@@ -77,7 +80,7 @@ pub async fn export_page(
                     s.deliveries_failed, s.deliveries_skipped, s.deliveries_cancelled \
              FROM notifications n JOIN notification_states s ON s.id = n.id \
              WHERE n.tenant_id = $1 AND s.tenant_id = $1 \
-               AND {order_column} > $2 AND {order_column} < $3{status_predicate} \
+               AND n.id > $2 AND n.id < $3 AND s.id > $2 AND s.id < $3{status_predicate} \
              ORDER BY {order_column} LIMIT $4"
         ),
         parameters,

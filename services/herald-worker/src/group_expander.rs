@@ -106,7 +106,9 @@ pub async fn run_group_expander(expander: Arc<GroupExpander>, stop: Cancellation
                             group_id = %expansion.group_id,
                         );
                         let (expander, stop) = (expander.clone(), stop.clone());
-                        running.spawn(expand(expander, session, expansion, stop).instrument(span));
+                        running.spawn(
+                            expand_guarded(expander, session, expansion, stop).instrument(span),
+                        );
                     }
                 }
                 Err(error) => {
@@ -146,6 +148,28 @@ enum Stopped {
     Lost,
     /// The worker is stopping; it gives the expansion back.
     Stopping,
+}
+
+/// [`expand`], with a panic caught: the expansion's turn ends, so that it goes on (here or on
+/// another worker) instead of staying owned by a live session that no longer runs it.
+async fn expand_guarded(
+    expander: Arc<GroupExpander>,
+    session: Uuid,
+    expansion: ClaimedExpansion,
+    stop: CancellationToken,
+) {
+    use futures::FutureExt;
+    let key = expansion.key();
+    let run = std::panic::AssertUnwindSafe(expand(expander.clone(), session, expansion, stop));
+    if run.catch_unwind().await.is_err() {
+        herald_telemetry::metrics::PANICS_CAUGHT
+            .with_label_values(&["group_expansion"])
+            .inc();
+        tracing::error!(notification_id = %key.notification_id, "a group expansion panicked; its turn ends");
+        if let Err(error) = group_expansions::end_turn(&expander.database, session, key).await {
+            tracing::warn!(%error, "ending a panicked expansion's turn failed; it moves on when the session ends");
+        }
+    }
 }
 
 /// Runs one expansion to its end (or until it is lost or the worker stops), retrying a step that

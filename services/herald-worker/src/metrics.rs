@@ -318,11 +318,17 @@ pub fn register_all() {
             &["status_event_relay"],
             &["status_event_consumer"],
             &["webhook_dispatcher"],
+            &["group_expander"],
         ],
     );
     declare(
         &PANICS_CAUGHT,
-        &[&["admission"], &["provider_send"], &["record_outcomes"]],
+        &[
+            &["admission"],
+            &["provider_send"],
+            &["record_outcomes"],
+            &["group_expansion"],
+        ],
     );
     declare(
         &PARKED_RECORDS,
