@@ -95,17 +95,13 @@ impl ExportFormat {
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct ExportQuery {
-    /// RFC 3339: notifications accepted at or after it (default: the earliest kept).
-    #[param(value_type = Option<String>, format = DateTime)]
+    /// RFC 3339 time: notifications accepted at or after it (default: the earliest kept).
     pub from: Option<String>,
-    /// RFC 3339: notifications accepted before it, after `from` (default: now).
-    #[param(value_type = Option<String>, format = DateTime)]
+    /// RFC 3339 time: notifications accepted before it, after `from` (default: now).
     pub to: Option<String>,
-    /// Only notifications in this status.
-    #[param(value_type = Option<NotificationStatus>)]
+    /// Only notifications in this status (`accepted`, `delivered`, ... as `status` shows them).
     pub status: Option<String>,
     /// Resume after this row: the `id` of the last row received.
-    #[param(value_type = Option<Uuid>)]
     pub cursor: Option<String>,
 }
 

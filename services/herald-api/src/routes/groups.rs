@@ -100,6 +100,15 @@ pub struct MembersPage {
     pub next_cursor: Option<String>,
 }
 
+/// 404 for an id no group can have (empty, too long, a control character): reads and deletes
+/// answer "no such group" for it, as for any id the tenant did not create.
+fn named_group(group_id: &str) -> Result<(), ApiError> {
+    match group_id_problem(group_id) {
+        Some(_) => Err(ApiError::NotFound("group")),
+        None => Ok(()),
+    }
+}
+
 /// Creates a group or renames it.
 #[utoipa::path(put, path = "/v1/groups/{group_id}", tag = "groups",
     params(("group_id" = String, Path, min_length = 1, max_length = 128, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$", description = "the tenant's id for the group, 1 to 128 characters")),
@@ -175,6 +184,7 @@ pub async fn get_group(
     group_id: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    named_group(&group_id)?;
     let _permit = state.read_permits.try_acquire(tenant.id, PermitUse::Read)?;
     let group = groups::find_group(&state.database, tenant.id, &group_id)
         .await?
@@ -196,6 +206,7 @@ pub async fn delete_group(
     group_id: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    named_group(&group_id)?;
     let _permit = state.read_permits.try_acquire(tenant.id, PermitUse::Read)?;
     if groups::delete_group(&state.database, tenant.id, &group_id).await? {
         Ok(HttpResponse::NoContent().finish())
@@ -339,7 +350,7 @@ struct MembersQuery {
     params(
         ("group_id" = String, Path, min_length = 1, max_length = 128, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$", description = "the tenant's id for the group"),
         ("after" = Option<String>, Query, description = "the `next_cursor` of the previous page"),
-        ("limit" = Option<u64>, Query, minimum = 1, maximum = 1000, description = "1 to 1000, default 50"),
+        ("limit" = Option<String>, Query, description = "members per page, 1 to 1000 (default 50)"),
     ),
     responses(
         (status = 200, body = MembersPage),
@@ -361,6 +372,15 @@ pub async fn list_members(
         DEFAULT_PAGE_SIZE,
         MAX_MEMBERS_PAGE,
     )?;
+    named_group(&group_id)?;
+    if let Some(after) = &query.after {
+        // A cursor this API gave is a member's id; another could not be stored (a NUL).
+        if user_id_problem(after).is_some() {
+            return Err(ApiError::InvalidQuery(
+                "`after` is not a cursor this API returned".into(),
+            ));
+        }
+    }
     let _permit = state.read_permits.try_acquire(tenant.id, PermitUse::Read)?;
     let mut members = groups::list_members(
         &state.database,

@@ -3,7 +3,7 @@ use std::time::Duration;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use herald_channels::{ChannelData, ChannelDataView};
-use herald_domain::validation::MAX_USER_ID_CHARS;
+use herald_domain::validation::{user_id_problem, MAX_USER_ID_CHARS};
 use herald_domain::FieldError;
 use herald_store::users::{find_user, upsert_user, StoredUser, UserContact};
 use serde::{Deserialize, Serialize};
@@ -124,6 +124,10 @@ pub async fn get_user(
     user_id: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    // An id no user can have (a NUL, which PostgreSQL cannot even compare) names no user.
+    if user_id_problem(&user_id).is_some() {
+        return Err(ApiError::NotFound("user"));
+    }
     let _read_permit = state.read_permits.try_acquire(tenant.id, PermitUse::Read)?;
     let stored = find_user(&state.database, tenant.id, &user_id)
         .await?
@@ -173,6 +177,8 @@ fn user_problems(user_id: &str, user: &UserRequest) -> Vec<FieldError> {
             "user_id",
             format!("must be 1 to {MAX_USER_ID_CHARS} characters"),
         ));
+    } else if let Some(problem) = user_id_problem(user_id) {
+        problems.push(FieldError::new("user_id", problem));
     }
     if let Some(email) = &user.email {
         if !is_plausible_email(email) {

@@ -227,6 +227,25 @@ async fn hostile_group_writes_get_clear_errors_and_change_nothing() {
         404
     );
     assert_eq!(app.get("/v1/groups/nope/members").await.status(), 404);
+    // An id no group can have is "no such group" to reads and deletes, and a cursor no member
+    // can have is a 400: never a 500 from the database refusing a NUL.
+    for (path, expected) in [
+        ("/v1/groups/bad%00id", 404),
+        ("/v1/groups/bad%00id/members", 404),
+        ("/v1/groups/a/members?after=x%00", 400),
+    ] {
+        assert_eq!(app.get(path).await.status(), expected, "{path}");
+    }
+    let deleted = app
+        .send(reqwest::Method::DELETE, "/v1/groups/bad%00id", None)
+        .await;
+    assert_eq!(deleted.status(), 404);
+    assert_eq!(
+        app.add_members("bad%01id", &users("u", 0..1))
+            .await
+            .status(),
+        422
+    );
     let response = app.get("/v1/groups/a/members?limit=0").await;
     assert_eq!(response.status(), 400);
     app.stop().await;

@@ -153,3 +153,14 @@ async fn channel_data_that_could_reach_internal_networks_is_a_422_naming_each_fi
     assert_eq!(app.count("SELECT count(*) FROM users").await, 0);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_user_id_with_a_control_character_is_refused_or_not_found_never_a_500() {
+    let app = spawn_app().await;
+    let response = put_user(&app, "bad%00id", json!({"email": "a@example.com"})).await;
+    assert_eq!(response.status(), 422);
+    assert_eq!(detail_fields(&json(response).await), vec!["user_id"]);
+    assert_eq!(app.get("/v1/users/bad%00id").await.status(), 404);
+    assert_eq!(app.get("/v1/users/bad%01id").await.status(), 404);
+    app.stop().await;
+}
