@@ -10,6 +10,8 @@
 //! (the client, the database, a deploy) is resumed with `cursor`, the id of the last row received.
 //! One export per tenant at a time, across every replica (`export_leases`).
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::http::header;
@@ -178,10 +180,32 @@ pub async fn export_notifications(
     if !exports::take_lease(&state.database, tenant.id, holder, EXPORT_LEASE).await? {
         return Err(ApiError::ExportInProgress);
     }
-    let (pages, received) = mpsc::channel::<Result<Bytes, std::io::Error>>(PAGES_BUFFERED);
-    actix_web::rt::spawn(run_export(state.into_inner(), range, format, holder, pages));
-    let body = futures::stream::unfold(received, |mut received| async move {
-        received.recv().await.map(|page| (page, received))
+    let (pages, received) = mpsc::channel::<Bytes>(PAGES_BUFFERED);
+    let finished = Arc::new(AtomicBool::new(false));
+    actix_web::rt::spawn(run_export(
+        state.into_inner(),
+        range,
+        format,
+        holder,
+        pages,
+        finished.clone(),
+    ));
+    // The pages, then the end; or, if the export stopped before its end (a page not read, the
+    // lease lost, the client idle too long), an error after the pages written: the response is
+    // cut without its last chunk, so the client sees it incomplete, never short and whole.
+    let body = futures::stream::unfold(Some(received), move |received| {
+        let finished = finished.clone();
+        async move {
+            let mut received = received?;
+            match received.recv().await {
+                Some(page) => Some((Ok(page), Some(received))),
+                None if finished.load(Ordering::Acquire) => None,
+                None => Some((
+                    Err(std::io::Error::other("the export stopped before its end")),
+                    None,
+                )),
+            }
+        }
     });
     Ok(HttpResponse::Ok()
         .content_type(format.content_type())
@@ -190,13 +214,15 @@ pub async fn export_notifications(
 }
 
 /// Reads, writes and hands over the pages of `range` until the last, then gives the lease back.
-/// A failure ends the response without its last chunk, so the client sees it incomplete.
+/// `finished` is set only when the last page was handed over: anything else ends the response as
+/// incomplete.
 async fn run_export(
     state: std::sync::Arc<AppState>,
     mut range: ExportRange,
     format: ExportFormat,
     holder: Uuid,
-    pages: mpsc::Sender<Result<Bytes, std::io::Error>>,
+    pages: mpsc::Sender<Bytes>,
+    finished: Arc<AtomicBool>,
 ) {
     let mut first_page = true;
     loop {
@@ -204,37 +230,34 @@ async fn run_export(
             Ok(rows) => rows,
             Err(error) => {
                 tracing::warn!(%error, tenant_id = %range.tenant_id, "an export stopped: a page could not be read");
-                let _ = pages
-                    .send(Err(std::io::Error::other(error.to_string())))
-                    .await;
                 break;
             }
         };
         let Some(last) = rows.last() else {
-            if first_page && format == ExportFormat::Csv {
-                let _ = pages.send(Ok(write_page(format, &[], true))).await;
+            let header_only = first_page && format == ExportFormat::Csv;
+            if !header_only || pages.send(write_page(format, &[], true)).await.is_ok() {
+                finished.store(true, Ordering::Release);
             }
             break;
         };
         range.after = last.id;
-        let full_page = rows.len() as u64 == ROWS_PER_PAGE;
+        let last_page = (rows.len() as u64) < ROWS_PER_PAGE;
         let chunk = write_page(format, &rows, first_page);
         first_page = false;
         drop(rows);
-        match tokio::time::timeout(CLIENT_IDLE_TIMEOUT, pages.send(Ok(chunk))).await {
+        match tokio::time::timeout(CLIENT_IDLE_TIMEOUT, pages.send(chunk)).await {
             Ok(Ok(())) => {}
             // The client went away, or stopped reading.
             Ok(Err(_)) | Err(_) => break,
         }
-        if !full_page {
+        if last_page {
+            finished.store(true, Ordering::Release);
             break;
         }
         match exports::take_lease(&state.database, range.tenant_id, holder, EXPORT_LEASE).await {
             Ok(true) => {}
             Ok(false) | Err(_) => {
-                let _ = pages
-                    .send(Err(std::io::Error::other("the export lost its lease")))
-                    .await;
+                tracing::warn!(tenant_id = %range.tenant_id, "an export stopped: it lost its lease");
                 break;
             }
         }

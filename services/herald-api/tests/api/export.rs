@@ -260,3 +260,32 @@ async fn bad_export_requests_get_clear_errors() {
     assert_eq!(json(response).await["error"]["code"], "not_acceptable");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_export_that_stops_before_its_end_is_cut_short_never_ended_as_if_whole() {
+    let app = spawn_app().await;
+    // 20,000 rows of about 1 KiB: more than the channel, actix and the socket buffers hold, so the
+    // export is still running when its lease is taken away.
+    accept_notifications(&app, 20_000, &"x".repeat(900)).await;
+    let mut response = export(&app, "", None).await;
+    assert_eq!(response.status(), 200);
+    assert!(response.chunk().await.unwrap().is_some());
+    execute(
+        &app.database,
+        "UPDATE export_leases SET holder = gen_random_uuid()",
+    )
+    .await;
+    let mut received = 0;
+    let ending = loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => received += chunk.len(),
+            Ok(None) => break Ok(()),
+            Err(error) => break Err(error),
+        }
+    };
+    assert!(
+        ending.is_err(),
+        "the export lost its lease after {received} more bytes, yet the response ended whole"
+    );
+    app.stop().await;
+}
