@@ -4,13 +4,12 @@
 
 use chrono::{DateTime, Utc};
 use herald_domain::{DeliveryEvent, DeliveryStatus, NotificationEvent, NotificationStatus};
-use sea_orm::{
-    ConnectionTrait, DatabaseBackend, DatabaseTransaction, DbErr, FromQueryResult, Statement, Value,
-};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, FromQueryResult, Value};
 use uuid::Uuid;
 
 use crate::columns::{self, row};
 use crate::database::{Database, Finish, StoreError};
+use crate::statement;
 
 /// What a cancellation did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -201,10 +200,6 @@ async fn cancel_in(
 #[derive(FromQueryResult)]
 struct Dequeued {
     delivery_id: Uuid,
-}
-
-fn statement<const N: usize>(sql: &str, values: [Value; N]) -> Statement {
-    Statement::from_sql_and_values(DatabaseBackend::Postgres, sql, values)
 }
 
 /// A cancellation as the workers poll it.

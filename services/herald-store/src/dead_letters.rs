@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use crate::columns::{self, row};
 use crate::database::{Database, Finish, StoreError};
+use crate::statement;
 
 row! {
     /// One dead letter as the API shows it.
@@ -228,8 +229,4 @@ async fn replay_in(
         notification_id,
         notification_status,
     })
-}
-
-fn statement<const N: usize>(sql: &str, values: [Value; N]) -> Statement {
-    Statement::from_sql_and_values(DatabaseBackend::Postgres, sql, values)
 }

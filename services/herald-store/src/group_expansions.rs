@@ -13,14 +13,14 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use herald_domain::{NotificationStatus, Priority};
 use sea_orm::{
-    ConnectionTrait, DatabaseBackend, DatabaseTransaction, DbErr, FromQueryResult, Statement,
-    TransactionTrait, Value,
+    ConnectionTrait, DatabaseTransaction, DbErr, FromQueryResult, TransactionTrait, Value,
 };
 use uuid::Uuid;
 
 use crate::columns::row;
 use crate::database::{Database, Finish, StoreError};
 use crate::deliveries::{apply_progress, ProgressDeltas};
+use crate::statement;
 
 /// Serializes the claims of every worker, so that "one expansion per tenant at a time" is exact:
 /// two claims running at once could each see the tenant idle. Claims are rare (each worker's
@@ -70,10 +70,6 @@ pub enum Planned {
     },
     /// The session no longer owns the expansion (it was taken over, or is done).
     Lost,
-}
-
-fn statement<I: IntoIterator<Item = Value>>(sql: &str, values: I) -> Statement {
-    Statement::from_sql_and_values(DatabaseBackend::Postgres, sql, values)
 }
 
 const CLAIM_SQL: &str = r#"

@@ -9,13 +9,12 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{
-    ConnectionTrait, DatabaseBackend, DatabaseTransaction, DbErr, FromQueryResult, Statement, Value,
-};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, FromQueryResult, Value};
 use serde::Serialize;
 use uuid::Uuid;
 
 use crate::database::{Database, Finish, StoreError};
+use crate::statement;
 
 /// A live group as the API shows it.
 #[derive(Debug, Clone, Serialize, FromQueryResult)]
@@ -52,10 +51,6 @@ pub enum MembersWrite {
         member_count: i32,
     },
     NoSuchGroup,
-}
-
-fn statement<I: IntoIterator<Item = Value>>(sql: &str, values: I) -> Statement {
-    Statement::from_sql_and_values(DatabaseBackend::Postgres, sql, values)
 }
 
 /// Creates the tenant's group `external_id`, or renames it if it exists, unless the tenant has

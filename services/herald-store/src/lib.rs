@@ -29,6 +29,14 @@ pub mod webhook_subscriptions;
 
 pub use database::{Database, StoreError};
 
+/// A PostgreSQL statement of `sql` with its `$n` parameters `values`, in order.
+pub(crate) fn statement<I: IntoIterator<Item = sea_orm::Value>>(
+    sql: &str,
+    values: I,
+) -> sea_orm::Statement {
+    sea_orm::Statement::from_sql_and_values(sea_orm::DatabaseBackend::Postgres, sql, values)
+}
+
 /// A value serialized as one JSON parameter (for `jsonb_to_recordset`).
 pub(crate) fn json_parameter<T: serde::Serialize + ?Sized>(
     value: &T,
