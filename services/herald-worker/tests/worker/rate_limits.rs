@@ -336,10 +336,29 @@ async fn two_workers_together_stay_within_the_providers_rate() {
     );
     // Rate × (1 s + a granted token's lifetime + the burst's tolerance + jitter) + 1.
     let slack = GRANT_LIFETIME + GRANT_WINDOW + DELIVERY_JITTER;
-    let allowed = (f64::from(RATE) * (1.0 + slack.as_secs_f64())).ceil() as usize + 1;
+    let mut allowed = (f64::from(RATE) * (1.0 + slack.as_secs_f64())).ceil() as usize + 1;
+    // A worker whose Redis answered late (a loaded machine) sent on its local fallback share for a
+    // second while the other kept the whole shared rate: the documented overshoot (docs/DESIGN.md,
+    // "Rate limits"), one fallback share and its burst of one per worker that fell back.
+    let fallback_share = stack.settings.providers.rate_limit.fallback_share;
+    let mut workers_fallen_back = 0;
+    for port in &ports {
+        let metrics = worker_metrics(*port).await;
+        let fallbacks = sample(
+            &metrics,
+            "herald_provider_rate_limit_fallbacks_total",
+            &[("provider", "twilio")],
+        )
+        .unwrap_or(0.0);
+        if fallbacks > 0.0 {
+            workers_fallen_back += 1;
+            allowed += (f64::from(RATE) * fallback_share).ceil() as usize + 1;
+        }
+    }
     assert!(
         most <= allowed,
-        "{most} requests within one second: the rate is {RATE}/s (at most {allowed} allowed)"
+        "{most} requests within one second: the rate is {RATE}/s (at most {allowed} allowed, \
+         {workers_fallen_back} worker(s) having fallen back to their local share)"
     );
     // Both workers sent a good part, concurrently: with a limiter of each process's own they
     // would have sent at up to 2 × 40/s, far above what is allowed.
