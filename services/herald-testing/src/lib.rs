@@ -312,8 +312,10 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Waits up to a minute for a server to listen on `port`: a Kafka broker's JVM starting on a
+/// loaded 2-core machine took more than the 20 s this waited before.
 pub async fn wait_for_port(port: u16) {
-    for _ in 0..400 {
+    for _ in 0..1200 {
         if tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
             .is_ok()

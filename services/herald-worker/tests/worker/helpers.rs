@@ -434,6 +434,21 @@ impl Stack {
         count(&self.database, sql).await
     }
 
+    /// The documented in-doubt set (docs/DESIGN.md): provider calls whose worker died before
+    /// recording them, and calls sent that got no answer (a timeout on a loaded machine, a
+    /// connection lost mid-request); both are made again with the same reference, so a provider
+    /// that does not honour it may get them twice. Not a call that never started (refused to
+    /// connect, a circuit open, a template not read).
+    pub async fn in_doubt_attempts(&self) -> u64 {
+        self.count(
+            "SELECT count(*) FROM delivery_attempts \
+             WHERE outcome = 'in_doubt' \
+                OR (outcome IN ('retryable_error', 'gave_up') AND http_status IS NULL \
+                    AND (error LIKE '%timed out%' OR error LIKE '% request failed%'))",
+        )
+        .await as u64
+    }
+
     /// Waits until `sql` (a count) reaches `expected`.
     pub async fn wait_for_count(&self, sql: &str, expected: i64, timeout: Duration) {
         let deadline = tokio::time::Instant::now() + timeout;
