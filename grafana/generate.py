@@ -750,6 +750,25 @@ def delivery():
         w=8,
     )
 
+    p.row("Templates")
+    p.timeseries(
+        "Template render failures/s by reason",
+        [(f"sum by (reason) ({rate('herald_template_render_failures_total')}) or vector(0)", "{{reason}}")],
+        "ops",
+        "Deliveries failed without a provider call because their template did not render: a variable missing "
+        "from the notification's data, output over its bound, out of fuel, or the version unavailable "
+        "(docs/DESIGN.md, \"Templates\"). The tenant's to fix; the delivery's last_error names the variable.",
+        w=12,
+    )
+    p.timeseries(
+        "Compiled templates: cache hit ratio",
+        [(ratio(rate("herald_cache_lookups_total", 'kind="template",result="hit"'),
+                rate("herald_cache_lookups_total", 'kind="template"')), "hit ratio")],
+        "percentunit",
+        "Template versions are immutable: a worker compiles each once and keeps it (templates.compiled_cache_entries).",
+        w=12,
+    )
+
     p.row("Failures, doubts and sessions")
     p.timeseries(
         "Dead letters",

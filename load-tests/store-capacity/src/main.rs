@@ -91,6 +91,7 @@ async fn round(
                 channels: vec![Channel::Sms],
                 subject: None,
                 body: "Pressure {{value}}".into(),
+                template: None,
                 data,
                 priority: Priority::Normal,
                 scheduled_for: None,

@@ -200,6 +200,7 @@ impl Application {
             user_cache_ttl_seconds: settings.worker.user_cache_ttl_seconds,
             allow_private_networks: settings.outbound.allow_private_networks,
             groups: settings.groups.clone(),
+            templates: settings.templates.clone(),
         });
         let authenticator = web::Data::new(authenticator);
         let trusted_proxies = web::Data::new(

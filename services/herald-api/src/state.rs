@@ -24,6 +24,8 @@ pub struct AppState {
     pub allow_private_networks: bool,
     /// Bounds of groups and their members (`groups`).
     pub groups: herald_config::GroupsSettings,
+    /// Bounds of templates and their versions (`templates`).
+    pub templates: herald_config::TemplatesSettings,
 }
 
 #[derive(Clone, Copy)]

@@ -25,6 +25,8 @@ pub struct OutgoingMessage {
     pub contact: Contact,
     pub subject: Option<String>,
     pub body: String,
+    /// The HTML alternative of `body`, for email (from a template's `html` part).
+    pub html: Option<String>,
 }
 
 impl OutgoingMessage {

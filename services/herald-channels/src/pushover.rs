@@ -359,6 +359,7 @@ mod tests {
             contact: Contact::Pushover(contact(KEY, Some("iphone"))),
             subject: subject.map(str::to_owned),
             body: body.to_owned(),
+            html: None,
         }
     }
 

@@ -39,7 +39,8 @@ struct MailSend<'a> {
     personalizations: [Personalization<'a>; 1],
     from: Address<'a>,
     subject: &'a str,
-    content: [Content<'a>; 1],
+    /// `text/plain`, then `text/html` when there is one (SendGrid requires plain text first).
+    content: Vec<Content<'a>>,
 }
 
 #[derive(Serialize)]
@@ -98,10 +99,15 @@ impl SendGrid {
             }],
             from: Address { email: &self.from },
             subject: message.subject.as_deref().unwrap_or("(no subject)"),
-            content: [Content {
+            content: std::iter::once(Content {
                 content_type: "text/plain",
                 value: &message.body,
-            }],
+            })
+            .chain(message.html.as_deref().map(|html| Content {
+                content_type: "text/html",
+                value: html,
+            }))
+            .collect(),
         };
         encode_json(PROVIDER, &request)
     }

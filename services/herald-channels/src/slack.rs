@@ -158,6 +158,7 @@ mod tests {
             }),
             subject: Some("Disk full".into()),
             body: "x".repeat(5_000),
+            html: None,
         };
         let json = serde_json::to_value(Slack::message(&message)).unwrap();
         assert_eq!(json["blocks"][0]["type"], "header");

@@ -14,6 +14,7 @@ use async_trait::async_trait;
 use herald_domain::ProviderId;
 use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue};
 use lettre::message::Mailbox;
+use lettre::message::MultiPart;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -109,15 +110,23 @@ impl Smtp {
         let to: Mailbox = to
             .parse()
             .map_err(|error| permanent(format!("`{to}` is not an email address: {error}")))?;
-        Message::builder()
+        let builder = Message::builder()
             .from(self.from.clone())
             .to(to)
             .subject(message.subject.as_deref().unwrap_or("(no subject)"))
             .message_id(Some(format!("<{}@herald>", message.delivery_id)))
-            .header(DeliveryIdHeader(message.delivery_id.to_string()))
-            .header(ContentType::TEXT_PLAIN)
-            .body(message.body.clone())
-            .map_err(|error| permanent(format!("the email cannot be built: {error}")))
+            .header(DeliveryIdHeader(message.delivery_id.to_string()));
+        let built = match &message.html {
+            // Both, as multipart/alternative: the client shows the HTML, or the text without it.
+            Some(html) => builder.multipart(MultiPart::alternative_plain_html(
+                message.body.clone(),
+                html.clone(),
+            )),
+            None => builder
+                .header(ContentType::TEXT_PLAIN)
+                .body(message.body.clone()),
+        };
+        built.map_err(|error| permanent(format!("the email cannot be built: {error}")))
     }
 }
 
@@ -185,6 +194,7 @@ mod tests {
             contact: Contact::Email("ops@example.com".into()),
             subject: Some("Disk full".into()),
             body: "Free some space".into(),
+            html: None,
         };
         let formatted =
             String::from_utf8(smtp.request_body(&message).unwrap().formatted()).unwrap();
@@ -198,6 +208,17 @@ mod tests {
             "{formatted}"
         );
         assert!(formatted.contains("Subject: Disk full"), "{formatted}");
+        assert!(formatted.contains("Content-Type: text/plain"), "{formatted}");
+        // With an HTML part: both, as alternatives of one message.
+        message.html = Some("<p>Free some <b>space</b></p>".into());
+        let formatted =
+            String::from_utf8(smtp.request_body(&message).unwrap().formatted()).unwrap();
+        assert!(
+            formatted.contains("Content-Type: multipart/alternative"),
+            "{formatted}"
+        );
+        assert!(formatted.contains("Content-Type: text/html"), "{formatted}");
+        assert!(formatted.contains("Free some space"), "{formatted}");
         message.contact = Contact::Email("not an address".into());
         let Err(SendOutcome::Permanent { error, .. }) = smtp.request_body(&message) else {
             panic!("an unusable address fails for good");

@@ -381,6 +381,7 @@ mod tests {
             }),
             subject: None,
             body: "Pressure \"7\" — ok".into(),
+            html: None,
         };
         let now = Utc::now();
         let body = Webhook::new(reqwest::Client::new(), false)

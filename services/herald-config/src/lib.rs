@@ -36,6 +36,7 @@ pub struct Settings {
     pub idempotency: IdempotencySettings,
     pub worker: WorkerSettings,
     pub groups: GroupsSettings,
+    pub templates: TemplatesSettings,
     pub providers: ProvidersSettings,
     pub outbound: OutboundSettings,
     /// Delivery status events and webhook subscriptions; defaults when the section is absent.
@@ -254,6 +255,18 @@ pub struct GroupsSettings {
     pub records_per_second: u32,
     /// How often an idle worker looks for expansions to take.
     pub poll_interval_ms: u64,
+}
+
+/// Templates (docs/DESIGN.md, "Templates").
+#[derive(Debug, Clone, Deserialize)]
+pub struct TemplatesSettings {
+    /// Templates one tenant may have (deleted ones do not count).
+    pub max_per_tenant: u64,
+    /// Versions one template may have: each `PUT` writes one, and versions are kept (accepted
+    /// notifications render theirs).
+    pub max_versions: i32,
+    /// Compiled template versions a worker (or an API replica, for previews) keeps in memory.
+    pub compiled_cache_entries: u64,
 }
 
 impl WorkerSettings {

@@ -38,6 +38,7 @@ impl Settings {
             }
         }
         self.validate_groups()?;
+        self.validate_templates()?;
         if self.server.body_read_timeout_ms == 0 {
             return Err(invalid("server.body_read_timeout_ms", "must be at least 1"));
         }
@@ -314,6 +315,23 @@ impl Settings {
 }
 
 impl Settings {
+    fn validate_templates(&self) -> Result<(), ConfigError> {
+        let templates = &self.templates;
+        if templates.max_per_tenant == 0 {
+            return Err(invalid("templates.max_per_tenant", "must be at least 1"));
+        }
+        if templates.max_versions < 1 {
+            return Err(invalid("templates.max_versions", "must be at least 1"));
+        }
+        if templates.compiled_cache_entries == 0 {
+            return Err(invalid(
+                "templates.compiled_cache_entries",
+                "must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+
     fn validate_groups(&self) -> Result<(), ConfigError> {
         let groups = &self.groups;
         if !(1..=10_000).contains(&groups.page_size) {

@@ -26,6 +26,9 @@ pub struct AcceptedNotification {
     /// resolved when the request was accepted (a group deleted and created again under the same
     /// name is another group).
     pub groups: Vec<Uuid>,
+    /// The version of `notification.template` it renders, resolved when the request was accepted
+    /// (the latest then, unless the request named one).
+    pub template_version: Option<i32>,
 }
 
 impl AcceptedNotification {
@@ -44,6 +47,7 @@ impl AcceptedNotification {
             accepted_at: now,
             trace_parent,
             groups: Vec::new(),
+            template_version: None,
         }
     }
 
@@ -51,5 +55,14 @@ impl AcceptedNotification {
     pub fn with_groups(self, groups: Vec<Uuid>) -> AcceptedNotification {
         debug_assert_eq!(groups.len(), self.notification.group_ids.len());
         AcceptedNotification { groups, ..self }
+    }
+
+    /// The same, rendering `version` of its template.
+    pub fn with_template_version(self, version: Option<i32>) -> AcceptedNotification {
+        debug_assert_eq!(version.is_some(), self.notification.template.is_some());
+        AcceptedNotification {
+            template_version: version,
+            ..self
+        }
     }
 }

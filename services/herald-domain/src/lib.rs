@@ -11,6 +11,7 @@ pub mod provider;
 pub mod request;
 pub mod status;
 pub mod status_events;
+pub mod templates;
 pub mod tenant_url;
 pub mod validation;
 pub mod vocabulary;
@@ -22,7 +23,7 @@ pub use accepted::AcceptedNotification;
 pub use channel::{Channel, Priority};
 pub use envelope::NotificationEnvelope;
 pub use provider::ProviderId;
-pub use request::{ContentRequest, NotificationRequest, ValidatedNotification};
+pub use request::{ContentRequest, NotificationRequest, TemplateReference, ValidatedNotification};
 pub use status::{
     AttemptOutcome, DeliveryEvent, DeliveryProgress, DeliveryStatus, InvalidTransition,
     NotificationEvent, NotificationStatus, ProviderReport,

@@ -117,8 +117,19 @@ pub struct NotificationRequest {
     /// The channels to deliver on, each once.
     #[schema(example = json!(["email", "sms"]), schema_with = channels_schema)]
     pub channels: Vec<String>,
-    #[serde(deserialize_with = "crate::objects_only::object")]
-    pub content: ContentRequest,
+    /// The message, written inline. Required unless `template_id` names a template (then absent).
+    #[serde(default, deserialize_with = "crate::objects_only::optional_object")]
+    pub content: Option<ContentRequest>,
+    /// A template of the tenant's (`PUT /v1/templates/{template_id}`) to render the message from,
+    /// per channel and the recipient's locale, with `data`. Instead of `content`.
+    #[serde(default)]
+    #[schema(schema_with = template_id_schema)]
+    pub template_id: Option<String>,
+    /// The template's version; default the latest when the notification is accepted (stored
+    /// with it: a later edit does not change what it sends).
+    #[serde(default)]
+    #[schema(minimum = 1)]
+    pub template_version: Option<i32>,
     /// Values for the `{{placeholders}}` of the content.
     #[serde(default)]
     #[schema(value_type = Object, example = json!({"value": 97, "machine": "press-4"}))]
@@ -150,6 +161,25 @@ pub struct ContentRequest {
     pub body: String,
 }
 
+/// `template_id`: a template id, or none.
+fn template_id_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .min_length(Some(1))
+        .max_length(Some(crate::validation::MAX_TEMPLATE_ID_CHARS))
+        .pattern(Some(r"^[^\x00-\x1f\x7f-\x9f]*$"))
+        .into()
+}
+
+/// The template a validated notification renders: its id, and the version asked for (none: the
+/// latest, resolved at acceptance).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TemplateReference {
+    pub id: String,
+    pub version: Option<i32>,
+}
+
 /// A request that passed every rule. Only this type reaches storage.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ValidatedNotification {
@@ -160,7 +190,11 @@ pub struct ValidatedNotification {
     pub group_ids: Vec<String>,
     pub channels: Vec<Channel>,
     pub subject: Option<String>,
+    /// Empty for a notification rendered from a template.
     pub body: String,
+    /// Serialized only when there is one, so a request without a template hashes as it always did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub template: Option<TemplateReference>,
     pub data: serde_json::Map<String, serde_json::Value>,
     pub priority: Priority,
     pub scheduled_for: Option<DateTime<Utc>>,

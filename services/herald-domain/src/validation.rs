@@ -9,11 +9,16 @@ use utoipa::ToSchema;
 
 use crate::envelope::NotificationEnvelope;
 use crate::placeholders::{placeholder_names, rendered_len};
-use crate::{Channel, NotificationRequest, Priority, ValidatedNotification};
+
+use crate::{
+    Channel, ContentRequest, NotificationRequest, Priority, TemplateReference,
+    ValidatedNotification,
+};
 
 pub const MAX_USER_ID_CHARS: usize = 128;
 /// A group's id, as the tenant names it (`PUT /v1/groups/{group_id}`).
 pub const MAX_GROUP_ID_CHARS: usize = 128;
+pub const MAX_TEMPLATE_ID_CHARS: usize = 128;
 pub const MAX_SUBJECT_CHARS: usize = 998;
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// `data` as compact JSON: it is stored in `jsonb` and rendered into every message.
@@ -107,6 +112,50 @@ fn nul_in_json(path: &str, value: &serde_json::Value) -> Option<String> {
     }
 }
 
+/// The inline content's rules: the subject (required for email, at most 998 characters) and the
+/// body (not blank, at most 64 KiB), neither with a NUL. Placeholders are checked with `data`.
+fn validate_content(
+    content: ContentRequest,
+    channels: &[Channel],
+    errors: &mut Vec<FieldError>,
+) -> (Option<String>, String) {
+    // Too long is refused even when blank: the schema's `maxLength` says so for any subject.
+    let subject_too_long = content
+        .subject
+        .as_ref()
+        .is_some_and(|subject| subject.chars().count() > MAX_SUBJECT_CHARS);
+    let subject = content.subject.filter(|subject| !subject.trim().is_empty());
+    if subject_too_long {
+        errors.push(FieldError::new(
+            "content.subject",
+            format!("at most {MAX_SUBJECT_CHARS} characters"),
+        ));
+    } else if subject.is_none() && channels.contains(&Channel::Email) {
+        errors.push(FieldError::new(
+            "content.subject",
+            "is required when channels include email",
+        ));
+    }
+    let body = content.body;
+    errors.extend(
+        subject
+            .as_deref()
+            .and_then(|subject| nul_problem("content.subject", subject)),
+    );
+    errors.extend(nul_problem("content.body", &body));
+    if body.trim().is_empty() {
+        errors.push(FieldError::new("content.body", "must not be empty"));
+    }
+    if body.len() > MAX_BODY_BYTES {
+        errors.push(FieldError::new(
+            "content.body",
+            format!("at most {MAX_BODY_BYTES} bytes"),
+        ));
+    }
+
+    (subject, body)
+}
+
 impl NotificationRequest {
     /// Checks every rule; `header_idempotency_key` is the `Idempotency-Key` header, if any.
     pub fn validate(
@@ -180,43 +229,45 @@ impl NotificationRequest {
             }
         }
 
-        // Too long is refused even when blank: the schema's `maxLength` says so for any subject.
-        let subject_too_long = self
-            .content
-            .subject
-            .as_ref()
-            .is_some_and(|subject| subject.chars().count() > MAX_SUBJECT_CHARS);
-        let subject = self
-            .content
-            .subject
-            .filter(|subject| !subject.trim().is_empty());
-        if subject_too_long {
-            errors.push(FieldError::new(
-                "content.subject",
-                format!("at most {MAX_SUBJECT_CHARS} characters"),
-            ));
-        } else if subject.is_none() && channels.contains(&Channel::Email) {
-            errors.push(FieldError::new(
-                "content.subject",
-                "is required when channels include email",
-            ));
-        }
-        let body = self.content.body;
-        errors.extend(
-            subject
-                .as_deref()
-                .and_then(|subject| nul_problem("content.subject", subject)),
-        );
-        errors.extend(nul_problem("content.body", &body));
-        if body.trim().is_empty() {
-            errors.push(FieldError::new("content.body", "must not be empty"));
-        }
-        if body.len() > MAX_BODY_BYTES {
-            errors.push(FieldError::new(
-                "content.body",
-                format!("at most {MAX_BODY_BYTES} bytes"),
-            ));
-        }
+        let (subject, body, template) = match (self.content, self.template_id) {
+            (Some(_), Some(_)) => {
+                errors.push(FieldError::new(
+                    "template_id",
+                    "a notification has `content` or a `template_id`, not both",
+                ));
+                (None, String::new(), None)
+            }
+            (None, None) => {
+                errors.push(FieldError::new(
+                    "content",
+                    "is required unless `template_id` names a template",
+                ));
+                (None, String::new(), None)
+            }
+            (Some(content), None) => {
+                if self.template_version.is_some() {
+                    errors.push(FieldError::new(
+                        "template_version",
+                        "is for a notification with a `template_id`",
+                    ));
+                }
+                let (subject, body) = validate_content(content, &channels, &mut errors);
+                (subject, body, None)
+            }
+            (None, Some(template_id)) => {
+                if let Some(problem) = template_id_problem(&template_id) {
+                    errors.push(FieldError::new("template_id", problem));
+                }
+                if self.template_version.is_some_and(|version| version < 1) {
+                    errors.push(FieldError::new("template_version", "must be at least 1"));
+                }
+                let template = TemplateReference {
+                    id: template_id,
+                    version: self.template_version,
+                };
+                (None, String::new(), Some(template))
+            }
+        };
 
         let data = self.data.unwrap_or_default();
         let data_value = serde_json::Value::Object(data);
@@ -238,7 +289,7 @@ impl NotificationRequest {
         };
         let content_fields = [
             ("content.subject", subject.as_deref()),
-            ("content.body", Some(&body)),
+            ("content.body", template.is_none().then_some(body.as_str())),
         ];
         for (field, text) in content_fields {
             let Some(text) = text else { continue };
@@ -351,6 +402,7 @@ impl NotificationRequest {
             channels,
             subject,
             body,
+            template,
             data,
             priority,
             scheduled_for,
@@ -399,6 +451,20 @@ pub fn group_id_problem(group_id: &str) -> Option<String> {
         return Some(format!("at most {MAX_GROUP_ID_CHARS} characters"));
     }
     if group_id.chars().any(char::is_control) {
+        return Some("must not contain control characters".into());
+    }
+    None
+}
+
+/// What is wrong with a template id, if anything: 1 to 128 characters, none a control character.
+pub fn template_id_problem(template_id: &str) -> Option<String> {
+    if template_id.is_empty() {
+        return Some("must not be empty".into());
+    }
+    if template_id.chars().count() > MAX_TEMPLATE_ID_CHARS {
+        return Some(format!("at most {MAX_TEMPLATE_ID_CHARS} characters"));
+    }
+    if template_id.chars().any(char::is_control) {
         return Some("must not contain control characters".into());
     }
     None

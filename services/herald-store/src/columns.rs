@@ -63,6 +63,7 @@ read_by_sea_orm!(
     serde_json::Value,
     DateTime<Utc>,
     Option<String>,
+    Option<i32>,
     Option<DateTime<Utc>>,
 );
 

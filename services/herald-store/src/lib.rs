@@ -22,6 +22,7 @@ pub mod parked_records;
 pub mod provider_reports;
 pub mod sessions;
 pub mod status_events;
+pub mod templates;
 pub mod tenants;
 pub mod users;
 pub mod webhook_event_sends;

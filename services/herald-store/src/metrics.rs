@@ -16,6 +16,8 @@ pub enum CacheKind {
     Recipient,
     /// The worker's in-process cache of notification content.
     Content,
+    /// The worker's in-process cache of compiled template versions.
+    Template,
 }
 
 impl CacheKind {
@@ -24,6 +26,7 @@ impl CacheKind {
             CacheKind::ApiKey => "api_key",
             CacheKind::Recipient => "recipient",
             CacheKind::Content => "content",
+            CacheKind::Template => "template",
         }
     }
 }

@@ -34,6 +34,8 @@ struct InsertRow<'a> {
     request_hash: String,
     created_at: DateTime<Utc>,
     trace_parent: Option<&'a str>,
+    template_id: Option<&'a str>,
+    template_version: Option<i32>,
 }
 
 const INSERT_BATCH_SQL: &str = r#"
@@ -43,7 +45,7 @@ WITH input AS (
         channels channel[], subject text, body text,
         data jsonb, priority priority, status notification_status, deliveries_expected integer,
         scheduled_for timestamptz, idempotency_key text, request_hash text, created_at timestamptz,
-        trace_parent text)
+        trace_parent text, template_id text, template_version integer)
 ), claimed_keys AS (
     -- A key already held (or held twice within this batch) is not claimed: its row is not inserted.
     INSERT INTO idempotency_keys (tenant_id, key, notification_id, request_hash, created_at)
@@ -57,9 +59,10 @@ WITH input AS (
 ), content AS (
     INSERT INTO notifications (id, tenant_id, user_ids, group_ids, channels, subject, body, data,
                                priority, scheduled_for, idempotency_key, request_hash, created_at,
-                               trace_parent)
+                               trace_parent, template_id, template_version)
     SELECT id, tenant_id, user_ids, group_ids, channels, subject, body, data, priority,
-           scheduled_for, idempotency_key, decode(request_hash, 'hex'), created_at, trace_parent
+           scheduled_for, idempotency_key, decode(request_hash, 'hex'), created_at, trace_parent,
+           template_id, template_version
     FROM accepted
 ), states AS (
     INSERT INTO notification_states (id, tenant_id, status, deliveries_expected,
@@ -115,6 +118,12 @@ pub async fn insert_batch(
             request_hash: hex::encode(row.request_hash),
             created_at: row.accepted_at,
             trace_parent: row.trace_parent.as_deref(),
+            template_id: row
+                .notification
+                .template
+                .as_ref()
+                .map(|template| template.id.as_str()),
+            template_version: row.template_version,
         })
         .collect();
     let statement = Statement::from_sql_and_values(
@@ -208,6 +217,8 @@ row! {
         pub deliveries_cancelled: i32,
         /// Groups not yet expanded into recipients.
         pub expansions_pending: i32,
+        pub template_id: Option<String>,
+        pub template_version: Option<i32>,
         pub created_at: DateTime<Utc>,
         pub updated_at: DateTime<Utc>,
     }
@@ -218,7 +229,7 @@ const NOTIFICATION_COLUMNS: &str =
      n.subject, n.body, n.data, n.priority::text AS priority, s.status::text AS status, \
      n.scheduled_for, n.idempotency_key, s.deliveries_expected, s.deliveries_sent, \
      s.deliveries_failed, s.deliveries_skipped, s.deliveries_cancelled, s.expansions_pending, \
-     n.created_at, s.updated_at";
+     n.template_id, n.template_version, n.created_at, s.updated_at";
 
 pub async fn find_notification(
     database: &Database,
@@ -482,6 +493,9 @@ row! {
         /// The accepting request's W3C trace context: the parent of spans about it that no Kafka record
         /// leads to (queued and retried deliveries).
         pub trace_parent: Option<String>,
+        /// The template and version it renders, if any (its `subject` and `body` are then empty).
+        pub template_id: Option<String>,
+        pub template_version: Option<i32>,
     }
 }
 
@@ -502,7 +516,7 @@ pub async fn load_content(
         r#"
 SELECT n.id, n.tenant_id, n.channels::text[] AS channels, n.subject, n.body, n.data,
        n.priority::text AS priority, n.created_at,
-       n.trace_parent,
+       n.trace_parent, n.template_id, n.template_version,
        -- A group's members are many: its content is read for each of them.
        CASE WHEN cardinality(n.group_ids) > 0 THEN 2147483647
             ELSE cardinality(n.user_ids) * cardinality(n.channels) END AS deliveries,

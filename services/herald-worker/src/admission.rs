@@ -295,6 +295,9 @@ async fn plan(
                                 content: content.clone(),
                                 contact: contact.clone(),
                                 trace_parent: trace_parent.clone(),
+                                locale: recipient
+                                    .and_then(|recipient| recipient.locale.as_deref())
+                                    .map(Arc::from),
                             },
                         },
                     );

@@ -12,6 +12,7 @@ use crate::lane::{Lane, SendServices};
 use crate::recipients::Recipients;
 use crate::recorder::RecorderHandle;
 use crate::session::Session;
+use crate::templates::TemplateCache;
 
 pub struct WorkerContext {
     pub database: Database,
@@ -19,6 +20,7 @@ pub struct WorkerContext {
     pub recorder: RecorderHandle,
     pub lanes: Lanes,
     pub contents: ContentCache,
+    pub templates: TemplateCache,
     pub recipients: Recipients,
     pub retry_policy: RetryPolicy,
     /// Cancelled notifications: their held deliveries are cancelled before their calls.
@@ -35,6 +37,7 @@ impl WorkerContext {
             recorder: self.recorder.clone(),
             retry_policy: self.retry_policy,
             cancelled: self.cancelled.clone(),
+            templates: self.templates.clone(),
         }
     }
 }

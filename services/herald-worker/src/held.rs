@@ -98,6 +98,8 @@ pub struct DeliveryPlan {
     pub contact: Contact,
     /// The W3C context its provider call's span is the child of.
     pub trace_parent: Option<Arc<str>>,
+    /// The recipient's locale, which picks a template's part (none: the template's default).
+    pub locale: Option<Arc<str>>,
 }
 
 impl DeliveryPlan {

@@ -28,6 +28,7 @@ pub mod shutdown;
 pub mod startup;
 pub mod status_events;
 pub mod sweeper;
+pub mod templates;
 pub mod tenant_shares;
 pub mod traces;
 pub mod work;

@@ -267,6 +267,12 @@ counter!(
     "herald_group_expansions_finished_total",
     "Group expansions done: every member as of acceptance planned and produced."
 );
+counter_vec!(
+    TEMPLATE_RENDER_FAILURES,
+    "herald_template_render_failures_total",
+    "Deliveries failed without a call because their template did not render: a missing variable, output over its bound, out of fuel, no part for the channel, or the version gone.",
+    &["reason"]
+);
 counter!(
     GROUP_EXPANSION_FAILURES,
     "herald_group_expansion_failures_total",
@@ -384,11 +390,25 @@ pub fn register_all() {
     Lazy::force(&GROUP_MEMBERS_PLANNED);
     Lazy::force(&GROUP_EXPANSIONS_FINISHED);
     Lazy::force(&GROUP_EXPANSION_FAILURES);
+    for reason in [
+        "missing_variable",
+        "too_large",
+        "out_of_fuel",
+        "no_part",
+        "failed",
+        "unavailable",
+    ] {
+        TEMPLATE_RENDER_FAILURES.with_label_values(&[reason]);
+    }
     Lazy::force(&GROUP_EXPANSIONS_RUNNING);
     Lazy::force(&GROUP_EXPANSIONS_WAITING);
     Lazy::force(&GROUP_EXPANSION_OLDEST_AGE_SECONDS);
     Lazy::force(&CONSUMED);
-    herald_store::metrics::declare_caches(&[CacheKind::Recipient, CacheKind::Content]);
+    herald_store::metrics::declare_caches(&[
+        CacheKind::Recipient,
+        CacheKind::Content,
+        CacheKind::Template,
+    ]);
     herald_kafka::metrics::register_all();
     herald_kafka::metrics::declare_producer(herald_kafka::ProducerRole::Worker);
     herald_telemetry::metrics::set_build_info("worker");

@@ -281,6 +281,9 @@ fn plan_claimed(
         // A queued or retried delivery has no record: its call continues the request's trace.
         trace_parent: content.trace_parent.as_deref().map(Arc::from),
         contact,
+        locale: recipient
+            .and_then(|recipient| recipient.locale.as_deref())
+            .map(Arc::from),
     })
 }
 

@@ -44,6 +44,7 @@ use crate::session::Session;
 use crate::shutdown::{Phase, ShutdownPhases};
 use crate::status_events::StatusEvents;
 use crate::sweeper::run_sweeper;
+use crate::templates::TemplateCache;
 
 /// Outcomes waiting for the recorder before the lanes stop sending.
 const RECORDER_CAPACITY: usize = 8192;
@@ -133,6 +134,10 @@ impl Worker {
         let context = Arc::new(WorkerContext {
             consumer_group: settings.worker.group_id.clone(),
             contents: ContentCache::new(database.clone(), settings.worker.content_cache_bytes),
+            templates: TemplateCache::new(
+                database.clone(),
+                settings.templates.compiled_cache_entries,
+            ),
             recipients: Recipients::new(database.clone(), recipient_cache),
             database,
             session,

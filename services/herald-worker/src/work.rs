@@ -3,6 +3,9 @@
 
 use herald_channels::{Contact, OutgoingMessage};
 use herald_domain::placeholders::render;
+use herald_domain::templates::{
+    CompiledTemplate, NotificationContext, RecipientContext, RenderContext,
+};
 use herald_domain::validation::{MAX_RENDERED_BODY_BYTES, MAX_RENDERED_SUBJECT_BYTES};
 use herald_domain::Channel;
 use herald_store::users::Recipient;
@@ -33,24 +36,67 @@ pub fn contact_for(recipient: Option<&Recipient>, channel: Channel) -> Result<Co
     })
 }
 
-/// The message for one delivery, rendered from the notification's content, or why it cannot be
-/// sent: content that renders beyond the bounds the API enforces at ingest (a row accepted before
-/// they existed) is never rendered, let alone sent.
-pub fn render_message(delivery_id: Uuid, plan: &DeliveryPlan) -> Result<OutgoingMessage, String> {
+/// Why a delivery's message could not be rendered: never sent, recorded failed.
+#[derive(Debug)]
+pub struct NotRendered {
+    pub problem: String,
+    /// For a template's failure, its reason's metric label.
+    pub template_reason: Option<&'static str>,
+}
+
+/// The message for one delivery, rendered from its notification's inline content or from its
+/// template (`template`, the compiled version the notification was accepted with), or why it
+/// cannot be sent: content that renders beyond the bounds the API enforces at ingest (a row
+/// accepted before they existed), or a template part with a missing variable, is never sent.
+pub fn render_message(
+    delivery_id: Uuid,
+    plan: &DeliveryPlan,
+    template: Option<&CompiledTemplate>,
+) -> Result<OutgoingMessage, NotRendered> {
     let content = &plan.content;
     let empty = serde_json::Map::new();
     let data = content.data.as_object().unwrap_or(&empty);
-    let subject = match content.subject.as_deref() {
-        None => None,
-        Some(subject) => Some(render(subject, data, MAX_RENDERED_SUBJECT_BYTES).map_err(
-            |rendered_bytes| {
-                format!("the subject renders to {rendered_bytes} bytes, over {MAX_RENDERED_SUBJECT_BYTES}")
-            },
-        )?),
+    let (subject, body, html) = match template {
+        Some(template) => {
+            let context = RenderContext {
+                data,
+                recipient: RecipientContext {
+                    id: &plan.user_id,
+                    locale: plan.locale.as_deref(),
+                },
+                notification: NotificationContext { id: content.id },
+            };
+            let rendered = template
+                .render(plan.channel(), plan.locale.as_deref(), &context)
+                .map_err(|error| NotRendered {
+                    template_reason: Some(error.label()),
+                    problem: format!(
+                        "template `{}` version {}: {error}",
+                        content.template_id.as_deref().unwrap_or_default(),
+                        content.template_version.unwrap_or_default()
+                    ),
+                })?;
+            (rendered.subject, rendered.text, rendered.html)
+        }
+        None => {
+            let inline = |problem: String| NotRendered {
+                problem,
+                template_reason: None,
+            };
+            let subject = match content.subject.as_deref() {
+                None => None,
+                Some(subject) => Some(render(subject, data, MAX_RENDERED_SUBJECT_BYTES).map_err(
+                    |rendered_bytes| {
+                        inline(format!("the subject renders to {rendered_bytes} bytes, over {MAX_RENDERED_SUBJECT_BYTES}"))
+                    },
+                )?),
+            };
+            let body = render(&content.body, data, MAX_RENDERED_BODY_BYTES).map_err(|rendered_bytes| {
+                inline(format!("the body renders to {rendered_bytes} bytes, over {MAX_RENDERED_BODY_BYTES}"))
+            })?;
+            (subject, body, None)
+        }
     };
-    let body = render(&content.body, data, MAX_RENDERED_BODY_BYTES).map_err(|rendered_bytes| {
-        format!("the body renders to {rendered_bytes} bytes, over {MAX_RENDERED_BODY_BYTES}")
-    })?;
     Ok(OutgoingMessage {
         delivery_id,
         notification_id: content.id,
@@ -58,5 +104,6 @@ pub fn render_message(delivery_id: Uuid, plan: &DeliveryPlan) -> Result<Outgoing
         contact: plan.contact.clone(),
         subject,
         body,
+        html,
     })
 }

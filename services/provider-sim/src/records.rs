@@ -56,6 +56,9 @@ pub struct DeliveryRecord {
     /// Pushover's `priority`, -2 to 2, when the request gave one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<i8>,
+    /// SendGrid's `text/html` content block, when the mail has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub html: Option<String>,
 }
 
 impl DeliveryRecord {
@@ -78,6 +81,7 @@ impl DeliveryRecord {
             custom_args: BTreeMap::new(),
             status_callback: None,
             device: None,
+            html: None,
             priority: None,
         }
     }

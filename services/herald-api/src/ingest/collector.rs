@@ -378,6 +378,7 @@ mod tests {
             channels: vec![Channel::Sms],
             subject: None,
             body: "x".repeat(body_bytes),
+            template: None,
             data: serde_json::Map::new(),
             priority: Priority::Normal,
             scheduled_for: None,

@@ -10,6 +10,7 @@ pub mod notifications;
 pub mod openapi;
 mod pagination;
 pub mod provider_callbacks;
+pub mod templates;
 pub mod users;
 pub mod webhooks;
 
@@ -28,6 +29,11 @@ pub const API_ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/groups/{group_id}/members"),
     ("DELETE", "/v1/groups/{group_id}/members"),
     ("GET", "/v1/groups/{group_id}/members"),
+    ("GET", "/v1/templates"),
+    ("PUT", "/v1/templates/{template_id}"),
+    ("GET", "/v1/templates/{template_id}"),
+    ("DELETE", "/v1/templates/{template_id}"),
+    ("POST", "/v1/templates/{template_id}/preview"),
     ("POST", "/v1/notifications"),
     ("GET", "/v1/notifications"),
     ("POST", "/v1/notifications/batch"),
@@ -71,6 +77,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
                 .default_service(web::to(method_not_allowed)),
         )
         .configure(group_routes)
+        .configure(template_routes)
         .service(
             web::resource("/v1/notifications")
                 .route(web::post().to(notifications::create_notification))
@@ -126,6 +133,28 @@ fn group_routes(config: &mut web::ServiceConfig) {
                 .route(web::post().to(groups::add_members))
                 .route(web::delete().to(groups::remove_members))
                 .route(web::get().to(groups::list_members))
+                .default_service(web::to(method_not_allowed)),
+        );
+}
+
+/// Templates and their versions (docs/DESIGN.md, "Templates").
+fn template_routes(config: &mut web::ServiceConfig) {
+    config
+        .service(
+            web::resource("/v1/templates")
+                .route(web::get().to(templates::list_templates))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            web::resource("/v1/templates/{template_id}")
+                .route(web::put().to(templates::put_template))
+                .route(web::get().to(templates::get_template))
+                .route(web::delete().to(templates::delete_template))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            web::resource("/v1/templates/{template_id}/preview")
+                .route(web::post().to(templates::preview_template))
                 .default_service(web::to(method_not_allowed)),
         );
 }

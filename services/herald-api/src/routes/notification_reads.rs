@@ -20,10 +20,16 @@ use crate::state::AppState;
 const DEFAULT_DELIVERIES_PAGE_SIZE: u64 = 100;
 const MAX_DELIVERIES_PAGE_SIZE: u64 = 1000;
 
+/// The inline content, or (with empty text) the template the notification renders.
 #[derive(Serialize, ToSchema)]
 pub struct ContentView {
     pub subject: Option<String>,
     pub body: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub template_id: Option<String>,
+    /// The version it renders, resolved at acceptance.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub template_version: Option<i32>,
 }
 
 /// One delivery (recipient × channel), as the worker recorded it.
@@ -112,6 +118,8 @@ impl From<NotificationRow> for NotificationView {
             content: ContentView {
                 subject: row.subject,
                 body: row.body,
+                template_id: row.template_id,
+                template_version: row.template_version,
             },
             data: row.data,
             priority: row.priority,

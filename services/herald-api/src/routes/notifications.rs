@@ -8,6 +8,7 @@ use herald_domain::{
     AcceptedNotification, FieldError, NotificationRequest, NotificationStatus,
     ValidatedNotification,
 };
+use herald_store::templates::ResolvedTemplate;
 use herald_telemetry::traces::current_traceparent;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -81,11 +82,12 @@ pub async fn create_notification(
             now,
         )
         .map_err(ApiError::Validation)?;
-    let live_groups = resolve_groups(&state, tenant.id, [&validated]).await?;
-    let groups = groups_of(&validated, &live_groups).map_err(ApiError::Validation)?;
+    let references = resolve_references(&state, tenant.id, &[&validated]).await?;
+    let (groups, template_version) = references.of(&validated).map_err(ApiError::Validation)?;
     admit_for_tenant(&state, tenant.id, 1).await?;
     let accepted = AcceptedNotification::new(tenant.id, validated, now, current_traceparent())
-        .with_groups(groups);
+        .with_groups(groups)
+        .with_template_version(template_version);
     let outcome = state
         .ingest
         .commit(vec![accepted])
@@ -199,20 +201,18 @@ pub async fn create_notification_batch(
         }
     }
 
-    let live_groups = resolve_groups(
-        &state,
-        tenant.id,
-        valid_items.iter().map(|(_, validated)| validated),
-    )
-    .await?;
+    let valid_notifications: Vec<&ValidatedNotification> =
+        valid_items.iter().map(|(_, validated)| validated).collect();
+    let references = resolve_references(&state, tenant.id, &valid_notifications).await?;
     let mut to_commit = Vec::with_capacity(valid_items.len());
     let mut to_commit_indexes = Vec::with_capacity(valid_items.len());
     for (index, validated) in valid_items {
-        match groups_of(&validated, &live_groups) {
-            Ok(groups) => {
+        match references.of(&validated) {
+            Ok((groups, template_version)) => {
                 to_commit.push(
                     AcceptedNotification::new(tenant.id, validated, now, trace_parent.clone())
-                        .with_groups(groups),
+                        .with_groups(groups)
+                        .with_template_version(template_version),
                 );
                 to_commit_indexes.push(index);
             }
@@ -268,46 +268,97 @@ pub async fn create_notification_batch(
     Ok(HttpResponse::Accepted().json(response))
 }
 
-/// Herald's ids of the tenant's live groups that `notifications` name, by the tenant's ids, in one
-/// query (none without groups).
-async fn resolve_groups<'a>(
-    state: &AppState,
-    tenant_id: Uuid,
-    notifications: impl IntoIterator<Item = &'a ValidatedNotification>,
-) -> Result<HashMap<String, Uuid>, ApiError> {
-    let mut named: Vec<String> = notifications
-        .into_iter()
-        .flat_map(|notification| notification.group_ids.iter().cloned())
-        .collect();
-    if named.is_empty() {
-        return Ok(HashMap::new());
-    }
-    named.sort_unstable();
-    named.dedup();
-    Ok(herald_store::groups::resolve_live_groups(&state.database, tenant_id, &named).await?)
+/// What the notifications of a request name, resolved in one query per kind: the tenant's live
+/// groups by their ids, and the template versions by (id, version asked for).
+struct References {
+    groups: HashMap<String, Uuid>,
+    templates: HashMap<(String, Option<i32>), ResolvedTemplate>,
 }
 
-/// The groups a notification expands, in the order of its `group_ids`, or a problem naming each
-/// one the tenant does not have.
-fn groups_of(
-    notification: &ValidatedNotification,
-    live_groups: &HashMap<String, Uuid>,
-) -> Result<Vec<Uuid>, Vec<FieldError>> {
-    let mut groups = Vec::with_capacity(notification.group_ids.len());
-    let mut problems = Vec::new();
-    for (index, group_id) in notification.group_ids.iter().enumerate() {
-        match live_groups.get(group_id) {
-            Some(group) => groups.push(*group),
-            None => problems.push(FieldError::new(
-                format!("group_ids[{index}]"),
-                format!("the tenant has no group `{group_id}` (PUT /v1/groups/{{group_id}} creates one)"),
-            )),
-        }
-    }
-    if problems.is_empty() {
-        Ok(groups)
+async fn resolve_references(
+    state: &AppState,
+    tenant_id: Uuid,
+    notifications: &[&ValidatedNotification],
+) -> Result<References, ApiError> {
+    let mut named_groups: Vec<String> = notifications
+        .iter()
+        .flat_map(|notification| notification.group_ids.iter().cloned())
+        .collect();
+    named_groups.sort_unstable();
+    named_groups.dedup();
+    let groups = if named_groups.is_empty() {
+        HashMap::new()
     } else {
-        Err(problems)
+        herald_store::groups::resolve_live_groups(&state.database, tenant_id, &named_groups).await?
+    };
+    let mut named_templates: Vec<(String, Option<i32>)> = notifications
+        .iter()
+        .filter_map(|notification| notification.template.as_ref())
+        .map(|template| (template.id.clone(), template.version))
+        .collect();
+    named_templates.sort_unstable();
+    named_templates.dedup();
+    let templates =
+        herald_store::templates::resolve_templates(&state.database, tenant_id, &named_templates)
+            .await?;
+    Ok(References { groups, templates })
+}
+
+impl References {
+    /// The groups a notification expands (in the order of its `group_ids`) and the template
+    /// version it renders, or a problem naming each group the tenant does not have, a template
+    /// (version) it does not have, or a channel the template has no part for.
+    fn of(
+        &self,
+        notification: &ValidatedNotification,
+    ) -> Result<(Vec<Uuid>, Option<i32>), Vec<FieldError>> {
+        let mut groups = Vec::with_capacity(notification.group_ids.len());
+        let mut problems = Vec::new();
+        for (index, group_id) in notification.group_ids.iter().enumerate() {
+            match self.groups.get(group_id) {
+                Some(group) => groups.push(*group),
+                None => problems.push(FieldError::new(
+                    format!("group_ids[{index}]"),
+                    format!("the tenant has no group `{group_id}` (PUT /v1/groups/{{group_id}} creates one)"),
+                )),
+            }
+        }
+        let mut template_version = None;
+        if let Some(template) = &notification.template {
+            match self.templates.get(&(template.id.clone(), template.version)) {
+                None => problems.push(match template.version {
+                    None => FieldError::new(
+                        "template_id",
+                        format!("the tenant has no template `{}` (PUT /v1/templates/{{template_id}} creates one)", template.id),
+                    ),
+                    Some(version) => FieldError::new(
+                        "template_version",
+                        format!("the tenant's template `{}` has no version {version}", template.id),
+                    ),
+                }),
+                Some(resolved) => {
+                    for (index, channel) in notification.channels.iter().enumerate() {
+                        if !resolved.channels.contains(channel) {
+                            problems.push(FieldError::new(
+                                format!("channels[{index}]"),
+                                format!(
+                                    "template `{}` version {} has no `{}` part",
+                                    template.id,
+                                    resolved.version,
+                                    channel.as_str()
+                                ),
+                            ));
+                        }
+                    }
+                    template_version = Some(resolved.version);
+                }
+            }
+        }
+        if problems.is_empty() {
+            Ok((groups, template_version))
+        } else {
+            Err(problems)
+        }
     }
 }
 

@@ -15,6 +15,9 @@ use super::{cancellation, dead_letters, groups, health, notification_reads, noti
         users::put_user, users::get_user,
         groups::put_group, groups::get_group, groups::delete_group,
         groups::add_members, groups::remove_members, groups::list_members,
+        super::templates::list_templates, super::templates::put_template,
+        super::templates::get_template, super::templates::delete_template,
+        super::templates::preview_template,
         notifications::create_notification, notifications::create_notification_batch,
         notification_reads::get_notification, notification_reads::list_notifications,
         super::export::export_notifications,
@@ -55,6 +58,7 @@ fn openapi_document() -> serde_json::Value {
     let mut document = serde_json::to_value(ApiDoc::openapi()).expect("the document is JSON");
     require_a_subject_with_email(&mut document);
     require_a_recipient_or_a_group(&mut document);
+    require_content_or_a_template(&mut document);
     document
 }
 
@@ -63,10 +67,33 @@ fn openapi_document() -> serde_json::Value {
 fn require_a_recipient_or_a_group(document: &mut serde_json::Value) {
     let request = &mut document["components"]["schemas"]["NotificationRequest"];
     debug_assert!(request.is_object(), "NotificationRequest is a component");
-    request["anyOf"] = serde_json::json!([
+    let recipients = serde_json::json!({"anyOf": [
         {"required": ["user_ids"], "properties": {"user_ids": {"type": "array", "minItems": 1}}},
         {"required": ["group_ids"], "properties": {"group_ids": {"type": "array", "minItems": 1}}},
-    ]);
+    ]});
+    push_all_of(request, recipients);
+}
+
+/// A notification has inline `content` or a `template_id`, never both: the rule of
+/// `NotificationRequest::validate` as a JSON Schema `oneOf`.
+fn require_content_or_a_template(document: &mut serde_json::Value) {
+    let request = &mut document["components"]["schemas"]["NotificationRequest"];
+    debug_assert!(request.is_object(), "NotificationRequest is a component");
+    let content_or_template = serde_json::json!({"oneOf": [
+        {"required": ["content"], "properties": {"content": {"type": "object"}},
+         "not": {"required": ["template_id"], "properties": {"template_id": {"type": "string"}}}},
+        {"required": ["template_id"], "properties": {"template_id": {"type": "string"}},
+         "not": {"required": ["content"], "properties": {"content": {"type": "object"}}}},
+    ]});
+    push_all_of(request, content_or_template);
+}
+
+/// Adds `rule` to the schema's `allOf` (each rule between fields is one item of it).
+fn push_all_of(schema: &mut serde_json::Value, rule: serde_json::Value) {
+    match schema["allOf"].as_array_mut() {
+        Some(rules) => rules.push(rule),
+        None => schema["allOf"] = serde_json::json!([rule]),
+    }
 }
 
 /// A notification whose channels include `email` needs a subject that is not blank: a JSON

@@ -218,7 +218,8 @@ async fn invalid_notifications_are_a_422_naming_each_field() {
             json!({"user_ids": ["u"], "channels": ["sms"], "content": {"body": 5}}),
             "content.body",
         ),
-        (json!({"user_ids": ["u"], "channels": ["sms"]}), "$"),
+        // Neither inline content nor a template.
+        (json!({"user_ids": ["u"], "channels": ["sms"]}), "content"),
         (
             json!({"user_ids": ["u"], "channels": ["sms"], "content": {"body": "x"}, "colour": "red"}),
             "colour",

@@ -6,22 +6,6 @@ use serde_json::{json, Value};
 use crate::helpers::*;
 
 impl TestApp {
-    async fn send(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> reqwest::Response {
-        let mut request = self
-            .client
-            .request(method, format!("{}{path}", self.address))
-            .bearer_auth(&self.api_key);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        request.send().await.unwrap()
-    }
-
     async fn put_group(&self, group_id: &str, name: &str) -> reqwest::Response {
         self.send(
             reqwest::Method::PUT,

@@ -15,4 +15,5 @@ mod provider_callbacks;
 mod reads;
 mod relay;
 mod storage;
+mod templates;
 mod users;

@@ -335,6 +335,19 @@ async fn every_api_route_is_counted_under_the_template_its_metrics_are_declared_
             Some(members),
         ),
         (reqwest::Method::DELETE, "/v1/groups/metrics-group", None),
+        (
+            reqwest::Method::PUT,
+            "/v1/templates/metrics-template",
+            Some(json!({"channels": {"sms": {"text": "Hi {{ data.name }}"}}})),
+        ),
+        (reqwest::Method::GET, "/v1/templates/metrics-template", None),
+        (reqwest::Method::GET, "/v1/templates", None),
+        (
+            reqwest::Method::POST,
+            "/v1/templates/metrics-template/preview",
+            Some(json!({"data": {"name": "Ana"}})),
+        ),
+        (reqwest::Method::DELETE, "/v1/templates/metrics-template", None),
     ] {
         let status = group_call(method.clone(), path, body).await;
         assert!(status.is_success(), "{method} {path}: {status}");

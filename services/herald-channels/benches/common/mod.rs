@@ -61,6 +61,7 @@ pub fn message(contact: Contact, size: BodySize) -> OutgoingMessage {
         contact,
         subject: Some(SUBJECT.to_owned()),
         body: size.body(),
+        html: None,
     }
 }
 

@@ -19,6 +19,7 @@ use crate::held::HeldDelivery;
 use crate::metrics;
 use crate::outcome::Outcome;
 use crate::rate_limit::rate_limited_answer;
+use crate::templates::{TemplateCache, TemplateUnavailable};
 use crate::traces;
 use crate::work::render_message;
 
@@ -152,6 +153,7 @@ impl Lane {
         delivery: HeldDelivery,
         route: Route,
         retry_policy: RetryPolicy,
+        templates: &TemplateCache,
     ) -> Outcome {
         let (called, server_address, call) = match (route, &self.failover) {
             (Route::Primary(call), _) => (&self.provider, self.server_address.as_str(), Some(call)),
@@ -162,13 +164,40 @@ impl Lane {
         };
         let provider = called.id();
         let started_at = Utc::now();
-        let message = match render_message(delivery.key.id, &delivery.plan) {
-            Ok(message) => message,
-            Err(problem) => {
+        let template = match template_of(&delivery, templates).await {
+            Ok(template) => template,
+            Err(unavailable) => {
                 // Refused before any call: the circuit permit (if any) goes back unused.
                 drop(call);
+                metrics::TEMPLATE_RENDER_FAILURES
+                    .with_label_values(&["unavailable"])
+                    .inc();
+                let outcome = match unavailable {
+                    TemplateUnavailable::Retryable(error) => SendOutcome::Retryable {
+                        error: format!("not sent: the template could not be read: {error}"),
+                        http_status: None,
+                        retry_after: None,
+                    },
+                    TemplateUnavailable::Permanent(error) => SendOutcome::Permanent {
+                        error: format!("not sent: {error}"),
+                        http_status: None,
+                    },
+                };
+                return self.finish_attempt(delivery, provider, outcome, retry_policy, started_at);
+            }
+        };
+        let message = match render_message(delivery.key.id, &delivery.plan, template.as_deref()) {
+            Ok(message) => message,
+            Err(not_rendered) => {
+                // Refused before any call: the circuit permit (if any) goes back unused.
+                drop(call);
+                if let Some(reason) = not_rendered.template_reason {
+                    metrics::TEMPLATE_RENDER_FAILURES
+                        .with_label_values(&[reason])
+                        .inc();
+                }
                 let outcome = SendOutcome::Permanent {
-                    error: format!("not sent: {problem}"),
+                    error: format!("not sent: {}", not_rendered.problem),
                     http_status: None,
                 };
                 return self.finish_attempt(delivery, provider, outcome, retry_policy, started_at);
@@ -372,4 +401,21 @@ fn attempt_record(
         started_at,
         finished_at: Utc::now(),
     }
+}
+
+/// The compiled template the delivery's notification renders, if it names one.
+async fn template_of(
+    delivery: &HeldDelivery,
+    templates: &TemplateCache,
+) -> Result<Option<std::sync::Arc<herald_domain::templates::CompiledTemplate>>, TemplateUnavailable>
+{
+    let content = &delivery.plan.content;
+    let (Some(template_id), Some(version)) = (&content.template_id, content.template_version)
+    else {
+        return Ok(None);
+    };
+    templates
+        .get(content.tenant_id, template_id, version)
+        .await
+        .map(Some)
 }

@@ -37,6 +37,7 @@ use crate::rate_limit::{ProviderRateLimiter, SharedRateLimits};
 use crate::recorder::RecorderHandle;
 use crate::session::{SendPermission, Session};
 use crate::shutdown::{Phase, ShutdownPhases};
+use crate::templates::TemplateCache;
 use crate::tenant_shares::{TenantRooms, TenantShares};
 
 /// Bytes of content one lane's held deliveries may pin in memory (each delivery counts its
@@ -64,6 +65,8 @@ pub struct SendServices {
     pub recorder: RecorderHandle,
     pub retry_policy: RetryPolicy,
     pub cancelled: Arc<CancelledNotifications>,
+    /// Compiled template versions, for deliveries of notifications rendered from one.
+    pub templates: TemplateCache,
 }
 
 /// A provider a lane calls, with the host its calls' spans name (parsed once).
@@ -456,8 +459,9 @@ impl Lane {
             self.publish_in_flight();
             let lane = self.clone();
             let recorder = recorder.clone();
+            let templates = services.templates.clone();
             sends.spawn(async move {
-                let outcome = lane.send(delivery, route, retry_policy).await;
+                let outcome = lane.send(delivery, route, retry_policy, &templates).await;
                 drop(slot);
                 drop(destination_call);
                 recorder.submit(outcome).await;

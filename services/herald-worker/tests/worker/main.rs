@@ -28,4 +28,5 @@ mod scaling;
 mod signatures;
 mod status_events;
 mod steady_load;
+mod templates;
 mod traces;

@@ -35,6 +35,8 @@ pub struct ValidatedMail<'a> {
     pub personalizations: Vec<Personalization<'a>>,
     /// The first content block's value.
     pub body: Option<&'a str>,
+    /// The `text/html` block's value, if any.
+    pub html: Option<&'a str>,
     /// The message-level subject, used where a personalization has none.
     pub subject: Option<&'a str>,
 }
@@ -58,7 +60,7 @@ pub fn validate_mail(document: &Value) -> Result<ValidatedMail<'_>, Vec<FieldErr
     if subject.is_none() && !every_personalization_has_subject {
         problems.add("subject", SUBJECT_REQUIRED);
     }
-    let body = validate_content(root, &mut problems);
+    let (body, html) = validate_content(root, &mut problems);
 
     if !problems.is_empty() {
         return Err(problems.into_errors());
@@ -66,6 +68,7 @@ pub fn validate_mail(document: &Value) -> Result<ValidatedMail<'_>, Vec<FieldErr
     Ok(ValidatedMail {
         personalizations,
         body,
+        html,
         subject,
     })
 }
@@ -82,36 +85,43 @@ fn validate_from(root: &Map<String, Value>, problems: &mut Problems) {
     }
 }
 
-/// Checks `content`; returns the first block's value.
-fn validate_content<'a>(root: &'a Map<String, Value>, problems: &mut Problems) -> Option<&'a str> {
+/// Checks `content`; returns the first block's value and the `text/html` block's.
+fn validate_content<'a>(
+    root: &'a Map<String, Value>,
+    problems: &mut Problems,
+) -> (Option<&'a str>, Option<&'a str>) {
     let blocks = match member(root, "content") {
         None => {
             problems.add("content", CONTENT_REQUIRED);
-            return None;
+            return (None, None);
         }
         Some(Value::Array(blocks)) => blocks,
         Some(other) => {
             problems.wrong_type("content", "array", other);
-            return None;
+            return (None, None);
         }
     };
     if blocks.is_empty() {
         problems.add("content", CONTENT_REQUIRED);
     }
     let mut first_value = None;
+    let mut html = None;
     for (index, block) in blocks.iter().enumerate() {
         let path = format!("content.{index}");
         let Value::Object(block) = block else {
             problems.wrong_type(path, "object", block);
             continue;
         };
-        non_empty_string(block, "type", &path, CONTENT_TYPE_REQUIRED, problems);
+        let content_type = non_empty_string(block, "type", &path, CONTENT_TYPE_REQUIRED, problems);
         let value = non_empty_string(block, "value", &path, CONTENT_VALUE_REQUIRED, problems);
         if index == 0 {
             first_value = value;
         }
+        if content_type == Some("text/html") {
+            html = value;
+        }
     }
-    first_value
+    (first_value, html)
 }
 
 fn non_empty_string<'a>(

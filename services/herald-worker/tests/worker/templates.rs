@@ -1,0 +1,172 @@
+//! Templates end to end: the worker renders the version a notification was accepted with, per
+//! channel and in each recipient's locale, sends the email's HTML beside its text, and records a
+//! missing variable as the delivery's failure without calling the provider.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+async fn put_template(stack: &Stack, template_id: &str, definition: Value) -> Value {
+    let response = stack
+        .client
+        .put(format!("{}/v1/templates/{template_id}", stack.api))
+        .bearer_auth(&stack.api_key)
+        .json(&definition)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response.status().is_success(),
+        "{:?}",
+        response.text().await
+    );
+    response.json().await.unwrap()
+}
+
+fn greeting(word: &str) -> Value {
+    json!({
+        "channels": {
+            "email": {"subject": "{{ data.title }}", "text": format!("{word} {{{{ data.name }}}}"),
+                      "html": format!("<p>{word} <b>{{{{ data.name }}}}</b></p>")},
+            "sms": {"text": format!("{word} {{{{ data.name }}}} #{{{{ recipient.id }}}}")}
+        },
+        "locales": {
+            "pt": {"sms": {"text": "Olá {{ data.name }}"}},
+            "pt-BR": {"email": {"subject": "Bem-vindo", "text": "Oi {{ data.name }}"}}
+        }
+    })
+}
+
+fn received_by(records: &Value, recipient: &str) -> Value {
+    records["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|record| record["recipient"] == recipient)
+        .unwrap_or_else(|| panic!("nothing received for {recipient}: {records}"))
+        .clone()
+}
+
+#[tokio::test]
+async fn each_recipient_gets_the_accepted_version_in_their_locale_with_html_beside_the_text() {
+    let stack = start_stack(None).await;
+    stack
+        .put_user(
+            "ana",
+            json!({"email": "ana@example.com", "phone": "+14155550101", "locale": "pt-BR"}),
+        )
+        .await;
+    stack
+        .put_user(
+            "jo",
+            json!({"email": "jo@example.com", "phone": "+14155550102", "locale": "pt-PT"}),
+        )
+        .await;
+    stack
+        .put_user(
+            "max",
+            json!({"email": "max@example.com", "phone": "+14155550103", "locale": "de"}),
+        )
+        .await;
+    put_template(&stack, "welcome", greeting("Hello")).await;
+    let id = stack
+        .notify(json!({
+            "user_ids": ["ana", "jo", "max"],
+            "channels": ["email", "sms"],
+            "template_id": "welcome",
+            "data": {"name": "<Kim>", "title": "Welcome"},
+        }))
+        .await;
+    // Edited after the notification was accepted, before any worker ran: not what it sends.
+    put_template(&stack, "welcome", greeting("Bye")).await;
+
+    let (stop_worker, worker) = start_worker(&stack.settings).await;
+    let view = stack.wait_until_final(&id, Duration::from_secs(60)).await;
+    assert_eq!(view["status"], "delivered", "{view}");
+
+    let emails = stack.received("sendgrid").await;
+    let ana = received_by(&emails, "ana@example.com");
+    assert_eq!(ana["subject"], "Bem-vindo");
+    assert_eq!(ana["body"], "Oi <Kim>");
+    assert!(ana.get("html").is_none(), "pt-BR has no HTML part: {ana}");
+    let jo = received_by(&emails, "jo@example.com");
+    assert_eq!(
+        jo["subject"], "Welcome",
+        "pt has no email part: the default's"
+    );
+    assert_eq!(jo["body"], "Hello <Kim>");
+    assert_eq!(
+        jo["html"], "<p>Hello <b>&lt;Kim&gt;</b></p>",
+        "escaped in HTML only"
+    );
+
+    let texts = stack.received("twilio").await;
+    assert_eq!(received_by(&texts, "+14155550101")["body"], "Olá <Kim>");
+    assert_eq!(received_by(&texts, "+14155550102")["body"], "Olá <Kim>");
+    assert_eq!(
+        received_by(&texts, "+14155550103")["body"],
+        "Hello <Kim> #max"
+    );
+
+    stop_worker.cancel();
+    worker.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_missing_variable_fails_its_delivery_naming_it_and_no_provider_is_called() {
+    let stack = start_stack(None).await;
+    stack
+        .put_user(
+            "ana",
+            json!({"email": "ana@example.com", "phone": "+14155550101"}),
+        )
+        .await;
+    put_template(&stack, "welcome", greeting("Hello")).await;
+    let missing_variables_before = herald_worker::metrics::TEMPLATE_RENDER_FAILURES
+        .with_label_values(&["missing_variable"])
+        .get();
+    let (stop_worker, worker) = start_worker(&stack.settings).await;
+    // No `title`: the email's subject cannot render; the SMS does not use it.
+    let id = stack
+        .notify(json!({
+            "user_ids": ["ana"],
+            "channels": ["email", "sms"],
+            "template_id": "welcome",
+            "data": {"name": "Kim"},
+        }))
+        .await;
+    let view = stack.wait_until_final(&id, Duration::from_secs(60)).await;
+    let deliveries = view["deliveries"].as_array().unwrap();
+    let email = deliveries
+        .iter()
+        .find(|delivery| delivery["channel"] == "email")
+        .unwrap();
+    assert_eq!(email["status"], "failed", "{view}");
+    assert_eq!(email["attempts"], 1, "not retried: {email}");
+    let error = email["last_error"].as_str().unwrap();
+    assert!(
+        error.contains("missing variable `data.title`")
+            && error.contains("template `welcome` version 1"),
+        "{error}"
+    );
+    let sms = deliveries
+        .iter()
+        .find(|delivery| delivery["channel"] == "sms")
+        .unwrap();
+    assert_eq!(sms["status"], "sent", "{view}");
+    let stats = stack.simulator_stats().await;
+    assert_eq!(
+        stats["sendgrid"]["messages"], 0,
+        "no call for a message that did not render: {stats}"
+    );
+    assert_eq!(stats["twilio"]["messages"], 1);
+
+    let failures = herald_worker::metrics::TEMPLATE_RENDER_FAILURES
+        .with_label_values(&["missing_variable"])
+        .get();
+    assert!(failures > missing_variables_before, "counted: {failures}");
+    stop_worker.cancel();
+    worker.await.unwrap().unwrap();
+}
