@@ -208,7 +208,10 @@ mod tests {
             "{formatted}"
         );
         assert!(formatted.contains("Subject: Disk full"), "{formatted}");
-        assert!(formatted.contains("Content-Type: text/plain"), "{formatted}");
+        assert!(
+            formatted.contains("Content-Type: text/plain"),
+            "{formatted}"
+        );
         // With an HTML part: both, as alternatives of one message.
         message.html = Some("<p>Free some <b>space</b></p>".into());
         let formatted =

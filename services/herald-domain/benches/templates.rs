@@ -86,6 +86,32 @@ fn render(criterion: &mut Criterion) {
                 .unwrap()
         })
     });
+    // The worst a tenant can write: a loop in a loop that runs until its fuel is out, over the
+    // largest data (64 KiB of items), each render refused at its bound.
+    let hostile: TemplateDefinition = serde_json::from_value(json!({"channels": {"sms": {
+        "text": "{% for a in data.items %}{% for b in data.items %}{{ b }}{% endfor %}{% endfor %}"
+    }}}))
+    .unwrap();
+    let hostile = hostile.validate().unwrap();
+    let items = json!({"items": vec![0; 30_000]})
+        .as_object()
+        .unwrap()
+        .clone();
+    let hostile_context = RenderContext {
+        data: &items,
+        recipient: RecipientContext {
+            id: "customer-42817",
+            locale: None,
+        },
+        notification: NotificationContext {
+            id: uuid::Uuid::now_v7(),
+        },
+    };
+    group.bench_function("hostile_out_of_fuel", |bencher| {
+        bencher.iter(|| {
+            compiled_error(hostile.render(Channel::Sms, None, black_box(&hostile_context)))
+        })
+    });
     // The reference: the inline content of a notification without a template.
     let inline_body = "Thanks, {{name}}! Order {{order_id}} is confirmed and on its way.";
     group.bench_function("inline_placeholders_reference", |bencher| {
@@ -102,6 +128,13 @@ fn render(criterion: &mut Criterion) {
         bencher.iter(|| black_box(&definition).validate().unwrap())
     });
     group.finish();
+}
+
+/// The render's error, which the hostile template always ends in.
+fn compiled_error<T: std::fmt::Debug>(
+    result: Result<T, herald_domain::templates::RenderError>,
+) -> herald_domain::templates::RenderError {
+    result.expect_err("the hostile template never renders")
 }
 
 criterion_group!(benches, render);

@@ -35,9 +35,11 @@ pub const MAX_PART_SOURCE_BYTES: usize = 64 * 1024;
 pub const MAX_TEMPLATE_SOURCE_BYTES: usize = 512 * 1024;
 /// Locales besides the default one.
 pub const MAX_LOCALES: usize = 50;
-/// Instructions one part may execute per render: a loop over all of `data` fits many times over;
-/// an endless macro recursion or a loop over a loop does not.
-pub const RENDER_FUEL: u64 = 100_000;
+/// Instructions one part may execute per render: a typical email takes a few hundred, a loop over
+/// a thousand items fits; an endless macro recursion or a loop over a loop does not. At this
+/// fuel the worst render a tenant can write (a loop in a loop over 64 KiB of `data`) costs about
+/// 3 ms of CPU (`cargo bench -p herald-domain --bench templates`, `hostile_out_of_fuel`).
+pub const RENDER_FUEL: u64 = 20_000;
 /// `en`, `pt-BR`, `zh-Hant-TW`: BCP 47's shape (a language, then subtags), at most 35 characters.
 pub const MAX_LOCALE_CHARS: usize = 35;
 

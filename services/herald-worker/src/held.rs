@@ -90,6 +90,7 @@ impl Drop for HeldSlot {
 
 /// What one delivery is sent from, however it came to the lane: admitted from its Kafka record,
 /// or claimed from the queue. Providers render their request from it (`render_message`).
+#[derive(Clone)]
 pub struct DeliveryPlan {
     pub user_id: String,
     /// Its notification: tenant, content, priority and acceptance time.

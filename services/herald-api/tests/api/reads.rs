@@ -347,7 +347,11 @@ async fn every_api_route_is_counted_under_the_template_its_metrics_are_declared_
             "/v1/templates/metrics-template/preview",
             Some(json!({"data": {"name": "Ana"}})),
         ),
-        (reqwest::Method::DELETE, "/v1/templates/metrics-template", None),
+        (
+            reqwest::Method::DELETE,
+            "/v1/templates/metrics-template",
+            None,
+        ),
     ] {
         let status = group_call(method.clone(), path, body).await;
         assert!(status.is_success(), "{method} {path}: {status}");

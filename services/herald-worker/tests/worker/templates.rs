@@ -170,3 +170,87 @@ async fn a_missing_variable_fails_its_delivery_naming_it_and_no_provider_is_call
     stop_worker.cancel();
     worker.await.unwrap().unwrap();
 }
+
+/// A hostile tenant's template runs out of fuel on every delivery (a loop in a loop over 64 KiB
+/// of data): each of its deliveries fails naming the bound, without a call, and another tenant's
+/// notifications, sent at the same time, are all delivered.
+#[tokio::test]
+async fn a_template_that_runs_out_of_fuel_fails_its_own_deliveries_and_no_one_elses() {
+    const EACH: usize = 100;
+    let stack = start_stack(None).await;
+    stack.insert_users(EACH).await;
+    let (_, attacker_key) = stack.create_other_tenant("attacker").await;
+    let attacker = |path: &str| {
+        stack
+            .client
+            .request(reqwest::Method::PUT, format!("{}{path}", stack.api))
+            .bearer_auth(&attacker_key)
+    };
+    let response = attacker("/v1/templates/spin")
+        .json(&json!({"channels": {"sms": {"text":
+            "{% for a in data.items %}{% for b in data.items %}{{ b }}{% endfor %}{% endfor %}"}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    for index in 0..EACH {
+        let response = attacker(&format!("/v1/users/attacked-{index}"))
+            .json(&json!({"phone": format!("+1415666{index:04}")}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    let hostile = json!({"items": vec![0; 30_000]});
+    for index in 0..EACH {
+        let response = stack
+            .client
+            .post(format!("{}/v1/notifications", stack.api))
+            .bearer_auth(&attacker_key)
+            .json(
+                &json!({"user_ids": [format!("attacked-{index}")], "channels": ["sms"],
+                          "template_id": "spin", "data": hostile}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 202);
+    }
+    stack.notify_each_user(0..EACH, "sms").await;
+
+    let (stop_worker, worker) = start_worker(&stack.settings).await;
+    stack
+        .wait_for_count(
+            "SELECT count(*) FROM deliveries WHERE status IN ('sent', 'failed')",
+            2 * EACH as i64,
+            Duration::from_secs(120),
+        )
+        .await;
+    let tenant = stack.tenant_id;
+    assert_eq!(
+        stack
+            .count(&format!(
+                "SELECT count(*) FROM deliveries WHERE tenant_id = '{tenant}' AND status = 'sent'"
+            ))
+            .await,
+        EACH as i64,
+        "every delivery of the other tenant was sent"
+    );
+    assert_eq!(
+        stack
+            .count(
+                "SELECT count(*) FROM deliveries WHERE status = 'failed' \
+                 AND last_error LIKE '%used more than 20000 steps%'"
+            )
+            .await,
+        EACH as i64,
+        "every hostile render stopped at its fuel"
+    );
+    let stats = stack.simulator_stats().await;
+    assert_eq!(
+        stats["twilio"]["messages"], EACH,
+        "no call for a message that did not render: {stats}"
+    );
+    stop_worker.cancel();
+    worker.await.unwrap().unwrap();
+}
