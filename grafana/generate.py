@@ -750,7 +750,7 @@ def delivery():
         w=8,
     )
 
-    p.row("Templates")
+    p.row("Templates and preferences")
     p.timeseries(
         "Template render failures/s by reason",
         [(f"sum by (reason) ({rate('herald_template_render_failures_total')}) or vector(0)", "{{reason}}")],
@@ -766,6 +766,16 @@ def delivery():
                 rate("herald_cache_lookups_total", 'kind="template"')), "hit ratio")],
         "percentunit",
         "Template versions are immutable: a worker compiles each once and keeps it (templates.compiled_cache_entries).",
+        w=12,
+    )
+    skipped = rate("herald_deliveries_total", 'status="skipped"')
+    p.timeseries(
+        "Recipients' preferences: skipped and deferred/s",
+        [(f"sum({skipped}) or vector(0)", "skipped (opted out or no contact)"),
+         (f"sum({rate('herald_deliveries_deferred_by_quiet_hours_total')}) or vector(0)", "deferred to the end of quiet hours")],
+        "ops",
+        "Deliveries not sent because their recipient opted out of the channel or category (or has no contact on it), "
+        "and deliveries held in the queue until their recipient's quiet hours end (docs/DESIGN.md, \"Preferences\").",
         w=12,
     )
 

@@ -53,3 +53,16 @@ pub fn moves_000008() -> Vec<&'static str> {
 pub fn moves_000012() -> Vec<&'static str> {
     [MOVES_000005, ADDED_BY_000008, ADDED_BY_000012].concat()
 }
+
+/// A deferred delivery whose recipient opted out before it came due: skipped when claimed.
+const ADDED_BY_000025: &[&str] = &["sending>skipped"];
+
+pub fn moves_000025() -> Vec<&'static str> {
+    [
+        MOVES_000005,
+        ADDED_BY_000008,
+        ADDED_BY_000012,
+        ADDED_BY_000025,
+    ]
+    .concat()
+}

@@ -30,6 +30,7 @@ mod m20261206_000021_pushover_channel;
 mod m20261207_000022_groups;
 mod m20261207_000023_export_leases;
 mod m20261207_000024_templates;
+mod m20261207_000025_preferences;
 mod provider_names;
 mod sql_list;
 
@@ -63,6 +64,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000022_groups::Migration),
             Box::new(m20261207_000023_export_leases::Migration),
             Box::new(m20261207_000024_templates::Migration),
+            Box::new(m20261207_000025_preferences::Migration),
         ]
     }
 }

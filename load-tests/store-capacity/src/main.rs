@@ -94,6 +94,7 @@ async fn round(
                 template: None,
                 data,
                 priority: Priority::Normal,
+                category: None,
                 scheduled_for: None,
                 idempotency_key: None,
                 data_bytes: 12,
@@ -116,6 +117,7 @@ async fn round(
             status: DeliveryStatus::Sending,
             priority: accepted.notification.priority,
             last_error: None,
+            due_at: None,
         })
         .collect();
     let send_batch = Uuid::now_v7();

@@ -121,6 +121,25 @@ pub async fn set_ingest_limits(
     Ok(())
 }
 
+/// Sets whether the tenant's `high` notifications go through recipients' quiet hours.
+pub async fn set_quiet_hours_override(
+    settings: &Settings,
+    tenant: &str,
+    high_priority_overrides: bool,
+) -> anyhow::Result<()> {
+    let database = connect_database(settings).await?;
+    let Some(tenant_id) = herald_store::tenants::find_tenant_id(&database, tenant).await? else {
+        anyhow::bail!("no tenant is named or identified by {tenant:?}");
+    };
+    herald_store::tenants::set_high_priority_overrides_quiet_hours(
+        &database,
+        tenant_id,
+        high_priority_overrides,
+    )
+    .await?;
+    Ok(())
+}
+
 /// Revokes a key; every API replica stops accepting it at once. Returns whether it was active.
 pub async fn revoke_key(settings: &Settings, key: &str) -> anyhow::Result<bool> {
     let database = connect_database(settings).await?;

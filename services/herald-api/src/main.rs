@@ -64,6 +64,15 @@ enum Command {
         #[arg(long)]
         default: bool,
     },
+    /// Whether a tenant's `high` notifications go through its recipients' quiet hours (`true`, the
+    /// default) or wait until they end like the others (`false`).
+    SetQuietHoursOverride {
+        /// The tenant's name or id.
+        #[arg(long)]
+        tenant: String,
+        #[arg(long, action = clap::ArgAction::Set)]
+        high_priority_overrides: bool,
+    },
     /// List records the broker refused for good (JSON lines).
     Parked {
         #[arg(long, default_value_t = 100)]
@@ -138,6 +147,13 @@ async fn run(arguments: Arguments) -> anyhow::Result<()> {
             });
             cli::set_ingest_limits(&settings, &tenant, overrides).await?;
             println!("{tenant}: {}", describe_ingest_limits(overrides, &settings));
+        }
+        Command::SetQuietHoursOverride {
+            tenant,
+            high_priority_overrides,
+        } => {
+            cli::set_quiet_hours_override(&settings, &tenant, high_priority_overrides).await?;
+            println!("{tenant}: high priority overrides quiet hours: {high_priority_overrides}");
         }
         Command::RevokeKey { key } => {
             let revoked = cli::revoke_key(&settings, &key).await?;

@@ -7,6 +7,7 @@ pub mod envelope;
 pub mod objects_only;
 pub mod outbound_url;
 pub mod placeholders;
+pub mod preferences;
 pub mod provider;
 pub mod request;
 pub mod status;

@@ -138,6 +138,11 @@ pub struct NotificationRequest {
     #[serde(default)]
     #[schema(value_type = Option<Priority>)]
     pub priority: Option<String>,
+    /// What kind of notification it is (`marketing`, `security`): recipients who opted out of the
+    /// category get none of it (`PUT /v1/users/{user_id}/preferences`).
+    #[serde(default)]
+    #[schema(schema_with = category_schema)]
+    pub category: Option<String>,
     /// RFC 3339 time; the notification is held until then.
     #[serde(default)]
     pub scheduled_for: Option<String>,
@@ -172,6 +177,18 @@ fn template_id_schema() -> utoipa::openapi::schema::Schema {
         .into()
 }
 
+/// `category`: 1 to 64 characters, none a control character, or none.
+fn category_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .min_length(Some(1))
+        .max_length(Some(crate::validation::MAX_CATEGORY_CHARS))
+        .pattern(Some(r"^[^\x00-\x1f\x7f-\x9f]*$"))
+        .examples([serde_json::json!("security")])
+        .into()
+}
+
 /// The template a validated notification renders: its id, and the version asked for (none: the
 /// latest, resolved at acceptance).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -197,6 +214,9 @@ pub struct ValidatedNotification {
     pub template: Option<TemplateReference>,
     pub data: serde_json::Map<String, serde_json::Value>,
     pub priority: Priority,
+    /// Serialized only when there is one, so a request without a category hashes as it always did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
     pub scheduled_for: Option<DateTime<Utc>>,
     #[serde(skip)]
     pub idempotency_key: Option<String>,

@@ -217,6 +217,9 @@ pub enum DeliveryEvent {
     Reported(ProviderReport),
     /// A failed delivery is sent again from the dead letters, with the same reference.
     Replayed,
+    /// Claimed when it came due, its recipient had opted out of its channel or category since it
+    /// was deferred: not sent.
+    OptedOut,
 }
 
 impl DeliveryStatus {
@@ -237,7 +240,10 @@ impl DeliveryStatus {
             || matches!(
                 (self, next),
                 (Queued | Retrying, Sending | Cancelled)
-                    | (Sending, Sent | Retrying | Failed | Queued | Cancelled)
+                    | (
+                        Sending,
+                        Sent | Retrying | Failed | Queued | Cancelled | Skipped
+                    )
                     | (Sent, Delivered | Bounced | Failed)
                     | (Failed, Queued)
             )
@@ -261,6 +267,7 @@ impl DeliveryStatus {
             (Sent, DeliveryEvent::Reported(ProviderReport::Bounced)) => Some(Bounced),
             (Sent, DeliveryEvent::Reported(ProviderReport::Failed)) => Some(Failed),
             (Failed, DeliveryEvent::Replayed) => Some(Queued),
+            (Sending, DeliveryEvent::OptedOut) => Some(Skipped),
             _ => None,
         };
         match next {
@@ -291,6 +298,7 @@ impl DeliveryEvent {
             DeliveryEvent::Cancelled => "cancelled",
             DeliveryEvent::Reported(ProviderReport::Delivered) => "delivered",
             DeliveryEvent::Reported(ProviderReport::Bounced) => "bounced",
+            DeliveryEvent::OptedOut => "skipped",
         }
     }
 }
@@ -308,6 +316,9 @@ vocabulary! {
         /// No call: the notification was cancelled while the worker held the delivery, before its call
         /// started.
         Cancelled = "cancelled",
+        /// No call: the recipient opted out of the channel or category while the delivery was
+        /// deferred (docs/DESIGN.md, "Preferences").
+        OptedOut = "opted_out",
     }
 }
 
@@ -322,6 +333,7 @@ impl AttemptOutcome {
             AttemptOutcome::PermanentError => DeliveryEvent::PermanentFailure,
             AttemptOutcome::InDoubt => DeliveryEvent::Released,
             AttemptOutcome::Cancelled => DeliveryEvent::Cancelled,
+            AttemptOutcome::OptedOut => DeliveryEvent::OptedOut,
         }
     }
 }
@@ -429,6 +441,7 @@ mod tests {
             DeliveryEvent::Reported(ProviderReport::Bounced),
             DeliveryEvent::Reported(ProviderReport::Failed),
             DeliveryEvent::Replayed,
+            DeliveryEvent::OptedOut,
         ];
         for from in DeliveryStatus::ALL {
             for to in DeliveryStatus::ALL {

@@ -19,6 +19,7 @@ pub const MAX_USER_ID_CHARS: usize = 128;
 /// A group's id, as the tenant names it (`PUT /v1/groups/{group_id}`).
 pub const MAX_GROUP_ID_CHARS: usize = 128;
 pub const MAX_TEMPLATE_ID_CHARS: usize = 128;
+pub const MAX_CATEGORY_CHARS: usize = 64;
 pub const MAX_SUBJECT_CHARS: usize = 998;
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// `data` as compact JSON: it is stored in `jsonb` and rendered into every message.
@@ -330,6 +331,10 @@ impl NotificationRequest {
             }),
         };
 
+        if let Some(problem) = self.category.as_deref().and_then(category_problem) {
+            errors.push(FieldError::new("category", problem));
+        }
+
         let scheduled_for = match self.scheduled_for.as_deref() {
             None => None,
             Some(text) => match DateTime::parse_from_rfc3339(text) {
@@ -405,6 +410,7 @@ impl NotificationRequest {
             template,
             data,
             priority,
+            category: self.category,
             scheduled_for,
             idempotency_key,
             data_bytes,
@@ -451,6 +457,21 @@ pub fn group_id_problem(group_id: &str) -> Option<String> {
         return Some(format!("at most {MAX_GROUP_ID_CHARS} characters"));
     }
     if group_id.chars().any(char::is_control) {
+        return Some("must not contain control characters".into());
+    }
+    None
+}
+
+/// What is wrong with a notification's category name, if anything: 1 to 64 characters, none a
+/// control character.
+pub fn category_problem(category: &str) -> Option<String> {
+    if category.is_empty() {
+        return Some("must not be empty".into());
+    }
+    if category.chars().count() > MAX_CATEGORY_CHARS {
+        return Some(format!("at most {MAX_CATEGORY_CHARS} characters"));
+    }
+    if category.chars().any(char::is_control) {
         return Some("must not contain control characters".into());
     }
     None

@@ -46,6 +46,9 @@ pub struct NewDelivery {
     pub status: DeliveryStatus,
     /// Why it was skipped.
     pub last_error: Option<String>,
+    /// When a `Queued` one is due: later than now for a delivery held until its recipient's quiet
+    /// hours end; `None` for now.
+    pub due_at: Option<DateTime<Utc>>,
 }
 
 row! {
@@ -61,7 +64,8 @@ const ADMIT_SQL: &str = r#"
 WITH input AS (
     SELECT * FROM jsonb_to_recordset($1::jsonb) AS row(
         notification_id uuid, id uuid, tenant_id uuid, user_id text, channel channel,
-        provider text, priority priority, status delivery_status, last_error text)
+        provider text, priority priority, status delivery_status, last_error text,
+        due_at timestamptz)
 ), cancelled_notifications AS (
     -- Locked `FOR KEY SHARE`: a cancellation in progress (`FOR UPDATE`) is waited for and its
     -- result read, and one that comes later waits for this admission and then cancels what it
@@ -92,13 +96,15 @@ WITH input AS (
     ON CONFLICT (notification_id, id) DO NOTHING
     RETURNING notification_id, id, status, provider, tenant_id
 ), queued AS (
-    -- The priority is the notification's: one row per notification, however often it is listed.
+    -- One row per delivery, however often the batch lists it; due now, or when its recipient's
+    -- quiet hours end.
     INSERT INTO delivery_queue (delivery_id, notification_id, provider, tenant_id, priority, due_at)
     SELECT inserted.id, inserted.notification_id, inserted.provider, inserted.tenant_id,
-           wanted.priority, now()
+           wanted.priority, coalesce(wanted.due_at, now())
     FROM inserted
-    JOIN (SELECT DISTINCT notification_id, priority FROM input) AS wanted
-      ON wanted.notification_id = inserted.notification_id
+    JOIN (SELECT DISTINCT ON (notification_id, id) notification_id, id, priority, due_at
+          FROM input) AS wanted
+      ON wanted.notification_id = inserted.notification_id AND wanted.id = inserted.id
     WHERE inserted.status = 'queued'
 ), batch AS (
     INSERT INTO send_batches (id, session_id, notification_ids, delivery_ids)

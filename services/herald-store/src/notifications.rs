@@ -36,6 +36,7 @@ struct InsertRow<'a> {
     trace_parent: Option<&'a str>,
     template_id: Option<&'a str>,
     template_version: Option<i32>,
+    category: Option<&'a str>,
 }
 
 const INSERT_BATCH_SQL: &str = r#"
@@ -45,7 +46,7 @@ WITH input AS (
         channels channel[], subject text, body text,
         data jsonb, priority priority, status notification_status, deliveries_expected integer,
         scheduled_for timestamptz, idempotency_key text, request_hash text, created_at timestamptz,
-        trace_parent text, template_id text, template_version integer)
+        trace_parent text, template_id text, template_version integer, category text)
 ), claimed_keys AS (
     -- A key already held (or held twice within this batch) is not claimed: its row is not inserted.
     INSERT INTO idempotency_keys (tenant_id, key, notification_id, request_hash, created_at)
@@ -59,10 +60,10 @@ WITH input AS (
 ), content AS (
     INSERT INTO notifications (id, tenant_id, user_ids, group_ids, channels, subject, body, data,
                                priority, scheduled_for, idempotency_key, request_hash, created_at,
-                               trace_parent, template_id, template_version)
+                               trace_parent, template_id, template_version, category)
     SELECT id, tenant_id, user_ids, group_ids, channels, subject, body, data, priority,
            scheduled_for, idempotency_key, decode(request_hash, 'hex'), created_at, trace_parent,
-           template_id, template_version
+           template_id, template_version, category
     FROM accepted
 ), states AS (
     INSERT INTO notification_states (id, tenant_id, status, deliveries_expected,
@@ -124,6 +125,7 @@ pub async fn insert_batch(
                 .as_ref()
                 .map(|template| template.id.as_str()),
             template_version: row.template_version,
+            category: row.notification.category.as_deref(),
         })
         .collect();
     let statement = Statement::from_sql_and_values(
@@ -219,6 +221,7 @@ row! {
         pub expansions_pending: i32,
         pub template_id: Option<String>,
         pub template_version: Option<i32>,
+        pub category: Option<String>,
         pub created_at: DateTime<Utc>,
         pub updated_at: DateTime<Utc>,
     }
@@ -229,7 +232,7 @@ const NOTIFICATION_COLUMNS: &str =
      n.subject, n.body, n.data, n.priority::text AS priority, s.status::text AS status, \
      n.scheduled_for, n.idempotency_key, s.deliveries_expected, s.deliveries_sent, \
      s.deliveries_failed, s.deliveries_skipped, s.deliveries_cancelled, s.expansions_pending, \
-     n.template_id, n.template_version, n.created_at, s.updated_at";
+     n.template_id, n.template_version, n.category, n.created_at, s.updated_at";
 
 pub async fn find_notification(
     database: &Database,
@@ -496,6 +499,10 @@ row! {
         /// The template and version it renders, if any (its `subject` and `body` are then empty).
         pub template_id: Option<String>,
         pub template_version: Option<i32>,
+        /// Its category, which recipients may have opted out of.
+        pub category: Option<String>,
+        /// Its tenant lets `high` notifications through recipients' quiet hours.
+        pub high_priority_overrides_quiet_hours: bool,
     }
 }
 
@@ -516,12 +523,14 @@ pub async fn load_content(
         r#"
 SELECT n.id, n.tenant_id, n.channels::text[] AS channels, n.subject, n.body, n.data,
        n.priority::text AS priority, n.created_at,
-       n.trace_parent, n.template_id, n.template_version,
+       n.trace_parent, n.template_id, n.template_version, n.category,
+       t.high_priority_overrides_quiet_hours,
        -- A group's members are many: its content is read for each of them.
        CASE WHEN cardinality(n.group_ids) > 0 THEN 2147483647
             ELSE cardinality(n.user_ids) * cardinality(n.channels) END AS deliveries,
        (octet_length(n.body) + coalesce(octet_length(n.subject), 0) + pg_column_size(n.data) + 128)::int4 AS weight
 FROM unnest($1::uuid[]) AS wanted(id) JOIN notifications n ON n.id = wanted.id
+JOIN tenants t ON t.id = n.tenant_id
 "#,
         [Value::from(notification_ids.to_vec())],
     );

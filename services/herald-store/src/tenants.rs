@@ -225,6 +225,21 @@ pub async fn clear_ingest_limits(database: &Database, tenant_id: Uuid) -> Result
     execute(database, "tenants.clear_ingest_limits", statement).await
 }
 
+/// Whether the tenant's `high` notifications go through its recipients' quiet hours (the default)
+/// or wait like the others. Workers read it with each notification's content.
+pub async fn set_high_priority_overrides_quiet_hours(
+    database: &Database,
+    tenant_id: Uuid,
+    overrides: bool,
+) -> Result<(), StoreError> {
+    let statement = Statement::from_sql_and_values(
+        DatabaseBackend::Postgres,
+        "UPDATE tenants SET high_priority_overrides_quiet_hours = $2 WHERE id = $1",
+        [Value::from(tenant_id), Value::from(overrides)],
+    );
+    execute(database, "tenants.set_quiet_hours_override", statement).await
+}
+
 /// Runs one write, named `operation` in the database's metrics and errors.
 async fn execute(
     database: &Database,

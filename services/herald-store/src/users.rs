@@ -2,6 +2,7 @@
 //! by a newer one (see the worker's recipient cache).
 
 use herald_channels::ChannelData;
+use herald_domain::preferences::Preferences;
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{DatabaseBackend, DbErr, EntityTrait, FromQueryResult, Set, Statement};
 use serde::{Deserialize, Serialize};
@@ -31,6 +32,9 @@ pub struct Recipient {
     /// Absent in cache entries written before the chat channels: none then.
     #[serde(default)]
     pub channel_data: ChannelData,
+    /// Absent in cache entries written before preferences: none then.
+    #[serde(default)]
+    pub preferences: Preferences,
     pub version: i64,
 }
 
@@ -44,6 +48,7 @@ pub struct StoredUser {
     pub locale: Option<String>,
     pub timezone: Option<String>,
     pub channel_data: ChannelData,
+    pub preferences: Preferences,
     pub version: i64,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub updated_at: chrono::DateTime<chrono::Utc>,
@@ -61,6 +66,12 @@ impl TryFrom<users::Model> for StoredUser {
                 row.id
             )))
         })?;
+        let preferences = serde_json::from_value(row.preferences).map_err(|error| {
+            StoreError::Other(DbErr::Type(format!(
+                "users.preferences of user `{}` does not read back: {error}",
+                row.id
+            )))
+        })?;
         Ok(StoredUser {
             tenant_id: row.tenant_id,
             id: row.id,
@@ -69,6 +80,7 @@ impl TryFrom<users::Model> for StoredUser {
             locale: row.locale,
             timezone: row.timezone,
             channel_data,
+            preferences,
             version: row.version,
             created_at: row.created_at,
             updated_at: row.updated_at,
@@ -86,6 +98,7 @@ impl StoredUser {
             locale: self.locale.clone(),
             timezone: self.timezone.clone(),
             channel_data: self.channel_data.clone(),
+            preferences: self.preferences.clone(),
             version: self.version,
         }
     }
@@ -176,8 +189,8 @@ pub async fn find_recipients(
     let statement = Statement::from_sql_and_values(
         DatabaseBackend::Postgres,
         r#"
-SELECT u.tenant_id, u.id, u.email, u.phone, u.locale, u.timezone, u.channel_data, u.version,
-       u.created_at, u.updated_at
+SELECT u.tenant_id, u.id, u.email, u.phone, u.locale, u.timezone, u.channel_data,
+       u.preferences, u.version, u.created_at, u.updated_at
 FROM jsonb_to_recordset($1::jsonb) AS key(tenant_id uuid, id text)
 JOIN users u ON u.tenant_id = key.tenant_id AND u.id = key.id
 "#,
@@ -192,4 +205,33 @@ JOIN users u ON u.tenant_id = key.tenant_id AND u.id = key.id
     rows.into_iter()
         .map(|row| StoredUser::try_from(row).map(|user| user.recipient()))
         .collect()
+}
+
+/// Replaces the user's preferences (already validated), with a new version; `None` when the tenant
+/// has no such user.
+pub async fn set_preferences(
+    database: &Database,
+    tenant_id: Uuid,
+    user_id: &str,
+    preferences: &Preferences,
+) -> Result<Option<StoredUser>, StoreError> {
+    let preferences = serde_json::to_value(preferences)
+        .map_err(|error| StoreError::Other(DbErr::Json(error.to_string())))?;
+    let statement = Statement::from_sql_and_values(
+        DatabaseBackend::Postgres,
+        "UPDATE users SET preferences = $3, version = version + 1, updated_at = now() \
+         WHERE tenant_id = $1 AND id = $2 RETURNING *",
+        [
+            sea_orm::Value::from(tenant_id),
+            sea_orm::Value::from(user_id),
+            sea_orm::Value::from(preferences),
+        ],
+    );
+    let row = database
+        .run(
+            "users.set_preferences",
+            users::Model::find_by_statement(statement).one(database.connection()),
+        )
+        .await?;
+    row.map(StoredUser::try_from).transpose()
 }

@@ -10,6 +10,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use herald_domain::preferences::Verdict;
 use herald_domain::{DeliveryStatus, NotificationEnvelope};
 use herald_store::deliveries::{self, DeliveryKey, NewDelivery};
 use herald_store::StoreError;
@@ -25,7 +26,7 @@ use crate::metrics;
 use crate::parking::{park, ParkReason, Parking};
 use crate::recipients::RecipientKey;
 use crate::traces::{self, RecordSpan};
-use crate::work::{contact_for, delivery_id};
+use crate::work::{contact_for, delivery_id, preference_verdict};
 
 enum BatchError {
     /// Retry the same batch later.
@@ -237,6 +238,8 @@ async fn plan(
         .collect();
     let recipients = context.recipients.resolve(&keys).await?;
 
+    // One instant for the batch: every delivery's preferences are judged at the same time.
+    let admitted_at = chrono::Utc::now();
     let mut new_deliveries = Vec::new();
     let mut planned: HashMap<DeliveryKey, Planned> = HashMap::new();
     let mut lanes_with_queued_work: Vec<Arc<Lane>> = Vec::new();
@@ -264,9 +267,21 @@ async fn plan(
                 );
                 continue;
             };
-            let (status, last_error, contact) = match contact_for(recipient, channel) {
-                Err(reason) => (DeliveryStatus::Skipped, Some(reason), None),
-                Ok(contact) => {
+            let contact = contact_for(recipient, channel).and_then(|contact| {
+                match preference_verdict(recipient, content, channel, admitted_at) {
+                    Verdict::Send => Ok((contact, None)),
+                    Verdict::DeferUntil(due_at) => Ok((contact, Some(due_at))),
+                    Verdict::Skip(reason) => Err(reason),
+                }
+            });
+            let (status, last_error, contact, due_at) = match contact {
+                Err(reason) => (DeliveryStatus::Skipped, Some(reason), None, None),
+                // In the recipient's quiet hours: queued until they end, holding no lane room.
+                Ok((contact, Some(due_at))) => {
+                    metrics::DEFERRED_BY_QUIET_HOURS.inc();
+                    (DeliveryStatus::Queued, None, Some(contact), Some(due_at))
+                }
+                Ok((contact, None)) => {
                     let reservation = lane.try_reserve(
                         content.tenant_id,
                         content.priority,
@@ -301,7 +316,7 @@ async fn plan(
                             },
                         },
                     );
-                    (status, None, Some(contact))
+                    (status, None, Some(contact), None)
                 }
             };
             debug_assert_eq!(contact.is_some(), status != DeliveryStatus::Skipped);
@@ -315,6 +330,7 @@ async fn plan(
                 priority: content.priority,
                 status,
                 last_error,
+                due_at,
             });
         }
     }

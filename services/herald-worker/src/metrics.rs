@@ -267,6 +267,11 @@ counter!(
     "herald_group_expansions_finished_total",
     "Group expansions done: every member as of acceptance planned and produced."
 );
+counter!(
+    DEFERRED_BY_QUIET_HOURS,
+    "herald_deliveries_deferred_by_quiet_hours_total",
+    "Deliveries admitted within their recipient's quiet hours and queued until those end (docs/DESIGN.md, \"Preferences\"); opted-out ones are counted as skipped in herald_deliveries_total."
+);
 counter_vec!(
     TEMPLATE_RENDER_FAILURES,
     "herald_template_render_failures_total",
@@ -390,6 +395,7 @@ pub fn register_all() {
     Lazy::force(&GROUP_MEMBERS_PLANNED);
     Lazy::force(&GROUP_EXPANSIONS_FINISHED);
     Lazy::force(&GROUP_EXPANSION_FAILURES);
+    Lazy::force(&DEFERRED_BY_QUIET_HOURS);
     for reason in [
         "missing_variable",
         "too_large",

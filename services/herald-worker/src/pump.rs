@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use herald_domain::{AttemptOutcome, DeliveryEvent, DeliveryStatus, Priority};
+use herald_domain::preferences::Verdict;
+use herald_domain::{AttemptOutcome, DeliveryStatus, Priority};
 use herald_store::deliveries::{self, ClaimedDelivery, PriorityBand, RecordedAttempt, TenantRoom};
 use herald_store::StoreError;
 use tokio_util::sync::CancellationToken;
@@ -22,7 +23,7 @@ use crate::metrics;
 use crate::outcome::Outcome;
 use crate::recipients::RecipientKey;
 use crate::session::SendPermission;
-use crate::work::contact_for;
+use crate::work::{contact_for, preference_verdict};
 
 /// Deliveries claimed per statement, at most.
 const CLAIM_BATCH: usize = 500;
@@ -209,7 +210,19 @@ async fn claim_band(
         let plan = match plan {
             ClaimPlan::Send(plan) => plan,
             ClaimPlan::Fail(reason) => {
-                fail_without_call(context, lane, &delivery, session, send_batch, &reason).await;
+                let outcome = AttemptOutcome::PermanentError;
+                finish_without_call(
+                    context, lane, &delivery, session, send_batch, outcome, &reason,
+                )
+                .await;
+                continue;
+            }
+            ClaimPlan::Skip(reason) => {
+                let outcome = AttemptOutcome::OptedOut;
+                finish_without_call(
+                    context, lane, &delivery, session, send_batch, outcome, &reason,
+                )
+                .await;
                 continue;
             }
             ClaimPlan::Defer => unreachable!("deferred deliveries were released above"),
@@ -240,6 +253,9 @@ enum ClaimPlan {
     Send(DeliveryPlan),
     /// Failed without a call, for this reason.
     Fail(String),
+    /// Skipped without a call: its recipient opted out of its channel or category since it was
+    /// deferred to the end of their quiet hours.
+    Skip(String),
     /// Back to the queue for a while: its destination holds its share of the lane.
     Defer,
 }
@@ -271,6 +287,14 @@ fn plan_claimed(
         Ok(contact) => contact,
         Err(reason) => return ClaimPlan::Fail(format!("nothing to send: {reason}")),
     };
+    // Opted out since it was admitted (and deferred): not sent. Quiet hours are not judged again:
+    // a deferred delivery comes due as they end, and one queued or retried for another reason was
+    // begun before them (docs/DESIGN.md, "Preferences").
+    if let Verdict::Skip(reason) =
+        preference_verdict(recipient, content, delivery.channel, Utc::now())
+    {
+        return ClaimPlan::Skip(format!("not sent: {reason}"));
+    }
     if !lane.hold_for_destination(held_slot, &contact) {
         return ClaimPlan::Defer;
     }
@@ -315,17 +339,24 @@ async fn load_for(
 
 /// A claimed delivery that will not be sent (nothing left to send it from, or given up): failed,
 /// without a provider call, with `reason` as its error.
-async fn fail_without_call(
+/// Records a claimed delivery's end without a provider call: failed (`PermanentError`) or skipped
+/// (`OptedOut`), for `reason`.
+async fn finish_without_call(
     context: &WorkerContext,
     lane: &Lane,
     delivery: &ClaimedDelivery,
     session: Uuid,
     send_batch: Uuid,
+    outcome: AttemptOutcome,
     reason: &str,
 ) {
+    debug_assert!(matches!(
+        outcome,
+        AttemptOutcome::PermanentError | AttemptOutcome::OptedOut
+    ));
     let now = Utc::now();
     let status = DeliveryStatus::Sending
-        .transition(DeliveryEvent::PermanentFailure)
+        .transition(outcome.event(false))
         .unwrap_or(DeliveryStatus::Failed);
     let channel = delivery.channel;
     metrics::DELIVERIES
@@ -344,7 +375,7 @@ async fn fail_without_call(
                 id: delivery.id,
                 attempt: delivery.attempts,
                 status,
-                outcome: AttemptOutcome::PermanentError,
+                outcome,
                 provider: lane.provider(),
                 provider_message_id: None,
                 http_status: None,

@@ -1,13 +1,16 @@
 //! What a delivery is derived from, and how its message is rendered: shared by admission, the
 //! queue pump and the lanes.
 
+use chrono::{DateTime, Utc};
 use herald_channels::{Contact, OutgoingMessage};
 use herald_domain::placeholders::render;
+use herald_domain::preferences::{DeliveryFacts, Verdict};
 use herald_domain::templates::{
     CompiledTemplate, NotificationContext, RecipientContext, RenderContext,
 };
 use herald_domain::validation::{MAX_RENDERED_BODY_BYTES, MAX_RENDERED_SUBJECT_BYTES};
 use herald_domain::Channel;
+use herald_store::notifications::NotificationContent;
 use herald_store::users::Recipient;
 use uuid::Uuid;
 
@@ -34,6 +37,29 @@ pub fn contact_for(recipient: Option<&Recipient>, channel: Channel) -> Result<Co
         Channel::Sms => "recipient has no phone number".to_owned(),
         other => format!("recipient has no `channel_data.{}`", other.as_str()),
     })
+}
+
+/// What the recipient's preferences make of a delivery of `content` on `channel` at `now`
+/// (docs/DESIGN.md, "Preferences"): sent, skipped with the reason, or held until quiet hours end.
+pub fn preference_verdict(
+    recipient: Option<&Recipient>,
+    content: &NotificationContent,
+    channel: Channel,
+    now: DateTime<Utc>,
+) -> Verdict {
+    let Some(recipient) = recipient else {
+        return Verdict::Send;
+    };
+    recipient.preferences.verdict(
+        DeliveryFacts {
+            channel,
+            category: content.category.as_deref(),
+            priority: content.priority,
+            high_priority_overrides_quiet_hours: content.high_priority_overrides_quiet_hours,
+            timezone: recipient.timezone.as_deref(),
+        },
+        now,
+    )
 }
 
 /// Why a delivery's message could not be rendered: never sent, recorded failed.

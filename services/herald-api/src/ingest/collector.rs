@@ -381,6 +381,7 @@ mod tests {
             template: None,
             data: serde_json::Map::new(),
             priority: Priority::Normal,
+            category: None,
             scheduled_for: None,
             idempotency_key: None,
             data_bytes: 2,

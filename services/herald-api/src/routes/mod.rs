@@ -9,6 +9,7 @@ pub mod notification_reads;
 pub mod notifications;
 pub mod openapi;
 mod pagination;
+pub mod preferences;
 pub mod provider_callbacks;
 pub mod templates;
 pub mod users;
@@ -23,6 +24,8 @@ use crate::error::ApiError;
 pub const API_ROUTES: &[(&str, &str)] = &[
     ("PUT", "/v1/users/{user_id}"),
     ("GET", "/v1/users/{user_id}"),
+    ("PUT", "/v1/users/{user_id}/preferences"),
+    ("GET", "/v1/users/{user_id}/preferences"),
     ("PUT", "/v1/groups/{group_id}"),
     ("GET", "/v1/groups/{group_id}"),
     ("DELETE", "/v1/groups/{group_id}"),
@@ -74,6 +77,12 @@ pub fn configure(config: &mut web::ServiceConfig) {
             web::resource("/v1/users/{user_id}")
                 .route(web::put().to(users::put_user))
                 .route(web::get().to(users::get_user))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            web::resource("/v1/users/{user_id}/preferences")
+                .route(web::put().to(preferences::put_preferences))
+                .route(web::get().to(preferences::get_preferences))
                 .default_service(web::to(method_not_allowed)),
         )
         .configure(group_routes)

@@ -94,6 +94,8 @@ pub struct NotificationView {
     #[schema(value_type = Object)]
     pub data: serde_json::Value,
     pub priority: Priority,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
     pub scheduled_for: Option<DateTime<Utc>>,
     pub idempotency_key: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -123,6 +125,7 @@ impl From<NotificationRow> for NotificationView {
             },
             data: row.data,
             priority: row.priority,
+            category: row.category,
             scheduled_for: row.scheduled_for,
             idempotency_key: row.idempotency_key,
             created_at: row.created_at,

@@ -13,6 +13,7 @@ use super::{cancellation, dead_letters, groups, health, notification_reads, noti
     paths(
         health::healthz, health::readyz, health::metrics,
         users::put_user, users::get_user,
+        super::preferences::put_preferences, super::preferences::get_preferences,
         groups::put_group, groups::get_group, groups::delete_group,
         groups::add_members, groups::remove_members, groups::list_members,
         super::templates::list_templates, super::templates::put_template,

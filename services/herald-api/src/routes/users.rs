@@ -142,7 +142,7 @@ static CACHE_WRITE_RETRIES: tokio::sync::Semaphore = tokio::sync::Semaphore::con
 /// cache only ever takes a newer version, so a worker filling a miss with the old one cannot undo
 /// this. If Redis is away the write is retried in the background until it lands or the entry it
 /// would replace has expired.
-async fn write_through(state: &AppState, recipient: herald_store::users::Recipient) {
+pub(crate) async fn write_through(state: &AppState, recipient: herald_store::users::Recipient) {
     let cache =
         herald_store::cache::RecipientCache::new(state.redis.clone(), state.user_cache_ttl_seconds);
     let Err(error) = cache.put_if_newer(std::slice::from_ref(&recipient)).await else {
@@ -210,16 +210,9 @@ fn user_problems(user_id: &str, user: &UserRequest) -> Vec<FieldError> {
         }
     }
     if let Some(timezone) = &user.timezone {
-        let well_formed = !timezone.is_empty()
-            && timezone.len() <= 64
-            && timezone
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "/_+-".contains(c));
-        if !well_formed {
-            problems.push(FieldError::new(
-                "timezone",
-                format!("`{timezone}` is not an IANA time zone name"),
-            ));
+        // One of the IANA database's names: quiet hours are kept in it.
+        if let Some(problem) = herald_domain::preferences::timezone_problem(timezone) {
+            problems.push(FieldError::new("timezone", problem));
         }
     }
     problems

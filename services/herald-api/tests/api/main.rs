@@ -10,6 +10,7 @@ mod helpers;
 mod hostile;
 mod idempotency;
 mod ingest;
+mod preferences;
 mod priority_topics;
 mod provider_callbacks;
 mod reads;

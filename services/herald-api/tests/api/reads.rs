@@ -352,6 +352,16 @@ async fn every_api_route_is_counted_under_the_template_its_metrics_are_declared_
             "/v1/templates/metrics-template",
             None,
         ),
+        (
+            reqwest::Method::PUT,
+            "/v1/users/metrics-user/preferences",
+            Some(json!({"opted_out_categories": ["marketing"]})),
+        ),
+        (
+            reqwest::Method::GET,
+            "/v1/users/metrics-user/preferences",
+            None,
+        ),
     ] {
         let status = group_call(method.clone(), path, body).await;
         assert!(status.is_success(), "{method} {path}: {status}");

@@ -13,6 +13,9 @@ pub struct Model {
     pub timezone: Option<String>,
     /// Contacts on the chat and webhook channels: a `herald_channels::ChannelData` as JSON.
     pub channel_data: Json,
+    /// Opted-out channels and categories and quiet hours: a `herald_domain::preferences::Preferences`
+    /// as JSON (`{}` for none).
+    pub preferences: Json,
     /// Incremented on every change: a cache entry is only replaced by a newer version.
     pub version: i64,
     pub created_at: ChronoDateTimeUtc,

@@ -20,6 +20,7 @@ mod kafka_cluster;
 mod metrics;
 mod no_duplicates;
 mod no_stall;
+mod preferences;
 mod priority;
 mod provider_callbacks;
 mod rate_limits;
