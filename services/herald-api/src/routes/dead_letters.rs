@@ -93,7 +93,7 @@ pub async fn list_dead_letters(
     let _read_permit = state.read_permits.try_acquire(tenant.id, PermitUse::Read)?;
     let rows =
         dead_letters::list_dead_letters(&state.database, tenant.id, before_id, limit + 1).await?;
-    let (rows, next_cursor) = keyset_page(rows, limit, |row| row.id);
+    let (rows, next_cursor) = keyset_page(rows, limit, |row| row.id.simple());
     Ok(HttpResponse::Ok().json(DeadLetterPage {
         items: rows.into_iter().map(DeadLetterView::from).collect(),
         next_cursor,

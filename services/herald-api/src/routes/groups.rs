@@ -15,7 +15,7 @@ use crate::auth::Tenant;
 use crate::error::{ApiError, ErrorBody};
 use crate::json_body::{parse_json, read_body_within_budget};
 use crate::read_permits::PermitUse;
-use crate::routes::pagination::{page_size, parse_query, DEFAULT_PAGE_SIZE};
+use crate::routes::pagination::{keyset_page, page_size, parse_query, DEFAULT_PAGE_SIZE};
 use crate::state::AppState;
 
 /// Most members one page of `GET /v1/groups/{group_id}/members` lists.
@@ -382,7 +382,7 @@ pub async fn list_members(
         }
     }
     let _permit = state.read_permits.try_acquire(tenant.id, PermitUse::Read)?;
-    let mut members = groups::list_members(
+    let members = groups::list_members(
         &state.database,
         tenant.id,
         &group_id,
@@ -391,9 +391,7 @@ pub async fn list_members(
     )
     .await?
     .ok_or(ApiError::NotFound("group"))?;
-    let has_more = members.len() as u64 > limit;
-    members.truncate(limit as usize);
-    let next_cursor = has_more.then(|| members.last().cloned()).flatten();
+    let (members, next_cursor) = keyset_page(members, limit, |member| member.clone());
     Ok(HttpResponse::Ok().json(MembersPage {
         data: members,
         next_cursor,

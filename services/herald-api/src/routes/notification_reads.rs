@@ -185,7 +185,7 @@ pub async fn get_notification(
         .ok_or(ApiError::NotFound("notification"))?;
     let mut view = NotificationView::from(row);
     let rows = deliveries::deliveries_of(&state.database, id, after_id, limit + 1).await?;
-    let (page, next_cursor) = keyset_page(rows, limit, |delivery| delivery.id);
+    let (page, next_cursor) = keyset_page(rows, limit, |delivery| delivery.id.simple());
     view.deliveries_next_cursor = next_cursor;
     view.deliveries = Some(page.into_iter().map(DeliveryView::from).collect());
     Ok(HttpResponse::Ok().json(view))
@@ -260,7 +260,7 @@ pub async fn list_notifications(
         },
     )
     .await?;
-    let (rows, next_cursor) = keyset_page(rows, limit, |row| row.id);
+    let (rows, next_cursor) = keyset_page(rows, limit, |row| row.id.simple());
     Ok(HttpResponse::Ok().json(NotificationPage {
         items: rows.into_iter().map(NotificationView::from).collect(),
         next_cursor,

@@ -52,15 +52,15 @@ pub(crate) fn parse_cursor(text: Option<&str>, name: &str) -> Result<Option<Uuid
 
 /// Cuts `rows` (read with a limit of `limit + 1`) to `limit` and returns the cursor of the next
 /// page: the last row's id, if the extra row showed there is more.
-pub(crate) fn keyset_page<Row>(
+pub(crate) fn keyset_page<Row, Cursor: std::fmt::Display>(
     mut rows: Vec<Row>,
     limit: u64,
-    id_of: impl Fn(&Row) -> Uuid,
+    cursor_of: impl Fn(&Row) -> Cursor,
 ) -> (Vec<Row>, Option<String>) {
     let has_more = rows.len() as u64 > limit;
     rows.truncate(limit as usize);
     let next_cursor = has_more
-        .then(|| rows.last().map(|row| id_of(row).simple().to_string()))
+        .then(|| rows.last().map(|row| cursor_of(row).to_string()))
         .flatten();
     (rows, next_cursor)
 }

@@ -6,13 +6,13 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use herald_domain::preferences::Preferences;
 use herald_domain::validation::user_id_problem;
-use herald_store::users::{find_user, set_preferences};
+use herald_store::users::set_preferences;
 
 use crate::auth::Tenant;
 use crate::error::{ApiError, ErrorBody};
 use crate::json_body::{parse_json, read_body_within_budget};
 use crate::read_permits::PermitUse;
-use crate::routes::users::write_through;
+use crate::routes::users::{read_user, write_through};
 use crate::state::AppState;
 
 /// A user's preferences (`{}` fields empty when none were set).
@@ -29,13 +29,7 @@ pub async fn get_preferences(
     user_id: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    if user_id_problem(&user_id).is_some() {
-        return Err(ApiError::NotFound("user"));
-    }
-    let _read_permit = state.read_permits.try_acquire(tenant.id, PermitUse::Read)?;
-    let stored = find_user(&state.database, tenant.id, &user_id)
-        .await?
-        .ok_or(ApiError::NotFound("user"))?;
+    let stored = read_user(&tenant, &user_id, &state).await?;
     Ok(HttpResponse::Ok().json(&stored.preferences))
 }
 

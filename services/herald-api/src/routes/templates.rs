@@ -22,7 +22,9 @@ use crate::auth::Tenant;
 use crate::error::{ApiError, ErrorBody};
 use crate::json_body::{parse_json, read_body_within_budget};
 use crate::read_permits::PermitUse;
-use crate::routes::pagination::{page_size, parse_query, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+use crate::routes::pagination::{
+    keyset_page, page_size, parse_query, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE,
+};
 use crate::state::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -295,18 +297,14 @@ pub async fn list_templates(
         }
     }
     let _permit = state.read_permits.try_acquire(tenant.id, PermitUse::Read)?;
-    let mut rows = templates::list_templates(
+    let rows = templates::list_templates(
         &state.database,
         tenant.id,
         query.after.as_deref(),
         limit + 1,
     )
     .await?;
-    let has_more = rows.len() as u64 > limit;
-    rows.truncate(limit as usize);
-    let next_cursor = has_more
-        .then(|| rows.last().map(|row| row.template_id.clone()))
-        .flatten();
+    let (rows, next_cursor) = keyset_page(rows, limit, |row| row.template_id.clone());
     let data = rows
         .into_iter()
         .map(|row| TemplateSummaryResponse {

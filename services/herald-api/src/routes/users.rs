@@ -124,15 +124,24 @@ pub async fn get_user(
     user_id: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let stored = read_user(&tenant, &user_id, &state).await?;
+    Ok(HttpResponse::Ok().json(UserResponse::from(&stored)))
+}
+
+/// The tenant's user `user_id`, read under a read permit, or 404.
+pub(crate) async fn read_user(
+    tenant: &Tenant,
+    user_id: &str,
+    state: &AppState,
+) -> Result<StoredUser, ApiError> {
     // An id no user can have (a NUL, which PostgreSQL cannot even compare) names no user.
-    if user_id_problem(&user_id).is_some() {
+    if user_id_problem(user_id).is_some() {
         return Err(ApiError::NotFound("user"));
     }
     let _read_permit = state.read_permits.try_acquire(tenant.id, PermitUse::Read)?;
-    let stored = find_user(&state.database, tenant.id, &user_id)
+    find_user(&state.database, tenant.id, user_id)
         .await?
-        .ok_or(ApiError::NotFound("user"))?;
-    Ok(HttpResponse::Ok().json(UserResponse::from(&stored)))
+        .ok_or(ApiError::NotFound("user"))
 }
 
 /// Background retries of cache writes at once; beyond that the entry's TTL bounds the staleness.
