@@ -10,6 +10,9 @@
 //!   written: `"x" * 100000000` or a doubling `~` in a loop would allocate gigabytes in a few
 //!   instructions, and fuel counts instructions, not bytes. Text is joined by writing the
 //!   expressions side by side (`{{ a }}{{ b }}`);
+//! - so are the blocks that capture output in memory, where the output's bound does not reach
+//!   (`filter`, `macro`, `call`, a `set` block), and those that reach another template (`include`,
+//!   `extends`, `import`, `from`: a version's parts share one environment);
 //! - fuel ([`RENDER_FUEL`] instructions per part) bounds the time of a render;
 //! - output bounded in bytes (the same bounds as inline content), checked as it is written;
 //! - strict undefined: a missing variable is an error naming it, never a blank.
@@ -208,26 +211,55 @@ fn sandbox() -> Environment<'static> {
     environment
 }
 
-/// The first string-building operator in `source`'s expressions, if any (see the module
-/// documentation), with its line.
-fn forbidden_operator(source: &str) -> Result<(), String> {
+/// The first construct of `source` the sandbox refuses, if any, with its line (see the module
+/// documentation): the string-building operators; blocks that capture output into memory, where
+/// the output's bound does not reach (`{% filter %}`, `{% macro %}`, `{% call %}`, a `{% set %}`
+/// block); and blocks that reach another template (`include`, `extends`, `import`, `from`), since
+/// a version's parts share one environment.
+fn forbidden_construct(source: &str) -> Result<(), String> {
+    let mut tokens = Vec::new();
     for token in tokenize(source, false, SyntaxConfig, WhitespaceConfig::default()) {
-        let Ok((token, span)) = token else {
+        match token {
+            Ok(token) => tokens.push(token),
             // Syntax errors are reported by the compiler, with its message.
-            return Ok(());
-        };
+            Err(_) => return Ok(()),
+        }
+    }
+    for (index, (token, span)) in tokens.iter().enumerate() {
+        let line = span.start_line;
         let operator = match token {
-            Token::Tilde => "~",
-            Token::Plus => "+",
-            Token::Mul => "*",
-            Token::Pow => "**",
-            _ => continue,
+            Token::Tilde => Some("~"),
+            Token::Plus => Some("+"),
+            Token::Mul => Some("*"),
+            Token::Pow => Some("**"),
+            _ => None,
         };
-        return Err(format!(
-            "line {}: the `{operator}` operator is not allowed in templates (it can build \
-             strings without bound); write the values side by side instead: `{{{{ a }}}}{{{{ b }}}}`",
-            span.start_line
-        ));
+        if let Some(operator) = operator {
+            return Err(format!(
+                "line {line}: the `{operator}` operator is not allowed in templates (it can build \
+                 strings without bound); write the values side by side instead: `{{{{ a }}}}{{{{ b }}}}`"
+            ));
+        }
+        let Token::BlockStart = token else { continue };
+        let Some((Token::Ident(statement), _)) = tokens.get(index + 1) else {
+            continue;
+        };
+        let rest_of_block = tokens[index + 1..]
+            .iter()
+            .take_while(|(token, _)| !matches!(token, Token::BlockEnd));
+        let refused = match *statement {
+            "filter" | "macro" | "call" => Some("captures output in memory, beyond the output's bound"),
+            "set" if !rest_of_block.clone().any(|(token, _)| matches!(token, Token::Assign)) => {
+                Some("captures output in memory, beyond the output's bound (`{% set x = ... %}` is allowed)")
+            }
+            "include" | "extends" | "import" | "from" => Some("reaches another template"),
+            _ => None,
+        };
+        if let Some(reason) = refused {
+            return Err(format!(
+                "line {line}: `{{% {statement} %}}` is not allowed in templates: it {reason}"
+            ));
+        }
     }
     Ok(())
 }
@@ -374,7 +406,7 @@ fn part_source_problem(kind: PartKind, source: &str) -> Option<String> {
     if kind != PartKind::Subject && source.trim().is_empty() {
         return Some("must not be empty".into());
     }
-    forbidden_operator(source).err()
+    forbidden_construct(source).err()
 }
 
 /// `pt-BR/email.subject`; an HTML part ends in `.html`, which turns on HTML escaping.
@@ -752,6 +784,24 @@ mod tests {
                 "{source}: {errors:?}"
             );
         }
+        // Blocks that capture output, or reach another part: refused when written.
+        for source in [
+            "{% filter upper %}{% for i in data.items %}{{ data.chunk }}{% endfor %}{% endfilter %}",
+            "{% set captured %}{{ data.a }}{% endset %}",
+            "{% macro m() %}x{% endmacro %}{{ m() }}",
+            "{% call m() %}x{% endcall %}",
+            "{% include 'en/sms.text' %}",
+            "{% from 'x' import y %}",
+        ] {
+            let errors = definition(json!({"channels": {"sms": {"text": source}}}))
+                .validate()
+                .err()
+                .unwrap_or_else(|| panic!("{source} was accepted"));
+            assert!(errors[0].problem.contains("is not allowed"), "{source}: {errors:?}");
+        }
+        compiled(
+            json!({"channels": {"sms": {"text": "{% set name = data.a | upper %}{{ name }}"}}}),
+        );
         // Not an operator inside a string or plain text.
         compiled(json!({"channels": {"sms": {"text": "1 + 1 ~ {{ '*' }}"}}}));
         // No filter that multiplies, no range().
