@@ -132,13 +132,21 @@ async fn cancel_in(
         .map(|delivery| delivery.id)
         .collect();
 
-    // Queue entries first, skipping those a pump is claiming right now (it takes those deliveries:
-    // in flight). Never waiting on a pump's lock is what keeps this free of deadlocks.
+    // Queue entries first (and those deferred to the end of quiet hours), skipping those a pump is
+    // claiming or the sweeper moving right now (the claim cancels a cancelled notification's
+    // deliveries itself). Never waiting on their locks is what keeps this free of deadlocks.
     let dequeued: Vec<Uuid> = Dequeued::find_by_statement(statement(
-        "DELETE FROM delivery_queue WHERE delivery_id IN ( \
-             SELECT delivery_id FROM delivery_queue WHERE delivery_id = ANY($1) \
-             FOR UPDATE SKIP LOCKED) \
-         RETURNING delivery_id",
+        "WITH queued AS ( \
+             DELETE FROM delivery_queue WHERE delivery_id IN ( \
+                 SELECT delivery_id FROM delivery_queue WHERE delivery_id = ANY($1) \
+                 FOR UPDATE SKIP LOCKED) \
+             RETURNING delivery_id), \
+         deferred AS ( \
+             DELETE FROM deferred_deliveries WHERE delivery_id IN ( \
+                 SELECT delivery_id FROM deferred_deliveries WHERE delivery_id = ANY($1) \
+                 FOR UPDATE SKIP LOCKED) \
+             RETURNING delivery_id) \
+         SELECT delivery_id FROM queued UNION ALL SELECT delivery_id FROM deferred",
         [Value::from(waiting.clone())],
     ))
     .all(transaction)

@@ -96,16 +96,26 @@ WITH input AS (
     ON CONFLICT (notification_id, id) DO NOTHING
     RETURNING notification_id, id, status, provider, tenant_id
 ), queued AS (
-    -- One row per delivery, however often the batch lists it; due now, or when its recipient's
-    -- quiet hours end.
+    -- One row per delivery, however often the batch lists it: due now in the queue, or held
+    -- apart until its recipient's quiet hours end (`deferred_deliveries`, moved by the sweeper).
     INSERT INTO delivery_queue (delivery_id, notification_id, provider, tenant_id, priority, due_at)
     SELECT inserted.id, inserted.notification_id, inserted.provider, inserted.tenant_id,
-           wanted.priority, coalesce(wanted.due_at, now())
+           wanted.priority, now()
     FROM inserted
     JOIN (SELECT DISTINCT ON (notification_id, id) notification_id, id, priority, due_at
           FROM input) AS wanted
       ON wanted.notification_id = inserted.notification_id AND wanted.id = inserted.id
-    WHERE inserted.status = 'queued'
+    WHERE inserted.status = 'queued' AND wanted.due_at IS NULL
+), deferred AS (
+    INSERT INTO deferred_deliveries (delivery_id, notification_id, provider, tenant_id, priority,
+                                     due_at)
+    SELECT inserted.id, inserted.notification_id, inserted.provider, inserted.tenant_id,
+           wanted.priority, wanted.due_at
+    FROM inserted
+    JOIN (SELECT DISTINCT ON (notification_id, id) notification_id, id, priority, due_at
+          FROM input) AS wanted
+      ON wanted.notification_id = inserted.notification_id AND wanted.id = inserted.id
+    WHERE inserted.status = 'queued' AND wanted.due_at IS NOT NULL
 ), batch AS (
     INSERT INTO send_batches (id, session_id, notification_ids, delivery_ids)
     SELECT $3, $2, array_agg(notification_id), array_agg(id) FROM inserted
@@ -851,4 +861,32 @@ ORDER BY id LIMIT $3
             DeliveryRow::find_by_statement(statement).all(database.connection()),
         )
         .await
+}
+
+/// Moves up to `limit` deferred deliveries whose time has come (their recipient's quiet hours are
+/// over) into the delivery queue, due now; returns how many. Rows another sweeper or a cancellation
+/// is taking are skipped, never waited for.
+pub async fn release_due_deferred(database: &Database, limit: u64) -> Result<u64, StoreError> {
+    let statement = Statement::from_sql_and_values(
+        DatabaseBackend::Postgres,
+        r#"
+WITH due AS (
+    DELETE FROM deferred_deliveries WHERE delivery_id IN (
+        SELECT delivery_id FROM deferred_deliveries WHERE due_at <= now()
+        ORDER BY due_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+    RETURNING delivery_id, notification_id, provider, tenant_id, priority
+)
+INSERT INTO delivery_queue (delivery_id, notification_id, provider, tenant_id, priority, due_at)
+SELECT delivery_id, notification_id, provider, tenant_id, priority, now() FROM due
+ON CONFLICT (delivery_id) DO NOTHING
+"#,
+        [Value::from(limit as i64)],
+    );
+    let result = database
+        .run(
+            "deliveries.release_due_deferred",
+            database.connection().execute(statement),
+        )
+        .await?;
+    Ok(result.rows_affected())
 }

@@ -1,5 +1,6 @@
 //! The sweeper: takes over the claims of dead worker sessions (the in-doubt set: queued again and
-//! sent again with the same reference) and keeps the parked-records gauge current.
+//! sent again with the same reference), moves deferred deliveries into the queue when their
+//! recipients' quiet hours end, and keeps the parked-records gauge current.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -26,6 +27,7 @@ pub async fn run_sweeper(
     let sweeps = AtomicU32::new(0);
     every(interval, &stop, || async {
         take_over_dead_sessions(&context, lease, &stop).await;
+        release_due_deferred(&context, &stop).await;
         if sweeps
             .fetch_add(1, Ordering::Relaxed)
             .is_multiple_of(PARKED_COUNT_EVERY)
@@ -36,6 +38,34 @@ pub async fn run_sweeper(
         }
     })
     .await
+}
+
+/// Deferred deliveries moved into the queue per statement.
+const DEFERRED_RELEASE_LIMIT: u64 = 1000;
+
+/// Moves the deliveries whose recipients' quiet hours have ended into the queue (docs/DESIGN.md,
+/// "Preferences"), and wakes the lanes' pumps if any moved.
+async fn release_due_deferred(context: &WorkerContext, stop: &CancellationToken) {
+    let mut released = 0;
+    while !stop.is_cancelled() {
+        match deliveries::release_due_deferred(&context.database, DEFERRED_RELEASE_LIMIT).await {
+            Ok(moved) => {
+                released += moved;
+                if moved < DEFERRED_RELEASE_LIMIT {
+                    break;
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "moving deferred deliveries into the queue failed");
+                break;
+            }
+        }
+    }
+    if released > 0 {
+        for lane in context.lanes.iter() {
+            lane.note_queued_work();
+        }
+    }
 }
 
 async fn take_over_dead_sessions(

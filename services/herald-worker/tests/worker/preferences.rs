@@ -94,13 +94,22 @@ async fn opt_outs_are_skipped_with_the_reason_and_quiet_hours_defer_until_they_e
     // Due when the quiet hours end, two hours from now (to the minute they are written in).
     let due_in_minutes = stack
         .count(&format!(
-            "SELECT min(extract(epoch FROM q.due_at - now()) / 60)::bigint FROM delivery_queue q \
-             JOIN deliveries d ON d.id = q.delivery_id WHERE d.notification_id = '{id}'"
+            "SELECT min(extract(epoch FROM due_at - now()) / 60)::bigint FROM deferred_deliveries \
+             WHERE notification_id = '{id}'"
         ))
         .await;
     assert!(
         (118..=121).contains(&due_in_minutes),
         "due in {due_in_minutes} minutes"
+    );
+    assert_eq!(
+        stack
+            .count(&format!(
+                "SELECT count(*) FROM delivery_queue WHERE notification_id = '{id}'"
+            ))
+            .await,
+        0,
+        "held apart from the queue, whose claim would visit them every round"
     );
     assert_eq!(view["status"], "processing", "deferred, not final: {view}");
 
@@ -136,12 +145,12 @@ async fn opt_outs_are_skipped_with_the_reason_and_quiet_hours_defer_until_they_e
         )
         .await;
 
-    // cy opts out of sms while deferred; the quiet hours "end" for both (their queue rows come
-    // due): cy's is skipped when claimed, fi's is sent.
+    // cy opts out of sms while deferred; the quiet hours "end" for both (their deferred rows come
+    // due, and the sweeper moves them into the queue): cy's is skipped when claimed, fi's is sent.
     put_preferences(&stack, "cy", json!({"opted_out_channels": ["sms"]})).await;
     herald_testing::execute(
         &stack.database,
-        &format!("UPDATE delivery_queue SET due_at = now() WHERE notification_id = '{id}'"),
+        &format!("UPDATE deferred_deliveries SET due_at = now() WHERE notification_id = '{id}'"),
     )
     .await;
     let view = stack.wait_until_final(&id, Duration::from_secs(60)).await;
@@ -151,6 +160,44 @@ async fn opt_outs_are_skipped_with_the_reason_and_quiet_hours_defer_until_they_e
     assert_eq!(delivery_of(&view, "fi")["status"], "sent", "{view}");
     assert_eq!(view["delivery_summary"]["skipped"], 3, "{view}");
     assert_eq!(view["delivery_summary"]["sent"], 2, "{view}");
+
+    // A deferred delivery of a cancelled notification is cancelled, and leaves nothing to move.
+    let cancelled = stack
+        .notify(json!({"user_ids": ["di"], "channels": ["sms"], "content": {"body": "Later"}}))
+        .await;
+    stack
+        .wait_for_count(
+            &format!(
+                "SELECT count(*) FROM deferred_deliveries WHERE notification_id = '{cancelled}'"
+            ),
+            1,
+            Duration::from_secs(60),
+        )
+        .await;
+    let response = stack
+        .client
+        .post(format!("{}/v1/notifications/{cancelled}/cancel", stack.api))
+        .bearer_auth(&stack.api_key)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response.status().is_success(),
+        "{:?}",
+        response.text().await
+    );
+    // The cancel answers once the waiting deliveries are cancelled.
+    let view = stack.notification(&cancelled).await;
+    assert_eq!(view["status"], "cancelled", "{view}");
+    assert_eq!(view["deliveries"][0]["status"], "cancelled", "{view}");
+    assert_eq!(
+        stack
+            .count(&format!(
+                "SELECT count(*) FROM deferred_deliveries WHERE notification_id = '{cancelled}'"
+            ))
+            .await,
+        0
+    );
 
     let texts = stack.received("twilio").await;
     let recipients: Vec<&str> = texts["messages"]
