@@ -778,6 +778,16 @@ def delivery():
         "and deliveries held in the queue until their recipient's quiet hours end (docs/DESIGN.md, \"Preferences\").",
         w=12,
     )
+    p.timeseries(
+        "Unsubscribe links followed/s by result",
+        [(f"sum by (result) ({rate('herald_unsubscribes_total')}) or vector(0)", "{{result}}")],
+        "ops",
+        "One-click unsubscribes (POST /v1/unsubscribe/{token}, from an email's List-Unsubscribe or a template's "
+        "unsubscribe_url): opted_out recorded an opt-out, already found it recorded, unknown_user found the user "
+        "deleted, invalid was no link Herald signed (a 404; a steady rate is someone guessing). "
+        "docs/DESIGN.md, \"Unsubscribe links\".",
+        w=12,
+    )
 
     p.row("Failures, doubts and sessions")
     p.timeseries(

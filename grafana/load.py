@@ -97,6 +97,11 @@ def one_request(api, kind, serial):
         items = [notification(users(random.randint(1, 2))) for _ in range(10)]
         api.remember(*api.call("POST", "/v1/notifications/batch", {"notifications": items}, label="batch",
                                headers={"Idempotency-Key": f"obs-batch-{serial}-{time.time_ns()}"}))
+    elif kind == "templated":  # rendered by the worker from a compiled version it caches
+        body = notification(users(random.randint(1, 2)))
+        del body["content"]
+        body["template_id"] = "obs-alert"
+        api.remember(*api.call("POST", "/v1/notifications", body, label="templated"))
     elif kind == "get":
         found = api.some_id()
         if found:
@@ -115,7 +120,7 @@ def one_request(api, kind, serial):
         api.call("GET", "/v1/notifications?limit=1", key="hk_unknown", label="unauthorized")
 
 
-MIX = [("single", 45), ("batch", 8), ("get", 25), ("list", 12), ("invalid", 5), ("conflict", 3), ("unauthorized", 2)]
+MIX = [("single", 40), ("templated", 5), ("batch", 8), ("get", 25), ("list", 12), ("invalid", 5), ("conflict", 3), ("unauthorized", 2)]
 
 
 def configure_simulator(url):
@@ -148,6 +153,14 @@ def main():
         if i % 10:  # every tenth recipient has no phone: its SMS deliveries are skipped
             user["phone"] = f"+1415555{i:04d}"
         api.call("PUT", f"/v1/users/obs-u{i}", user, label="user")
+    status, _ = api.call("PUT", "/v1/templates/obs-alert", {"channels": {
+        "email": {"subject": "Pressure at {{ data.site }}", "text": "Pressure {{ data.value }} at {{ data.site }}",
+                  "html": "<p>Pressure <b>{{ data.value }}</b> at {{ data.site }}</p>"},
+        "sms": {"text": "Pressure {{ data.value }} at {{ data.site }}"},
+    }}, label="template")
+    if status not in (200, 201):
+        print(f"load: the template was not written ({status}): the templated notifications would all be refused")
+        return 1
     # Due while the load runs: the scheduler releases them.
     for delay in (3, 8, 15):
         api.remember(*api.call("POST", "/v1/notifications", notification(users(2), scheduled_in=delay),

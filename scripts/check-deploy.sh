@@ -312,7 +312,8 @@ def schema_keys(node, path=()):
             yield ".".join(path + (key,))
 
 secrets = {"database.url", "redis.url", "providers.sendgrid.api_key", "providers.twilio.auth_token",
-           "providers.telegram.bot_token", "providers.pushover.app_token", "providers.smtp.url"}
+           "providers.telegram.bot_token", "providers.pushover.app_token", "providers.smtp.url",
+           "unsubscribe.signing_key", "unsubscribe.previous_signing_keys"}
 optional = {"worker.instance_id"}
 want = set(toml_keys(toml)) - secrets
 have = set(schema_keys(schema))

@@ -94,6 +94,10 @@ stack_start() {
   export HERALD_TWILIO_BASE_URL="${HERALD_TWILIO_BASE_URL:-http://$simulator_address}"
   export HERALD_TELEGRAM_BASE_URL="${HERALD_TELEGRAM_BASE_URL:-http://$simulator_address/telegram}"
   export HERALD_OUTBOUND__ALLOW_PRIVATE_NETWORKS="${HERALD_OUTBOUND__ALLOW_PRIVATE_NETWORKS:-true}"
+  # Emails carry one-click unsubscribe links to this API, signed with a key made for this run
+  # (a key is a secret: never one in the repository).
+  export HERALD_UNSUBSCRIBE__BASE_URL="${HERALD_UNSUBSCRIBE__BASE_URL:-http://127.0.0.1:$api_port}"
+  export HERALD_UNSUBSCRIBE__SIGNING_KEY="${HERALD_UNSUBSCRIBE__SIGNING_KEY:-$(head -c 48 /dev/urandom | base64 -w0)}"
 
   $STACK_API_BIN migrate >/dev/null
   $STACK_API_BIN create-topics >/dev/null

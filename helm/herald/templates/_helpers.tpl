@@ -224,6 +224,8 @@ credentials:
   - {secret: sendgridApiKey, env: HERALD_SENDGRID_API_KEY, components: [worker]}
   - {secret: telegramBotToken, env: HERALD_TELEGRAM_BOT_TOKEN, components: [worker]}
   - {secret: pushoverAppToken, env: HERALD_PROVIDERS__PUSHOVER__APP_TOKEN, components: [worker]}
+  - {secret: unsubscribeSigningKey, env: HERALD_UNSUBSCRIBE__SIGNING_KEY, components: [api, worker]}
+  - {secret: unsubscribePreviousSigningKeys, env: HERALD_UNSUBSCRIBE__PREVIOUS_SIGNING_KEYS, components: [api, worker]}
 {{- end -}}
 
 {{/* Environment every Herald process gets. Call with (dict "root" $ "component" "api"). */}}

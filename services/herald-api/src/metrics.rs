@@ -252,6 +252,18 @@ pub static PROVIDER_CALLBACKS_REFUSED: Lazy<IntCounterVec> = Lazy::new(|| {
     .unwrap()
 });
 
+pub static UNSUBSCRIBES: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec_with_registry!(
+        "herald_unsubscribes_total",
+        "One-click unsubscribe requests (POST /v1/unsubscribe/{token}), by result: opted_out (an \
+         opt-out recorded), already (it was), unknown_user (the user was deleted), invalid (not a \
+         link Herald signed, or links are off: 404).",
+        &["result"],
+        REGISTRY
+    )
+    .unwrap()
+});
+
 /// Registers every metric, so `/metrics` lists them before their first use.
 pub fn register_all() {
     use herald_telemetry::metrics::{declare, PANICS_CAUGHT, TASK_RESTARTS};
@@ -266,6 +278,15 @@ pub fn register_all() {
         ],
     );
     declare(&PANICS_CAUGHT, &[&["group_commit"]]);
+    declare(
+        &UNSUBSCRIBES,
+        &[
+            &["opted_out"],
+            &["already"],
+            &["unknown_user"],
+            &["invalid"],
+        ],
+    );
     declare(
         &INGEST_REJECTED,
         &[

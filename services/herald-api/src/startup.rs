@@ -201,6 +201,7 @@ impl Application {
             allow_private_networks: settings.outbound.allow_private_networks,
             groups: settings.groups.clone(),
             templates: settings.templates.clone(),
+            unsubscribe_links: settings.unsubscribe.links(),
         });
         let authenticator = web::Data::new(authenticator);
         let trusted_proxies = web::Data::new(

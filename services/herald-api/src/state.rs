@@ -26,6 +26,8 @@ pub struct AppState {
     pub groups: herald_config::GroupsSettings,
     /// Bounds of templates and their versions (`templates`).
     pub templates: herald_config::TemplatesSettings,
+    /// Verifies (and, for previews, signs) unsubscribe links; `None` while they are off.
+    pub unsubscribe_links: Option<herald_domain::unsubscribe::UnsubscribeLinks>,
 }
 
 #[derive(Clone, Copy)]

@@ -27,9 +27,38 @@ pub struct OutgoingMessage {
     pub body: String,
     /// The HTML alternative of `body`, for email (from a template's `html` part).
     pub html: Option<String>,
+    /// The recipient's one-click unsubscribe link, for email when links are on (RFC 8058).
+    pub unsubscribe_url: Option<String>,
+}
+
+/// RFC 8058's pair of headers for a one-click unsubscribe link: mailbox providers show an
+/// "Unsubscribe" button that POSTs `List-Unsubscribe=One-Click` to the URL, without a visit.
+pub fn list_unsubscribe_headers(unsubscribe_url: &str) -> [(&'static str, String); 2] {
+    [
+        ("List-Unsubscribe", format!("<{unsubscribe_url}>")),
+        (
+            "List-Unsubscribe-Post",
+            "List-Unsubscribe=One-Click".to_owned(),
+        ),
+    ]
 }
 
 impl OutgoingMessage {
+    /// An email as the email providers' unit tests build it.
+    #[cfg(test)]
+    pub(crate) fn example_email() -> OutgoingMessage {
+        OutgoingMessage {
+            delivery_id: uuid::Uuid::now_v7(),
+            notification_id: uuid::Uuid::now_v7(),
+            user_id: "u-1".into(),
+            contact: Contact::Email("ops@example.com".into()),
+            subject: Some("Disk full".into()),
+            body: "Free some space".into(),
+            html: None,
+            unsubscribe_url: None,
+        }
+    }
+
     /// Subject and body as one text, for channels without a subject line.
     pub fn text(&self) -> String {
         match &self.subject {

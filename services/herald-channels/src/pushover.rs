@@ -360,6 +360,7 @@ mod tests {
             subject: subject.map(str::to_owned),
             body: body.to_owned(),
             html: None,
+            unsubscribe_url: None,
         }
     }
 

@@ -1,5 +1,6 @@
 //! SendGrid Mail Send v3: `POST /v3/mail/send`, Bearer key, JSON body; `202` + `X-Message-Id`.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -9,7 +10,8 @@ use serde::Serialize;
 
 use crate::classify::{classify_error_response, classify_transport_error};
 use crate::provider::{
-    encode_json, wrong_contact, OutgoingMessage, Provider, ProviderIdentity, SendOutcome,
+    encode_json, list_unsubscribe_headers, wrong_contact, OutgoingMessage, Provider,
+    ProviderIdentity, SendOutcome,
 };
 use crate::Contact;
 
@@ -41,6 +43,9 @@ struct MailSend<'a> {
     subject: &'a str,
     /// `text/plain`, then `text/html` when there is one (SendGrid requires plain text first).
     content: Vec<Content<'a>>,
+    /// The unsubscribe link's headers, when there is one.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    headers: BTreeMap<&'static str, String>,
 }
 
 #[derive(Serialize)]
@@ -108,6 +113,13 @@ impl SendGrid {
                 value: html,
             }))
             .collect(),
+            headers: message
+                .unsubscribe_url
+                .as_deref()
+                .map(list_unsubscribe_headers)
+                .into_iter()
+                .flatten()
+                .collect(),
         };
         encode_json(PROVIDER, &request)
     }
@@ -149,5 +161,43 @@ impl Provider for SendGrid {
             };
         }
         classify_error_response(PROVIDER, response).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body_of(sendgrid: &SendGrid, message: &OutgoingMessage) -> serde_json::Value {
+        serde_json::from_slice(&sendgrid.request_body(message).unwrap()).unwrap()
+    }
+
+    /// The unsubscribe link travels as RFC 8058's two headers in Mail Send's `headers`, and a
+    /// message without one has no `headers` at all.
+    #[test]
+    fn the_unsubscribe_link_is_sent_as_list_unsubscribe_headers() {
+        let sendgrid = SendGrid::new(
+            &SendGridSettings {
+                base_url: "http://127.0.0.1:1".into(),
+                api_key: SecretString::from("key"),
+                from: "alerts@herald.local".into(),
+                event_webhook_public_key: String::new(),
+                timeout_ms: 1000,
+                requests_per_second: 1,
+                max_in_flight: 1,
+                max_held: 1,
+            },
+            reqwest::Client::new(),
+        );
+        let mut message = OutgoingMessage::example_email();
+        assert!(body_of(&sendgrid, &message).get("headers").is_none());
+        message.unsubscribe_url = Some("https://herald.example.com/v1/unsubscribe/abc.def".into());
+        assert_eq!(
+            body_of(&sendgrid, &message)["headers"],
+            serde_json::json!({
+                "List-Unsubscribe": "<https://herald.example.com/v1/unsubscribe/abc.def>",
+                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+            })
+        );
     }
 }

@@ -159,6 +159,7 @@ mod tests {
             subject: Some("Disk full".into()),
             body: "x".repeat(5_000),
             html: None,
+            unsubscribe_url: None,
         };
         let json = serde_json::to_value(Slack::message(&message)).unwrap();
         assert_eq!(json["blocks"][0]["type"], "header");

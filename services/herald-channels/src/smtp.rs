@@ -19,7 +19,8 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::provider::{
-    wrong_contact, OutgoingMessage, Provider, ProviderIdentity, SendOutcome, DELIVERY_ID_HEADER,
+    list_unsubscribe_headers, wrong_contact, OutgoingMessage, Provider, ProviderIdentity,
+    SendOutcome, DELIVERY_ID_HEADER,
 };
 use crate::Contact;
 
@@ -110,12 +111,24 @@ impl Smtp {
         let to: Mailbox = to
             .parse()
             .map_err(|error| permanent(format!("`{to}` is not an email address: {error}")))?;
-        let builder = Message::builder()
+        let mut builder = Message::builder()
             .from(self.from.clone())
             .to(to)
             .subject(message.subject.as_deref().unwrap_or("(no subject)"))
             .message_id(Some(format!("<{}@herald>", message.delivery_id)))
             .header(DeliveryIdHeader(message.delivery_id.to_string()));
+        for (name, value) in message
+            .unsubscribe_url
+            .as_deref()
+            .map(list_unsubscribe_headers)
+            .into_iter()
+            .flatten()
+        {
+            builder = builder.raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str(name),
+                value,
+            ));
+        }
         let built = match &message.html {
             // Both, as multipart/alternative: the client shows the HTML, or the text without it.
             Some(html) => builder.multipart(MultiPart::alternative_plain_html(
@@ -187,15 +200,7 @@ mod tests {
         })
         .unwrap()
         .unwrap();
-        let mut message = OutgoingMessage {
-            delivery_id: uuid::Uuid::now_v7(),
-            notification_id: uuid::Uuid::now_v7(),
-            user_id: "u-1".into(),
-            contact: Contact::Email("ops@example.com".into()),
-            subject: Some("Disk full".into()),
-            body: "Free some space".into(),
-            html: None,
-        };
+        let mut message = OutgoingMessage::example_email();
         let formatted =
             String::from_utf8(smtp.request_body(&message).unwrap().formatted()).unwrap();
         let id = message.delivery_id;
@@ -222,6 +227,24 @@ mod tests {
         );
         assert!(formatted.contains("Content-Type: text/html"), "{formatted}");
         assert!(formatted.contains("Free some space"), "{formatted}");
+        assert!(!formatted.contains("List-Unsubscribe"), "{formatted}");
+        // With an unsubscribe link: RFC 8058's two headers.
+        let link = format!(
+            "https://herald.example.com/v1/unsubscribe/{}.tag",
+            "a".repeat(150)
+        );
+        message.unsubscribe_url = Some(link.clone());
+        let formatted =
+            String::from_utf8(smtp.request_body(&message).unwrap().formatted()).unwrap();
+        let unfolded = formatted.replace("\r\n ", " ");
+        assert!(
+            unfolded.contains(&format!("List-Unsubscribe: <{link}>\r\n")),
+            "{formatted}"
+        );
+        assert!(
+            unfolded.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"),
+            "{formatted}"
+        );
         message.contact = Contact::Email("not an address".into());
         let Err(SendOutcome::Permanent { error, .. }) = smtp.request_body(&message) else {
             panic!("an unusable address fails for good");

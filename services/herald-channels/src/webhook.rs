@@ -382,6 +382,7 @@ mod tests {
             subject: None,
             body: "Pressure \"7\" — ok".into(),
             html: None,
+            unsubscribe_url: None,
         };
         let now = Utc::now();
         let body = Webhook::new(reqwest::Client::new(), false)

@@ -37,6 +37,7 @@ pub struct Settings {
     pub worker: WorkerSettings,
     pub groups: GroupsSettings,
     pub templates: TemplatesSettings,
+    pub unsubscribe: UnsubscribeSettings,
     pub providers: ProvidersSettings,
     pub outbound: OutboundSettings,
     /// Delivery status events and webhook subscriptions; defaults when the section is absent.
@@ -267,6 +268,41 @@ pub struct TemplatesSettings {
     pub max_versions: i32,
     /// Compiled template versions a worker (or an API replica, for previews) keeps in memory.
     pub compiled_cache_entries: u64,
+}
+
+/// One-click unsubscribe links in emails (docs/DESIGN.md, "Unsubscribe links"): off while
+/// `base_url` is empty. The API and every worker must share the keys.
+#[derive(Debug, Clone, Deserialize)]
+pub struct UnsubscribeSettings {
+    /// The API's public address as recipients reach it (`https://herald.example.com`); the
+    /// links are `{base_url}/v1/unsubscribe/{token}`.
+    pub base_url: String,
+    /// Signs the links' tokens: at least 32 bytes (`openssl rand -base64 48`).
+    pub signing_key: SecretString,
+    /// Keys retired by a rotation, comma-separated: links they signed, in emails already sent,
+    /// still work.
+    pub previous_signing_keys: SecretString,
+}
+
+impl UnsubscribeSettings {
+    /// The deployment's links, when they are on.
+    pub fn links(&self) -> Option<herald_domain::unsubscribe::UnsubscribeLinks> {
+        use herald_domain::unsubscribe::{UnsubscribeLinks, UnsubscribeSigner};
+        use secrecy::ExposeSecret;
+        if self.base_url.is_empty() {
+            return None;
+        }
+        let previous: Vec<&[u8]> = self
+            .previous_signing_keys
+            .expose_secret()
+            .split(',')
+            .map(str::trim)
+            .filter(|key| !key.is_empty())
+            .map(str::as_bytes)
+            .collect();
+        let signer = UnsubscribeSigner::new(self.signing_key.expose_secret().as_bytes(), &previous);
+        Some(UnsubscribeLinks::new(&self.base_url, signer))
+    }
 }
 
 impl WorkerSettings {

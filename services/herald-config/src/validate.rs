@@ -39,6 +39,7 @@ impl Settings {
         }
         self.validate_groups()?;
         self.validate_templates()?;
+        self.validate_unsubscribe()?;
         if self.server.body_read_timeout_ms == 0 {
             return Err(invalid("server.body_read_timeout_ms", "must be at least 1"));
         }
@@ -332,6 +333,39 @@ impl Settings {
         Ok(())
     }
 
+    fn validate_unsubscribe(&self) -> Result<(), ConfigError> {
+        use herald_domain::unsubscribe::MIN_SIGNING_KEY_BYTES;
+        use secrecy::ExposeSecret;
+        let unsubscribe = &self.unsubscribe;
+        if unsubscribe.base_url.is_empty() {
+            return Ok(());
+        }
+        let base_url_is_http = url::Url::parse(&unsubscribe.base_url).is_ok_and(|url| {
+            matches!(url.scheme(), "http" | "https")
+                && url.query().is_none()
+                && url.fragment().is_none()
+        });
+        if !base_url_is_http {
+            return Err(invalid(
+                "unsubscribe.base_url",
+                "must be an http(s) URL without a query (the API's public address)",
+            ));
+        }
+        let keys = unsubscribe.previous_signing_keys.expose_secret();
+        let previous = keys.split(',').map(str::trim).filter(|key| !key.is_empty());
+        if unsubscribe.signing_key.expose_secret().len() < MIN_SIGNING_KEY_BYTES
+            || previous
+                .into_iter()
+                .any(|key| key.len() < MIN_SIGNING_KEY_BYTES)
+        {
+            return Err(invalid(
+                "unsubscribe.signing_key",
+                format!("every key must be at least {MIN_SIGNING_KEY_BYTES} bytes while unsubscribe.base_url is set"),
+            ));
+        }
+        Ok(())
+    }
+
     fn validate_groups(&self) -> Result<(), ConfigError> {
         let groups = &self.groups;
         if !(1..=10_000).contains(&groups.page_size) {
@@ -368,6 +402,42 @@ impl Settings {
 mod tests {
     use super::*;
     use herald_domain::ProviderId;
+
+    #[test]
+    fn unsubscribe_links_need_a_long_key_and_an_http_base() {
+        let load = |pairs: &[(&str, &str)]| Settings::load_with_environment(None, variables(pairs));
+        assert!(load(&[]).unwrap().unsubscribe.links().is_none());
+        let key = "k".repeat(32);
+        let error = load(&[("HERALD_UNSUBSCRIBE__BASE_URL", "https://herald.example.com")])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("unsubscribe.signing_key"), "{error}");
+        let error = load(&[
+            ("HERALD_UNSUBSCRIBE__BASE_URL", "ftp://herald.example.com"),
+            ("HERALD_UNSUBSCRIBE__SIGNING_KEY", &key),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("unsubscribe.base_url"), "{error}");
+        let error = load(&[
+            ("HERALD_UNSUBSCRIBE__BASE_URL", "https://herald.example.com"),
+            ("HERALD_UNSUBSCRIBE__SIGNING_KEY", &key),
+            ("HERALD_UNSUBSCRIBE__PREVIOUS_SIGNING_KEYS", "short"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("at least 32 bytes"), "{error}");
+        let settings = load(&[
+            ("HERALD_UNSUBSCRIBE__BASE_URL", "https://herald.example.com"),
+            ("HERALD_UNSUBSCRIBE__SIGNING_KEY", &key),
+        ])
+        .unwrap();
+        assert!(
+            !format!("{settings:?}").contains(&key),
+            "a key in Debug output"
+        );
+        assert!(settings.unsubscribe.links().is_some());
+    }
 
     #[test]
     fn defaults_are_valid() {

@@ -65,6 +65,7 @@ fn render(criterion: &mut Criterion) {
         notification: NotificationContext {
             id: uuid::Uuid::now_v7(),
         },
+        unsubscribe_url: None,
     };
     let mut group = criterion.benchmark_group("template_render");
     group.throughput(Throughput::Elements(1));
@@ -106,6 +107,7 @@ fn render(criterion: &mut Criterion) {
         notification: NotificationContext {
             id: uuid::Uuid::now_v7(),
         },
+        unsubscribe_url: None,
     };
     group.bench_function("hostile_out_of_fuel", |bencher| {
         bencher.iter(|| {

@@ -14,6 +14,7 @@ pub mod status;
 pub mod status_events;
 pub mod templates;
 pub mod tenant_url;
+pub mod unsubscribe;
 pub mod validation;
 pub mod vocabulary;
 

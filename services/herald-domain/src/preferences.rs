@@ -8,6 +8,7 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::unsubscribe::OptOut;
 use crate::validation::FieldError;
 pub use crate::validation::{category_problem, MAX_CATEGORY_CHARS};
 use crate::{Channel, Priority};
@@ -82,6 +83,30 @@ fn local_time(text: &str) -> Option<NaiveTime> {
 }
 
 impl Preferences {
+    /// Records an unsubscribe link's opt-out; false when it was already recorded. A recipient
+    /// with every category slot taken is opted out of email instead: an unsubscribe is always
+    /// honoured, and never by more than the limit [`Preferences::validate`] keeps.
+    pub fn opt_out(&mut self, opt_out: &OptOut) -> bool {
+        let channel = match opt_out {
+            OptOut::Category(category) => {
+                if self.opted_out_categories.contains(category) {
+                    return false;
+                }
+                if self.opted_out_categories.len() < MAX_OPTED_OUT_CATEGORIES {
+                    self.opted_out_categories.push(category.clone());
+                    return true;
+                }
+                Channel::Email
+            }
+            OptOut::Channel(channel) => *channel,
+        };
+        if self.opted_out_channels.contains(&channel) {
+            return false;
+        }
+        self.opted_out_channels.push(channel);
+        true
+    }
+
     /// Every rule, each problem naming its field.
     pub fn validate(&self) -> Result<(), Vec<FieldError>> {
         let mut problems = Vec::new();
@@ -226,6 +251,29 @@ mod tests {
             high_priority_overrides_quiet_hours: true,
             timezone,
         }
+    }
+
+    /// An unsubscribe is recorded once, and still honoured (as email) when the categories are full,
+    /// leaving preferences that validate.
+    #[test]
+    fn an_opt_out_is_recorded_once_and_always_within_the_limits() {
+        let mut preferences = Preferences::default();
+        let marketing = OptOut::Category("marketing".into());
+        assert!(preferences.opt_out(&marketing));
+        assert!(!preferences.opt_out(&marketing));
+        assert_eq!(preferences.opted_out_categories, ["marketing"]);
+        assert!(preferences.opt_out(&OptOut::Channel(Channel::Email)));
+        assert!(!preferences.opt_out(&OptOut::Channel(Channel::Email)));
+        let mut full = Preferences {
+            opted_out_categories: (0..MAX_OPTED_OUT_CATEGORIES)
+                .map(|index| format!("category-{index}"))
+                .collect(),
+            ..Preferences::default()
+        };
+        assert!(full.opt_out(&OptOut::Category("one-more".into())));
+        assert_eq!(full.opted_out_channels, [Channel::Email]);
+        assert_eq!(full.opted_out_categories.len(), MAX_OPTED_OUT_CATEGORIES);
+        assert!(full.validate().is_ok());
     }
 
     fn utc(text: &str) -> DateTime<Utc> {

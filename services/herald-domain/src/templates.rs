@@ -486,6 +486,10 @@ pub struct RenderContext<'a> {
     pub data: &'a serde_json::Map<String, serde_json::Value>,
     pub recipient: RecipientContext<'a>,
     pub notification: NotificationContext,
+    /// The recipient's one-click unsubscribe link, for email when links are on; undefined
+    /// otherwise (`{% if unsubscribe_url is defined %}` guards a footer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unsubscribe_url: Option<&'a str>,
 }
 
 #[derive(Debug, Serialize)]
@@ -675,6 +679,7 @@ mod tests {
             notification: NotificationContext {
                 id: uuid::Uuid::nil(),
             },
+            unsubscribe_url: None,
         };
         template.render(channel, locale, &context)
     }

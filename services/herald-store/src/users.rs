@@ -208,23 +208,26 @@ JOIN users u ON u.tenant_id = key.tenant_id AND u.id = key.id
 }
 
 /// Replaces the user's preferences (already validated), with a new version; `None` when the tenant
-/// has no such user.
+/// has no such user, or when `expected_version` is given and the user's is another (a change
+/// written meanwhile: read again and retry).
 pub async fn set_preferences(
     database: &Database,
     tenant_id: Uuid,
     user_id: &str,
     preferences: &Preferences,
+    expected_version: Option<i64>,
 ) -> Result<Option<StoredUser>, StoreError> {
     let preferences = serde_json::to_value(preferences)
         .map_err(|error| StoreError::Other(DbErr::Json(error.to_string())))?;
     let statement = Statement::from_sql_and_values(
         DatabaseBackend::Postgres,
         "UPDATE users SET preferences = $3, version = version + 1, updated_at = now() \
-         WHERE tenant_id = $1 AND id = $2 RETURNING *",
+         WHERE tenant_id = $1 AND id = $2 AND ($4::bigint IS NULL OR version = $4) RETURNING *",
         [
             sea_orm::Value::from(tenant_id),
             sea_orm::Value::from(user_id),
             sea_orm::Value::from(preferences),
+            sea_orm::Value::from(expected_version),
         ],
     );
     let row = database

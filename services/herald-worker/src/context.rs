@@ -13,6 +13,7 @@ use crate::recipients::Recipients;
 use crate::recorder::RecorderHandle;
 use crate::session::Session;
 use crate::templates::TemplateCache;
+use herald_domain::unsubscribe::UnsubscribeLinks;
 
 pub struct WorkerContext {
     pub database: Database,
@@ -21,6 +22,8 @@ pub struct WorkerContext {
     pub lanes: Lanes,
     pub contents: ContentCache,
     pub templates: TemplateCache,
+    /// Signs email deliveries' unsubscribe links, when they are on.
+    pub unsubscribe_links: Option<Arc<UnsubscribeLinks>>,
     pub recipients: Recipients,
     pub retry_policy: RetryPolicy,
     /// Cancelled notifications: their held deliveries are cancelled before their calls.
@@ -38,6 +41,7 @@ impl WorkerContext {
             retry_policy: self.retry_policy,
             cancelled: self.cancelled.clone(),
             templates: self.templates.clone(),
+            unsubscribe_links: self.unsubscribe_links.clone(),
         }
     }
 }

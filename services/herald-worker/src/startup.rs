@@ -138,6 +138,7 @@ impl Worker {
                 database.clone(),
                 settings.templates.compiled_cache_entries,
             ),
+            unsubscribe_links: settings.unsubscribe.links().map(Arc::new),
             recipients: Recipients::new(database.clone(), recipient_cache),
             database,
             session,

@@ -8,6 +8,7 @@ use herald_domain::preferences::{DeliveryFacts, Verdict};
 use herald_domain::templates::{
     CompiledTemplate, NotificationContext, RecipientContext, RenderContext,
 };
+use herald_domain::unsubscribe::{UnsubscribeLinks, UnsubscribeToken};
 use herald_domain::validation::{MAX_RENDERED_BODY_BYTES, MAX_RENDERED_SUBJECT_BYTES};
 use herald_domain::Channel;
 use herald_store::notifications::NotificationContent;
@@ -74,11 +75,16 @@ pub struct NotRendered {
 /// template (`template`, the compiled version the notification was accepted with), or why it
 /// cannot be sent: content that renders beyond the bounds the API enforces at ingest (a row
 /// accepted before they existed), or a template part with a missing variable, is never sent.
+///
+/// `unsubscribe_url` is the recipient's link, given for email when links are on: the template
+/// may show it, and the provider sends it as `List-Unsubscribe`.
 pub fn render_message(
     delivery_id: Uuid,
     plan: &DeliveryPlan,
     template: Option<&CompiledTemplate>,
+    unsubscribe_url: Option<String>,
 ) -> Result<OutgoingMessage, NotRendered> {
+    debug_assert!(unsubscribe_url.is_none() || plan.channel() == Channel::Email);
     let content = &plan.content;
     let empty = serde_json::Map::new();
     let data = content.data.as_object().unwrap_or(&empty);
@@ -91,6 +97,7 @@ pub fn render_message(
                     locale: plan.locale.as_deref(),
                 },
                 notification: NotificationContext { id: content.id },
+                unsubscribe_url: unsubscribe_url.as_deref(),
             };
             let rendered = template
                 .render(plan.channel(), plan.locale.as_deref(), &context)
@@ -131,5 +138,24 @@ pub fn render_message(
         subject,
         body,
         html,
+        unsubscribe_url,
     })
+}
+
+/// The recipient's one-click unsubscribe link for this delivery: for email only, when links are
+/// on; it opts out of the notification's category, or of email without one.
+pub fn unsubscribe_url_for(
+    plan: &DeliveryPlan,
+    links: Option<&UnsubscribeLinks>,
+) -> Option<String> {
+    let links = links?;
+    if plan.channel() != Channel::Email {
+        return None;
+    }
+    let token = UnsubscribeToken::for_email(
+        plan.tenant_id(),
+        &plan.user_id,
+        plan.content.category.as_deref(),
+    );
+    Some(links.url(&token))
 }

@@ -59,6 +59,9 @@ pub struct DeliveryRecord {
     /// SendGrid's `text/html` content block, when the mail has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub html: Option<String>,
+    /// SendGrid's message `headers` (the `List-Unsubscribe` pair), when the mail has some.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
 }
 
 impl DeliveryRecord {
@@ -82,6 +85,7 @@ impl DeliveryRecord {
             status_callback: None,
             device: None,
             html: None,
+            headers: BTreeMap::new(),
             priority: None,
         }
     }

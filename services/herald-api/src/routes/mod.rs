@@ -12,6 +12,7 @@ mod pagination;
 pub mod preferences;
 pub mod provider_callbacks;
 pub mod templates;
+pub mod unsubscribe;
 pub mod users;
 pub mod webhooks;
 
@@ -50,6 +51,8 @@ pub const API_ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/webhooks"),
     ("GET", "/v1/webhooks"),
     ("DELETE", "/v1/webhooks/{id}"),
+    ("GET", "/v1/unsubscribe/{token}"),
+    ("POST", "/v1/unsubscribe/{token}"),
 ];
 
 /// Lists every route's request series and every provider callback series at zero, so dashboards
@@ -124,7 +127,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
                 .default_service(web::to(method_not_allowed)),
         )
         .configure(webhook_subscription_routes)
-        .configure(provider_callbacks_routes);
+        .configure(routes_without_tenant_key);
 }
 
 /// Groups of recipients and their members (docs/DESIGN.md, "Groups: fan-out in the worker").
@@ -185,10 +188,18 @@ fn webhook_subscription_routes(config: &mut web::ServiceConfig) {
         );
 }
 
-/// Signed by the providers, not authenticated by tenant key (docs/DESIGN.md, "Provider callbacks").
-fn provider_callbacks_routes(config: &mut web::ServiceConfig) {
+/// Not authenticated by tenant key: signed by the providers (docs/DESIGN.md, "Provider callbacks"),
+/// or by Herald itself.
+fn routes_without_tenant_key(config: &mut web::ServiceConfig) {
     use provider_callbacks::{sendgrid, twilio};
     config
+        // Signed by Herald itself, and followed by recipients (docs/DESIGN.md, "Unsubscribe links").
+        .service(
+            web::resource("/v1/unsubscribe/{token}")
+                .route(web::get().to(unsubscribe::unsubscribe_page))
+                .route(web::post().to(unsubscribe::unsubscribe))
+                .default_service(web::to(method_not_allowed)),
+        )
         .service(
             web::resource("/v1/providers/sendgrid/events")
                 .route(web::post().to(sendgrid::receive_sendgrid_events))

@@ -27,6 +27,7 @@ use super::{cancellation, dead_letters, groups, health, notification_reads, noti
         sendgrid::receive_sendgrid_events, twilio::receive_twilio_status,
         super::webhooks::create_subscription, super::webhooks::list_subscriptions,
         super::webhooks::delete_subscription,
+        super::unsubscribe::unsubscribe_page, super::unsubscribe::unsubscribe,
     ),
     components(schemas(
         crate::error::ErrorBody, crate::error::ErrorDetail, herald_domain::FieldError,

@@ -61,7 +61,7 @@ pub async fn put_preferences(
     }
     preferences.validate().map_err(ApiError::Validation)?;
     let _permit = state.read_permits.try_acquire(tenant.id, PermitUse::Read)?;
-    let stored = set_preferences(&state.database, tenant.id, &user_id, &preferences)
+    let stored = set_preferences(&state.database, tenant.id, &user_id, &preferences, None)
         .await?
         .ok_or(ApiError::NotFound("user"))?;
     write_through(&state, stored.recipient()).await;

@@ -12,6 +12,7 @@ use herald_domain::templates::{
     locale_problem, template_id_problem, NotificationContext, RecipientContext, RenderContext,
     RenderedMessage, TemplateDefinition,
 };
+use herald_domain::unsubscribe::UnsubscribeToken;
 use herald_domain::validation::{user_id_problem, MAX_DATA_BYTES};
 use herald_domain::{Channel, FieldError};
 use herald_store::templates::{self, TemplateLimits, TemplateVersion, TemplateWrite};
@@ -382,11 +383,26 @@ pub async fn preview_template(
         }
     };
     let locale = preview.locale.or(user_locale);
+    // The link the recipient's emails carry (opting out of email: a preview has no category).
+    let unsubscribe_url = match (&state.unsubscribe_links, &preview.user_id) {
+        (Some(links), Some(user_id)) => {
+            Some(links.url(&UnsubscribeToken::for_email(tenant.id, user_id, None)))
+        }
+        _ => None,
+    };
     let recipient_id = preview.user_id.unwrap_or_default();
     let version = stored.version;
-    let rendered = web::block(move || render_every_channel(stored, &data, &recipient_id, locale))
-        .await
-        .map_err(|error| ApiError::Internal(anyhow::anyhow!("template render task: {error}")))??;
+    let rendered = web::block(move || {
+        render_every_channel(
+            stored,
+            &data,
+            &recipient_id,
+            locale,
+            unsubscribe_url.as_deref(),
+        )
+    })
+    .await
+    .map_err(|error| ApiError::Internal(anyhow::anyhow!("template render task: {error}")))??;
     Ok(HttpResponse::Ok().json(PreviewResponse {
         template_id: template_id.into_inner(),
         version,
@@ -400,6 +416,7 @@ fn render_every_channel(
     data: &serde_json::Map<String, serde_json::Value>,
     recipient_id: &str,
     locale: Option<String>,
+    unsubscribe_url: Option<&str>,
 ) -> Result<BTreeMap<Channel, RenderedMessage>, ApiError> {
     let definition: TemplateDefinition = serde_json::from_value(stored.definition)
         .map_err(|error| ApiError::Internal(anyhow::anyhow!("a stored template: {error}")))?;
@@ -415,6 +432,7 @@ fn render_every_channel(
         notification: NotificationContext {
             id: uuid::Uuid::nil(),
         },
+        unsubscribe_url,
     };
     let mut messages = BTreeMap::new();
     let mut problems = Vec::new();

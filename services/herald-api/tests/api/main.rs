@@ -17,4 +17,5 @@ mod reads;
 mod relay;
 mod storage;
 mod templates;
+mod unsubscribe;
 mod users;

@@ -246,6 +246,10 @@ async fn every_api_route_is_counted_under_the_template_its_metrics_are_declared_
     let app = spawn_app_with(|settings| {
         settings.providers.sendgrid.event_webhook_public_key = sendgrid_key;
         settings.providers.twilio.status_callback_base_url = "https://herald.example.com".into();
+        settings.unsubscribe.base_url = "https://herald.example.com".into();
+        settings.unsubscribe.signing_key = "a signing key of at least thirty-two bytes"
+            .to_owned()
+            .into();
     })
     .await;
     let metrics = || async {
@@ -456,6 +460,26 @@ async fn every_api_route_is_counted_under_the_template_its_metrics_are_declared_
         .await
         .unwrap();
     assert!(deleted.status().is_success(), "{}", deleted.status());
+    // An unsubscribe link: its page, then its one click.
+    let unsubscribe_url = app.settings.unsubscribe.links().unwrap().url(
+        &herald_domain::unsubscribe::UnsubscribeToken::for_email(
+            app.tenant_id,
+            "metrics-user",
+            None,
+        ),
+    );
+    let unsubscribe_path = unsubscribe_url
+        .strip_prefix("https://herald.example.com")
+        .unwrap();
+    for method in [reqwest::Method::GET, reqwest::Method::POST] {
+        let response = app
+            .client
+            .request(method, format!("{}{unsubscribe_path}", app.address))
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success(), "{}", response.status());
+    }
     // A raw path that matches no route must not become a label of its own.
     assert_eq!(app.get(&format!("/v1/nothing/{id}")).await.status(), 404);
 

@@ -62,6 +62,7 @@ pub fn message(contact: Contact, size: BodySize) -> OutgoingMessage {
         subject: Some(SUBJECT.to_owned()),
         body: size.body(),
         html: None,
+        unsubscribe_url: None,
     }
 }
 

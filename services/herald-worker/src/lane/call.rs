@@ -21,7 +21,8 @@ use crate::outcome::Outcome;
 use crate::rate_limit::rate_limited_answer;
 use crate::templates::{TemplateCache, TemplateUnavailable};
 use crate::traces;
-use crate::work::render_message;
+use crate::work::{render_message, unsubscribe_url_for};
+use herald_domain::unsubscribe::UnsubscribeLinks;
 
 /// How often a lane whose half-open circuit has its probes in flight looks again.
 const HALF_OPEN_RECHECK: Duration = Duration::from_millis(50);
@@ -154,6 +155,7 @@ impl Lane {
         route: Route,
         retry_policy: RetryPolicy,
         templates: &TemplateCache,
+        unsubscribe_links: Option<&UnsubscribeLinks>,
     ) -> Outcome {
         let (called, server_address, call) = match (route, &self.failover) {
             (Route::Primary(call), _) => (&self.provider, self.server_address.as_str(), Some(call)),
@@ -186,7 +188,8 @@ impl Lane {
                 return self.finish_attempt(delivery, provider, outcome, retry_policy, started_at);
             }
         };
-        let message = match render(&delivery, template).await {
+        let unsubscribe_url = unsubscribe_url_for(&delivery.plan, unsubscribe_links);
+        let message = match render(&delivery, template, unsubscribe_url).await {
             Ok(message) => message,
             Err(not_rendered) => {
                 // Refused before any call: the circuit permit (if any) goes back unused.
@@ -427,17 +430,20 @@ async fn template_of(
 async fn render(
     delivery: &HeldDelivery,
     template: Option<std::sync::Arc<herald_domain::templates::CompiledTemplate>>,
+    unsubscribe_url: Option<String>,
 ) -> Result<herald_channels::OutgoingMessage, crate::work::NotRendered> {
     let Some(template) = template else {
-        return render_message(delivery.key.id, &delivery.plan, None);
+        return render_message(delivery.key.id, &delivery.plan, None, unsubscribe_url);
     };
     let (delivery_id, plan) = (delivery.key.id, delivery.plan.clone());
-    tokio::task::spawn_blocking(move || render_message(delivery_id, &plan, Some(&template)))
-        .await
-        .unwrap_or_else(|error| {
-            Err(crate::work::NotRendered {
-                problem: format!("the template's render stopped: {error}"),
-                template_reason: Some("failed"),
-            })
+    tokio::task::spawn_blocking(move || {
+        render_message(delivery_id, &plan, Some(&template), unsubscribe_url)
+    })
+    .await
+    .unwrap_or_else(|error| {
+        Err(crate::work::NotRendered {
+            problem: format!("the template's render stopped: {error}"),
+            template_reason: Some("failed"),
         })
+    })
 }

@@ -39,6 +39,7 @@ use crate::session::{SendPermission, Session};
 use crate::shutdown::{Phase, ShutdownPhases};
 use crate::templates::TemplateCache;
 use crate::tenant_shares::{TenantRooms, TenantShares};
+use herald_domain::unsubscribe::UnsubscribeLinks;
 
 /// Bytes of content one lane's held deliveries may pin in memory (each delivery counts its
 /// notification's content, shared or not: a conservative bound).
@@ -67,6 +68,8 @@ pub struct SendServices {
     pub cancelled: Arc<CancelledNotifications>,
     /// Compiled template versions, for deliveries of notifications rendered from one.
     pub templates: TemplateCache,
+    /// Signs email deliveries' unsubscribe links, when they are on.
+    pub unsubscribe_links: Option<Arc<UnsubscribeLinks>>,
 }
 
 /// A provider a lane calls, with the host its calls' spans name (parsed once).
@@ -460,8 +463,17 @@ impl Lane {
             let lane = self.clone();
             let recorder = recorder.clone();
             let templates = services.templates.clone();
+            let unsubscribe_links = services.unsubscribe_links.clone();
             sends.spawn(async move {
-                let outcome = lane.send(delivery, route, retry_policy, &templates).await;
+                let outcome = lane
+                    .send(
+                        delivery,
+                        route,
+                        retry_policy,
+                        &templates,
+                        unsubscribe_links.as_deref(),
+                    )
+                    .await;
                 drop(slot);
                 drop(destination_call);
                 recorder.submit(outcome).await;

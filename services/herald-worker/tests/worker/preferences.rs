@@ -215,3 +215,133 @@ async fn opt_outs_are_skipped_with_the_reason_and_quiet_hours_defer_until_they_e
     stop_worker.cancel();
     worker.await.unwrap().unwrap();
 }
+
+/// An email carries its recipient's one-click unsubscribe link (RFC 8058's headers, and the
+/// template's `unsubscribe_url`); the link opts out of the notification's category, and once it
+/// is POSTed the next notification of that category is skipped (on every channel, as a category
+/// opt-out is) while another category still goes.
+#[tokio::test]
+async fn an_email_carries_its_unsubscribe_link_and_following_it_skips_the_next_one() {
+    const BASE_URL: &str = "https://herald.example.com";
+    let stack = start_stack_with(None, None, |settings| {
+        settings.unsubscribe.base_url = BASE_URL.into();
+        settings.unsubscribe.signing_key = "a signing key of at least thirty-two bytes"
+            .to_owned()
+            .into();
+    })
+    .await;
+    stack
+        .put_user(
+            "ana",
+            json!({"email": "ana@example.com", "phone": "+14155550301"}),
+        )
+        .await;
+    let template = stack
+        .client
+        .put(format!("{}/v1/templates/news", stack.api))
+        .bearer_auth(&stack.api_key)
+        .json(&json!({"channels": {
+            "email": {"subject": "News", "text": "News.{% if unsubscribe_url is defined %} Unsubscribe: {{ unsubscribe_url }}{% endif %}"},
+            "sms": {"text": "News.{% if unsubscribe_url is defined %} {{ unsubscribe_url }}{% endif %}"}
+        }}))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        template.status().is_success(),
+        "{:?}",
+        template.text().await
+    );
+    let newsletter = json!({
+        "user_ids": ["ana"],
+        "channels": ["email", "sms"],
+        "category": "newsletter",
+        "template_id": "news",
+    });
+    let (stop_worker, worker) = start_worker(&stack.settings).await;
+    let first = stack.notify(newsletter.clone()).await;
+    let view = stack
+        .wait_until_final(&first, Duration::from_secs(60))
+        .await;
+    assert_eq!(view["status"], "delivered", "{view}");
+
+    let emails = stack.received("sendgrid").await;
+    let email = &emails["messages"][0];
+    let list_unsubscribe = email["headers"]["List-Unsubscribe"].as_str().unwrap();
+    assert_eq!(
+        email["headers"]["List-Unsubscribe-Post"],
+        "List-Unsubscribe=One-Click"
+    );
+    let url = list_unsubscribe
+        .strip_prefix('<')
+        .and_then(|url| url.strip_suffix('>'))
+        .unwrap_or_else(|| panic!("not <url>: {list_unsubscribe}"));
+    assert_eq!(
+        email["body"],
+        format!("News. Unsubscribe: {url}"),
+        "the template shows the same link"
+    );
+    let texts = stack.received("twilio").await;
+    assert_eq!(
+        texts["messages"][0]["body"], "News.",
+        "only email has a link"
+    );
+
+    let path = url.strip_prefix(BASE_URL).unwrap();
+    let unsubscribed = stack
+        .client
+        .post(format!("{}{path}", stack.api))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsubscribed.status(), 200);
+
+    let second = stack.notify(newsletter).await;
+    let view = stack
+        .wait_until_final(&second, Duration::from_secs(60))
+        .await;
+    for delivery in view["deliveries"].as_array().unwrap() {
+        assert_eq!(delivery["status"], "skipped", "{view}");
+        assert_eq!(
+            delivery["last_error"], "the recipient opted out of the category `newsletter`",
+            "a category opt-out holds on every channel: {view}"
+        );
+    }
+    // Another category still reaches them, with a link of its own.
+    let security = stack
+        .notify(json!({
+            "user_ids": ["ana"],
+            "channels": ["email"],
+            "category": "security",
+            "template_id": "news",
+        }))
+        .await;
+    let view = stack
+        .wait_until_final(&security, Duration::from_secs(60))
+        .await;
+    assert_eq!(view["status"], "delivered", "{view}");
+    let emails = stack.received("sendgrid").await;
+    let messages = emails["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 2, "{emails}");
+    let links: std::collections::BTreeSet<&str> = messages
+        .iter()
+        .map(|message| message["headers"]["List-Unsubscribe"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        links.len(),
+        2,
+        "each category's link opts out of it alone: {emails}"
+    );
+    assert_eq!(
+        stack.received("twilio").await["messages"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    stop_worker.cancel();
+    worker.await.unwrap().unwrap();
+}

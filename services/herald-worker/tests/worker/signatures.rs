@@ -81,6 +81,7 @@ async fn a_sent_webhook_verifies_with_the_python_standardwebhooks_package() {
         subject: Some("Pressure alert".into()),
         body: "Pressure 7 on press-4 — ünïcode".into(),
         html: None,
+        unsubscribe_url: None,
     };
     let outcome = provider.send(&message, Duration::from_secs(5)).await;
     assert!(matches!(outcome, SendOutcome::Sent { .. }), "{outcome:?}");

@@ -116,6 +116,7 @@ fn delivery_records(
             subject: personalization.subject.or(mail.subject).map(str::to_owned),
             body: mail.body.map(str::to_owned),
             html: mail.html.map(str::to_owned),
+            headers: mail.headers.clone(),
             provider_message_id: Some(message_id.to_owned()),
             custom_args: personalization.recorded_custom_args(),
             ..DeliveryRecord::new(

@@ -3,10 +3,12 @@
 //! simulator records: recipients, subject, first content block and Herald's delivery id.
 //!
 //! Only what Herald sends is modelled: `personalizations` (`to`, `custom_args`), `from`,
-//! `subject` and `content`. SendGrid's other members (`template_id`, `send_at`, `categories`,
+//! `subject`, `content` and `headers`. SendGrid's other members (`template_id`, `send_at`, `categories`,
 //! `attachments`, `asm`, `reply_to`, message-level `custom_args`, …) are accepted and ignored:
 //! modelling them bought nothing, and a request that relies on one (a template without
 //! `content`) is refused by the checks of the members Herald does send.
+
+use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
@@ -39,6 +41,8 @@ pub struct ValidatedMail<'a> {
     pub html: Option<&'a str>,
     /// The message-level subject, used where a personalization has none.
     pub subject: Option<&'a str>,
+    /// The message-level `headers` (Herald's `List-Unsubscribe` pair).
+    pub headers: BTreeMap<String, String>,
 }
 
 pub fn validate_mail(document: &Value) -> Result<ValidatedMail<'_>, Vec<FieldError>> {
@@ -61,6 +65,7 @@ pub fn validate_mail(document: &Value) -> Result<ValidatedMail<'_>, Vec<FieldErr
         problems.add("subject", SUBJECT_REQUIRED);
     }
     let (body, html) = validate_content(root, &mut problems);
+    let headers = validate_headers(root, &mut problems);
 
     if !problems.is_empty() {
         return Err(problems.into_errors());
@@ -70,7 +75,56 @@ pub fn validate_mail(document: &Value) -> Result<ValidatedMail<'_>, Vec<FieldErr
         body,
         html,
         subject,
+        headers,
     })
+}
+
+/// Headers SendGrid does not let a request set (the spec's `headers` description).
+const RESERVED_HEADERS: [&str; 12] = [
+    "x-sg-id",
+    "x-sg-eid",
+    "received",
+    "dkim-signature",
+    "content-type",
+    "content-transfer-encoding",
+    "to",
+    "from",
+    "subject",
+    "reply-to",
+    "cc",
+    "bcc",
+];
+
+/// `headers`: an object of string values, none of them a reserved header.
+fn validate_headers(
+    root: &Map<String, Value>,
+    problems: &mut Problems,
+) -> BTreeMap<String, String> {
+    let mut headers = BTreeMap::new();
+    let object = match member(root, "headers") {
+        None => return headers,
+        Some(Value::Object(object)) => object,
+        Some(other) => {
+            problems.wrong_type("headers", "object", other);
+            return headers;
+        }
+    };
+    for (name, value) in object {
+        if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+            problems.add(
+                format!("headers.{name}"),
+                format!("You may not override the {name} header."),
+            );
+            continue;
+        }
+        match value {
+            Value::String(value) => {
+                headers.insert(name.clone(), value.clone());
+            }
+            other => problems.wrong_type(format!("headers.{name}"), "string", other),
+        }
+    }
+    headers
 }
 
 fn validate_from(root: &Map<String, Value>, problems: &mut Problems) {

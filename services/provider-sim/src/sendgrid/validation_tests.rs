@@ -141,3 +141,21 @@ fn recipient_limits_are_enforced() {
 fn a_body_that_is_not_an_object_is_refused() {
     assert_eq!(validate_mail(&json!([1, 2])).unwrap_err().len(), 1);
 }
+
+#[test]
+fn headers_are_recorded_and_reserved_or_non_string_ones_refused() {
+    let mut document = valid_mail();
+    document["headers"] = json!({
+        "List-Unsubscribe": "<https://herald.example/v1/unsubscribe/t>",
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"
+    });
+    let mail = validate_mail(&document).unwrap();
+    assert_eq!(
+        mail.headers["List-Unsubscribe-Post"],
+        "List-Unsubscribe=One-Click"
+    );
+    document["headers"] = json!({"Subject": "x", "X-Count": 3});
+    assert_eq!(fields_of(&document), ["headers.Subject", "headers.X-Count"]);
+    document["headers"] = json!(["List-Unsubscribe"]);
+    assert_eq!(fields_of(&document), ["headers"]);
+}
