@@ -779,6 +779,15 @@ def delivery():
         w=12,
     )
     p.timeseries(
+        "Routing decisions/s by result",
+        [(f"sum by (result) ({rate('herald_routing_decisions_total')}) or vector(0)", "{{result}}")],
+        "ops",
+        "Notifications of tenants with routing rules, judged as their deliveries are admitted: matched (a rule chose "
+        "their channels, and perhaps their template; deliveries on other channels are skipped naming it) or "
+        "unmatched (sent as written). docs/DESIGN.md, \"Routing rules\".",
+        w=12,
+    )
+    p.timeseries(
         "Unsubscribe links followed/s by result",
         [(f"sum by (result) ({rate('herald_unsubscribes_total')}) or vector(0)", "{{result}}")],
         "ops",

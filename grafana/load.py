@@ -161,6 +161,14 @@ def main():
     if status not in (200, 201):
         print(f"load: the template was not written ({status}): the templated notifications would all be refused")
         return 1
+    # Routing rules that route every channel: the workers evaluate them on each notification.
+    status, _ = api.call("PUT", "/v1/routing-rules", {"rules": [
+        {"name": "pages", "channels": ["email", "sms"], "when": [{"field": "value", "op": "gte", "value": 90}]},
+        {"name": "everything", "channels": ["email", "sms"]},
+    ]}, label="rules")
+    if status != 200:
+        print(f"load: the routing rules were not written ({status})")
+        return 1
     # Due while the load runs: the scheduler releases them.
     for delay in (3, 8, 15):
         api.remember(*api.call("POST", "/v1/notifications", notification(users(2), scheduled_in=delay),

@@ -31,6 +31,7 @@ mod m20261207_000022_groups;
 mod m20261207_000023_export_leases;
 mod m20261207_000024_templates;
 mod m20261207_000025_preferences;
+mod m20261207_000026_routing_rules;
 mod provider_names;
 mod sql_list;
 
@@ -65,6 +66,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000023_export_leases::Migration),
             Box::new(m20261207_000024_templates::Migration),
             Box::new(m20261207_000025_preferences::Migration),
+            Box::new(m20261207_000026_routing_rules::Migration),
         ]
     }
 }

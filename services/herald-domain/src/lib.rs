@@ -10,6 +10,7 @@ pub mod placeholders;
 pub mod preferences;
 pub mod provider;
 pub mod request;
+pub mod routing;
 pub mod status;
 pub mod status_events;
 pub mod templates;

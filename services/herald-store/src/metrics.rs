@@ -18,6 +18,8 @@ pub enum CacheKind {
     Content,
     /// The worker's in-process cache of compiled template versions.
     Template,
+    /// The worker's in-process cache of compiled routing rule versions.
+    RoutingRules,
 }
 
 impl CacheKind {
@@ -27,6 +29,7 @@ impl CacheKind {
             CacheKind::Recipient => "recipient",
             CacheKind::Content => "content",
             CacheKind::Template => "template",
+            CacheKind::RoutingRules => "routing_rules",
         }
     }
 }

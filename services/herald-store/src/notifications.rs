@@ -58,13 +58,15 @@ WITH input AS (
     SELECT * FROM input
     WHERE idempotency_key IS NULL OR id IN (SELECT notification_id FROM claimed_keys)
 ), content AS (
+    -- The tenant's routing rules as of now (their head), which the workers will evaluate.
     INSERT INTO notifications (id, tenant_id, user_ids, group_ids, channels, subject, body, data,
                                priority, scheduled_for, idempotency_key, request_hash, created_at,
-                               trace_parent, template_id, template_version, category)
-    SELECT id, tenant_id, user_ids, group_ids, channels, subject, body, data, priority,
-           scheduled_for, idempotency_key, decode(request_hash, 'hex'), created_at, trace_parent,
-           template_id, template_version, category
-    FROM accepted
+                               trace_parent, template_id, template_version, category,
+                               routing_rules_version)
+    SELECT accepted.id, accepted.tenant_id, user_ids, group_ids, channels, subject, body, data,
+           priority, scheduled_for, idempotency_key, decode(request_hash, 'hex'), created_at,
+           trace_parent, template_id, template_version, category, heads.version
+    FROM accepted LEFT JOIN routing_rule_heads heads ON heads.tenant_id = accepted.tenant_id
 ), states AS (
     INSERT INTO notification_states (id, tenant_id, status, deliveries_expected,
                                      expansions_pending, updated_at)
@@ -503,6 +505,8 @@ row! {
         pub category: Option<String>,
         /// Its tenant lets `high` notifications through recipients' quiet hours.
         pub high_priority_overrides_quiet_hours: bool,
+        /// The version of its tenant's routing rules when it was accepted, if the tenant has any.
+        pub routing_rules_version: Option<i32>,
     }
 }
 
@@ -524,7 +528,7 @@ pub async fn load_content(
 SELECT n.id, n.tenant_id, n.channels::text[] AS channels, n.subject, n.body, n.data,
        n.priority::text AS priority, n.created_at,
        n.trace_parent, n.template_id, n.template_version, n.category,
-       t.high_priority_overrides_quiet_hours,
+       t.high_priority_overrides_quiet_hours, n.routing_rules_version,
        -- A group's members are many: its content is read for each of them.
        CASE WHEN cardinality(n.group_ids) > 0 THEN 2147483647
             ELSE cardinality(n.user_ids) * cardinality(n.channels) END AS deliveries,

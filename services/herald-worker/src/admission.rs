@@ -11,6 +11,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use herald_domain::preferences::Verdict;
+use herald_domain::routing::Decision;
 use herald_domain::{DeliveryStatus, NotificationEnvelope};
 use herald_store::deliveries::{self, DeliveryKey, NewDelivery};
 use herald_store::StoreError;
@@ -238,6 +239,25 @@ async fn plan(
         .collect();
     let recipients = context.recipients.resolve(&keys).await?;
 
+    // Each notification's routing rules, once per batch (the first that holds chooses its channels).
+    let mut decisions: HashMap<Uuid, Decision> = HashMap::new();
+    for content in contents.values() {
+        if content.routing_rules_version.is_none() {
+            continue;
+        }
+        let decision = context.router.decide(content).await?;
+        metrics::ROUTING_DECISIONS
+            .with_label_values(&[if decision.is_some() {
+                "matched"
+            } else {
+                "unmatched"
+            }])
+            .inc();
+        if let Some(decision) = decision {
+            decisions.insert(content.id, decision);
+        }
+    }
+
     // One instant for the batch: every delivery's preferences are judged at the same time.
     let admitted_at = chrono::Utc::now();
     let mut new_deliveries = Vec::new();
@@ -267,13 +287,21 @@ async fn plan(
                 );
                 continue;
             };
-            let contact = contact_for(recipient, channel).and_then(|contact| {
-                match preference_verdict(recipient, content, channel, admitted_at) {
-                    Verdict::Send => Ok((contact, None)),
-                    Verdict::DeferUntil(due_at) => Ok((contact, Some(due_at))),
-                    Verdict::Skip(reason) => Err(reason),
+            let routed_elsewhere = decisions
+                .get(&envelope.notification_id)
+                .and_then(|decision| decision.skip_reason(channel));
+            let contact = match routed_elsewhere {
+                Some(reason) => Err(reason),
+                None => {
+                    contact_for(recipient, channel).and_then(|contact| {
+                        match preference_verdict(recipient, content, channel, admitted_at) {
+                            Verdict::Send => Ok((contact, None)),
+                            Verdict::DeferUntil(due_at) => Ok((contact, Some(due_at))),
+                            Verdict::Skip(reason) => Err(reason),
+                        }
+                    })
                 }
-            });
+            };
             let (status, last_error, contact, due_at) = match contact {
                 Err(reason) => (DeliveryStatus::Skipped, Some(reason), None, None),
                 // In the recipient's quiet hours: queued until they end, holding no lane room.

@@ -11,18 +11,24 @@ use herald_store::{Database, StoreError};
 use moka::future::Cache;
 use uuid::Uuid;
 
+use crate::routing::Router;
+
 const CONTENT_TTL: Duration = Duration::from_secs(600);
 
 #[derive(Clone)]
 pub struct ContentCache {
     database: Database,
     cache: Cache<Uuid, Arc<NotificationContent>>,
+    /// A rule's template replaces the notification's own content as it is read, so every path
+    /// that renders (admission, the queue's pump, retries) renders the same.
+    router: Router,
 }
 
 impl ContentCache {
-    pub fn new(database: Database, max_bytes: u64) -> ContentCache {
+    pub fn new(database: Database, max_bytes: u64, router: Router) -> ContentCache {
         ContentCache {
             database,
+            router,
             cache: Cache::builder()
                 .max_capacity(max_bytes)
                 .weigher(|_id, content: &Arc<NotificationContent>| {
@@ -53,7 +59,16 @@ impl ContentCache {
         if misses.is_empty() {
             return Ok(found);
         }
-        for content in notifications::load_content(&self.database, &misses).await? {
+        for mut content in notifications::load_content(&self.database, &misses).await? {
+            if let Some((template_id, version)) = self
+                .router
+                .decide(&content)
+                .await?
+                .and_then(|decision| decision.template)
+            {
+                content.template_id = Some(template_id);
+                content.template_version = Some(version);
+            }
             let content = Arc::new(content);
             // A notification with one delivery is read once: caching it would only cost.
             if content.deliveries > 1 {

@@ -11,6 +11,7 @@ use crate::content::ContentCache;
 use crate::lane::{Lane, SendServices};
 use crate::recipients::Recipients;
 use crate::recorder::RecorderHandle;
+use crate::routing::Router;
 use crate::session::Session;
 use crate::templates::TemplateCache;
 use herald_domain::unsubscribe::UnsubscribeLinks;
@@ -21,6 +22,8 @@ pub struct WorkerContext {
     pub recorder: RecorderHandle,
     pub lanes: Lanes,
     pub contents: ContentCache,
+    /// Evaluates notifications' routing rules (their templates are applied by `contents`).
+    pub router: Router,
     pub templates: TemplateCache,
     /// Signs email deliveries' unsubscribe links, when they are on.
     pub unsubscribe_links: Option<Arc<UnsubscribeLinks>>,

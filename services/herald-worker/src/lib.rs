@@ -23,6 +23,7 @@ pub mod pump;
 pub mod rate_limit;
 pub mod recipients;
 pub mod recorder;
+pub mod routing;
 pub mod session;
 pub mod shutdown;
 pub mod startup;

@@ -273,6 +273,12 @@ counter!(
     "Deliveries admitted within their recipient's quiet hours and queued until those end (docs/DESIGN.md, \"Preferences\"); opted-out ones are counted as skipped in herald_deliveries_total."
 );
 counter_vec!(
+    ROUTING_DECISIONS,
+    "herald_routing_decisions_total",
+    "Notifications of tenants with routing rules, judged when their deliveries were admitted (docs/DESIGN.md, \"Routing rules\"), by result: matched (a rule chose their channels and perhaps their template) or unmatched (no rule held: sent as written). Counted per admission, so a redelivered record counts again.",
+    &["result"]
+);
+counter_vec!(
     TEMPLATE_RENDER_FAILURES,
     "herald_template_render_failures_total",
     "Deliveries failed without a call because their template did not render: a missing variable, output over its bound, out of fuel, no part for the channel, or the version gone.",
@@ -396,6 +402,9 @@ pub fn register_all() {
     Lazy::force(&GROUP_EXPANSIONS_FINISHED);
     Lazy::force(&GROUP_EXPANSION_FAILURES);
     Lazy::force(&DEFERRED_BY_QUIET_HOURS);
+    for result in ["matched", "unmatched"] {
+        ROUTING_DECISIONS.with_label_values(&[result]);
+    }
     for reason in [
         "missing_variable",
         "too_large",
@@ -414,6 +423,7 @@ pub fn register_all() {
         CacheKind::Recipient,
         CacheKind::Content,
         CacheKind::Template,
+        CacheKind::RoutingRules,
     ]);
     herald_kafka::metrics::register_all();
     herald_kafka::metrics::declare_producer(herald_kafka::ProducerRole::Worker);

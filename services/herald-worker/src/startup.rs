@@ -40,6 +40,7 @@ use crate::pump::run_pump;
 use crate::rate_limit::SharedRateLimits;
 use crate::recipients::Recipients;
 use crate::recorder::{self, run_recorder};
+use crate::routing::Router;
 use crate::session::Session;
 use crate::shutdown::{Phase, ShutdownPhases};
 use crate::status_events::StatusEvents;
@@ -131,9 +132,15 @@ impl Worker {
             lease,
         ));
         let (recorder, recorder_inbox) = recorder::start(RECORDER_CAPACITY);
+        let router = Router::new(database.clone());
         let context = Arc::new(WorkerContext {
             consumer_group: settings.worker.group_id.clone(),
-            contents: ContentCache::new(database.clone(), settings.worker.content_cache_bytes),
+            contents: ContentCache::new(
+                database.clone(),
+                settings.worker.content_cache_bytes,
+                router.clone(),
+            ),
+            router,
             templates: TemplateCache::new(
                 database.clone(),
                 settings.templates.compiled_cache_entries,

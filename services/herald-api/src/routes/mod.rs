@@ -11,6 +11,7 @@ pub mod openapi;
 mod pagination;
 pub mod preferences;
 pub mod provider_callbacks;
+pub mod routing_rules;
 pub mod templates;
 pub mod unsubscribe;
 pub mod users;
@@ -38,6 +39,8 @@ pub const API_ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/templates/{template_id}"),
     ("DELETE", "/v1/templates/{template_id}"),
     ("POST", "/v1/templates/{template_id}/preview"),
+    ("PUT", "/v1/routing-rules"),
+    ("GET", "/v1/routing-rules"),
     ("POST", "/v1/notifications"),
     ("GET", "/v1/notifications"),
     ("POST", "/v1/notifications/batch"),
@@ -149,7 +152,8 @@ fn group_routes(config: &mut web::ServiceConfig) {
         );
 }
 
-/// Templates and their versions (docs/DESIGN.md, "Templates").
+/// Templates and their versions (docs/DESIGN.md, "Templates"), and the routing rules that choose
+/// among them ("Routing rules").
 fn template_routes(config: &mut web::ServiceConfig) {
     config
         .service(
@@ -167,6 +171,12 @@ fn template_routes(config: &mut web::ServiceConfig) {
         .service(
             web::resource("/v1/templates/{template_id}/preview")
                 .route(web::post().to(templates::preview_template))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            web::resource("/v1/routing-rules")
+                .route(web::put().to(routing_rules::put_routing_rules))
+                .route(web::get().to(routing_rules::get_routing_rules))
                 .default_service(web::to(method_not_allowed)),
         );
 }

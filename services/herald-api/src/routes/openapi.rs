@@ -19,6 +19,7 @@ use super::{cancellation, dead_letters, groups, health, notification_reads, noti
         super::templates::list_templates, super::templates::put_template,
         super::templates::get_template, super::templates::delete_template,
         super::templates::preview_template,
+        super::routing_rules::put_routing_rules, super::routing_rules::get_routing_rules,
         notifications::create_notification, notifications::create_notification_batch,
         notification_reads::get_notification, notification_reads::list_notifications,
         super::export::export_notifications,

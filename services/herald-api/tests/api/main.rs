@@ -15,6 +15,7 @@ mod priority_topics;
 mod provider_callbacks;
 mod reads;
 mod relay;
+mod routing_rules;
 mod storage;
 mod templates;
 mod unsubscribe;

@@ -460,6 +460,16 @@ async fn every_api_route_is_counted_under_the_template_its_metrics_are_declared_
         .await
         .unwrap();
     assert!(deleted.status().is_success(), "{}", deleted.status());
+    // Routing rules: written, then read.
+    let rules = app
+        .send(
+            reqwest::Method::PUT,
+            "/v1/routing-rules",
+            Some(json!({"rules": []})),
+        )
+        .await;
+    assert!(rules.status().is_success(), "{}", rules.status());
+    assert!(app.get("/v1/routing-rules").await.status().is_success());
     // An unsubscribe link: its page, then its one click.
     let unsubscribe_url = app.settings.unsubscribe.links().unwrap().url(
         &herald_domain::unsubscribe::UnsubscribeToken::for_email(

@@ -25,6 +25,7 @@ mod priority;
 mod provider_callbacks;
 mod rate_limits;
 mod restarts;
+mod routing;
 mod scaling;
 mod signatures;
 mod status_events;
