@@ -7,7 +7,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use herald_domain::routing::RuleSet;
+use herald_domain::routing::{RuleSet, MAX_CONDITIONS, MAX_FIELD_SEGMENTS, MAX_RULES};
 use serde_json::{json, Value};
 
 const RULES: usize = 10;
@@ -55,6 +55,35 @@ fn alert_data() -> Value {
     })
 }
 
+const DEEP_FIELD: &str = "a.b.c.d.e.f.g.h";
+
+fn hostile_rules() -> RuleSet {
+    assert_eq!(DEEP_FIELD.split('.').count(), MAX_FIELD_SEGMENTS);
+    let rules: Vec<Value> = (0..MAX_RULES)
+        .map(|index| {
+            // `exists`, then `in` lists of 100 values, then a threshold that fails.
+            let when: Vec<Value> = std::iter::once(
+                json!({"field": DEEP_FIELD, "op": "exists", "value": true}),
+            )
+            .chain((2..MAX_CONDITIONS).map(
+                |_| json!({"field": DEEP_FIELD, "op": "in", "value": (0..100).collect::<Vec<_>>()}),
+            ))
+            .chain(std::iter::once(
+                json!({"field": DEEP_FIELD, "op": "gt", "value": 1000}),
+            ))
+            .collect();
+            assert_eq!(when.len(), MAX_CONDITIONS);
+            json!({"name": format!("hostile-{index}"), "channels": ["sms"], "when": when})
+        })
+        .collect();
+    serde_json::from_value(json!({ "rules": rules })).unwrap()
+}
+
+/// Data where every `in` finds its value last in the list, and the final threshold fails.
+fn hostile_data() -> Value {
+    json!({"a": {"b": {"c": {"d": {"e": {"f": {"g": {"h": 99}}}}}}}})
+}
+
 fn decide(criterion: &mut Criterion) {
     let data = alert_data();
     let mut group = criterion.benchmark_group("routing_decide");
@@ -73,6 +102,19 @@ fn decide(criterion: &mut Criterion) {
             bencher.iter(|| black_box(&compiled).decide(black_box(&data)).is_some())
         });
     }
+    // The most a tenant can make a worker do per notification: every rule at its bounds, eight
+    // levels deep, none matching until its last condition.
+    let hostile = hostile_rules().compile().unwrap();
+    let hostile_data = hostile_data();
+    assert!(hostile.decide(&hostile_data).is_none());
+    group.throughput(Throughput::Elements(MAX_RULES as u64));
+    group.bench_function("hostile_fifty_rules_of_ten_conditions", |bencher| {
+        bencher.iter(|| {
+            black_box(&hostile)
+                .decide(black_box(&hostile_data))
+                .is_some()
+        })
+    });
     group.finish();
 
     let mut group = criterion.benchmark_group("routing_compile");

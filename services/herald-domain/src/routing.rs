@@ -139,8 +139,8 @@ enum Test {
     GreaterOrEqual(f64),
     Less(f64),
     LessOrEqual(f64),
-    In(Vec<Scalar>),
-    NotIn(Vec<Scalar>),
+    In(ScalarSet),
+    NotIn(ScalarSet),
     Between(f64, f64),
     Exists(bool),
 }
@@ -176,6 +176,53 @@ impl Scalar {
     }
 }
 
+/// The literals of an `in` list, sorted by type: a lookup is a binary search, so a hostile
+/// tenant's lists of 100 values cost what lists of 7 would.
+#[derive(Debug, Clone, Default)]
+struct ScalarSet {
+    texts: Vec<Box<str>>,
+    numbers: Vec<f64>,
+    booleans: [bool; 2],
+    null: bool,
+}
+
+impl ScalarSet {
+    fn of(scalars: Vec<Scalar>) -> ScalarSet {
+        let mut set = ScalarSet::default();
+        for scalar in scalars {
+            match scalar {
+                Scalar::Null => set.null = true,
+                Scalar::Bool(flag) => set.booleans[usize::from(flag)] = true,
+                // `+ 0.0` makes -0 into 0, which `eq` already treats as equal.
+                Scalar::Number(number) => set.numbers.push(number + 0.0),
+                Scalar::Text(text) => set.texts.push(text),
+            }
+        }
+        set.texts.sort_unstable();
+        // JSON has no NaN: every number has its place.
+        set.numbers.sort_unstable_by(f64::total_cmp);
+        set
+    }
+
+    fn contains(&self, value: &Value) -> bool {
+        match value {
+            Value::Null => self.null,
+            Value::Bool(flag) => self.booleans[usize::from(*flag)],
+            Value::Number(number) => number.as_f64().is_some_and(|number| {
+                let number = number + 0.0;
+                self.numbers
+                    .binary_search_by(|listed| listed.total_cmp(&number))
+                    .is_ok()
+            }),
+            Value::String(text) => self
+                .texts
+                .binary_search_by(|listed| (**listed).cmp(text.as_str()))
+                .is_ok(),
+            Value::Array(_) | Value::Object(_) => false,
+        }
+    }
+}
+
 impl Test {
     fn holds(&self, value: Option<&Value>) -> bool {
         let number = || value.and_then(Value::as_f64);
@@ -192,12 +239,8 @@ impl Test {
             Test::Between(low, high) => {
                 number().is_some_and(|number| *low <= number && number <= *high)
             }
-            Test::In(scalars) => {
-                value.is_some_and(|value| scalars.iter().any(|scalar| scalar.matches(value)))
-            }
-            Test::NotIn(scalars) => {
-                value.is_some_and(|value| !scalars.iter().any(|scalar| scalar.matches(value)))
-            }
+            Test::In(set) => value.is_some_and(|value| set.contains(value)),
+            Test::NotIn(set) => value.is_some_and(|value| !set.contains(value)),
         }
     }
 }
@@ -378,8 +421,8 @@ fn compile_condition(condition: &Condition) -> Result<CompiledCondition, (&'stat
         Operator::Gte => Test::GreaterOrEqual(number()?),
         Operator::Lt => Test::Less(number()?),
         Operator::Lte => Test::LessOrEqual(number()?),
-        Operator::In => Test::In(scalars()?),
-        Operator::NotIn => Test::NotIn(scalars()?),
+        Operator::In => Test::In(ScalarSet::of(scalars()?)),
+        Operator::NotIn => Test::NotIn(ScalarSet::of(scalars()?)),
         Operator::Between => {
             let bounds = value.as_array().and_then(|bounds| match bounds.as_slice() {
                 [low, high] => low.as_f64().zip(high.as_f64()),
@@ -456,6 +499,33 @@ mod tests {
         assert!(matches("in", json!(["eu", "us"]), json!("us")));
         assert!(!matches("in", json!(["eu", "us"]), json!("ap")));
         assert!(matches("not_in", json!(["eu", "us"]), json!("ap")));
+        for listed in [
+            json!("a"),
+            json!(2.0),
+            json!(true),
+            json!(null),
+            json!(-0.0),
+        ] {
+            assert!(
+                matches("in", json!(["a", 2, true, null, 0]), listed.clone()),
+                "{listed}"
+            );
+        }
+        for unlisted in [
+            json!("b"),
+            json!(3),
+            json!(false),
+            json!(["a"]),
+            json!({"a": 1}),
+        ] {
+            assert!(
+                !matches("in", json!(["a", 2, true, null]), unlisted.clone()),
+                "{unlisted}"
+            );
+        }
+        let many: Vec<i64> = (0..100).map(|number| number * 3).collect();
+        assert!(matches("in", json!(many), json!(297)));
+        assert!(!matches("in", json!(many), json!(298)));
         assert!(matches("between", json!([100, 500]), json!(100)));
         assert!(matches("between", json!([100, 500]), json!(500)));
         assert!(!matches("between", json!([100, 500]), json!(500.01)));

@@ -14,6 +14,7 @@ use herald_domain::preferences::Verdict;
 use herald_domain::routing::Decision;
 use herald_domain::{DeliveryStatus, NotificationEnvelope};
 use herald_store::deliveries::{self, DeliveryKey, NewDelivery};
+use herald_store::notifications::NotificationContent;
 use herald_store::StoreError;
 use herald_telemetry::supervise::catch_panic;
 use rdkafka::message::{Message, OwnedMessage};
@@ -240,23 +241,24 @@ async fn plan(
     let recipients = context.recipients.resolve(&keys).await?;
 
     // Each notification's routing rules, once per batch (the first that holds chooses its channels).
-    let mut decisions: HashMap<Uuid, Decision> = HashMap::new();
-    for content in contents.values() {
-        if content.routing_rules_version.is_none() {
-            continue;
-        }
-        let decision = context.router.decide(content).await?;
-        metrics::ROUTING_DECISIONS
-            .with_label_values(&[if decision.is_some() {
+    let batch_contents: Vec<Arc<NotificationContent>> = contents.values().cloned().collect();
+    let decisions: HashMap<Uuid, Decision> = context
+        .router
+        .decide_all(&batch_contents)
+        .await?
+        .into_iter()
+        .filter_map(|(notification_id, decision)| {
+            let result = if decision.is_some() {
                 "matched"
             } else {
                 "unmatched"
-            }])
-            .inc();
-        if let Some(decision) = decision {
-            decisions.insert(content.id, decision);
-        }
-    }
+            };
+            metrics::ROUTING_DECISIONS
+                .with_label_values(&[result])
+                .inc();
+            Some((notification_id, decision?))
+        })
+        .collect();
 
     // One instant for the batch: every delivery's preferences are judged at the same time.
     let admitted_at = chrono::Utc::now();

@@ -59,17 +59,23 @@ impl ContentCache {
         if misses.is_empty() {
             return Ok(found);
         }
-        for mut content in notifications::load_content(&self.database, &misses).await? {
-            if let Some((template_id, version)) = self
-                .router
-                .decide(&content)
+        let loaded: Vec<Arc<NotificationContent>> =
+            notifications::load_content(&self.database, &misses)
                 .await?
-                .and_then(|decision| decision.template)
-            {
+                .into_iter()
+                .map(Arc::new)
+                .collect();
+        let mut decisions = self.router.decide_all(&loaded).await?;
+        for mut content in loaded {
+            let rule_template = decisions
+                .remove(&content.id)
+                .flatten()
+                .and_then(|decision| decision.template);
+            if let Some((template_id, version)) = rule_template {
+                let content = Arc::make_mut(&mut content);
                 content.template_id = Some(template_id);
                 content.template_version = Some(version);
             }
-            let content = Arc::new(content);
             // A notification with one delivery is read once: caching it would only cost.
             if content.deliveries > 1 {
                 self.cache.insert(content.id, content.clone()).await;
