@@ -285,6 +285,16 @@ pub struct UnsubscribeSettings {
 }
 
 impl UnsubscribeSettings {
+    /// The retired keys, one per comma-separated entry.
+    pub fn previous_keys(&self) -> impl Iterator<Item = &str> {
+        use secrecy::ExposeSecret;
+        self.previous_signing_keys
+            .expose_secret()
+            .split(',')
+            .map(str::trim)
+            .filter(|key| !key.is_empty())
+    }
+
     /// The deployment's links, when they are on.
     pub fn links(&self) -> Option<herald_domain::unsubscribe::UnsubscribeLinks> {
         use herald_domain::unsubscribe::{UnsubscribeLinks, UnsubscribeSigner};
@@ -292,14 +302,7 @@ impl UnsubscribeSettings {
         if self.base_url.is_empty() {
             return None;
         }
-        let previous: Vec<&[u8]> = self
-            .previous_signing_keys
-            .expose_secret()
-            .split(',')
-            .map(str::trim)
-            .filter(|key| !key.is_empty())
-            .map(str::as_bytes)
-            .collect();
+        let previous: Vec<&[u8]> = self.previous_keys().map(str::as_bytes).collect();
         let signer = UnsubscribeSigner::new(self.signing_key.expose_secret().as_bytes(), &previous);
         Some(UnsubscribeLinks::new(&self.base_url, signer))
     }

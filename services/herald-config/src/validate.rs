@@ -351,11 +351,9 @@ impl Settings {
                 "must be an http(s) URL without a query (the API's public address)",
             ));
         }
-        let keys = unsubscribe.previous_signing_keys.expose_secret();
-        let previous = keys.split(',').map(str::trim).filter(|key| !key.is_empty());
         if unsubscribe.signing_key.expose_secret().len() < MIN_SIGNING_KEY_BYTES
-            || previous
-                .into_iter()
+            || unsubscribe
+                .previous_keys()
                 .any(|key| key.len() < MIN_SIGNING_KEY_BYTES)
         {
             return Err(invalid(

@@ -42,6 +42,14 @@ pub struct QuietHours {
     pub end: String,
 }
 
+/// What [`Preferences::opt_out`] did: the opt-out that now holds (the category, or email when
+/// the categories were full) and whether this call recorded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedOptOut {
+    pub recorded: OptOut,
+    pub changed: bool,
+}
+
 /// What becomes of one delivery, by its recipient's preferences.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
@@ -83,28 +91,34 @@ fn local_time(text: &str) -> Option<NaiveTime> {
 }
 
 impl Preferences {
-    /// Records an unsubscribe link's opt-out; false when it was already recorded. A recipient
-    /// with every category slot taken is opted out of email instead: an unsubscribe is always
-    /// honoured, and never by more than the limit [`Preferences::validate`] keeps.
-    pub fn opt_out(&mut self, opt_out: &OptOut) -> bool {
+    /// Records an unsubscribe link's opt-out. A recipient with every category slot taken is
+    /// opted out of email instead: an unsubscribe is always honoured, and never by more than the
+    /// limit [`Preferences::validate`] keeps. Says which opt-out holds and whether it is new.
+    pub fn opt_out(&mut self, opt_out: &OptOut) -> RecordedOptOut {
         let channel = match opt_out {
             OptOut::Category(category) => {
-                if self.opted_out_categories.contains(category) {
-                    return false;
-                }
-                if self.opted_out_categories.len() < MAX_OPTED_OUT_CATEGORIES {
-                    self.opted_out_categories.push(category.clone());
-                    return true;
+                let already = self.opted_out_categories.contains(category);
+                if already || self.opted_out_categories.len() < MAX_OPTED_OUT_CATEGORIES {
+                    if !already {
+                        self.opted_out_categories.push(category.clone());
+                    }
+                    return RecordedOptOut {
+                        recorded: opt_out.clone(),
+                        changed: !already,
+                    };
                 }
                 Channel::Email
             }
             OptOut::Channel(channel) => *channel,
         };
-        if self.opted_out_channels.contains(&channel) {
-            return false;
+        let already = self.opted_out_channels.contains(&channel);
+        if !already {
+            self.opted_out_channels.push(channel);
         }
-        self.opted_out_channels.push(channel);
-        true
+        RecordedOptOut {
+            recorded: OptOut::Channel(channel),
+            changed: !already,
+        }
     }
 
     /// Every rule, each problem naming its field.
@@ -259,18 +273,26 @@ mod tests {
     fn an_opt_out_is_recorded_once_and_always_within_the_limits() {
         let mut preferences = Preferences::default();
         let marketing = OptOut::Category("marketing".into());
-        assert!(preferences.opt_out(&marketing));
-        assert!(!preferences.opt_out(&marketing));
+        assert!(preferences.opt_out(&marketing).changed);
+        assert!(!preferences.opt_out(&marketing).changed);
         assert_eq!(preferences.opted_out_categories, ["marketing"]);
-        assert!(preferences.opt_out(&OptOut::Channel(Channel::Email)));
-        assert!(!preferences.opt_out(&OptOut::Channel(Channel::Email)));
+        assert!(
+            preferences
+                .opt_out(&OptOut::Channel(Channel::Email))
+                .changed
+        );
+        assert!(
+            !preferences
+                .opt_out(&OptOut::Channel(Channel::Email))
+                .changed
+        );
         let mut full = Preferences {
             opted_out_categories: (0..MAX_OPTED_OUT_CATEGORIES)
                 .map(|index| format!("category-{index}"))
                 .collect(),
             ..Preferences::default()
         };
-        assert!(full.opt_out(&OptOut::Category("one-more".into())));
+        assert!(full.opt_out(&OptOut::Category("one-more".into())).changed);
         assert_eq!(full.opted_out_channels, [Channel::Email]);
         assert_eq!(full.opted_out_categories.len(), MAX_OPTED_OUT_CATEGORIES);
         assert!(full.validate().is_ok());

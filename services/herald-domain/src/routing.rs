@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use crate::validation::FieldError;
+use crate::validation::{template_id_problem, FieldError};
 use crate::Channel;
 
 /// Versions one tenant may write: each `PUT` is one, and notifications keep theirs.
@@ -265,14 +265,6 @@ impl CompiledRuleSet {
             })
             .map(|rule| &rule.decision)
     }
-
-    pub fn len(&self) -> usize {
-        self.rules.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.rules.is_empty()
-    }
 }
 
 impl RuleSet {
@@ -320,6 +312,9 @@ impl RuleSet {
                         format!("{} is listed twice", channel.as_str()),
                     ));
                 }
+            }
+            if let Some(problem) = rule.template_id.as_deref().and_then(template_id_problem) {
+                problems.push(FieldError::new(at("template_id"), problem));
             }
             if rule.template_version.is_some() && rule.template_id.is_none() {
                 problems.push(FieldError::new(
@@ -646,6 +641,19 @@ mod tests {
             problems(json!([{"name": "r", "channels": ["sms"],
                              "when": [{"field": deep, "op": "exists", "value": true}]}])),
             ["rules[0].when[0].field"]
+        );
+    }
+
+    #[test]
+    fn a_template_id_no_template_can_have_is_named() {
+        let long = "t".repeat(200);
+        assert_eq!(
+            problems(json!([
+                {"name": "a", "channels": ["sms"], "template_id": ""},
+                {"name": "b", "channels": ["sms"], "template_id": long},
+                {"name": "c", "channels": ["sms"], "template_id": "page"}
+            ])),
+            ["rules[0].template_id", "rules[1].template_id"]
         );
     }
 

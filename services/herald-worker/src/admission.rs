@@ -11,16 +11,15 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use herald_domain::preferences::Verdict;
-use herald_domain::routing::Decision;
 use herald_domain::{DeliveryStatus, NotificationEnvelope};
 use herald_store::deliveries::{self, DeliveryKey, NewDelivery};
-use herald_store::notifications::NotificationContent;
 use herald_store::StoreError;
 use herald_telemetry::supervise::catch_panic;
 use rdkafka::message::{Message, OwnedMessage};
 use tracing::Instrument;
 use uuid::Uuid;
 
+use crate::content::LoadedContent;
 use crate::context::WorkerContext;
 use crate::held::{DeliveryPlan, HeldDelivery, Reservation};
 use crate::lane::Lane;
@@ -213,7 +212,7 @@ async fn plan(
     // notification would look its recipients up in one tenant and send the other's content.
     envelopes.retain(|(record, envelope)| {
         let detail = match contents.get(&envelope.notification_id) {
-            Some(content) if content.tenant_id == envelope.tenant_id => return true,
+            Some(loaded) if loaded.content.tenant_id == envelope.tenant_id => return true,
             Some(_) => format!(
                 "notification {} is not tenant {}'s",
                 envelope.notification_id, envelope.tenant_id
@@ -240,15 +239,9 @@ async fn plan(
         .collect();
     let recipients = context.recipients.resolve(&keys).await?;
 
-    // Each notification's routing rules, once per batch (the first that holds chooses its channels).
-    let batch_contents: Vec<Arc<NotificationContent>> = contents.values().cloned().collect();
-    let decisions: HashMap<Uuid, Decision> = context
-        .router
-        .decide_all(&batch_contents)
-        .await?
-        .into_iter()
-        .filter_map(|(notification_id, decision)| {
-            let result = if decision.is_some() {
+    for loaded in contents.values() {
+        if loaded.content.routing_rules_version.is_some() {
+            let result = if loaded.routing.is_some() {
                 "matched"
             } else {
                 "unmatched"
@@ -256,9 +249,8 @@ async fn plan(
             metrics::ROUTING_DECISIONS
                 .with_label_values(&[result])
                 .inc();
-            Some((notification_id, decision?))
-        })
-        .collect();
+        }
+    }
 
     // One instant for the batch: every delivery's preferences are judged at the same time.
     let admitted_at = chrono::Utc::now();
@@ -266,7 +258,7 @@ async fn plan(
     let mut planned: HashMap<DeliveryKey, Planned> = HashMap::new();
     let mut lanes_with_queued_work: Vec<Arc<Lane>> = Vec::new();
     for (record, envelope) in &envelopes {
-        let content = &contents[&envelope.notification_id];
+        let LoadedContent { content, routing } = &contents[&envelope.notification_id];
         // Same tenant (checked above); the plan takes the acceptance time from the row, which
         // PostgreSQL keeps to the µs.
         let trace_parent = record_spans
@@ -289,8 +281,9 @@ async fn plan(
                 );
                 continue;
             };
-            let routed_elsewhere = decisions
-                .get(&envelope.notification_id)
+            // The first of its routing rules that held chooses its channels.
+            let routed_elsewhere = routing
+                .as_ref()
                 .and_then(|decision| decision.skip_reason(channel));
             let contact = match routed_elsewhere {
                 Some(reason) => Err(reason),

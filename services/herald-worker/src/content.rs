@@ -11,14 +11,25 @@ use herald_store::{Database, StoreError};
 use moka::future::Cache;
 use uuid::Uuid;
 
+use herald_domain::routing::Decision;
+
 use crate::routing::Router;
 
 const CONTENT_TTL: Duration = Duration::from_secs(600);
 
+/// A notification's content as the worker sends it: with what its routing rules chose, and the
+/// rule's template (if any) already in place of its own content.
+#[derive(Clone)]
+pub struct LoadedContent {
+    pub content: Arc<NotificationContent>,
+    /// `None` without rules, or when none of them held.
+    pub routing: Option<Arc<Decision>>,
+}
+
 #[derive(Clone)]
 pub struct ContentCache {
     database: Database,
-    cache: Cache<Uuid, Arc<NotificationContent>>,
+    cache: Cache<Uuid, LoadedContent>,
     /// A rule's template replaces the notification's own content as it is read, so every path
     /// that renders (admission, the queue's pump, retries) renders the same.
     router: Router,
@@ -31,8 +42,8 @@ impl ContentCache {
             router,
             cache: Cache::builder()
                 .max_capacity(max_bytes)
-                .weigher(|_id, content: &Arc<NotificationContent>| {
-                    u32::try_from(content.weight()).unwrap_or(u32::MAX)
+                .weigher(|_id, loaded: &LoadedContent| {
+                    u32::try_from(loaded.content.weight()).unwrap_or(u32::MAX)
                 })
                 .time_to_live(CONTENT_TTL)
                 .build(),
@@ -40,10 +51,7 @@ impl ContentCache {
     }
 
     /// The content of the notifications that exist among `ids`; missing ones are absent.
-    pub async fn load(
-        &self,
-        ids: &[Uuid],
-    ) -> Result<HashMap<Uuid, Arc<NotificationContent>>, StoreError> {
+    pub async fn load(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, LoadedContent>, StoreError> {
         let mut found = HashMap::with_capacity(ids.len());
         let mut misses = Vec::new();
         for id in ids {
@@ -65,22 +73,26 @@ impl ContentCache {
                 .into_iter()
                 .map(Arc::new)
                 .collect();
+        // Decided once, as the content is read: admission, the queue's pump and retries all
+        // send by the same decision, and render the same template.
         let mut decisions = self.router.decide_all(&loaded).await?;
         for mut content in loaded {
-            let rule_template = decisions
-                .remove(&content.id)
-                .flatten()
-                .and_then(|decision| decision.template);
-            if let Some((template_id, version)) = rule_template {
+            let routing = decisions.remove(&content.id).flatten().map(Arc::new);
+            if let Some((template_id, version)) = routing
+                .as_ref()
+                .and_then(|decision| decision.template.clone())
+            {
                 let content = Arc::make_mut(&mut content);
                 content.template_id = Some(template_id);
                 content.template_version = Some(version);
             }
+            let id = content.id;
+            let loaded = LoadedContent { content, routing };
             // A notification with one delivery is read once: caching it would only cost.
-            if content.deliveries > 1 {
-                self.cache.insert(content.id, content.clone()).await;
+            if loaded.content.deliveries > 1 {
+                self.cache.insert(id, loaded.clone()).await;
             }
-            found.insert(content.id, content);
+            found.insert(id, loaded);
         }
         // moka's size is eventually consistent: good enough for a gauge that explains memory.
         crate::metrics::CONTENT_CACHE_BYTES.set(self.cache.weighted_size() as i64);

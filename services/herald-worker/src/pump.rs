@@ -16,6 +16,7 @@ use herald_store::StoreError;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::content::LoadedContent;
 use crate::context::WorkerContext;
 use crate::held::{DeliveryPlan, HeldDelivery};
 use crate::lane::Lane;
@@ -263,10 +264,7 @@ enum ClaimPlan {
 fn plan_claimed(
     lane: &Lane,
     delivery: &ClaimedDelivery,
-    contents: &std::collections::HashMap<
-        Uuid,
-        Arc<herald_store::notifications::NotificationContent>,
-    >,
+    contents: &std::collections::HashMap<Uuid, LoadedContent>,
     recipients: &std::collections::HashMap<RecipientKey, herald_store::users::Recipient>,
     held_slot: &mut crate::held::HeldSlot,
 ) -> ClaimPlan {
@@ -279,7 +277,7 @@ fn plan_claimed(
             delivery.in_doubt_takeovers
         ));
     }
-    let Some(content) = contents.get(&delivery.notification_id) else {
+    let Some(LoadedContent { content, .. }) = contents.get(&delivery.notification_id) else {
         return ClaimPlan::Fail("nothing to send: the notification no longer exists".to_owned());
     };
     let recipient = recipients.get(&(delivery.tenant_id, delivery.user_id.clone()));
@@ -312,7 +310,7 @@ fn plan_claimed(
 }
 
 type Loaded = (
-    std::collections::HashMap<Uuid, Arc<herald_store::notifications::NotificationContent>>,
+    std::collections::HashMap<Uuid, LoadedContent>,
     std::collections::HashMap<RecipientKey, herald_store::users::Recipient>,
 );
 

@@ -5,7 +5,6 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use herald_domain::routing::{RuleSet, MAX_RULE_SET_VERSIONS};
-use herald_domain::templates::template_id_problem;
 use herald_domain::FieldError;
 use herald_store::routing_rules::{self, RuleSetWrite, StoredRuleSet};
 use herald_store::templates::resolve_templates;
@@ -86,18 +85,7 @@ pub async fn put_routing_rules(
 ) -> Result<HttpResponse, ApiError> {
     let (body, _bytes) = read_body_within_budget(&request, payload, &state).await?;
     let mut rule_set: RuleSet = parse_json(&body)?;
-    let mut problems = rule_set.compile().err().unwrap_or_default();
-    for (index, rule) in rule_set.rules.iter().enumerate() {
-        if let Some(problem) = rule.template_id.as_deref().and_then(template_id_problem) {
-            problems.push(FieldError::new(
-                format!("rules[{index}].template_id"),
-                problem,
-            ));
-        }
-    }
-    if !problems.is_empty() {
-        return Err(ApiError::Validation(problems));
-    }
+    rule_set.compile().map_err(ApiError::Validation)?;
     let _permit = state.read_permits.try_acquire(tenant.id, PermitUse::Read)?;
     resolve_rule_templates(&state, tenant.id, &mut rule_set).await?;
     let rules = serde_json::to_value(&rule_set)

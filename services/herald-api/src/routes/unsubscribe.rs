@@ -8,7 +8,7 @@
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use herald_domain::preferences::Preferences;
+use herald_domain::preferences::RecordedOptOut;
 use herald_domain::unsubscribe::{OptOut, UnsubscribeToken};
 use herald_store::users::{find_user, set_preferences};
 use serde::Serialize;
@@ -100,15 +100,13 @@ pub async fn unsubscribe(
     let _permit = state
         .read_permits
         .try_acquire(token.tenant_id, PermitUse::Read)?;
-    let (preferences, changed) = record_opt_out(&state, &token).await?;
+    let RecordedOptOut { recorded, changed } = record_opt_out(&state, &token).await?;
     UNSUBSCRIBES
         .with_label_values(&[if changed { "opted_out" } else { "already" }])
         .inc();
-    let (category, channel) = match &token.opt_out {
-        OptOut::Category(category) if preferences.opted_out_categories.contains(category) => {
-            (Some(category.clone()), None)
-        }
-        OptOut::Category(_) | OptOut::Channel(_) => (None, Some(herald_domain::Channel::Email)),
+    let (category, channel) = match recorded {
+        OptOut::Category(category) => (Some(category), None),
+        OptOut::Channel(channel) => (None, Some(channel)),
     };
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -120,20 +118,21 @@ pub async fn unsubscribe(
         }))
 }
 
-/// The user's preferences with the opt-out, and whether this request recorded it. A change of
-/// the same user written meanwhile is read again, never overwritten.
+/// The opt-out that holds, and whether this request recorded it. A change of the same user
+/// written meanwhile is read again, never overwritten.
 async fn record_opt_out(
     state: &AppState,
     token: &UnsubscribeToken,
-) -> Result<(Preferences, bool), ApiError> {
+) -> Result<RecordedOptOut, ApiError> {
     for _ in 0..MAX_WRITE_ATTEMPTS {
         let Some(user) = find_user(&state.database, token.tenant_id, &token.user_id).await? else {
             UNSUBSCRIBES.with_label_values(&["unknown_user"]).inc();
             return Err(ApiError::NotFound("user"));
         };
         let mut preferences = user.preferences;
-        if !preferences.opt_out(&token.opt_out) {
-            return Ok((preferences, false));
+        let recorded = preferences.opt_out(&token.opt_out);
+        if !recorded.changed {
+            return Ok(recorded);
         }
         let written = set_preferences(
             &state.database,
@@ -145,7 +144,7 @@ async fn record_opt_out(
         .await?;
         if let Some(stored) = written {
             write_through(state, stored.recipient()).await;
-            return Ok((stored.preferences, true));
+            return Ok(recorded);
         }
     }
     Err(ApiError::Overloaded("the user's preferences kept changing"))

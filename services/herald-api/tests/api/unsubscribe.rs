@@ -192,3 +192,46 @@ async fn a_link_herald_did_not_sign_or_for_nobody_is_a_404_and_writes_nothing() 
     let response = one_click(&without_links, &genuine).await;
     assert_eq!(response.status(), 404);
 }
+
+/// Links of several categories followed at once for one user: each write is a compare-and-set on
+/// the user's version, so none overwrites another. Every opt-out answered 200 is in the
+/// preferences at the end; one refused (429, 503) is to retry, never a lost 200.
+#[tokio::test]
+async fn links_followed_at_once_lose_no_opt_out() {
+    let app = spawn_app_with_links().await;
+    app.send(
+        Method::PUT,
+        "/v1/users/ana",
+        Some(json!({"email": "ana@example.com"})),
+    )
+    .await;
+    let categories: Vec<String> = (0..8).map(|index| format!("list-{index}")).collect();
+    let paths: Vec<String> = categories
+        .iter()
+        .map(|category| link_path(&app, "ana", OptOut::Category(category.clone())))
+        .collect();
+    let responses = futures::future::join_all(paths.iter().map(|path| one_click(&app, path))).await;
+    let mut recorded = Vec::new();
+    for (category, response) in categories.iter().zip(responses) {
+        match response.status().as_u16() {
+            200 => recorded.push(category.clone()),
+            // 429: the tenant's share of concurrent reads (a flood of one tenant's links waits on
+            // that tenant alone); 503: every compare-and-set lost. Both to retry.
+            429 | 503 => assert!(response.headers().contains_key("retry-after")),
+            other => panic!("{category}: {other}"),
+        }
+    }
+    assert!(!recorded.is_empty());
+    let kept = json(app.get("/v1/users/ana/preferences").await).await["opted_out_categories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|category| category.as_str().unwrap().to_owned())
+        .collect::<Vec<_>>();
+    for category in &recorded {
+        assert!(
+            kept.contains(category),
+            "{category} answered 200 but was lost: {kept:?}"
+        );
+    }
+}
