@@ -9,6 +9,7 @@ pub mod ingest;
 pub mod json_body;
 pub mod metrics;
 pub mod read_permits;
+pub mod references;
 pub mod request_span;
 pub mod routes;
 pub mod startup;

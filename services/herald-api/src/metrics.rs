@@ -315,6 +315,7 @@ pub fn register_all() {
     );
     herald_store::metrics::register_all();
     herald_store::metrics::declare_caches(&[herald_store::metrics::CacheKind::ApiKey]);
+    herald_store::metrics::declare_tag_cache(&crate::references::REFERENCE_CACHE_KINDS);
     herald_kafka::metrics::register_all();
     herald_kafka::metrics::declare_producer(herald_kafka::ProducerRole::Api);
     herald_telemetry::metrics::set_build_info("api");

@@ -12,6 +12,7 @@ use actix_web::{middleware, web, App, HttpServer};
 use herald_config::Settings;
 use herald_domain::ValidationLimits;
 use herald_kafka::{HeraldProducer, ProducerRole};
+use herald_store::tag_cache::TagCaches;
 use herald_store::Database;
 use herald_telemetry::supervise::supervise;
 use rdkafka::producer::Producer;
@@ -28,6 +29,7 @@ use crate::ingest::{
     Publisher, RequestBytes,
 };
 use crate::read_permits::ReadPermits;
+use crate::references::ReferenceCaches;
 use crate::request_span::RequestSpan;
 use crate::routes::provider_callbacks::ProviderCallbacks;
 use crate::state::{AppState, RequestLimits};
@@ -158,6 +160,14 @@ impl Application {
                 )
             }));
         }
+        let tag_caches = TagCaches::new(redis.clone(), settings.cache.clone());
+        let references = ReferenceCaches::new(&tag_caches);
+        {
+            let (tag_caches, shutdown) = (tag_caches.clone(), shutdown.clone());
+            supervised.spawn(supervise("tag_cache", move || {
+                tag_caches.clone().run(shutdown.clone())
+            }));
+        }
         let authenticator = Arc::new(TenantAuthenticator::new(database.clone()));
         {
             let (authenticator, shutdown) = (authenticator.clone(), shutdown.clone());
@@ -169,6 +179,7 @@ impl Application {
         let state = web::Data::new(AppState {
             database,
             redis,
+            references,
             producer: producer.clone(),
             topic: settings.kafka.topic.clone(),
             ingest: IngestHandle::new(

@@ -10,6 +10,8 @@ use crate::read_permits::ReadPermits;
 pub struct AppState {
     pub database: Database,
     pub redis: herald_store::cache::Redis,
+    /// Groups and templates named by notifications, resolved through the tag cache.
+    pub references: crate::references::ReferenceCaches,
     pub producer: HeraldProducer,
     pub topic: String,
     pub ingest: IngestHandle,

@@ -43,6 +43,31 @@ pub struct Settings {
     /// Delivery status events and webhook subscriptions; defaults when the section is absent.
     #[serde(default)]
     pub status_events: StatusEventsSettings,
+    /// The tag-invalidated cache (docs/DESIGN.md, "The tag cache"); defaults when absent.
+    #[serde(default)]
+    pub cache: CacheSettings,
+}
+
+/// The tag-invalidated cache: entries in Redis and in process, each registered under tags that a
+/// write invalidates on every replica (docs/DESIGN.md, "The tag cache").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct CacheSettings {
+    /// How long an entry lives in Redis and in process at most; the bound on staleness only in
+    /// the one case the protocol cannot close (a write made while Redis was unreachable by a
+    /// replica that died before Redis came back).
+    pub ttl_seconds: u64,
+    /// What the in-process entries of one kind may weigh together (their values' JSON bytes).
+    pub local_max_bytes: u64,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        CacheSettings {
+            ttl_seconds: 300,
+            local_max_bytes: 32 * 1024 * 1024,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -70,6 +70,16 @@ impl Redis {
         Ok(redis)
     }
 
+    /// The client, for what needs a connection of its own (the tag cache's subscription).
+    pub(crate) fn client(&self) -> &redis::Client {
+        &self.inner.client
+    }
+
+    /// How long one call may take.
+    pub(crate) fn timeout(&self) -> Duration {
+        self.inner.timeout
+    }
+
     /// Runs one call within the timeout; a failure has the connection rebuilt.
     pub async fn call<T, F, Fut>(&self, call: F) -> Result<T, RedisUnavailable>
     where

@@ -23,6 +23,7 @@ pub mod provider_reports;
 pub mod routing_rules;
 pub mod sessions;
 pub mod status_events;
+pub mod tag_cache;
 pub mod templates;
 pub mod tenants;
 pub mod users;

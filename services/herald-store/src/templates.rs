@@ -248,7 +248,7 @@ pub async fn delete_template(
 }
 
 /// A template version a notification may render: its number and the channels it has.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ResolvedTemplate {
     pub version: i32,
     pub channels: Vec<Channel>,

@@ -4,6 +4,7 @@
 
 pub mod otlp;
 pub mod provider_signatures;
+mod proxy;
 mod servers;
 
 use std::net::TcpListener;
@@ -18,6 +19,7 @@ use sea_orm::ConnectionTrait;
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
+pub use proxy::TcpProxy;
 pub use servers::{KafkaCluster, PostgresServer, RedisServer};
 
 /// A variable `scripts/test.sh` sets.

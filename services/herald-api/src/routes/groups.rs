@@ -158,7 +158,11 @@ pub async fn put_group(
     )
     .await?
     {
-        GroupWrite::Created(view) => Ok(HttpResponse::Created().json(GroupResponse::from(view))),
+        GroupWrite::Created(view) => {
+            // The id may have named a group deleted a moment ago.
+            state.references.group_changed(tenant.id, &group_id).await;
+            Ok(HttpResponse::Created().json(GroupResponse::from(view)))
+        }
         GroupWrite::Updated(view) => Ok(HttpResponse::Ok().json(GroupResponse::from(view))),
         GroupWrite::TooManyGroups => Err(ApiError::LimitReached {
             what: format!(
@@ -209,6 +213,7 @@ pub async fn delete_group(
     named_group(&group_id)?;
     let _permit = state.read_permits.try_acquire(tenant.id, PermitUse::Read)?;
     if groups::delete_group(&state.database, tenant.id, &group_id).await? {
+        state.references.group_changed(tenant.id, &group_id).await;
         Ok(HttpResponse::NoContent().finish())
     } else {
         Err(ApiError::NotFound("group"))

@@ -286,11 +286,10 @@ async fn resolve_references(
         .collect();
     named_groups.sort_unstable();
     named_groups.dedup();
-    let groups = if named_groups.is_empty() {
-        HashMap::new()
-    } else {
-        herald_store::groups::resolve_live_groups(&state.database, tenant_id, &named_groups).await?
-    };
+    let groups = state
+        .references
+        .groups(&state.database, tenant_id, &named_groups)
+        .await?;
     let mut named_templates: Vec<(String, Option<i32>)> = notifications
         .iter()
         .filter_map(|notification| notification.template.as_ref())
@@ -298,9 +297,10 @@ async fn resolve_references(
         .collect();
     named_templates.sort_unstable();
     named_templates.dedup();
-    let templates =
-        herald_store::templates::resolve_templates(&state.database, tenant_id, &named_templates)
-            .await?;
+    let templates = state
+        .references
+        .templates(&state.database, tenant_id, &named_templates)
+        .await?;
     Ok(References { groups, templates })
 }
 

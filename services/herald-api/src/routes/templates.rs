@@ -165,6 +165,10 @@ pub async fn put_template(
     .await?
     {
         TemplateWrite::Written { version, created } => {
+            state
+                .references
+                .template_changed(tenant.id, &template_id)
+                .await;
             let response = TemplateResponse::try_from(version)?;
             if created {
                 Ok(HttpResponse::Created().json(response))
@@ -253,6 +257,10 @@ pub async fn delete_template(
     named_template(&template_id)?;
     let _permit = state.read_permits.try_acquire(tenant.id, PermitUse::Read)?;
     if templates::delete_template(&state.database, tenant.id, &template_id).await? {
+        state
+            .references
+            .template_changed(tenant.id, &template_id)
+            .await;
         Ok(HttpResponse::NoContent().finish())
     } else {
         Err(ApiError::NotFound("template"))

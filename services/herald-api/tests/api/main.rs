@@ -17,6 +17,7 @@ mod reads;
 mod relay;
 mod routing_rules;
 mod storage;
+mod tag_cache;
 mod templates;
 mod unsubscribe;
 mod users;

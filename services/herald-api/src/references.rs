@@ -1,0 +1,135 @@
+//! What notifications name besides their recipients, resolved at acceptance through the tag
+//! cache: a group id to the tenant's live group, a template id (and version) to the version a
+//! notification is pinned to and the channels it has. Each is read from PostgreSQL once per
+//! change rather than once per request, and a change is seen by the next request on every replica
+//! (docs/DESIGN.md, "The tag cache").
+
+use std::collections::HashMap;
+
+use herald_store::metrics::CacheKind;
+use herald_store::tag_cache::{Lookup, Tag, TagCache, TagCaches, TagInvalidator};
+use herald_store::templates::ResolvedTemplate;
+use herald_store::{Database, StoreError};
+use uuid::Uuid;
+
+pub struct ReferenceCaches {
+    groups: TagCache<Uuid>,
+    templates: TagCache<ResolvedTemplate>,
+    invalidator: TagInvalidator,
+}
+
+/// The kinds this module caches, for their metrics.
+pub const REFERENCE_CACHE_KINDS: [CacheKind; 2] =
+    [CacheKind::GroupReference, CacheKind::TemplateReference];
+
+impl ReferenceCaches {
+    pub fn new(tag_caches: &TagCaches) -> ReferenceCaches {
+        ReferenceCaches {
+            groups: tag_caches.cache(CacheKind::GroupReference),
+            templates: tag_caches.cache(CacheKind::TemplateReference),
+            invalidator: tag_caches.invalidator().clone(),
+        }
+    }
+
+    /// The tenant's live groups among `group_ids` (distinct), by id.
+    pub async fn groups(
+        &self,
+        database: &Database,
+        tenant_id: Uuid,
+        group_ids: &[String],
+    ) -> Result<HashMap<String, Uuid>, StoreError> {
+        let lookups: Vec<Lookup> = group_ids
+            .iter()
+            .map(|group_id| Lookup {
+                key: format!("{tenant_id}:{group_id}"),
+                tags: vec![group_tag(tenant_id, group_id)],
+            })
+            .collect();
+        let found = self
+            .groups
+            .get_many(&lookups, |indexes| async move {
+                let wanted: Vec<String> = indexes
+                    .iter()
+                    .map(|index| group_ids[*index].clone())
+                    .collect();
+                let live =
+                    herald_store::groups::resolve_live_groups(database, tenant_id, &wanted).await?;
+                Ok(wanted
+                    .iter()
+                    .map(|group_id| live.get(group_id).copied())
+                    .collect())
+            })
+            .await?;
+        Ok(group_ids
+            .iter()
+            .zip(found)
+            .filter_map(|(group_id, group)| Some((group_id.clone(), group?)))
+            .collect())
+    }
+
+    /// The versions `wanted` (distinct template ids, each with a version or the latest) name among
+    /// the tenant's live templates.
+    pub async fn templates(
+        &self,
+        database: &Database,
+        tenant_id: Uuid,
+        wanted: &[(String, Option<i32>)],
+    ) -> Result<HashMap<(String, Option<i32>), ResolvedTemplate>, StoreError> {
+        let lookups: Vec<Lookup> = wanted
+            .iter()
+            .map(|(template_id, version)| Lookup {
+                key: match version {
+                    Some(version) => format!("{tenant_id}:{version}:{template_id}"),
+                    None => format!("{tenant_id}:latest:{template_id}"),
+                },
+                tags: vec![template_tag(tenant_id, template_id)],
+            })
+            .collect();
+        let found = self
+            .templates
+            .get_many(&lookups, |indexes| async move {
+                let asked: Vec<(String, Option<i32>)> =
+                    indexes.iter().map(|index| wanted[*index].clone()).collect();
+                let mut resolved =
+                    herald_store::templates::resolve_templates(database, tenant_id, &asked).await?;
+                Ok(asked
+                    .iter()
+                    .map(|reference| resolved.remove(reference))
+                    .collect())
+            })
+            .await?;
+        Ok(wanted
+            .iter()
+            .zip(found)
+            .filter_map(|(reference, template)| Some((reference.clone(), template?)))
+            .collect())
+    }
+
+    /// After a write to the tenant's group `group_id` committed.
+    pub async fn group_changed(&self, tenant_id: Uuid, group_id: &str) {
+        self.invalidator
+            .invalidate(&[group_tag(tenant_id, group_id)])
+            .await;
+    }
+
+    /// After a write to the tenant's template `template_id` committed.
+    pub async fn template_changed(&self, tenant_id: Uuid, template_id: &str) {
+        self.invalidator
+            .invalidate(&[template_tag(tenant_id, template_id)])
+            .await;
+    }
+}
+
+fn group_tag(tenant_id: Uuid, group_id: &str) -> Tag {
+    Tag::Group {
+        tenant_id,
+        group_id: group_id.to_owned(),
+    }
+}
+
+fn template_tag(tenant_id: Uuid, template_id: &str) -> Tag {
+    Tag::Template {
+        tenant_id,
+        template_id: template_id.to_owned(),
+    }
+}
