@@ -864,7 +864,8 @@ def resources():
         "Cache lookups/s by kind and result",
         [(f"sum by (kind, result) ({lookups})", "{{kind}} {{result}}")],
         "ops",
-        "recipient: Redis, then PostgreSQL; content: the worker's in-process cache.",
+        "recipient: Redis, then PostgreSQL; content: the worker's in-process cache; template_reference and "
+        "group_reference: the API's tag cache (in process and Redis, then PostgreSQL).",
     )
     p.timeseries(
         "Cache hit ratio by kind",
@@ -872,6 +873,29 @@ def resources():
         "percentunit",
         minimum=0,
         maximum=1,
+    )
+    p.timeseries(
+        "Tag cache: hits answered in process",
+        [(ratio(rate("herald_cache_local_hits_total"),
+                rate("herald_cache_lookups_total", 'result="hit",kind=~"template_reference|group_reference"'),
+                "kind"), "{{kind}}")],
+        "percentunit",
+        "Of the tag cache's hits (template and group references at acceptance), the share answered by the "
+        "API's in-process layer (its stamps still checked in Redis); the rest came from Redis. Low while "
+        "the subscription to invalidations is down (docs/DESIGN.md, \"The tag cache\").",
+        minimum=0,
+        maximum=1,
+    )
+    p.timeseries(
+        "Tag cache invalidations/s and those waiting for Redis",
+        [(f"sum by (result) ({rate('herald_cache_invalidations_total')})", "{{result}}"),
+         (f"sum({sel('herald_cache_invalidations_pending')})", "waiting for Redis"),
+         (f"count({sel('herald_cache_subscription_up')} == 0) or vector(0)", "replicas not subscribed")],
+        "short",
+        "Tags invalidated by writes (templates, groups): published, deferred (Redis unreachable; retried every "
+        "250 ms while that replica reads from PostgreSQL) or dropped (over 100,000 waiting: entries live until "
+        "cache.ttl_seconds). Replicas not subscribed keep no in-process entries.",
+        minimum=0,
     )
     p.timeseries(
         "Worker content cache size",

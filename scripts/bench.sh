@@ -6,9 +6,10 @@
 #   delivery  notifications accepted through the batch endpoint and delivered by one worker to the
 #             provider simulator (20 ms latency): deliveries/s and accept-to-delivery P50/P95/P99
 #             (bench-results/delivery.json). Its own database, topic and group.
-#   ingest    the bare handler, the single endpoint and the batch endpoint: req/s, notifications/s,
-#             P50/P95/P99, and a check that every 2xx notification is in PostgreSQL
-#             (bench-results/ingest.json).
+#   ingest    the bare handler, the single endpoint, the batch endpoint and the single endpoint
+#             naming a template: req/s, notifications/s, P50/P95/P99, a check that every 2xx
+#             notification is in PostgreSQL, and the tag cache's hit rate for the template
+#             references of the templated run, which must be above 90% (bench-results/ingest.json).
 #   capacity  PostgreSQL's own capacity for the delivery write path: the same statements (group
 #             commit, content load, admission, outcome record with counters) through herald-store,
 #             8 concurrent callers in batches of 250, nothing else running; the delivery figure is
@@ -342,7 +343,7 @@ print(' '.join(f'{c}:{sent.get(c, 0)}/{n}' for c, n in accepted.items() if int(s
 }
 
 run_ingest_scenario() {
-  local url before after_single after_batch
+  local url before after_single after_batch after_templated
   $api migrate >/dev/null
   $api create-topics >/dev/null
   API_KEY="$(HERALD_API_KEY="${HERALD_BENCH_API_KEY:-hk_bench_local_key}" $api ensure-tenant --name bench)"
@@ -364,7 +365,17 @@ one = {"user_ids": ["bench-user"], "channels": ["sms"], "content": {"body": "Pre
 json.dump(one, open(f"{out}/single-body.json", "w"))
 items = [dict(one, user_ids=[f"bench-user-{i}"]) for i in range(batch_size)]
 json.dump({"notifications": items}, open(f"{out}/batch-body.json", "w"))
+templated = {"user_ids": ["bench-user"], "channels": ["sms"], "template_id": "bench-alert", "data": {"value": 7, "machine": "press-4"}}
+json.dump(templated, open(f"{out}/templated-body.json", "w"))
 PY
+  # The templated run resolves its template through the tag cache at every acceptance: its hit
+  # rate is read from the API's own counters around the run.
+  curl -fsS -o /dev/null -X PUT -H "Authorization: Bearer $API_KEY" -H 'Content-Type: application/json' \
+    -d '{"channels": {"sms": {"text": "Pressure {{ data.value }} on {{ data.machine }}"}}}' \
+    "$url/v1/templates/bench-alert" || fail "ingest: writing the bench template"
+  cache_lookups() {
+    curl -fsS "$url/metrics" | grep '^herald_cache_lookups_total{.*kind="template_reference"' || true
+  }
   stored() {
     psql "$HERALD_DATABASE__URL" -qtAc "SELECT count(*) FROM notifications n JOIN tenants t ON t.id = n.tenant_id WHERE t.name = 'bench'"
   }
@@ -375,11 +386,16 @@ PY
   run_oha batch "$url/v1/notifications/batch" "$BATCH_RATE" "$OUT_DIR/batch-body.json" yes
   sleep 1
   after_batch=$(stored)
+  cache_lookups > "$OUT_DIR/cache-before.txt"
+  run_oha templated "$url/v1/notifications" "$SINGLE_RATE" "$OUT_DIR/templated-body.json" yes
+  sleep 1
+  after_templated=$(stored)
+  cache_lookups > "$OUT_DIR/cache-after.txt"
   stop_started
-  python3 - "$OUT_DIR" "$BATCH_SIZE" "$before" "$after_single" "$after_batch" <<'PY'
-import json, sys
+  python3 - "$OUT_DIR" "$BATCH_SIZE" "$before" "$after_single" "$after_batch" "$after_templated" <<'PY'
+import json, re, sys
 out, batch_size = sys.argv[1], int(sys.argv[2])
-before, after_single, after_batch = map(int, sys.argv[3:6])
+before, after_single, after_batch, after_templated = map(int, sys.argv[3:7])
 def summary(name, items_per_request, stored=None):
     data = json.load(open(f"{out}/oha-{name}.json"))
     s, p = data["summary"], data["latencyPercentiles"]
@@ -403,24 +419,42 @@ def summary(name, items_per_request, stored=None):
         result["notifications_stored"] = stored
         result["accepted_but_not_stored"] = max(0, ok * items_per_request - stored)
     return result
+def lookups(path):
+    counts = {}
+    for line in open(path):
+        result = re.search(r'result="([a-z]+)"', line).group(1)
+        counts[result] = counts.get(result, 0) + float(line.rsplit(" ", 1)[1])
+    return counts
+cache_before, cache_after = lookups(f"{out}/cache-before.txt"), lookups(f"{out}/cache-after.txt")
+cache = {result: int(cache_after.get(result, 0) - cache_before.get(result, 0))
+         for result in ("hit", "miss", "error")}
+lookups_total = sum(cache.values())
+cache["hit_rate"] = round(cache["hit"] / lookups_total, 5) if lookups_total else None
 results = {
     "bare_handler": summary("bare-handler", 1),
     "single": summary("single", 1, after_single - before),
     "batch": summary("batch", batch_size, after_batch - after_single),
+    "templated": summary("templated", 1, after_templated - after_batch),
+    "template_reference_cache": cache,
     "batch_size": batch_size,
 }
 json.dump(results, open(f"{out}/ingest.json", "w"), indent=2)
 print(f"{'scenario':<14}{'req/s':>10}{'notif/s':>12}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'errors':>9}")
-for name in ("bare_handler", "single", "batch"):
+for name in ("bare_handler", "single", "batch", "templated"):
     r = results[name]
     print(f"{name:<14}{r['requests_per_second']:>10}{r['accepted_notifications_per_second']:>12}"
           f"{r['latency_ms']['p50']:>9}{r['latency_ms']['p95']:>9}{r['latency_ms']['p99']:>9}{r['error_rate']:>9}")
+print(f"template references through the tag cache: {cache['hit']} hits, {cache['miss']} misses, "
+      f"{cache['error']} errors: hit rate {cache['hit_rate']}")
+cache_too_cold = cache["hit_rate"] is None or cache["hit_rate"] <= 0.9
+if cache_too_cold:
+    print("the tag cache's hit rate is not above 90%")
 lost = 0
-for name in ("single", "batch"):
+for name in ("single", "batch", "templated"):
     lost += results[name]["accepted_but_not_stored"]
     print(f"{name}: 2xx notifications not found in PostgreSQL: {results[name]['accepted_but_not_stored']}")
 print(f"written to {out}/ingest.json")
-sys.exit(1 if lost else 0)
+sys.exit(1 if lost or cache_too_cold else 0)
 PY
 }
 

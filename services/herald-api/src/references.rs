@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use herald_store::metrics::CacheKind;
-use herald_store::tag_cache::{Lookup, Tag, TagCache, TagCaches, TagInvalidator};
+use herald_store::tag_cache::{Lookup, Tag, TagCache, TagCaches};
 use herald_store::templates::ResolvedTemplate;
 use herald_store::{Database, StoreError};
 use uuid::Uuid;
@@ -15,7 +15,6 @@ use uuid::Uuid;
 pub struct ReferenceCaches {
     groups: TagCache<Uuid>,
     templates: TagCache<ResolvedTemplate>,
-    invalidator: TagInvalidator,
 }
 
 /// The kinds this module caches, for their metrics.
@@ -27,7 +26,6 @@ impl ReferenceCaches {
         ReferenceCaches {
             groups: tag_caches.cache(CacheKind::GroupReference),
             templates: tag_caches.cache(CacheKind::TemplateReference),
-            invalidator: tag_caches.invalidator().clone(),
         }
     }
 
@@ -42,7 +40,7 @@ impl ReferenceCaches {
             .iter()
             .map(|group_id| Lookup {
                 key: format!("{tenant_id}:{group_id}"),
-                tags: vec![group_tag(tenant_id, group_id)],
+                tags: vec![Tag::group(tenant_id, group_id)],
             })
             .collect();
         let found = self
@@ -82,7 +80,7 @@ impl ReferenceCaches {
                     Some(version) => format!("{tenant_id}:{version}:{template_id}"),
                     None => format!("{tenant_id}:latest:{template_id}"),
                 },
-                tags: vec![template_tag(tenant_id, template_id)],
+                tags: vec![Tag::template(tenant_id, template_id)],
             })
             .collect();
         let found = self
@@ -103,33 +101,5 @@ impl ReferenceCaches {
             .zip(found)
             .filter_map(|(reference, template)| Some((reference.clone(), template?)))
             .collect())
-    }
-
-    /// After a write to the tenant's group `group_id` committed.
-    pub async fn group_changed(&self, tenant_id: Uuid, group_id: &str) {
-        self.invalidator
-            .invalidate(&[group_tag(tenant_id, group_id)])
-            .await;
-    }
-
-    /// After a write to the tenant's template `template_id` committed.
-    pub async fn template_changed(&self, tenant_id: Uuid, template_id: &str) {
-        self.invalidator
-            .invalidate(&[template_tag(tenant_id, template_id)])
-            .await;
-    }
-}
-
-fn group_tag(tenant_id: Uuid, group_id: &str) -> Tag {
-    Tag::Group {
-        tenant_id,
-        group_id: group_id.to_owned(),
-    }
-}
-
-fn template_tag(tenant_id: Uuid, template_id: &str) -> Tag {
-    Tag::Template {
-        tenant_id,
-        template_id: template_id.to_owned(),
     }
 }

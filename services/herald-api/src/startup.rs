@@ -180,6 +180,7 @@ impl Application {
             database,
             redis,
             references,
+            cache_invalidator: tag_caches.invalidator().clone(),
             producer: producer.clone(),
             topic: settings.kafka.topic.clone(),
             ingest: IngestHandle::new(
@@ -208,7 +209,6 @@ impl Application {
                     max_schedule_ahead_days: settings.retention.max_schedule_ahead_days(),
                 },
             },
-            user_cache_ttl_seconds: settings.worker.user_cache_ttl_seconds,
             allow_private_networks: settings.outbound.allow_private_networks,
             groups: settings.groups.clone(),
             templates: settings.templates.clone(),

@@ -12,6 +12,9 @@ pub struct AppState {
     pub redis: herald_store::cache::Redis,
     /// Groups and templates named by notifications, resolved through the tag cache.
     pub references: crate::references::ReferenceCaches,
+    /// What every write to a cached thing calls once it committed (docs/DESIGN.md, "The tag
+    /// cache").
+    pub cache_invalidator: herald_store::tag_cache::TagInvalidator,
     pub producer: HeraldProducer,
     pub topic: String,
     pub ingest: IngestHandle,
@@ -20,8 +23,6 @@ pub struct AppState {
     /// Each tenant's ingest rate limit, shared by the replicas through Redis.
     pub tenant_limits: std::sync::Arc<crate::tenant_limits::TenantLimits>,
     pub limits: RequestLimits,
-    /// How long the recipient cache keeps an entry the API writes through.
-    pub user_cache_ttl_seconds: u64,
     /// Whether recipients' URLs may point at loopback and private networks (`outbound`).
     pub allow_private_networks: bool,
     /// Bounds of groups and their members (`groups`).

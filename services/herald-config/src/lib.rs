@@ -255,7 +255,6 @@ pub struct WorkerSettings {
     pub sweep_interval_ms: u64,
     pub drain_timeout_ms: u64,
     pub metrics_port: u16,
-    pub user_cache_ttl_seconds: u64,
     pub content_cache_bytes: u64,
     /// The part of each lane's `max_held` one tenant may hold (0 < share ≤ 1): the rest stays
     /// free for the other tenants (docs/DESIGN.md, "Fairness between tenants").

@@ -44,7 +44,10 @@ impl Settings {
             return Err(invalid("cache.ttl_seconds", "must be between 1 and 86400"));
         }
         if self.cache.local_max_bytes < 1024 * 1024 {
-            return Err(invalid("cache.local_max_bytes", "must be at least 1048576 (1 MiB)"));
+            return Err(invalid(
+                "cache.local_max_bytes",
+                "must be at least 1048576 (1 MiB)",
+            ));
         }
         if self.server.body_read_timeout_ms == 0 {
             return Err(invalid("server.body_read_timeout_ms", "must be at least 1"));

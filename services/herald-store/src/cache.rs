@@ -1,9 +1,5 @@
-//! Redis, which Herald uses as a cache only: its absence costs speed, never data.
-//!
-//! Recipients are cached **versioned**: an entry is `"{version}:{json}"` and every writer (the API
-//! when a user changes, the worker when it fills a miss) replaces an entry only with a newer
-//! version, atomically in Redis. So a worker that read a user just before it changed can never
-//! write the old version back over the new one.
+//! Redis, which Herald uses for what its absence costs speed, never data: the tag cache
+//! (`tag_cache`), the tenants' ingest rate limits and the providers' shared rate limits.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -11,9 +7,6 @@ use std::time::{Duration, Instant};
 use herald_config::RedisSettings;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use secrecy::ExposeSecret;
-use uuid::Uuid;
-
-use crate::users::Recipient;
 
 /// Rebuilds of the connection at most this often.
 const REBUILD_PAUSE: Duration = Duration::from_secs(1);
@@ -78,6 +71,17 @@ impl Redis {
     /// How long one call may take.
     pub(crate) fn timeout(&self) -> Duration {
         self.inner.timeout
+    }
+
+    /// Whether Redis answers a `PING` within the timeout.
+    pub async fn ping(&self) -> bool {
+        self.call(|mut connection| async move {
+            redis::cmd("PING")
+                .query_async::<String>(&mut connection)
+                .await
+        })
+        .await
+        .is_ok()
     }
 
     /// Runs one call within the timeout; a failure has the connection rebuilt.
@@ -180,105 +184,5 @@ impl Redis {
                 Err(_) => tracing::debug!("connecting to redis timed out"),
             }
         });
-    }
-}
-
-/// A recipient's contact data: cached by the worker, written through by the API.
-pub fn recipient_key(tenant_id: Uuid, user_id: &str) -> String {
-    format!("herald:user:{tenant_id}:{user_id}")
-}
-
-/// Sets each key to its value unless the cached version is the same or newer.
-/// KEYS: the keys. ARGV: the TTL in seconds, then a version and a value per key.
-const SET_IF_NEWER: &str = r#"
-local ttl = tonumber(ARGV[1])
-for index, key in ipairs(KEYS) do
-    local version = tonumber(ARGV[2 * index])
-    local value = ARGV[2 * index + 1]
-    local current = redis.call('GET', key)
-    local current_version = -1
-    if current then
-        current_version = tonumber(string.match(current, '^(%d+):')) or -1
-    end
-    if version > current_version then
-        redis.call('SET', key, value, 'EX', ttl)
-    end
-end
-return 0
-"#;
-
-#[derive(Clone)]
-pub struct RecipientCache {
-    redis: Redis,
-    ttl_seconds: u64,
-    set_if_newer: redis::Script,
-}
-
-impl RecipientCache {
-    pub fn new(redis: Redis, ttl_seconds: u64) -> RecipientCache {
-        RecipientCache {
-            redis,
-            ttl_seconds,
-            set_if_newer: redis::Script::new(SET_IF_NEWER),
-        }
-    }
-
-    /// One MGET; an entry that cannot be read counts as a miss.
-    pub async fn get_many(
-        &self,
-        keys: &[(Uuid, &str)],
-    ) -> Result<Vec<Option<Recipient>>, RedisUnavailable> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        let cache_keys: Vec<String> = keys
-            .iter()
-            .map(|(tenant_id, user_id)| recipient_key(*tenant_id, user_id))
-            .collect();
-        let values = self
-            .redis
-            .call(|mut connection| async move {
-                let mut command = redis::cmd("MGET");
-                command.arg(&cache_keys);
-                command
-                    .query_async::<Vec<Option<String>>>(&mut connection)
-                    .await
-            })
-            .await?;
-        if values.len() != keys.len() {
-            return Err(RedisUnavailable("MGET answered the wrong count".into()));
-        }
-        Ok(values
-            .into_iter()
-            .map(|value| {
-                let value = value?;
-                let (_version, json) = value.split_once(':')?;
-                serde_json::from_str::<Recipient>(json).ok()
-            })
-            .collect())
-    }
-
-    /// Writes the recipients, each only over an older version, in one script call.
-    pub async fn put_if_newer(&self, recipients: &[Recipient]) -> Result<(), RedisUnavailable> {
-        if recipients.is_empty() {
-            return Ok(());
-        }
-        let mut invocation = self.set_if_newer.prepare_invoke();
-        invocation.arg(self.ttl_seconds);
-        for recipient in recipients {
-            let Ok(json) = serde_json::to_string(recipient) else {
-                continue;
-            };
-            invocation
-                .key(recipient_key(recipient.tenant_id, &recipient.id))
-                .arg(recipient.version)
-                .arg(format!("{}:{json}", recipient.version));
-        }
-        self.redis
-            .call(|mut connection| async move {
-                invocation.invoke_async::<i64>(&mut connection).await
-            })
-            .await
-            .map(|_| ())
     }
 }

@@ -12,7 +12,7 @@ use prometheus::{
 pub enum CacheKind {
     /// The API's in-process cache of API keys.
     ApiKey,
-    /// The worker's Redis cache of recipients.
+    /// The worker's tag cache of recipients (contacts and preferences).
     Recipient,
     /// The worker's in-process cache of notification content.
     Content,
@@ -168,7 +168,9 @@ pub static TAG_SUBSCRIPTION_UP: Lazy<IntGauge> = Lazy::new(|| {
 pub fn declare_tag_cache(kinds: &[CacheKind]) {
     declare_caches(kinds);
     for kind in kinds {
-        CACHE_LOCAL_HITS.with_label_values(&[kind.as_label()]).inc_by(0);
+        CACHE_LOCAL_HITS
+            .with_label_values(&[kind.as_label()])
+            .inc_by(0);
     }
     for result in TagInvalidation::ALL {
         count_tag_invalidations(result, 0);

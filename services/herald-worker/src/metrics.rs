@@ -419,8 +419,8 @@ pub fn register_all() {
     Lazy::force(&GROUP_EXPANSIONS_WAITING);
     Lazy::force(&GROUP_EXPANSION_OLDEST_AGE_SECONDS);
     Lazy::force(&CONSUMED);
+    herald_store::metrics::declare_tag_cache(&[CacheKind::Recipient]);
     herald_store::metrics::declare_caches(&[
-        CacheKind::Recipient,
         CacheKind::Content,
         CacheKind::Template,
         CacheKind::RoutingRules,

@@ -17,8 +17,9 @@ use actix_web::dev::Server;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use herald_channels::registry::build_providers;
 use herald_config::Settings;
-use herald_store::cache::RecipientCache;
 use herald_store::deliveries::{self, DeliveryKey};
+use herald_store::metrics::CacheKind;
+use herald_store::tag_cache::TagCaches;
 use herald_store::Database;
 use herald_telemetry::supervise::supervise;
 use sea_orm::ConnectionTrait;
@@ -58,6 +59,7 @@ pub struct Worker {
     group_expander: Arc<GroupExpander>,
     status_events: StatusEvents,
     status: Arc<ConsumerStatus>,
+    tag_caches: TagCaches,
     metrics_server: Server,
     metrics_port: u16,
 }
@@ -67,10 +69,9 @@ impl Worker {
         metrics::register_all();
         let database = Database::connect(&settings.database).await?;
         let status_events = StatusEvents::build(&settings, database.clone())?;
-        // One Redis handle for the recipient cache and the providers' shared rate limits.
+        // One Redis handle for the tag cache (recipients) and the providers' shared rate limits.
         let redis = herald_store::cache::Redis::new(&settings.redis)?;
-        let recipient_cache =
-            RecipientCache::new(redis.clone(), settings.worker.user_cache_ttl_seconds);
+        let tag_caches = TagCaches::new(redis.clone(), settings.cache.clone());
         let mut rate_limit = settings.providers.rate_limit;
         // A Retry-After never holds a provider longer than it would hold one retry.
         rate_limit.max_pause_ms = rate_limit.max_pause_ms.min(settings.worker.retry_max_ms);
@@ -146,7 +147,7 @@ impl Worker {
                 settings.templates.compiled_cache_entries,
             ),
             unsubscribe_links: settings.unsubscribe.links().map(Arc::new),
-            recipients: Recipients::new(database.clone(), recipient_cache),
+            recipients: Recipients::new(database.clone(), tag_caches.cache(CacheKind::Recipient)),
             database,
             session,
             recorder,
@@ -191,6 +192,7 @@ impl Worker {
             group_expander,
             status_events,
             status,
+            tag_caches,
             metrics_server,
             metrics_port,
         })
@@ -215,6 +217,13 @@ impl Worker {
             tokio::spawn(supervise("heartbeat", move || {
                 let (session, stop) = (session.clone(), stop.clone());
                 async move { session.run_heartbeat(stop).await }
+            }))
+        };
+        // Admission reads recipients through it until intake stops; it stops with the heartbeat.
+        let tag_cache = {
+            let (tag_caches, stop) = (self.tag_caches.clone(), heartbeat_stop.clone());
+            tokio::spawn(supervise("tag_cache", move || {
+                tag_caches.clone().run(stop.clone())
             }))
         };
         // Lanes ask it until they stop, so it stops with the heartbeat, after them.
@@ -327,6 +336,7 @@ impl Worker {
         phases.begin(Phase::EndSession);
         let _ = heartbeat.await;
         let _ = cancellation_watch.await;
+        let _ = tag_cache.await;
         if let Err(error) = herald_store::sessions::end(&database, session).await {
             tracing::warn!(%error, "ending the worker session failed; it will expire");
         }

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use herald_domain::validation::{group_id_problem, user_id_problem};
 use herald_domain::FieldError;
 use herald_store::groups::{self, GroupView, GroupWrite, MembersWrite};
+use herald_store::tag_cache::Tag;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -160,7 +161,10 @@ pub async fn put_group(
     {
         GroupWrite::Created(view) => {
             // The id may have named a group deleted a moment ago.
-            state.references.group_changed(tenant.id, &group_id).await;
+            state
+                .cache_invalidator
+                .invalidate(&[Tag::group(tenant.id, &group_id)])
+                .await;
             Ok(HttpResponse::Created().json(GroupResponse::from(view)))
         }
         GroupWrite::Updated(view) => Ok(HttpResponse::Ok().json(GroupResponse::from(view))),
@@ -213,7 +217,10 @@ pub async fn delete_group(
     named_group(&group_id)?;
     let _permit = state.read_permits.try_acquire(tenant.id, PermitUse::Read)?;
     if groups::delete_group(&state.database, tenant.id, &group_id).await? {
-        state.references.group_changed(tenant.id, &group_id).await;
+        state
+            .cache_invalidator
+            .invalidate(&[Tag::group(tenant.id, &group_id)])
+            .await;
         Ok(HttpResponse::NoContent().finish())
     } else {
         Err(ApiError::NotFound("group"))

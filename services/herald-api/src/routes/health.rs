@@ -44,14 +44,9 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         .await
         .is_ok_and(|result| result.is_ok())
     };
-    let redis = state.redis.call(|mut connection| async move {
-        redis::cmd("PING")
-            .query_async::<String>(&mut connection)
-            .await
-    });
+    let redis = state.redis.ping();
     let broker = herald_kafka::broker_reachable(&state.producer, &state.topic, READINESS_TIMEOUT);
     let (postgres, redis, kafka) = tokio::join!(postgres, redis, broker);
-    let redis = redis.is_ok();
     let readiness = Readiness {
         ready: postgres,
         postgres,

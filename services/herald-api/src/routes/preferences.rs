@@ -12,7 +12,7 @@ use crate::auth::Tenant;
 use crate::error::{ApiError, ErrorBody};
 use crate::json_body::{parse_json, read_body_within_budget};
 use crate::read_permits::PermitUse;
-use crate::routes::users::{read_user, write_through};
+use crate::routes::users::{read_user, user_changed};
 use crate::state::AppState;
 
 /// A user's preferences (`{}` fields empty when none were set).
@@ -64,6 +64,6 @@ pub async fn put_preferences(
     let stored = set_preferences(&state.database, tenant.id, &user_id, &preferences, None)
         .await?
         .ok_or(ApiError::NotFound("user"))?;
-    write_through(&state, stored.recipient()).await;
+    user_changed(&state, tenant.id, &user_id).await;
     Ok(HttpResponse::Ok().json(&stored.preferences))
 }

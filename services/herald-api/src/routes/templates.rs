@@ -15,6 +15,7 @@ use herald_domain::templates::{
 use herald_domain::unsubscribe::UnsubscribeToken;
 use herald_domain::validation::{user_id_problem, MAX_DATA_BYTES};
 use herald_domain::{Channel, FieldError};
+use herald_store::tag_cache::Tag;
 use herald_store::templates::{self, TemplateLimits, TemplateVersion, TemplateWrite};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -166,8 +167,8 @@ pub async fn put_template(
     {
         TemplateWrite::Written { version, created } => {
             state
-                .references
-                .template_changed(tenant.id, &template_id)
+                .cache_invalidator
+                .invalidate(&[Tag::template(tenant.id, &template_id)])
                 .await;
             let response = TemplateResponse::try_from(version)?;
             if created {
@@ -258,8 +259,8 @@ pub async fn delete_template(
     let _permit = state.read_permits.try_acquire(tenant.id, PermitUse::Read)?;
     if templates::delete_template(&state.database, tenant.id, &template_id).await? {
         state
-            .references
-            .template_changed(tenant.id, &template_id)
+            .cache_invalidator
+            .invalidate(&[Tag::template(tenant.id, &template_id)])
             .await;
         Ok(HttpResponse::NoContent().finish())
     } else {

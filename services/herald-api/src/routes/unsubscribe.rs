@@ -18,7 +18,7 @@ use crate::error::{ApiError, ErrorBody};
 use crate::json_body::read_any_body_within_budget;
 use crate::metrics::UNSUBSCRIBES;
 use crate::read_permits::PermitUse;
-use crate::routes::users::write_through;
+use crate::routes::users::user_changed;
 use crate::state::AppState;
 
 /// RFC 8058's body is `List-Unsubscribe=One-Click`; anything much longer is not a mail client's.
@@ -142,8 +142,8 @@ async fn record_opt_out(
             Some(user.version),
         )
         .await?;
-        if let Some(stored) = written {
-            write_through(state, stored.recipient()).await;
+        if written.is_some() {
+            user_changed(state, token.tenant_id, &token.user_id).await;
             return Ok(recorded);
         }
     }

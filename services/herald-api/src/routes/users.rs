@@ -1,13 +1,13 @@
-use std::time::Duration;
-
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use herald_channels::{ChannelData, ChannelDataView};
 use herald_domain::validation::{user_id_problem, MAX_USER_ID_CHARS};
 use herald_domain::FieldError;
+use herald_store::tag_cache::Tag;
 use herald_store::users::{find_user, upsert_user, StoredUser, UserContact};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use uuid::Uuid;
 
 use crate::auth::Tenant;
 use crate::error::{ApiError, ErrorBody};
@@ -106,7 +106,7 @@ pub async fn put_user(
         channel_data: user.channel_data,
     };
     let stored = upsert_user(&state.database, tenant.id, &user_id, contact).await?;
-    write_through(&state, stored.recipient()).await;
+    user_changed(&state, tenant.id, &user_id).await;
     Ok(HttpResponse::Ok().json(UserResponse::from(&stored)))
 }
 
@@ -144,39 +144,13 @@ pub(crate) async fn read_user(
         .ok_or(ApiError::NotFound("user"))
 }
 
-/// Background retries of cache writes at once; beyond that the entry's TTL bounds the staleness.
-static CACHE_WRITE_RETRIES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1000);
-
-/// Puts the new version into the recipient cache, so the very next notification sees it; the
-/// cache only ever takes a newer version, so a worker filling a miss with the old one cannot undo
-/// this. If Redis is away the write is retried in the background until it lands or the entry it
-/// would replace has expired.
-pub(crate) async fn write_through(state: &AppState, recipient: herald_store::users::Recipient) {
-    let cache =
-        herald_store::cache::RecipientCache::new(state.redis.clone(), state.user_cache_ttl_seconds);
-    let Err(error) = cache.put_if_newer(std::slice::from_ref(&recipient)).await else {
-        return;
-    };
-    let Ok(retry_slot) = CACHE_WRITE_RETRIES.try_acquire() else {
-        tracing::warn!(%error, "writing a changed user to the cache failed; too many retries pending");
-        return;
-    };
-    tracing::warn!(%error, "writing a changed user to the cache failed; retrying in the background");
-    let retry_for = Duration::from_secs(state.user_cache_ttl_seconds);
-    tokio::spawn(async move {
-        let _retry_slot = retry_slot;
-        let deadline = tokio::time::Instant::now() + retry_for;
-        while tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            if cache
-                .put_if_newer(std::slice::from_ref(&recipient))
-                .await
-                .is_ok()
-            {
-                return;
-            }
-        }
-    });
+/// After a change to a user (contacts or preferences) committed: the next notification to them
+/// reads it, on every worker (docs/DESIGN.md, "The tag cache").
+pub(crate) async fn user_changed(state: &AppState, tenant_id: Uuid, user_id: &str) {
+    state
+        .cache_invalidator
+        .invalidate(&[Tag::user(tenant_id, user_id)])
+        .await;
 }
 
 fn user_problems(user_id: &str, user: &UserRequest) -> Vec<FieldError> {

@@ -111,7 +111,11 @@ async fn a_template_changed_through_one_replica_is_what_the_next_send_through_an
     let refused = sender
         .post_notification(&templated("alert", &["email"]))
         .await;
-    assert_eq!(refused.status(), 422, "a deleted template is refused at once");
+    assert_eq!(
+        refused.status(),
+        422,
+        "a deleted template is refused at once"
+    );
     sender.stop().await;
     writer.stop().await;
 }
@@ -149,9 +153,7 @@ async fn a_group_deleted_and_made_again_through_one_replica_is_what_another_expa
             let id = json(sent).await["id"].as_str().unwrap().to_owned();
             assert_eq!(group_of(&sender, id).await, 1, "expands the live group");
         }
-        let deleted = writer
-            .send(Method::DELETE, "/v1/groups/oncall", None)
-            .await;
+        let deleted = writer.send(Method::DELETE, "/v1/groups/oncall", None).await;
         assert_eq!(deleted.status(), 204);
         let refused = sender.post_notification(&to_group).await;
         assert_eq!(refused.status(), 422, "a deleted group is refused at once");
@@ -204,7 +206,11 @@ async fn with_redis_gone_postgresql_answers_writes_succeed_and_no_stale_value_is
             "{outage}: a write does not need Redis"
         );
         for _ in 0..3 {
-            assert_eq!(send_version().await, version, "{outage}: PostgreSQL answers");
+            assert_eq!(
+                send_version().await,
+                version,
+                "{outage}: PostgreSQL answers"
+            );
         }
         assert!(lookups("template_reference", "error") > errors_before);
 
@@ -217,13 +223,16 @@ async fn with_redis_gone_postgresql_answers_writes_succeed_and_no_stale_value_is
         }
         let back = tokio::time::Instant::now();
         while back.elapsed() < Duration::from_secs(2) {
-            assert_eq!(send_version().await, version, "{outage}: in the seconds after");
+            assert_eq!(
+                send_version().await,
+                version,
+                "{outage}: in the seconds after"
+            );
         }
         let hits_after = lookups("template_reference", "hit");
         assert!(
             eventually(Duration::from_secs(10), || async {
-                send_version().await == version
-                    && lookups("template_reference", "hit") > hits_after
+                send_version().await == version && lookups("template_reference", "hit") > hits_after
             })
             .await,
             "{outage}: the cache answers again once the invalidation landed"
@@ -244,15 +253,7 @@ async fn a_fill_racing_a_write_never_stores_the_old_value() {
     let tag_caches = TagCaches::new(redis.clone(), CacheSettings::default());
     let shutdown = tokio_util::sync::CancellationToken::new();
     tokio::spawn(tag_caches.clone().run(shutdown.clone()));
-    let connected = || async {
-        redis
-            .call(|mut connection| async move {
-                redis::cmd("PING").query_async::<String>(&mut connection).await
-            })
-            .await
-            .is_ok()
-    };
-    assert!(eventually(Duration::from_secs(5), connected).await);
+    assert!(eventually(Duration::from_secs(5), || redis.ping()).await);
     let cache = tag_caches.cache::<String>(CacheKind::TemplateReference);
     let tag = Tag::Template {
         tenant_id: Uuid::new_v4(),
@@ -298,20 +299,36 @@ async fn a_fill_racing_a_write_never_stores_the_old_value() {
     // change made meanwhile is seen; the subscription comes back by itself.
     let killer = redis::Client::open(env("HERALD_TEST_REDIS_URL")).unwrap();
     let mut connection = killer.get_multiplexed_async_connection().await.unwrap();
-    assert!(eventually(Duration::from_secs(5), || async { tag_caches.is_subscribed() }).await);
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            tag_caches.is_subscribed()
+        })
+        .await
+    );
     let _: i64 = redis::cmd("CLIENT")
         .arg(&["KILL", "TYPE", "pubsub"])
         .query_async(&mut connection)
         .await
         .unwrap();
     assert!(
-        eventually(Duration::from_secs(5), || async { !tag_caches.is_subscribed() }).await,
+        eventually(Duration::from_secs(5), || async {
+            !tag_caches.is_subscribed()
+        })
+        .await,
         "the drop is noticed"
     );
     assert_eq!(read("unused", false).await, vec![Some("new".to_owned())]);
-    tag_caches.invalidator().invalidate(&[tag.clone()]).await;
+    tag_caches
+        .invalidator()
+        .invalidate(std::slice::from_ref(&tag))
+        .await;
     assert_eq!(read("newer", false).await, vec![Some("newer".to_owned())]);
-    assert!(eventually(Duration::from_secs(5), || async { tag_caches.is_subscribed() }).await);
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            tag_caches.is_subscribed()
+        })
+        .await
+    );
     assert_eq!(read("unused", false).await, vec![Some("newer".to_owned())]);
     shutdown.cancel();
 }

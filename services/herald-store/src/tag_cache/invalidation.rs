@@ -83,7 +83,8 @@ impl TagInvalidator {
             pending.deferrals += 1;
             let deferral = pending.deferrals;
             for stamp_key in stamp_keys {
-                if pending.tags.len() >= MAX_PENDING_TAGS && !pending.tags.contains_key(&stamp_key) {
+                if pending.tags.len() >= MAX_PENDING_TAGS && !pending.tags.contains_key(&stamp_key)
+                {
                     dropped += 1;
                 } else if pending.tags.insert(stamp_key, deferral).is_none() {
                     deferred += 1;
@@ -93,7 +94,10 @@ impl TagInvalidator {
         }
         count_tag_invalidations(TagInvalidation::Deferred, deferred);
         if dropped > 0 {
-            tracing::error!(dropped, "too many cache tags wait for Redis; their entries live until their TTL");
+            tracing::error!(
+                dropped,
+                "too many cache tags wait for Redis; their entries live until their TTL"
+            );
             count_tag_invalidations(TagInvalidation::Dropped, dropped);
         }
         self.retry_now.notify_one();
@@ -115,9 +119,7 @@ impl TagInvalidator {
         }
         pipeline.publish(CHANNEL, message).ignore();
         self.redis
-            .call(|mut connection| async move {
-                pipeline.query_async::<()>(&mut connection).await
-            })
+            .call(|mut connection| async move { pipeline.query_async::<()>(&mut connection).await })
             .await
     }
 
@@ -138,8 +140,10 @@ impl TagInvalidator {
                     .collect()
             };
             for chunk in snapshot.chunks(RETRY_CHUNK) {
-                let stamp_keys: Vec<String> =
-                    chunk.iter().map(|(stamp_key, _)| stamp_key.clone()).collect();
+                let stamp_keys: Vec<String> = chunk
+                    .iter()
+                    .map(|(stamp_key, _)| stamp_key.clone())
+                    .collect();
                 if self.publish(&stamp_keys).await.is_err() {
                     break;
                 }
@@ -151,7 +155,10 @@ impl TagInvalidator {
                 }
                 TAG_INVALIDATIONS_PENDING.set(pending.tags.len() as i64);
                 count_tag_invalidations(TagInvalidation::Published, chunk.len());
-                tracing::info!(tags = chunk.len(), "deferred cache invalidations reached Redis");
+                tracing::info!(
+                    tags = chunk.len(),
+                    "deferred cache invalidations reached Redis"
+                );
             }
         }
     }

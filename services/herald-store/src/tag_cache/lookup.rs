@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use super::subscription::LocalLayer;
 use super::{parse_stamp, Tag, TagInvalidator, TagSubscription};
-use crate::cache::Redis;
+use crate::cache::{Redis, RedisUnavailable};
 use crate::metrics::{count_cache_lookups, count_local_hits, CacheKind, CacheResult};
 use crate::StoreError;
 
@@ -116,16 +116,17 @@ where
             return Ok(Vec::new());
         }
         let every_index: Vec<usize> = (0..lookups.len()).collect();
-        // An invalidation of this process that has not reached Redis leaves entries there that
-        // are stale (and in process: it was evicted, but another read may have filled it back
-        // from Redis); PostgreSQL answers until it has.
+        // An invalidation of this process that has not reached Redis leaves entries there (and
+        // in process, filled from there) under the stamps the write could not replace: they are
+        // stale, and PostgreSQL answers until the invalidation has landed.
         if self.invalidator.has_pending() {
             count_cache_lookups(self.kind, CacheResult::Error, lookups.len() as u64);
             return load(every_index).await;
         }
         let answers = match self.ask_redis(lookups).await {
             Ok(answers) => answers,
-            Err(()) => {
+            Err(error) => {
+                tracing::debug!(%error, kind = ?self.kind, "cache lookup fell back to PostgreSQL");
                 count_cache_lookups(self.kind, CacheResult::Error, lookups.len() as u64);
                 return load(every_index).await;
             }
@@ -164,7 +165,7 @@ where
     }
 
     /// One `MGET`: for a key held in process, its tags' stamps; otherwise its Redis entry too.
-    async fn ask_redis(&self, lookups: &[Lookup]) -> Result<Vec<Answer<V>>, ()> {
+    async fn ask_redis(&self, lookups: &[Lookup]) -> Result<Vec<Answer<V>>, RedisUnavailable> {
         let use_local = self.subscription.is_subscribed();
         let mut held = Vec::with_capacity(lookups.len());
         let mut redis_keys = Vec::new();
@@ -189,10 +190,9 @@ where
                     .query_async::<Vec<Option<String>>>(&mut connection)
                     .await
             })
-            .await
-            .map_err(|error| tracing::debug!(%error, kind = ?self.kind, "cache lookup fell back to PostgreSQL"))?;
+            .await?;
         if replies.len() != expected {
-            return Err(());
+            return Err(RedisUnavailable("MGET answered the wrong count".into()));
         }
         let mut replies = replies.into_iter();
         let mut answers = Vec::with_capacity(lookups.len());
@@ -261,9 +261,7 @@ where
         }
         if let Err(error) = self
             .redis
-            .call(|mut connection| async move {
-                pipeline.query_async::<()>(&mut connection).await
-            })
+            .call(|mut connection| async move { pipeline.query_async::<()>(&mut connection).await })
             .await
         {
             tracing::debug!(%error, kind = ?self.kind, "filling the cache failed");

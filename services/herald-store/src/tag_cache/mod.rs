@@ -44,12 +44,39 @@ const CHANNEL: &str = "herald:tags";
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Tag {
     /// A tenant's template, any version (`PUT`/`DELETE /v1/templates/{id}`).
-    Template { tenant_id: Uuid, template_id: String },
+    Template {
+        tenant_id: Uuid,
+        template_id: String,
+    },
     /// A tenant's group, by the id the tenant gave it (`PUT`/`DELETE /v1/groups/{id}`).
     Group { tenant_id: Uuid, group_id: String },
+    /// A tenant's user: contacts and preferences (`PUT`/`DELETE /v1/users/{id}`, its preferences,
+    /// an unsubscribe link followed).
+    User { tenant_id: Uuid, user_id: String },
 }
 
 impl Tag {
+    pub fn template(tenant_id: Uuid, template_id: &str) -> Tag {
+        Tag::Template {
+            tenant_id,
+            template_id: template_id.to_owned(),
+        }
+    }
+
+    pub fn group(tenant_id: Uuid, group_id: &str) -> Tag {
+        Tag::Group {
+            tenant_id,
+            group_id: group_id.to_owned(),
+        }
+    }
+
+    pub fn user(tenant_id: Uuid, user_id: &str) -> Tag {
+        Tag::User {
+            tenant_id,
+            user_id: user_id.to_owned(),
+        }
+    }
+
     /// The Redis key of the tag's stamp. The id comes last, so any id is unambiguous.
     pub fn stamp_key(&self) -> String {
         match self {
@@ -61,6 +88,7 @@ impl Tag {
                 tenant_id,
                 group_id,
             } => format!("herald:tag:{tenant_id}:group:{group_id}"),
+            Tag::User { tenant_id, user_id } => format!("herald:tag:{tenant_id}:user:{user_id}"),
         }
     }
 }

@@ -4,11 +4,14 @@
 
 use std::time::Duration;
 
-use herald_store::cache::RecipientCache;
+use herald_store::metrics::CacheKind;
+use herald_store::tag_cache::{Lookup, Tag, TagCaches};
+use herald_store::users::Recipient;
 use herald_worker::recipients::Recipients;
 use serde_json::json;
 
 use crate::helpers::*;
+use herald_testing::eventually;
 
 #[tokio::test]
 async fn a_notification_finished_by_two_workers_at_once_ends_final_with_exact_counts() {
@@ -55,33 +58,66 @@ async fn a_notification_finished_by_two_workers_at_once_ends_final_with_exact_co
 }
 
 #[tokio::test]
-async fn an_old_version_cannot_overwrite_a_newer_one_in_the_recipient_cache() {
+async fn a_recipient_read_just_before_it_changed_is_never_cached_over_the_change() {
     let stack = start_stack(None).await;
     stack
         .put_user("mover", json!({"phone": "+14155550101"}))
         .await;
     let redis = herald_store::cache::Redis::new(&stack.settings.redis).unwrap();
-    let cache = RecipientCache::new(redis, 600);
-    let recipients = Recipients::new(stack.database.clone(), cache.clone());
-
-    // The race, forced: a worker reads version 1 from PostgreSQL (its cache missed)...
-    let stale =
-        herald_store::users::find_recipients(&stack.database, &[(stack.tenant_id, "mover")])
-            .await
-            .unwrap();
-    assert_eq!(stale[0].version, 1);
-    // ...the user changes (and the API writes version 2 through)...
+    let tag_caches = TagCaches::new(redis, stack.settings.cache.clone());
+    let recipients = Recipients::new(
+        stack.database.clone(),
+        tag_caches.cache(CacheKind::Recipient),
+    );
+    let key = (stack.tenant_id, "mover".to_owned());
+    // Another user's lookups until the cache answers: Redis is connected, and "mover" not cached.
     stack
-        .put_user("mover", json!({"phone": "+14155550102"}))
+        .put_user("bystander", json!({"phone": "+14155550199"}))
         .await;
-    // ...and only then does the worker fill the cache with what it read.
-    recipients.fill(&stale).await;
+    let bystander = (stack.tenant_id, "bystander".to_owned());
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            let hits = lookups("hit");
+            recipients
+                .resolve(std::slice::from_ref(&bystander))
+                .await
+                .unwrap();
+            lookups("hit") > hits
+        })
+        .await,
+        "the recipient cache answers"
+    );
 
-    let resolved = recipients
-        .resolve(&[(stack.tenant_id, "mover".to_owned())])
+    // The race, forced: a lookup's miss reads version 1 from PostgreSQL, the user changes
+    // through the API meanwhile (which invalidates their tag), and only then does the lookup store
+    // what it read.
+    let cache = tag_caches.cache::<Recipient>(CacheKind::Recipient);
+    let lookup = [Lookup {
+        key: format!("{}:mover", stack.tenant_id),
+        tags: vec![Tag::user(stack.tenant_id, "mover")],
+    }];
+    let stack_ref = &stack;
+    let filled = cache
+        .get_many(&lookup, |_| async move {
+            let stale = herald_store::users::find_recipients(
+                &stack_ref.database,
+                &[(stack_ref.tenant_id, "mover")],
+            )
+            .await?;
+            stack_ref
+                .put_user("mover", json!({"phone": "+14155550102"}))
+                .await;
+            Ok(stale.into_iter().map(Some).collect())
+        })
         .await
         .unwrap();
-    let mover = &resolved[&(stack.tenant_id, "mover".to_owned())];
+    assert_eq!(filled[0].as_ref().unwrap().version, 1, "the race happened");
+
+    let resolved = recipients
+        .resolve(std::slice::from_ref(&key))
+        .await
+        .unwrap();
+    let mover = &resolved[&key];
     assert_eq!(mover.phone.as_deref(), Some("+14155550102"));
     assert_eq!(mover.version, 2);
 
@@ -93,4 +129,10 @@ async fn an_old_version_cannot_overwrite_a_newer_one_in_the_recipient_cache() {
     assert_eq!(received["messages"][0]["recipient"], "+14155550102");
     stop_worker.cancel();
     worker.await.unwrap().unwrap();
+}
+
+fn lookups(result: &str) -> u64 {
+    herald_store::metrics::CACHE_LOOKUPS
+        .with_label_values(&["recipient", result])
+        .get()
 }

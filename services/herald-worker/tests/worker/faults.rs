@@ -182,17 +182,6 @@ async fn with_redis_stopped_delivery_goes_on_and_the_cache_recovers() {
     worker.await.unwrap().unwrap();
 }
 
-async fn ping(redis: &Redis) -> bool {
-    redis
-        .call(|mut connection| async move {
-            redis::cmd("PING")
-                .query_async::<String>(&mut connection)
-                .await
-        })
-        .await
-        .is_ok()
-}
-
 /// With Redis gone, only a call that finds it gone may wait for it: the next ones fail at once
 /// until a rebuilt connection answers again. Otherwise every cache look-up and shared rate-limit
 /// grant waits out its timeout before falling back, and delivery runs at half its pace (measured:
@@ -206,18 +195,18 @@ async fn with_redis_gone_calls_fail_at_once_and_succeed_again_once_it_is_back() 
     })
     .unwrap();
     assert!(
-        eventually(Duration::from_secs(10), || ping(&redis)).await,
+        eventually(Duration::from_secs(10), || redis.ping()).await,
         "never connected"
     );
 
     server.kill().await;
     // The call that finds it gone: at most its timeout.
     let found_gone = Instant::now();
-    assert!(!ping(&redis).await);
+    assert!(!redis.ping().await);
     assert!(found_gone.elapsed() <= Duration::from_millis(1_500));
     let after = Instant::now();
     for _ in 0..20 {
-        assert!(!ping(&redis).await, "answered with Redis killed");
+        assert!(!redis.ping().await, "answered with Redis killed");
     }
     let twenty_calls = after.elapsed();
     assert!(
@@ -227,7 +216,7 @@ async fn with_redis_gone_calls_fail_at_once_and_succeed_again_once_it_is_back() 
 
     server.start_again().await;
     assert!(
-        eventually(Duration::from_secs(10), || ping(&redis)).await,
+        eventually(Duration::from_secs(10), || redis.ping()).await,
         "no answer 10 s after Redis came back"
     );
 }
