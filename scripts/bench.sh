@@ -106,6 +106,7 @@ source scripts/lib/bench_rebalance.sh
 source scripts/lib/bench_neighbours.sh
 source scripts/lib/bench_groups.sh
 source scripts/lib/bench_export.sh
+source scripts/lib/analyze.sh
 
 command -v oha >/dev/null || cargo install oha --version 1.16.0 --locked
 started_services="$(mktemp)"
@@ -116,7 +117,7 @@ eval "$(scripts/services.sh env)"
 BENCH_BIN="${HERALD_BIN_DIR:-target/release}"
 if [ -z "${HERALD_BIN_DIR:-}" ]; then
   # Only the binaries the chosen scenarios run.
-  binaries=(--bin herald-api --bin herald-worker --bin herald-provider-sim)
+  binaries=(--bin herald-api --bin herald-worker --bin herald-provider-sim --bin herald-analyze)
   case " $SCENARIOS " in *" ingest "*) binaries+=(--bin herald-bare-handler) ;; esac
   case " $SCENARIOS " in *" capacity "*) binaries+=(--bin herald-store-capacity) ;; esac
   cargo build --release "${binaries[@]}"
@@ -391,6 +392,8 @@ PY
   sleep 1
   after_templated=$(stored)
   cache_lookups > "$OUT_DIR/cache-after.txt"
+  # The API's metrics as the run left them, for herald-analyze's cache advice.
+  curl -fsS "$url/metrics" > "$OUT_DIR/metrics-ingest-api.prom" || fail "ingest: scraping the API's metrics"
   stop_started
   python3 - "$OUT_DIR" "$BATCH_SIZE" "$before" "$after_single" "$after_batch" "$after_templated" <<'PY'
 import json, re, sys
@@ -542,3 +545,17 @@ for scenario in $SCENARIOS; do
     *) fail "unknown scenario $scenario (known: delivery capacity ingest channels scaling failover neighbours relay rebalance groups export)" ;;
   esac
 done
+
+# herald-analyze over the scenarios' results: bottlenecks against load-tests/targets.toml, the plan,
+# the cache advice from the API's metrics, and bench-results/analysis.html. (The generators' raw
+# files, oha-*.json, and the request bodies are not results.)
+results=()
+for scenario in $SCENARIOS; do
+  [ ! -f "$OUT_DIR/$scenario.json" ] || results+=("$OUT_DIR/$scenario.json")
+done
+snapshots=()
+for snapshot in "$OUT_DIR"/*.prom; do [ ! -f "$snapshot" ] || snapshots+=("$snapshot"); done
+if [ ${#results[@]} -gt 0 ]; then
+  analyze_results "$BENCH_BIN" "$OUT_DIR/analysis.html" "${results[@]}" -- "${snapshots[@]}" \
+    || fail "herald-analyze could not read this run's results"
+fi

@@ -43,6 +43,8 @@ if [ "$SCENARIO" = smoke ]; then USERS="${USERS:-100}"; fi
 scripts/tools.sh install
 eval "$(scripts/tools.sh env)"
 command -v k6 >/dev/null || { log "k6 is not on PATH after scripts/tools.sh install"; exit 1; }
+# herald-analyze reads k6's summary at the end.
+[ -n "${HERALD_BIN_DIR:-}" ] || cargo build --release --bin herald-analyze
 
 mkdir -p "$RESULTS_DIR"
 SUMMARY_FILE="$RESULTS_DIR/$SCENARIO.json"
@@ -223,6 +225,18 @@ else
 fi
 set -e
 
+# The processes' metrics as the run left them (herald-analyze's cache advice), before they stop.
+metrics_files=()
+for target in "api=$base_url" "worker=${STACK_WORKER_URL:-}"; do
+  name="${target%%=*}" url="${target#*=}"
+  [ -n "$url" ] || continue
+  if curl -fsS "$url/metrics" > "$RESULTS_DIR/$SCENARIO-$name.prom" 2>/dev/null; then
+    metrics_files+=("$RESULTS_DIR/$SCENARIO-$name.prom")
+  else
+    rm -f "$RESULTS_DIR/$SCENARIO-$name.prom"
+  fi
+done
+
 if [ -n "$sampler_pid" ]; then
   kill -TERM "$sampler_pid" 2>/dev/null || true
   wait "$sampler_pid" 2>/dev/null || true
@@ -231,6 +245,13 @@ if [ -n "$sampler_pid" ]; then
 fi
 
 [ -f "$SUMMARY_FILE" ] && log "k6 summary: $SUMMARY_FILE"
+if [ -f "$SUMMARY_FILE" ]; then
+  # shellcheck source=lib/analyze.sh
+  source scripts/lib/analyze.sh
+  # An analyzer that cannot read what k6 wrote fails the run, unless k6 failed it already.
+  analyze_results "${HERALD_BIN_DIR:-target/release}" "$RESULTS_DIR/$SCENARIO-analysis.html" \
+    "$SUMMARY_FILE" -- "${metrics_files[@]}" || { [ "$status" != 0 ] || status=1; }
+fi
 case "$status" in
   0) log "$SCENARIO: every SLA threshold held" ;;
   99) log "$SCENARIO: SLA thresholds FAILED (listed above)"

