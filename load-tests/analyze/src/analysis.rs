@@ -3,7 +3,7 @@
 
 use crate::compare::Comparison;
 use crate::findings::{Finding, Severity};
-use crate::recommendations::{Action, CacheAdvice};
+use crate::recommendations::{Action, CacheAdvice, Tier};
 use crate::results::RunResults;
 use crate::targets::Targets;
 
@@ -20,6 +20,22 @@ pub struct Analysis {
 }
 
 impl Analysis {
+    /// The plan's tiers that have actions, in order, each with its actions.
+    pub fn plan_by_tier(&self) -> Vec<(Tier, Vec<&Action>)> {
+        Tier::ALL
+            .into_iter()
+            .map(|tier| {
+                let actions = self
+                    .plan
+                    .iter()
+                    .filter(|action| action.tier == tier)
+                    .collect::<Vec<_>>();
+                (tier, actions)
+            })
+            .filter(|(_, actions)| !actions.is_empty())
+            .collect()
+    }
+
     pub fn count(&self, severity: Severity) -> usize {
         self.findings
             .iter()

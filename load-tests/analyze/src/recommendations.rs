@@ -19,6 +19,8 @@ pub enum Tier {
 }
 
 impl Tier {
+    pub const ALL: [Tier; 3] = [Tier::Immediate, Tier::ShortTerm, Tier::LongTerm];
+
     pub fn title(self) -> &'static str {
         match self {
             Tier::Immediate => "Immediate (settings)",

@@ -6,7 +6,6 @@ use std::fmt::Write;
 use crate::analysis::Analysis;
 use crate::compare::Verdict;
 use crate::findings::Severity;
-use crate::recommendations::Tier;
 
 fn figure(value: Option<f64>, decimals: usize) -> String {
     value.map_or_else(|| "-".to_owned(), |value| format!("{value:.decimals$}"))
@@ -80,15 +79,7 @@ pub fn render(analysis: &Analysis) -> String {
     }
     if !analysis.plan.is_empty() {
         let _ = writeln!(out, "\nPlan:");
-        for tier in [Tier::Immediate, Tier::ShortTerm, Tier::LongTerm] {
-            let actions: Vec<_> = analysis
-                .plan
-                .iter()
-                .filter(|action| action.tier == tier)
-                .collect();
-            if actions.is_empty() {
-                continue;
-            }
+        for (tier, actions) in analysis.plan_by_tier() {
             let _ = writeln!(out, "  {}", tier.title());
             for action in actions {
                 let settings = if action.settings.is_empty() {

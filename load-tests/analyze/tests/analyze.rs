@@ -46,13 +46,10 @@ fn the_smoke_runs_k6_summary_gives_each_endpoint_and_its_metrics_the_cache_advic
     let mut request = request(&["k6_smoke.json"]);
     request.metrics = vec![fixture("smoke_api.prom"), fixture("smoke_worker.prom")];
     let analysis = analyze(&request).unwrap();
-    let names: Vec<&str> = analysis
-        .run
-        .endpoints
-        .iter()
-        .map(|endpoint| endpoint.name.as_str())
-        .collect();
-    assert_eq!(names, vec!["batch", "get", "list", "single"]);
+    assert_eq!(
+        endpoint_names(&analysis),
+        vec!["batch", "get", "list", "single"]
+    );
     let single = analysis.run.endpoint("single").unwrap();
     assert_eq!(single.requests, Some(301));
     assert_eq!(single.error_rate, Some(0.0));
@@ -109,14 +106,8 @@ fn a_bench_result_is_judged_against_the_sla_beside_its_same_run_reference() {
 #[test]
 fn a_locust_csv_is_read_without_its_aggregated_row_and_its_refused_reads_are_found() {
     let analysis = analyze(&request(&["locust_stats.csv"])).unwrap();
-    let names: Vec<&str> = analysis
-        .run
-        .endpoints
-        .iter()
-        .map(|endpoint| endpoint.name.as_str())
-        .collect();
     assert_eq!(
-        names,
+        endpoint_names(&analysis),
         vec![
             "GET /v1/notifications",
             "POST /v1/notifications",
@@ -323,6 +314,15 @@ fn the_reports_charts_render_in_chromium() {
             "{name} bars: {seen} pixels of their colour in the screenshot"
         );
     }
+}
+
+fn endpoint_names(analysis: &herald_analyze::analysis::Analysis) -> Vec<&str> {
+    analysis
+        .run
+        .endpoints
+        .iter()
+        .map(|endpoint| endpoint.name.as_str())
+        .collect()
 }
 
 fn strings(arguments: &[String]) -> Vec<&str> {

@@ -11,7 +11,6 @@ use charts::{BarChart, Mark, Series};
 use crate::analysis::Analysis;
 use crate::compare::Verdict;
 use crate::findings::Severity;
-use crate::recommendations::Tier;
 
 pub use charts::{P50_COLOR, P95_COLOR, P99_COLOR};
 
@@ -182,15 +181,7 @@ pub fn render(analysis: &Analysis) -> Result<String, String> {
     html.push_str("</ul>");
     if !analysis.plan.is_empty() {
         html.push_str("<h2>Plan</h2>");
-        for tier in [Tier::Immediate, Tier::ShortTerm, Tier::LongTerm] {
-            let actions: Vec<_> = analysis
-                .plan
-                .iter()
-                .filter(|action| action.tier == tier)
-                .collect();
-            if actions.is_empty() {
-                continue;
-            }
+        for (tier, actions) in analysis.plan_by_tier() {
             let _ = write!(html, "<h3>{}</h3><ul>", tier.title());
             for action in actions {
                 let settings: Vec<String> = action
