@@ -2,6 +2,7 @@
 //! [--fail-on-regression]`: exits 0 when the analysis ran, 1 when `--fail-on-regression` found one,
 //! 2 when an input could not be read (the message names it).
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -64,7 +65,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    print!("{}", summary::render(&analysis));
+    // A closed stdout (piped into `head`) is no reason to fail: the report is still written.
+    let _ = std::io::stdout()
+        .lock()
+        .write_all(summary::render(&analysis).as_bytes());
     let html_path = cli.html.unwrap_or_else(|| {
         cli.inputs[0].parent().map_or_else(
             || PathBuf::from("analysis.html"),
@@ -77,7 +81,9 @@ fn main() -> ExitCode {
             std::fs::write(&html_path, html)
                 .map_err(|error| anyhow::anyhow!("writing {}: {error}", html_path.display()))
         }) {
-        Ok(()) => println!("report: {}", html_path.display()),
+        Ok(()) => {
+            let _ = writeln!(std::io::stdout().lock(), "report: {}", html_path.display());
+        }
         Err(error) => {
             eprintln!("herald-analyze: {error:#}");
             return ExitCode::from(2);

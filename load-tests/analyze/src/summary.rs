@@ -22,9 +22,24 @@ pub fn render(analysis: &Analysis) -> String {
         run.duration_seconds
             .map_or(String::new(), |seconds| format!(" ({seconds:.0} s)"))
     );
+    let label = |endpoint: &crate::results::EndpointResult| {
+        if endpoint.is_reference {
+            format!("{} (reference)", endpoint.name)
+        } else {
+            endpoint.name.clone()
+        }
+    };
+    // As wide as the longest name (the bench's run lists are long), and a little more.
+    let width = run
+        .endpoints
+        .iter()
+        .map(|endpoint| label(endpoint).chars().count() + 2)
+        .max()
+        .unwrap_or(0)
+        .max(10);
     let _ = writeln!(
         out,
-        "{:<36}{:>10}{:>11}{:>9}{:>9}{:>9}{:>9}{:>8}{:>13}",
+        "{:<width$}{:>10}{:>11}{:>9}{:>9}{:>9}{:>9}{:>8}{:>13}",
         "endpoint",
         "requests",
         "req/s",
@@ -37,15 +52,10 @@ pub fn render(analysis: &Analysis) -> String {
     );
     for endpoint in &run.endpoints {
         let target = analysis.targets.of(endpoint);
-        let name = if endpoint.is_reference {
-            format!("{} (reference)", endpoint.name)
-        } else {
-            endpoint.name.clone()
-        };
         let _ = writeln!(
             out,
-            "{:<36}{:>10}{:>11}{:>9}{:>9}{:>9}{:>9}{:>8}{:>13}",
-            name,
+            "{:<width$}{:>10}{:>11}{:>9}{:>9}{:>9}{:>9}{:>8}{:>13}",
+            label(endpoint),
             endpoint
                 .requests
                 .map_or("-".to_owned(), |requests| requests.to_string()),
