@@ -128,6 +128,17 @@ fn require_json_content_type(request: &HttpRequest) -> Result<(), ApiError> {
 
 /// Parses `bytes` as `T`. Syntax errors are 400; a value of the wrong type or a missing field is a
 /// 422 whose detail names the JSON path (`notifications[3].channels`).
+/// The request's JSON body as `T`, read within the byte budget. The permit comes back with it (the
+/// value holds about as many bytes as the body did); the raw body is dropped here.
+pub async fn read_json_within_budget<T: DeserializeOwned>(
+    request: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+) -> Result<(T, BytesPermit), ApiError> {
+    let (body, permit) = read_body_within_budget(request, payload, state).await?;
+    Ok((parse_json(&body)?, permit))
+}
+
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     parse_json_at(bytes, "").map_err(|error| match error {
         JsonProblem::Syntax(message) => ApiError::MalformedJson(message),

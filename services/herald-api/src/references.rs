@@ -36,33 +36,15 @@ impl ReferenceCaches {
         tenant_id: Uuid,
         group_ids: &[String],
     ) -> Result<HashMap<String, Uuid>, StoreError> {
-        let lookups: Vec<Lookup> = group_ids
-            .iter()
-            .map(|group_id| Lookup {
-                key: format!("{tenant_id}:{group_id}"),
-                tags: vec![Tag::group(tenant_id, group_id)],
+        let lookup = |group_id: &String| Lookup {
+            key: format!("{tenant_id}:{group_id}"),
+            tags: vec![Tag::group(tenant_id, group_id)],
+        };
+        self.groups
+            .get_map(group_ids, lookup, |wanted| async move {
+                herald_store::groups::resolve_live_groups(database, tenant_id, &wanted).await
             })
-            .collect();
-        let found = self
-            .groups
-            .get_many(&lookups, |indexes| async move {
-                let wanted: Vec<String> = indexes
-                    .iter()
-                    .map(|index| group_ids[*index].clone())
-                    .collect();
-                let live =
-                    herald_store::groups::resolve_live_groups(database, tenant_id, &wanted).await?;
-                Ok(wanted
-                    .iter()
-                    .map(|group_id| live.get(group_id).copied())
-                    .collect())
-            })
-            .await?;
-        Ok(group_ids
-            .iter()
-            .zip(found)
-            .filter_map(|(group_id, group)| Some((group_id.clone(), group?)))
-            .collect())
+            .await
     }
 
     /// The versions `wanted` (distinct template ids, each with a version or the latest) name among
@@ -73,33 +55,17 @@ impl ReferenceCaches {
         tenant_id: Uuid,
         wanted: &[(String, Option<i32>)],
     ) -> Result<HashMap<(String, Option<i32>), ResolvedTemplate>, StoreError> {
-        let lookups: Vec<Lookup> = wanted
-            .iter()
-            .map(|(template_id, version)| Lookup {
-                key: match version {
-                    Some(version) => format!("{tenant_id}:{version}:{template_id}"),
-                    None => format!("{tenant_id}:latest:{template_id}"),
-                },
-                tags: vec![Tag::template(tenant_id, template_id)],
+        let lookup = |(template_id, version): &(String, Option<i32>)| Lookup {
+            key: match version {
+                Some(version) => format!("{tenant_id}:{version}:{template_id}"),
+                None => format!("{tenant_id}:latest:{template_id}"),
+            },
+            tags: vec![Tag::template(tenant_id, template_id)],
+        };
+        self.templates
+            .get_map(wanted, lookup, |asked| async move {
+                herald_store::templates::resolve_templates(database, tenant_id, &asked).await
             })
-            .collect();
-        let found = self
-            .templates
-            .get_many(&lookups, |indexes| async move {
-                let asked: Vec<(String, Option<i32>)> =
-                    indexes.iter().map(|index| wanted[*index].clone()).collect();
-                let mut resolved =
-                    herald_store::templates::resolve_templates(database, tenant_id, &asked).await?;
-                Ok(asked
-                    .iter()
-                    .map(|reference| resolved.remove(reference))
-                    .collect())
-            })
-            .await?;
-        Ok(wanted
-            .iter()
-            .zip(found)
-            .filter_map(|(reference, template)| Some((reference.clone(), template?)))
-            .collect())
+            .await
     }
 }

@@ -29,36 +29,22 @@ impl Recipients {
         &self,
         keys: &[RecipientKey],
     ) -> Result<HashMap<RecipientKey, Recipient>, StoreError> {
-        let lookups: Vec<Lookup> = keys
-            .iter()
-            .map(|(tenant_id, user_id)| Lookup {
-                key: format!("{tenant_id}:{user_id}"),
-                tags: vec![Tag::user(*tenant_id, user_id)],
-            })
-            .collect();
-        let found = self
-            .cache
-            .get_many(&lookups, |indexes| async move {
-                let wanted: Vec<(Uuid, &str)> = indexes
+        let lookup = |(tenant_id, user_id): &RecipientKey| Lookup {
+            key: format!("{tenant_id}:{user_id}"),
+            tags: vec![Tag::user(*tenant_id, user_id)],
+        };
+        self.cache
+            .get_map(keys, lookup, |wanted| async move {
+                let wanted: Vec<(Uuid, &str)> = wanted
                     .iter()
-                    .map(|index| (keys[*index].0, keys[*index].1.as_str()))
+                    .map(|(tenant_id, user_id)| (*tenant_id, user_id.as_str()))
                     .collect();
-                let mut loaded: HashMap<RecipientKey, Recipient> =
-                    find_recipients(&self.database, &wanted)
-                        .await?
-                        .into_iter()
-                        .map(|recipient| ((recipient.tenant_id, recipient.id.clone()), recipient))
-                        .collect();
-                Ok(indexes
-                    .iter()
-                    .map(|index| loaded.remove(&keys[*index]))
+                Ok(find_recipients(&self.database, &wanted)
+                    .await?
+                    .into_iter()
+                    .map(|recipient| ((recipient.tenant_id, recipient.id.clone()), recipient))
                     .collect())
             })
-            .await?;
-        Ok(keys
-            .iter()
-            .zip(found)
-            .filter_map(|(key, recipient)| Some((key.clone(), recipient?)))
-            .collect())
+            .await
     }
 }

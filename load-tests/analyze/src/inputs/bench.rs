@@ -41,7 +41,7 @@ fn collect(
     endpoints: &mut Vec<EndpointResult>,
 ) -> Result<(), InputError> {
     if let Some(latency) = object.get("latency_ms") {
-        if let Some(latency) = percentiles(path, name, latency, "")? {
+        if let Some(latency) = percentiles(path, name, as_percentiles(path, name, latency)?, "")? {
             let mut endpoint = EndpointResult::new(name);
             endpoint.latency = latency;
             endpoint.requests = object.get("requests").and_then(Value::as_u64);
@@ -52,7 +52,7 @@ fn collect(
         }
     }
     if let Some(latency) = object.get("accept_to_delivery_ms") {
-        if let Some(latency) = percentiles(path, name, latency, "")? {
+        if let Some(latency) = percentiles(path, name, as_percentiles(path, name, latency)?, "")? {
             let mut endpoint = EndpointResult::new(name);
             endpoint.latency = latency;
             endpoint.requests = object.get("deliveries_sent").and_then(Value::as_u64);
@@ -63,7 +63,7 @@ fn collect(
     }
     // The neighbours scenario's phases: `{"p50_ms": …, "p99_ms": …}`.
     if object.contains_key("p99_ms") {
-        if let Some(latency) = percentiles(path, name, &Value::Object(object.clone()), "_ms")? {
+        if let Some(latency) = percentiles(path, name, object, "_ms")? {
             let mut endpoint = EndpointResult::new(name);
             endpoint.latency = latency;
             if name.contains("delivery") {
@@ -107,18 +107,25 @@ fn item_label(item: &Map<String, Value>) -> Option<String> {
 
 /// The percentiles of `latency` (keys `p50{suffix}`, …); `None` when it has none (a phase that
 /// measured nothing); an error when it is not an object or a figure is not a number.
+fn as_percentiles<'a>(
+    path: &str,
+    name: &str,
+    latency: &'a Value,
+) -> Result<&'a Map<String, Value>, InputError> {
+    latency.as_object().ok_or_else(|| {
+        InputError::malformed(
+            path,
+            format!("`{name}`: its latency is not an object of percentiles"),
+        )
+    })
+}
+
 fn percentiles(
     path: &str,
     name: &str,
-    latency: &Value,
+    latency: &Map<String, Value>,
     suffix: &str,
 ) -> Result<Option<Latency>, InputError> {
-    let Some(latency) = latency.as_object() else {
-        return Err(InputError::malformed(
-            path,
-            format!("`{name}`: its latency is not an object of percentiles"),
-        ));
-    };
     let mut figures = [None; 5];
     for (slot, key) in ["p50", "p95", "p99", "max", "mean"].into_iter().enumerate() {
         match latency.get(&format!("{key}{suffix}")) {

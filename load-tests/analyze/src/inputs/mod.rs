@@ -104,7 +104,7 @@ fn read_file(path: &Path) -> Result<RunResults, InputError> {
 
 fn looks_like_csv(path: &Path, text: &str) -> bool {
     path.extension().is_some_and(|extension| extension == "csv")
-        || (!text.trim_start().starts_with('{')
+        || (!text.trim_start().starts_with(['{', '['])
             && text
                 .lines()
                 .next()

@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 
 use crate::auth::Tenant;
 use crate::error::{ApiError, ErrorBody};
-use crate::json_body::{parse_json, read_body_within_budget};
+use crate::json_body::{parse_json, read_body_within_budget, read_json_within_budget};
 use crate::read_permits::PermitUse;
 use crate::routes::pagination::{keyset_page, page_size, parse_query, DEFAULT_PAGE_SIZE};
 use crate::state::AppState;
@@ -130,8 +130,8 @@ pub async fn put_group(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let (body, _bytes) = read_body_within_budget(&request, payload, &state).await?;
-    let group: GroupRequest = parse_json(&body)?;
+    let (group, _bytes): (GroupRequest, _) =
+        read_json_within_budget(&request, payload, &state).await?;
     let mut problems = Vec::new();
     if let Some(problem) = group_id_problem(&group_id) {
         problems.push(FieldError::new("group_id", problem));

@@ -18,7 +18,7 @@ use uuid::Uuid;
 use crate::auth::Tenant;
 use crate::error::{ApiError, ErrorBody, ErrorDetail};
 use crate::ingest::CommitOutcome;
-use crate::json_body::{parse_json, parse_json_at, read_body_within_budget, JsonProblem};
+use crate::json_body::{parse_json_at, read_json_within_budget, JsonProblem};
 use crate::state::AppState;
 
 const IDEMPOTENCY_KEY_HEADER: &str = "Idempotency-Key";
@@ -72,8 +72,8 @@ pub async fn create_notification(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let (body, _bytes) = read_body_within_budget(&request, payload, &state).await?;
-    let notification_request: NotificationRequest = parse_json(&body)?;
+    let (notification_request, _bytes): (NotificationRequest, _) =
+        read_json_within_budget(&request, payload, &state).await?;
     let now = Utc::now();
     let validated = notification_request
         .validate(
@@ -157,8 +157,8 @@ pub async fn create_notification_batch(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let (body, _bytes) = read_body_within_budget(&request, payload, &state).await?;
-    let batch: BatchRequest = parse_json(&body)?;
+    let (batch, _bytes): (BatchRequest, _) =
+        read_json_within_budget(&request, payload, &state).await?;
     let batch_key = idempotency_key_header(&request)?;
     let item_count = batch.notifications.len();
     if item_count == 0 {

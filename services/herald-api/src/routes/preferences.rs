@@ -10,7 +10,7 @@ use herald_store::users::set_preferences;
 
 use crate::auth::Tenant;
 use crate::error::{ApiError, ErrorBody};
-use crate::json_body::{parse_json, read_body_within_budget};
+use crate::json_body::read_json_within_budget;
 use crate::read_permits::PermitUse;
 use crate::routes::users::{read_user, user_changed};
 use crate::state::AppState;
@@ -54,8 +54,8 @@ pub async fn put_preferences(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let (body, _bytes) = read_body_within_budget(&request, payload, &state).await?;
-    let preferences: Preferences = parse_json(&body)?;
+    let (preferences, _bytes): (Preferences, _) =
+        read_json_within_budget(&request, payload, &state).await?;
     if user_id_problem(&user_id).is_some() {
         return Err(ApiError::NotFound("user"));
     }

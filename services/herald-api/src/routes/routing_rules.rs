@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 
 use crate::auth::Tenant;
 use crate::error::{ApiError, ErrorBody};
-use crate::json_body::{parse_json, read_body_within_budget};
+use crate::json_body::read_json_within_budget;
 use crate::read_permits::PermitUse;
 use crate::state::AppState;
 
@@ -83,8 +83,8 @@ pub async fn put_routing_rules(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let (body, _bytes) = read_body_within_budget(&request, payload, &state).await?;
-    let mut rule_set: RuleSet = parse_json(&body)?;
+    let (mut rule_set, _bytes): (RuleSet, _) =
+        read_json_within_budget(&request, payload, &state).await?;
     rule_set.compile().map_err(ApiError::Validation)?;
     let _permit = state.read_permits.try_acquire(tenant.id, PermitUse::Read)?;
     resolve_rule_templates(&state, tenant.id, &mut rule_set).await?;

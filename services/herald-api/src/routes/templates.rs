@@ -22,7 +22,7 @@ use utoipa::ToSchema;
 
 use crate::auth::Tenant;
 use crate::error::{ApiError, ErrorBody};
-use crate::json_body::{parse_json, read_body_within_budget};
+use crate::json_body::read_json_within_budget;
 use crate::read_permits::PermitUse;
 use crate::routes::pagination::{
     keyset_page, page_size, parse_query, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE,
@@ -133,8 +133,8 @@ pub async fn put_template(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let (body, _bytes) = read_body_within_budget(&request, payload, &state).await?;
-    let definition: TemplateDefinition = parse_json(&body)?;
+    let (definition, _bytes): (TemplateDefinition, _) =
+        read_json_within_budget(&request, payload, &state).await?;
     if let Some(problem) = template_id_problem(&template_id) {
         return Err(ApiError::Validation(vec![FieldError::new(
             "template_id",
@@ -348,8 +348,8 @@ pub async fn preview_template(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let (body, _bytes) = read_body_within_budget(&request, payload, &state).await?;
-    let preview: PreviewRequest = parse_json(&body)?;
+    let (preview, _bytes): (PreviewRequest, _) =
+        read_json_within_budget(&request, payload, &state).await?;
     named_template(&template_id)?;
     let mut problems = Vec::new();
     if let Some(problem) = preview.user_id.as_deref().and_then(user_id_problem) {

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::auth::Tenant;
 use crate::error::{ApiError, ErrorBody};
-use crate::json_body::{parse_json, read_body_within_budget};
+use crate::json_body::read_json_within_budget;
 use crate::read_permits::PermitUse;
 use crate::state::AppState;
 
@@ -91,8 +91,8 @@ pub async fn put_user(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let (body, _bytes) = read_body_within_budget(&request, payload, &state).await?;
-    let user: UserRequest = parse_json(&body)?;
+    let (user, _bytes): (UserRequest, _) =
+        read_json_within_budget(&request, payload, &state).await?;
     let mut problems = user_problems(&user_id, &user);
     problems.extend(user.channel_data.problems(state.allow_private_networks));
     if !problems.is_empty() {

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::auth::Tenant;
 use crate::error::{ApiError, ErrorBody};
-use crate::json_body::{parse_json, read_body_within_budget};
+use crate::json_body::read_json_within_budget;
 use crate::read_permits::PermitUse;
 use crate::state::AppState;
 
@@ -93,8 +93,8 @@ pub async fn create_subscription(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let (body, _bytes) = read_body_within_budget(&request, payload, &state).await?;
-    let subscription: WebhookSubscriptionRequest = parse_json(&body)?;
+    let (subscription, _bytes): (WebhookSubscriptionRequest, _) =
+        read_json_within_budget(&request, payload, &state).await?;
     let filters = subscription
         .validate(state.allow_private_networks)
         .map_err(ApiError::Validation)?;

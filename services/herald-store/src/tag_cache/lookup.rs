@@ -1,16 +1,17 @@
 //! Reading through the tag cache: one `MGET` per lookup of many keys, PostgreSQL for the misses,
 //! and the misses filled under the stamps read before PostgreSQL was.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::future::Future;
+use std::hash::Hash;
 use std::sync::Arc;
 use std::time::Duration;
 
 use herald_config::CacheSettings;
-use moka::future::Cache;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::local::{LocalEntries, LocalEntry};
 use super::subscription::LocalLayer;
 use super::{parse_stamp, Tag, TagInvalidator, TagSubscription};
 use crate::cache::{Redis, RedisUnavailable};
@@ -25,15 +26,6 @@ pub struct Lookup {
     pub tags: Vec<Tag>,
 }
 
-/// An entry as kept in process: its value and the stamps it was filled under.
-struct LocalEntry<V> {
-    /// The bytes the entry stands for: its JSON and its tags'.
-    weight: u32,
-    stamp_keys: Vec<String>,
-    stamps: Vec<u64>,
-    value: V,
-}
-
 /// What one `MGET` answered for one lookup.
 struct Answer<V> {
     /// The tags' current stamps, `None` if Redis answered one that is not a stamp.
@@ -46,7 +38,7 @@ pub struct TagCache<V> {
     kind: CacheKind,
     redis: Redis,
     entry_ttl: Duration,
-    local: Cache<String, Arc<LocalEntry<V>>>,
+    local: LocalEntries<V>,
     subscription: TagSubscription,
     invalidator: TagInvalidator,
 }
@@ -76,16 +68,7 @@ where
         invalidator: TagInvalidator,
     ) -> TagCache<V> {
         let entry_ttl = Duration::from_secs(settings.ttl_seconds);
-        let local = Cache::builder()
-            .max_capacity(settings.local_max_bytes)
-            .weigher(|key: &String, entry: &Arc<LocalEntry<V>>| {
-                entry
-                    .weight
-                    .saturating_add(u32::try_from(key.len()).unwrap_or(u32::MAX))
-            })
-            .time_to_live(entry_ttl)
-            .support_invalidation_closures()
-            .build();
+        let local = LocalEntries::new(settings.local_max_bytes, entry_ttl);
         TagCache {
             kind,
             redis,
@@ -164,6 +147,35 @@ where
         Ok(values)
     }
 
+    /// [`TagCache::get_many`] for callers that think in their own keys: `lookup` says what each
+    /// key is cached as, `load` reads the keys the cache cannot give (by key, leaving out what does
+    /// not exist), and the answer holds every key found.
+    pub async fn get_map<K, Load, Loaded>(
+        &self,
+        keys: &[K],
+        lookup: impl Fn(&K) -> Lookup,
+        load: Load,
+    ) -> Result<HashMap<K, V>, StoreError>
+    where
+        K: Clone + Eq + Hash,
+        Load: FnOnce(Vec<K>) -> Loaded,
+        Loaded: Future<Output = Result<HashMap<K, V>, StoreError>>,
+    {
+        let lookups: Vec<Lookup> = keys.iter().map(lookup).collect();
+        let found = self
+            .get_many(&lookups, |indexes| async move {
+                let wanted: Vec<K> = indexes.iter().map(|index| keys[*index].clone()).collect();
+                let mut loaded = load(wanted.clone()).await?;
+                Ok(wanted.iter().map(|key| loaded.remove(key)).collect())
+            })
+            .await?;
+        Ok(keys
+            .iter()
+            .zip(found)
+            .filter_map(|(key, value)| Some((key.clone(), value?)))
+            .collect())
+    }
+
     /// One `MGET`: for a key held in process, its tags' stamps; otherwise its Redis entry too.
     async fn ask_redis(&self, lookups: &[Lookup]) -> Result<Vec<Answer<V>>, RedisUnavailable> {
         let use_local = self.subscription.is_subscribed();
@@ -171,7 +183,7 @@ where
         let mut redis_keys = Vec::new();
         for lookup in lookups {
             let local = if use_local {
-                self.local.get(&lookup.key).await
+                self.local.get(&lookup.key)
             } else {
                 None
             };
@@ -212,7 +224,7 @@ where
                         count_local_hits(self.kind);
                         Some(local.value.clone())
                     } else {
-                        self.local.invalidate(&lookup.key).await;
+                        self.local.forget(&lookup.key);
                         None
                     }
                 }
@@ -221,8 +233,7 @@ where
                     match entry {
                         Some((stamps, value)) => {
                             if use_local {
-                                self.keep_local(lookup, stamps, value.clone(), stored.len())
-                                    .await;
+                                self.keep_local(lookup, stamps, value.clone(), stored.len());
                             }
                             Some(value)
                         }
@@ -269,14 +280,13 @@ where
         if self.subscription.is_subscribed() {
             for ((index, value, stamps), stored_bytes) in fills.into_iter().zip(stored_bytes) {
                 if let Some(stored_bytes) = stored_bytes {
-                    self.keep_local(&lookups[index], stamps, value, stored_bytes)
-                        .await;
+                    self.keep_local(&lookups[index], stamps, value, stored_bytes);
                 }
             }
         }
     }
 
-    async fn keep_local(&self, lookup: &Lookup, stamps: Vec<u64>, value: V, stored_bytes: usize) {
+    fn keep_local(&self, lookup: &Lookup, stamps: Vec<u64>, value: V, stored_bytes: usize) {
         let stamp_key_bytes: usize = lookup.tags.len() * 64;
         let entry = LocalEntry {
             weight: u32::try_from(stored_bytes + stamp_key_bytes).unwrap_or(u32::MAX),
@@ -284,31 +294,11 @@ where
             stamps,
             value,
         };
-        self.local.insert(lookup.key.clone(), Arc::new(entry)).await;
+        self.local.keep(lookup.key.clone(), entry);
     }
 
     fn entry_key(&self, key: &str) -> String {
         format!("herald:cache:{}:{key}", self.kind.as_label())
-    }
-}
-
-impl<V: Send + Sync + 'static> LocalLayer for Cache<String, Arc<LocalEntry<V>>> {
-    fn evict_tagged(&self, stamp_keys: Arc<HashSet<String>>) {
-        let evicted = self.invalidate_entries_if(move |_, entry| {
-            entry
-                .stamp_keys
-                .iter()
-                .any(|stamp_key| stamp_keys.contains(stamp_key))
-        });
-        if let Err(error) = evicted {
-            // Reads check stamps anyway; an entry kept too long costs memory, never correctness.
-            tracing::warn!(%error, "evicting tagged in-process entries failed; forgetting them all");
-            self.invalidate_all();
-        }
-    }
-
-    fn evict_all(&self) {
-        self.invalidate_all();
     }
 }
 

@@ -19,6 +19,7 @@
 //!   PostgreSQL too.
 
 mod invalidation;
+mod local;
 mod lookup;
 mod subscription;
 
@@ -74,6 +75,14 @@ impl Tag {
         Tag::User {
             tenant_id,
             user_id: user_id.to_owned(),
+        }
+    }
+
+    pub fn tenant_id(&self) -> Uuid {
+        match self {
+            Tag::Template { tenant_id, .. }
+            | Tag::Group { tenant_id, .. }
+            | Tag::User { tenant_id, .. } => *tenant_id,
         }
     }
 
