@@ -1,9 +1,13 @@
 # Herald: the two commands a new machine needs are `make run` and `make test`.
-.PHONY: run test bench services services-stop lint fmt dashboards load-test audit cycles
+.PHONY: run stop test bench services services-stop lint fmt dashboards load-test audit cycles
 
 ## Install what is missing, start PostgreSQL, Redis, Apache Kafka and Herald in the foreground (Ctrl-C stops all).
 run:
 	scripts/run-local.sh
+
+## Stop what a `make run` (or `make services`) left running from $HERALD_RUN_DIR (default /tmp/herald-run).
+stop:
+	scripts/run-local.sh stop
 
 ## Run every test (unit and integration) against real PostgreSQL, Redis and Apache Kafka, started as needed.
 test:

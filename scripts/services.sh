@@ -19,6 +19,10 @@
 # reused) to that file, so a caller can stop exactly those. With HERALD_KAFKA_FRESH=1, a broker
 # that `start` starts begins with empty storage (`make test`: its topics are the tests' own).
 #   scripts/services.sh env          print the connection settings as shell exports
+#
+# Every service it starts is recorded in $HERALD_RUN_DIR (pid files, scripts/lib/pids.sh; PostgreSQL
+# its own postmaster.pid), so `stop` and `make stop` find exactly those, and `make run` can name the
+# run a service that holds its port belongs to.
 set -euo pipefail
 
 RUN_DIR="${HERALD_RUN_DIR:-/tmp/herald-run}"
@@ -27,6 +31,7 @@ REDIS_PORT="${HERALD_REDIS_PORT:-56379}"
 KAFKA_PORT="${HERALD_KAFKA_PORT:-59092}"
 KAFKA_CONTROLLER_PORT="${HERALD_KAFKA_CONTROLLER_PORT:-59093}"
 SCRIPTS_DIR="$(cd "$(dirname "$0")" && pwd)"
+source "$SCRIPTS_DIR/lib/pids.sh"
 
 log() { printf '[services] %s\n' "$*" >&2; }
 
@@ -79,12 +84,13 @@ start_postgres() {
   fi
   touch "$RUN_DIR/postgres.log"
   [ "$(id -u)" = 0 ] && chown postgres:postgres "$RUN_DIR/postgres.log"
+  # Recorded before it starts: a caller stopped while pg_ctl waits for it still stops it.
+  echo "$data" > "$RUN_DIR/postgres.started"
+  started postgres
   # setsid: in a session of its own, so Ctrl-C in the terminal does not stop it before the Herald
   # processes that use it have drained (`make run` stops it last).
   pg_user_cmd setsid -w "$bin/pg_ctl" -D "$data" -l "$RUN_DIR/postgres.log" -w start \
     -o "-p $PG_PORT -k $data -c listen_addresses=127.0.0.1 -c max_connections=300 -c shared_buffers=256MB -c synchronous_commit=on" >/dev/null
-  echo "$data" > "$RUN_DIR/postgres.started"
-  started postgres
   psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -qtAc \
     "DO \$\$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'herald') THEN CREATE ROLE herald LOGIN SUPERUSER; END IF; END \$\$;"
   psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -qtAc "SELECT 1 FROM pg_database WHERE datname = 'herald'" | grep -q 1 \
@@ -98,7 +104,7 @@ start_redis() {
   # A cache only: no persistence.
   setsid redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
     --dir "$RUN_DIR" > "$RUN_DIR/redis.log" 2>&1 &
-  echo $! > "$RUN_DIR/redis.pid"
+  pid_file_write "$RUN_DIR/redis.pid" $!
   started redis
   wait_for_port "$REDIS_PORT" redis
   log "Redis on 127.0.0.1:$REDIS_PORT"
@@ -114,26 +120,10 @@ start_kafka() {
     --log-file "$RUN_DIR/kafka.log"
   # setsid: see start_postgres. kafka.sh execs the JVM, so the pid is the broker's.
   setsid "$SCRIPTS_DIR/kafka.sh" run --dir "$dir" > "$RUN_DIR/kafka.out" 2>&1 &
-  echo $! > "$RUN_DIR/kafka.pid"
+  pid_file_write "$RUN_DIR/kafka.pid" $!
   started kafka
   wait_for_port "$KAFKA_PORT" kafka 60
   log "Apache Kafka $("$SCRIPTS_DIR/kafka.sh" version) on 127.0.0.1:$KAFKA_PORT (KRaft, data $dir/data)"
-}
-
-# Waits for a stopped process to be gone (Kafka's controlled shutdown takes a few seconds), so that
-# a start right after finds its port and storage free; kills it after `seconds`.
-stop_pid_file() {
-  local pid_file=$1 seconds=$2 pid
-  [ -f "$pid_file" ] || return 0
-  pid="$(cat "$pid_file")"
-  rm -f "$pid_file"
-  kill "$pid" 2>/dev/null || return 0
-  for _ in $(seq 1 $((seconds * 10))); do
-    kill -0 "$pid" 2>/dev/null || return 0
-    sleep 0.1
-  done
-  log "pid $pid did not stop within ${seconds}s; killing it"
-  kill -9 "$pid" 2>/dev/null || true
 }
 
 stop() {
@@ -141,11 +131,17 @@ stop() {
   [ ${#names[@]} -gt 0 ] || names=(kafka redis postgres)
   for name in "${names[@]}"; do
     case "$name" in
-      kafka) stop_pid_file "$RUN_DIR/kafka.pid" 30 ;;
-      redis) stop_pid_file "$RUN_DIR/redis.pid" 10 ;;
+      # Waits for each to be gone (Kafka's controlled shutdown takes a few seconds), so that a start
+      # right after finds its port and storage free.
+      kafka) pid_file_stop "$RUN_DIR/kafka.pid" 30 ;;
+      redis) pid_file_stop "$RUN_DIR/redis.pid" 10 ;;
       postgres)
         if [ -f "$RUN_DIR/postgres.started" ]; then
-          pg_user_cmd "$(pg_bin_dir)/pg_ctl" -D "$(cat "$RUN_DIR/postgres.started")" -m fast stop >/dev/null || true
+          local data
+          data="$(cat "$RUN_DIR/postgres.started")"
+          if pg_user_cmd "$(pg_bin_dir)/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+            pg_user_cmd "$(pg_bin_dir)/pg_ctl" -D "$data" -m fast stop >/dev/null || true
+          fi
           rm -f "$RUN_DIR/postgres.started"
         fi ;;
     esac

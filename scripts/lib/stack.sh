@@ -17,7 +17,11 @@
 # HERALD_WORKER__METRICS_PORT (9464), HERALD_SIM_LISTEN (127.0.0.1:9090). After stack_start,
 # STACK_API_URL, STACK_WORKER_URL, STACK_SIMULATOR_URL and STACK_API_KEY (tenant "dev", or
 # HERALD_API_KEY when set) describe the running system. Every process runs in a session of its own
-# (setsid), so a terminal's Ctrl-C reaches only the calling script, which stops them in order.
+# (setsid), so a terminal's Ctrl-C reaches only the calling script, which stops them in order. With
+# STACK_PID_DIR set, each process is recorded there as NAME.pid (scripts/lib/pids.sh), for `make
+# stop` and for a later `make run` to name.
+
+source "$(dirname "${BASH_SOURCE[0]}")/pids.sh"
 
 STACK_HERALD_PIDS=()
 STACK_SIMULATOR_PIDS=()
@@ -63,7 +67,7 @@ stack_wait_http() {
 }
 
 # stack_spawn LOG_DIR NAME COMMAND...: starts COMMAND in a session of its own, as a child of this
-# shell (so that `wait` works), and leaves its pid in STACK_SPAWNED_PID.
+# shell (so that `wait` works), and leaves its pid in STACK_SPAWNED_PID (and STACK_PID_DIR/NAME.pid).
 stack_spawn() {
   local log_dir=$1 name=$2
   shift 2
@@ -73,6 +77,7 @@ stack_spawn() {
     setsid "$@" &
   fi
   STACK_SPAWNED_PID=$!
+  if [ -n "${STACK_PID_DIR:-}" ]; then pid_file_write "$STACK_PID_DIR/$name.pid" "$STACK_SPAWNED_PID"; fi
 }
 
 stack_start() {
@@ -129,22 +134,52 @@ stack_start_api_replica() {
   stack_wait_http "http://127.0.0.1:$port/healthz"
 }
 
+# stack_stop_and_wait SECONDS PID...: SIGTERM to each, then waits until all have ended, and kills
+# what still runs after SECONDS. Polls rather than `wait`s alone: a trapped signal interrupts `wait`,
+# and the script's handler must not then lose track of a process that is still stopping.
 stack_stop_and_wait() {
-  local pid
+  local seconds=$1 pid tenths
+  shift
   for pid in "$@"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for ((tenths = 0; tenths < seconds * 10; tenths++)); do
+    local running=0
+    for pid in "$@"; do if pid_alive "$pid"; then running=1; fi; done
+    [ "$running" = 1 ] || break
+    sleep 0.1
+  done
+  for pid in "$@"; do
+    if pid_alive "$pid"; then
+      stack_log "pid $pid did not stop within ${seconds}s of SIGTERM; killing it"
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+  done
   for pid in "$@"; do wait "$pid" 2>/dev/null || true; done
+}
+
+# How long the API and the worker may take to stop: the worker drains its lanes within its drain
+# timeout, then waits at most as long again for calls in flight; the rest is margin.
+stack_drain_seconds() {
+  local drain_ms="${HERALD_WORKER__DRAIN_TIMEOUT_MS:-30000}"
+  echo $(((drain_ms * 2) / 1000 + 15))
 }
 
 stack_stop() {
   if [ ${#STACK_HERALD_PIDS[@]} -gt 0 ]; then
     stack_log "stopping the API and the worker (they drain first)"
-    stack_stop_and_wait "${STACK_HERALD_PIDS[@]}"
+    stack_stop_and_wait "$(stack_drain_seconds)" "${STACK_HERALD_PIDS[@]}"
   fi
   if [ ${#STACK_SIMULATOR_PIDS[@]} -gt 0 ]; then
-    stack_stop_and_wait "${STACK_SIMULATOR_PIDS[@]}"
+    stack_stop_and_wait 10 "${STACK_SIMULATOR_PIDS[@]}"
   fi
   STACK_HERALD_PIDS=()
   STACK_SIMULATOR_PIDS=()
+}
+
+# stack_hurry: a second request to stop: a second SIGTERM ends the API and the worker at once,
+# without draining (herald-telemetry's shutdown_signal).
+stack_hurry() {
+  local pid
+  for pid in "${STACK_HERALD_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
 }
 
 # --- Prometheus -----------------------------------------------------------------------------------
@@ -209,7 +244,7 @@ stack_prometheus_start() {
 
 stack_prometheus_stop() {
   if [ ${#STACK_PROMETHEUS_PIDS[@]} -gt 0 ]; then
-    stack_stop_and_wait "${STACK_PROMETHEUS_PIDS[@]}"
+    stack_stop_and_wait 10 "${STACK_PROMETHEUS_PIDS[@]}"
   fi
   STACK_PROMETHEUS_PIDS=()
 }

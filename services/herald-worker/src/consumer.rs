@@ -256,10 +256,11 @@ pub async fn run_consumer(
 }
 
 /// How long a stopping consumer waits for its last commit and its goodbye: a few seconds when the
-/// broker answers in milliseconds, and never more than the drain timeout the worker promises to stop
-/// within.
+/// broker answers in milliseconds, and never more than half the drain timeout, within which the
+/// intake stops and the lanes send what they hold: with the broker away, the lanes keep the other
+/// half.
 pub(crate) fn leave_timeout(settings: &Settings) -> Duration {
-    LEAVE_TIMEOUT.min(Duration::from_millis(settings.worker.drain_timeout_ms))
+    LEAVE_TIMEOUT.min(Duration::from_millis(settings.worker.drain_timeout_ms) / 2)
 }
 
 struct RunningPartition {

@@ -3,9 +3,8 @@
 //! its token and every earlier one, so no task can see a later phase without the earlier ones
 //! (a lane told to abandon has been told to drain, and nothing takes new work while it does).
 
-use std::time::Duration;
-
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// The phases, in the order they begin.
@@ -60,12 +59,12 @@ impl ShutdownPhases {
         self.token(phase).is_cancelled()
     }
 
-    /// Begins [`Phase::Abandon`] once `drain_timeout` has passed, unless the returned task is
-    /// aborted first (the lanes stopped in time).
-    pub fn abandon_after(&self, drain_timeout: Duration) -> JoinHandle<()> {
+    /// Begins [`Phase::Abandon`] at `drain_deadline`, unless the returned task is aborted first
+    /// (the lanes stopped in time).
+    pub fn abandon_at(&self, drain_deadline: Instant) -> JoinHandle<()> {
         let phases = self.clone();
         tokio::spawn(async move {
-            tokio::time::sleep(drain_timeout).await;
+            tokio::time::sleep_until(drain_deadline).await;
             phases.begin(Phase::Abandon);
         })
     }
@@ -73,6 +72,8 @@ impl ShutdownPhases {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
@@ -101,7 +102,7 @@ mod tests {
     fn draining_for_five_seconds() -> (ShutdownPhases, JoinHandle<()>) {
         let phases = ShutdownPhases::new();
         phases.begin(Phase::Drain);
-        let deadline = phases.abandon_after(Duration::from_secs(5));
+        let deadline = phases.abandon_at(Instant::now() + Duration::from_secs(5));
         (phases, deadline)
     }
 

@@ -3,9 +3,9 @@
 //! endpoint, and a shutdown that leaves nothing in doubt.
 //!
 //! Shutdown order (its phases are `shutdown.rs`): stop taking records and claims → commit offsets
-//! and leave the group → let the lanes send what they hold, up to `worker.drain_timeout_ms` → wait
-//! for the calls in flight → write every outcome → return what was never sent to the queue → end
-//! the session.
+//! and leave the group → let the lanes send what they hold, these three within
+//! `worker.drain_timeout_ms` of the signal whatever the broker's state → wait for the calls in
+//! flight → write every outcome → return what was never sent to the queue → end the session.
 
 use std::future::Future;
 use std::net::TcpListener;
@@ -291,14 +291,21 @@ impl Worker {
         let metrics_server = tokio::spawn(self.metrics_server);
 
         shutdown.await;
-        tracing::info!("shutting down: no new records or claims; sending what is held");
+        // Everything up to the lanes' last send happens within the drain timeout, whatever the
+        // broker's state: a stop that waited for a broker that does not answer would outlast the
+        // grace period of whoever stops the worker (Kubernetes, `make run`) and end in a SIGKILL.
+        let drain_timeout = Duration::from_millis(settings.worker.drain_timeout_ms);
+        let drain_deadline = tokio::time::Instant::now() + drain_timeout;
+        tracing::info!(
+            drain_timeout_ms = settings.worker.drain_timeout_ms,
+            "shutting down: no new records or claims; sending what is held"
+        );
         phases.begin(Phase::StopIntake);
         intake.close();
-        intake.wait().await;
+        stop_intake_by(&intake, drain_deadline).await;
 
         phases.begin(Phase::Drain);
-        let drain_timeout = Duration::from_millis(settings.worker.drain_timeout_ms);
-        let abandon_at_deadline = phases.abandon_after(drain_timeout);
+        let abandon_at_deadline = phases.abandon_at(drain_deadline);
         let mut unsent: Vec<HeldDelivery> = Vec::new();
         for run in lane_runs {
             if let Ok(rest) = run.await {
@@ -345,6 +352,27 @@ impl Worker {
         tracing::info!("worker stopped");
         Ok(())
     }
+}
+
+/// Waits for the intake's tasks (consumers, queue pumps, sweeper, group expander, status events)
+/// to stop, until `drain_deadline`. A task still waiting then waits for the broker: a last offset
+/// commit, a produce that is never acknowledged (the status-event relay waits up to
+/// `kafka.message_timeout_ms` for one). The worker stops without it; that is as safe as a crash,
+/// which the protocol is made for: the records since the last commit are read again by the
+/// partitions' next owner, and a relayed event's lease runs out and it is relayed again.
+async fn stop_intake_by(intake: &TaskTracker, drain_deadline: tokio::time::Instant) {
+    if tokio::time::timeout_at(drain_deadline, intake.wait())
+        .await
+        .is_ok()
+    {
+        return;
+    }
+    tracing::warn!(
+        tasks_still_running = intake.len(),
+        "the intake did not stop within the drain timeout (is the broker reachable?): stopping \
+         without it and without a last offset commit; the records since the last commit are read \
+         again by the partitions' next owner, which sends none of them twice"
+    );
 }
 
 /// Returns claims that were never sent to the queue: nothing of them is in doubt.

@@ -218,7 +218,7 @@ pub fn worker_process_with(
                 .map(|(name, value)| (*name, value.as_str())),
         )
         .stdout(process_log("worker", metrics_port))
-        .stderr(Stdio::null())
+        .stderr(process_log("worker", metrics_port))
         .kill_on_drop(true)
         .spawn()
         .expect("starting herald-worker")
