@@ -613,6 +613,19 @@ def delivery():
         "Deliveries claimed from the PostgreSQL delivery queue: retries, and what a full lane queued.",
     )
     p.timeseries(
+        "Delivery queue: due deliveries by provider",
+        [("max by (provider) (herald_delivery_queue_due)", "{{provider}}")],
+        "short",
+        "Deliveries due now and waiting in PostgreSQL for a provider lane (counted up to 100,000). "
+        "A slow provider grows it while Kafka's lag stays low; KEDA scales the workers on it.",
+    )
+    p.timeseries(
+        "Delivery queue: oldest due delivery's wait by provider",
+        [("max by (provider) (herald_delivery_queue_oldest_due_age_seconds)", "{{provider}}")],
+        "s",
+        "How long the oldest due delivery has waited for its provider's lane (HeraldDeliveryQueueBacklogOld above 5 minutes).",
+    )
+    p.timeseries(
         "Accept → provider latency P50 / P95 / P99",
         percentiles("herald_accept_to_sent_seconds"),
         "s",

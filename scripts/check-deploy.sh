@@ -205,6 +205,12 @@ refusals() {
     --set worker.replicas=9 || status=1
   must_refuse "KEDA scaling to zero" "minReplicaCount" \
     --set worker.keda.enabled=true --set worker.keda.minReplicaCount=0 || status=1
+  must_refuse "Strimzi topics of one replica" "kafkaTopic.replicas is 1" \
+    --set kafkaTopic.enabled=true --set kafkaTopic.replicas=1 || status=1
+  must_refuse "create-topics with two replicas" "config.kafka.replication_factor is 2" \
+    --set config.kafka.replication_factor=2 || status=1
+  must_refuse "a KEDA fallback above the maximum" "worker.keda.fallback.replicas (4) is outside" \
+    --set worker.keda.enabled=true --set worker.keda.maxReplicaCount=2 || status=1
   must_refuse "a database URL in values" "additional properties 'url' not allowed" \
     --set config.database.url=postgres://user:pw@db/herald || status=1
   must_refuse "an unknown key" "additional properties 'replica' not allowed" \

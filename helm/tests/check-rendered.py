@@ -305,13 +305,37 @@ def main(path):
             problem(f"{name_of(doc)}: need 1 <= minReplicaCount <= maxReplicaCount <= partitions ({partitions})")
         if "replicas" in worker["spec"]:
             problem(f"{name_of(worker)}: sets replicas although KEDA owns the count")
+        # Lag on every topic the workers consume, in their group; and the delivery queue.
+        main_topic = kafka.get("topic", "notifications")
+        consumed = {main_topic, kafka.get("high_priority_topic") or f"{main_topic}.high"}
+        group = worker_config.get("worker", {}).get("group_id", "herald-workers")
+        watched = set()
         for trigger in spec["triggers"]:
             meta = trigger["metadata"]
-            if meta.get("topic") != kafka.get("topic", "notifications") or \
-                    meta.get("consumerGroup") != worker_config.get("worker", {}).get("group_id", "herald-workers"):
+            if trigger["type"] == "prometheus":
+                # The Prometheus Operator labels each target with its Service: the workers' one.
+                worker_services = [
+                    service["metadata"]["name"] for service in by_kind.get("Service", [])
+                    if service["spec"].get("selector", {}).get("app.kubernetes.io/component") == "worker"
+                ]
+                wanted_selector = (f'namespace="{doc["metadata"]["namespace"]}", '
+                                   f'service="{worker_services[0] if worker_services else "?"}"')
+                if "herald_delivery_queue_due" not in meta.get("query", "") or wanted_selector not in meta["query"]:
+                    problem(f"{name_of(doc)}: the prometheus trigger reads {meta.get('query')!r}, not this release's delivery queue")
+                continue
+            if trigger["type"] != "kafka":
+                problem(f"{name_of(doc)}: an unexpected {trigger['type']} trigger")
+                continue
+            watched.add(meta.get("topic"))
+            if meta.get("consumerGroup") != group:
                 problem(f"{name_of(doc)}: trigger watches {meta.get('topic')}/{meta.get('consumerGroup')}")
             if meta.get("allowIdleConsumers") != "false":
                 problem(f"{name_of(doc)}: allowIdleConsumers must be \"false\"")
+        if watched != consumed:
+            problem(f"{name_of(doc)}: lag triggers on {sorted(watched)}, the workers consume {sorted(consumed)}")
+        fallback = spec.get("fallback")
+        if fallback and not spec["minReplicaCount"] <= fallback["replicas"] <= spec["maxReplicaCount"]:
+            problem(f"{name_of(doc)}: fallback replicas {fallback['replicas']} outside the replica range")
     if not scaled and worker["spec"].get("replicas", 1) > partitions:
         problem(f"{name_of(worker)}: {worker['spec']['replicas']} replicas for {partitions} partitions")
     checked.append(f"worker replicas bounded by {partitions} partitions"

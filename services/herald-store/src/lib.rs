@@ -20,6 +20,7 @@ pub mod notifications;
 pub mod outbox;
 pub mod parked_records;
 pub mod provider_reports;
+pub mod queue_backlog;
 pub mod routing_rules;
 pub mod sessions;
 pub mod status_events;

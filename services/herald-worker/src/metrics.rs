@@ -129,6 +129,18 @@ gauge_vec!(
     "Provider requests in flight.",
     &["provider"]
 );
+gauge_vec!(
+    QUEUE_DUE,
+    "herald_delivery_queue_due",
+    "Deliveries due now in PostgreSQL's delivery queue (overflow that did not fit a lane, and retries), by provider; counted up to 100,000. Every worker reports the same queue: aggregate with max.",
+    &["provider"]
+);
+gauge_vec!(
+    QUEUE_OLDEST_DUE_AGE,
+    "herald_delivery_queue_oldest_due_age_seconds",
+    "How long the oldest due delivery in the delivery queue has been due, by provider; 0 when none is due. Every worker reports the same queue: aggregate with max.",
+    &["provider"]
+);
 counter_vec!(
     QUEUE_CLAIMED,
     "herald_delivery_queue_claimed_total",
@@ -386,6 +398,8 @@ pub fn register_all() {
     Lazy::force(&ACCEPT_TO_SENT_SECONDS);
     Lazy::force(&PARKED_RECORDS);
     Lazy::force(&PARKED_WAITING);
+    Lazy::force(&QUEUE_DUE);
+    Lazy::force(&QUEUE_OLDEST_DUE_AGE);
     Lazy::force(&DEAD_LETTERS);
     Lazy::force(&DEAD_LETTERS_UNPRODUCED);
     Lazy::force(&IN_DOUBT);

@@ -1,12 +1,12 @@
 //! The sweeper: takes over the claims of dead worker sessions (the in-doubt set: queued again and
 //! sent again with the same reference), moves deferred deliveries into the queue when their
-//! recipients' quiet hours end, and keeps the parked-records gauge current.
+//! recipients' quiet hours end, and keeps the parked-records and delivery-queue gauges current.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use herald_store::{deliveries, parked_records};
+use herald_store::{deliveries, parked_records, queue_backlog};
 use herald_telemetry::supervise::every;
 use tokio_util::sync::CancellationToken;
 
@@ -15,8 +15,8 @@ use crate::metrics;
 
 /// Send batches taken over per statement.
 const TAKEOVER_LIMIT: u64 = 100;
-/// Sweeps between two counts of parked records.
-const PARKED_COUNT_EVERY: u32 = 10;
+/// Sweeps between two readings of the parked-records and delivery-queue gauges.
+const GAUGE_REFRESH_EVERY: u32 = 10;
 
 pub async fn run_sweeper(
     context: Arc<WorkerContext>,
@@ -30,14 +30,37 @@ pub async fn run_sweeper(
         release_due_deferred(&context, &stop).await;
         if sweeps
             .fetch_add(1, Ordering::Relaxed)
-            .is_multiple_of(PARKED_COUNT_EVERY)
+            .is_multiple_of(GAUGE_REFRESH_EVERY)
         {
             if let Ok(parked) = parked_records::count_pending(&context.database).await {
                 metrics::PARKED_WAITING.set(parked as i64);
             }
+            refresh_queue_backlog(&context).await;
         }
     })
     .await
+}
+
+/// The delivery queue's gauges, for the lanes' providers (a scaling signal: `queue_backlog.rs`).
+async fn refresh_queue_backlog(context: &WorkerContext) {
+    let providers: Vec<&str> = context
+        .lanes
+        .iter()
+        .map(|lane| lane.provider().as_str())
+        .collect();
+    match queue_backlog::queue_backlog(&context.database, &providers).await {
+        Ok(backlog) => {
+            for provider in backlog {
+                metrics::QUEUE_DUE
+                    .with_label_values(&[&provider.provider])
+                    .set(provider.due);
+                metrics::QUEUE_OLDEST_DUE_AGE
+                    .with_label_values(&[&provider.provider])
+                    .set(provider.oldest_due_age_seconds as i64);
+            }
+        }
+        Err(error) => tracing::warn!(%error, "reading the delivery queue's backlog failed"),
+    }
 }
 
 /// Deferred deliveries moved into the queue per statement.

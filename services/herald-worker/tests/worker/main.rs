@@ -23,6 +23,7 @@ mod no_stall;
 mod preferences;
 mod priority;
 mod provider_callbacks;
+mod queue_backlog;
 mod rate_limits;
 mod restarts;
 mod routing;
