@@ -23,7 +23,12 @@ timeout's bound, that every port is free, and that the run said it stopped in or
   * broker-gone: the broker killed while notifications are accepted, then SIGTERM to the group: the
     API and the worker, whose producers and consumers then wait for a broker that never answers,
     still stop by themselves within the bound (no SIGKILL needed);
+  * second-signal: a provider call that hangs holds the drain; a second SIGTERM to the group three
+    seconds after the first ends the API and the worker at once, and the whole run well before a
+    drained stop would have;
   * make-stop: `make stop` from elsewhere (another terminal) while the run runs;
+  * reuse-services: with HERALD_REUSE_SERVICES=1 a run starts beside the services `make services`
+    started (another run directory) and, stopped, leaves them running; `make stop` there ends them;
   * left-behind: a run killed outright (SIGKILL to its process group) leaves its services; a second
     run on the same ports, from another run directory and from the same one, refuses to start and
     names them and `make stop`; `make stop` then ends them all.
@@ -52,16 +57,19 @@ START_TIMEOUT_SECONDS = 300
 SIGNALS = {"sigint": signal.SIGINT, "sigterm": signal.SIGTERM, "sighup": signal.SIGHUP}
 
 
-def free_port() -> int:
+def free_port(chosen: set[int]) -> int:
     """A free port below the ephemeral range (32768 and up): the kernel never hands one of these to
     another test's outgoing connection in the minute between this choice and the run's bind."""
     while True:
         port = random.randrange(20_000, 32_000)
+        if port in chosen:  # free still, but already given to another setting of this run
+            continue
         with socket.socket() as probe:
             try:
                 probe.bind(("127.0.0.1", port))
             except OSError:
                 continue
+        chosen.add(port)
         return port
 
 
@@ -75,16 +83,20 @@ class Ports:
     """The ports one run listens on, each with the setting that gives it."""
 
     def __init__(self):
+        chosen: set[int] = set()
         self.by_setting = {
-            "HERALD_PG_PORT": free_port(),
-            "HERALD_REDIS_PORT": free_port(),
-            "HERALD_KAFKA_PORT": free_port(),
-            "HERALD_KAFKA_CONTROLLER_PORT": free_port(),
-            "HERALD_SERVER__PORT": free_port(),
-            "HERALD_WORKER__METRICS_PORT": free_port(),
-            "HERALD_SIM_LISTEN": free_port(),
-            "HERALD_SIM_SMTP_LISTEN": free_port(),
-            "HERALD_PROMETHEUS_PORT": free_port(),
+            setting: free_port(chosen)
+            for setting in (
+                "HERALD_PG_PORT",
+                "HERALD_REDIS_PORT",
+                "HERALD_KAFKA_PORT",
+                "HERALD_KAFKA_CONTROLLER_PORT",
+                "HERALD_SERVER__PORT",
+                "HERALD_WORKER__METRICS_PORT",
+                "HERALD_SIM_LISTEN",
+                "HERALD_SIM_SMTP_LISTEN",
+                "HERALD_PROMETHEUS_PORT",
+            )
         }
 
     def environment(self) -> dict[str, str]:
@@ -122,13 +134,13 @@ def as_a_terminal_gives_it():
 
 
 def start_make(
-    command: str, run_dir: Path, ports: Ports, log_path: Path, output=None
+    command: str, run_dir: Path, ports: Ports, log_path: Path, output=None, settings=None
 ) -> subprocess.Popen:
     log = output if output is not None else open(log_path, "ab")
     return subprocess.Popen(
         ["make", "--no-print-directory", command],
         cwd=REPOSITORY,
-        env=run_environment(run_dir, ports),
+        env={**run_environment(run_dir, ports), **(settings or {})},
         stdin=subprocess.DEVNULL,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -214,6 +226,15 @@ def wait_until_all_ended(make, run_dir, ports, started, log_path) -> float:
         time.sleep(0.25)
 
 
+def make_stop_ends_everything(run_dir: Path, ports: Ports, log_path: Path) -> float:
+    """Runs `make stop` for `run_dir`; the seconds until everything of that run had ended."""
+    started = time.monotonic()
+    stop = start_make("stop", run_dir, ports, log_path)
+    if stop.wait(timeout=STOP_BOUND_SECONDS) != 0:
+        raise Failure(f"make stop exited {stop.returncode}", log_path)
+    return wait_until_all_ended(stop, run_dir, ports, started, log_path)
+
+
 def stop_everything_left(run_dir: Path, ports: Ports):
     """After a failed case: nothing of it may outlive the check."""
     subprocess.run(
@@ -258,30 +279,31 @@ class Terminal:
         os.close(self.controller)
 
 
-def accept_notifications(log_path: Path, count: int):
-    """Puts a user and accepts `count` notifications for it, through the API the run printed."""
+def call_run(log_path: Path, component: str, method: str, path: str, body: dict):
+    """A JSON request to the API or the simulator whose address the run printed."""
     import json
     import re
     import urllib.request
 
     text = log_text(log_path)
-    api = re.search(r"API +(http://\S+)", text).group(1)
-    key = re.search(r"API key +(\S+)", text).group(1)
+    base = re.search(rf"{component} +(http://\S+)", text).group(1)
+    headers = {"Content-Type": "application/json"}
+    if component == "API":
+        key = re.search(r"API key +(\S+)", text).group(1)
+        headers["Authorization"] = f"Bearer {key}"
+    request = urllib.request.Request(
+        f"{base}{path}", data=json.dumps(body).encode(), method=method, headers=headers
+    )
+    with urllib.request.urlopen(request, timeout=15) as response:
+        if response.status >= 300:
+            raise Failure(f"{method} {base}{path}: {response.status}", log_path)
 
-    def call(method: str, path: str, body: dict):
-        request = urllib.request.Request(
-            f"{api}{path}",
-            data=json.dumps(body).encode(),
-            method=method,
-            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=15) as response:
-            if response.status >= 300:
-                raise Failure(f"{method} {path}: {response.status}", log_path)
 
-    call("PUT", "/v1/users/u1", {"email": "ops@example.com", "phone": "+14155550100"})
+def accept_notifications(log_path: Path, count: int):
+    """Puts a user and accepts `count` notifications for it, through the API the run printed."""
+    call_run(log_path, "API", "PUT", "/v1/users/u1", {"email": "ops@example.com", "phone": "+14155550100"})
     for _ in range(count):
-        call("POST", "/v1/notifications", {
+        call_run(log_path, "API", "POST", "/v1/notifications", {
             "user_ids": ["u1"], "channels": ["email", "sms"],
             "content": {"subject": "Alert", "body": "Pressure"},
         })
@@ -309,6 +331,17 @@ def signal_case(name: str, number: int, to_group: bool, run_dir: Path, ports: Po
             accept_notifications(log_path, 20)  # committed; their publishing now waits in vain
             time.sleep(2)
             started = time.monotonic()
+        if name == "second-signal":
+            # Twilio's calls hang (its 10 s timeout ends them): a drained stop waits for the one in
+            # flight, up to the drain timeout.
+            call_run(log_path, "Simulator", "PUT", "/_sim/config/twilio", {"latency_ms": 60_000})
+            accept_notifications(log_path, 1)
+            time.sleep(2)  # claimed, its SMS in the call
+            started = time.monotonic()
+            os.killpg(make.pid, number)
+            time.sleep(3)
+            if make.poll() is not None:
+                raise Failure("the run stopped before the second signal: nothing held its drain", log_path)
         if name == "make-stop":
             stop = start_make("stop", run_dir, ports, logs / "make-stop-command.log")
             if stop.wait(timeout=STOP_BOUND_SECONDS) != 0:
@@ -317,6 +350,13 @@ def signal_case(name: str, number: int, to_group: bool, run_dir: Path, ports: Po
             os.killpg(make.pid, number)
         else:
             os.kill(make.pid, number)
+        worker_ended_after = None
+        if name == "second-signal":
+            worker = int((run_dir / "worker.pid").read_text().split()[0])
+            second = time.monotonic()
+            while running(worker) and time.monotonic() - second < 15:
+                time.sleep(0.05)
+            worker_ended_after = time.monotonic() - second
         took = wait_until_all_ended(make, run_dir, ports, started, log_path)
         if terminal:
             # What the run said went to a terminal that had gone; its pid files tell the rest.
@@ -326,8 +366,15 @@ def signal_case(name: str, number: int, to_group: bool, run_dir: Path, ports: Po
         services_stop = text.find("[run] stopping the services this run started")
         if not 0 <= first_stop < services_stop or "[run] stopped" not in text:
             raise Failure("the run did not say it stopped in order", log_path)
-        if "of SIGTERM; killing it" in text:  # scripts/lib/pids.sh and stack.sh say so
+        if "of SIGTERM; killing it" in text:  # scripts/lib/pids.sh says so
             raise Failure("a process had to be killed: it did not stop by itself", log_path)
+        if worker_ended_after is not None:
+            # A drained stop would have held the worker until the call's 10 s timeout.
+            if worker_ended_after > 2 or "[run] second signal" not in text:
+                raise Failure(f"the second signal did not end the worker at once: it ran "
+                              f"{worker_ended_after:.1f} s more", log_path)
+            return (f"the worker ended {worker_ended_after:.2f} s after the second signal (3 s after the "
+                    f"first, its drain held by a hanging call); all {len(before)} processes {took:.1f} s")
         return f"{len(before)} processes ended {took:.1f} s after the signal, ports free"
     except BaseException:
         stop_everything_left(run_dir, ports)
@@ -367,18 +414,41 @@ def left_behind_case(run_dir: Path, ports: Ports, logs: Path):
             if "Herald is running" in text:
                 raise Failure("the second run started", second_log)
 
-        stop_log = logs / "left-behind-make-stop.log"
-        started = time.monotonic()
-        stop = start_make("stop", run_dir, ports, stop_log)
-        if stop.wait(timeout=STOP_BOUND_SECONDS) != 0:
-            raise Failure(f"make stop exited {stop.returncode}", stop_log)
-        took = wait_until_all_ended(stop, run_dir, ports, started, stop_log)
+        took = make_stop_ends_everything(run_dir, ports, logs / "left-behind-make-stop.log")
         return (
             f"{len(left)} processes left by a killed run; two runs refused to start beside them; "
             f"make stop ended them in {took:.1f} s"
         )
     except BaseException:
         stop_everything_left(run_dir, ports)
+        raise
+
+
+def reuse_services_case(work: Path, ports: Ports, logs: Path):
+    services_dir, run_dir = work / "services-run", work / "reusing-run"
+    services_log = logs / "reuse-services-services.log"
+    try:
+        if start_make("services", services_dir, ports, services_log).wait(timeout=START_TIMEOUT_SECONDS) != 0:
+            raise Failure("make services failed", services_log)
+        backing = {setting: port for setting, port in ports.by_setting.items()
+                   if setting in ("HERALD_PG_PORT", "HERALD_REDIS_PORT", "HERALD_KAFKA_PORT")}
+        log_path = logs / "reuse-services.log"
+        make = start_make("run", run_dir, ports, log_path, settings={"HERALD_REUSE_SERVICES": "1"})
+        wait_until_running(make, log_path)
+        herald = {int(path.read_text().split()[0]) for path in run_dir.glob("*.pid")}
+        os.killpg(make.pid, signal.SIGTERM)
+        make.wait(timeout=STOP_BOUND_SECONDS)
+        still = [pid for pid in herald if running(pid)]
+        closed = [setting for setting, port in backing.items() if not port_is_open(port)]
+        if still or closed:
+            raise Failure(f"after the reusing run stopped: its processes {still} still run, "
+                          f"reused services {closed} were stopped", log_path)
+        took = make_stop_ends_everything(services_dir, ports, logs / "reuse-services-stop.log")
+        return (f"a run reusing make services' PostgreSQL, Redis and Kafka left them running when it "
+                f"stopped; make stop ended them in {took:.1f} s")
+    except BaseException:
+        stop_everything_left(run_dir, ports)
+        stop_everything_left(services_dir, ports)
         raise
 
 
@@ -389,8 +459,9 @@ def main() -> int:
         cases.append((f"{signal_name}-to-make", number, False))
     cases.append(("terminal-closed", signal.SIGHUP, True))
     cases.append(("broker-gone", signal.SIGTERM, True))
+    cases.append(("second-signal", signal.SIGTERM, True))
     cases.append(("make-stop", 0, False))
-    names = [name for name, _, _ in cases] + ["left-behind"]
+    names = [name for name, _, _ in cases] + ["reuse-services", "left-behind"]
     wanted = sys.argv[1:] or names
     unknown = [name for name in wanted if name not in names]
     if unknown:
@@ -409,22 +480,22 @@ def main() -> int:
     # stopped, which also shows that a stopped run leaves its ports free and its storage usable.
     ports = Ports()
     run_dir = work / "run"
+    runners = [
+        (name, lambda name=name, number=number, to_group=to_group:
+            signal_case(name, number, to_group, run_dir, ports, logs))
+        for name, number, to_group in cases
+    ]
+    runners.append(("reuse-services", lambda: reuse_services_case(work, Ports(), logs)))
+    runners.append(("left-behind", lambda: left_behind_case(work / "left-behind-run", Ports(), logs)))
     failures = 0
-    for name, number, to_group in cases:
+    for name, run_case in runners:
         if name not in wanted:
             continue
         try:
-            print(f"[make-run] {name}: {signal_case(name, number, to_group, run_dir, ports, logs)}", flush=True)
+            print(f"[make-run] {name}: {run_case()}", flush=True)
         except Failure as failure:
             failures += 1
             print(f"[make-run] {name}: FAILED: {failure}", flush=True)
-    if "left-behind" in wanted:
-        try:
-            result = left_behind_case(work / "left-behind-run", Ports(), logs)
-            print(f"[make-run] left-behind: {result}", flush=True)
-        except Failure as failure:
-            failures += 1
-            print(f"[make-run] left-behind: FAILED: {failure}", flush=True)
     if failures:
         print(f"[make-run] {failures} case(s) failed; logs in {logs}", flush=True)
         return 1

@@ -176,28 +176,19 @@ stop_run() {
   local pid stopped=0
   if pid="$(pid_file_live "$RUN_PID_FILE")"; then
     log "asking make run (pid $pid) to stop; it stops the rest in order"
-    pid_stop "$pid" "$(($(stack_drain_seconds) + 90))" "make run (pid $pid)"
+    pids_stop "$(($(stack_drain_seconds) + 90))" "$pid"
     stopped=1
   fi
   # A run killed outright (SIGKILL, a crash) left its processes: stopped here in the same order.
   local name
-  for name in api worker simulator prometheus; do
+  for name in "${HERALD_PROCESS_NAMES[@]}" kafka redis; do
     if pid="$(pid_file_live "$RUN_DIR/$name.pid")"; then
       log "stopping $name (pid $pid)"
       stopped=1
     fi
   done
-  pid_file_stop "$RUN_DIR/api.pid" "$(stack_drain_seconds)" &
-  pid_file_stop "$RUN_DIR/worker.pid" "$(stack_drain_seconds)" &
-  wait
-  pid_file_stop "$RUN_DIR/simulator.pid" 10
-  pid_file_stop "$RUN_DIR/prometheus.pid" 10
-  for name in kafka redis; do
-    if pid="$(pid_file_live "$RUN_DIR/$name.pid")"; then
-      log "stopping $name (pid $pid)"
-      stopped=1
-    fi
-  done
+  pid_files_stop "$(stack_drain_seconds)" "$RUN_DIR/api.pid" "$RUN_DIR/worker.pid"
+  pid_files_stop 10 "$RUN_DIR/simulator.pid" "$RUN_DIR/prometheus.pid"
   if [ -f "$RUN_DIR/postgres.started" ]; then stopped=1; fi
   scripts/services.sh stop
   rm -f "$RUN_PID_FILE"

@@ -133,8 +133,8 @@ stop() {
     case "$name" in
       # Waits for each to be gone (Kafka's controlled shutdown takes a few seconds), so that a start
       # right after finds its port and storage free.
-      kafka) pid_file_stop "$RUN_DIR/kafka.pid" 30 ;;
-      redis) pid_file_stop "$RUN_DIR/redis.pid" 10 ;;
+      kafka) pid_files_stop 30 "$RUN_DIR/kafka.pid" ;;
+      redis) pid_files_stop 10 "$RUN_DIR/redis.pid" ;;
       postgres)
         if [ -f "$RUN_DIR/postgres.started" ]; then
           local data

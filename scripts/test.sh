@@ -77,7 +77,7 @@ second_log="$HERALD_RUN_DIR/test-second-stream.log"
   # The dashboards and alert rules: schema, promtool, and every panel and rule against a running Herald.
   HERALD_BIN_DIR=target/debug scripts/check-dashboards.sh
   phase_done "stream 2: dashboards and the API contract"
-  # `make run` itself, stopped by each signal (about a minute): nothing of it may be left running.
+  # `make run` itself, stopped by each signal (about two and a half minutes): nothing of it may be left running.
   HERALD_BIN_DIR=target/debug scripts/check-make-run.py
   phase_done "stream 2: make run's signals"
 ) >"$second_log" 2>&1 &

@@ -4,8 +4,9 @@
 #   pid_file_write FILE PID          record PID and its start time in FILE
 #   pid_file_live FILE               print the recorded pid if that process still runs (exit 1 if not)
 #   pid_alive PID [START]            whether PID runs (not a zombie), started at START when given
-#   pid_stop PID SECONDS [NAME]      SIGTERM, wait up to SECONDS for it to end, then SIGKILL
-#   pid_file_stop FILE SECONDS       pid_stop on the recorded process (if it still runs); removes FILE
+#   pids_stop SECONDS PID...         SIGTERM to each, wait up to SECONDS for all to end, then SIGKILL
+#                                    what still runs
+#   pid_files_stop SECONDS FILE...   pids_stop on the recorded processes that still run; removes FILEs
 #
 # A file holds "PID START": START is the process's start time in clock ticks since boot (field 22 of
 # /proc/PID/stat), so a pid the kernel has since given to another process is never taken for ours,
@@ -44,23 +45,32 @@ pid_file_live() {
   echo "$pid"
 }
 
-pid_stop() {
-  local pid=$1 seconds=$2 name=${3:-pid $1}
-  pid_alive "$pid" || return 0
-  kill -TERM "$pid" 2>/dev/null || return 0
-  local tenths
+# Polls rather than `wait`s: the processes need not be this shell's children, and a trapped signal
+# interrupts `wait`, after which a caller's handler must not lose track of a process still stopping.
+pids_stop() {
+  local seconds=$1 pid tenths running
+  shift
+  for pid in "$@"; do kill -TERM "$pid" 2>/dev/null || true; done
   for ((tenths = 0; tenths < seconds * 10; tenths++)); do
-    pid_alive "$pid" || return 0
+    running=0
+    for pid in "$@"; do if pid_alive "$pid"; then running=1; fi; done
+    [ "$running" = 1 ] || return 0
     sleep 0.1
   done
-  printf '[stop] %s did not stop within %ss of SIGTERM; killing it\n' "$name" "$seconds" >&2
-  kill -KILL "$pid" 2>/dev/null || true
+  for pid in "$@"; do
+    if pid_alive "$pid"; then
+      printf '[stop] pid %s did not stop within %ss of SIGTERM; killing it\n' "$pid" "$seconds" >&2
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+  done
 }
 
-pid_file_stop() {
-  local file=$1 seconds=$2 pid
-  if pid="$(pid_file_live "$file")"; then
-    pid_stop "$pid" "$seconds" "$(basename "$file" .pid) (pid $pid)"
-  fi
-  rm -f "$file"
+pid_files_stop() {
+  local seconds=$1 file pid pids=()
+  shift
+  for file in "$@"; do
+    if pid="$(pid_file_live "$file")"; then pids+=("$pid"); fi
+    rm -f "$file"
+  done
+  [ ${#pids[@]} -eq 0 ] || pids_stop "$seconds" "${pids[@]}"
 }

@@ -134,25 +134,11 @@ stack_start_api_replica() {
   stack_wait_http "http://127.0.0.1:$port/healthz"
 }
 
-# stack_stop_and_wait SECONDS PID...: SIGTERM to each, then waits until all have ended, and kills
-# what still runs after SECONDS. Polls rather than `wait`s alone: a trapped signal interrupts `wait`,
-# and the script's handler must not then lose track of a process that is still stopping.
+# stack_stop_and_wait SECONDS PID...: pids_stop (scripts/lib/pids.sh), then reaps them.
 stack_stop_and_wait() {
-  local seconds=$1 pid tenths
+  local pid
+  pids_stop "$@"
   shift
-  for pid in "$@"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for ((tenths = 0; tenths < seconds * 10; tenths++)); do
-    local running=0
-    for pid in "$@"; do if pid_alive "$pid"; then running=1; fi; done
-    [ "$running" = 1 ] || break
-    sleep 0.1
-  done
-  for pid in "$@"; do
-    if pid_alive "$pid"; then
-      stack_log "pid $pid did not stop within ${seconds}s of SIGTERM; killing it"
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-  done
   for pid in "$@"; do wait "$pid" 2>/dev/null || true; done
 }
 
