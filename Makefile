@@ -41,6 +41,7 @@ cycles:
 	scripts/module-cycles.py
 
 lint:
+	scripts/services.sh build-deps
 	scripts/module-cycles.py
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings

@@ -10,12 +10,14 @@ ARG BUILDER_IMAGE=docker.io/library/rust:1.95-bookworm
 ARG RUNTIME_IMAGE=gcr.io/distroless/cc-debian12:nonroot
 
 FROM ${BUILDER_IMAGE} AS builder
-# rdkafka builds librdkafka from source (./configure + make, with zstd); libz-sys builds zlib and
-# links it statically (LIBZ_SYS_STATIC) so the runtime image needs nothing but glibc and libgcc.
+# rdkafka builds librdkafka from source (CMake, with zstd, and a static libcurl for OAUTHBEARER's
+# OIDC tokens); libz-sys builds zlib and links it statically (LIBZ_SYS_STATIC). librdkafka links the
+# system's OpenSSL (TLS and SASL to the brokers; Cargo.toml says why not a static copy): the runtime
+# image needs glibc, libgcc and libssl3, all in distroless/cc-debian12 (with its CA bundle).
 # Unpinned (DL3008): the builder image's Debian release fixes these, and none of them ships.
 # hadolint ignore=DL3008
 RUN apt-get update \
- && apt-get install -y --no-install-recommends g++ make pkg-config python3 \
+ && apt-get install -y --no-install-recommends g++ make cmake pkg-config libssl-dev python3 \
  && rm -rf /var/lib/apt/lists/*
 ENV LIBZ_SYS_STATIC=1 \
     CARGO_TERM_COLOR=never \

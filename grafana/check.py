@@ -2,12 +2,17 @@
 """Checks of Herald's dashboards and Prometheus rules, run by scripts/check-dashboards.sh.
 
     check.py rule-tests            every alert has a unit test where it fires and one where it does not
+    check.py alert-hygiene         every alert has a severity Alertmanager routes (critical, warning)
+                                   and a runbook_url naming its page in docs/runbooks/, which exists
+                                   (and every page there is an alert's)
+    check.py scope                 every aggregation of a rule keeps `namespace`; every series a
+                                   dashboard reads is narrowed by the $cluster and $namespace variables
     check.py provisioning          the Grafana provisioning files are complete and match the dashboards
     check.py live PROMETHEUS_URL   every panel query, variable and rule against a Prometheus that
                                    scrapes a running Herald
 
-Needs PyYAML (scripts/tools.sh puts it on PATH) and, for `live`, node with grafana/tools installed
-(`npm ci --prefix grafana/tools`): PromQL is parsed with Prometheus's own grammar.
+Needs PyYAML (scripts/tools.sh puts it on PATH) and, for `scope` and `live`, node with grafana/tools
+installed (`npm ci --prefix grafana/tools`): PromQL is parsed with Prometheus's own grammar.
 
 `live` fails on a panel or variable query that errors, returns nothing or only NaN, and on one
 that names a metric with no series (a query can still return data through `or vector(0)`). Alert
@@ -15,7 +20,11 @@ expressions return nothing while all is well, so for every rule each series sele
 series instead (Herald declares its labelled series at zero at start-up, status_class="5xx" and
 outcome="permanent_error" included), every rule must be loaded and evaluate without error, and a
 recording rule's expression must return something. A metric listed in EVENT_ONLY (none now) would
-be exempt from "has no series".
+be exempt from "has no series"; so are the metrics of EXTERNAL_EXPORTERS, which only a Kubernetes
+cluster has (cAdvisor, kube-state-metrics, kafka-exporter), and rule selectors naming a scrape job of
+EXTERNAL_JOBS (`up{job="herald-kafka-exporter"}`): their queries must still parse and run
+without error, and a query that names one returns nothing locally (a note, not a failure) only when
+every metric it misses is one of them.
 """
 import json
 import math
@@ -41,6 +50,41 @@ TESTS = sorted((RULES_DIR / "tests").glob("*.yml"))
 # rule that finds nothing points at a wrong name or a missing declaration, not at a quiet system.
 EVENT_ONLY = {}
 
+# Metrics of exporters that run beside Herald on Kubernetes, not in the local stack this checks
+# against: the dashboards' Kubernetes panels and the kafka-exporter rules read them.
+EXTERNAL_EXPORTERS = {
+    "container_cpu_cfs_throttled_periods_total": "cAdvisor (the kubelet)",
+    "container_cpu_cfs_periods_total": "cAdvisor (the kubelet)",
+    "container_cpu_usage_seconds_total": "cAdvisor (the kubelet)",
+    "container_memory_working_set_bytes": "cAdvisor (the kubelet)",
+    "kube_pod_container_resource_limits": "kube-state-metrics",
+    "kube_pod_container_resource_requests": "kube-state-metrics",
+    "kube_pod_container_status_last_terminated_reason": "kube-state-metrics",
+    "kube_pod_container_status_restarts_total": "kube-state-metrics",
+    "kube_horizontalpodautoscaler_status_current_replicas": "kube-state-metrics",
+    "kube_horizontalpodautoscaler_status_desired_replicas": "kube-state-metrics",
+    "kube_horizontalpodautoscaler_spec_max_replicas": "kube-state-metrics",
+    "kafka_consumergroup_lag": "kafka-exporter (Strimzi), through the chart's PodMonitor",
+    "herald:kafka_consumergroup_lag:sum": "a recording rule on kafka-exporter's kafka_consumergroup_lag",
+}
+
+# Scrape jobs of those exporters (a selector naming one matches nothing here, `up` included).
+EXTERNAL_JOBS = {"herald-kafka-exporter": "the chart's kafka-exporter PodMonitor"}
+
+# Dashboard variables whose label may be missing everywhere: `cluster` exists only where several
+# clusters' series meet (Thanos, Mimir, federation); with none, its "All" (.*) matches every series.
+OPTIONAL_LABEL_VARIABLES = {"cluster"}
+
+# Every series a dashboard reads carries these matchers, so that one Herald release is shown at a
+# time (the namespace) wherever several are scraped (and clusters, where several meet).
+DASHBOARD_SCOPE = {"cluster": "$cluster", "namespace": "$namespace"}
+
+# The label every aggregation of a rule keeps: one Herald release per namespace.
+RULE_SCOPE_LABEL = "namespace"
+SEVERITIES = {"critical", "warning"}
+RUNBOOKS = ROOT / "docs" / "runbooks"
+RUNBOOK_SECTIONS = ("## Meaning", "## Impact", "## Diagnosis", "## Mitigation")
+
 # What Grafana would put in for its variables, with the dashboards' defaults ("All").
 GRAFANA_VARIABLES = {
     "$__rate_interval": "30s",
@@ -48,6 +92,8 @@ GRAFANA_VARIABLES = {
     "${datasource}": "",
     "$job": ".*",
     "$instance": ".*",
+    "$namespace": ".*",
+    "$cluster": ".*",
 }
 
 try:
@@ -95,6 +141,107 @@ def rule_tests():
         print(f"FAIL {problem}")
     print(f"rule tests: {len(known)} alerts, each with a firing and a quiet case: "
           f"{'yes' if not problems else 'NO'} ({len(TESTS)} test files)")
+    return 1 if problems else 0
+
+
+# --- alert-hygiene ------------------------------------------------------------------------------
+
+def runbook_path(alert):
+    return f"docs/runbooks/{alert}.md"
+
+
+def alert_hygiene():
+    alerts, _ = alerts_and_records()
+    problems = []
+    for file, _, rule in alerts:
+        name = rule["alert"]
+        severity = rule.get("labels", {}).get("severity")
+        if severity not in SEVERITIES:
+            problems.append(f"{file} {name}: severity {severity!r}, not one of {sorted(SEVERITIES)}")
+        url = rule.get("annotations", {}).get("runbook_url")
+        if url != runbook_path(name):
+            problems.append(f"{file} {name}: runbook_url {url!r}, want {runbook_path(name)!r}")
+            continue
+        page = ROOT / url
+        if not page.is_file():
+            problems.append(f"{file} {name}: its runbook {url} does not exist")
+            continue
+        text = page.read_text()
+        if not text.startswith(f"# {name}\n"):
+            problems.append(f"{url}: does not start with the title \"# {name}\"")
+        if f"**Severity: {severity}**" not in text:
+            problems.append(f"{url}: does not say **Severity: {severity}**, the alert's")
+        missing = [section for section in RUNBOOK_SECTIONS if f"\n{section}\n" not in text]
+        if missing:
+            problems.append(f"{url}: no section {', '.join(missing)}")
+    known = {rule["alert"] for _, _, rule in alerts}
+    for page in sorted(RUNBOOKS.glob("*.md")):
+        if page.name != "README.md" and page.stem not in known:
+            problems.append(f"docs/runbooks/{page.name}: no alert of that name")
+    index = (RUNBOOKS / "README.md").read_text() if (RUNBOOKS / "README.md").is_file() else ""
+    for name in sorted(known):
+        if f"({name}.md)" not in index:
+            problems.append(f"docs/runbooks/README.md: does not link {name}.md")
+    for problem in problems:
+        print(f"FAIL {problem}")
+    print(f"alert hygiene: {len(known)} alerts, each with a severity of {sorted(SEVERITIES)} and a runbook in "
+          f"docs/runbooks/: {'yes' if not problems else 'NO'}")
+    return 1 if problems else 0
+
+
+# --- scope --------------------------------------------------------------------------------------
+
+def dashboard_queries():
+    """(dashboard, where, expr) for every panel target and query variable of every dashboard."""
+    queries = []
+    for path in sorted(DASHBOARDS.glob("*.json")):
+        dashboard = json.loads(path.read_text())
+        for variable in dashboard["templating"]["list"]:
+            if variable["type"] == "query":
+                queries.append((path.stem, f"variable ${variable['name']}", variable["query"]))
+        panels = [p for top in dashboard["panels"] for p in ([top] + top.get("panels", []))]
+        for panel in panels:
+            for target in panel.get("targets", []):
+                queries.append((path.stem, f"panel \"{panel['title']}\" {target['refId']}", target["expr"]))
+    return queries
+
+
+def label_values_series(expr):
+    """The series selector of a label_values(SELECTOR, LABEL) variable query."""
+    inner = expr[len("label_values("):-1]
+    return inner.rsplit(",", 1)[0].strip() if "," in inner else ""
+
+
+def scope():
+    problems = []
+    alerts, records = alerts_and_records()
+    rules = alerts + records
+    for (file, _, rule), analysis in zip(rules, parse_all([rule["expr"] for _, _, rule in rules])):
+        name = rule.get("alert") or rule.get("record")
+        for aggregation in analysis["aggregations"]:
+            kept = (RULE_SCOPE_LABEL in aggregation["labels"] if aggregation["modifier"] == "by"
+                    else aggregation["modifier"] == "without" and RULE_SCOPE_LABEL not in aggregation["labels"])
+            if not kept:
+                problems.append(f"{file} {name}: {aggregation['text'][:80]} drops `{RULE_SCOPE_LABEL}`")
+    queries = dashboard_queries()
+    exprs = [label_values_series(expr) if where.startswith("variable") else expr for _, where, expr in queries]
+    for (dash, where, expr), analysis in zip(queries, parse_all(exprs)):
+        # A scope variable's own query is narrowed only by the scope variables before it
+        # ($namespace by $cluster; $cluster by none).
+        variable = where.split("$", 1)[1] if where.startswith("variable") else None
+        order = list(DASHBOARD_SCOPE)
+        wanted = dict(list(DASHBOARD_SCOPE.items())[:order.index(variable)] if variable in order
+                      else DASHBOARD_SCOPE.items())
+        for selector in analysis["selectors"]:
+            matchers = {(m["label"], m["op"], m["value"]) for m in selector["matchers"]}
+            missing = [label for label, value in wanted.items() if (label, "=~", value) not in matchers]
+            if missing:
+                problems.append(f"{dash} {where}: {selector['text']} has no "
+                                + ", ".join(f'{label}=~"{wanted[label]}"' for label in missing))
+    for problem in problems:
+        print(f"FAIL scope: {problem}")
+    print(f"scope: {len(rules)} rules keep `{RULE_SCOPE_LABEL}` in every aggregation, {len(queries)} dashboard queries "
+          f"are narrowed by {', '.join(f'${v}' for v in DASHBOARD_SCOPE)}: {'yes' if not problems else 'NO'}")
     return 1 if problems else 0
 
 
@@ -225,12 +372,20 @@ class Live:
             if not self.metric_exists(name):
                 if name in EVENT_ONLY:
                     self.notes.append(f"{where}: {name} has no series yet (only once {EVENT_ONLY[name]})")
+                elif name in EXTERNAL_EXPORTERS:
+                    self.notes.append(f"{where}: {name} has no series here (from {EXTERNAL_EXPORTERS[name]})")
                 else:
                     self.missing_metrics.setdefault(name, []).append(where)
                     self.fail(where, f"metric {name} has no series")
                     ok = False
                 continue
             if not strict_values:
+                continue
+            external_job = next((m["value"] for m in selector["matchers"]
+                                 if m["label"] == "job" and m["op"] == "=" and m["value"] in EXTERNAL_JOBS), None)
+            if external_job:
+                self.notes.append(f"{where}: {selector['text']} has no series here (job {external_job}: "
+                                  f"{EXTERNAL_JOBS[external_job]})")
                 continue
             labels = set()
             for series in self.series(f'{{__name__="{name}"}}'):
@@ -286,7 +441,9 @@ class Live:
                 self.fail(where, f"query error: {error}  [{query}]")
                 continue
             values = [float(v) for series in data["result"] for _, v in series["values"]]
-            if not values:
+            if not values and self.only_external_missing(analysis):
+                self.check_selectors(where, analysis, strict_values=False)
+            elif not values:
                 self.fail(where, f"returns nothing  [{query}]")
                 self.check_selectors(where, analysis, strict_values=False)
             elif all(math.isnan(v) for v in values):
@@ -296,25 +453,33 @@ class Live:
                 self.check_selectors(where, analysis, strict_values=False)
         print(f"dashboards: {counts['panel']} panel queries and {counts['variable']} variable queries run")
 
+    def only_external_missing(self, analysis):
+        """True when the query names a metric of EXTERNAL_EXPORTERS with no series here, and every
+        metric it names without series is one of those: what it reads exists only on Kubernetes."""
+        missing = {s["name"] for s in analysis["selectors"] if s["name"] and not self.metric_exists(s["name"])}
+        return bool(missing) and missing <= set(EXTERNAL_EXPORTERS)
+
     @staticmethod
     def variable_series(expr):
-        inner = expr[len("label_values("):-1]
-        return inner.rsplit(",", 1)[0].strip().replace("$job", ".*").replace("$instance", ".*")
+        return substitute(label_values_series(expr), "0s")
 
     def check_variable(self, where, expr):
         if not expr.startswith("label_values("):
             self.fail(where, f"not a label_values() query: {expr}")
             return
         inner = expr[len("label_values("):-1]
-        series, label = (part.strip() for part in inner.rsplit(",", 1))
-        series = series.replace("$job", ".*").replace("$instance", ".*")
+        label = inner.rsplit(",", 1)[1].strip() if "," in inner else inner.strip()
+        series = self.variable_series(expr)
         try:
-            values = self.prom.get(f"/api/v1/label/{label}/values", **{"match[]": series},
+            params = {"match[]": series} if series else {}
+            values = self.prom.get(f"/api/v1/label/{label}/values", **params,
                                    start=self.since - 60, end=time.time())
         except RuntimeError as error:
             self.fail(where, f"query error: {error}")
             return
-        if not values:
+        if not values and label in OPTIONAL_LABEL_VARIABLES:
+            self.notes.append(f"{where}: no series has a {label} label here (its \"All\" matches them all)")
+        elif not values:
             self.fail(where, f"{expr} has no values")
 
     def rules(self):
@@ -340,7 +505,7 @@ class Live:
             except RuntimeError as error:
                 self.fail(where, f"query error: {error}")
                 continue
-            if "record" in rule and not result:
+            if "record" in rule and not result and not self.only_external_missing(analysis):
                 self.fail(where, "the recording rule's expression returns nothing")
             self.check_selectors(where, analysis, strict_values=True)
         firing = [a for a in self.prom.get_plain("/api/v1/alerts")["alerts"] if a["state"] == "firing"]
@@ -366,6 +531,10 @@ def main(argv):
         return rule_tests()
     if len(argv) >= 2 and argv[1] == "provisioning":
         return provisioning()
+    if len(argv) >= 2 and argv[1] == "alert-hygiene":
+        return alert_hygiene()
+    if len(argv) >= 2 and argv[1] == "scope":
+        return scope()
     if len(argv) >= 3 and argv[1] == "live":
         since = float(argv[3]) if len(argv) > 3 else time.time() - 120
         return Live(argv[2], since).run()

@@ -11,7 +11,12 @@ against a Prometheus scraping a running Herald.
 
 Conventions:
   * every panel reads the data source variable ${datasource}; every selector is narrowed by the
-    $job and $instance variables (both "All" by default);
+    $cluster and $namespace variables (one Herald release at a time: the rules aggregate by
+    namespace too; `grafana/check.py scope` checks it), and Herald's own series by $job and
+    $instance as well (both "All" by default). $cluster is "All" (.*) by default, which also
+    matches series without a cluster label (a single Prometheus has none);
+  * the Kubernetes panels read cAdvisor and kube-state-metrics, kept to Herald's pods by a join
+    with Herald's scrape targets (HERALD_PODS), which also gives them the job label;
   * a series that exists only once something happened (a 5xx, a retry, a produce error) is written
     `... or vector(0)` or `(x or 0 * y) / y`, so that a healthy system shows 0, not "No data";
   * rates use $__rate_interval; the "now" stats use a fixed 5m window.
@@ -25,7 +30,9 @@ HERE = pathlib.Path(__file__).resolve().parent
 OUT = HERE / "dashboards"
 
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
-SCOPE = 'job=~"$job", instance=~"$instance"'
+# One Herald release: its cluster (where several meet) and its namespace.
+RELEASE_SCOPE = 'cluster=~"$cluster", namespace=~"$namespace"'
+SCOPE = f'{RELEASE_SCOPE}, job=~"$job", instance=~"$instance"'
 RI = "$__rate_interval"
 V1 = 'route=~"/v1/.*"'
 SENT = 'status="sent"'
@@ -36,12 +43,36 @@ SCHEMA_VERSION = 41
 
 
 def sel(metric, *matchers):
-    """A selector narrowed to the dashboard's $job and $instance."""
+    """A selector of Herald's own series, narrowed to the dashboard's release, $job and $instance."""
     return f"{metric}{{{', '.join((SCOPE,) + matchers)}}}"
 
 
-def rate(metric, *matchers, window=RI):
-    return f"rate({sel(metric, *matchers)}[{window}])"
+def release_sel(metric, *matchers):
+    """A selector narrowed to the dashboard's release only: series recorded per namespace (and job),
+    and the series of exporters beside Herald (cAdvisor, kube-state-metrics, kafka-exporter)."""
+    return f"{metric}{{{', '.join((RELEASE_SCOPE,) + matchers)}}}"
+
+
+# Herald's pods (value 1, with their job), from the targets of Herald's scrape jobs: Prometheus
+# keeps a target for a pod that does not answer (up 0), so a crash-looping pod stays in the
+# Kubernetes panels. Joined with `* on (cluster, namespace, pod) group_left (job) HERALD_PODS`.
+HERALD_TARGETS = sel("up", 'job=~"herald-api|herald-worker"')
+HERALD_PODS = f"group by (cluster, namespace, pod, job) ({HERALD_TARGETS})"
+POD_KEYS = "cluster, namespace, pod"
+# Containers of cAdvisor's series: not the pod's own cgroup (container="") nor the pause container.
+CONTAINERS = 'container!="", container!="POD"'
+# The HPAs of Herald's deployments: the chart's for the API (<release>-api), and the one KEDA makes
+# for the workers' ScaledObject (keda-hpa-<release>-worker).
+HERALD_HPAS = 'horizontalpodautoscaler=~"(keda-hpa-)?.+-(api|worker)"'
+
+
+def per_herald_pod(expr):
+    """expr, aggregated per pod, kept to Herald's pods and labelled with their job."""
+    return f"sum by ({POD_KEYS}) ({expr}) * on ({POD_KEYS}) group_left (job) {HERALD_PODS}"
+
+
+def rate(metric, *matchers, window=RI, select=sel):
+    return f"rate({select(metric, *matchers)}[{window}])"
 
 
 def quantile(q, metric, by=(), *matchers, window=RI):
@@ -183,11 +214,14 @@ def _refs(targets):
 
 
 def variables():
-    def query(name, label, expr):
-        return {
+    def query(name, label, expr, description="", one_release=False):
+        """A variable of the label's values. one_release: a single value (no "All"), so that a sum is
+        never taken over two releases; otherwise several, "All" (.*) by default."""
+        variable = {
             "allValue": ".*",
             "current": {"text": ["All"], "value": ["$__all"]},
             "datasource": DATASOURCE,
+            "description": description,
             "includeAll": True,
             "label": label,
             "multi": True,
@@ -199,6 +233,11 @@ def variables():
             "sort": 1,
             "type": "query",
         }
+        if one_release:
+            del variable["allValue"]
+            # No value chosen: Grafana takes the first one found when the dashboard loads.
+            variable.update(current={"text": "", "value": ""}, includeAll=False, multi=False)
+        return variable
 
     return [
         {
@@ -214,8 +253,13 @@ def variables():
             "type": "datasource",
         },
         # Every Herald process declares herald_task_restarts_total at start-up, API and worker alike.
-        query("job", "Job", "label_values(herald_task_restarts_total, job)"),
-        query("instance", "Instance", 'label_values(herald_task_restarts_total{job=~"$job"}, instance)'),
+        query("cluster", "Cluster", "label_values(herald_task_restarts_total, cluster)",
+              "Where several clusters' series meet (Thanos, Mimir, federation). Without a cluster label "
+              "there are no values, and All matches every series."),
+        query("namespace", "Namespace", 'label_values(herald_task_restarts_total{cluster=~"$cluster"}, namespace)',
+              "The Herald release: one namespace at a time, as the alerts aggregate.", one_release=True),
+        query("job", "Job", f"label_values(herald_task_restarts_total{{{RELEASE_SCOPE}}}, job)"),
+        query("instance", "Instance", f'label_values(herald_task_restarts_total{{{RELEASE_SCOPE}, job=~"$job"}}, instance)'),
     ]
 
 
@@ -341,17 +385,17 @@ def sla():
         minimum=0,
     )
     p.timeseries(
-        "Error budget burn rate (lines: 6x and 14.4x page)",
+        "Error budget burn rate (lines: 6x and 14.4x alerts)",
         [
-            ("herald:api_errors:ratio_rate1h / 0.01", "5xx, 1h"),
-            ("herald:api_errors:ratio_rate6h / 0.01", "5xx, 6h"),
-            ("herald:api_slower_than_500ms:ratio_rate1h / 0.01", "slower than 500 ms, 1h"),
-            ("herald:api_slower_than_100ms:ratio_rate1h / 0.05", "slower than 100 ms, 1h"),
+            (f"{release_sel('herald:api_errors:ratio_rate1h')} / 0.01", "5xx, 1h"),
+            (f"{release_sel('herald:api_errors:ratio_rate6h')} / 0.01", "5xx, 6h"),
+            (f"{release_sel('herald:api_slower_than_500ms:ratio_rate1h')} / 0.01", "slower than 500 ms, 1h"),
+            (f"{release_sel('herald:api_slower_than_100ms:ratio_rate1h')} / 0.05", "slower than 100 ms, 1h"),
         ],
         "none",
         "How many times faster than the objectives allow each error budget is spent, from the recording rules "
-        "in ops/prometheus/herald-recording-rules.yml. 1 spends the 30-day budget in 30 days; the page alerts "
-        "fire at 14.4 (1h and 5m) and 6 (6h and 30m).",
+        "in ops/prometheus/herald-recording-rules.yml. 1 spends the 30-day budget in 30 days; the alerts fire at "
+        "14.4 (1h and 5m: critical), 6 (6h and 30m: critical for 5xx, warning for latency) and 3 (1d and 2h: warning).",
         lines=((6, "orange"), (14.4, "red")),
         minimum=0,
     )
@@ -563,6 +607,42 @@ def kafka():
         "ops",
         w=8,
     )
+
+    # The status-events group (status_events.subscriptions_group_id: the events topic to webhook
+    # subscriptions) as each worker's status-events consumer reports it: no kafka-exporter needed.
+    status_events_own_lag = f"max by (topic, partition) ({sel('herald_status_events_consumer_lag')})"
+    p.row("Status-events consumer (workers)")
+    p.timeseries(
+        "Status-events consumer lag per partition (workers' view)",
+        [(status_events_own_lag, "{{topic}} {{partition}}")],
+        "short",
+        "Status events behind the high watermark, per partition of the events topic (notification-events), as "
+        "the worker holding it reports it (herald_status_events_consumer_lag, its own watermarks). Events wait "
+        "here until their sends are stored for the webhook subscriptions. HeraldStatusEventsConsumerLagHigh/"
+        "Growing read it where kafka-exporter does not report the group.",
+        w=24,
+    )
+
+    # The broker's view (kafka-exporter, through the chart's PodMonitor: metrics.kafkaExporter),
+    # there whether or not a worker runs.
+    exporter_lag = release_sel("kafka_consumergroup_lag", 'job="herald-kafka-exporter"')
+    p.row("Consumer groups on the broker (kafka-exporter)")
+    p.timeseries(
+        "Lag per group and topic (broker view)",
+        [(f"sum by (consumergroup, topic) (clamp_min({exporter_lag}, 0))", "{{consumergroup}} {{topic}}")],
+        "short",
+        "kafka_consumergroup_lag of this release's two groups: the workers' (config.worker.group_id, on the topic "
+        "and {topic}.high) and the status events' (status_events.subscriptions_group_id, on notification-events, "
+        "which takes events to webhook subscriptions). From the committed offsets, so it is there when no worker "
+        "runs. Needs metrics.kafkaExporter.enabled and Strimzi's kafkaExporter on the Kafka cluster.",
+        w=16,
+    )
+    status_events_lag = release_sel("herald:kafka_consumergroup_lag:sum", 'herald_consumer="status-events"')
+    status_events_reported_lag = release_sel("herald:status_events_consumer_lag:sum")
+    p.stat("Status-events group lag", f"sum({status_events_lag}) or sum({status_events_reported_lag})",
+           "short", "Status events the webhook-subscriptions group has not consumed yet: kafka-exporter's view, "
+           "or without it the workers' own (herald:status_events_consumer_lag:sum).",
+           ((10000, "orange"), (100000, "red")), w=8, h=8)
     return dashboard(
         "herald-kafka",
         "Herald / Kafka",
@@ -614,14 +694,14 @@ def delivery():
     )
     p.timeseries(
         "Delivery queue: due deliveries by provider",
-        [("max by (provider) (herald_delivery_queue_due)", "{{provider}}")],
+        [(f"max by (provider) ({sel('herald_delivery_queue_due')})", "{{provider}}")],
         "short",
         "Deliveries due now and waiting in PostgreSQL for a provider lane (counted up to 100,000). "
         "A slow provider grows it while Kafka's lag stays low; KEDA scales the workers on it.",
     )
     p.timeseries(
         "Delivery queue: oldest due delivery's wait by provider",
-        [("max by (provider) (herald_delivery_queue_oldest_due_age_seconds)", "{{provider}}")],
+        [(f"max by (provider) ({sel('herald_delivery_queue_oldest_due_age_seconds')})", "{{provider}}")],
         "s",
         "How long the oldest due delivery has waited for its provider's lane (HeraldDeliveryQueueBacklogOld above 5 minutes).",
     )
@@ -984,6 +1064,75 @@ def resources():
            legend="{{component}} {{version}} ({{instance}})", text_mode="name", w=12)
     p.stat("Uptime (youngest process)", f"time() - max({sel('process_start_time_seconds')})", "s",
            "Since the most recent start among the selected processes.", w=12)
+
+    # USE on Kubernetes: what the processes cannot see of themselves (their limits, being throttled,
+    # being killed) and how many of them the autoscalers want.
+    p.row("Kubernetes: saturation, limits, restarts, replicas")
+    throttled = rate("container_cpu_cfs_throttled_periods_total", CONTAINERS, select=release_sel)
+    periods = rate("container_cpu_cfs_periods_total", CONTAINERS, select=release_sel)
+    p.timeseries(
+        "CPU throttled (share of CFS periods)",
+        [(f"{per_herald_pod(throttled)} / {per_herald_pod(periods)}", "{{job}} {{pod}}")],
+        "percentunit",
+        "Share of 100 ms scheduling periods in which a pod's container used up its CPU limit and waited (cAdvisor). "
+        "Above a few percent, latency suffers before CPU looks busy: raise api.resources / worker.resources limits "
+        "or add replicas.",
+        lines=((0.25, "red"),),
+        minimum=0,
+        w=8,
+    )
+    memory = release_sel("container_memory_working_set_bytes", CONTAINERS)
+    memory_limit = release_sel("kube_pod_container_resource_limits", 'resource="memory"')
+    p.timeseries(
+        "Memory working set / limit",
+        [(f"{per_herald_pod(memory)} / {per_herald_pod(memory_limit)}", "{{job}} {{pod}}")],
+        "percentunit",
+        "Working set (what the OOM killer counts, cAdvisor) over the container's memory limit "
+        "(kube-state-metrics). At 1 the kernel kills the container: OOMKilled.",
+        lines=((0.9, "red"),),
+        minimum=0,
+        w=8,
+    )
+    restarts = f"increase({release_sel('kube_pod_container_status_restarts_total')}[{RI}])"
+    oom_killed = release_sel("kube_pod_container_status_last_terminated_reason", 'reason="OOMKilled"')
+    p.timeseries(
+        "Container restarts, and those after an OOM kill",
+        [(per_herald_pod(restarts), "restarts {{job}} {{pod}}"),
+         (f"({per_herald_pod(restarts)}) and on ({POD_KEYS}) (sum by ({POD_KEYS}) ({oom_killed}) > 0)",
+          "OOMKilled {{job}} {{pod}}")],
+        "short",
+        "Restarts of Herald's containers (kube-state-metrics), and those whose container last ended OOMKilled: "
+        "raise the memory limit, or for workers lower worker.content_cache_bytes and the lanes' max_held. "
+        "Other restarts: the liveness probe (a fatal Kafka producer error answers 503 on /healthz) or a crash "
+        "(kubectl logs --previous).",
+        w=8,
+    )
+    hpa_current = release_sel("kube_horizontalpodautoscaler_status_current_replicas", HERALD_HPAS)
+    hpa_desired = release_sel("kube_horizontalpodautoscaler_status_desired_replicas", HERALD_HPAS)
+    hpa_max = release_sel("kube_horizontalpodautoscaler_spec_max_replicas", HERALD_HPAS)
+    p.timeseries(
+        "Replicas: current vs desired (HPA, KEDA)",
+        [(hpa_current, "current {{horizontalpodautoscaler}}"),
+         (hpa_desired, "desired {{horizontalpodautoscaler}}"),
+         (hpa_max, "max {{horizontalpodautoscaler}}")],
+        "short",
+        "The API's HorizontalPodAutoscaler (api.autoscaling) and the one KEDA makes for the workers' ScaledObject "
+        "(keda-hpa-<release>-worker; worker.keda). Desired above current for long: pods cannot be scheduled (quota, "
+        "nodes). Desired at max: the autoscaler wants more than it may have (the workers' max is bounded by the "
+        "partitions).",
+        minimum=0,
+        w=12,
+    )
+    p.timeseries(
+        "Pods per component (ready to be scraped / all)",
+        [(f"sum by (job) ({HERALD_TARGETS})", "answering {{job}}"),
+         (f"count by (job) ({HERALD_TARGETS})", "all {{job}}")],
+        "short",
+        "Herald's scrape targets: pods answering /metrics and all pods behind the Services. HeraldComponentDown "
+        "pages when fewer than half answer; HeraldComponentPodDown warns for fewer pods.",
+        minimum=0,
+        w=12,
+    )
     return dashboard(
         "herald-resources",
         "Herald / Cache, database and processes",

@@ -25,6 +25,11 @@
 #             (BENCH_SCALING_SHAPES, default "1:1 1:2 1:4 2:2" as APIS:WORKERS), each at
 #             BENCH_SCALING_RATE (default 3000) deliveries/s: deliveries/s, latency and each
 #             process's CPU per delivery (bench-results/scaling.json; scripts/lib/bench_scaling.sh).
+#   sizing    each request kind of the SLA's mix (single, batch of 10, get, list) alone at
+#             BENCH_SIZING_RATE (default 1000; batch a tenth) through one API and one worker: each
+#             process's CPU microseconds per request, a write's deliveries included, and the topic's
+#             bytes per notification on the broker (bench-results/sizing.json;
+#             scripts/lib/bench_sizing.sh). Not in the defaults; docs/DEPLOY.md sizes from it.
 #   failover  three KRaft brokers of its own under a steady load through a slow, failing simulator:
 #             the partition leader killed, then a second broker, then both restarted; nothing lost,
 #             nothing doubled, 503 and never a lost 2xx without a quorum (bench-results/failover.json;
@@ -68,7 +73,8 @@
 # BENCH_FAILOVER_MAX_UNPUBLISHED (20 s of the rate), BENCH_REBALANCE_RATE (deliveries/s, default
 # 1000), BENCH_REBALANCE_PROTOCOLS ("classic consumer"), BENCH_REBALANCE_MEMBERS (workers before a
 # join, default 1), BENCH_WARMUP_SECONDS (5) and BENCH_WARMUP_RATE (deliveries/s, 2000),
-# HERALD_BENCH_URL (an API already running, for the ingest scenario), BENCH_KEEP_DATABASES=1 (keep
+# HERALD_BENCH_URL (an API already running, for the ingest scenario) and HERALD_BENCH_METRICS_URL
+# (its metrics port, for the cache advice; without it the cache figures are skipped), BENCH_KEEP_DATABASES=1 (keep
 # the scenarios' databases), HERALD_BIN_DIR (measure these binaries instead of building this tree).
 #
 # A scenario that fails (a component that does not start, a generator that gets no answer, a
@@ -100,6 +106,7 @@ fail() { log "FAILED: $*"; exit 1; }
 # The delivery-path scenarios' pieces, and the ones that are files of their own.
 source scripts/lib/bench_delivery.sh
 source scripts/lib/bench_scaling.sh
+source scripts/lib/bench_sizing.sh
 source scripts/lib/kafka_cluster.sh
 source scripts/lib/bench_failover.sh
 source scripts/lib/bench_rebalance.sh
@@ -219,12 +226,8 @@ run_delivery_scenario() {
   batch_rate=$(( DELIVERY_RATE / (BATCH_SIZE * DELIVERY_RECIPIENTS) ))
   [ "$batch_rate" -ge 1 ] || batch_rate=1
   delivery_body "$OUT_DIR/delivery-body.json" "$BATCH_SIZE" "$DELIVERY_RECIPIENTS"
-  delivery_simulator
-  delivery_api 0
-  local api_pid=$SPAWNED_PID
-  delivery_worker 0
-  local worker_pid=$SPAWNED_PID
-  wait_partitions_held "$(delivery_partitions)" 0
+  delivery_one_api_one_worker
+  local api_pid=$DELIVERY_API_PID worker_pid=$DELIVERY_WORKER_PID
   delivery_warm_up delivery "http://127.0.0.1:18082/v1/notifications/batch" "$batch_rate" \
     "$OUT_DIR/delivery-body.json" $(( BATCH_SIZE * DELIVERY_RECIPIENTS ))
   local -a cpu_targets=(api="$api_pid" worker="$worker_pid" simulator="$SIMULATOR_PID" postgres="port:$(postgres_port)")
@@ -285,7 +288,8 @@ print(2 * max(c['expected_deliveries'] for c in p['channels'].values()) + 1000)"
   curl -fsS -X PUT -H 'Content-Type: application/json' \
     -d '{"secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}' "$simulator/_sim/webhook-endpoints/bench" >/dev/null \
     || fail "channels: the simulator refused the webhook endpoint"
-  env "${scenario_env[@]}" HERALD_SERVER__PORT=18084 RUST_LOG=warn $api serve > "$OUT_DIR/api-channels.log" 2>&1 &
+  env "${scenario_env[@]}" HERALD_SERVER__PORT=18084 HERALD_SERVER__METRICS_PORT=18184 RUST_LOG=warn $api serve \
+    > "$OUT_DIR/api-channels.log" 2>&1 &
   started_pids+=($!)
   env "${scenario_env[@]}" HERALD_WORKER__METRICS_PORT=19465 RUST_LOG=warn "$BENCH_BIN/herald-worker" \
     > "$OUT_DIR/worker-channels.log" 2>&1 &
@@ -344,15 +348,18 @@ print(' '.join(f'{c}:{sent.get(c, 0)}/{n}' for c, n in accepted.items() if int(s
 }
 
 run_ingest_scenario() {
-  local url before after_single after_batch after_templated
+  local url metrics_url before after_single after_batch after_templated
   $api migrate >/dev/null
   $api create-topics >/dev/null
   API_KEY="$(HERALD_API_KEY="${HERALD_BENCH_API_KEY:-hk_bench_local_key}" $api ensure-tenant --name bench)"
   if [ -n "${HERALD_BENCH_URL:-}" ]; then
     url="$HERALD_BENCH_URL"
+    metrics_url="${HERALD_BENCH_METRICS_URL:-}"
   else
     url="http://127.0.0.1:18080"
-    HERALD_SERVER__PORT=18080 RUST_LOG=warn $api serve > "$OUT_DIR/api.log" 2>&1 &
+    # The API's metrics are on a port of their own, never the public one.
+    metrics_url="http://127.0.0.1:18180"
+    HERALD_SERVER__PORT=18080 HERALD_SERVER__METRICS_PORT=18180 RUST_LOG=warn $api serve > "$OUT_DIR/api.log" 2>&1 &
     started_pids+=($!)
   fi
   "$BENCH_BIN/herald-bare-handler" 127.0.0.1:18081 &
@@ -375,7 +382,8 @@ PY
     -d '{"channels": {"sms": {"text": "Pressure {{ data.value }} on {{ data.machine }}"}}}' \
     "$url/v1/templates/bench-alert" || fail "ingest: writing the bench template"
   cache_lookups() {
-    curl -fsS "$url/metrics" | grep '^herald_cache_lookups_total{.*kind="template_reference"' || true
+    [ -n "$metrics_url" ] || return 0
+    curl -fsS "$metrics_url/metrics" | grep '^herald_cache_lookups_total{.*kind="template_reference"' || true
   }
   stored() {
     psql "$HERALD_DATABASE__URL" -qtAc "SELECT count(*) FROM notifications n JOIN tenants t ON t.id = n.tenant_id WHERE t.name = 'bench'"
@@ -393,7 +401,9 @@ PY
   after_templated=$(stored)
   cache_lookups > "$OUT_DIR/cache-after.txt"
   # The API's metrics as the run left them, for herald-analyze's cache advice.
-  curl -fsS "$url/metrics" > "$OUT_DIR/metrics-ingest-api.prom" || fail "ingest: scraping the API's metrics"
+  if [ -n "$metrics_url" ]; then
+    curl -fsS "$metrics_url/metrics" > "$OUT_DIR/metrics-ingest-api.prom" || fail "ingest: scraping the API's metrics"
+  fi
   stop_started
   python3 - "$OUT_DIR" "$BATCH_SIZE" "$before" "$after_single" "$after_batch" "$after_templated" <<'PY'
 import json, re, sys
@@ -488,7 +498,8 @@ FROM (SELECT id, (row_number() OVER (ORDER BY id) - 1) / 1000 AS batch FROM noti
 GROUP BY batch;
 SQL
   started=$(date +%s.%N)
-  env "${scenario_env[@]}" HERALD_SERVER__PORT=18083 RUST_LOG=warn $api serve > "$OUT_DIR/api-relay.log" 2>&1 &
+  env "${scenario_env[@]}" HERALD_SERVER__PORT=18083 HERALD_SERVER__METRICS_PORT=18183 RUST_LOG=warn $api serve \
+    > "$OUT_DIR/api-relay.log" 2>&1 &
   started_pids+=($!)
   for _ in $(seq 1 1800); do
     left=$(psql "$database_url" -qtAc "SELECT coalesce(sum(notification_count), 0) FROM outbox_batches")
@@ -537,12 +548,13 @@ for scenario in $SCENARIOS; do
     relay) run_relay_scenario ;;
     channels) run_channels_scenario ;;
     scaling) run_scaling_scenario ;;
+    sizing) run_sizing_scenario ;;
     failover) run_failover_scenario ;;
     rebalance) run_rebalance_scenario ;;
     neighbours) run_neighbours_scenario ;;
     groups) run_groups_scenario ;;
     export) run_export_scenario ;;
-    *) fail "unknown scenario $scenario (known: delivery capacity ingest channels scaling failover neighbours relay rebalance groups export)" ;;
+    *) fail "unknown scenario $scenario (known: delivery capacity ingest channels scaling sizing failover neighbours relay rebalance groups export)" ;;
   esac
 done
 

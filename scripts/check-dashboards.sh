@@ -2,8 +2,11 @@
 # The dashboards and alert rules, checked (part of `make test`):
 #   1. grafana/dashboards/*.json are what grafana/generate.py makes, and valid against Grafana's
 #      published schema (npm @grafana/schema, grafana/tools/); the provisioning files are complete;
+#      every series a dashboard reads is narrowed by $cluster and $namespace, and every aggregation
+#      of a rule keeps `namespace` (grafana/check.py scope);
 #   2. `promtool check rules` and `promtool test rules` on ops/prometheus/, and every alert has a unit
-#      test where it fires and one where it does not;
+#      test where it fires and one where it does not, a severity Alertmanager routes (critical,
+#      warning) and a runbook_url whose page in docs/runbooks/ exists (grafana/check.py alert-hygiene);
 #   3. live: starts the backing services (those not already running), the provider simulator, the
 #      API and a worker (a database, topic and consumer group of their own), and a real Prometheus
 #      (Debian's) scraping them with the rules loaded; drives load (grafana/load.py: single and
@@ -20,7 +23,8 @@
 #
 # Knobs (env): DASHBOARDS_LOAD_SECONDS (40), DASHBOARDS_LOAD_RATE (requests/s, 40),
 # DASHBOARDS_SCRAPE_INTERVAL (2s, whole seconds). Ports of what it starts, all distinct from `make run`'s:
-# HERALD_SERVER__PORT (18280), HERALD_CHECK_CONTRACT_API_PORT (18281, the contract's replica),
+# HERALD_SERVER__PORT (18280), HERALD_SERVER__METRICS_PORT (18282, the API's /metrics),
+# HERALD_CHECK_CONTRACT_API_PORT (18281, the contract's replica),
 # HERALD_WORKER__METRICS_PORT (19464), HERALD_SIM_LISTEN (127.0.0.1:19290),
 # HERALD_CHECK_PROMETHEUS_PORT (19291); the backing services' ports are scripts/services.sh's
 # (HERALD_PG_PORT, HERALD_REDIS_PORT, HERALD_KAFKA_PORT, HERALD_RUN_DIR).
@@ -50,16 +54,18 @@ if ! cmp -s "$TOOLS/package-lock.json" "$TOOLS/node_modules/.herald-installed" 2
 fi
 
 # --- 1. dashboards -----------------------------------------------------------------------------------
-log "1. dashboards: generator drift, schema, provisioning"
+log "1. dashboards: generator drift, schema, provisioning, namespace scope"
 python3 grafana/generate.py --check
 node "$TOOLS/validate-dashboards.mjs" grafana/dashboards/*.json
 python3 grafana/check.py provisioning
+python3 grafana/check.py scope
 
 # --- 2. rules ----------------------------------------------------------------------------------------
-log "2. rules: promtool check rules, promtool test rules, a firing and a quiet test per alert"
+log "2. rules: promtool check rules, promtool test rules, a firing and a quiet test per alert, runbooks"
 promtool check rules ops/prometheus/herald-recording-rules.yml ops/prometheus/herald-alerts.yml
 promtool test rules ops/prometheus/tests/*.yml
 python3 grafana/check.py rule-tests
+python3 grafana/check.py alert-hygiene
 
 if [ "${DASHBOARDS_LIVE:-1}" = 0 ]; then
   log "DASHBOARDS_LIVE=0: no live check ($((SECONDS - started_at))s)"
@@ -69,6 +75,7 @@ fi
 # --- 3. live -----------------------------------------------------------------------------------------
 log "3. live: every panel and rule against a Prometheus scraping Herald under load"
 export HERALD_SERVER__PORT="${HERALD_SERVER__PORT:-18280}"
+export HERALD_SERVER__METRICS_PORT="${HERALD_SERVER__METRICS_PORT:-18282}"
 export HERALD_WORKER__METRICS_PORT="${HERALD_WORKER__METRICS_PORT:-19464}"
 export HERALD_SIM_LISTEN="${HERALD_SIM_LISTEN:-127.0.0.1:19290}"
 export HERALD_SIM_SMTP_LISTEN="${HERALD_SIM_SMTP_LISTEN:-127.0.0.1:19225}"
@@ -84,7 +91,7 @@ export HERALD_WORKER__DRAIN_TIMEOUT_MS="${HERALD_WORKER__DRAIN_TIMEOUT_MS:-3000}
 # A rate limit the load reaches now and then: the rate-limiter waits are not all zero.
 export HERALD_PROVIDERS__TWILIO__REQUESTS_PER_SECOND="${HERALD_PROVIDERS__TWILIO__REQUESTS_PER_SECOND:-30}"
 
-for port in "$HERALD_SERVER__PORT" "${HERALD_CHECK_CONTRACT_API_PORT:-18281}" "$HERALD_WORKER__METRICS_PORT" "${HERALD_SIM_LISTEN##*:}" "${HERALD_SIM_SMTP_LISTEN##*:}" "$prometheus_port"; do
+for port in "$HERALD_SERVER__PORT" "$HERALD_SERVER__METRICS_PORT" "${HERALD_CHECK_CONTRACT_API_PORT:-18281}" "$HERALD_WORKER__METRICS_PORT" "${HERALD_SIM_LISTEN##*:}" "${HERALD_SIM_SMTP_LISTEN##*:}" "$prometheus_port"; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     log "port $port is taken; choose others (see the knobs at the top of $0)"
     exit 1
@@ -129,7 +136,7 @@ stack_isolate dashboards
 isolated_database="${HERALD_DATABASE__URL##*/}"
 stack_start "$work_dir"
 stack_prometheus_start "$work_dir/prometheus" "$prometheus_port" "$scrape_interval"
-log "Prometheus $STACK_PROMETHEUS_URL scrapes the API $STACK_API_URL and the worker $STACK_WORKER_URL every $scrape_interval"
+log "Prometheus $STACK_PROMETHEUS_URL scrapes the API $STACK_API_METRICS_URL and the worker $STACK_WORKER_URL every $scrape_interval"
 
 since="$(date +%s)"
 python3 grafana/load.py "$STACK_API_URL" "$STACK_API_KEY" "$STACK_SIMULATOR_URL" \

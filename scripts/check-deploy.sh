@@ -14,16 +14,19 @@
 #        kubernetes-validate --strict against Kubernetes 1.30 (the chart's minimum) and 1.37:
 #          every built-in kind; a kind it has no schema for fails, except the custom resources
 #          of the next step;
-#        k8s/crd-schemas/validate-crds.py: KEDA ScaledObject, ServiceMonitor, PrometheusRule,
+#        k8s/crd-schemas/validate-crds.py: KEDA ScaledObject, ServiceMonitor, PodMonitor, PrometheusRule,
 #          Strimzi KafkaTopic/Kafka/KafkaNodePool against their CRDs' schemas (vendored);
 #        helm/tests/check-rendered.py: security contexts, secretKeyRef-only credentials, probes,
 #          grace periods vs. drain deadlines, replicas vs. partitions, selectors, promtool check
 #          rules on the PrometheusRules, dashboard JSON;
 #   5. the chart refuses what it must (more workers than partitions, a secret in values, unknown
 #      keys, scale to zero, a loopback listen address, a provider's base URL missing without the
-#      simulator), and check-rendered.py fails on broken renderings (a writable root filesystem, a
-#      plain credential, a short grace period, ...);
-#   6. k8s/dev-cluster/*.yaml validates the same way;
+#      simulator, Kafka brokers or a token endpoint on a port the NetworkPolicy drops), and
+#      check-rendered.py fails on broken renderings (a writable root filesystem, a plain credential,
+#      a short grace period, a policy cutting the pods off from Kafka, ...); variants no ci/ values
+#      file shows alone render and check too (Kafka's OAUTHBEARER login, NodeLocal DNSCache);
+#   6. k8s/dev-cluster/*.yaml validates the same way, and so does the distributed k6 run
+#      load-tests/k8s/testrun.py renders (a k6-operator TestRun);
 #   7. k8s/herald/ is what the chart renders from k8s/values.yaml (no drift);
 #   8. helm package includes the embedded files.
 #
@@ -144,9 +147,12 @@ print(", ".join(f"{n} {k}" for k, n in sorted(collections.Counter(d["kind"] for 
   echo "summary: kubernetes-validate --strict (${KUBE_VERSIONS[*]}) + CRD schemas: $kinds"
 }
 
+# render_and_check VALUES [HELM_ARGS...]: helm template with VALUES (and more -f/--set), validated
+# and checked by check-rendered.py.
 render_and_check() {
   local values="$1" out="$scratch/rendered.yaml"
-  helm template "$RELEASE" "$CHART" --namespace "$NAMESPACE" -f "$values" > "$out"
+  shift
+  helm template "$RELEASE" "$CHART" --namespace "$NAMESPACE" -f "$values" "$@" > "$out"
   validate "$out"
   python3 helm/tests/check-rendered.py "$out"
 }
@@ -225,6 +231,17 @@ refusals() {
     --set config.providers.telegram.bot_token=123:abc || status=1
   must_refuse "a Pushover app token in values" "additional properties 'app_token' not allowed" \
     --set config.providers.pushover.app_token=aPushoverAppTokenForTests00001 || status=1
+  must_refuse "a Kafka password in values" "additional properties 'password' not allowed" \
+    --set config.kafka.security.sasl.password=hunter2 || status=1
+  must_refuse "a Kafka CA path in values (it comes from secrets.kafkaTls)" "additional properties 'ca_file' not allowed" \
+    --set config.kafka.security.ca_file=/etc/ssl/ca.pem || status=1
+  must_refuse "a SASL login without its password Secret" "secrets.kafkaSaslPassword.name is required" \
+    --set config.kafka.security.protocol=sasl_ssl --set config.kafka.security.sasl.mechanism=scram-sha-512 \
+    --set config.kafka.security.sasl.username=herald || status=1
+  must_refuse "sasl_ssl without a mechanism" "config.kafka.security.sasl.mechanism is required" \
+    --set config.kafka.security.protocol=sasl_ssl || status=1
+  must_refuse "TLS files for a plaintext Kafka" "secrets.kafkaTls is set, but config.kafka.security.protocol" \
+    --set secrets.kafkaTls.name=kafka-ca || status=1
   local provider
   for provider in $(minimal_base_url_providers); do
     REFUSE_VALUES="$(minimal_values_without "providers.$provider.base_url")" \
@@ -239,6 +256,43 @@ refusals() {
     --set providerSim.enabled=true --set providerSim.env.HERALD_SIM_SMTP_LISTEN=127.0.0.1:2525 || status=1
   must_refuse "reads that could take every connection" "must be below config.database.max_connections" \
     --set config.server.max_concurrent_reads=16 --set config.database.max_connections=16 || status=1
+  must_refuse "Kafka brokers on a port the NetworkPolicy does not allow" \
+    "config.kafka.brokers: b-1.kafka.example.com:9096 is on port 9096, which networkPolicy.egress.kafka.ports (9092) does not allow" \
+    --set config.kafka.brokers=b-1.kafka.example.com:9096 || status=1
+  REFUSE_VALUES="$CHART_SOURCE/ci/secure-connections-values.yaml" \
+    must_refuse "MSK's SASL_SSL brokers (9096) with the policy's default Kafka port" \
+    "is on port 9096, which networkPolicy.egress.kafka.ports (9092) does not allow" \
+    --set-json 'networkPolicy.egress.kafka.ports=[9092]' || status=1
+  REFUSE_VALUES="$CHART_SOURCE/ci/secure-connections-values.yaml" \
+    must_refuse "an OAUTHBEARER token endpoint on a port the NetworkPolicy does not allow" \
+    "token_endpoint_url https://login.example.com:8443/token is on port 8443, which networkPolicy.egress.oauthTokenEndpoint.ports (443) does not allow" \
+    -f helm/tests/kafka-oauthbearer-values.yaml \
+    --set config.kafka.security.sasl.oauthbearer.token_endpoint_url=https://login.example.com:8443/token || status=1
+  must_refuse "an egress peer of every address (the cloud metadata service too)" \
+    "networkPolicy.egress.database.to: an ipBlock of 0.0.0.0/0 would reach the cloud metadata service" \
+    --set 'networkPolicy.egress.database.to[0].ipBlock.cidr=0.0.0.0/0' || status=1
+  must_refuse "a worker workload that is neither a StatefulSet nor a Deployment" "worker/workload" \
+    --set worker.workload=DaemonSet || status=1
+  REFUSE_VALUES="$CHART_SOURCE/ci/secure-connections-values.yaml" \
+    must_refuse "KEDA reading lag over SASL_SSL without a TriggerAuthentication" \
+    "worker.keda.authenticationRef.name is required with config.kafka.security.protocol sasl_ssl" \
+    --set worker.keda.enabled=true --set database.connectionLimit=2000 || status=1
+  must_refuse "a client key beside the OIDC token endpoint's CA" "secrets.kafkaOauthCa holds the OIDC token endpoint's CA only" \
+    --set secrets.kafkaOauthCa.name=idp-ca --set secrets.kafkaOauthCa.keyKey=tls.key || status=1
+  must_refuse "no database connection limit" "database.connectionLimit is required" \
+    --set database.connectionLimit=null || status=1
+  # minimal-values.yaml: an API HPA of at most 10 (+3 surge), 2 workers (a StatefulSet: no surge),
+  # the Job: 16 pods of 16 connections; as a Deployment a rollout adds a worker.
+  must_refuse "pods that could open more connections than the database takes" \
+    "Herald could open 256 database connections, above database.connectionLimit (255)" \
+    --set database.connectionLimit=255 || status=1
+  must_refuse "a worker Deployment's rollout surge beyond the database's limit" \
+    "Herald could open 272 database connections, above database.connectionLimit (256)" \
+    --set worker.workload=Deployment --set database.connectionLimit=256 || status=1
+  must_refuse "a KEDA ceiling whose connections the database cannot take" \
+    "Herald could open 352 database connections, above database.connectionLimit (297)" \
+    --set worker.keda.enabled=true --set worker.keda.maxReplicaCount=8 --set worker.keda.fallback.replicas=4 \
+    || status=1
   return $status
 }
 
@@ -292,6 +346,33 @@ mutants() {
     "s/terminationGracePeriodSeconds: 90$/terminationGracePeriodSeconds: 60/" || status=1
   must_be_caught "a readiness probe on /healthz" "readinessProbe must GET /readyz" \
     "/readinessProbe:/,/path:/s|path: /readyz|path: /healthz|" || status=1
+  must_be_caught "an egress rule reaching the cloud metadata service" \
+    "reaches the cloud metadata address 169.254.169.254" "/- 169.254.169.254\/32/d" || status=1
+  must_be_caught "an egress rule without a destination" "an egress rule without \`to\` reaches every address" \
+    "/# Redis/,/- to:/s|- to:|- toNowhere:|" || status=1
+  must_be_caught "the API reaching the public internet" "Deployment/herald-api: reaches the public internet on [443]" \
+    "/name: herald-api$/,/^---/s|port: 5432|port: 443|" || status=1
+  must_be_caught "a NetworkPolicy cutting the pods off from Kafka's brokers" \
+    "its NetworkPolicies allow no egress to port 9092 of kafka.brokers" "s|port: 9092$|port: 9093|" || status=1
+  # The token endpoint's rule lets the API and the Job reach public addresses only with OAUTHBEARER.
+  must_be_caught "the API on the internet once Kafka's login is no longer OAUTHBEARER" \
+    "Deployment/herald-api: reaches the public internet on [443]" \
+    's|mechanism = "oauthbearer"|mechanism = "scram-sha-512"|' \
+    -f "$CHART_SOURCE/ci/secure-connections-values.yaml" -f helm/tests/kafka-oauthbearer-values.yaml || status=1
+  must_be_caught "an OAUTHBEARER token endpoint no pod may reach" \
+    "allow no egress to port 8443 of kafka.security.sasl.oauthbearer.token_endpoint_url" \
+    's|https://login.example.com/|https://login.example.com:8443/|' \
+    -f "$CHART_SOURCE/ci/secure-connections-values.yaml" -f helm/tests/kafka-oauthbearer-values.yaml || status=1
+  must_be_caught "a StatefulSet worker without its static membership" \
+    "HERALD_WORKER__INSTANCE_ID must be the pod's name" "s|fieldPath: metadata.name|fieldPath: metadata.uid|" || status=1
+  must_be_caught "static membership on a Deployment's random pod names" "a Deployment's pods change names" "" \
+    --set worker.workload=Deployment --set 'worker.extraEnv[0].name=HERALD_WORKER__INSTANCE_ID' \
+    --set 'worker.extraEnv[0].value=worker' || status=1
+  must_be_caught "KEDA scaling a Deployment while the workers are a StatefulSet" "not the workers (StatefulSet/herald-worker)" \
+    "/scaleTargetRef:/,/name:/s|kind: StatefulSet|kind: Deployment|" --set worker.keda.enabled=true \
+    --set database.connectionLimit=1000 || status=1
+  must_be_caught "a ServiceMonitor scraping the API's public port" "scrapes port http, not the metrics port" \
+    "s|- port: metrics|- port: http|" --set metrics.serviceMonitor.enabled=true || status=1
   return $status
 }
 
@@ -317,11 +398,18 @@ def schema_keys(node, path=()):
         else:
             yield ".".join(path + (key,))
 
-secrets = {"database.url", "redis.url", "providers.sendgrid.api_key", "providers.twilio.auth_token",
+secrets = {"database.url", "database.listen_url", "redis.url", "providers.sendgrid.api_key", "providers.twilio.auth_token",
            "providers.telegram.bot_token", "providers.pushover.app_token", "providers.smtp.url",
-           "unsubscribe.signing_key", "unsubscribe.previous_signing_keys"}
+           "unsubscribe.signing_key", "unsubscribe.previous_signing_keys",
+           "kafka.security.sasl.password", "kafka.security.sasl.password_file",
+           "kafka.security.sasl.oauthbearer.client_secret",
+           "kafka.security.sasl.oauthbearer.client_secret_file"}
+# Paths of files the chart mounts from Secrets (secrets.kafkaTls, secrets.redisTls) and sets itself.
+chart_set_files = {"kafka.security.ca_file", "kafka.security.certificate_file", "kafka.security.key_file",
+                   "kafka.security.sasl.oauthbearer.ca_file",
+                   "redis.ca_file", "redis.certificate_file", "redis.key_file"}
 optional = {"worker.instance_id"}
-want = set(toml_keys(toml)) - secrets
+want = set(toml_keys(toml)) - secrets - chart_set_files
 have = set(schema_keys(schema))
 missing, extra = sorted(want - have), sorted(have - want - optional)
 for key in missing: print(f"config.{key}: in config/herald.toml but not in values.schema.json")
@@ -346,6 +434,17 @@ dev_cluster() {
     validate "$file" || status=1
   done
   return $status
+}
+
+# The distributed k6 run (load-tests/k8s/testrun.py): its default rendering validates (the TestRun
+# against k6-operator's CRD), and it refuses a rate its runners could not offer.
+load_test_run() {
+  load-tests/k8s/testrun.py > "$scratch/testrun.yaml" || return 1
+  validate "$scratch/testrun.yaml" || return 1
+  if load-tests/k8s/testrun.py --rate 1000000 --parallelism 2 > /dev/null 2>&1; then
+    echo "testrun.py accepted 500,000 requests/s per runner"
+    return 1
+  fi
 }
 
 package_includes_files() {
@@ -382,9 +481,18 @@ for values in "${values_files[@]}"; do
   check "helm lint --strict -f $values" helm lint --strict "$CHART" -f "$values"
   check "helm template -f $values | validate" render_and_check "$values"
 done
+# Variants no values file of ci/ shows alone: Kafka's OAUTHBEARER login (every component reaches the
+# token endpoint), and the DNS rule of a cluster with NodeLocal DNSCache (docs/DEPLOY.md, "Network
+# policies").
+check "helm template -f secure-connections-values.yaml -f helm/tests/kafka-oauthbearer-values.yaml | validate" \
+  render_and_check "$CHART_SOURCE/ci/secure-connections-values.yaml" -f helm/tests/kafka-oauthbearer-values.yaml
+check "helm template -f minimal-values.yaml with NodeLocal DNSCache's DNS peers | validate" \
+  render_and_check "$CHART_SOURCE/ci/minimal-values.yaml" --set-json \
+  'networkPolicy.egress.dns.to=[{"namespaceSelector":{"matchLabels":{"kubernetes.io/metadata.name":"kube-system"}},"podSelector":{"matchLabels":{"k8s-app":"kube-dns"}}},{"ipBlock":{"cidr":"169.254.20.10/32"}}]'
 check "the chart refuses what it must" refusals
 check "check-rendered.py catches what it must" mutants
 check "k8s/dev-cluster/*.yaml validate" dev_cluster
+check "load-tests/k8s/testrun.py renders a valid TestRun" load_test_run
 check "k8s/herald/ matches the chart (no drift)" k8s_in_sync
 check "helm package" package_includes_files
 

@@ -92,6 +92,7 @@ class Ports:
                 "HERALD_KAFKA_PORT",
                 "HERALD_KAFKA_CONTROLLER_PORT",
                 "HERALD_SERVER__PORT",
+                "HERALD_SERVER__METRICS_PORT",
                 "HERALD_WORKER__METRICS_PORT",
                 "HERALD_SIM_LISTEN",
                 "HERALD_SIM_SMTP_LISTEN",

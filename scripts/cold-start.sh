@@ -2,7 +2,8 @@
 # Cold start of the API and the worker: from process spawn to /healthz (serving), /readyz (API:
 # PostgreSQL reachable; worker: database reachable, session live) and, for the worker, to its first
 # assigned partitions (a fresh consumer group each run). RUNS runs each (default 5), release builds,
-# against the backing services (started when missing). Ports: 18991 (API), 19991 (worker metrics).
+# against the backing services (started when missing). Ports: 18991 (API), 18992 (API metrics),
+# 19991 (worker metrics).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/stack.sh
@@ -24,7 +25,7 @@ ms_until() {
 }
 for run in $(seq 1 "$RUNS"); do
   start=$(now_ms)
-  HERALD_SERVER__PORT=18991 RUST_LOG=warn "$STACK_API_BIN" serve >/dev/null 2>&1 &
+  HERALD_SERVER__PORT=18991 HERALD_SERVER__METRICS_PORT=18992 RUST_LOG=warn "$STACK_API_BIN" serve >/dev/null 2>&1 &
   pid=$!
   healthy=$(ms_until "$start" http://127.0.0.1:18991/healthz)
   ready=$(ms_until "$start" http://127.0.0.1:18991/readyz)

@@ -15,6 +15,14 @@
 #                                    settings are written again); every node of a cluster needs
 #                                    the same --cluster-id (default: a new one, or the stored one);
 #                                    the log goes to FILE (default DIR/kafka.log)
+#                           [--listener NAME:PROTOCOL:PORT]... [--properties FILE]...
+#                           [--scram 'MECHANISM=[name=USER,password=PASSWORD]']...
+#                                    more client listeners beside PLAINTEXT (SSL, SASL_SSL,
+#                                    SASL_PLAINTEXT, on 127.0.0.1), FILE's settings appended (their
+#                                    keystores, truststores and SASL settings: they win over the
+#                                    ones above), and SCRAM users written into the storage when it
+#                                    is formatted (Kafka's storage tool --add-scram); the tests'
+#                                    TLS brokers (herald-testing)
 #   scripts/kafka.sh run --dir DIR   run that node in the foreground (exec: the pid is the broker's)
 #   scripts/kafka.sh tool NAME ARGS  one of Kafka's operator tools: topics, consumer-groups,
 #                                    producer-perf-test, ... (kafka-NAME.sh of the distribution), e.g.
@@ -78,8 +86,12 @@ print(cluster_id)'
 
 format() {
   local dir="" id="" node="" port="" controller_port="" voters="" log_file=""
+  local listeners=() property_files=() scram_arguments=()
   while [ $# -gt 0 ]; do
     case "$1" in
+      --listener) listeners+=("$2") ;;
+      --properties) property_files+=("$2") ;;
+      --scram) scram_arguments+=(--add-scram "$2") ;;
       --dir) dir=$2 ;;
       --cluster-id) id=$2 ;;
       --node-id) node=$2 ;;
@@ -98,17 +110,30 @@ format() {
   local nodes replication min_insync
   nodes="$(tr ',' '\n' <<< "$voters" | grep -c .)"
   if [ "$nodes" -ge 3 ]; then replication=3; min_insync=2; else replication=1; min_insync=1; fi
+  local client_listeners="PLAINTEXT://127.0.0.1:$port" protocol_map="PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+  local listener name protocol listener_port
+  for listener in "${listeners[@]}"; do
+    IFS=: read -r name protocol listener_port <<< "$listener"
+    case "$protocol" in
+      SSL|SASL_SSL|SASL_PLAINTEXT|PLAINTEXT) ;;
+      *) log "format: --listener $listener: the protocol must be SSL, SASL_SSL, SASL_PLAINTEXT or PLAINTEXT"; exit 2 ;;
+    esac
+    [[ "$name" =~ ^[A-Z_]+$ && "$listener_port" =~ ^[0-9]+$ ]] \
+      || { log "format: --listener $listener is not NAME:PROTOCOL:PORT"; exit 2; }
+    client_listeners+=",$name://127.0.0.1:$listener_port"
+    protocol_map+=",$name:$protocol"
+  done
   mkdir -p "$dir"
   cat > "$dir/server.properties" <<PROPERTIES
 # Node $node of a local KRaft cluster (scripts/kafka.sh); $nodes voter(s): $voters
 process.roles=broker,controller
 node.id=$node
 controller.quorum.voters=$voters
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller_port
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
+listeners=$client_listeners,CONTROLLER://127.0.0.1:$controller_port
+advertised.listeners=$client_listeners
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=$protocol_map
 log.dirs=$dir/data
 
 # Durability, as the chart's topics have it: every acknowledged record is on min.insync.replicas
@@ -128,6 +153,11 @@ auto.create.topics.enable=false
 # start's members join one rebalance instead of several.
 group.initial.rebalance.delay.ms=0
 PROPERTIES
+  local property_file
+  for property_file in "${property_files[@]}"; do
+    printf '\n# From %s\n' "$property_file" >> "$dir/server.properties"
+    cat "$property_file" >> "$dir/server.properties"
+  done
   cat > "$dir/log4j2.properties" <<PROPERTIES
 status = warn
 appender.file.type = File
@@ -147,7 +177,8 @@ PROPERTIES
   [ -n "$id" ] || id="$(cluster_id)"
   # A short-lived JVM: C1 only starts faster.
   java -cp "$KAFKA_HOME/libs/*" -Djava.awt.headless=true -XX:TieredStopAtLevel=1 -Xmx256m -Dlog4j2.configurationFile="$dir/log4j2.properties" \
-    kafka.tools.StorageTool format --ignore-formatted -t "$id" -c "$dir/server.properties" >/dev/null
+    kafka.tools.StorageTool format --ignore-formatted -t "$id" -c "$dir/server.properties" \
+    "${scram_arguments[@]}" >/dev/null
 }
 
 run() {
@@ -173,7 +204,8 @@ tool() {
     broker-api-versions) class=org.apache.kafka.tools.BrokerApiVersionsCommand ;;
     producer-perf-test) class=org.apache.kafka.tools.ProducerPerformance ;;
     consumer-perf-test) class=org.apache.kafka.tools.ConsumerPerformance ;;
-    *) log "tool: unknown tool '$name' (topics, consumer-groups, configs, get-offsets, metadata-quorum, broker-api-versions, producer-perf-test, consumer-perf-test)"; exit 2 ;;
+    log-dirs) class=org.apache.kafka.tools.LogDirsCommand ;;
+    *) log "tool: unknown tool '$name' (topics, consumer-groups, configs, get-offsets, log-dirs, metadata-quorum, broker-api-versions, producer-perf-test, consumer-perf-test)"; exit 2 ;;
   esac
   exec java -cp "$KAFKA_HOME/libs/*" -Djava.awt.headless=true -XX:TieredStopAtLevel=1 -Xmx256m \
     -Dlog4j2.level=WARN "$class" "$@"

@@ -14,6 +14,7 @@
 # steady rate, for stress the capacity the ramp goes to twice of), MIX (shares, default
 # "single=0.5,batch=0.1,get=0.3,list=0.1"), BATCH_SIZE (10), USERS (1000; smoke 100),
 # SPIKE_FACTOR (8). Ports of the processes it starts: HERALD_SERVER__PORT (18380),
+# HERALD_SERVER__METRICS_PORT (18382, the API's /metrics),
 # HERALD_WORKER__METRICS_PORT (19564), HERALD_SIM_LISTEN (127.0.0.1:19390).
 #
 # Writes k6's summary to load-tests/results/<scenario>.json and the processes' logs to
@@ -89,6 +90,7 @@ else
   source scripts/lib/stack.sh
   stack_sourced=1
   export HERALD_SERVER__PORT="${HERALD_SERVER__PORT:-18380}"
+  export HERALD_SERVER__METRICS_PORT="${HERALD_SERVER__METRICS_PORT:-18382}"
   export HERALD_WORKER__METRICS_PORT="${HERALD_WORKER__METRICS_PORT:-19564}"
   export HERALD_SIM_LISTEN="${HERALD_SIM_LISTEN:-127.0.0.1:19390}"
   export HERALD_SIM_SMTP_LISTEN="${HERALD_SIM_SMTP_LISTEN:-127.0.0.1:19325}"
@@ -227,7 +229,7 @@ set -e
 
 # The processes' metrics as the run left them (herald-analyze's cache advice), before they stop.
 metrics_files=()
-for target in "api=$base_url" "worker=${STACK_WORKER_URL:-}"; do
+for target in "api=${STACK_API_METRICS_URL:-}" "worker=${STACK_WORKER_URL:-}"; do
   name="${target%%=*}" url="${target#*=}"
   [ -n "$url" ] || continue
   if curl -fsS "$url/metrics" > "$RESULTS_DIR/$SCENARIO-$name.prom" 2>/dev/null; then

@@ -44,6 +44,7 @@ needed_ports() {
     echo "kafka ${HERALD_KAFKA_CONTROLLER_PORT:-59093} HERALD_KAFKA_CONTROLLER_PORT"
   fi
   echo "api ${HERALD_SERVER__PORT:-8080} HERALD_SERVER__PORT"
+  echo "api ${HERALD_SERVER__METRICS_PORT:-9465} HERALD_SERVER__METRICS_PORT"
   echo "worker ${HERALD_WORKER__METRICS_PORT:-9464} HERALD_WORKER__METRICS_PORT"
   echo "simulator ${simulator##*:} HERALD_SIM_LISTEN"
   echo "simulator ${smtp##*:} HERALD_SIM_SMTP_LISTEN"
@@ -230,7 +231,7 @@ run() {
   cat <<INFO
 
 Herald is running:
-  API          $STACK_API_URL   (OpenAPI: /openapi.json, metrics: /metrics, readiness: /readyz)
+  API          $STACK_API_URL   (OpenAPI: /openapi.json, readiness: /readyz; metrics: $STACK_API_METRICS_URL/metrics)
   PostgreSQL   $HERALD_DATABASE__URL
   Redis        $HERALD_REDIS__URL
   Kafka        $HERALD_KAFKA__BROKERS (Apache Kafka, log $RUN_DIR/kafka.log), topic ${HERALD_KAFKA__TOPIC:-notifications}

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Installs and starts what Herald needs on this machine: PostgreSQL and Redis (Debian packages)
-# and an Apache Kafka broker (Maven Central, scripts/kafka.sh: one KRaft node, broker and
-# controller). Services already listening on their ports are reused. Everything runs from
+# Installs and starts what Herald needs on this machine: PostgreSQL and Redis (Debian packages; also
+# cmake, pkg-config and libssl-dev, which building Herald needs) and an Apache Kafka broker (Maven
+# Central, scripts/kafka.sh: one KRaft node, broker and controller). Services already listening on their ports are reused. Everything runs from
 # $HERALD_RUN_DIR (default /tmp/herald-run); the broker's log is $HERALD_RUN_DIR/kafka.log.
 #
 #   scripts/services.sh install      install what is missing
+#   scripts/services.sh build-deps   install only what building Herald needs (make lint)
 #   scripts/services.sh start        start what is not running (background), wait until ready
 #   scripts/services.sh stop [names] stop what `start` started (all, or: postgres redis kafka)
 #   scripts/services.sh stop-started FILE
@@ -58,12 +59,26 @@ install() {
   local packages=()
   [ -n "$(pg_bin_dir)" ] || packages+=(postgresql)
   command -v redis-server >/dev/null || packages+=(redis-server)
-  if [ ${#packages[@]} -gt 0 ]; then
-    log "installing ${packages[*]} from Debian"
-    as_root apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${packages[@]}" >/dev/null
-  fi
+  packages+=($(missing_build_packages))
+  install_packages "${packages[@]}"
   "$SCRIPTS_DIR/kafka.sh" install
+}
+
+# Not services, but what building Herald needs beside a C compiler, installed with them because
+# every way to build (make run, make test, make bench) starts the services first, and by `make lint`
+# (`build-deps`), which builds without them: librdkafka is built with CMake and links the system's
+# OpenSSL (TLS and SASL to the brokers, Cargo.toml).
+missing_build_packages() {
+  command -v cmake >/dev/null || echo cmake
+  command -v pkg-config >/dev/null || echo pkg-config
+  dpkg-query -W -f='${Status}' libssl-dev 2>/dev/null | grep -q 'install ok installed' || echo libssl-dev
+}
+
+install_packages() {
+  [ $# -gt 0 ] || return 0
+  log "installing $* from Debian"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$@" >/dev/null
 }
 
 # PostgreSQL refuses to run as root: run it as the `postgres` system user when we are root.
@@ -184,10 +199,11 @@ ENV
 
 case "${1:-}" in
   install) install ;;
+  build-deps) install_packages $(missing_build_packages) ;;
   start) install; start_postgres; start_redis; start_kafka ;;
   stop) shift; stop "$@" ;;
   stop-started) stop_started_in "$2" ;;
   env) print_env ;;
   drop-databases) shift; drop_databases "$@" ;;
-  *) echo "usage: $0 install|start|stop|stop-started|env|drop-databases" >&2; exit 2 ;;
+  *) echo "usage: $0 install|build-deps|start|stop|stop-started|env|drop-databases" >&2; exit 2 ;;
 esac

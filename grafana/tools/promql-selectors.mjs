@@ -1,9 +1,11 @@
 // Parses PromQL with Prometheus's own grammar (@prometheus-io/lezer-promql, the parser of the
-// Prometheus web UI) and lists each expression's series selectors.
+// Prometheus web UI) and lists each expression's series selectors and aggregations.
 //
 //   echo '["sum(rate(x{a=\"b\"}[5m]))"]' | node grafana/tools/promql-selectors.mjs
 //   -> [{"errors": [], "selectors": [{"text": "x{a=\"b\"}", "name": "x",
-//        "matchers": [{"label": "a", "op": "=", "value": "b"}]}]}]
+//        "matchers": [{"label": "a", "op": "=", "value": "b"}]}],
+//        "aggregations": [{"text": "sum(rate(x{a=\"b\"}[5m]))", "op": "sum", "modifier": null, "labels": []}]}]
+// An aggregation's modifier is "by", "without" or null (neither: every label is dropped).
 import { parser } from '@prometheus-io/lezer-promql';
 import fs from 'node:fs';
 
@@ -19,10 +21,31 @@ function analyse(expr) {
   const tree = parser.parse(expr);
   const errors = [];
   const selectors = [];
+  const aggregations = [];
   tree.iterate({
     enter(node) {
       if (node.type.isError) {
         errors.push(`syntax error at ${node.from}: ${JSON.stringify(expr.slice(Math.max(0, node.from - 20), node.to + 20))}`);
+        return;
+      }
+      if (node.name === 'AggregateExpr') {
+        const op = node.node.getChild('AggregateOp');
+        const modifier = node.node.getChild('AggregateModifier');
+        const labels = [];
+        let kind = null;
+        if (modifier) {
+          kind = modifier.getChild('By') ? 'by' : 'without';
+          const grouping = modifier.getChild('GroupingLabels');
+          for (const label of grouping ? grouping.getChildren('LabelName') : []) {
+            labels.push(expr.slice(label.from, label.to));
+          }
+        }
+        aggregations.push({
+          text: expr.slice(node.from, node.to),
+          op: op ? expr.slice(op.from, op.to) : null,
+          modifier: kind,
+          labels,
+        });
         return;
       }
       if (node.name !== 'VectorSelector') return;
@@ -52,7 +75,7 @@ function analyse(expr) {
       return false;
     },
   });
-  return { errors, selectors };
+  return { errors, selectors, aggregations };
 }
 
 const exprs = JSON.parse(fs.readFileSync(0, 'utf8'));

@@ -15,19 +15,39 @@
     simulator, else a Secret or empty, never the built-in loopback default;
   * terminationGracePeriodSeconds outlasts the drain deadlines (workers: 2 x drain_timeout_ms);
   * the KEDA ScaledObject never allows more workers than partitions, watches the configured topic
-    and consumer group, and the Strimzi KafkaTopic has the configured partitions and retention;
+    and consumer group, and targets the workers' kind; the Strimzi KafkaTopic has the configured
+    partitions and retention;
+  * workers of a StatefulSet are static group members named by their pod (HERALD_WORKER__INSTANCE_ID
+    from metadata.name, pods started and stopped in parallel); a Deployment's are never static
+    (its pods' names change at every rollout); topology spread keys on the controller's revision
+    label;
+  * /metrics is on a port named metrics of its own, never the API's public port, and the
+    ServiceMonitors scrape that port;
+  * NetworkPolicies: a default deny selects every Herald pod, and each pod a policy of its own; every
+    pod's egress has DNS; no egress rule reaches a cloud metadata address (169.254.169.254,
+    fd00:ec2::254) nor has no destination; every pod with herald.toml reaches its kafka.brokers'
+    ports (and, with an OAUTHBEARER login, its token endpoint's port); only the workers reach the
+    public internet, but for that token endpoint; the metrics ports admit only named peers;
   * Services, PodDisruptionBudgets, the HPA and the ScaledObject select or target what exists;
   * every object fits client-side `kubectl apply`; ServiceMonitors scrape a port their Service has; PrometheusRule groups pass
-    `promtool check rules`; dashboard ConfigMaps hold JSON Grafana's sidecar can load as it is.
+    `promtool check rules`, every alert has a severity of critical or warning and a runbook_url
+    naming its page (docs/runbooks/<Alert>.md, under metrics.prometheusRule.runbookBaseUrl when
+    that is set); dashboard ConfigMaps hold JSON Grafana's sidecar can load as it is;
+  * the kafka-exporter PodMonitor keeps the series of the release's two consumer groups (from
+    herald.toml), labelled as the rules read them (namespace, job herald-kafka-exporter,
+    herald_consumer).
 Prints what it checked; exits 1 on the first list of problems.
 """
 
+import ipaddress
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
 import tomllib
+import urllib.parse
 
 import yaml
 
@@ -43,13 +63,26 @@ SMTP_URL_ENV = ("HERALD_SMTP_URL", "HERALD_PROVIDERS__SMTP__URL")
 # Settings of config/herald.toml that are secrets: never in the rendered herald.toml.
 SECRET_SETTINGS = ("database.url", "redis.url", "providers.sendgrid.api_key",
                    "providers.twilio.auth_token", "providers.telegram.bot_token",
-                   "providers.pushover.app_token", "providers.smtp.url")
+                   "providers.pushover.app_token", "providers.smtp.url",
+                   "kafka.security.sasl.password", "kafka.security.sasl.oauthbearer.client_secret")
+# Files herald.toml may name (TLS to Kafka and Redis): each must be in a Secret volume every Herald
+# container reading that herald.toml mounts.
+TLS_FILE_SETTINGS = ("kafka.security.ca_file", "kafka.security.certificate_file", "kafka.security.key_file",
+                     "kafka.security.sasl.oauthbearer.ca_file",
+                     "redis.ca_file", "redis.certificate_file", "redis.key_file")
 # The providers reached at a configured base URL, and the path the simulator serves each under
 # (the chart's herald.simProviderPaths): the simulator's Service plus it with the simulator, else a
 # real endpoint.
 SIM_PATHS = {"sendgrid": "", "twilio": "", "telegram": "/telegram", "pushover": "/pushover"}
 CREDENTIAL_WORDS = ("PASSWORD", "TOKEN", "API_KEY", "SECRET")
 API_SHUTDOWN_SECONDS = 46  # herald-api startup.rs: 30 + 10 + 1 + 5 (see _helpers.tpl)
+# The clouds' instance metadata services: no egress rule may reach them.
+METADATA_ADDRESSES = [ipaddress.ip_address(address)
+                      for address in ("169.254.169.254", "100.100.100.200", "fd00:ec2::254")]
+# The providers' ports: HTTPS, and SMTP's implicit TLS and submission.
+PROVIDER_PORTS = {443, 465, 587}
+# The label each controller puts on its pods to tell revisions apart (topology spread keys on it).
+REVISION_LABEL = {"Deployment": "pod-template-hash", "StatefulSet": "controller-revision-hash"}
 
 problems = []
 checked = []
@@ -159,10 +192,39 @@ def main(path):
                     problem(f"{where}: {env['name']} must come from a secretKeyRef")
     checked.append(f"security contexts and secretKeyRef-only credentials ({len(herald_workloads)} workloads)")
 
+    tls_files = 0
+    for doc in herald_workloads:
+        spec = pod_spec(doc)
+        volumes = {volume["name"]: volume for volume in spec.get("volumes", [])}
+        config_volumes = {name for name, volume in volumes.items()
+                          if volume.get("configMap", {}).get("name") in configs}
+        for container in spec.get("initContainers", []) + spec["containers"]:
+            mounts = container.get("volumeMounts", [])
+            config_mounts = [mount for mount in mounts if mount["name"] in config_volumes]
+            if not config_mounts:
+                continue
+            config = configs[volumes[config_mounts[0]["name"]]["configMap"]["name"]]
+            for setting in TLS_FILE_SETTINGS:
+                *tables, key = setting.split(".")
+                table = config
+                for name in tables:
+                    table = table.get(name, {})
+                path = table.get(key)
+                if not path:
+                    continue
+                tls_files += 1
+                holders = [mount for mount in mounts if path.startswith(mount["mountPath"].rstrip("/") + "/")]
+                if not holders or "secret" not in volumes.get(holders[-1]["name"], {}):
+                    problem(f"{name_of(doc)} container {container['name']}: {setting} {path} is in no Secret volume it mounts")
+    checked.append(f"TLS files named in herald.toml are mounted from Secrets ({tls_files} paths)")
+
     deployments = {doc["metadata"]["name"]: doc for doc in by_kind.get("Deployment", [])}
+    # The long-running workloads: the API's Deployment, the workers' StatefulSet (or Deployment).
+    controllers = {doc["metadata"]["name"]: doc
+                   for kind in ("Deployment", "StatefulSet") for doc in by_kind.get(kind, [])}
 
     def component(name):
-        for doc in deployments.values():
+        for doc in controllers.values():
             if doc["metadata"]["labels"].get("app.kubernetes.io/component") == name:
                 return doc
         return None
@@ -176,7 +238,7 @@ def main(path):
 
     api, worker = component("api"), component("worker")
     if not api or not worker:
-        problem("the API and worker Deployments must both be rendered")
+        problem("the API and worker workloads must both be rendered")
         return
     for doc, port in ((api, "http"), (worker, "metrics")):
         container = pod_spec(doc)["containers"][0]
@@ -195,7 +257,31 @@ def main(path):
             print(f"note: {name_of(doc)} has no topologySpreadConstraints")
         elif not keys:
             problem(f"{name_of(doc)}: topologySpreadConstraints select none of its own pods")
-    checked.append("topology spread selects each component's own pods")
+        for constraint in spread:
+            for key in constraint.get("matchLabelKeys", []):
+                if key in REVISION_LABEL.values() and key != REVISION_LABEL[doc["kind"]]:
+                    problem(f"{name_of(doc)}: matchLabelKeys {key} is not a label a {doc['kind']} puts on its "
+                            f"pods ({REVISION_LABEL[doc['kind']]})")
+    checked.append("topology spread selects each component's own pods, by its controller's revision label")
+
+    # Static membership of the consumer group (docs/DEPLOY.md, "Rollouts and rebalances").
+    worker_env = {env["name"]: env for env in pod_spec(worker)["containers"][0].get("env", [])}
+    instance_id = worker_env.get("HERALD_WORKER__INSTANCE_ID")
+    if worker["kind"] == "StatefulSet":
+        if (instance_id or {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") != "metadata.name":
+            problem(f"{name_of(worker)}: HERALD_WORKER__INSTANCE_ID must be the pod's name (fieldRef "
+                    f"metadata.name): its static group membership, not {instance_id}")
+        if worker["spec"].get("podManagementPolicy") != "Parallel":
+            problem(f"{name_of(worker)}: podManagementPolicy must be Parallel (a KEDA step starts its pods at once)")
+        if worker["spec"].get("serviceName") not in {svc["metadata"]["name"] for svc in by_kind.get("Service", [])}:
+            problem(f"{name_of(worker)}: serviceName {worker['spec'].get('serviceName')} is not a rendered Service")
+        checked.append("workers: a StatefulSet, each a static group member named by its pod")
+    else:
+        if instance_id:
+            problem(f"{name_of(worker)}: a Deployment's pods change names at every rollout: "
+                    "HERALD_WORKER__INSTANCE_ID would leave each departed member's partitions "
+                    "without an owner for the session timeout")
+        checked.append("workers: a Deployment, dynamic group members")
 
     for doc in by_kind.get("Job", []):
         if doc["metadata"]["labels"].get("app.kubernetes.io/component") != "migrations":
@@ -299,8 +385,10 @@ def main(path):
     scaled = by_kind.get("ScaledObject", [])
     for doc in scaled:
         spec = doc["spec"]
-        if spec["scaleTargetRef"]["name"] != worker["metadata"]["name"]:
-            problem(f"{name_of(doc)}: scales {spec['scaleTargetRef']['name']}, not the workers")
+        if (spec["scaleTargetRef"]["name"], spec["scaleTargetRef"].get("kind", "Deployment")) != (
+                worker["metadata"]["name"], worker["kind"]):
+            problem(f"{name_of(doc)}: scales {spec['scaleTargetRef'].get('kind', 'Deployment')}/"
+                    f"{spec['scaleTargetRef']['name']}, not the workers ({name_of(worker)})")
         if not 1 <= spec["minReplicaCount"] <= spec["maxReplicaCount"] <= partitions:
             problem(f"{name_of(doc)}: need 1 <= minReplicaCount <= maxReplicaCount <= partitions ({partitions})")
         if "replicas" in worker["spec"]:
@@ -345,9 +433,15 @@ def main(path):
     main_topic = kafka.get("topic", "notifications")
     # The topic of priority high notifications: as many partitions as the main one (docs/DESIGN.md).
     consumed_topics = {main_topic, kafka.get("high_priority_topic") or f"{main_topic}.high"}
+    status_events = worker_config.get("status_events", {})
+    status_events_topic = status_events.get("topic", "notification-events")
+    status_events_hours = status_events.get("retention_hours", 0)
     for doc in by_kind.get("KafkaTopic", []):
         spec = doc["spec"]
-        if spec["config"].get("retention.ms") != (retention_days - 1) * 86400000:
+        if spec["topicName"] == status_events_topic and status_events_hours:
+            if spec["config"].get("retention.ms") != status_events_hours * 3600000:
+                problem(f"{name_of(doc)}: retention.ms must be status_events.retention_hours")
+        elif spec["config"].get("retention.ms") != (retention_days - 1) * 86400000:
             problem(f"{name_of(doc)}: retention.ms must be (retention.days - 1) days")
         if spec["topicName"] in consumed_topics and spec["partitions"] != partitions:
             problem(f"{name_of(doc)}: {spec['partitions']} partitions, herald.toml says {partitions}")
@@ -357,12 +451,12 @@ def main(path):
     if by_kind.get("KafkaTopic"):
         checked.append(f"KafkaTopics: partitions and retention.ms from herald.toml ({len(by_kind['KafkaTopic'])})")
 
-    pod_labels = [(doc, doc["spec"]["template"]["metadata"]["labels"]) for doc in deployments.values()]
+    pod_labels = [(doc, doc["spec"]["template"]["metadata"]["labels"]) for doc in controllers.values()]
     for doc in by_kind.get("Service", []) + by_kind.get("PodDisruptionBudget", []):
         selector = doc["spec"]["selector"]
         selector = selector.get("matchLabels", selector) if doc["kind"] == "PodDisruptionBudget" else selector
         if not any(matches(selector, labels) for _, labels in pod_labels):
-            problem(f"{name_of(doc)}: selects no Deployment's pods")
+            problem(f"{name_of(doc)}: selects no Deployment's or StatefulSet's pods")
     for doc in (api, worker):
         if not any(matches(pdb["spec"]["selector"]["matchLabels"], doc["spec"]["template"]["metadata"]["labels"])
                    for pdb in by_kind.get("PodDisruptionBudget", [])):
@@ -378,10 +472,33 @@ def main(path):
         if not services:
             problem(f"{name_of(doc)}: selects no Service")
         for endpoint in doc["spec"]["endpoints"]:
+            if endpoint.get("port") != "metrics":
+                problem(f"{name_of(doc)}: scrapes port {endpoint.get('port')}, not the metrics port")
             for svc in services:
                 if endpoint.get("port") not in {port.get("name") for port in svc["spec"]["ports"]}:
                     problem(f"{name_of(doc)}: {name_of(svc)} has no port named {endpoint.get('port')}")
     checked.append("Services, PDBs, HPA and ServiceMonitors select what is rendered")
+
+    # /metrics and profiles on a port of their own: the API's public port never serves them.
+    server = api_config.get("server", {})
+    api_ports = {port.get("name"): port["containerPort"] for port in pod_spec(api)["containers"][0].get("ports", [])}
+    if api_ports.get("metrics") != server.get("metrics_port") or server.get("metrics_port") == server.get("port"):
+        problem(f"{name_of(api)}: container port metrics {api_ports.get('metrics')} must be herald.toml's "
+                f"server.metrics_port {server.get('metrics_port')}, apart from server.port {server.get('port')}")
+    worker_ports = {port.get("name"): port["containerPort"] for port in pod_spec(worker)["containers"][0].get("ports", [])}
+    if worker_ports.get("metrics") != worker_config.get("worker", {}).get("metrics_port"):
+        problem(f"{name_of(worker)}: container port metrics must be herald.toml's worker.metrics_port")
+    checked.append(f"metrics ports: API {api_ports.get('metrics')} (public {api_ports.get('http')}), "
+                   f"workers {worker_ports.get('metrics')}")
+
+    def herald_toml_of(doc):
+        """The herald.toml a workload mounts, or None (the provider simulator mounts none)."""
+        for volume in pod_spec(doc).get("volumes", []):
+            if "configMap" in volume and volume["configMap"]["name"] in configs:
+                return configs[volume["configMap"]["name"]]
+        return None
+
+    check_network_policies(by_kind, herald_workloads, api, worker, herald_toml_of)
 
     rules = by_kind.get("PrometheusRule", [])
     if rules:
@@ -397,6 +514,37 @@ def main(path):
                 problem("promtool check rules failed:\n" + result.stdout + result.stderr)
         count = sum(len(group["rules"]) for doc in rules for group in doc["spec"]["groups"])
         checked.append(f"promtool check rules: {len(rules)} PrometheusRule(s), {count} rules")
+        alerts = [rule for doc in rules for group in doc["spec"]["groups"] for rule in group["rules"] if "alert" in rule]
+        for alert in alerts:
+            if alert.get("labels", {}).get("severity") not in ("critical", "warning"):
+                problem(f"alert {alert['alert']}: severity {alert.get('labels', {}).get('severity')!r}")
+            url = alert.get("annotations", {}).get("runbook_url", "")
+            if not (url == f"docs/runbooks/{alert['alert']}.md"
+                    or url.startswith(("https://", "http://")) and url.endswith(f"/{alert['alert']}.md")):
+                problem(f"alert {alert['alert']}: runbook_url {url!r} does not name its page")
+        checked.append(f"{len(alerts)} alerts with a severity and a runbook_url")
+
+    # The kafka-exporter PodMonitor: what the alerts of group herald-kafka-exporter read.
+    for doc in by_kind.get("PodMonitor", []):
+        namespace = doc["metadata"]["namespace"]
+        groups = {worker_config.get("worker", {}).get("group_id", "herald-workers"): "workers",
+                  worker_config.get("status_events", {}).get("subscriptions_group_id",
+                                                             "herald-webhook-subscriptions"): "status-events"}
+        for endpoint in doc["spec"]["podMetricsEndpoints"]:
+            target = {r["targetLabel"]: r.get("replacement") for r in endpoint.get("relabelings", [])
+                      if r.get("action") == "replace" and "sourceLabels" not in r}
+            if target.get("namespace") != namespace or target.get("job") != "herald-kafka-exporter":
+                problem(f"{name_of(doc)}: labels its targets {target}, not namespace {namespace} and job herald-kafka-exporter")
+            metric = endpoint.get("metricRelabelings", [])
+            kept = [r for r in metric if r.get("action") == "keep" and r.get("sourceLabels") == ["consumergroup"]]
+            named = {r.get("regex"): r.get("replacement") for r in metric
+                     if r.get("action") == "replace" and r.get("targetLabel") == "herald_consumer"}
+            for group, consumer in groups.items():
+                if not kept or not re.fullmatch(kept[0]["regex"], group):
+                    problem(f"{name_of(doc)}: does not keep the series of consumer group {group}")
+                if not any(re.fullmatch(regex, group) and value == consumer for regex, value in named.items()):
+                    problem(f"{name_of(doc)}: does not label consumer group {group} herald_consumer={consumer}")
+        checked.append(f"{name_of(doc)} keeps and labels the consumer groups {sorted(groups)}")
 
     dashboards = [doc for doc in by_kind.get("ConfigMap", [])
                   if any(key.endswith(".json") for key in doc.get("data", {}))]
@@ -429,6 +577,136 @@ def main(path):
                 uids[dashboard["uid"]] = key
     if dashboards:
         checked.append(f"dashboard ConfigMaps hold JSON ({len(dashboards)})")
+
+
+def reaches_metadata(peer):
+    """The metadata addresses an egress peer admits (an ipBlock's CIDR less its excepts)."""
+    block = peer.get("ipBlock")
+    if not block:
+        return []
+    network = ipaddress.ip_network(block["cidr"], strict=False)
+    excepted = [ipaddress.ip_network(cidr, strict=False) for cidr in block.get("except", [])]
+    return [str(address) for address in METADATA_ADDRESSES
+            if address.version == network.version and address in network
+            and not any(address.version == cut.version and address in cut for cut in excepted)]
+
+
+def broker_ports(config):
+    """The ports of kafka.brokers' entries (host:port, or scheme://host:port); librdkafka's 9092
+    for an entry without one."""
+    ports = set()
+    for entry in config.get("kafka", {}).get("brokers", "").split(","):
+        entry = entry.strip().split("://")[-1]
+        if entry:
+            found = re.search(r":(\d+)$", entry)
+            ports.add(int(found.group(1)) if found else 9092)
+    return ports
+
+
+def oauth_token_port(config):
+    """The OIDC token endpoint's port when Kafka's login is OAUTHBEARER, else None."""
+    sasl = config.get("kafka", {}).get("security", {}).get("sasl", {})
+    if sasl.get("mechanism", "none").lower() != "oauthbearer":
+        return None
+    url = urllib.parse.urlsplit(sasl.get("oauthbearer", {}).get("token_endpoint_url", ""))
+    return url.port or {"http": 80}.get(url.scheme, 443)
+
+
+def rule_allows_port(rule, port):
+    """An egress rule admits TCP to the port (a number, or a range up to endPort)."""
+    return any(port_spec.get("protocol", "TCP") == "TCP" and isinstance(port_spec.get("port"), int)
+               and port_spec["port"] <= port <= port_spec.get("endPort", port_spec["port"])
+               for port_spec in rule.get("ports", []))
+
+
+def check_network_policies(by_kind, herald_workloads, api, worker, herald_toml_of):
+    policies = by_kind.get("NetworkPolicy", [])
+    if not policies:
+        print("note: no NetworkPolicy rendered (networkPolicy.enabled false)")
+        return
+
+    def selected(policy, doc):
+        return matches(policy["spec"]["podSelector"].get("matchLabels", {}),
+                       doc["spec"]["template"]["metadata"]["labels"])
+
+    deny_all = [policy for policy in policies
+                if set(policy["spec"].get("policyTypes", [])) == {"Ingress", "Egress"}
+                and not policy["spec"].get("ingress") and not policy["spec"].get("egress")]
+    for doc in herald_workloads:
+        if not any(selected(policy, doc) for policy in deny_all):
+            problem(f"{name_of(doc)}: no default-deny NetworkPolicy selects its pods")
+        own = [policy for policy in policies if policy not in deny_all and selected(policy, doc)]
+        if not own:
+            problem(f"{name_of(doc)}: no NetworkPolicy allows its pods anything (denied everything)")
+        egress = [rule for policy in own for rule in policy["spec"].get("egress") or []]
+        dns = [rule for rule in egress
+               if any(port.get("port") == 53 and port.get("protocol") == "UDP" for port in rule.get("ports", []))]
+        if own and any(policy["spec"].get("egress") for policy in own) and not dns:
+            problem(f"{name_of(doc)}: its NetworkPolicies allow no DNS (UDP 53)")
+    for policy in policies:
+        for rule in policy["spec"].get("egress") or []:
+            if not rule.get("to"):
+                problem(f"{name_of(policy)}: an egress rule without `to` reaches every address, the cloud "
+                        "metadata service's among them")
+            for peer in rule.get("to", []):
+                reached = reaches_metadata(peer)
+                if reached:
+                    problem(f"{name_of(policy)}: egress to {peer['ipBlock']['cidr']} reaches the cloud "
+                            f"metadata address {', '.join(reached)}")
+        for rule in policy["spec"].get("ingress") or []:
+            if any(port.get("port") == "metrics" for port in rule.get("ports", [])) and not rule.get("from"):
+                problem(f"{name_of(policy)}: the metrics port (metrics and profiles) is open to everyone")
+
+    # Every process that talks to Kafka reaches its brokers' ports, and with an OAUTHBEARER login the
+    # identity provider's token endpoint: else its own policy cuts it off.
+    token_ports = {}
+    for doc in herald_workloads:
+        config = herald_toml_of(doc)
+        if config is None:
+            continue
+        egress = [rule for policy in policies if policy not in deny_all and selected(policy, doc)
+                  for rule in policy["spec"].get("egress") or []]
+        for port in sorted(broker_ports(config)):
+            if not any(rule_allows_port(rule, port) for rule in egress):
+                problem(f"{name_of(doc)}: its NetworkPolicies allow no egress to port {port} of "
+                        f"kafka.brokers ({config['kafka']['brokers']}): it is cut off from Kafka")
+        token_port = oauth_token_port(config)
+        if token_port is not None:
+            token_ports[name_of(doc)] = token_port
+            if not any(rule_allows_port(rule, token_port) for rule in egress):
+                problem(f"{name_of(doc)}: its NetworkPolicies allow no egress to port {token_port} of "
+                        "kafka.security.sasl.oauthbearer.token_endpoint_url: it cannot log in to Kafka")
+
+    def internet_ports(doc):
+        """The providers' ports (HTTPS, SMTP) a component may reach on any address (an ipBlock of
+        0.0.0.0/0)."""
+        ports = set()
+        for policy in policies:
+            if policy in deny_all or not selected(policy, doc):
+                continue
+            for rule in policy["spec"].get("egress") or []:
+                if any(peer.get("ipBlock", {}).get("cidr") == "0.0.0.0/0" for peer in rule.get("to", [])):
+                    ports |= {port.get("port") for port in rule.get("ports", [])} & PROVIDER_PORTS
+        return ports
+
+    if 443 not in internet_ports(worker):
+        problem(f"{name_of(worker)}: its NetworkPolicy does not let it reach the providers (public addresses, port 443)")
+    # Only the workers call providers; the others reach public addresses on the token endpoint's
+    # port alone, and only when Kafka's login is OAUTHBEARER.
+    for doc in herald_workloads:
+        if doc is worker:
+            continue
+        allowed = {token_ports[name_of(doc)]} if name_of(doc) in token_ports else set()
+        public = internet_ports(doc) - allowed
+        if public:
+            problem(f"{name_of(doc)}: reaches the public internet on {sorted(public)}; only the workers "
+                    "call providers (and, with an OAUTHBEARER Kafka login, every component the token endpoint)")
+    checked.append(f"NetworkPolicies ({len(policies)}): default deny for {len(herald_workloads)} workloads, "
+                   f"DNS for each, Kafka's broker ports, no metadata address, public internet for the "
+                   f"workers only (ports {sorted(internet_ports(worker))})"
+                   + (f" and the OAUTHBEARER token endpoint (port {sorted(set(token_ports.values()))}, "
+                      f"{len(token_ports)} workloads)" if token_ports else "")
+                   + ", metrics ports from named peers")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 # workers, the generator, the drain and the report. Sourced by scripts/bench.sh, after its `log`,
 # `fail`, `wait_http`, `run_oha`, `stop_started`, `started_pids` and `BENCH_BIN`.
 #
-# Ports: the simulator 19090 (SMTP 19025), APIs 18082 + n, workers' metrics 19464 + n.
+# Ports: the simulator 19090 (SMTP 19025), APIs 18082 + n (metrics 18182 + n), workers' metrics 19464 + n.
 
 DELIVERY_SIMULATOR=http://127.0.0.1:19090
 
@@ -85,10 +85,12 @@ delivery_simulator() {
   fi
 }
 
-# delivery_api N: the scenario's API number N (port 18082 + N) in the background; sets SPAWNED_PID.
+# delivery_api N: the scenario's API number N (port 18082 + N, metrics 18182 + N) in the
+# background; sets SPAWNED_PID.
 delivery_api() {
   local port=$((18082 + $1))
-  env "${DELIVERY_ENV[@]}" HERALD_SERVER__PORT="$port" "$BENCH_BIN/herald-api" serve \
+  env "${DELIVERY_ENV[@]}" HERALD_SERVER__PORT="$port" HERALD_SERVER__METRICS_PORT=$((port + 100)) \
+    "$BENCH_BIN/herald-api" serve \
     >> "$OUT_DIR/api-$1.log" 2>&1 &
   SPAWNED_PID=$!
   started_pids+=("$SPAWNED_PID")
@@ -103,6 +105,17 @@ delivery_worker() {
   SPAWNED_PID=$!
   started_pids+=("$SPAWNED_PID")
   wait_http "http://127.0.0.1:$port/healthz"
+}
+
+# delivery_one_api_one_worker: the simulator, API 0 and worker 0, the worker holding every partition;
+# sets DELIVERY_API_PID and DELIVERY_WORKER_PID.
+delivery_one_api_one_worker() {
+  delivery_simulator
+  delivery_api 0
+  DELIVERY_API_PID=$SPAWNED_PID
+  delivery_worker 0
+  DELIVERY_WORKER_PID=$SPAWNED_PID
+  wait_partitions_held "$(delivery_partitions)" 0
 }
 
 # wait_partitions_held TOTAL N...: until the workers numbered N... hold TOTAL partitions between them.

@@ -14,8 +14,9 @@
 #   stack_stop                        API and worker first (they drain), then the simulator
 #
 # Ports come from the usual settings, with these defaults: HERALD_SERVER__PORT (8080),
-# HERALD_WORKER__METRICS_PORT (9464), HERALD_SIM_LISTEN (127.0.0.1:9090). After stack_start,
-# STACK_API_URL, STACK_WORKER_URL, STACK_SIMULATOR_URL and STACK_API_KEY (tenant "dev", or
+# HERALD_SERVER__METRICS_PORT (9465, the API's /metrics), HERALD_WORKER__METRICS_PORT (9464),
+# HERALD_SIM_LISTEN (127.0.0.1:9090). After stack_start, STACK_API_URL, STACK_API_METRICS_URL,
+# STACK_WORKER_URL, STACK_SIMULATOR_URL and STACK_API_KEY (tenant "dev", or
 # HERALD_API_KEY when set) describe the running system. Every process runs in a session of its own
 # (setsid), so a terminal's Ctrl-C reaches only the calling script, which stops them in order. With
 # STACK_PID_DIR set, each process is recorded there as NAME.pid (scripts/lib/pids.sh), for `make
@@ -84,9 +85,11 @@ stack_start() {
   local log_dir=${1:-}
   [ -z "$log_dir" ] || mkdir -p "$log_dir"
   local api_port="${HERALD_SERVER__PORT:-8080}"
+  local api_metrics_port="${HERALD_SERVER__METRICS_PORT:-9465}"
   local worker_port="${HERALD_WORKER__METRICS_PORT:-9464}"
   local simulator_address="${HERALD_SIM_LISTEN:-127.0.0.1:9090}"
-  export HERALD_SERVER__PORT="$api_port" HERALD_WORKER__METRICS_PORT="$worker_port"
+  export HERALD_SERVER__PORT="$api_port" HERALD_SERVER__METRICS_PORT="$api_metrics_port"
+  export HERALD_WORKER__METRICS_PORT="$worker_port"
   export HERALD_SIM_LISTEN="$simulator_address"
   # The simulator's SMTP sink, where email fails over to while SendGrid's circuit is open.
   export HERALD_SIM_SMTP_LISTEN="${HERALD_SIM_SMTP_LISTEN:-127.0.0.1:2525}"
@@ -108,6 +111,8 @@ stack_start() {
   $STACK_API_BIN create-topics >/dev/null
   STACK_API_KEY="$($STACK_API_BIN ensure-tenant --name dev)"
   STACK_API_URL="http://127.0.0.1:$api_port"
+  # The API's /metrics (and profiles): a port of its own, never the public one.
+  STACK_API_METRICS_URL="http://127.0.0.1:$api_metrics_port"
   STACK_WORKER_URL="http://127.0.0.1:$worker_port"
   STACK_SIMULATOR_URL="http://$simulator_address"
 
@@ -125,11 +130,13 @@ stack_start() {
 
 # stack_start_api_replica LOG_DIR NAME PORT [VAR=VALUE...]: one more API process of the running
 # system (after stack_start) on PORT, with the given settings over the stack's; its log is
-# LOG_DIR/NAME.log, and stack_stop stops it with the others.
+# LOG_DIR/NAME.log, and stack_stop stops it with the others. Its metrics are on any free port
+# (nothing scrapes a replica).
 stack_start_api_replica() {
   local log_dir=$1 name=$2 port=$3
   shift 3
-  stack_spawn "$log_dir" "$name" env "$@" HERALD_SERVER__PORT="$port" "$STACK_API_BIN" serve
+  stack_spawn "$log_dir" "$name" env HERALD_SERVER__METRICS_PORT=0 "$@" HERALD_SERVER__PORT="$port" \
+    "$STACK_API_BIN" serve
   STACK_HERALD_PIDS+=("$STACK_SPAWNED_PID")
   stack_wait_http "http://127.0.0.1:$port/healthz"
 }
@@ -183,12 +190,16 @@ stack_hurry() {
 
 STACK_PROMETHEUS_PIDS=()
 STACK_PROMETHEUS_RULES=(ops/prometheus/herald-recording-rules.yml ops/prometheus/herald-alerts.yml)
+# The namespace label of the targets: the rules aggregate and the dashboards filter by namespace, as
+# on Kubernetes, where the ServiceMonitors' targets carry the Herald release's namespace.
+STACK_PROMETHEUS_NAMESPACE=local
 
 stack_prometheus_install() {
   scripts/tools.sh install-prometheus
 }
 
-# stack_prometheus_config API_ADDRESS WORKER_ADDRESS INTERVAL: the configuration, on stdout.
+# stack_prometheus_config API_ADDRESS WORKER_ADDRESS INTERVAL: the configuration, on stdout (the
+# addresses of the API's and the worker's metrics ports).
 stack_prometheus_config() {
   local api=$1 worker=$2 interval=$3 rule
   cat <<CONFIG
@@ -205,16 +216,18 @@ scrape_configs:
   - job_name: herald-api
     static_configs:
       - targets: ['$api']
+        labels: {namespace: $STACK_PROMETHEUS_NAMESPACE}
   - job_name: herald-worker
     static_configs:
       - targets: ['$worker']
+        labels: {namespace: $STACK_PROMETHEUS_NAMESPACE}
 CONFIG
 }
 
 stack_prometheus_start() {
   local dir=$1 port=${2:-${HERALD_PROMETHEUS_PORT:-9091}} interval=${3:-5s}
   mkdir -p "$dir/data"
-  stack_prometheus_config "${STACK_API_URL#http://}" "${STACK_WORKER_URL#http://}" "$interval" > "$dir/prometheus.yml"
+  stack_prometheus_config "${STACK_API_METRICS_URL#http://}" "${STACK_WORKER_URL#http://}" "$interval" > "$dir/prometheus.yml"
   STACK_PROMETHEUS_URL="http://127.0.0.1:$port"
   stack_spawn "$dir" prometheus prometheus \
     --config.file="$dir/prometheus.yml" \

@@ -150,7 +150,34 @@ pushover: /pushover
 {{- $_ := set $config "providers" $providers -}}
 {{- $_ := set $config "outbound" (merge (dict "allow_private_networks" true) (omit (default dict $config.outbound) "allow_private_networks")) -}}
 {{- end -}}
+{{- /* The TLS files of secrets.kafkaTls and secrets.redisTls, where herald.volumeMounts mounts them. */ -}}
+{{- range $tls := (include "herald.tlsSecrets" . | fromYaml).tls -}}
+{{- $secret := get $.Values.secrets $tls.secret -}}
+{{- if $secret.name -}}
+{{- $section := $config -}}
+{{- range $key := $tls.section -}}
+{{- if not (kindIs "map" (get $section $key)) -}}{{- $_ := set $section $key dict -}}{{- end -}}
+{{- $section = get $section $key -}}
+{{- end -}}
+{{- if $secret.caKey -}}{{- $_ := set $section "ca_file" (printf "%s/ca.crt" $tls.mountPath) -}}{{- end -}}
+{{- if $secret.certificateKey -}}
+{{- $_ := set $section "certificate_file" (printf "%s/tls.crt" $tls.mountPath) -}}
+{{- $_ := set $section "key_file" (printf "%s/tls.key" $tls.mountPath) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
 {{- toYaml $config -}}
+{{- end -}}
+
+{{/* Secrets of TLS files (CA bundle, client certificate and key), each mounted read-only at its
+     mountPath in every Herald pod, their paths written into herald.toml's section (the files
+     are config.kafka.security.ca_file and the like, never values). A Secret's keys become fixed
+     file names: ca.crt, tls.crt, tls.key. */}}
+{{- define "herald.tlsSecrets" -}}
+tls:
+  - {secret: kafkaTls, section: [kafka, security], mountPath: /etc/herald-tls/kafka, volume: kafka-tls}
+  - {secret: kafkaOauthCa, section: [kafka, security, sasl, oauthbearer], mountPath: /etc/herald-tls/kafka-oauth, volume: kafka-oauth-ca}
+  - {secret: redisTls, section: [redis], mountPath: /etc/herald-tls/redis, volume: redis-tls}
 {{- end -}}
 
 {{/* The simulator's SMTP sink, as the workers' failover reaches it through its Service. */}}
@@ -243,6 +270,13 @@ credentials:
     secretKeyRef:
       name: {{ required "secrets.databaseUrl.name: the name of an existing Secret holding the PostgreSQL URL" $v.secrets.databaseUrl.name }}
       key: {{ $v.secrets.databaseUrl.key }}
+{{- if and (eq .component "api") $v.secrets.databaseListenUrl.name }}
+- name: HERALD_DATABASE__LISTEN_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ $v.secrets.databaseListenUrl.name }}
+      key: {{ $v.secrets.databaseListenUrl.key }}
+{{- end }}
 {{- if ne .component "migrations" }}
 - name: HERALD_REDIS__URL
   valueFrom:
@@ -259,6 +293,28 @@ credentials:
       name: {{ $secret.name }}
       key: {{ $secret.key }}
 {{- end }}
+{{- end }}
+{{- /* The brokers' login (config.kafka.security.sasl), for every component: the migrations Job
+       runs create-topics. */}}
+{{- range $credential := list (dict "secret" "kafkaSaslPassword" "env" "HERALD_KAFKA__SECURITY__SASL__PASSWORD") (dict "secret" "kafkaOauthClientSecret" "env" "HERALD_KAFKA__SECURITY__SASL__OAUTHBEARER__CLIENT_SECRET") }}
+{{- $secret := get $v.secrets $credential.secret }}
+{{- if $secret.name }}
+- name: {{ $credential.env }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secret.name }}
+      key: {{ $secret.key }}
+{{- end }}
+{{- end }}
+{{- if and (eq .component "migrations") $v.secrets.redisTls.name }}
+{{- /* The migrations never connect to Redis and get no Redis URL: Redis's TLS files, named in the
+       shared herald.toml, would be refused beside the default redis:// URL. */}}
+- name: HERALD_REDIS__CA_FILE
+  value: ""
+- name: HERALD_REDIS__CERTIFICATE_FILE
+  value: ""
+- name: HERALD_REDIS__KEY_FILE
+  value: ""
 {{- end }}
 {{- if eq .component "worker" }}
 {{ include "herald.smtpUrlEnv" $root }}
@@ -294,10 +350,13 @@ credentials:
 {{- end }}
 {{- end -}}
 
-{{/* topologySpreadConstraints from values, with the component's selector filled in. */}}
+{{/* topologySpreadConstraints from values, with the component's selector filled in, spreading
+     each revision's pods on their own (revisionLabel: a Deployment's pod-template-hash, the
+     default, or a StatefulSet's controller-revision-hash). */}}
 {{- define "herald.topologySpread" -}}
 {{- $root := .root -}}
 {{- $component := .component -}}
+{{- $revisionLabel := default "pod-template-hash" .revisionLabel -}}
 {{- range .constraints }}
 - topologyKey: {{ .topologyKey }}
   maxSkew: {{ .maxSkew }}
@@ -306,7 +365,7 @@ credentials:
     matchLabels:
       {{- include "herald.selectorLabels" (dict "root" $root "component" $component) | nindent 6 }}
   matchLabelKeys:
-    - pod-template-hash
+    - {{ $revisionLabel }}
 {{- end }}
 {{- end -}}
 
@@ -321,8 +380,16 @@ credentials:
   readOnly: true
 - name: tmp
   mountPath: /tmp
+{{- range $tls := (include "herald.tlsSecrets" . | fromYaml).tls }}
+{{- if (get $.Values.secrets $tls.secret).name }}
+- name: {{ $tls.volume }}
+  mountPath: {{ $tls.mountPath }}
+  readOnly: true
+{{- end }}
+{{- end }}
 {{- end -}}
 
+{{/* Call with (dict "root" $ "configMap" NAME). */}}
 {{- define "herald.volumes" -}}
 - name: config
   configMap:
@@ -330,4 +397,91 @@ credentials:
 - name: tmp
   emptyDir:
     sizeLimit: 64Mi
+{{- range $tls := (include "herald.tlsSecrets" .root | fromYaml).tls }}
+{{- $secret := get $.root.Values.secrets $tls.secret }}
+{{- if $secret.name }}
+- name: {{ $tls.volume }}
+  secret:
+    secretName: {{ $secret.name }}
+    defaultMode: 0444
+    items:
+      {{- if $secret.caKey }}
+      - {key: {{ $secret.caKey }}, path: ca.crt}
+      {{- end }}
+      {{- if $secret.certificateKey }}
+      - {key: {{ $secret.certificateKey }}, path: tls.crt}
+      - {key: {{ required (printf "secrets.%s.keyKey: the client key's key in the Secret, with certificateKey" $tls.secret) $secret.keyKey }}, path: tls.key}
+      {{- end }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{- /* How many worker pods a rollout adds beyond the replica count, which the database connection
+       check counts: a Deployment's maxSurge (worker.yaml); a StatefulSet replaces its pods one by
+       one, under the same names, and adds none. */ -}}
+{{- define "herald.workerRolloutSurge" -}}{{ ternary 0 1 (eq .Values.worker.workload "StatefulSet") }}{{- end -}}
+
+{{/* Network policies -------------------------------------------------------------------------- */}}
+
+{{/* The clouds' instance metadata services (AWS, GCP, Azure, Oracle, OpenStack: 169.254.169.254;
+     Alibaba: 100.100.100.200; AWS over IPv6: fd00:ec2::254): they hand out the node's credentials
+     to whoever asks, so no Herald pod may reach them, whatever else an egress rule allows. */}}
+{{- define "herald.metadataCidrs" -}}
+- 169.254.169.254/32
+- 100.100.100.200/32
+{{- end -}}
+
+{{- define "herald.metadataCidrsIPv6" -}}
+- fd00:ec2::254/128
+{{- end -}}
+
+{{/* Every public address: 0.0.0.0/0 and ::/0 less networkPolicy.egress.internet's private, shared,
+     link-local and loopback networks and the metadata services' (NetworkPolicy peers, a YAML
+     list). The workers' internet rule and the OIDC token endpoint's default peers. */}}
+{{- define "herald.publicAddressPeers" -}}
+{{- $internet := .Values.networkPolicy.egress.internet -}}
+- ipBlock:
+    cidr: 0.0.0.0/0
+    except:
+      {{- toYaml (uniq (concat $internet.except (include "herald.metadataCidrs" . | fromYamlArray | toStrings) | sortAlpha)) | nindent 6 }}
+- ipBlock:
+    cidr: ::/0
+    except:
+      {{- toYaml (uniq (concat $internet.exceptIPv6 (include "herald.metadataCidrsIPv6" . | fromYamlArray | toStrings) | sortAlpha)) | nindent 6 }}
+{{- end -}}
+
+{{/* The port of a host:port (or scheme://host:port/...) string, else the default given:
+     (dict "address" "b-1.kafka:9096" "default" 9092). */}}
+{{- define "herald.addressPort" -}}
+{{- $hostPort := .address -}}
+{{- if contains "://" $hostPort }}{{ $hostPort = (urlParse $hostPort).host }}{{ end -}}
+{{- $port := regexFind ":[0-9]+$" $hostPort | trimPrefix ":" -}}
+{{- default (toString .default) $port -}}
+{{- end -}}
+
+{{/* One egress rule of networkPolicy.egress: its peers (`to`), or when none are given any address
+     but the metadata services', on its ports (TCP, or the protocols given). Call with
+     (dict "what" "PostgreSQL" "rule" .Values.networkPolicy.egress.database "root" $). */}}
+{{- define "herald.egressRule" -}}
+# {{ .what }}
+- to:
+  {{- if .rule.to }}
+    {{- toYaml .rule.to | nindent 4 }}
+  {{- else }}
+    - ipBlock:
+        cidr: 0.0.0.0/0
+        except:
+          {{- include "herald.metadataCidrs" .root | nindent 10 }}
+    - ipBlock:
+        cidr: ::/0
+        except:
+          {{- include "herald.metadataCidrsIPv6" .root | nindent 10 }}
+  {{- end }}
+  ports:
+  {{- range $port := required (printf "networkPolicy.egress: the ports of %s" .what) .rule.ports }}
+  {{- range $protocol := default (list "TCP") $.protocols }}
+    - port: {{ $port }}
+      protocol: {{ $protocol }}
+  {{- end }}
+  {{- end }}
 {{- end -}}

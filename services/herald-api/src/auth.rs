@@ -17,11 +17,13 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
+use herald_config::DatabaseSettings;
 use herald_store::tenants::{KEY_ADDITIONS_CHANNEL, KEY_REVOCATIONS_CHANNEL};
 use herald_store::Database;
 use moka::future::Cache;
 use rand::RngCore;
 use sea_orm::sqlx::postgres::PgListener;
+use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -215,22 +217,61 @@ fn decode_key_hash(key_hash_hex: &str) -> Option<[u8; 32]> {
         .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
 }
 
+/// Where the key directory's LISTEN runs: a connection of the pool, or one of its own straight to
+/// PostgreSQL (`database.listen_url`) when the pool goes through a transaction pooler, which hands
+/// the server connection to other clients after each statement and so never delivers a NOTIFY.
+pub struct KeyListenerConnection {
+    listen_url: Option<SecretString>,
+    connect_timeout: Duration,
+}
+
+impl KeyListenerConnection {
+    pub fn from_settings(settings: &DatabaseSettings) -> KeyListenerConnection {
+        KeyListenerConnection {
+            listen_url: settings
+                .listen_url
+                .clone()
+                .filter(|url| !url.expose_secret().is_empty()),
+            connect_timeout: Duration::from_millis(settings.connect_timeout_ms),
+        }
+    }
+
+    async fn connect(&self, database: &Database) -> Result<PgListener, String> {
+        let Some(listen_url) = &self.listen_url else {
+            let pool = database.connection().get_postgres_connection_pool();
+            return PgListener::connect_with(pool)
+                .await
+                .map_err(|error| error.to_string());
+        };
+        // The URL is a secret: the error says what failed, never where.
+        match tokio::time::timeout(
+            self.connect_timeout,
+            PgListener::connect(listen_url.expose_secret()),
+        )
+        .await
+        {
+            Ok(Ok(listener)) => Ok(listener),
+            Ok(Err(error)) => Err(format!("database.listen_url: {error}")),
+            Err(_) => Err(format!(
+                "database.listen_url: no connection within {} ms",
+                self.connect_timeout.as_millis()
+            )),
+        }
+    }
+}
+
 /// Keeps the key directory current until `shutdown`: listens for additions and revocations, then
 /// loads the directory whole (so nothing announced during the load is missed), and again every
 /// `KEY_DIRECTORY_RELOAD`. When the connection drops, announcements may have been missed: the
 /// directory is incomplete until the listener has reconnected and reloaded it.
 pub async fn run_key_directory(
     authenticator: Arc<TenantAuthenticator>,
+    listener_connection: KeyListenerConnection,
     shutdown: CancellationToken,
 ) {
-    let pool = authenticator
-        .database
-        .connection()
-        .get_postgres_connection_pool()
-        .clone();
     loop {
         authenticator.mark_incomplete();
-        let mut listener = match PgListener::connect_with(&pool).await {
+        let mut listener = match listener_connection.connect(&authenticator.database).await {
             Ok(listener) => listener,
             Err(error) => {
                 tracing::warn!(%error, "cannot listen for API key changes; retrying");

@@ -37,6 +37,9 @@ pub async fn create_topics(settings: &Settings) -> anyhow::Result<()> {
         &settings.kafka,
         &settings.retention,
         &settings.status_events.topic,
+        settings
+            .status_events
+            .kafka_retention_ms(&settings.retention),
     )
     .await
 }

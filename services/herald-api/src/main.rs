@@ -108,6 +108,7 @@ async fn run(arguments: Arguments) -> anyhow::Result<()> {
             let application = Application::build(settings.clone()).await?;
             tracing::info!(
                 address = %format!("http://{}:{}", settings.server.host, application.port()),
+                metrics = %format!("http://{}:{}/metrics", settings.server.host, application.metrics_port()),
                 "herald-api listening"
             );
             application

@@ -14,6 +14,7 @@ use herald_domain::ValidationLimits;
 use herald_kafka::{HeraldProducer, ProducerRole};
 use herald_store::tag_cache::TagCaches;
 use herald_store::Database;
+use herald_telemetry::operations::OperationsServer;
 use herald_telemetry::supervise::supervise;
 use rdkafka::producer::Producer;
 use tokio::sync::mpsc;
@@ -21,7 +22,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::auth::{run_key_directory, TenantAuthenticator};
+use crate::auth::{run_key_directory, KeyListenerConnection, TenantAuthenticator};
 use crate::client_address::TrustedProxies;
 use crate::ingest::{
     collector_settings, relay_settings, run_collector, run_maintenance, run_outbox_cleaner,
@@ -48,6 +49,8 @@ const OUTBOX_CLEANER_CAPACITY: usize = 16_384;
 pub struct Application {
     port: u16,
     server: Server,
+    /// `/metrics`, `/healthz` and profiles on `server.metrics_port`, never on the public port.
+    operations: OperationsServer,
     background: BackgroundTasks,
 }
 
@@ -171,8 +174,13 @@ impl Application {
         let authenticator = Arc::new(TenantAuthenticator::new(database.clone()));
         {
             let (authenticator, shutdown) = (authenticator.clone(), shutdown.clone());
+            let database_settings = settings.database.clone();
             supervised.spawn(supervise("key_directory", move || {
-                run_key_directory(authenticator.clone(), shutdown.clone())
+                run_key_directory(
+                    authenticator.clone(),
+                    KeyListenerConnection::from_settings(&database_settings),
+                    shutdown.clone(),
+                )
             }));
         }
 
@@ -249,10 +257,13 @@ impl Application {
             server = server.workers(settings.server.workers);
         }
         let server = server.listen(listener)?.run();
+        let operations =
+            OperationsServer::bind(&settings.server.host, settings.server.metrics_port, |_| {})?;
 
         Ok(Application {
             port,
             server,
+            operations,
             background: BackgroundTasks {
                 shutdown,
                 collector,
@@ -268,9 +279,16 @@ impl Application {
         self.port
     }
 
+    /// The operations port (`server.metrics_port`; the one bound if 0).
+    pub fn metrics_port(&self) -> u16 {
+        self.operations.port()
+    }
+
     /// Serves until `shutdown` resolves, then stops taking requests, finishes those in flight,
     /// commits everything queued and flushes what was committed to the broker.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        // Served until the very end, so that the drain itself can be watched.
+        let operations = self.operations.start();
         let server_handle = self.server.handle();
         let mut server = tokio::spawn(self.server);
         tokio::select! {
@@ -282,6 +300,7 @@ impl Application {
             }
         }
         self.background.stop().await;
+        operations.stop().await;
         Ok(())
     }
 }

@@ -584,10 +584,8 @@ mod tests {
 
     /// Limits whose Redis never answers: every decision is made in process.
     fn without_redis(default_per_second: u32, default_per_day: u64) -> TenantLimits {
-        let unreachable = herald_config::RedisSettings {
-            url: "redis://127.0.0.1:1".to_owned().into(),
-            timeout_ms: 50,
-        };
+        let unreachable =
+            herald_config::RedisSettings::new("redis://127.0.0.1:1".to_owned().into(), 50);
         let redis = Redis::new(&unreachable).unwrap();
         TenantLimits::new(redis, default_per_second, default_per_day)
     }

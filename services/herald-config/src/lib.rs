@@ -9,6 +9,8 @@ use config::{Config, Environment, File, FileFormat};
 use secrecy::SecretString;
 use serde::Deserialize;
 
+mod kafka_security;
+mod redis;
 mod status_events;
 mod validate;
 
@@ -21,6 +23,11 @@ pub use herald_channels::twilio::{
 pub use herald_channels::{
     CircuitBreakerConfig, LaneSettings, OutboundSettings, ProvidersSettings, RateLimitConfig,
 };
+pub use kafka_security::{
+    KafkaOauthBearerSettings, KafkaSaslMechanism, KafkaSaslSettings, KafkaSecurityProtocol,
+    KafkaSecuritySettings,
+};
+pub use redis::RedisSettings;
 pub use status_events::StatusEventsSettings;
 pub use validate::ConfigError;
 
@@ -74,6 +81,9 @@ impl Default for CacheSettings {
 pub struct ServerSettings {
     pub host: String,
     pub port: u16,
+    /// The API's operations port: `/metrics`, `/healthz` and, with the `profiling` feature,
+    /// `/debug/pprof/*`, apart from the public `port` (the worker's is `worker.metrics_port`).
+    pub metrics_port: u16,
     pub max_body_bytes: usize,
     /// How long a request body may take to arrive; beyond it 408, and its bytes are given back.
     pub body_read_timeout_ms: u64,
@@ -94,16 +104,18 @@ pub struct ServerSettings {
 pub struct DatabaseSettings {
     /// Contains the password, hence secret.
     pub url: SecretString,
+    /// Where the API listens for API key additions and revocations (LISTEN), when `url` goes
+    /// through a pooler that cannot hold a LISTEN: PgBouncer in transaction mode hands the server
+    /// connection to other clients after each statement, so announcements would never arrive and
+    /// a revoked key would keep working until the next full reload. A direct URL to PostgreSQL; one
+    /// connection per API process. Empty: a connection of the pool. Contains the password, hence
+    /// secret.
+    #[serde(default)]
+    pub listen_url: Option<SecretString>,
     pub max_connections: u32,
     pub connect_timeout_ms: u64,
     pub statement_timeout_ms: u64,
     pub query_timeout_ms: u64,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct RedisSettings {
-    pub url: SecretString,
-    pub timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -133,6 +145,9 @@ pub struct KafkaSettings {
     /// The consumer group protocol of the worker's groups (docs/DESIGN.md, "Records and
     /// partitions").
     pub group_protocol: GroupProtocol,
+    /// Encryption and authentication to the brokers; plaintext when the section is absent.
+    #[serde(default)]
+    pub security: KafkaSecuritySettings,
 }
 
 /// How a consumer group shares its partitions out (Kafka's `group.protocol`).

@@ -9,6 +9,12 @@ pub struct StatusEventsSettings {
     /// Where every delivery status change is produced (`create-topics` makes it, with
     /// `kafka.partitions` partitions).
     pub topic: String,
+    /// How long the topic keeps events, in hours; 0: as long as the notifications' topics
+    /// (`retention.days` − 1). The subscriptions' consumer reads events within seconds, and they
+    /// take three times a notification's bytes in the brokers' logs (docs/DEPLOY.md, "Sizing for
+    /// 50,000 requests/s"): a few days cover any outage of the workers at a tenth of the storage.
+    /// Applied when `create-topics` makes the topic (or by the chart's KafkaTopic).
+    pub retention_hours: u32,
     /// How often the relay looks for new events when its last pass found few.
     pub relay_interval_ms: u64,
     /// Events one relay pass produces at once.
@@ -46,6 +52,7 @@ impl Default for StatusEventsSettings {
     fn default() -> Self {
         StatusEventsSettings {
             topic: "notification-events".to_owned(),
+            retention_hours: 0,
             relay_interval_ms: 200,
             relay_batch_limit: 2000,
             relay_lease_ms: 30_000,
@@ -66,6 +73,14 @@ impl Default for StatusEventsSettings {
 }
 
 impl StatusEventsSettings {
+    /// The topic's `retention.ms`: `retention_hours`, or the notifications' topics' retention.
+    pub fn kafka_retention_ms(&self, retention: &crate::RetentionSettings) -> i64 {
+        if self.retention_hours == 0 {
+            return retention.kafka_retention_ms();
+        }
+        i64::from(self.retention_hours) * 3600 * 1000
+    }
+
     pub(crate) fn validate(&self) -> Result<(), crate::ConfigError> {
         use crate::validate::invalid;
         if self.topic.is_empty() || self.subscriptions_group_id.is_empty() {

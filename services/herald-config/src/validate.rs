@@ -37,6 +37,12 @@ impl Settings {
                 ));
             }
         }
+        if self.server.metrics_port != 0 && self.server.metrics_port == self.server.port {
+            return Err(invalid(
+                "server.metrics_port",
+                "must differ from server.port: metrics and profiles never share the public port",
+            ));
+        }
         self.validate_groups()?;
         self.validate_templates()?;
         self.validate_unsubscribe()?;
@@ -123,6 +129,8 @@ impl Settings {
         if self.kafka.brokers.trim().is_empty() {
             return Err(invalid("kafka.brokers", "must not be empty"));
         }
+        self.kafka.security.validate()?;
+        self.redis.validate()?;
         if self.kafka.topic.trim().is_empty() {
             return Err(invalid("kafka.topic", "must not be empty"));
         }

@@ -3,7 +3,10 @@
 
 pub mod leave_group;
 pub mod metrics;
+pub mod security;
 pub mod trace_context;
+
+pub use security::check_connection;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -92,9 +95,10 @@ impl ClientContext for ProducerStatistics {
 /// Every Herald producer: a `FutureProducer` whose statistics feed the metrics.
 pub type HeraldProducer = FutureProducer<ProducerStatistics>;
 
-/// What every client of the cluster shares: brokers, bounded network waits, and how soon it sees
-/// partitions added to a topic.
-pub fn base_config(settings: &KafkaSettings) -> ClientConfig {
+/// What every client of the cluster shares: brokers, encryption and login (`kafka.security`),
+/// bounded network waits, and how soon it sees partitions added to a topic. An error only when a
+/// secret's file can no longer be read.
+pub fn base_config(settings: &KafkaSettings) -> anyhow::Result<ClientConfig> {
     let mut config = ClientConfig::new();
     config
         .set("bootstrap.servers", &settings.brokers)
@@ -104,7 +108,8 @@ pub fn base_config(settings: &KafkaSettings) -> ClientConfig {
             "topic.metadata.refresh.interval.ms",
             settings.metadata_refresh_ms.to_string(),
         );
-    config
+    security::apply(&mut config, &settings.security)?;
+    Ok(config)
 }
 
 /// A member of the consumer group `group_id`: the group protocol (docs/DESIGN.md, "Records and
@@ -116,8 +121,8 @@ pub fn group_consumer_config(
     group_id: &str,
     client_id: &str,
     session_timeout_ms: u64,
-) -> ClientConfig {
-    let mut config = base_config(settings);
+) -> anyhow::Result<ClientConfig> {
+    let mut config = base_config(settings)?;
     config
         .set("group.id", group_id)
         .set("client.id", client_id)
@@ -137,7 +142,7 @@ pub fn group_consumer_config(
             // A rebalance moves only the partitions that change owner; the others keep working.
             .set("partition.assignment.strategy", "cooperative-sticky");
     }
-    config
+    Ok(config)
 }
 
 /// A producer with Herald's durability settings; `client_id` names it in the broker's logs, `role`
@@ -148,7 +153,7 @@ pub fn create_producer(
     role: ProducerRole,
 ) -> anyhow::Result<HeraldProducer> {
     metrics::declare_producer(role);
-    let producer = base_config(settings)
+    let producer = base_config(settings)?
         .set("client.id", client_id)
         .set("statistics.interval.ms", STATISTICS_INTERVAL_MS)
         // Durability: every in-sync replica has the record (acks=all), and the idempotent producer
@@ -184,33 +189,43 @@ pub fn create_producer(
 /// Creates the notifications topic and its high-priority twin (`settings.partitions` partitions
 /// each), the dead-letter topic and the delivery status events topic `status_events_topic`
 /// (`settings.partitions` too), with `settings.replication_factor` replicas, its
-/// `min_insync_replicas`, and Kafka's retention a day shorter than PostgreSQL's. An existing topic
+/// `min_insync_replicas`, and Kafka's retention a day shorter than PostgreSQL's (the status events'
+/// `status_events_retention_ms`: `StatusEventsSettings::kafka_retention_ms`). An existing topic
 /// with fewer partitions than that is raised to it (Kafka can add partitions, never remove them):
 /// running clients find the new partitions within `metadata_refresh_ms`.
 pub async fn create_topics(
     settings: &KafkaSettings,
     retention: &RetentionSettings,
     status_events_topic: &str,
+    status_events_retention_ms: i64,
 ) -> anyhow::Result<()> {
-    let admin: AdminClient<DefaultClientContext> = base_config(settings).create()?;
+    // A refused login or certificate is named at once, not found out as an admin request's
+    // timeout.
+    check_connection(settings, Duration::from_secs(15)).await?;
+    let admin: AdminClient<DefaultClientContext> = base_config(settings)?.create()?;
     let retention_ms = retention.kafka_retention_ms().to_string();
+    let status_events_retention_ms = status_events_retention_ms.to_string();
     let min_insync_replicas = settings.min_insync_replicas.to_string();
     let dead_letters = herald_domain::envelope::dead_letter_topic(&settings.topic);
     let high_priority = settings.high_priority_topic();
-    let topic = |name, partitions| {
+    let topic = |name, partitions, retention_ms| {
         new_topic(
             name,
             partitions,
             settings,
-            &retention_ms,
+            retention_ms,
             &min_insync_replicas,
         )
     };
     let topics = [
-        topic(&settings.topic, settings.partitions),
-        topic(&high_priority, settings.partitions),
-        topic(&dead_letters, 1),
-        topic(status_events_topic, settings.partitions),
+        topic(&settings.topic, settings.partitions, &retention_ms),
+        topic(&high_priority, settings.partitions, &retention_ms),
+        topic(&dead_letters, 1, &retention_ms),
+        topic(
+            status_events_topic,
+            settings.partitions,
+            &status_events_retention_ms,
+        ),
     ];
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     let mut existing = Vec::new();
@@ -246,7 +261,7 @@ async fn partition_counts(
     settings: &KafkaSettings,
     topics: &[String],
 ) -> anyhow::Result<HashMap<String, i32>> {
-    let client: BaseConsumer = base_config(settings).create()?;
+    let client: BaseConsumer = base_config(settings)?.create()?;
     let topics = topics.to_vec();
     tokio::task::spawn_blocking(move || {
         let mut counts = HashMap::new();

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use herald_config::RedisSettings;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{ClientTlsConfig, TlsCertificates};
 use secrecy::ExposeSecret;
 
 /// Rebuilds of the connection at most this often.
@@ -37,6 +38,8 @@ struct ConnectionState {
     generation: u64,
     rebuilding: bool,
     last_rebuild: Option<Instant>,
+    /// Why the last connection attempt failed, until one succeeds.
+    connect_failure: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -49,13 +52,14 @@ impl Redis {
     pub fn new(settings: &RedisSettings) -> redis::RedisResult<Redis> {
         let redis = Redis {
             inner: Arc::new(RedisInner {
-                client: redis::Client::open(settings.url.expose_secret())?,
+                client: client_for(settings)?,
                 timeout: Duration::from_millis(settings.timeout_ms),
                 state: Mutex::new(ConnectionState {
                     connection: None,
                     generation: 0,
                     rebuilding: false,
                     last_rebuild: None,
+                    connect_failure: None,
                 }),
             }),
         };
@@ -66,6 +70,17 @@ impl Redis {
     /// The client, for what needs a connection of its own (the tag cache's subscription).
     pub(crate) fn client(&self) -> &redis::Client {
         &self.inner.client
+    }
+
+    /// Why the last attempt to connect failed ("invalid peer certificate: UnknownIssuer", a refused
+    /// password, nothing listening), while no attempt has succeeded since.
+    pub fn connect_failure(&self) -> Option<String> {
+        self.inner
+            .state
+            .lock()
+            .expect("redis state poisoned")
+            .connect_failure
+            .clone()
     }
 
     /// How long one call may take.
@@ -175,14 +190,67 @@ impl Redis {
             .await;
             let mut state = inner.state.lock().expect("redis state poisoned");
             state.rebuilding = false;
-            match connected {
+            let failure = match connected {
                 Ok(Ok(connection)) => {
                     state.generation += 1;
                     state.connection = Some((state.generation, connection));
+                    state.connect_failure = None;
+                    return;
                 }
-                Ok(Err(error)) => tracing::debug!(%error, "connecting to redis failed"),
-                Err(_) => tracing::debug!("connecting to redis timed out"),
-            }
+                // A Redis that is down or restarting is expected now and then (callers fall back);
+                // one that answers but refuses Herald (an untrusted certificate, a wrong password)
+                // is a configuration to fix, said once per reason.
+                Ok(Err(error)) => {
+                    let unreachable = error.is_connection_refusal()
+                        || error.is_timeout()
+                        || error.is_connection_dropped();
+                    let reason = error.to_string();
+                    if unreachable || state.connect_failure.as_ref() == Some(&reason) {
+                        tracing::debug!(%error, "connecting to redis failed");
+                    } else {
+                        tracing::warn!(%error, "redis refused the connection: check redis.url, redis.ca_file and the Redis's certificate");
+                    }
+                    reason
+                }
+                Err(_) => {
+                    tracing::debug!("connecting to redis timed out");
+                    format!("no connection within {:?}", inner.timeout * 3)
+                }
+            };
+            state.connect_failure = Some(failure);
         });
     }
+}
+
+/// The one place a Redis client is made: the URL, and for `rediss://` the CA and the client
+/// certificate the settings name (read now; the URL's host name is verified against the
+/// certificate). Errors name the setting and the file, never the URL (it holds the password).
+fn client_for(settings: &RedisSettings) -> redis::RedisResult<redis::Client> {
+    let url = settings.url.expose_secret();
+    if settings.ca_file.is_empty() && settings.certificate_file.is_empty() {
+        return redis::Client::open(url);
+    }
+    let read = |setting: &str, file: &str| -> redis::RedisResult<Vec<u8>> {
+        std::fs::read(file).map_err(|error| {
+            std::io::Error::new(error.kind(), format!("{setting} `{file}`: {error}")).into()
+        })
+    };
+    let root_cert = match settings.ca_file.as_str() {
+        "" => None,
+        file => Some(read("redis.ca_file", file)?),
+    };
+    let client_tls = match settings.certificate_file.as_str() {
+        "" => None,
+        file => Some(ClientTlsConfig {
+            client_cert: read("redis.certificate_file", file)?,
+            client_key: read("redis.key_file", &settings.key_file)?,
+        }),
+    };
+    redis::Client::build_with_tls(
+        url,
+        TlsCertificates {
+            client_tls,
+            root_cert,
+        },
+    )
 }

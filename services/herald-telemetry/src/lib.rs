@@ -1,8 +1,10 @@
 //! Process plumbing shared by every Herald binary: logging and traces, the shutdown signal, the
-//! Prometheus registry, liveness, and supervision of long-running tasks.
+//! Prometheus registry, liveness, the operations listener (metrics, liveness, profiles) and
+//! supervision of long-running tasks.
 
 pub mod health;
 pub mod metrics;
+pub mod operations;
 pub mod profiling;
 pub mod supervise;
 pub mod traces;

@@ -7,6 +7,9 @@
 
 use actix_web::web;
 
+/// Whether this build serves profiles (the `profiling` feature).
+pub const ENABLED: bool = cfg!(feature = "profiling");
+
 /// Adds the profiling routes when the feature is on; nothing otherwise.
 pub fn configure(config: &mut web::ServiceConfig) {
     #[cfg(feature = "profiling")]

@@ -2,10 +2,12 @@
 //! databases and topics, and servers of a test's own (Apache Kafka, PostgreSQL, Redis) that it may
 //! kill and restart.
 
+mod oidc;
 pub mod otlp;
 pub mod provider_signatures;
 mod proxy;
 mod servers;
+mod tls;
 
 use std::net::TcpListener;
 use std::time::Duration;
@@ -19,8 +21,13 @@ use sea_orm::ConnectionTrait;
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
+pub use oidc::TokenEndpoint;
 pub use proxy::TcpProxy;
-pub use servers::{KafkaCluster, PostgresServer, RedisServer};
+pub use servers::{
+    KafkaCluster, PostgresServer, RedisClientCertificates, RedisServer, SecureKafka,
+    SECURE_KAFKA_USER,
+};
+pub use tls::TestCertificates;
 
 /// A variable `scripts/test.sh` sets.
 pub fn env(name: &str) -> String {
@@ -63,6 +70,7 @@ pub async fn fresh_settings_on(admin_url: &str, redis_url: &str, brokers: &str) 
     settings.outbox.grace_ms = 2000;
     settings.outbox.relay_interval_ms = 200;
     settings.server.port = 0;
+    settings.server.metrics_port = 0;
     settings.server.workers = 2;
     settings.worker.group_id = format!("workers-{}", Uuid::new_v4().simple());
     settings.status_events.topic = format!("notification-events-{}", Uuid::new_v4().simple());
@@ -104,6 +112,12 @@ pub fn process_environment(settings: &Settings) -> Vec<(String, String)> {
             settings.redis.url.expose_secret().to_owned(),
         ),
         ("HERALD_KAFKA__BROKERS", settings.kafka.brokers.clone()),
+        // A child API's operations port: any free one unless a test names it (several APIs run
+        // side by side, and the default would be taken by the first).
+        (
+            "HERALD_SERVER__METRICS_PORT",
+            settings.server.metrics_port.to_string(),
+        ),
         ("HERALD_KAFKA__TOPIC", settings.kafka.topic.clone()),
         // Whatever the test set, or `{topic}.high` (the children derive the same).
         (
@@ -232,6 +246,76 @@ pub fn process_environment(settings: &Settings) -> Vec<(String, String)> {
             base_url.to_owned(),
         ));
     }
+    // Encryption and logins (kafka.security, redis's TLS files), as the settings have them.
+    let security = &settings.kafka.security;
+    let sasl = &security.sasl;
+    let oauthbearer = &sasl.oauthbearer;
+    let secured = [
+        (
+            "HERALD_KAFKA__SECURITY__PROTOCOL",
+            security.protocol.as_librdkafka().to_owned(),
+        ),
+        ("HERALD_KAFKA__SECURITY__CA_FILE", security.ca_file.clone()),
+        (
+            "HERALD_KAFKA__SECURITY__CERTIFICATE_FILE",
+            security.certificate_file.clone(),
+        ),
+        (
+            "HERALD_KAFKA__SECURITY__KEY_FILE",
+            security.key_file.clone(),
+        ),
+        (
+            "HERALD_KAFKA__SECURITY__SASL__MECHANISM",
+            sasl.mechanism.as_librdkafka().unwrap_or("none").to_owned(),
+        ),
+        (
+            "HERALD_KAFKA__SECURITY__SASL__USERNAME",
+            sasl.username.clone(),
+        ),
+        (
+            "HERALD_KAFKA__SECURITY__SASL__PASSWORD",
+            sasl.password.expose_secret().to_owned(),
+        ),
+        (
+            "HERALD_KAFKA__SECURITY__SASL__PASSWORD_FILE",
+            sasl.password_file.clone(),
+        ),
+        (
+            "HERALD_KAFKA__SECURITY__SASL__OAUTHBEARER__TOKEN_ENDPOINT_URL",
+            oauthbearer.token_endpoint_url.clone(),
+        ),
+        (
+            "HERALD_KAFKA__SECURITY__SASL__OAUTHBEARER__CLIENT_ID",
+            oauthbearer.client_id.clone(),
+        ),
+        (
+            "HERALD_KAFKA__SECURITY__SASL__OAUTHBEARER__CLIENT_SECRET",
+            oauthbearer.client_secret.expose_secret().to_owned(),
+        ),
+        (
+            "HERALD_KAFKA__SECURITY__SASL__OAUTHBEARER__CLIENT_SECRET_FILE",
+            oauthbearer.client_secret_file.clone(),
+        ),
+        (
+            "HERALD_KAFKA__SECURITY__SASL__OAUTHBEARER__SCOPE",
+            oauthbearer.scope.clone(),
+        ),
+        (
+            "HERALD_KAFKA__SECURITY__SASL__OAUTHBEARER__EXTENSIONS",
+            oauthbearer.extensions.clone(),
+        ),
+        ("HERALD_REDIS__CA_FILE", settings.redis.ca_file.clone()),
+        (
+            "HERALD_REDIS__CERTIFICATE_FILE",
+            settings.redis.certificate_file.clone(),
+        ),
+        ("HERALD_REDIS__KEY_FILE", settings.redis.key_file.clone()),
+    ];
+    environment.extend(
+        secured
+            .into_iter()
+            .map(|(name, value)| (name.to_owned(), value)),
+    );
     if let Some(instance_id) = &settings.worker.instance_id {
         environment.push(("HERALD_WORKER__INSTANCE_ID".to_owned(), instance_id.clone()));
     }

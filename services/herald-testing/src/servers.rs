@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::{free_port, wait_for_port};
 
-fn scratch_directory(kind: &str) -> PathBuf {
+pub(crate) fn scratch_directory(kind: &str) -> PathBuf {
     let directory = std::env::temp_dir().join(format!("herald-{kind}-{}", Uuid::new_v4().simple()));
     std::fs::create_dir_all(&directory).unwrap();
     directory
@@ -48,6 +48,15 @@ impl KafkaCluster {
     /// Formats and starts `nodes` nodes (ids 1..=nodes) and waits until every one is a broker of
     /// the cluster.
     pub async fn start(nodes: usize) -> KafkaCluster {
+        KafkaCluster::start_with_format_arguments(nodes, Vec::new()).await
+    }
+
+    /// Like [`KafkaCluster::start`], with more options for `scripts/kafka.sh format` (listeners,
+    /// properties, SCRAM users) for every node.
+    async fn start_with_format_arguments(
+        nodes: usize,
+        extra_format_arguments: Vec<String>,
+    ) -> KafkaCluster {
         assert!(nodes >= 1);
         let directory = scratch_directory("kafka");
         let ports: Vec<(u16, u16)> = (0..nodes).map(|_| (free_port(), free_port())).collect();
@@ -61,7 +70,7 @@ impl KafkaCluster {
         let mut formats = tokio::task::JoinSet::new();
         for (index, (port, controller_port)) in ports.iter().enumerate() {
             let node_directory = directory.join(format!("node-{}", index + 1));
-            let arguments: Vec<String> = vec![
+            let mut arguments: Vec<String> = vec![
                 "format".into(),
                 "--dir".into(),
                 node_directory.display().to_string(),
@@ -76,6 +85,7 @@ impl KafkaCluster {
                 "--voters".into(),
                 voters.clone(),
             ];
+            arguments.extend(extra_format_arguments.iter().cloned());
             formats.spawn(async move {
                 let status = Command::new(kafka_script())
                     .args(&arguments)
@@ -261,6 +271,83 @@ impl KafkaNode {
     }
 }
 
+/// A user of a [`SecureKafka`]'s SASL_SSL listener: known to SCRAM-SHA-256, SCRAM-SHA-512 and
+/// PLAIN alike.
+pub const SECURE_KAFKA_USER: &str = "herald";
+
+/// Apache Kafka of a test's own (one KRaft node, scripts/kafka.sh) with TLS listeners beside its
+/// PLAINTEXT one, all three with the server certificate of `certificates`: SSL, which requires a
+/// client certificate its CA signed (mutual TLS), and SASL_SSL, which takes SCRAM-SHA-256,
+/// SCRAM-SHA-512 and PLAIN logins of [`SECURE_KAFKA_USER`] with `password`, and OAUTHBEARER
+/// tokens: Kafka's default validator of unsecured tokens, which takes an unsigned JWT with a `sub`
+/// and an unexpired `exp` (what [`crate::TokenEndpoint`] issues: a test's identity provider needs
+/// no signing key, and the broker no JWKS). It checks the token's form, not who issued it.
+pub struct SecureKafka {
+    pub cluster: KafkaCluster,
+    ssl_port: u16,
+    sasl_ssl_port: u16,
+}
+
+impl SecureKafka {
+    pub async fn start(certificates: &crate::TestCertificates, password: &str) -> SecureKafka {
+        let (ssl_port, sasl_ssl_port) = (free_port(), free_port());
+        let keystore = certificates.server_keystore_file();
+        let ca = certificates.ca_file();
+        let properties = format!(
+            "listener.name.ssl.ssl.keystore.type=PEM
+listener.name.ssl.ssl.keystore.location={keystore}
+listener.name.ssl.ssl.truststore.type=PEM
+listener.name.ssl.ssl.truststore.location={ca}
+listener.name.ssl.ssl.client.auth=required
+listener.name.sasl_ssl.ssl.keystore.type=PEM
+listener.name.sasl_ssl.ssl.keystore.location={keystore}
+sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512,PLAIN,OAUTHBEARER
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_{SECURE_KAFKA_USER}=\"{password}\";
+listener.name.sasl_ssl.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;
+"
+        );
+        let properties_file = certificates.directory().join("kafka-listeners.properties");
+        std::fs::write(&properties_file, properties).unwrap();
+        let mut arguments = vec![
+            "--listener".to_owned(),
+            format!("SSL:SSL:{ssl_port}"),
+            "--listener".to_owned(),
+            format!("SASL_SSL:SASL_SSL:{sasl_ssl_port}"),
+            "--properties".to_owned(),
+            properties_file.display().to_string(),
+        ];
+        for mechanism in ["SCRAM-SHA-256", "SCRAM-SHA-512"] {
+            arguments.push("--scram".to_owned());
+            arguments.push(format!(
+                "{mechanism}=[name={SECURE_KAFKA_USER},password={password}]"
+            ));
+        }
+        let cluster = KafkaCluster::start_with_format_arguments(1, arguments).await;
+        wait_for_port(ssl_port).await;
+        wait_for_port(sasl_ssl_port).await;
+        SecureKafka {
+            cluster,
+            ssl_port,
+            sasl_ssl_port,
+        }
+    }
+
+    /// The PLAINTEXT listener, for what a test sets up unsecured (topics).
+    pub fn plaintext_brokers(&self) -> String {
+        self.cluster.brokers()
+    }
+
+    pub fn ssl_brokers(&self) -> String {
+        format!("127.0.0.1:{}", self.ssl_port)
+    }
+
+    pub fn sasl_ssl_brokers(&self) -> String {
+        format!("127.0.0.1:{}", self.sasl_ssl_port)
+    }
+}
+
 impl Drop for KafkaCluster {
     fn drop(&mut self) {
         for node in &mut self.nodes {
@@ -438,6 +525,26 @@ impl Drop for PostgresServer {
 pub struct RedisServer {
     pub port: u16,
     process: Option<Child>,
+    tls: Option<RedisTls>,
+}
+
+/// Whether a TLS Redis asks its clients for a certificate (`tls-auth-clients`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedisClientCertificates {
+    /// `no`: any client that trusts the server's certificate.
+    NotAsked,
+    /// `yes`: only a client with a certificate the CA of the test's certificates signed; the
+    /// handshake of any other fails.
+    Required,
+}
+
+/// A TLS-only Redis's files: its certificate and key, and the CA its clients' certificates are
+/// checked against.
+struct RedisTls {
+    certificate: String,
+    key: String,
+    client_ca: String,
+    client_certificates: RedisClientCertificates,
 }
 
 impl RedisServer {
@@ -445,28 +552,73 @@ impl RedisServer {
         let mut server = RedisServer {
             port: free_port(),
             process: None,
+            tls: None,
         };
         server.start_again().await;
         server
     }
 
+    /// A Redis that speaks TLS only (`--port 0 --tls-port`), with the server certificate of
+    /// `certificates`; client certificates are not asked for.
+    pub async fn start_tls(certificates: &crate::TestCertificates) -> RedisServer {
+        RedisServer::start_tls_with(certificates, RedisClientCertificates::NotAsked).await
+    }
+
+    /// Like [`RedisServer::start_tls`], asking for client certificates or not.
+    pub async fn start_tls_with(
+        certificates: &crate::TestCertificates,
+        client_certificates: RedisClientCertificates,
+    ) -> RedisServer {
+        let mut server = RedisServer {
+            port: free_port(),
+            process: None,
+            tls: Some(RedisTls {
+                certificate: certificates.server_certificate_file(),
+                key: certificates.server_key_file(),
+                client_ca: certificates.ca_file(),
+                client_certificates,
+            }),
+        };
+        server.start_again().await;
+        server
+    }
+
+    /// `redis://`, or `rediss://` for a TLS Redis.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}/0", self.port)
     }
 
     pub async fn start_again(&mut self) {
         assert!(self.process.is_none(), "redis is running");
-        let process = Command::new("redis-server")
-            .args([
+        let port = self.port.to_string();
+        let listening: Vec<&str> = match &self.tls {
+            None => vec!["--port", &port],
+            Some(tls) => vec![
                 "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
+                "0",
+                "--tls-port",
+                &port,
+                "--tls-cert-file",
+                &tls.certificate,
+                "--tls-key-file",
+                &tls.key,
+                "--tls-ca-cert-file",
+                &tls.client_ca,
+                "--tls-auth-clients",
+                match tls.client_certificates {
+                    RedisClientCertificates::NotAsked => "no",
+                    RedisClientCertificates::Required => "yes",
+                },
+            ],
+        };
+        let process = Command::new("redis-server")
+            .args(listening)
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)

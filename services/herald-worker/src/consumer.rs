@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::admission::admit_records;
+use crate::consumer_lag;
 use crate::context::WorkerContext;
 use crate::metrics;
 
@@ -52,48 +53,8 @@ pub struct RebalanceContext {
 impl ClientContext for RebalanceContext {
     /// Lag per assigned partition, from the consumer's own watermarks (librdkafka statistics).
     fn stats(&self, statistics: rdkafka::Statistics) {
-        for (name, topic) in &statistics.topics {
-            for partition in topic.partitions.values() {
-                if partition.partition < 0 {
-                    continue; // librdkafka's internal "unassigned" partition
-                }
-                let label = partition.partition.to_string();
-                let lag = partition_lag(
-                    partition.desired,
-                    partition.consumer_lag,
-                    partition.hi_offset,
-                    partition.lo_offset,
-                );
-                match lag {
-                    Some(lag) => metrics::CONSUMER_LAG
-                        .with_label_values(&[name, &label])
-                        .set(lag),
-                    None => {
-                        let _ = metrics::CONSUMER_LAG.remove_label_values(&[name, &label]);
-                    }
-                }
-            }
-        }
+        consumer_lag::publish_lag(&metrics::CONSUMER_LAG, &statistics);
     }
-}
-
-/// Records behind on one partition, from librdkafka's statistics; `None` when the partition is not
-/// this consumer's or its watermarks are not known yet. Before the group's first commit librdkafka
-/// reports no lag (-1), yet every record from the low watermark on is still to be processed
-/// (`auto.offset.reset` is `earliest`): that is the lag then, 0 on an empty partition.
-fn partition_lag(
-    assigned: bool,
-    consumer_lag: i64,
-    high_watermark: i64,
-    low_watermark: i64,
-) -> Option<i64> {
-    if !assigned || high_watermark < 0 {
-        return None;
-    }
-    if consumer_lag >= 0 {
-        return Some(consumer_lag);
-    }
-    Some(high_watermark - low_watermark.max(0))
 }
 
 impl ConsumerContext for RebalanceContext {
@@ -156,7 +117,7 @@ fn create_consumer(
         &settings.worker.group_id,
         "herald-worker",
         settings.worker.session_timeout_ms,
-    );
+    )?;
     // Static membership: a restarted member with the same id takes its partitions back without
     // a rebalance, if it returns within the session timeout. One id per topic's member.
     if let Some(instance_id) = &settings.worker.instance_id {
@@ -544,22 +505,5 @@ impl OffsetTracker {
         if let Err(error) = consumer.commit(&offsets, mode) {
             tracing::debug!(%error, "offset commit failed");
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::partition_lag;
-
-    #[test]
-    fn lag_is_known_from_the_first_statistics_of_an_assigned_partition() {
-        // After a commit: librdkafka's own figure.
-        assert_eq!(partition_lag(true, 7, 100, 0), Some(7));
-        // Before the group's first commit: everything from the low watermark on.
-        assert_eq!(partition_lag(true, -1, 100, 40), Some(60));
-        assert_eq!(partition_lag(true, -1, 0, 0), Some(0));
-        // Watermarks not fetched yet, or not this consumer's partition: no series.
-        assert_eq!(partition_lag(true, -1, -1, -1), None);
-        assert_eq!(partition_lag(false, 5, 100, 0), None);
     }
 }

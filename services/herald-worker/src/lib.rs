@@ -8,6 +8,7 @@ pub mod cancellations;
 pub mod circuit_breaker;
 pub mod cli;
 pub mod consumer;
+pub mod consumer_lag;
 pub mod content;
 pub mod context;
 pub mod dead_letter;

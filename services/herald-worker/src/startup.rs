@@ -8,13 +8,11 @@
 //! flight → write every outcome → return what was never sent to the queue → end the session.
 
 use std::future::Future;
-use std::net::TcpListener;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::dev::Server;
-use actix_web::{web, App, HttpResponse, HttpServer};
+use actix_web::{web, HttpResponse};
 use herald_channels::registry::build_providers;
 use herald_config::Settings;
 use herald_store::deliveries::{self, DeliveryKey};
@@ -60,8 +58,7 @@ pub struct Worker {
     status_events: StatusEvents,
     status: Arc<ConsumerStatus>,
     tag_caches: TagCaches,
-    metrics_server: Server,
-    metrics_port: u16,
+    operations: herald_telemetry::operations::OperationsServer,
 }
 
 impl Worker {
@@ -161,28 +158,16 @@ impl Worker {
         });
 
         let status = Arc::new(ConsumerStatus::default());
-        let listener =
-            TcpListener::bind((settings.server.host.as_str(), settings.worker.metrics_port))?;
-        let metrics_port = listener.local_addr()?.port();
         let readiness = web::Data::new((context.clone(), status.clone()));
-        let metrics_server = HttpServer::new(move || {
-            App::new()
-                .app_data(readiness.clone())
-                .route(
-                    "/metrics",
-                    web::get().to(herald_telemetry::metrics::endpoint),
-                )
-                .route("/readyz", web::get().to(readyz))
-                .configure(herald_telemetry::profiling::configure)
-                .route(
-                    "/healthz",
-                    web::get().to(herald_telemetry::health::endpoint),
-                )
-        })
-        .workers(1)
-        .disable_signals()
-        .listen(listener)?
-        .run();
+        let operations = herald_telemetry::operations::OperationsServer::bind(
+            &settings.server.host,
+            settings.worker.metrics_port,
+            move |config| {
+                config
+                    .app_data(readiness.clone())
+                    .route("/readyz", web::get().to(readyz));
+            },
+        )?;
 
         Ok(Worker {
             settings,
@@ -193,13 +178,13 @@ impl Worker {
             status_events,
             status,
             tag_caches,
-            metrics_server,
-            metrics_port,
+            operations,
         })
     }
 
+    /// The port of `/metrics`, `/healthz` and `/readyz` (`worker.metrics_port`; the one bound if 0).
     pub fn metrics_port(&self) -> u16 {
-        self.metrics_port
+        self.operations.port()
     }
 
     /// Consumes and delivers until `shutdown` resolves; then shuts down in order (module docs).
@@ -287,8 +272,7 @@ impl Worker {
                 )
             }));
         }
-        let metrics_handle = self.metrics_server.handle();
-        let metrics_server = tokio::spawn(self.metrics_server);
+        let operations = self.operations.start();
 
         shutdown.await;
         // Everything up to the lanes' last send happens within the drain timeout, whatever the
@@ -347,8 +331,7 @@ impl Worker {
         if let Err(error) = herald_store::sessions::end(&database, session).await {
             tracing::warn!(%error, "ending the worker session failed; it will expire");
         }
-        metrics_handle.stop(true).await;
-        let _ = metrics_server.await;
+        operations.stop().await;
         tracing::info!("worker stopped");
         Ok(())
     }

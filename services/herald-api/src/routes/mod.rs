@@ -72,13 +72,13 @@ pub fn declare_metrics() {
     }
 }
 
+/// The public port's routes. `/metrics` and profiles are not among them: they are on the
+/// operations port (`server.metrics_port`, herald-telemetry's operations.rs).
 pub fn configure(config: &mut web::ServiceConfig) {
     config
         .service(get_only("/healthz").route(web::get().to(health::healthz)))
         .service(get_only("/readyz").route(web::get().to(health::readyz)))
-        .service(get_only("/metrics").route(web::get().to(health::metrics)))
         .service(get_only("/openapi.json").route(web::get().to(openapi::openapi_json)))
-        .configure(herald_telemetry::profiling::configure)
         .service(
             web::resource("/v1/users/{user_id}")
                 .route(web::put().to(users::put_user))

@@ -11,7 +11,7 @@ use super::{cancellation, dead_letters, groups, health, notification_reads, noti
 #[openapi(
     info(title = "Herald API", version = "1", description = "Notification ingest and status."),
     paths(
-        health::healthz, health::readyz, health::metrics,
+        health::healthz, health::readyz,
         users::put_user, users::get_user,
         super::preferences::put_preferences, super::preferences::get_preferences,
         groups::put_group, groups::get_group, groups::delete_group,

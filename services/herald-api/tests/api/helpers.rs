@@ -19,6 +19,8 @@ pub use herald_testing::{
 
 pub struct TestApp {
     pub address: String,
+    /// The operations port's address: `/metrics`, `/healthz`, `/debug/pprof/*`.
+    pub metrics_address: String,
     pub api_key: String,
     pub tenant_id: Uuid,
     pub database: Database,
@@ -52,10 +54,12 @@ pub async fn start_app(settings: Settings, tenant: Option<(Uuid, String)>) -> Te
         .await
         .expect("building the app");
     let address = format!("http://127.0.0.1:{}", application.port());
+    let metrics_address = format!("http://127.0.0.1:{}", application.metrics_port());
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(application.run_until_stopped(shutdown.clone().cancelled_owned()));
     TestApp {
         address,
+        metrics_address,
         api_key,
         tenant_id,
         database,
@@ -117,6 +121,18 @@ impl TestApp {
             .send()
             .await
             .unwrap()
+    }
+
+    /// The API's metrics, from its operations port.
+    pub async fn metrics(&self) -> String {
+        let response = self
+            .client
+            .get(format!("{}/metrics", self.metrics_address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "/metrics on the operations port");
+        response.text().await.unwrap()
     }
 
     pub async fn count(&self, sql: &str) -> i64 {

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use futures::future::join_all;
 use herald_api::cli::IngestLimitOverrides;
 use herald_testing::TableLock;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
 
@@ -159,7 +160,7 @@ async fn a_row_the_database_refuses_fails_only_its_own_request_whatever_shares_i
     assert_eq!(body["results"][4]["error"]["code"], "validation_failed");
 
     assert_eq!(app.count("SELECT count(*) FROM notifications").await, 49);
-    let metrics = app.get("/metrics").await.text().await.unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metric_value(&metrics, "herald_ingest_bisections_total") >= 1.0,
         "the shared batches were bisected"
@@ -323,6 +324,16 @@ async fn one_tenants_slow_reads_hold_only_its_share_and_never_block_a_cancel() {
 #[tokio::test]
 async fn a_revoked_key_stops_working_at_once() {
     let app = spawn_app().await;
+    revoke_and_expect_refusal_at_once(
+        &app,
+        "the key's cached acceptance is forgotten on revocation",
+    )
+    .await;
+    app.stop().await;
+}
+
+/// Uses the app's key, revokes it, and expects 401 within 2 s (the NOTIFY, not the 30 s reload).
+async fn revoke_and_expect_refusal_at_once(app: &TestApp, failure: &str) {
     assert_eq!(app.get("/v1/notifications").await.status(), 200);
     assert!(herald_api::cli::revoke_key(&app.settings, &app.api_key)
         .await
@@ -331,11 +342,70 @@ async fn a_revoked_key_stops_working_at_once() {
         app.get("/v1/notifications").await.status() == 401
     })
     .await;
+    assert!(refused, "{failure}");
+}
+
+/// Behind PgBouncer in transaction mode a LISTEN on a pooled connection hears nothing: the API
+/// listens on a connection of its own to `database.listen_url`, and a revocation announced there
+/// takes effect at once.
+#[tokio::test]
+async fn with_a_listen_url_the_key_directory_listens_on_its_own_connection_and_hears_revocations() {
+    const LISTENER_NAME: &str = "herald-key-listener-test";
+    let app = spawn_app_with(|settings| {
+        let url = settings.database.url.expose_secret();
+        let separator = if url.contains('?') { '&' } else { '?' };
+        settings.database.listen_url = Some(SecretString::from(format!(
+            "{url}{separator}application_name={LISTENER_NAME}"
+        )));
+    })
+    .await;
+    let database_name = app
+        .settings
+        .database
+        .url
+        .expose_secret()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .split('?')
+        .next()
+        .unwrap()
+        .to_owned();
+    let listening = eventually(Duration::from_secs(5), || async {
+        listeners(&app, &database_name).await == vec![LISTENER_NAME.to_owned()]
+    })
+    .await;
     assert!(
-        refused,
-        "the key's cached acceptance is forgotten on revocation"
+        listening,
+        "one LISTEN, on the listen_url's connection; found {:?}",
+        listeners(&app, &database_name).await
     );
+
+    revoke_and_expect_refusal_at_once(
+        &app,
+        "the revocation was heard on the listen_url's connection",
+    )
+    .await;
     app.stop().await;
+}
+
+/// The application names of the backends of `database_name` that last ran a LISTEN.
+async fn listeners(app: &TestApp, database_name: &str) -> Vec<String> {
+    use sea_orm::{ConnectionTrait, DatabaseBackend, Statement};
+    app.database
+        .connection()
+        .query_all(Statement::from_string(
+            DatabaseBackend::Postgres,
+            format!(
+                "SELECT application_name FROM pg_stat_activity \
+                 WHERE datname = '{database_name}' AND query ILIKE 'LISTEN%'"
+            ),
+        ))
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.try_get::<String>("", "application_name").unwrap())
+        .collect()
 }
 
 #[tokio::test]
@@ -552,7 +622,7 @@ async fn trickling_bodies_hold_only_what_they_sent_and_are_cut_at_the_deadline()
     tokio::time::sleep(Duration::from_millis(2_500)).await;
     let timed_out = answered_with(&mut tricklers, 408, Duration::from_millis(500)).await;
     assert_eq!(timed_out, 64, "every trickler is cut at the deadline");
-    let metrics = app.get("/metrics").await.text().await.unwrap();
+    let metrics = app.metrics().await;
     assert_eq!(
         metric_value(&metrics, "herald_body_read_timeouts_total"),
         64.0
@@ -936,7 +1006,7 @@ async fn one_client_holding_slow_bodies_takes_only_its_share_of_the_byte_budget(
         "another client is not starved: {:?}",
         response.text().await
     );
-    let metrics = app.get("/metrics").await.text().await.unwrap();
+    let metrics = app.metrics().await;
     assert_eq!(
         metric_value(
             &metrics,

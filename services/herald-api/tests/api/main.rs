@@ -19,5 +19,6 @@ mod routing_rules;
 mod storage;
 mod tag_cache;
 mod templates;
+mod topics;
 mod unsubscribe;
 mod users;

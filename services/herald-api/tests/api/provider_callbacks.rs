@@ -174,7 +174,7 @@ impl CallbackApp {
     async fn metrics(&self) -> String {
         self.app
             .client
-            .get(format!("{}/metrics", self.app.address))
+            .get(format!("{}/metrics", self.app.metrics_address))
             .send()
             .await
             .unwrap()

@@ -132,6 +132,47 @@ async fn lists_page_by_cursor_newest_first_and_filter_by_user_and_status() {
     app.stop().await;
 }
 
+/// Metrics and profiles are for the cluster's operators: on the operations port
+/// (`server.metrics_port`), which a NetworkPolicy opens to the monitoring namespace only, and never
+/// on the public port the ingress serves.
+#[tokio::test]
+async fn metrics_and_profiles_are_on_the_operations_port_and_never_on_the_public_one() {
+    let app = spawn_app().await;
+    assert_ne!(app.address, app.metrics_address);
+    let status = |base: &str, path: &str| {
+        let request = app.client.get(format!("{base}{path}")).send();
+        async move { request.await.unwrap().status().as_u16() }
+    };
+    for path in [
+        "/metrics",
+        "/debug/pprof/profile?seconds=1",
+        "/debug/pprof/flamegraph?seconds=1",
+    ] {
+        assert_eq!(status(&app.address, path).await, 404, "public port: {path}");
+    }
+    let metrics = app.metrics().await;
+    assert!(
+        metrics.contains("herald_http_requests_total"),
+        "the API's own metrics are on the operations port"
+    );
+    assert_eq!(status(&app.metrics_address, "/healthz").await, 200);
+    let profile = status(&app.metrics_address, "/debug/pprof/profile?seconds=1").await;
+    if herald_telemetry::profiling::ENABLED {
+        assert_eq!(
+            profile, 200,
+            "a profiling build profiles on the operations port"
+        );
+    } else {
+        assert_eq!(
+            profile, 404,
+            "a build without the profiling feature has no profile route"
+        );
+    }
+    // The operations port is not the API: no tenant route is there.
+    assert_eq!(status(&app.metrics_address, "/v1/notifications").await, 404);
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn operations_endpoints_answer() {
     let app = spawn_app().await;
@@ -157,7 +198,7 @@ async fn operations_endpoints_answer() {
     app.post_notification(&notification(&["u1"])).await;
     let metrics = app
         .client
-        .get(format!("{}/metrics", app.address))
+        .get(format!("{}/metrics", app.metrics_address))
         .send()
         .await
         .unwrap()
@@ -254,7 +295,7 @@ async fn every_api_route_is_counted_under_the_template_its_metrics_are_declared_
     .await;
     let metrics = || async {
         app.client
-            .get(format!("{}/metrics", app.address))
+            .get(format!("{}/metrics", app.metrics_address))
             .send()
             .await
             .unwrap()

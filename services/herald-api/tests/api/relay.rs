@@ -83,11 +83,11 @@ async fn a_record_the_broker_refuses_is_parked_and_never_holds_back_the_rest_of_
         parked_and_done,
         "the batch is complete: three published, one parked"
     );
-    let metrics = app.get("/metrics").await.text().await.unwrap();
+    let metrics = app.metrics().await;
     assert!(metric_value(&metrics, "herald_outbox_parked_total") >= 1.0);
     assert!(
         eventually(Duration::from_secs(5), || async {
-            let metrics = app.get("/metrics").await.text().await.unwrap();
+            let metrics = app.metrics().await;
             metric_value(&metrics, "herald_outbox_parked") == 1.0
         })
         .await,
@@ -113,7 +113,7 @@ async fn a_record_the_broker_refuses_is_parked_and_never_holds_back_the_rest_of_
 
 /// Relay rounds that failed, as the API's metrics count them (both apps of a test share them).
 async fn failed_relay_rounds(app: &TestApp) -> f64 {
-    let metrics = app.get("/metrics").await.text().await.unwrap();
+    let metrics = app.metrics().await;
     metrics
         .lines()
         .find(|line| {
@@ -167,7 +167,7 @@ async fn two_replicas_drain_a_backlog_without_publishing_any_batch_twice() {
     // The backlog metric is the true count, not a drifting estimate.
     assert!(
         eventually(Duration::from_secs(10), || async {
-            let metrics = first.get("/metrics").await.text().await.unwrap();
+            let metrics = first.metrics().await;
             metric_value(&metrics, "herald_outbox_backlog") == 2_000.0
         })
         .await,
@@ -241,7 +241,7 @@ async fn two_replicas_drain_a_backlog_without_publishing_any_batch_twice() {
     assert_eq!(unique.len(), 200_001, "every record");
     assert!(
         eventually(Duration::from_secs(5), || async {
-            let metrics = second.get("/metrics").await.text().await.unwrap();
+            let metrics = second.metrics().await;
             metric_value(&metrics, "herald_outbox_backlog") == 0.0
         })
         .await

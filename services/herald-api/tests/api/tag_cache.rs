@@ -245,10 +245,10 @@ async fn with_redis_gone_postgresql_answers_writes_succeed_and_no_stale_value_is
 /// reading of PostgreSQL, which answers the value before the write. That value must never be used.
 #[tokio::test]
 async fn a_fill_racing_a_write_never_stores_the_old_value() {
-    let redis = Redis::new(&herald_config::RedisSettings {
-        url: secrecy::SecretString::from(env("HERALD_TEST_REDIS_URL")),
-        timeout_ms: 1000,
-    })
+    let redis = Redis::new(&herald_config::RedisSettings::new(
+        secrecy::SecretString::from(env("HERALD_TEST_REDIS_URL")),
+        1000,
+    ))
     .unwrap();
     let tag_caches = TagCaches::new(redis.clone(), CacheSettings::default());
     let shutdown = tokio_util::sync::CancellationToken::new();

@@ -435,10 +435,10 @@ mod tests {
     async fn an_unreachable_redis_never_holds_the_lane_and_each_fallback_is_counted() {
         let limits = SharedRateLimits {
             // Nothing listens on port 1: every call fails at once.
-            redis: Redis::new(&herald_config::RedisSettings {
-                url: "redis://127.0.0.1:1/0".to_owned().into(),
-                timeout_ms: 1000,
-            })
+            redis: Redis::new(&herald_config::RedisSettings::new(
+                "redis://127.0.0.1:1/0".to_owned().into(),
+                1000,
+            ))
             .unwrap(),
             group_id: "unit-test".to_owned(),
             config: RateLimitConfig {

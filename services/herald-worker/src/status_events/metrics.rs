@@ -4,7 +4,8 @@ use herald_telemetry::metrics::REGISTRY;
 use once_cell::sync::Lazy;
 use prometheus::{
     register_int_counter_vec_with_registry, register_int_counter_with_registry,
-    register_int_gauge_with_registry, IntCounter, IntCounterVec, IntGauge,
+    register_int_gauge_vec_with_registry, register_int_gauge_with_registry, IntCounter,
+    IntCounterVec, IntGauge, IntGaugeVec,
 };
 
 use herald_channels::SendOutcome;
@@ -43,6 +44,16 @@ pub static EVENTS_UNDECODABLE: Lazy<IntCounter> = Lazy::new(|| {
         REGISTRY
     )
     .expect("registering herald_status_events_undecodable_total")
+});
+
+pub static CONSUMER_LAG: Lazy<IntGaugeVec> = Lazy::new(|| {
+    register_int_gauge_vec_with_registry!(
+        "herald_status_events_consumer_lag",
+        "Status events behind the high watermark, per partition of the events topic this worker's status-events consumer holds (its own watermarks; group status_events.subscriptions_group_id).",
+        &["topic", "partition"],
+        REGISTRY
+    )
+    .expect("registering herald_status_events_consumer_lag")
 });
 
 pub static SENDS_DROPPED: Lazy<IntCounter> = Lazy::new(|| {
@@ -88,6 +99,7 @@ pub fn register() {
     Lazy::force(&EVENTS_BACKLOG);
     Lazy::force(&EVENTS_OLDEST_AGE);
     Lazy::force(&EVENTS_UNDECODABLE);
+    Lazy::force(&CONSUMER_LAG);
     Lazy::force(&SENDS_ENQUEUED);
     Lazy::force(&SENDS_DROPPED);
     Lazy::force(&SENDS_PARKED);

@@ -189,11 +189,7 @@ async fn with_redis_stopped_delivery_goes_on_and_the_cache_recovers() {
 #[tokio::test]
 async fn with_redis_gone_calls_fail_at_once_and_succeed_again_once_it_is_back() {
     let mut server = RedisServer::start().await;
-    let redis = Redis::new(&RedisSettings {
-        url: server.url().into(),
-        timeout_ms: 1000,
-    })
-    .unwrap();
+    let redis = Redis::new(&RedisSettings::new(server.url().into(), 1000)).unwrap();
     assert!(
         eventually(Duration::from_secs(10), || redis.ping()).await,
         "never connected"

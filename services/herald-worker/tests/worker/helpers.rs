@@ -198,6 +198,16 @@ pub async fn start_worker(
     (stop, handle)
 }
 
+/// SIGTERM, as Ctrl-C or Kubernetes would send.
+pub fn terminate(child: &Child) {
+    let pid = child.id().expect("the child runs");
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
 /// A worker as a child process (so a test can `kill -9` it); its metrics on `metrics_port`.
 pub fn worker_process(settings: &Settings, metrics_port: u16) -> Child {
     worker_process_with(settings, metrics_port, &[])

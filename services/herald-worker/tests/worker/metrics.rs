@@ -119,11 +119,16 @@ async fn scrape(url: &str) -> String {
 async fn every_defined_metric_is_exposed_by_a_fresh_process() {
     let stack = prepare_stack(None, None, |_| {}).await;
     let api_port = free_port();
-    let _api = api_process(&stack.settings, api_port);
+    let api_metrics_port = free_port();
+    let _api = api_process_with(
+        &stack.settings,
+        api_port,
+        &[("HERALD_SERVER__METRICS_PORT", api_metrics_port.to_string())],
+    );
     let worker_port = free_port();
     let _worker = worker_process(&stack.settings, worker_port);
 
-    let api = scrape(&format!("http://127.0.0.1:{api_port}/metrics")).await;
+    let api = scrape(&format!("http://127.0.0.1:{api_metrics_port}/metrics")).await;
     let mut api_sources = SHARED_SOURCES.to_vec();
     api_sources.push(API_SOURCE);
     assert_all_exposed("herald-api", &api, &api_sources, API_REQUIRED);

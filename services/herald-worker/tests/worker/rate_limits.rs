@@ -38,10 +38,10 @@ fn config(recovery_per_second: f64, min_share: f64) -> RateLimitConfig {
 /// A replica's view of one provider's shared state, on the test Redis (its own connection, as
 /// each worker has).
 fn replica(key: &str, requests_per_second: u32, config: RateLimitConfig) -> SharedRate {
-    let redis = Redis::new(&RedisSettings {
-        url: SecretString::from(env("HERALD_TEST_REDIS_URL")),
-        timeout_ms: 1000,
-    })
+    let redis = Redis::new(&RedisSettings::new(
+        SecretString::from(env("HERALD_TEST_REDIS_URL")),
+        1000,
+    ))
     .unwrap();
     SharedRate::new(
         redis,
@@ -658,10 +658,10 @@ async fn a_slow_redis_does_not_throttle_a_lane_below_its_rate() {
         .unwrap()
         .to_owned();
     let port = slow_proxy(redis_address, Duration::from_millis(75)).await;
-    let redis = Redis::new(&RedisSettings {
-        url: SecretString::from(format!("redis://127.0.0.1:{port}/0")),
-        timeout_ms: 1000,
-    })
+    let redis = Redis::new(&RedisSettings::new(
+        SecretString::from(format!("redis://127.0.0.1:{port}/0")),
+        1000,
+    ))
     .unwrap();
     let limits = SharedRateLimits {
         redis,

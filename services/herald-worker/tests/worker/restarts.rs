@@ -7,16 +7,6 @@ use serde_json::json;
 
 use crate::helpers::*;
 
-/// SIGTERM, as Ctrl-C or Kubernetes would send.
-fn terminate(child: &tokio::process::Child) {
-    let pid = child.id().expect("the child runs");
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
 /// SIGTERM, then the worker must exit by itself, drained (status 0), within its drain timeout and a
 /// margin for the rest of its stop on a busy machine (measured: 5.2 s alone, 8 s beside the other
 /// stream of `make test`, for a 5 s drain timeout).
