@@ -122,7 +122,13 @@ mod tests {
         let (status, body) = get(port, "/metrics").await;
         assert_eq!(status, 200, "{body}");
         assert!(body.contains("operations_test"), "{body}");
-        assert_eq!(get(port, "/healthz").await.0, 200);
+        // Liveness is the process's (health.rs), and another test of this binary marks it broken
+        // for good, at any moment: 503 only once it is.
+        let liveness = get(port, "/healthz").await.0;
+        assert!(
+            liveness == 200 || (liveness == 503 && crate::health::broken().is_some()),
+            "/healthz answered {liveness}"
+        );
         assert_eq!(get(port, "/readyz").await.0, 200);
         assert_eq!(get(port, "/v1/notifications").await.0, 404);
 
