@@ -118,6 +118,14 @@ def alerts_and_records():
 
 # --- rule-tests ---------------------------------------------------------------------------------
 
+def report(problems, prefix, summary, after="", verdicts=("yes", "NO")):
+    """Prints each problem (`FAIL <prefix><problem>`), then `<summary>: <verdict><after>`; the exit
+    status: 1 if there was a problem."""
+    for problem in problems:
+        print(f"FAIL {prefix}{problem}")
+    print(f"{summary}: {verdicts[1] if problems else verdicts[0]}{after}")
+    return 1 if problems else 0
+
 def rule_tests():
     alerts, _ = alerts_and_records()
     fires, quiet = {}, {}
@@ -137,11 +145,8 @@ def rule_tests():
     for name in sorted(set(fires) | set(quiet)):
         if name not in known:
             problems.append(f"{name}: tested but not an alert in {', '.join(p.name for p in RULE_FILES)}")
-    for problem in problems:
-        print(f"FAIL {problem}")
-    print(f"rule tests: {len(known)} alerts, each with a firing and a quiet case: "
-          f"{'yes' if not problems else 'NO'} ({len(TESTS)} test files)")
-    return 1 if problems else 0
+    return report(problems, "", f"rule tests: {len(known)} alerts, each with a firing and a quiet case",
+                  after=f" ({len(TESTS)} test files)")
 
 
 # --- alert-hygiene ------------------------------------------------------------------------------
@@ -182,11 +187,8 @@ def alert_hygiene():
     for name in sorted(known):
         if f"({name}.md)" not in index:
             problems.append(f"docs/runbooks/README.md: does not link {name}.md")
-    for problem in problems:
-        print(f"FAIL {problem}")
-    print(f"alert hygiene: {len(known)} alerts, each with a severity of {sorted(SEVERITIES)} and a runbook in "
-          f"docs/runbooks/: {'yes' if not problems else 'NO'}")
-    return 1 if problems else 0
+    return report(problems, "", f"alert hygiene: {len(known)} alerts, each with a severity of "
+                  f"{sorted(SEVERITIES)} and a runbook in docs/runbooks/")
 
 
 # --- scope --------------------------------------------------------------------------------------
@@ -238,11 +240,8 @@ def scope():
             if missing:
                 problems.append(f"{dash} {where}: {selector['text']} has no "
                                 + ", ".join(f'{label}=~"{wanted[label]}"' for label in missing))
-    for problem in problems:
-        print(f"FAIL scope: {problem}")
-    print(f"scope: {len(rules)} rules keep `{RULE_SCOPE_LABEL}` in every aggregation, {len(queries)} dashboard queries "
-          f"are narrowed by {', '.join(f'${v}' for v in DASHBOARD_SCOPE)}: {'yes' if not problems else 'NO'}")
-    return 1 if problems else 0
+    return report(problems, "scope: ", f"scope: {len(rules)} rules keep `{RULE_SCOPE_LABEL}` in every aggregation, "
+                  f"{len(queries)} dashboard queries are narrowed by {', '.join(f'${v}' for v in DASHBOARD_SCOPE)}")
 
 
 # --- provisioning -------------------------------------------------------------------------------
@@ -275,11 +274,8 @@ def provisioning():
         variable = next((v for v in dashboard["templating"]["list"] if v["name"] == "datasource"), None)
         if not variable or variable.get("query") != "prometheus":
             problems.append(f"{path.name}: no $datasource variable of type prometheus")
-    for problem in problems:
-        print(f"FAIL provisioning: {problem}")
-    print(f"provisioning: {len(prometheus)} Prometheus data source(s), {len(providers)} dashboard provider(s): "
-          f"{'ok' if not problems else 'FAILED'}")
-    return 1 if problems else 0
+    return report(problems, "provisioning: ", f"provisioning: {len(prometheus)} Prometheus data source(s), "
+                  f"{len(providers)} dashboard provider(s)", verdicts=("ok", "FAILED"))
 
 
 # --- live ---------------------------------------------------------------------------------------

@@ -378,12 +378,12 @@ json.dump(templated, open(f"{out}/templated-body.json", "w"))
 PY
   # The templated run resolves its template through the tag cache at every acceptance: its hit
   # rate is read from the API's own counters around the run.
-  curl -fsS -o /dev/null -X PUT -H "Authorization: Bearer $API_KEY" -H 'Content-Type: application/json' \
+  curl -fsS --max-time 10 -o /dev/null -X PUT -H "Authorization: Bearer $API_KEY" -H 'Content-Type: application/json' \
     -d '{"channels": {"sms": {"text": "Pressure {{ data.value }} on {{ data.machine }}"}}}' \
     "$url/v1/templates/bench-alert" || fail "ingest: writing the bench template"
   cache_lookups() {
     [ -n "$metrics_url" ] || return 0
-    curl -fsS "$metrics_url/metrics" | grep '^herald_cache_lookups_total{.*kind="template_reference"' || true
+    curl -fsS --max-time 10 "$metrics_url/metrics" | grep '^herald_cache_lookups_total{.*kind="template_reference"' || true
   }
   stored() {
     psql "$HERALD_DATABASE__URL" -qtAc "SELECT count(*) FROM notifications n JOIN tenants t ON t.id = n.tenant_id WHERE t.name = 'bench'"
@@ -402,7 +402,7 @@ PY
   cache_lookups > "$OUT_DIR/cache-after.txt"
   # The API's metrics as the run left them, for herald-analyze's cache advice.
   if [ -n "$metrics_url" ]; then
-    curl -fsS "$metrics_url/metrics" > "$OUT_DIR/metrics-ingest-api.prom" || fail "ingest: scraping the API's metrics"
+    curl -fsS --max-time 10 "$metrics_url/metrics" > "$OUT_DIR/metrics-ingest-api.prom" || fail "ingest: scraping the API's metrics"
   fi
   stop_started
   python3 - "$OUT_DIR" "$BATCH_SIZE" "$before" "$after_single" "$after_batch" "$after_templated" <<'PY'

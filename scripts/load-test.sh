@@ -79,7 +79,7 @@ if [ -n "${HERALD_LOAD_URL:-}" ] && [ -n "${HERALD_LOAD_API_KEY:-}" ]; then
   base_url="${HERALD_LOAD_URL%/}"
   api_key="$HERALD_LOAD_API_KEY"
   log "loading the running API at $base_url (nothing started)"
-  curl -fsS "$base_url/healthz" >/dev/null || { log "no answer from $base_url/healthz"; exit 1; }
+  curl -fsS --max-time 10 "$base_url/healthz" >/dev/null || { log "no answer from $base_url/healthz"; exit 1; }
   api_port="$(python3 -c "import sys, urllib.parse as u; p = u.urlparse(sys.argv[1]); print(p.port or '')" "$base_url")"
   [ -z "$api_port" ] || sample_targets+=("api=port:$api_port")
 else
@@ -232,7 +232,7 @@ metrics_files=()
 for target in "api=${STACK_API_METRICS_URL:-}" "worker=${STACK_WORKER_URL:-}"; do
   name="${target%%=*}" url="${target#*=}"
   [ -n "$url" ] || continue
-  if curl -fsS "$url/metrics" > "$RESULTS_DIR/$SCENARIO-$name.prom" 2>/dev/null; then
+  if curl -fsS --max-time 10 "$url/metrics" > "$RESULTS_DIR/$SCENARIO-$name.prom" 2>/dev/null; then
     metrics_files+=("$RESULTS_DIR/$SCENARIO-$name.prom")
   else
     rm -f "$RESULTS_DIR/$SCENARIO-$name.prom"

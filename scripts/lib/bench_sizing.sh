@@ -24,15 +24,12 @@ run_sizing_scenario() {
   # The JVM compiles its hot paths and the pools open in the first seconds: not the steady state.
   delivery_body "$OUT_DIR/sizing-warm-up.json" "$SIZING_BATCH_SIZE" 1
   delivery_warm_up sizing "$base/v1/notifications/batch" 50 "$OUT_DIR/sizing-warm-up.json" "$SIZING_BATCH_SIZE"
-  local topic_bytes_before events_bytes_before
-  topic_bytes_before=$(sizing_topic_bytes notifications)
-  events_bytes_before=$(sizing_topic_bytes events)
+  local bytes_before bytes_after
+  bytes_before=$(sizing_topic_bytes)
   sizing_write_kind single "$base/v1/notifications" "$SIZING_RATE" "$OUT_DIR/sizing-single.txt" 1
   sizing_write_kind batch "$base/v1/notifications/batch" $(( SIZING_RATE / 10 > 0 ? SIZING_RATE / 10 : 1 )) \
     "$OUT_DIR/sizing-batch.txt" "$SIZING_BATCH_SIZE"
-  local topic_bytes_after events_bytes_after
-  topic_bytes_after=$(sizing_topic_bytes notifications)
-  events_bytes_after=$(sizing_topic_bytes events)
+  bytes_after=$(sizing_topic_bytes)
   # The reads: a notification of this run by id (ids of the single run, taken in turn), and the
   # newest page of 50.
   psql "$DELIVERY_DATABASE_URL" -qtAc "SELECT '$base/v1/notifications/' || id FROM notifications
@@ -40,9 +37,10 @@ run_sizing_scenario() {
   sizing_read_kind get "$OUT_DIR/sizing-get-urls.txt" --urls-from-file
   sizing_read_kind list "$base/v1/notifications?limit=50"
   stop_started
-  python3 - "$OUT_DIR" "$topic_bytes_before" "$topic_bytes_after" "$events_bytes_before" "$events_bytes_after" <<'PY'
+  # shellcheck disable=SC2086 # each reading is two numbers: the topics', the status events'
+  python3 - "$OUT_DIR" $bytes_before $bytes_after <<'PY'
 import json, sys
-out, bytes_before, bytes_after, events_before, events_after = sys.argv[1], *map(int, sys.argv[2:])
+out, bytes_before, events_before, bytes_after, events_after = sys.argv[1], *map(int, sys.argv[2:])
 kinds = {kind: json.load(open(f"{out}/sizing-{kind}.json")) for kind in ("single", "batch", "get", "list")}
 notifications = sum(kinds[kind]["notifications"] for kind in ("single", "batch"))
 result = dict(kinds)
@@ -144,27 +142,30 @@ json.dump({
 PY
 }
 
-# sizing_topic_bytes notifications|events: the bytes the brokers' logs hold, every replica's, of the
-# scenario's topics (both priorities) or of the status events' topic (config.status_events.topic).
+# sizing_topic_bytes: the bytes the brokers' logs hold, every replica's, of the scenario's topics
+# (both priorities) and of the status events' topic (config.status_events.topic): two numbers, from
+# one run of Kafka's log-dirs tool (a JVM start each).
 sizing_topic_bytes() {
-  local setting topic="" topics
+  local setting topic=""
   for setting in "${DELIVERY_ENV[@]}"; do
     case "$setting" in HERALD_KAFKA__TOPIC=*) topic=${setting#HERALD_KAFKA__TOPIC=} ;; esac
   done
-  case "$1" in
-    notifications) topics="$topic,$topic.high" ;;
-    events) topics="${HERALD_STATUS_EVENTS__TOPIC:-notification-events}" ;;
-  esac
+  local events="${HERALD_STATUS_EVENTS__TOPIC:-notification-events}"
   scripts/kafka.sh tool log-dirs --bootstrap-server "${BENCH_KAFKA_BROKERS:-$HERALD_KAFKA__BROKERS}" \
-    --describe --topic-list "$topics" 2>/dev/null | python3 -c '
+    --describe --topic-list "$topic,$topic.high,$events" 2>/dev/null | python3 -c '
 import json, sys
+events = sys.argv[1]
 for line in sys.stdin:
     if line.startswith("{"):
-        document = json.loads(line)
-        print(sum(partition["size"] for broker in document["brokers"]
-                  for directory in broker["logDirs"] for partition in directory["partitions"]))
+        sizes = {"topics": 0, "events": 0}
+        for broker in json.loads(line)["brokers"]:
+            for directory in broker["logDirs"]:
+                for partition in directory["partitions"]:
+                    name = partition["partition"].rsplit("-", 1)[0]
+                    sizes["events" if name == events else "topics"] += partition["size"]
+        print(sizes["topics"], sizes["events"])
         break
 else:
     sys.exit("kafka log-dirs printed no JSON")
-' || fail "sizing: cannot read the size of $topics from the brokers"
+' "$events" || fail "sizing: cannot read the topics' sizes from the brokers"
 }

@@ -467,6 +467,8 @@ credentials:
 - to:
   {{- if .rule.to }}
     {{- toYaml .rule.to | nindent 4 }}
+  {{- else if .defaultPeers }}
+    {{- include .defaultPeers .root | nindent 4 }}
   {{- else }}
     - ipBlock:
         cidr: 0.0.0.0/0
@@ -484,4 +486,15 @@ credentials:
       protocol: {{ $protocol }}
   {{- end }}
   {{- end }}
+{{- end -}}
+
+{{- /* The high-priority notifications' topic: config.kafka.high_priority_topic, or {topic}.high
+       (docs/DESIGN.md, "Priority lanes"), as Herald derives it. */ -}}
+{{- define "herald.highPriorityTopic" -}}
+{{- default (printf "%s.high" .Values.config.kafka.topic) .Values.config.kafka.high_priority_topic -}}
+{{- end -}}
+
+{{- /* config.kafka.security.sasl.mechanism in lower case, "none" when unset. */ -}}
+{{- define "herald.kafkaSaslMechanism" -}}
+{{- lower (toString (dig "kafka" "security" "sasl" "mechanism" "none" .Values.config)) -}}
 {{- end -}}

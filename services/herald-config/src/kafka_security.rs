@@ -4,12 +4,10 @@
 //! start-up, refusing combinations that would connect less securely than the operator believes;
 //! herald-kafka turns them into librdkafka's properties.
 
-use std::path::Path;
-
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use crate::validate::{invalid, ConfigError};
+use crate::validate::{invalid, readable_file, secret_value, validate_tls_files, ConfigError};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
@@ -216,42 +214,6 @@ impl KafkaSaslSettings {
     }
 }
 
-/// `value`, or the contents of `file` when it is named, without the line break `echo` or an
-/// editor leaves at the end of a file (a Secret made with `kubectl create secret
-/// --from-file`). Errors name the setting and the file, never the secret.
-pub(crate) fn secret_value(
-    value: &SecretString,
-    file: &str,
-    setting: &str,
-) -> Result<SecretString, ConfigError> {
-    if file.is_empty() {
-        return Ok(value.clone());
-    }
-    let contents = std::fs::read_to_string(file).map_err(|error| {
-        invalid(
-            format!("{setting}_file"),
-            format!("`{file}` cannot be read: {error}"),
-        )
-    })?;
-    Ok(SecretString::from(
-        contents.trim_end_matches(['\n', '\r']).to_owned(),
-    ))
-}
-
-/// A file a setting names must be there and readable when the process starts, not found missing
-/// at the first connection, minutes later, in a librdkafka log line.
-pub(crate) fn readable_file(setting: &str, file: &str) -> Result<(), ConfigError> {
-    let path = Path::new(file);
-    match std::fs::File::open(path) {
-        Ok(_) if path.is_file() => Ok(()),
-        Ok(_) => Err(invalid(setting, format!("`{file}` is not a file"))),
-        Err(error) => Err(invalid(
-            setting,
-            format!("`{file}` cannot be read: {error}"),
-        )),
-    }
-}
-
 /// A secret given as a value or as a file: exactly one of the two when `required`, neither
 /// otherwise; and not empty.
 fn one_secret(
@@ -281,7 +243,7 @@ fn one_secret(
             ),
         )),
         (false, true) => {
-            readable_file(&format!("{setting}_file"), file)?;
+            // Reading it is the check that it is there and readable.
             if secret_value(value, file, setting)?
                 .expose_secret()
                 .is_empty()
@@ -300,32 +262,17 @@ fn one_secret(
 impl KafkaSecuritySettings {
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         let protocol = self.protocol;
-        let tls_files = [
-            ("kafka.security.ca_file", &self.ca_file),
-            ("kafka.security.certificate_file", &self.certificate_file),
-            ("kafka.security.key_file", &self.key_file),
-        ];
-        for (setting, file) in tls_files {
-            if file.is_empty() {
-                continue;
-            }
-            if !protocol.uses_tls() {
-                return Err(invalid(
-                    setting,
-                    format!(
-                        "is set, but kafka.security.protocol `{}` is not encrypted: use ssl or sasl_ssl",
-                        protocol.as_librdkafka()
-                    ),
-                ));
-            }
-            readable_file(setting, file)?;
-        }
-        if self.certificate_file.is_empty() != self.key_file.is_empty() {
-            return Err(invalid(
-                "kafka.security.certificate_file",
-                "a client certificate needs its key: set both kafka.security.certificate_file and kafka.security.key_file, or neither",
-            ));
-        }
+        let not_encrypted = (!protocol.uses_tls()).then(|| {
+            format!(
+                "is set, but kafka.security.protocol `{}` is not encrypted: use ssl or sasl_ssl",
+                protocol.as_librdkafka()
+            )
+        });
+        validate_tls_files(
+            "kafka.security",
+            [&self.ca_file, &self.certificate_file, &self.key_file],
+            not_encrypted,
+        )?;
         self.validate_sasl()
     }
 

@@ -3,8 +3,7 @@
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use crate::kafka_security::readable_file;
-use crate::validate::{invalid, ConfigError};
+use crate::validate::{invalid, validate_tls_files, ConfigError};
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct RedisSettings {
@@ -35,9 +34,9 @@ impl RedisSettings {
         }
     }
 
-    /// Whether the URL asks for TLS.
+    /// Whether the URL asks for TLS (schemes are case-insensitive, as the redis crate reads them).
     pub fn uses_tls(&self) -> bool {
-        self.url.expose_secret().starts_with("rediss://")
+        url::Url::parse(self.url.expose_secret()).is_ok_and(|url| url.scheme() == "rediss")
     }
 
     /// Problems are named by setting; the URL itself (it holds the password) never appears.
@@ -64,29 +63,15 @@ impl RedisSettings {
                 "has a fragment (#insecure would turn certificate verification off): give the CA in redis.ca_file instead",
             ));
         }
-        let files = [
-            ("redis.ca_file", &self.ca_file),
-            ("redis.certificate_file", &self.certificate_file),
-            ("redis.key_file", &self.key_file),
-        ];
-        for (setting, file) in files {
-            if file.is_empty() {
-                continue;
-            }
-            if !self.uses_tls() {
-                return Err(invalid(
-                    setting,
-                    "is set, but redis.url is not rediss://: the connection would not be encrypted",
-                ));
-            }
-            readable_file(setting, file)?;
-        }
-        if self.certificate_file.is_empty() != self.key_file.is_empty() {
-            return Err(invalid(
-                "redis.certificate_file",
-                "a client certificate needs its key: set both redis.certificate_file and redis.key_file, or neither",
-            ));
-        }
+        let not_encrypted = (parsed.scheme() != "rediss").then(|| {
+            "is set, but redis.url is not rediss://: the connection would not be encrypted"
+                .to_owned()
+        });
+        validate_tls_files(
+            "redis",
+            [&self.ca_file, &self.certificate_file, &self.key_file],
+            not_encrypted,
+        )?;
         Ok(())
     }
 }

@@ -1,5 +1,9 @@
 //! Start-up validation: every rule names the setting it rejects.
 
+use std::path::Path;
+
+use secrecy::SecretString;
+
 use crate::Settings;
 
 #[derive(Debug, thiserror::Error)]
@@ -411,6 +415,73 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+/// `value`, or the contents of `file` when it is named, without the line break `echo` or an
+/// editor leaves at the end of a file (a Secret made with `kubectl create secret
+/// --from-file`). Errors name the setting and the file, never the secret.
+pub(crate) fn secret_value(
+    value: &SecretString,
+    file: &str,
+    setting: &str,
+) -> Result<SecretString, ConfigError> {
+    if file.is_empty() {
+        return Ok(value.clone());
+    }
+    let contents = std::fs::read_to_string(file).map_err(|error| {
+        invalid(
+            format!("{setting}_file"),
+            format!("`{file}` cannot be read: {error}"),
+        )
+    })?;
+    Ok(SecretString::from(
+        contents.trim_end_matches(['\n', '\r']).to_owned(),
+    ))
+}
+
+/// A file a setting names must be there and readable when the process starts, not found missing
+/// at the first connection, minutes later, in a librdkafka log line.
+pub(crate) fn readable_file(setting: &str, file: &str) -> Result<(), ConfigError> {
+    let path = Path::new(file);
+    match std::fs::File::open(path) {
+        Ok(_) if path.is_file() => Ok(()),
+        Ok(_) => Err(invalid(setting, format!("`{file}` is not a file"))),
+        Err(error) => Err(invalid(
+            setting,
+            format!("`{file}` cannot be read: {error}"),
+        )),
+    }
+}
+
+/// The TLS files of a connection (`{section}.ca_file`, `certificate_file`, `key_file`): each one
+/// named must be readable, none may be named while the connection is not encrypted
+/// (`not_encrypted` says why it is not), and a client certificate comes with its key.
+pub(crate) fn validate_tls_files(
+    section: &str,
+    [ca_file, certificate_file, key_file]: [&str; 3],
+    not_encrypted: Option<String>,
+) -> Result<(), ConfigError> {
+    for (name, file) in [
+        ("ca_file", ca_file),
+        ("certificate_file", certificate_file),
+        ("key_file", key_file),
+    ] {
+        if file.is_empty() {
+            continue;
+        }
+        let setting = format!("{section}.{name}");
+        if let Some(why) = &not_encrypted {
+            return Err(invalid(setting, why.clone()));
+        }
+        readable_file(&setting, file)?;
+    }
+    if certificate_file.is_empty() != key_file.is_empty() {
+        return Err(invalid(
+            format!("{section}.certificate_file"),
+            format!("a client certificate needs its key: set both {section}.certificate_file and {section}.key_file, or neither"),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
